@@ -1,0 +1,83 @@
+"""Loop versus vmap: time one training step of R replicas both ways.
+
+The loop steps R :class:`workloads.Learner` objects one after another; the vmap path steps a
+:class:`workloads.ReplicaGroup` (stacked parameters, ``torch.func.vmap``). Both use the
+reference shape of ``workloads/data/h100-batched-replicas.csv`` (d_model 128, 2 layers, batch 16,
+seq 64) unless told otherwise, and print the two times and their ratio side by side, next to the
+H100 reference where it has the same replica count.
+
+    python benchmarks/bench_replicas_vmap.py --replicas 1 8 64 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import time
+from importlib import resources
+
+import torch
+
+from workloads import ReplicaGroup, WorkloadConfig, build_workload
+
+
+def reference_speedups() -> dict[int, float]:
+    """Replica count -> speedup measured on an H100 (shipped CSV)."""
+    text = resources.files("workloads").joinpath("data/h100-batched-replicas.csv").read_text()
+    return {int(r["replicas"]): float(r["speedup"]) for r in csv.DictReader(io.StringIO(text))}
+
+
+def time_step(step, repeats: int) -> float:  # noqa: ANN001
+    """Best wall time of ``repeats`` calls of ``step`` after one warm-up call (seconds)."""
+    step()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    """Print loop and vmap seconds per step and their ratio for each replica count."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replicas", type=int, nargs="+", default=[1, 8, 64])
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    cfg = WorkloadConfig(
+        learner="llama",
+        d_model=args.d_model,
+        n_layers=args.layers,
+        n_heads=4,
+        batch=args.batch,
+        seq=args.seq,
+        device=args.device,
+    )
+    reference = reference_speedups()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(f"{'replicas':>8} {'loop_s':>9} {'vmap_s':>9} {'speedup':>8} {'h100_ref':>9}")
+    for R in args.replicas:
+        wl = build_workload(cfg, num_replicas=R, seed=0)
+        learners = [wl.make_learner(r) for r in range(R)]
+        group = ReplicaGroup(wl, list(range(R)))
+
+        def loop_step() -> None:
+            for learner in learners:
+                learner.train_step()
+
+        loop_s = time_step(loop_step, args.repeats)
+        vmap_s = time_step(group.train_step, args.repeats)
+        ref = reference.get(R)
+        ref_text = f"{ref:.2f}" if ref is not None else "-"
+        print(f"{R:>8} {loop_s:>9.4f} {vmap_s:>9.4f} {loop_s / vmap_s:>8.2f} {ref_text:>9}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""A synchronous group: members meet for numbered rounds of an all-reduce.
+
+DDP (a round per step), DiLoCo and PALSGD (a round per outer step) and Streaming DiLoCo (a group
+per fragment) all need the same thing: wait until every expected member has arrived with its
+payload, run one all-reduce of ``nbytes`` over the network among them, then hand every participant
+the mean of the payloads (after a ``combine`` hook, e.g. the outer optimizer step, has run once).
+
+Protocol story of one round r:
+
+1. A member calls :meth:`SyncGroup.arrive` with its payload and gets the round's ``done`` event;
+   it may keep computing (Streaming DiLoCo's overlap) or wait on it at once.
+2. When the last *expected* member has arrived, one collective (``ring``, ``tree`` or
+   ``halving_doubling`` from :mod:`sim.collectives`) runs over the arrived members; a member that
+   arrived early is idle until then: that is how stragglers hurt a synchronous method.
+3. When the collective ends, ``combine(mean, participants)`` runs once and ``done`` fires with
+   its value for every participant.
+
+Failures (``on_failure``):
+
+- ``"drop"``: a member that fails leaves the group at once; its payload for the open round is
+  discarded, and a collective it was part of aborts (:class:`~sim.errors.CollectiveAborted`) and
+  re-runs among the survivors. It re-enters with :meth:`join` from a later round.
+- ``"wait"``: the group keeps expecting the failed member: the open round waits until it has
+  recovered, caught up and arrived again.
+
+Payloads are flat tensors (or ``None`` in timing-only mode, where no mean is computed), so the
+Python work per round is O(members) and per member O(1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+import torch
+
+from policies.data_parallel.rules import average
+from sim import collectives
+from sim.errors import CollectiveAborted
+
+FAILURE_MODES = ("drop", "wait")
+
+
+@dataclass(eq=False)
+class _Round:
+    index: int
+    done: simpy.Event
+    arrivals: dict[int, Any] = field(default_factory=dict)
+    running: bool = False
+    attempts: int = 0
+
+
+class SyncGroup:
+    """Numbered all-reduce rounds among ``members`` (node ids).
+
+    Parameters
+    ----------
+    world : the simulated world (network, nodes, recorder).
+    members : node ids of the group.
+    nbytes : bytes each member contributes to the all-reduce (the simulated model's size).
+    algorithm : all-reduce schedule: 'ring', 'tree' or 'halving_doubling'.
+    on_failure : 'drop' or 'wait' (see the module docstring).
+    combine : called once per round as ``combine(mean, participants, round_index)``; its return
+        value is what every participant receives. Default: the mean itself.
+    label : name of the traffic in traces and of the recorded metrics.
+    """
+
+    def __init__(self, world: Any, members: list[int], *, nbytes: float, algorithm: str = "ring",
+                 on_failure: str = "drop",
+                 combine: Callable[[torch.Tensor | None, list[int], int], Any] | None = None,
+                 label: str = "allreduce") -> None:
+        if algorithm not in collectives.ALLREDUCE_ALGORITHMS:
+            raise ValueError(f"allreduce: unknown algorithm {algorithm!r}; allowed: "
+                             f"{', '.join(sorted(collectives.ALLREDUCE_ALGORITHMS))}")
+        if on_failure not in FAILURE_MODES:
+            raise ValueError(f"on_failure: got {on_failure!r}; allowed: {', '.join(FAILURE_MODES)}")
+        self.world = world
+        self.env: simpy.Environment = world.env
+        self.members = sorted(members)
+        self.nbytes = float(nbytes)
+        self.algorithm = algorithm
+        self.on_failure = on_failure
+        self.combine = combine or (lambda mean, _participants, _r: mean)
+        self.label = label
+        # member -> first round it is expected in (None: dropped until it joins again)
+        self.member_from: dict[int, int | None] = {m: 0 for m in self.members}
+        self.completed = -1                    # index of the last completed round
+        self._rounds: dict[int, _Round] = {}
+        self.sync_seconds: list[float] = []    # collective durations, one per completed round
+        self.bytes_per_round: list[float] = [] # recorder bytes sent during each completed round
+        for m in self.members:
+            self.env.process(self._watch(m))
+
+    # -- what members call -----------------------------------------------------------------
+
+    @property
+    def open_round(self) -> int:
+        """Index of the round now being gathered (the one after the last completed)."""
+        return self.completed + 1
+
+    def round_event(self, r: int) -> simpy.Event:
+        """The event that fires (value: the combined result) when round ``r`` completes."""
+        return self._round(r).done
+
+    def arrive(self, node_id: int, r: int, payload: Any) -> simpy.Event:
+        """Member ``node_id`` brings its payload to round ``r``; returns the round's done event."""
+        rnd = self._round(r)
+        if r <= self.completed:
+            raise RuntimeError(f"node {node_id} arrived at round {r}, already completed")
+        rnd.arrivals[node_id] = payload
+        self._try_start()
+        return rnd.done
+
+    def join(self, node_id: int, r: int) -> None:
+        """(Re-)admit a member from round ``r`` on: rounds from ``r`` wait for its payload."""
+        self.member_from[node_id] = r
+
+    def expected(self, r: int) -> list[int]:
+        """Members whose payload round ``r`` waits for."""
+        return [m for m in self.members
+                if self.member_from[m] is not None and self.member_from[m] <= r]
+
+    def live_peers(self, node_id: int) -> list[int]:
+        """Members other than ``node_id`` that are up and in the group now."""
+        nodes = self.world.nodes
+        return [m for m in self.members if m != node_id and nodes[m].is_up
+                and self.member_from[m] is not None]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _round(self, r: int) -> _Round:
+        if r not in self._rounds:
+            self._rounds[r] = _Round(r, self.env.event())
+        return self._rounds[r]
+
+    def _watch(self, m: int):
+        node = self.world.nodes[m]
+        while True:
+            yield node.failed_event()
+            self._on_failure(m)
+
+    def _on_failure(self, m: int) -> None:
+        for r, rnd in self._rounds.items():
+            if r > self.completed:
+                rnd.arrivals.pop(m, None)
+        if self.on_failure == "drop":
+            self.member_from[m] = None
+        self._try_start()
+
+    def _try_start(self) -> None:
+        r = self.open_round
+        rnd = self._rounds.get(r)
+        if rnd is None or rnd.running:
+            return
+        expected = self.expected(r)
+        if not expected or any(m not in rnd.arrivals for m in expected):
+            return
+        rnd.running = True
+        self.env.process(self._run(rnd))
+
+    def _run(self, rnd: _Round):
+        participants = sorted(m for m in rnd.arrivals if self.world.nodes[m].is_up)
+        rec = self.world.recorder
+        bytes_before = float(rec.bytes_sent.sum())
+        start = self.env.now
+        rnd.attempts += 1
+        if len(participants) > 1:
+            try:
+                yield collectives.allreduce(self.world, participants, self.nbytes,
+                                            self.algorithm)
+            except CollectiveAborted:
+                # the failure watcher already removed the failed payloads; gather again
+                rnd.running = False
+                self._try_start()
+                return
+        payloads = [rnd.arrivals[m] for m in participants]
+        mean = None
+        if payloads and payloads[0] is not None and payloads[0].numel() > 0:
+            mean = average(payloads)
+        result = self.combine(mean, participants, rnd.index)
+        self.sync_seconds.append(self.env.now - start)
+        self.bytes_per_round.append(float(rec.bytes_sent.sum()) - bytes_before)
+        self.completed = rnd.index
+        del self._rounds[rnd.index]
+        rnd.done.succeed(result)
+        self._try_start()

@@ -1,0 +1,276 @@
+"""Run several policies on one scenario and put the results side by side.
+
+``compare(scenario, ["ddp", "diloco", "noloco"])`` runs each policy on the *same* scenario (same
+seed, so the same failures and stragglers) and returns a :class:`Comparison`: a table (time to
+target loss, final loss, simulated time, bytes per node, idle fraction, speed-up against the
+first policy), JSON records, and plots (loss against simulated time, per-node timeline, bytes
+over time).
+
+Speed-up of policy ``p`` against the baseline ``b`` (the first policy)::
+
+    speedup = time_to_target(b) / time_to_target(p)        when both reached the target
+            = step_time(b) / step_time(p)                   otherwise, step_time = sim_time / steps
+
+The table's ``speedup_basis`` column says which one was used (``time_to_target``,
+``step_time``, or empty when neither is defined).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.config import PolicyConfig, Scenario
+
+__all__ = [
+    "Comparison",
+    "PolicyRun",
+    "compare",
+    "normalize_policies",
+    "record_of",
+    "speedup_between",
+]
+
+#: Columns of :attr:`Comparison.table`, in order.
+TABLE_COLUMNS = ["policy", "time_to_target_s", "final_loss", "sim_time_s", "steps",
+                 "bytes_per_node", "idle_fraction", "speedup", "speedup_basis"]
+
+#: Keys that vary between identical runs (real time); ignore them when comparing outputs.
+NONDETERMINISTIC_KEYS = ("wall_time_s",)
+
+PolicySpec = str | PolicyConfig | tuple[str, PolicyConfig]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, non-finite floats to ``None``."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def record_of(result: Any, label: str | None = None) -> dict[str, Any]:
+    """The flat, JSON-ready record of one run (what ``--json`` prints).
+
+    It is the runner's ``Result.summary`` plus ``label`` (the name the comparison gave the run)
+    and ``bytes_per_node`` (mean bytes sent per node).
+    """
+    summary = dict(result.summary)
+    record = {"label": label or summary.get("policy"), **summary}
+    record.setdefault("bytes_per_node", summary.get("bytes_sent_per_node"))
+    return _clean(record)
+
+
+def speedup_between(record: dict[str, Any], baseline: dict[str, Any]) -> tuple[float | None, str]:
+    """``(speedup, basis)`` of ``record`` against ``baseline``; see the module docstring."""
+    t, t_base = record.get("time_to_target_s"), baseline.get("time_to_target_s")
+    if t is not None and t_base is not None and t > 0:
+        return t_base / t, "time_to_target"
+    step, step_base = _step_time(record), _step_time(baseline)
+    if step is not None and step_base is not None and step > 0:
+        return step_base / step, "step_time"
+    return None, ""
+
+
+def _step_time(record: dict[str, Any]) -> float | None:
+    steps, sim_time_s = record.get("steps"), record.get("sim_time_s")
+    if not steps or sim_time_s is None:
+        return None
+    return sim_time_s / steps
+
+
+@dataclass
+class PolicyRun:
+    """One run of a comparison: its label, its policy config, its record and its result."""
+
+    label: str
+    policy: PolicyConfig
+    record: dict[str, Any]
+    result: Any = None
+
+
+@dataclass
+class Comparison:
+    """The runs of several policies on one scenario; the first policy is the baseline."""
+
+    scenario: Scenario
+    runs: list[PolicyRun] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """One JSON-ready record per run, each with ``speedup`` and ``speedup_basis``."""
+        if not self.runs:
+            return []
+        baseline = self.runs[0].record
+        out = []
+        for run in self.runs:
+            value, basis = speedup_between(run.record, baseline)
+            out.append({**run.record, "speedup": value, "speedup_basis": basis})
+        return out
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The comparison table, one row per policy (column ``policy`` is the run's label)."""
+        rows = [{**r, "policy": r["label"]} for r in self.records]
+        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The records as a JSON list (what ``dtsim compare --json`` prints)."""
+        return json.dumps(self.records, indent=indent)
+
+    def format_table(self) -> str:
+        """The table as aligned text with units, for terminals."""
+        return format_table(self.table)
+
+    def _pairs(self) -> list[tuple[str, Any]]:
+        return [(run.label, run.result) for run in self.runs if run.result is not None]
+
+    def plot_loss(self, path: str | Path | None = None) -> Any:
+        """Loss against simulated wall-clock time, one line per policy."""
+        from sim.plots import plot_loss
+
+        first = self.runs[0].record if self.runs else {}
+        return plot_loss(self._pairs(), path, target_loss=first.get("target_loss"),
+                         optimum_loss=first.get("optimum_loss"))
+
+    def plot_timeline(self, path: str | Path | None = None) -> Any:
+        """Per-node busy / communicating / down timeline, one panel per policy."""
+        from sim.plots import plot_timeline
+
+        return plot_timeline(self._pairs(), path)
+
+    def plot_bytes(self, path: str | Path | None = None) -> Any:
+        """Cumulative bytes sent against simulated time, one line per policy."""
+        from sim.plots import plot_bytes
+
+        return plot_bytes(self._pairs(), path)
+
+    def save_plots(self, out_dir: str | Path) -> list[Path]:
+        """Write ``compare.png`` (loss), ``timeline.png`` and ``bytes.png`` into ``out_dir``."""
+        out = Path(out_dir)
+        paths = [out / "compare.png", out / "timeline.png", out / "bytes.png"]
+        self.plot_loss(paths[0])
+        self.plot_timeline(paths[1])
+        self.plot_bytes(paths[2])
+        return paths
+
+    def write_trace(self, path: str | Path) -> None:
+        """One Chrome trace with a process (track group) per policy; loads in Perfetto."""
+        events: list[dict[str, Any]] = []
+        for pid, run in enumerate(self.runs):
+            if run.result is None:
+                continue
+            for ev in run.result.recorder.chrome_trace()["traceEvents"]:
+                ev = {**ev, "pid": pid}
+                if ev.get("name") == "process_name":
+                    ev["args"] = {"name": run.label}
+                events.append(ev)
+        Path(path).write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}),
+                              encoding="utf-8")
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """Aligned text: durations, bytes and fractions in human units; missing values as ``-``."""
+    from sim.units import format_bytes, format_duration
+
+    def fmt(column: str, value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+            return "-"
+        if column.endswith("_s"):
+            return format_duration(float(value)).replace("min", " min")
+        if column == "bytes_per_node":
+            return format_bytes(float(value))
+        if column == "idle_fraction":
+            return f"{100 * float(value):.1f}%"
+        if column == "speedup":
+            return f"{float(value):.2f}x"
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return str(value)
+
+    headers = {"policy": "policy", "time_to_target_s": "time to target", "final_loss":
+               "final loss", "sim_time_s": "sim time", "steps": "steps", "bytes_per_node":
+               "bytes/node", "idle_fraction": "idle", "speedup": "speed-up",
+               "speedup_basis": "basis"}
+    columns = [c for c in table.columns if c in headers]
+    cells = [[headers[c] for c in columns]]
+    for _, row in table.iterrows():
+        cells.append([fmt(c, row[c]) for c in columns])
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                       for i, (v, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
+                       ) -> tuple[Scenario, list[tuple[str, PolicyConfig]]]:
+    """``(scenario, [(label, PolicyConfig), ...])`` from the forms :func:`compare` accepts."""
+    from sim.scenario import ScenarioSpec, resolve_policies
+
+    if isinstance(scenario, ScenarioSpec):
+        spec = scenario
+    else:
+        spec = ScenarioSpec(scenario=scenario)
+    if policies is None:
+        return spec.scenario, resolve_policies(spec, None)
+    names = [p for p in policies if isinstance(p, str)]
+    by_name = dict(resolve_policies(spec, names)) if names else {}
+    chosen: list[tuple[str, PolicyConfig]] = []
+    for p in policies:
+        if isinstance(p, str):
+            chosen.append((p, by_name[p]))
+        elif isinstance(p, PolicyConfig):
+            chosen.append((p.name, p))
+        else:
+            label, config = p
+            chosen.append((label, config))
+    return spec.scenario, chosen
+
+
+def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
+            progress: bool = False, run_fn: Callable[..., Any] | None = None) -> Comparison:
+    """Run each policy on ``scenario``; the first one is the baseline of the speed-ups.
+
+    Parameters
+    ----------
+    scenario:
+        A :class:`~sim.config.Scenario`, or a :class:`~sim.scenario.ScenarioSpec` (then policy
+        names may be labels of its ``[policies.<label>]`` tables).
+    policies:
+        Names (run with the scenario's ``[policy]`` parameters when the name matches, else the
+        policy's defaults), :class:`~sim.config.PolicyConfig` objects, or ``(label, config)``
+        pairs. ``None``: the spec's ``[policies]`` tables, or the scenario's own policy.
+    progress:
+        Show a progress bar over the policies (on stderr).
+    run_fn:
+        The function that runs one scenario (default :func:`sim.runner.run`); tests pass fakes.
+    """
+    base, chosen = normalize_policies(scenario, policies)
+    if run_fn is None:
+        from sim.runner import run as run_fn
+    comparison = Comparison(scenario=base)
+    iterator: Any = chosen
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(chosen, desc="policies", unit="run")
+    for label, config in iterator:
+        if progress:
+            iterator.set_postfix_str(label)
+        result = run_fn(dataclasses.replace(base, policy=config))
+        comparison.runs.append(PolicyRun(label=label, policy=config,
+                                         record=record_of(result, label), result=result))
+    return comparison

@@ -1,0 +1,68 @@
+"""Exceptions of the engine.
+
+Two kinds. ``ScenarioError`` is bad input: it names the field, the bad value and what is allowed.
+``SimFailure`` and its subclasses are *simulated* faults thrown into a process that was waiting
+on a compute task, a transfer or a collective when a node or a link failed; a policy catches them
+and reacts the way its method says.
+"""
+
+from __future__ import annotations
+
+
+class ScenarioError(ValueError):
+    """Invalid scenario input; ``field`` is the dotted path of the offending key."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class SimFailure(Exception):
+    """Base of every simulated failure delivered to a waiting process.
+
+    SimPy re-creates an exception that leaves a process as ``type(e)(*e.args)``, so ``args`` holds
+    the constructor's arguments and ``__str__`` builds the message from the fields.
+    """
+
+    message = ""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NodeFailure(SimFailure):
+    """The node running a compute task (or a party of a collective) went down."""
+
+    def __init__(self, node_id: int, time_s: float) -> None:
+        super().__init__(node_id, time_s)
+        self.message = f"node {node_id} failed at t={time_s:.6g}s"
+        self.node_id = node_id
+        self.time_s = time_s
+
+
+class TransferCut(SimFailure):
+    """A transfer ended before delivery: an end node failed or a link on its path went down.
+
+    ``delivered_bytes`` is what had been transmitted when it was cut; the rest is counted as cut
+    bytes by the recorder.
+    """
+
+    def __init__(self, src: int, dst: int, nbytes: float, delivered_bytes: float,
+                 reason: str) -> None:
+        super().__init__(src, dst, nbytes, delivered_bytes, reason)
+        self.message = f"transfer {src}->{dst} of {nbytes:.6g} B cut: {reason}"
+        self.src = src
+        self.dst = dst
+        self.nbytes = nbytes
+        self.delivered_bytes = delivered_bytes
+        self.reason = reason
+
+
+class CollectiveAborted(SimFailure):
+    """A collective could not finish because some of its members failed."""
+
+    def __init__(self, failed: list[int], name: str = "collective") -> None:
+        super().__init__(failed, name)
+        self.message = f"{name} aborted: nodes {sorted(failed)} failed"
+        self.failed = sorted(failed)
+        self.name = name

@@ -1,0 +1,79 @@
+"""Fault models: stragglers (per-task slowdowns) and failures (nodes, links, partitions).
+
+Pure models that produce numbers or schedules live in :mod:`~sim.faults.stragglers`,
+:mod:`~sim.faults.bursty`, :mod:`~sim.faults.failures` and :mod:`~sim.faults.traces`; only
+:mod:`~sim.faults.injector` touches SimPy.
+"""
+
+from sim.faults.bursty import check_bursty_pattern, generate_bursty_pattern, max_straggle_fraction
+from sim.faults.failures import (
+    CombinedFailures,
+    Downtime,
+    FailureEvent,
+    FailureModel,
+    GroupFailures,
+    LinkDown,
+    NoFailures,
+    Partition,
+    PoissonCrashes,
+    SpotPreemption,
+    TraceFailures,
+    draw_stage_failures,
+    make_failure_model,
+    p_iter,
+    partition_cut_links,
+)
+from sim.faults.injector import fail_at, start_injector
+from sim.faults.stragglers import (
+    Bimodal,
+    BurstyPattern,
+    GilbertElliott,
+    LogNormal,
+    NoStragglers,
+    Pareto,
+    PerNodeModels,
+    ShiftedExponential,
+    StragglerModel,
+    TraceReplay,
+    make_straggler_model,
+    speed_multipliers,
+)
+from sim.faults.traces import read_failure_trace, read_straggler_trace, write_failure_trace
+
+__all__ = [
+    "Bimodal",
+    "BurstyPattern",
+    "CombinedFailures",
+    "Downtime",
+    "FailureEvent",
+    "FailureModel",
+    "GilbertElliott",
+    "GroupFailures",
+    "LinkDown",
+    "LogNormal",
+    "NoFailures",
+    "NoStragglers",
+    "Pareto",
+    "Partition",
+    "PerNodeModels",
+    "PoissonCrashes",
+    "ShiftedExponential",
+    "SpotPreemption",
+    "StragglerModel",
+    "TraceFailures",
+    "TraceReplay",
+    "check_bursty_pattern",
+    "draw_stage_failures",
+    "fail_at",
+    "generate_bursty_pattern",
+    "make_failure_model",
+    "make_straggler_model",
+    "max_straggle_fraction",
+    "p_iter",
+    "partition_cut_links",
+    "read_failure_trace",
+    "read_straggler_trace",
+    "speed_multipliers",
+    "start_injector",
+    "write_failure_trace",
+]

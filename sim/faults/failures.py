@@ -1,0 +1,679 @@
+"""Failure schedules: which nodes or links go down, when, and for how long.
+
+A :class:`FailureModel` draws a whole schedule up front from the world's random stream, as a
+sorted list of :class:`FailureEvent`. Drawing the schedule before the run (rather than inside
+SimPy processes) makes it a plain list one can print, test, save as a trace and replay, and
+keeps it independent of what the training policy does. :mod:`sim.faults.injector` applies a
+schedule to a running World.
+
+Models (rates per second, durations in seconds; the scenario layer converts units):
+
+- :class:`PoissonCrashes`: each node alternates up-times ``~ Exp(rate_per_s)`` and downtimes
+  from a :class:`Downtime` distribution (or never returns). Expected crashes in ``[0, H)`` per
+  node: ``rate_per_s * H`` when downtime is short next to ``1 / rate_per_s``; with a mean
+  downtime ``d`` the long-run count is ``H / (1 / rate_per_s + d)`` (renewal theorem).
+- :class:`SpotPreemption`: like crashes, but each kill is announced ``notice_s`` before it
+  (AWS 120 s, GCP about 30 s).
+- :class:`LinkDown`, :class:`Partition`: given links, or every link between groups of sites,
+  down for a window.
+- :class:`GroupFailures`: every replica of a pipeline stage at once, with per-iteration
+  probability ``p_iter = 1 - (1 - p_hour)^(T_iter / 3600)`` (CheckFree's model).
+- :class:`TraceFailures`: replay a CSV (see :mod:`sim.faults.traces`).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FAILURE_KINDS = ("crash", "preempt", "link_down", "partition", "group")
+
+#: Seconds in the "month" of spot interruption-frequency buckets (30 days).
+SECONDS_PER_MONTH = 30 * 24 * 3600.0
+
+#: Representative monthly interruption fraction of each AWS spot advisor bucket (bucket middle;
+#: 25% for the open bucket ">20%").
+SPOT_MONTHLY_BUCKETS: dict[str, float] = {
+    "<5%": 0.025,
+    "5-10%": 0.075,
+    "10-15%": 0.125,
+    "15-20%": 0.175,
+    ">20%": 0.25,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureEvent:
+    """One fault in a schedule.
+
+    time_s:
+        When the fault strikes (for ``preempt``: the kill, not the notice), seconds.
+    kind:
+        ``"crash"``, ``"preempt"``, ``"link_down"``, ``"partition"`` or ``"group"``.
+    nodes:
+        Node ids that go down (crash, preempt, group).
+    links:
+        Topology links ``(u, v)`` (site names) that go down (link_down; partition once its
+        cut is known).
+    groups:
+        Partition only: the groups of sites that can no longer reach each other; every link
+        between two groups goes down (resolved against the topology by the injector when
+        ``links`` is empty).
+    duration_s:
+        How long the fault lasts, seconds; ``None`` means it never comes back.
+    notice_s:
+        Warning before the fault strikes, seconds (spot preemption); the notice is given at
+        ``time_s - notice_s``.
+    """
+
+    time_s: float
+    kind: str
+    nodes: tuple[int, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    groups: tuple[tuple[str, ...], ...] = ()
+    duration_s: float | None = None
+    notice_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAILURE_KINDS:
+            raise ValueError(
+                f"FailureEvent.kind must be one of {list(FAILURE_KINDS)}, got {self.kind!r}"
+            )
+        if not (math.isfinite(self.time_s) and self.time_s >= 0.0):
+            raise ValueError(f"FailureEvent.time_s must be finite and >= 0, got {self.time_s!r}")
+        if self.duration_s is not None and not (
+            math.isfinite(self.duration_s) and self.duration_s >= 0.0
+        ):
+            raise ValueError(
+                "FailureEvent.duration_s must be >= 0 or None (never back), "
+                f"got {self.duration_s!r}"
+            )
+        if not (math.isfinite(self.notice_s) and 0.0 <= self.notice_s <= self.time_s):
+            raise ValueError(
+                f"FailureEvent.notice_s must be in [0, time_s={self.time_s}], got {self.notice_s!r}"
+            )
+        if self.kind in ("crash", "preempt", "group") and not self.nodes:
+            raise ValueError(f"a {self.kind!r} FailureEvent needs nodes")
+        if self.kind == "link_down" and not self.links:
+            raise ValueError("a 'link_down' FailureEvent needs links")
+        if self.kind == "partition" and not (self.links or self.groups):
+            raise ValueError("a 'partition' FailureEvent needs groups or links")
+
+    @property
+    def sort_key(self) -> tuple:
+        """Order of events in a schedule: time, then nodes, kind and links (deterministic)."""
+        return (self.time_s, self.nodes, self.kind, self.links, self.groups)
+
+
+def sort_events(events: Iterable[FailureEvent]) -> list[FailureEvent]:
+    """Return ``events`` sorted by :attr:`FailureEvent.sort_key`."""
+    return sorted(events, key=lambda event: event.sort_key)
+
+
+# ---------------------------------------------------------------- downtime distributions
+
+DOWNTIME_DISTRIBUTIONS = ("constant", "exponential", "lognormal", "uniform", "never")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Downtime:
+    """How long a node stays down after a failure.
+
+    dist:
+        ``"constant"`` (``value_s``), ``"exponential"`` (``mean_s``), ``"lognormal"``
+        (``median_s`` and ``sigma``: ``median_s * exp(sigma Z)``), ``"uniform"`` (``low_s``,
+        ``high_s``) or ``"never"`` (the node does not come back).
+    """
+
+    dist: str = "constant"
+    value_s: float = 0.0
+    mean_s: float = 0.0
+    median_s: float = 0.0
+    sigma: float = 0.0
+    low_s: float = 0.0
+    high_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.dist not in DOWNTIME_DISTRIBUTIONS:
+            raise ValueError(
+                f"downtime.dist must be one of {list(DOWNTIME_DISTRIBUTIONS)}, got {self.dist!r}"
+            )
+        checks = {
+            "constant": self.value_s >= 0,
+            "exponential": self.mean_s > 0,
+            "lognormal": self.median_s > 0 and self.sigma >= 0,
+            "uniform": 0 <= self.low_s <= self.high_s,
+            "never": True,
+        }
+        if not checks[self.dist]:
+            raise ValueError(f"downtime: invalid parameters for dist {self.dist!r}: {self!r}")
+
+    @classmethod
+    def from_spec(cls, spec: float | Mapping[str, Any] | Downtime | None) -> Downtime:
+        """Build from a number of seconds (constant), ``None`` (never back) or a dict."""
+        if isinstance(spec, Downtime):
+            return spec
+        if spec is None:
+            return cls(dist="never")
+        if isinstance(spec, (int, float)):
+            return cls(dist="constant", value_s=float(spec))
+        params = dict(spec)
+        allowed = {"dist", "value_s", "mean_s", "median_s", "sigma", "low_s", "high_s"}
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise ValueError(f"downtime: unknown parameter(s) {unknown}; allowed {sorted(allowed)}")
+        return cls(**{k: (v if k == "dist" else float(v)) for k, v in params.items()})
+
+    def sample(self, rng: np.random.Generator) -> float | None:
+        """Draw one downtime in seconds (``None`` for ``never``)."""
+        if self.dist == "never":
+            return None
+        if self.dist == "constant":
+            return self.value_s
+        if self.dist == "exponential":
+            return self.mean_s * float(rng.standard_exponential())
+        if self.dist == "lognormal":
+            return self.median_s * math.exp(self.sigma * float(rng.standard_normal()))
+        return float(rng.uniform(self.low_s, self.high_s))
+
+    def mean(self) -> float:
+        """Mean downtime in seconds (``inf`` for ``never``)."""
+        return {
+            "never": math.inf,
+            "constant": self.value_s,
+            "exponential": self.mean_s,
+            "lognormal": self.median_s * math.exp(0.5 * self.sigma**2),
+            "uniform": 0.5 * (self.low_s + self.high_s),
+        }[self.dist]
+
+
+# ---------------------------------------------------------------- models
+
+
+def _check_rate(name: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be a finite rate >= 0 (per second), got {value!r}")
+    return value
+
+
+def _check_nodes(nodes: Iterable[int], num_nodes: int, what: str) -> None:
+    for node in nodes:
+        if not 0 <= node < num_nodes:
+            raise ValueError(f"{what}: node id {node!r} is outside [0, num_nodes={num_nodes})")
+
+
+class FailureModel(ABC):
+    """A random (or fixed) failure schedule."""
+
+    @abstractmethod
+    def schedule(
+        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
+    ) -> list[FailureEvent]:
+        """Events that begin in ``[0, horizon_s)``, sorted by :attr:`FailureEvent.sort_key`.
+
+        An event begins at its notice (``time_s - notice_s``); a preemption announced before
+        the horizon is kept even if its kill falls after it.
+        """
+
+
+class NoFailures(FailureModel):
+    """Nothing ever fails."""
+
+    def schedule(
+        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
+    ) -> list[FailureEvent]:
+        """Return an empty schedule."""
+        return []
+
+
+class PoissonCrashes(FailureModel):
+    """Independent node crashes: up-time ``~ Exp(rate_per_s)``, then a downtime, repeat.
+
+    Parameters
+    ----------
+    rate_per_s:
+        Crash rate of one up node, per second (``lambda``). Llama 3 405B: about 2e-5 unexpected
+        failures per GPU-hour, i.e. 5.6e-9 per second.
+    downtime:
+        :class:`Downtime` (or its spec) of each crash.
+    rejoin:
+        False: a node crashes at most once and never comes back (``duration_s = None``).
+    exempt:
+        Node ids that never crash (e.g. a coordinator).
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        downtime: Downtime | float | Mapping[str, Any] | None = 0.0,
+        *,
+        rejoin: bool = True,
+        exempt: Sequence[int] = (),
+    ):
+        self.rate_per_s = _check_rate("rate_per_s", rate_per_s)
+        self.downtime = Downtime.from_spec(downtime)
+        self.rejoin = bool(rejoin)
+        self.exempt = tuple(sorted(int(i) for i in exempt))
+
+    kind = "crash"
+
+    def _notice_s(self) -> float:
+        return 0.0
+
+    def schedule(
+        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
+    ) -> list[FailureEvent]:
+        """Draw each node's alternating up/down renewal process, node 0 first."""
+        events = []
+        if self.rate_per_s == 0.0:
+            return events
+        notice_s = self._notice_s()
+        for node in range(num_nodes):
+            if node in self.exempt:
+                continue
+            t = 0.0  # time the node (re)joined
+            while True:
+                warning_at = t + float(rng.standard_exponential()) / self.rate_per_s
+                if warning_at >= horizon_s:
+                    break
+                down_s = self.downtime.sample(rng) if self.rejoin else None
+                strike_at = warning_at + notice_s
+                events.append(
+                    FailureEvent(
+                        time_s=strike_at,
+                        kind=self.kind,
+                        nodes=(node,),
+                        duration_s=down_s,
+                        notice_s=notice_s,
+                    )
+                )
+                if down_s is None:
+                    break
+                t = strike_at + down_s
+        return sort_events(events)
+
+
+class SpotPreemption(PoissonCrashes):
+    """Spot/preemptible instances: a notice, ``notice_s`` later the kill, then a downtime.
+
+    Notices arrive as a Poisson process of rate ``rate_per_s`` per running node; the kill
+    follows each notice after exactly ``notice_s``. Give the rate directly or as a monthly
+    interruption fraction ``f`` (``rate = -ln(1 - f) / month``; see
+    :data:`SPOT_MONTHLY_BUCKETS` for the AWS advisor buckets).
+
+    Parameters
+    ----------
+    rate_per_s:
+        Preemption rate per node, per second.
+    notice_s:
+        Warning before the kill, seconds (AWS 120, GCP about 30).
+    downtime, rejoin, exempt:
+        As for :class:`PoissonCrashes`.
+    """
+
+    kind = "preempt"
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        *,
+        notice_s: float = 120.0,
+        downtime: Downtime | float | Mapping[str, Any] | None = 0.0,
+        rejoin: bool = True,
+        exempt: Sequence[int] = (),
+    ):
+        super().__init__(rate_per_s, downtime, rejoin=rejoin, exempt=exempt)
+        self.notice_s = float(notice_s)
+        if not (math.isfinite(self.notice_s) and self.notice_s >= 0.0):
+            raise ValueError(f"notice_s must be a finite number of seconds >= 0, got {notice_s!r}")
+
+    @staticmethod
+    def rate_from_monthly(fraction_or_bucket: float | str) -> float:
+        """Per-second rate from a monthly interruption fraction or an AWS bucket name."""
+        if isinstance(fraction_or_bucket, str):
+            if fraction_or_bucket not in SPOT_MONTHLY_BUCKETS:
+                raise ValueError(
+                    f"monthly bucket must be one of {list(SPOT_MONTHLY_BUCKETS)}, "
+                    f"got {fraction_or_bucket!r}"
+                )
+            fraction = SPOT_MONTHLY_BUCKETS[fraction_or_bucket]
+        else:
+            fraction = float(fraction_or_bucket)
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"monthly interruption fraction must be in [0, 1), got {fraction!r}")
+        return -math.log1p(-fraction) / SECONDS_PER_MONTH
+
+    def _notice_s(self) -> float:
+        return self.notice_s
+
+
+class LinkDown(FailureModel):
+    """Given topology links go down at ``start_s`` for ``duration_s`` (``None``: for good)."""
+
+    def __init__(
+        self, links: Sequence[Sequence[str]], start_s: float, duration_s: float | None = None
+    ):
+        self.links = tuple((str(u), str(v)) for u, v in links)
+        if not self.links:
+            raise ValueError("links must name at least one (u, v) pair of sites")
+        self.start_s = float(start_s)
+        self.duration_s = None if duration_s is None else float(duration_s)
+
+    def schedule(
+        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
+    ) -> list[FailureEvent]:
+        """One ``link_down`` event if it starts before the horizon."""
+        if self.start_s >= horizon_s:
+            return []
+        return [
+            FailureEvent(
+                time_s=self.start_s, kind="link_down", links=self.links, duration_s=self.duration_s
+            )
+        ]
+
+
+def partition_cut_links(
+    edges: Iterable[tuple[str, str]], groups: Sequence[Sequence[str]]
+) -> tuple[tuple[str, str], ...]:
+    """Links joining two different groups of sites (sites in no group form one more group)."""
+    group_of: dict[str, int] = {}
+    for index, group in enumerate(groups):
+        for site in group:
+            if site in group_of:
+                raise ValueError(f"partition groups: site {site!r} is in more than one group")
+            group_of[site] = index
+    rest = len(groups)
+    cut = [
+        (str(u), str(v))
+        for u, v in edges
+        if group_of.get(str(u), rest) != group_of.get(str(v), rest)
+    ]
+    return tuple(sorted(cut))
+
+
+class Partition(FailureModel):
+    """The network splits into groups of sites from ``start_s`` for ``duration_s``.
+
+    With ``edges`` (the topology's links) the cut is computed here; otherwise the event carries
+    the groups and the injector cuts the links of the world's topology graph.
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[Sequence[str]],
+        start_s: float,
+        duration_s: float | None = None,
+        *,
+        edges: Iterable[tuple[str, str]] | None = None,
+    ):
+        self.groups = tuple(tuple(str(site) for site in group) for group in groups)
+        if len(self.groups) < 1:
+            raise ValueError("partition groups must list at least one group of sites")
+        self.start_s = float(start_s)
+        self.duration_s = None if duration_s is None else float(duration_s)
+        self.links = partition_cut_links(edges, self.groups) if edges is not None else ()
+
+    def schedule(
+        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
+    ) -> list[FailureEvent]:
+        """One ``partition`` event if it starts before the horizon."""
+        if self.start_s >= horizon_s:
+            return []
+        return [
+            FailureEvent(
+                time_s=self.start_s,
+                kind="partition",
+                links=self.links,
+                groups=self.groups,
+                duration_s=self.duration_s,
+            )
+        ]
+
+
+def p_iter(p_hour: float, iteration_s: float) -> float:
+    """Per-iteration failure probability ``1 - (1 - p_hour)^(iteration_s / 3600)``."""
+    if not 0.0 <= p_hour <= 1.0:
+        raise ValueError(f"p_hour must be a probability in [0, 1], got {p_hour!r}")
+    if not iteration_s > 0.0:
+        raise ValueError(f"iteration_s must be > 0 seconds, got {iteration_s!r}")
+    if p_hour == 1.0:
+        return 1.0
+    return -math.expm1(math.log1p(-p_hour) * iteration_s / 3600.0)
+
+
+def draw_stage_failures(
+    num_stages: int, p_iter: float, rng: np.random.Generator, exempt: Sequence[int] = (0,)
+) -> list[int]:
+    """Stages that fail in one iteration, each independently with probability ``p_iter``.
+
+    Exactly ``num_stages`` uniforms are drawn whatever ``exempt`` is, so changing the exempt
+    stages does not shift the random stream.
+    """
+    if not 0.0 <= p_iter <= 1.0:
+        raise ValueError(f"p_iter must be a probability in [0, 1], got {p_iter!r}")
+    draws = rng.random(num_stages)
+    return [s for s in range(num_stages) if draws[s] < p_iter and s not in exempt]
+
+
+class GroupFailures(FailureModel):
+    """Correlated failures: all nodes of a group (e.g. every replica of a stage) at once.
+
+    Iteration ``k`` covers ``[k T, (k+1) T)`` with ``T = iteration_s``. In each iteration
+    every group that is up and not exempt fails with probability
+    ``p_iter(p_hour, T)`` at a uniform time inside the iteration, and stays down for
+    ``rejoin_delay_s`` (replacements join with no weights).
+
+    Parameters
+    ----------
+    groups:
+        Node ids of each group; group index = stage index.
+    p_hour:
+        Failure probability of one group per hour (CheckFree studies 0.05-0.33).
+    iteration_s:
+        Duration of one training iteration, seconds.
+    rejoin_delay_s:
+        Downtime of a failed group, seconds (``None``: never back).
+    exempt:
+        Group indices that never fail (stage 0 holds the embeddings and data).
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[Sequence[int]],
+        p_hour: float,
+        iteration_s: float,
+        rejoin_delay_s: float | None = 0.0,
+        exempt: Sequence[int] = (0,),
+    ):
+        self.groups = tuple(tuple(int(n) for n in group) for group in groups)
+        if not self.groups or not all(self.groups):
+            raise ValueError("groups must be a non-empty list of non-empty lists of node ids")
+        self.p_hour = float(p_hour)
+        self.iteration_s = float(iteration_s)
+        self.p_iter = p_iter(self.p_hour, self.iteration_s)
+        self.rejoin_delay_s = None if rejoin_delay_s is None else float(rejoin_delay_s)
+        if self.rejoin_delay_s is not None and self.rejoin_delay_s < 0:
+            raise ValueError(f"rejoin_delay_s must be >= 0 or None, got {rejoin_delay_s!r}")
+        self.exempt = tuple(sorted(int(s) for s in exempt))
+
+    def schedule(
+        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
+    ) -> list[FailureEvent]:
+        """Draw every iteration's stage failures (one uniform per group per iteration)."""
+        for group in self.groups:
+            _check_nodes(group, num_nodes, "GroupFailures.groups")
+        events = []
+        back_at = [0.0] * len(self.groups)  # time each group is up again
+        num_iterations = math.ceil(horizon_s / self.iteration_s)
+        for k in range(num_iterations):
+            for stage in draw_stage_failures(len(self.groups), self.p_iter, rng, self.exempt):
+                at = (k + float(rng.random())) * self.iteration_s
+                if at < back_at[stage] or at >= horizon_s:
+                    continue  # still down from the last failure, or past the horizon
+                events.append(
+                    FailureEvent(
+                        time_s=at,
+                        kind="group",
+                        nodes=self.groups[stage],
+                        duration_s=self.rejoin_delay_s,
+                    )
+                )
+                down_s = math.inf if self.rejoin_delay_s is None else self.rejoin_delay_s
+                back_at[stage] = at + down_s
+        return sort_events(events)
+
+
+class TraceFailures(FailureModel):
+    """Replay a fixed list of events (events at or after the horizon are dropped)."""
+
+    def __init__(self, events: Iterable[FailureEvent]):
+        self.events = sort_events(events)
+
+    @classmethod
+    def from_csv(cls, path: str) -> TraceFailures:
+        """Load a failure trace CSV (format in :mod:`sim.faults.traces`)."""
+        from sim.faults.traces import read_failure_trace
+
+        return cls(read_failure_trace(path))
+
+    def schedule(
+        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
+    ) -> list[FailureEvent]:
+        """Return the trace's events before ``horizon_s`` (``rng`` is not used)."""
+        for event in self.events:
+            _check_nodes(event.nodes, num_nodes, "failure trace")
+        return [event for event in self.events if event.time_s < horizon_s]
+
+
+class CombinedFailures(FailureModel):
+    """Several failure models at once; each draws from its own child stream of ``rng``.
+
+    Children come from ``rng.spawn``, so adding a model does not change the others' draws.
+    """
+
+    def __init__(self, models: Sequence[FailureModel]):
+        self.models = tuple(models)
+
+    def schedule(
+        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
+    ) -> list[FailureEvent]:
+        """Merge the models' schedules."""
+        events: list[FailureEvent] = []
+        for model, child in zip(self.models, rng.spawn(len(self.models))):
+            events.extend(model.schedule(num_nodes=num_nodes, horizon_s=horizon_s, rng=child))
+        return sort_events(events)
+
+
+# ---------------------------------------------------------------- scenario dict -> model
+
+FAILURE_MODELS = ("none", "poisson", "spot", "link_down", "partition", "group", "trace")
+
+_FIELD = "faults.failures"
+
+
+def _params(spec: Mapping[str, Any], name: str, required: set[str], optional: set[str]) -> dict:
+    params = {k: v for k, v in spec.items() if k != "model"}
+    missing = sorted(required - set(params))
+    if missing:
+        raise ValueError(
+            f"{_FIELD}.{missing[0]} is required for model {name!r} "
+            f"(required: {sorted(required)}, optional: {sorted(optional)})"
+        )
+    unknown = sorted(set(params) - required - optional)
+    if unknown:
+        raise ValueError(
+            f"{_FIELD}.{unknown[0]} is not a parameter of model {name!r} "
+            f"(required: {sorted(required)}, optional: {sorted(optional)})"
+        )
+    return params
+
+
+def _downtime(params: dict) -> Downtime:
+    if "downtime_s" in params and "downtime" in params:
+        raise ValueError(f"{_FIELD}: give downtime_s or downtime, not both")
+    if "downtime" in params:
+        return Downtime.from_spec(params["downtime"])
+    return Downtime.from_spec(float(params.get("downtime_s", 0.0)))
+
+
+def make_failure_model(
+    spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+) -> FailureModel:
+    """Build a failure model from a scenario dict (or a list of them, combined).
+
+    Names and parameters (SI units): ``none``; ``poisson`` (``rate_per_s``, ``downtime_s`` or
+    ``downtime``, ``rejoin``, ``exempt``); ``spot`` (``rate_per_s`` or ``monthly_fraction`` or
+    ``monthly_bucket``, ``notice_s``, ``downtime_s``/``downtime``, ``rejoin``, ``exempt``);
+    ``link_down`` (``links``, ``start_s``, ``duration_s``); ``partition`` (``groups``,
+    ``start_s``, ``duration_s``); ``group`` (``groups``, ``p_hour``, ``iteration_s``,
+    ``rejoin_delay_s``, ``exempt``); ``trace`` (``path``).
+    """
+    if not spec:
+        return NoFailures()
+    if not isinstance(spec, Mapping):
+        return CombinedFailures([make_failure_model(s) for s in spec])
+    name = spec.get("model")
+    if name not in FAILURE_MODELS:
+        raise ValueError(f"{_FIELD}.model must be one of {list(FAILURE_MODELS)}, got {name!r}")
+    down = {"downtime_s", "downtime", "rejoin", "exempt"}
+    try:
+        if name == "none":
+            _params(spec, name, set(), set())
+            return NoFailures()
+        if name == "poisson":
+            p = _params(spec, name, {"rate_per_s"}, down)
+            return PoissonCrashes(
+                p["rate_per_s"],
+                _downtime(p),
+                rejoin=p.get("rejoin", True),
+                exempt=p.get("exempt", ()),
+            )
+        if name == "spot":
+            rates = {"rate_per_s", "monthly_fraction", "monthly_bucket"}
+            p = _params(spec, name, set(), rates | down | {"notice_s"})
+            given = sorted(rates & set(p))
+            if len(given) != 1:
+                raise ValueError(
+                    f"{_FIELD}: model 'spot' needs exactly one of {sorted(rates)}, got {given}"
+                )
+            rate = p.get("rate_per_s")
+            if rate is None:
+                rate = SpotPreemption.rate_from_monthly(
+                    p.get("monthly_fraction", p.get("monthly_bucket"))
+                )
+            return SpotPreemption(
+                rate,
+                notice_s=p.get("notice_s", 120.0),
+                downtime=_downtime(p),
+                rejoin=p.get("rejoin", True),
+                exempt=p.get("exempt", ()),
+            )
+        if name == "link_down":
+            p = _params(spec, name, {"links", "start_s"}, {"duration_s"})
+            return LinkDown(p["links"], p["start_s"], p.get("duration_s"))
+        if name == "partition":
+            p = _params(spec, name, {"groups", "start_s"}, {"duration_s"})
+            return Partition(p["groups"], p["start_s"], p.get("duration_s"))
+        if name == "group":
+            p = _params(
+                spec, name, {"groups", "p_hour", "iteration_s"}, {"rejoin_delay_s", "exempt"}
+            )
+            return GroupFailures(
+                p["groups"],
+                p["p_hour"],
+                p["iteration_s"],
+                p.get("rejoin_delay_s", 0.0),
+                p.get("exempt", (0,)),
+            )
+        p = _params(spec, name, {"path"}, set())
+        return TraceFailures.from_csv(p["path"])
+    except ValueError as err:
+        if str(err).startswith(_FIELD):
+            raise
+        raise ValueError(f"{_FIELD} (model {name!r}): {err}") from err

@@ -1,0 +1,737 @@
+"""Straggler models: how much longer than nominal one compute task takes.
+
+A :class:`StragglerModel` turns a node id and a random stream into a *factor*: the node
+multiplies one task's nominal duration by it. ``factor`` is called once per compute task, in
+the deterministic order the simulation runs tasks, so the same seed gives the same factors.
+
+Each model also states its distribution in closed form (:meth:`StragglerModel.mean`,
+:meth:`StragglerModel.quantile`, :meth:`StragglerModel.cdf`) so tests and docs can check the
+sampler against the formula. Formulas (``F`` is the factor, ``E ~ Exp(1)``, ``Z ~ N(0, 1)``,
+``U ~ Uniform[0, 1)``):
+
+==================  ==================================  ==============================
+model               sample                              mean
+==================  ==================================  ==============================
+shifted exp.        ``F = a + E / mu``                  ``a + 1/mu``
+Pareto              ``F = x_m (1 - U)^(-1/alpha)``      ``alpha x_m / (alpha - 1)``
+log-normal          ``F = exp(m + sigma Z)``            ``exp(m + sigma^2 / 2)``
+bimodal             ``kappa`` w.p. ``p`` else 1         ``1 + p (kappa - 1)``
+Gilbert-Elliott     ``kappa`` in the bad state else 1   ``1 + pi_bad (kappa - 1)``
+==================  ==================================  ==============================
+
+Persistent heterogeneity (a node that is *always* slower) is not a straggler model: it is the
+node's speed, drawn once by :func:`speed_multipliers`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+_STANDARD_NORMAL = NormalDist()
+
+
+def _check_probability(name: str, value: float, *, open_low: bool = False) -> float:
+    value = float(value)
+    low_ok = value > 0.0 if open_low else value >= 0.0
+    if not (low_ok and value <= 1.0 and math.isfinite(value)):
+        interval = "(0, 1]" if open_low else "[0, 1]"
+        raise ValueError(f"{name} must be a probability in {interval}, got {value!r}")
+    return value
+
+
+def _check_positive(name: str, value: float) -> float:
+    value = float(value)
+    if not (value > 0.0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def _check_quantile_level(q: float) -> float:
+    q = float(q)
+    if not 0.0 <= q < 1.0:
+        raise ValueError(f"quantile level q must be in [0, 1), got {q!r}")
+    return q
+
+
+class StragglerModel(ABC):
+    """Per-task slowdown factor of a node.
+
+    Subclasses implement :meth:`factor` and, where a closed form exists, :meth:`mean`,
+    :meth:`quantile` and :meth:`cdf` of the factor's (marginal) distribution.
+    """
+
+    #: Smallest factor the model can return (1.0 for pure slowdown models).
+    floor: float = 1.0
+
+    @abstractmethod
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Return the multiplier of one task's nominal duration on node ``node_id``."""
+
+    @abstractmethod
+    def mean(self) -> float:
+        """Mean factor, E[F] (``inf`` when it does not exist)."""
+
+    @abstractmethod
+    def quantile(self, q: float) -> float:
+        """Smallest factor x with P[F <= x] >= q, for q in [0, 1)."""
+
+    @abstractmethod
+    def cdf(self, x: float) -> float:
+        """P[F <= x]."""
+
+    def reset(self) -> None:
+        """Forget per-node state (chains, task counters) before a new run."""
+
+
+class NoStragglers(StragglerModel):
+    """Every task takes exactly its nominal time (factor 1)."""
+
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Return 1.0 without touching ``rng``."""
+        return 1.0
+
+    def mean(self) -> float:
+        """Return 1.0."""
+        return 1.0
+
+    def quantile(self, q: float) -> float:
+        """Return 1.0."""
+        _check_quantile_level(q)
+        return 1.0
+
+    def cdf(self, x: float) -> float:
+        """Step at 1."""
+        return 1.0 if x >= 1.0 else 0.0
+
+
+class ShiftedExponential(StragglerModel):
+    """Shifted exponential: ``P[T <= t] = 1 - exp(-mu (t/l - a))`` for ``t >= a l``.
+
+    With nominal duration ``l`` the factor is ``F = a + E / mu``, ``E ~ Exp(1)``.
+
+    Parameters
+    ----------
+    mu:
+        Straggling rate ``mu`` (dimensionless, per unit of nominal duration). Larger is tamer:
+        the mean excess is ``1/mu`` nominal durations.
+    shift:
+        Minimum factor ``a`` (1.0: a task never runs faster than nominal).
+    """
+
+    def __init__(self, mu: float, shift: float = 1.0):
+        self.mu = _check_positive("mu", mu)
+        self.shift = _check_positive("shift", shift)
+        self.floor = self.shift
+
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Draw ``a + E / mu``."""
+        return self.shift + float(rng.standard_exponential()) / self.mu
+
+    def mean(self) -> float:
+        """Return ``a + 1/mu``."""
+        return self.shift + 1.0 / self.mu
+
+    def quantile(self, q: float) -> float:
+        """Return ``a - ln(1 - q) / mu``."""
+        q = _check_quantile_level(q)
+        return self.shift - math.log1p(-q) / self.mu
+
+    def cdf(self, x: float) -> float:
+        """Return ``1 - exp(-mu (x - a))`` for ``x >= a``."""
+        if x < self.shift:
+            return 0.0
+        return -math.expm1(-self.mu * (x - self.shift))
+
+
+class Pareto(StragglerModel):
+    """Pareto (heavy tail): ``P[F > x] = (x_m / x)^alpha`` for ``x >= x_m``.
+
+    Parameters
+    ----------
+    alpha:
+        Tail index (> 0). The mean is finite for ``alpha > 1``, the variance for ``alpha > 2``;
+        measured task-time tails sit around ``alpha`` in (1, 3).
+    scale:
+        Minimum factor ``x_m``.
+    """
+
+    def __init__(self, alpha: float, scale: float = 1.0):
+        self.alpha = _check_positive("alpha", alpha)
+        self.scale = _check_positive("scale", scale)
+        self.floor = self.scale
+
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Draw by inversion: ``x_m (1 - U)^(-1/alpha)``."""
+        return self.scale * (1.0 - float(rng.random())) ** (-1.0 / self.alpha)
+
+    def mean(self) -> float:
+        """Return ``alpha x_m / (alpha - 1)`` (``inf`` for ``alpha <= 1``)."""
+        if self.alpha <= 1.0:
+            return math.inf
+        return self.alpha * self.scale / (self.alpha - 1.0)
+
+    def quantile(self, q: float) -> float:
+        """Return ``x_m (1 - q)^(-1/alpha)``."""
+        q = _check_quantile_level(q)
+        return self.scale * (1.0 - q) ** (-1.0 / self.alpha)
+
+    def cdf(self, x: float) -> float:
+        """Return ``1 - (x_m / x)^alpha`` for ``x >= x_m``."""
+        if x < self.scale:
+            return 0.0
+        return 1.0 - (self.scale / x) ** self.alpha
+
+
+class LogNormal(StragglerModel):
+    """Log-normal: ``F = exp(m + sigma Z)``, ``Z ~ N(0, 1)``.
+
+    Unlike the other models this one can speed a task up (``F < 1``): with ``mu = 0`` the
+    *median* task takes nominal time. Its floor is 0.
+
+    Parameters
+    ----------
+    sigma:
+        Standard deviation of ``ln F`` (> 0).
+    mu:
+        Mean of ``ln F`` (``m``); the median factor is ``exp(m)``.
+    """
+
+    floor = 0.0
+
+    def __init__(self, sigma: float, mu: float = 0.0):
+        self.sigma = _check_positive("sigma", sigma)
+        if not math.isfinite(float(mu)):
+            raise ValueError(f"mu must be finite, got {mu!r}")
+        self.mu = float(mu)
+
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Draw ``exp(m + sigma Z)``."""
+        return math.exp(self.mu + self.sigma * float(rng.standard_normal()))
+
+    def mean(self) -> float:
+        """Return ``exp(m + sigma^2 / 2)``."""
+        return math.exp(self.mu + 0.5 * self.sigma**2)
+
+    def quantile(self, q: float) -> float:
+        """Return ``exp(m + sigma Phi^-1(q))``."""
+        q = _check_quantile_level(q)
+        if q == 0.0:
+            return 0.0
+        return math.exp(self.mu + self.sigma * _STANDARD_NORMAL.inv_cdf(q))
+
+    def cdf(self, x: float) -> float:
+        """Return ``Phi((ln x - m) / sigma)``."""
+        if x <= 0.0:
+            return 0.0
+        return _STANDARD_NORMAL.cdf((math.log(x) - self.mu) / self.sigma)
+
+
+def _two_point_quantile(q: float, p_slow: float, slowdown: float) -> float:
+    """Quantile of a factor that is ``slowdown`` w.p. ``p_slow`` and 1 otherwise."""
+    q = _check_quantile_level(q)
+    return 1.0 if q <= 1.0 - p_slow else slowdown
+
+
+def _two_point_cdf(x: float, p_slow: float, slowdown: float) -> float:
+    if x < 1.0:
+        return 0.0
+    return 1.0 if x >= slowdown else 1.0 - p_slow
+
+
+class Bimodal(StragglerModel):
+    """With probability ``p`` a task is ``kappa`` times slower, else nominal.
+
+    Parameters
+    ----------
+    p:
+        Probability that one task straggles, in [0, 1].
+    slowdown:
+        Factor ``kappa >= 1`` of a straggling task (EC2 nodes up to 5x slower are reported).
+    """
+
+    def __init__(self, p: float, slowdown: float):
+        self.p = _check_probability("p", p)
+        self.slowdown = float(slowdown)
+        if not (self.slowdown >= 1.0 and math.isfinite(self.slowdown)):
+            raise ValueError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
+
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Return ``kappa`` if ``U < p`` else 1 (one uniform draw per task)."""
+        return self.slowdown if float(rng.random()) < self.p else 1.0
+
+    def mean(self) -> float:
+        """Return ``1 + p (kappa - 1)``."""
+        return 1.0 + self.p * (self.slowdown - 1.0)
+
+    def quantile(self, q: float) -> float:
+        """Return 1 for ``q <= 1 - p``, else ``kappa``."""
+        return _two_point_quantile(q, self.p, self.slowdown)
+
+    def cdf(self, x: float) -> float:
+        """Two-point distribution function."""
+        return _two_point_cdf(x, self.p, self.slowdown)
+
+
+class GilbertElliott(StragglerModel):
+    """Bursty stragglers: a two-state Markov chain per node, slow in the *bad* state.
+
+    Each node has its own chain, advanced once per task: good -> bad with probability ``p``,
+    bad -> good with probability ``q``. A node's first task draws its state from the stationary
+    law, so the process is stationary from the start: ``P(bad) = p / (p + q)``; bad bursts
+    last a geometric number of tasks with mean ``1 / q``.
+
+    Parameters
+    ----------
+    p_good_to_bad:
+        ``p``, per-task probability of entering the bad state, in [0, 1].
+    p_bad_to_good:
+        ``q``, per-task probability of leaving it, in (0, 1].
+    slowdown:
+        Factor of a task run in the bad state (>= 1).
+    """
+
+    def __init__(self, p_good_to_bad: float, p_bad_to_good: float, slowdown: float):
+        self.p_good_to_bad = _check_probability("p_good_to_bad", p_good_to_bad)
+        self.p_bad_to_good = _check_probability("p_bad_to_good", p_bad_to_good, open_low=True)
+        self.slowdown = float(slowdown)
+        if not (self.slowdown >= 1.0 and math.isfinite(self.slowdown)):
+            raise ValueError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
+        self._is_bad: dict[int, bool] = {}  # node id -> chain state after its last task
+
+    @property
+    def p_bad(self) -> float:
+        """Stationary probability of the bad state, ``p / (p + q)``."""
+        return self.p_good_to_bad / (self.p_good_to_bad + self.p_bad_to_good)
+
+    @property
+    def mean_burst_tasks(self) -> float:
+        """Mean length of a bad burst in tasks, ``1 / q``."""
+        return 1.0 / self.p_bad_to_good
+
+    def is_bad(self, node_id: int, rng: np.random.Generator) -> bool:
+        """Advance node ``node_id``'s chain by one task and return whether it is now bad."""
+        u = float(rng.random())  # exactly one draw per task keeps streams aligned
+        if node_id not in self._is_bad:
+            bad = u < self.p_bad
+        elif self._is_bad[node_id]:
+            bad = u >= self.p_bad_to_good
+        else:
+            bad = u < self.p_good_to_bad
+        self._is_bad[node_id] = bad
+        return bad
+
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Advance the node's chain and return ``slowdown`` if it is bad, else 1."""
+        return self.slowdown if self.is_bad(node_id, rng) else 1.0
+
+    def mean(self) -> float:
+        """Return ``1 + pi_bad (kappa - 1)``."""
+        return 1.0 + self.p_bad * (self.slowdown - 1.0)
+
+    def quantile(self, q: float) -> float:
+        """Marginal (stationary) quantile: 1 for ``q <= 1 - pi_bad``, else ``kappa``."""
+        return _two_point_quantile(q, self.p_bad, self.slowdown)
+
+    def cdf(self, x: float) -> float:
+        """Marginal (stationary) distribution function."""
+        return _two_point_cdf(x, self.p_bad, self.slowdown)
+
+    def reset(self) -> None:
+        """Forget every node's chain state."""
+        self._is_bad.clear()
+
+
+class _RoundIndexed(StragglerModel):
+    """Shared machinery of models indexed by (round, node): a per-node task counter."""
+
+    def __init__(self) -> None:
+        self._next_round: dict[int, int] = {}
+
+    @abstractmethod
+    def factor_at(self, node_id: int, round_index: int) -> float:
+        """Factor of node ``node_id`` in round ``round_index`` (no randomness)."""
+
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Factor of the node's next round; the round is the node's task counter."""
+        round_index = self._next_round.get(node_id, 0)
+        self._next_round[node_id] = round_index + 1
+        return self.factor_at(node_id, round_index)
+
+    def reset(self) -> None:
+        """Restart every node's task counter at round 0."""
+        self._next_round.clear()
+
+
+class BurstyPattern(_RoundIndexed):
+    """Replay a straggler pattern: node ``i`` straggles in round ``r`` iff ``pattern[r, i]``.
+
+    The pattern usually comes from :func:`sim.faults.bursty.generate_bursty_pattern`. The round
+    is the node's own task counter (:meth:`factor`) or an explicit index (:meth:`factor_at`).
+    Rounds past the end of the pattern and nodes beyond its columns do not straggle.
+
+    Parameters
+    ----------
+    pattern:
+        Boolean array, shape ``(rounds, nodes)``.
+    slowdown:
+        Factor of a straggling task (>= 1).
+    """
+
+    def __init__(self, pattern: np.ndarray, slowdown: float):
+        super().__init__()
+        pattern = np.asarray(pattern)
+        if pattern.ndim != 2 or pattern.dtype != np.bool_:
+            raise ValueError(
+                f"pattern must be a 2-D boolean array (rounds, nodes), got dtype "
+                f"{pattern.dtype} and shape {pattern.shape}"
+            )
+        self.pattern = pattern.copy()
+        self.pattern.flags.writeable = False
+        self.slowdown = float(slowdown)
+        if not (self.slowdown >= 1.0 and math.isfinite(self.slowdown)):
+            raise ValueError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
+
+    def factor_at(self, node_id: int, round_index: int) -> float:
+        """Return ``slowdown`` if ``pattern[round_index, node_id]`` else 1."""
+        rounds, nodes = self.pattern.shape
+        if 0 <= round_index < rounds and 0 <= node_id < nodes:
+            if self.pattern[round_index, node_id]:
+                return self.slowdown
+        return 1.0
+
+    @property
+    def straggle_fraction(self) -> float:
+        """Fraction of (round, node) cells that straggle."""
+        return float(self.pattern.mean()) if self.pattern.size else 0.0
+
+    def mean(self) -> float:
+        """Mean over the pattern's cells: ``1 + f (kappa - 1)``."""
+        return 1.0 + self.straggle_fraction * (self.slowdown - 1.0)
+
+    def quantile(self, q: float) -> float:
+        """Quantile over the pattern's cells."""
+        return _two_point_quantile(q, self.straggle_fraction, self.slowdown)
+
+    def cdf(self, x: float) -> float:
+        """Distribution function over the pattern's cells."""
+        return _two_point_cdf(x, self.straggle_fraction, self.slowdown)
+
+
+class TraceReplay(_RoundIndexed):
+    """Replay measured per-node, per-round factors (see :func:`sim.faults.traces`).
+
+    A node's round is its task counter; a node's trace repeats from its first round once it
+    runs out (a short trace stands in for a long run). A node absent from the trace runs at
+    factor 1.
+
+    Parameters
+    ----------
+    factors:
+        ``{node_id: array of factors, round 0 first}``; every factor > 0.
+    """
+
+    def __init__(self, factors: Mapping[int, Sequence[float] | np.ndarray]):
+        super().__init__()
+        self.factors: dict[int, np.ndarray] = {}
+        for node_id in sorted(factors):
+            values = np.asarray(factors[node_id], dtype=float)
+            if values.ndim != 1 or values.size == 0:
+                raise ValueError(f"trace of node {node_id} must be a non-empty 1-D sequence")
+            if not np.all(np.isfinite(values) & (values > 0)):
+                raise ValueError(f"trace of node {node_id} has factors that are not finite > 0")
+            values.flags.writeable = False
+            self.factors[int(node_id)] = values
+        if not self.factors:
+            raise ValueError("factors must name at least one node")
+        self._all = np.sort(np.concatenate([self.factors[i] for i in self.factors]))
+        self.floor = float(self._all[0])
+
+    @classmethod
+    def from_csv(cls, path: str, *, nominal_s: float | None = None) -> TraceReplay:
+        """Load a trace CSV with columns ``node, round`` and ``factor`` or ``duration_s``.
+
+        With ``duration_s`` the factor is ``duration_s / nominal_s``; ``nominal_s`` defaults
+        to the shortest duration in the trace, so the fastest task observed has factor 1.
+        """
+        from sim.faults.traces import read_straggler_trace
+
+        return cls(read_straggler_trace(path, nominal_s=nominal_s))
+
+    def factor_at(self, node_id: int, round_index: int) -> float:
+        """Factor of ``node_id`` in ``round_index`` (cycling through its trace)."""
+        values = self.factors.get(node_id)
+        if values is None:
+            return 1.0
+        return float(values[round_index % values.size])
+
+    def mean(self) -> float:
+        """Mean of all factors in the trace."""
+        return float(self._all.mean())
+
+    def quantile(self, q: float) -> float:
+        """Empirical quantile of all factors (inverted CDF, no interpolation)."""
+        q = _check_quantile_level(q)
+        return float(np.quantile(self._all, q, method="inverted_cdf"))
+
+    def cdf(self, x: float) -> float:
+        """Empirical distribution function of all factors."""
+        return float(np.searchsorted(self._all, x, side="right")) / self._all.size
+
+
+class PerNodeModels(StragglerModel):
+    """A different straggler model per node (heterogeneous stragglers).
+
+    Node ``i`` uses ``models[i]``; nodes without an entry use ``default``. The marginal
+    distribution (:meth:`mean`, :meth:`quantile`, :meth:`cdf`) is the equal-weight mixture over
+    the listed nodes, i.e. the law of the factor of a task on a uniformly chosen listed node.
+
+    Parameters
+    ----------
+    models:
+        A sequence (index = node id) or mapping ``{node_id: model}``.
+    default:
+        Model of nodes not listed (``NoStragglers()`` if omitted).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[StragglerModel] | Mapping[int, StragglerModel],
+        default: StragglerModel | None = None,
+    ):
+        items = models.items() if isinstance(models, Mapping) else enumerate(models)
+        self.models: dict[int, StragglerModel] = {int(i): m for i, m in items}
+        if not self.models:
+            raise ValueError("models must name at least one node")
+        self.default = default if default is not None else NoStragglers()
+        self.floor = min(m.floor for m in self.models.values())
+
+    @classmethod
+    def shifted_exponential(cls, shifts: Sequence[float], rates: Sequence[float]) -> PerNodeModels:
+        """Per-worker shifted exponential ``(a_i, mu_i)``: node ``i`` has ``a_i + E / mu_i``."""
+        if len(shifts) != len(rates):
+            raise ValueError(
+                f"shifts and rates must have one entry per node, got {len(shifts)} and {len(rates)}"
+            )
+        return cls([ShiftedExponential(mu=m, shift=a) for a, m in zip(shifts, rates)])
+
+    def model_of(self, node_id: int) -> StragglerModel:
+        """Model that node ``node_id`` uses."""
+        return self.models.get(node_id, self.default)
+
+    def factor(self, node_id: int, rng: np.random.Generator) -> float:
+        """Delegate to the node's own model."""
+        return self.model_of(node_id).factor(node_id, rng)
+
+    def mean(self) -> float:
+        """Equal-weight mean of the listed nodes' means."""
+        return float(np.mean([self.models[i].mean() for i in sorted(self.models)]))
+
+    def cdf(self, x: float) -> float:
+        """Equal-weight mixture of the listed nodes' distribution functions."""
+        return float(np.mean([self.models[i].cdf(x) for i in sorted(self.models)]))
+
+    def quantile(self, q: float) -> float:
+        """Quantile of the mixture, by bisection on :meth:`cdf` (relative tolerance 1e-12)."""
+        q = _check_quantile_level(q)
+        ordered = [self.models[i] for i in sorted(self.models)]
+        low = min(m.quantile(q) for m in ordered)
+        high = max(m.quantile(q) for m in ordered)
+        # The mixture's q-quantile lies between the smallest and largest component quantiles.
+        for _ in range(200):
+            if high - low <= 1e-12 * max(1.0, abs(high)):
+                break
+            mid = 0.5 * (low + high)
+            if self.cdf(mid) >= q:
+                high = mid
+            else:
+                low = mid
+        return high
+
+    def reset(self) -> None:
+        """Reset every node's model."""
+        for node_id in sorted(self.models):
+            self.models[node_id].reset()
+        self.default.reset()
+
+
+# ---------------------------------------------------------------- persistent heterogeneity
+
+SPEED_DISTRIBUTIONS = ("constant", "lognormal", "uniform", "list")
+
+
+def speed_multipliers(
+    num_nodes: int, *, dist: str = "constant", rng: np.random.Generator, **params: Any
+) -> np.ndarray:
+    """Draw each node's persistent speed (compute time is divided by it), shape ``(num_nodes,)``.
+
+    Parameters
+    ----------
+    num_nodes:
+        Number of nodes.
+    dist:
+        ``"constant"`` (``value``, default 1.0), ``"lognormal"`` (``sigma``, ``mu`` = 0:
+        ``exp(mu + sigma Z)``, median ``exp(mu)``), ``"uniform"`` (``low``, ``high``) or
+        ``"list"`` (``values``: one speed per node, e.g. mixed GPU generations).
+    rng:
+        Random stream (drawn from only by ``lognormal`` and ``uniform``).
+    """
+    if num_nodes < 0:
+        raise ValueError(f"num_nodes must be >= 0, got {num_nodes!r}")
+    allowed = {
+        "constant": {"value"},
+        "lognormal": {"sigma", "mu"},
+        "uniform": {"low", "high"},
+        "list": {"values"},
+    }
+    if dist not in allowed:
+        raise ValueError(
+            f"cluster.speed.dist must be one of {list(SPEED_DISTRIBUTIONS)}, got {dist!r}"
+        )
+    unknown = sorted(set(params) - allowed[dist])
+    if unknown:
+        raise ValueError(
+            f"cluster.speed: unknown parameter(s) {unknown} for dist {dist!r}; "
+            f"allowed: {sorted(allowed[dist])}"
+        )
+    if dist == "constant":
+        speeds = np.full(num_nodes, float(params.get("value", 1.0)))
+    elif dist == "lognormal":
+        if "sigma" not in params:
+            raise ValueError("cluster.speed.sigma is required for dist 'lognormal'")
+        sigma = float(params["sigma"])
+        if not sigma >= 0.0:
+            raise ValueError(f"cluster.speed.sigma must be >= 0, got {sigma!r}")
+        speeds = np.exp(float(params.get("mu", 0.0)) + sigma * rng.standard_normal(num_nodes))
+    elif dist == "uniform":
+        if "low" not in params or "high" not in params:
+            raise ValueError("cluster.speed.low and cluster.speed.high are required for 'uniform'")
+        low, high = float(params["low"]), float(params["high"])
+        if not 0.0 < low <= high:
+            raise ValueError(f"cluster.speed needs 0 < low <= high, got low={low!r}, high={high!r}")
+        speeds = rng.uniform(low, high, size=num_nodes)
+    else:
+        if "values" not in params:
+            raise ValueError("cluster.speed.values is required for dist 'list'")
+        speeds = np.asarray(params["values"], dtype=float).reshape(-1)
+        if speeds.size != num_nodes:
+            raise ValueError(
+                f"cluster.speed.values must have one entry per node ({num_nodes}), "
+                f"got {speeds.size}"
+            )
+    if not np.all(np.isfinite(speeds) & (speeds > 0)):
+        raise ValueError(f"cluster.speed: every speed must be finite and > 0, got {speeds!r}")
+    return speeds
+
+
+# ---------------------------------------------------------------- scenario dict -> model
+
+STRAGGLER_MODELS = (
+    "none",
+    "shifted_exponential",
+    "pareto",
+    "lognormal",
+    "bimodal",
+    "gilbert_elliott",
+    "bursty",
+    "trace",
+    "per_node",
+)
+
+_FIELD = "faults.stragglers"
+
+
+def _take(spec: Mapping[str, Any], name: str, required: set[str], optional: set[str]) -> dict:
+    """Check a spec's parameter names and return them (without ``model``)."""
+    params = {k: v for k, v in spec.items() if k != "model"}
+    missing = sorted(required - set(params))
+    if missing:
+        raise ValueError(
+            f"{_FIELD}.{missing[0]} is required for model {name!r} "
+            f"(required: {sorted(required)}, optional: {sorted(optional)})"
+        )
+    unknown = sorted(set(params) - required - optional)
+    if unknown:
+        raise ValueError(
+            f"{_FIELD}.{unknown[0]} is not a parameter of model {name!r} "
+            f"(required: {sorted(required)}, optional: {sorted(optional)})"
+        )
+    return params
+
+
+def make_straggler_model(
+    spec: Mapping[str, Any] | None,
+    *,
+    num_nodes: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> StragglerModel:
+    """Build a straggler model from a scenario dict such as ``{"model": "bimodal", "p": 0.05}``.
+
+    ``num_nodes`` and ``rng`` are needed only by ``"bursty"``, which draws its pattern once
+    (parameters ``B, W, lam, num_rounds, slowdown``, optional ``intensity``). ``"trace"`` takes
+    ``path`` (and optional ``nominal_s``); ``"per_node"`` takes ``models`` (a list of specs, one
+    per node) or ``shifts`` and ``rates`` (per-worker shifted exponential). An empty spec or
+    ``None`` means no stragglers.
+    """
+    if not spec:
+        return NoStragglers()
+    name = spec.get("model")
+    if name not in STRAGGLER_MODELS:
+        raise ValueError(f"{_FIELD}.model must be one of {list(STRAGGLER_MODELS)}, got {name!r}")
+    try:
+        if name == "none":
+            _take(spec, name, set(), set())
+            return NoStragglers()
+        if name == "shifted_exponential":
+            return ShiftedExponential(**_take(spec, name, {"mu"}, {"shift"}))
+        if name == "pareto":
+            return Pareto(**_take(spec, name, {"alpha"}, {"scale"}))
+        if name == "lognormal":
+            return LogNormal(**_take(spec, name, {"sigma"}, {"mu"}))
+        if name == "bimodal":
+            return Bimodal(**_take(spec, name, {"p", "slowdown"}, set()))
+        if name == "gilbert_elliott":
+            return GilbertElliott(
+                **_take(spec, name, {"p_good_to_bad", "p_bad_to_good", "slowdown"}, set())
+            )
+        if name == "trace":
+            return TraceReplay.from_csv(**_take(spec, name, {"path"}, {"nominal_s"}))
+        if name == "bursty":
+            params = _take(spec, name, {"B", "W", "lam", "num_rounds", "slowdown"}, {"intensity"})
+            if num_nodes is None or rng is None:
+                raise ValueError(
+                    f"{_FIELD}: model 'bursty' needs num_nodes and rng to draw its pattern"
+                )
+            from sim.faults.bursty import generate_bursty_pattern
+
+            pattern = generate_bursty_pattern(
+                int(params["num_rounds"]),
+                num_nodes,
+                B=int(params["B"]),
+                W=int(params["W"]),
+                lam=int(params["lam"]),
+                rng=rng,
+                intensity=float(params.get("intensity", 1.0)),
+            )
+            return BurstyPattern(pattern, params["slowdown"])
+        # per_node
+        params = _take(spec, name, set(), {"models", "shifts", "rates"})
+        if "models" in params:
+            if "shifts" in params or "rates" in params:
+                raise ValueError(f"{_FIELD}: give either models or shifts/rates, not both")
+            return PerNodeModels(
+                [make_straggler_model(s, num_nodes=num_nodes, rng=rng) for s in params["models"]]
+            )
+        if "shifts" not in params or "rates" not in params:
+            raise ValueError(f"{_FIELD}.models (or shifts and rates) is required for 'per_node'")
+        return PerNodeModels.shifted_exponential(params["shifts"], params["rates"])
+    except ValueError as err:
+        message = str(err)
+        if message.startswith(_FIELD):
+            raise
+        raise ValueError(f"{_FIELD} (model {name!r}): {message}") from err

@@ -1,0 +1,320 @@
+"""What every network model shares: links, routes, flows and byte accounting.
+
+The network is a set of directed links, each with a capacity (bytes/s) and a one-way latency (s):
+
+- every node has an uplink ``up:<node>`` and a downlink ``down:<node>`` to its site (asymmetric
+  access, e.g. 20 Mbit/s up and 200 Mbit/s down at home);
+- a site may have a local link ``local:<site>`` that traffic between two of its nodes crosses
+  (e.g. inside one cloud region: 1 ms, 2 GiB/s);
+- every edge ``u - v`` of the topology graph is two links ``u->v`` and ``v->u`` (full duplex).
+
+A message from ``src`` to ``dst`` crosses src's uplink, the minimum-latency path of graph edges
+between their sites (or the local link when they share a site), and dst's downlink. Its latency is
+the sum of the latencies on the way. Links of unlimited capacity never constrain a flow and are not
+tracked. A model (``ideal`` or ``maxmin``) decides only *how fast* the bytes of a flow move; this
+module owns everything else: the flow's life (sending, then propagating for the path latency, then
+delivered), cutting flows when an end node or a link fails, and the byte counts in the recorder.
+Every byte of a transfer is either delivered or cut: ``sent == delivered + cut`` per sender.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import simpy
+
+from sim.errors import TransferCut
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a transfer event's value is: the message and when it left and arrived."""
+
+    src: int
+    dst: int
+    nbytes: float
+    start_s: float
+    end_s: float
+    label: str = ""
+
+
+@dataclass(eq=False)
+class Flow:
+    """One message in flight. ``links`` holds only the finite-capacity links it crosses."""
+
+    id: int
+    src: int
+    dst: int
+    nbytes: float
+    links: tuple[int, ...]
+    latency_s: float
+    start_s: float
+    event: simpy.Event
+    label: str
+    intervals: tuple[list, list]
+    state: str = "sending"          # sending -> propagating -> done | cut
+    remaining: float = 0.0          # bytes not yet transmitted (maxmin bookkeeping)
+    rate: float = 0.0               # bytes/s
+    last_s: float = 0.0             # when ``remaining`` was last brought up to date
+    version: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Network:
+    """Links, routing, flows and accounting; subclasses decide the rates."""
+
+    model_name = "base"
+
+    def __init__(self, world: World, topology: Any, *, uplink_Bps: float | None = None,
+                 downlink_Bps: float | None = None, access_latency_s: float = 0.0,
+                 tcp_efficiency: float = 1.0) -> None:
+        if not 0 < tcp_efficiency <= 1:
+            raise ValueError(f"network.tcp_efficiency: must be in (0, 1], got {tcp_efficiency}")
+        self.world = world
+        self.env: simpy.Environment = world.env
+        self.topology = topology
+        self.graph: nx.Graph = topology.graph
+        self.efficiency = float(tcp_efficiency)
+        self.link_names: list[str] = []
+        self.capacity_Bps: list[float] = []
+        self.link_latency_s: list[float] = []
+        self.link_up: list[bool] = []
+        self._link_index: dict[str, int] = {}
+        n = topology.num_nodes()
+        self.node_sites = list(topology.node_sites)
+        self._uplink, self._downlink, self._access_latency = [], [], []
+        for i in range(n):
+            up = _pick(topology.uplink_Bps, i, uplink_Bps)
+            down = _pick(topology.downlink_Bps, i, downlink_Bps)
+            lat = _pick(topology.access_latency_s, i, access_latency_s) or 0.0
+            for name, bw in ((f"up:{i}", up), (f"down:{i}", down)):
+                if bw is not None and bw <= 0:
+                    raise ValueError(f"network: {name} bandwidth must be > 0, got {bw}")
+            self._uplink.append(self._add_link(f"up:{i}", up, lat))
+            self._downlink.append(self._add_link(f"down:{i}", down, 0.0))
+            self._access_latency.append(float(lat))
+        self._local: dict[str, tuple[int, float]] = {}
+        for site, attrs in self.graph.nodes(data=True):
+            if "local_bandwidth_Bps" in attrs or "local_latency_s" in attrs:
+                lat = float(attrs.get("local_latency_s", 0.0))
+                link = self._add_link(f"local:{site}", attrs.get("local_bandwidth_Bps"), lat)
+                self._local[site] = (link, lat)
+        self._edge_link: dict[tuple[str, str], int] = {}
+        for u, v, attrs in self.graph.edges(data=True):
+            for a, b in ((u, v), (v, u)):
+                self._edge_link[(a, b)] = self._add_link(
+                    f"{a}->{b}", attrs["bandwidth_Bps"], float(attrs["latency_s"]))
+        self._routes: dict[tuple[str, str], tuple[tuple[int, ...], float] | None] = {}
+        self._flows: dict[int, Flow] = {}
+        self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
+        self._flow_seq = 0
+        self.flows_started = 0
+        self.flows_finished = 0
+
+    def _add_link(self, name: str, bandwidth_Bps: float | None, latency_s: float) -> int:
+        index = len(self.link_names)
+        self.link_names.append(name)
+        self.capacity_Bps.append(INF if bandwidth_Bps is None else float(bandwidth_Bps))
+        self.link_latency_s.append(float(latency_s))
+        self.link_up.append(True)
+        self._link_index[name] = index
+        return index
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def route(self, src: int, dst: int) -> tuple[tuple[int, ...], float] | None:
+        """The links (finite ones only) and the one-way latency from ``src`` to ``dst``.
+
+        ``None`` when no path of working links exists.
+        """
+        a, b = self.node_sites[src], self.node_sites[dst]
+        if a == b:
+            inner = self._local.get(a)
+            core, core_lat = ((inner[0],), inner[1]) if inner else ((), 0.0)
+        else:
+            found = self._site_route(a, b)
+            if found is None:
+                return None
+            core, core_lat = found
+        links = (self._uplink[src], *core, self._downlink[dst])
+        if not all(self.link_up[link] for link in links):
+            return None
+        latency = self._access_latency[src] + core_lat + self._access_latency[dst]
+        return tuple(link for link in links if self.capacity_Bps[link] < INF), latency
+
+    def _site_route(self, a: str, b: str) -> tuple[tuple[int, ...], float] | None:
+        key = (a, b)
+        if key not in self._routes and getattr(self.topology, "routing", "") == "direct":
+            link = self._edge_link.get((a, b))
+            self._routes[key] = None if link is None or not self.link_up[link] else (
+                (link,), self.link_latency_s[link])
+        if key not in self._routes:
+            def weight(u: str, v: str, _attrs: dict) -> float | None:
+                return None if not self.link_up[self._edge_link[(u, v)]] else \
+                    self.link_latency_s[self._edge_link[(u, v)]]
+            try:
+                path = nx.dijkstra_path(self.graph, a, b, weight=weight)
+            except nx.NetworkXNoPath:
+                self._routes[key] = None
+            else:
+                links = tuple(self._edge_link[(u, v)] for u, v in zip(path, path[1:]))
+                self._routes[key] = (links, sum(self.link_latency_s[x] for x in links))
+        return self._routes[key]
+
+    def path_latency_s(self, src: int, dst: int) -> float:
+        """One-way latency between two nodes (inf when unreachable)."""
+        found = self.route(_id(src), _id(dst))
+        return INF if found is None else found[1]
+
+    def path_bandwidth_Bps(self, src: int, dst: int) -> float:
+        """Bottleneck capacity between two nodes, after the TCP efficiency factor."""
+        found = self.route(_id(src), _id(dst))
+        if found is None:
+            return 0.0
+        caps = [self.capacity_Bps[link] for link in found[0]]
+        return min(caps, default=INF) * self.efficiency
+
+    # -- transfers -------------------------------------------------------------------------
+
+    def transfer(self, src: Any, dst: Any, nbytes: float, label: str = "") -> simpy.Event:
+        """Send ``nbytes`` from ``src`` to ``dst``; the event fires at delivery.
+
+        Value: a :class:`Delivery`. Fails with :class:`TransferCut` when an end node is down,
+        goes down before delivery, or the path is (or becomes) broken.
+        """
+        src, dst = _id(src), _id(dst)
+        if nbytes < 0:
+            raise ValueError(f"transfer: nbytes must be >= 0, got {nbytes}")
+        rec = self.world.recorder
+        now = self.env.now
+        event = self.env.event()
+        rec.bytes_sent[src] += nbytes
+        rec.messages_sent[src] += 1
+        nodes = self.world.nodes
+        reason = None
+        if not nodes[src].is_up:
+            reason = f"source node {src} is down"
+        elif not nodes[dst].is_up:
+            reason = f"destination node {dst} is down"
+        if src == dst and reason is None:
+            rec.bytes_received[dst] += nbytes
+            return event.succeed(Delivery(src, dst, nbytes, now, now, label))
+        found = None if reason else self.route(src, dst)
+        if reason is None and found is None:
+            reason = f"no working path from node {src} to node {dst}"
+        if reason is not None:
+            rec.bytes_cut[src] += nbytes
+            event.defused = True
+            return event.fail(TransferCut(src, dst, nbytes, 0.0, reason))
+        links, latency = found
+        self._flow_seq += 1
+        intervals = (rec.interval(src, "comm", now, INF, label or "send"),
+                     rec.interval(dst, "comm", now, INF, label or "recv"))
+        flow = Flow(self._flow_seq, src, dst, float(nbytes), links, latency, now, event, label,
+                    intervals, remaining=float(nbytes), last_s=now)
+        self._flows[flow.id] = flow
+        self._node_flows[src][flow.id] = flow
+        self._node_flows[dst][flow.id] = flow
+        self.flows_started += 1
+        self._start(flow)
+        return event
+
+    def _transmitted(self, flow: Flow) -> None:
+        """Called by a model when the last byte of ``flow`` has left: now it propagates."""
+        flow.state = "propagating"
+        flow.remaining = 0.0
+        if flow.latency_s > 0:
+            timer = self.env.timeout(flow.latency_s)
+            timer.callbacks.append(lambda _ev: self._deliver(flow))
+        else:
+            self._deliver(flow)
+
+    def _deliver(self, flow: Flow) -> None:
+        if flow.state != "propagating":
+            return  # cut while propagating
+        flow.state = "done"
+        now = self.env.now
+        rec = self.world.recorder
+        rec.bytes_received[flow.dst] += flow.nbytes
+        for link in flow.links:
+            rec.link_bytes[self.link_names[link]] += flow.nbytes
+        self._forget(flow, now)
+        self.flows_finished += 1
+        flow.event.succeed(Delivery(flow.src, flow.dst, flow.nbytes, flow.start_s, now,
+                                    flow.label))
+
+    def _forget(self, flow: Flow, now: float) -> None:
+        del self._flows[flow.id]
+        self._node_flows[flow.src].pop(flow.id, None)
+        self._node_flows[flow.dst].pop(flow.id, None)
+        for iv in flow.intervals:
+            iv[3] = now
+
+    def cut(self, flow: Flow, reason: str) -> None:
+        """End ``flow`` before delivery; its bytes count as cut."""
+        if flow.state in ("done", "cut"):
+            return
+        now = self.env.now
+        if flow.state == "sending":
+            self._stop(flow)
+            transmitted = flow.nbytes - flow.remaining
+        else:
+            transmitted = flow.nbytes
+        flow.state = "cut"
+        rec = self.world.recorder
+        rec.bytes_cut[flow.src] += flow.nbytes
+        for link in flow.links:
+            rec.link_bytes[self.link_names[link]] += transmitted
+        self._forget(flow, now)
+        flow.event.defused = True
+        flow.event.fail(TransferCut(flow.src, flow.dst, flow.nbytes, transmitted, reason))
+
+    def node_failed(self, node_id: int) -> None:
+        """Cut every flow to or from a node that just failed."""
+        for flow in list(self._node_flows[node_id].values()):
+            self.cut(flow, f"node {node_id} failed")
+
+    def set_link_state(self, u: str, v: str, up: bool) -> None:
+        """Take the topology edge ``u - v`` (both directions) down or up; cut flows across it."""
+        links = [self._edge_link.get((u, v)), self._edge_link.get((v, u))]
+        if links[0] is None:
+            raise ValueError(f"faults: no topology edge between {u!r} and {v!r}")
+        for link in links:
+            self.link_up[link] = up
+        self._routes.clear()
+        self.world.recorder.event("link_up" if up else "link_down", link=f"{u}-{v}")
+        if not up:
+            for flow in list(self._flows.values()):
+                if flow.state != "done" and any(link in flow.links for link in links):
+                    self.cut(flow, f"link {u}-{v} went down")
+
+    @property
+    def active_flows(self) -> int:
+        return len(self._flows)
+
+    # -- what a model provides ---------------------------------------------------------------
+
+    def _start(self, flow: Flow) -> None:
+        raise NotImplementedError
+
+    def _stop(self, flow: Flow) -> None:
+        """Stop a sending flow early and bring ``flow.remaining`` up to date."""
+        raise NotImplementedError
+
+
+def _pick(values: Any, i: int, default: Any) -> Any:
+    if values is not None and values[i] is not None:
+        return values[i]
+    return default
+
+
+def _id(node: Any) -> int:
+    return node if isinstance(node, int) else node.id

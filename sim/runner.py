@@ -1,0 +1,220 @@
+"""Run a policy on a scenario: build the world, start the processes, stop, collect.
+
+The engine owns the loop (STYLE.md #3): the runner builds the world and the workload, calls the
+policy's ``setup``, starts its coordinator and one worker per node, runs an evaluator that asks
+the policy for its held-out loss every ``run.eval_every_s`` simulated seconds, and stops at the
+first of: the time limit, the step limit, the target loss (if asked), or all processes done.
+
+A run that fails part-way keeps what it recorded: :class:`RunFailed` carries the partial
+:class:`Result`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from sim.config import Scenario
+from sim.policy import Policy, RunContext, get_policy
+from sim.world import World
+
+
+@dataclass
+class Result:
+    """What one run produced.
+
+    ``history`` is the long table of metrics (time_s, node, step, metric, value); ``summary`` the
+    JSON-ready figures; ``world`` gives access to the recorder (intervals, bytes, trace).
+    """
+
+    scenario: Scenario
+    policy: str
+    params: dict[str, Any]
+    world: World
+    steps: int
+    final_loss: float | None
+    optimum_loss: float | None
+    time_to_target_s: float | None
+    stop_reason: str
+    wall_time_s: float
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recorder(self):
+        return self.world.recorder
+
+    @property
+    def history(self) -> pd.DataFrame:
+        return self.world.recorder.history()
+
+    @property
+    def sim_time_s(self) -> float:
+        return self.world.recorder.elapsed_s
+
+    def loss_curve(self, metric: str = "eval_loss") -> pd.DataFrame:
+        """``time_s``, ``step``, ``value`` of one metric (global points only)."""
+        h = self.history
+        h = h[(h.metric == metric) & h.node.isna()]
+        return h[["time_s", "step", "value"]].reset_index(drop=True)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The figures every interface reports (CLI ``--json`` prints exactly this)."""
+        rec = self.world.recorder.summary()
+        return {
+            "policy": self.policy,
+            "scenario": self.scenario.name,
+            "seed": self.scenario.seed,
+            "sim_time_s": rec["sim_time_s"],
+            "steps": self.steps,
+            "final_loss": self.final_loss,
+            "optimum_loss": self.optimum_loss,
+            "target_loss": self.scenario.run.target_loss,
+            "time_to_target_s": self.time_to_target_s,
+            "bytes_sent": rec["bytes_sent"],
+            "bytes_sent_per_node": rec["bytes_sent_per_node"],
+            "bytes_cut": rec["bytes_cut"],
+            "idle_fraction": rec["idle_fraction"],
+            "failures": rec["failures"],
+            "events": self.world.env.events_processed,
+            "stop_reason": self.stop_reason,
+            "wall_time_s": self.wall_time_s,
+            "error": self.error,
+            **self.extra,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.summary, sort_keys=True)
+
+    def trace_hash(self) -> str:
+        return self.world.recorder.trace_hash()
+
+    def write_trace(self, path: str) -> None:
+        self.world.recorder.write_chrome_trace(path)
+
+
+class RunFailed(RuntimeError):
+    """A run raised part-way; ``partial`` holds everything recorded up to then."""
+
+    def __init__(self, message: str, partial: Result) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+def make_policy(scenario: Scenario, policy: str | Policy | None = None) -> Policy:
+    """The policy to run: an instance, a registered name, or the scenario's own."""
+    if isinstance(policy, Policy):
+        return policy
+    name = policy or scenario.policy.name
+    params = scenario.policy.params if name == scenario.policy.name else {}
+    return get_policy(name)(**params)
+
+
+def build_workload(scenario: Scenario, world: World, policy: Policy) -> Any:
+    """The scenario's workload, seeded from the policy's half of the seed tree."""
+    from workloads import WorkloadConfig, build_workload as build
+
+    config = scenario.workload if scenario.workload is not None else WorkloadConfig()
+    return build(config, num_replicas=world.num_nodes,
+                 seed=world.seeds.integer_seed("policy", "workload"))
+
+
+def run(scenario: Scenario, policy: str | Policy | None = None, *,
+        progress: bool = False) -> Result:
+    """Run ``policy`` (default: the scenario's) on ``scenario`` and return the :class:`Result`."""
+    wall_start = time.perf_counter()
+    pol = make_policy(scenario, policy)
+    world = World.build(scenario)
+    workload = build_workload(scenario, world, pol)
+    ctx = RunContext(world, workload, scenario.run)
+    env = world.env
+    error: BaseException | None = None
+    try:
+        pol.setup(ctx)
+        procs = []
+        coordinator = pol.coordinator(ctx)
+        if coordinator is not None:
+            procs.append(env.process(coordinator))
+        for node in world.nodes:
+            gen = pol.worker(ctx, node)
+            if gen is not None:
+                procs.append(env.process(gen))
+        if procs:
+            env.all_of(procs).callbacks.append(lambda _e: ctx.stop("policy_done"))
+        else:
+            ctx.stop("policy_done")
+        if scenario.run.eval_every_s:
+            env.process(_evaluator(ctx, pol, scenario.run.eval_every_s))
+        bar = _progress_bar(ctx, scenario) if progress else None
+        limit = [ctx.stopped]
+        if scenario.run.until_s is not None:
+            limit.append(env.timeout(scenario.run.until_s))
+        env.run(until=env.any_of(limit))
+        if bar is not None:
+            bar.close()
+        if not ctx.stopped.triggered:
+            ctx.stop("until_s")
+        _final_eval(ctx, pol)
+    except Exception as exc:  # keep what was recorded, then report
+        error = exc
+    world.recorder.finish(env.now)
+    result = Result(
+        scenario=scenario, policy=pol.name, params=_params(pol), world=world, steps=ctx.steps,
+        final_loss=ctx.last_eval_loss, optimum_loss=getattr(workload, "optimum_loss", None),
+        time_to_target_s=ctx.time_to_target_s, stop_reason=ctx.stop_reason or "error",
+        wall_time_s=time.perf_counter() - wall_start,
+        error=None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise RunFailed(f"run of {pol.name!r} on {scenario.name!r} failed at "
+                        f"t={env.now:.6g}s: {result.error}", result) from error
+    return result
+
+
+def _params(pol: Policy) -> dict[str, Any]:
+    try:
+        return dataclasses.asdict(pol.config)
+    except TypeError:
+        return {}
+
+
+def _evaluator(ctx: RunContext, pol: Policy, every_s: float):
+    while not ctx.should_stop:
+        loss = pol.evaluate(ctx)
+        if loss is not None:
+            ctx.record_eval(loss)
+        yield ctx.env.timeout(every_s) | ctx.stopped
+
+
+def _final_eval(ctx: RunContext, pol: Policy) -> None:
+    history_at_end = [r for r in ctx.world.recorder._metrics
+                      if r[3] == "eval_loss" and r[0] == ctx.now and r[1] is None]
+    if history_at_end:
+        return
+    loss = pol.evaluate(ctx)
+    if loss is not None:
+        ctx.record_eval(loss)
+
+
+def _progress_bar(ctx: RunContext, scenario: Scenario):
+    from tqdm import tqdm
+
+    total = scenario.run.until_s or scenario.run.max_steps
+    unit = "sim-s" if scenario.run.until_s else "step"
+    bar = tqdm(total=total, unit=unit, desc=scenario.name, leave=False)
+
+    def tick():
+        last = 0.0
+        while not ctx.should_stop:
+            yield ctx.env.timeout(max((scenario.run.until_s or 1.0) / 200, 1e-9)) | ctx.stopped
+            value = ctx.now if scenario.run.until_s else ctx.steps
+            bar.update(value - last)
+            last = value
+
+    ctx.env.process(tick())
+    return bar

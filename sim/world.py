@@ -1,0 +1,187 @@
+"""The world: one SimPy environment, its seed tree, nodes, network and recorder.
+
+A :class:`World` is everything a run simulates except the training method. It is built from a
+scenario (:meth:`World.build`) or directly in Python for tests and notebooks. All its randomness
+comes from the seed tree: the world's half (``world_rng``) drives speeds, stragglers and failures,
+the policy's half (``policy_rng``) drives data order and peer choice, so every method run on one
+scenario faces the same world.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import simpy
+
+from sim.network import network_class
+from sim.node import Node
+from sim.recorder import Recorder
+from sim.seeds import SeedTree
+
+
+class Environment(simpy.Environment):
+    """A SimPy environment that counts the events it processes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_processed = 0
+
+    def step(self) -> None:
+        self.events_processed += 1
+        super().step()
+
+
+class World:
+    """Nodes on a network, with a clock, a recorder and a seed tree.
+
+    Parameters
+    ----------
+    topology:
+        A ``topologies.Topology`` (sites, links, each node's site).
+    seed:
+        Root of every random stream.
+    network:
+        ``"ideal"`` or ``"maxmin"``.
+    uplink_Bps, downlink_Bps, access_latency_s, tcp_efficiency:
+        Access links and TCP efficiency (see :class:`sim.network.Network`).
+    device:
+        A device profile (``workloads.get_device``), or ``None``.
+    flops_per_s:
+        Sustained FLOP/s per node (scalar or one per node); default from ``device``.
+    speeds:
+        Persistent speed multiplier per node (default all 1).
+    stragglers:
+        A straggler model (``sim.faults``), or ``None``.
+    slots, memory_bytes:
+        Compute slots and memory per node.
+    """
+
+    def __init__(self, topology: Any, *, seed: int = 0, network: str = "maxmin",
+                 uplink_Bps: float | None = None, downlink_Bps: float | None = None,
+                 access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
+                 device: Any = None, flops_per_s: float | Sequence[float] | None = None,
+                 speeds: Sequence[float] | None = None, stragglers: Any = None,
+                 slots: int = 1, memory_bytes: float | None = None) -> None:
+        self.env = Environment()
+        self.seeds = SeedTree(seed)
+        self.topology = topology
+        n = topology.num_nodes()
+        names = [f"node{i}" for i in range(n)]
+        self.recorder = Recorder(self.env, names)
+        self.nodes: list[Node] = []
+        self.network = network_class(network)(
+            self, topology, uplink_Bps=uplink_Bps, downlink_Bps=downlink_Bps,
+            access_latency_s=access_latency_s, tcp_efficiency=tcp_efficiency)
+        if flops_per_s is None:
+            peak = getattr(device, "peak_flops_per_s", None)
+            flops_per_s = peak * getattr(device, "efficiency", 1.0) if peak else math.nan
+        flops = list(flops_per_s) if isinstance(flops_per_s, Sequence) else [flops_per_s] * n
+        speeds = [1.0] * n if speeds is None else [float(s) for s in speeds]
+        if len(speeds) != n or len(flops) != n:
+            raise ValueError(f"cluster: expected {n} per-node values, got speeds={len(speeds)}, "
+                             f"flops_per_s={len(flops)}")
+        if memory_bytes is None:
+            memory_bytes = getattr(device, "memory_bytes", math.inf)
+        stream = self.seeds.child("world", "stragglers")
+        for i in range(n):
+            self.nodes.append(Node(self, i, name=names[i], site=topology.node_sites[i],
+                                   flops_per_s=flops[i], device=device, speed=speeds[i],
+                                   memory_bytes=memory_bytes, slots=slots,
+                                   stragglers=stragglers, straggler_rng=stream.generator(i)))
+
+    # -- building from a scenario ----------------------------------------------------------
+
+    @classmethod
+    def build(cls, scenario: Any, *, horizon_s: float | None = None) -> World:
+        """Build the world a :class:`sim.config.Scenario` describes (failures scheduled)."""
+        from sim.faults import make_failure_model, make_straggler_model, speed_multipliers
+        from sim.faults.injector import start_injector
+        from workloads import get_device
+
+        cluster, net, faults = scenario.cluster, scenario.network, scenario.faults
+        seeds = SeedTree(scenario.seed)
+        topology = build_topology(net.topology, cluster.num_nodes, net.topology_params,
+                                  seed=seeds.integer_seed("world", "topology"))
+        device = get_device(cluster.device)
+        speed_spec = dict(cluster.speed)
+        speeds = None
+        if speed_spec:
+            dist = speed_spec.pop("dist", "constant")
+            speeds = speed_multipliers(cluster.num_nodes, dist=dist,
+                                       rng=seeds.generator("world", "speeds"), **speed_spec)
+        stragglers = None
+        if faults.stragglers:
+            stragglers = make_straggler_model(dict(faults.stragglers), num_nodes=cluster.num_nodes,
+                                              rng=seeds.generator("world", "straggler_pattern"))
+        world = cls(topology, seed=scenario.seed, network=net.model, uplink_Bps=net.uplink_Bps,
+                    downlink_Bps=net.downlink_Bps, access_latency_s=net.access_latency_s,
+                    tcp_efficiency=net.tcp_efficiency, device=device, speeds=speeds,
+                    stragglers=stragglers, slots=cluster.compute_slots,
+                    memory_bytes=cluster.memory_bytes)
+        horizon = horizon_s or scenario.run.until_s or DEFAULT_FAILURE_HORIZON_S
+        events = []
+        for i, spec in enumerate(faults.failures):
+            model = make_failure_model(dict(spec))
+            events += model.schedule(num_nodes=cluster.num_nodes, horizon_s=horizon,
+                                     rng=seeds.generator("world", "failures", i))
+        if events:
+            events.sort(key=lambda e: (e.time_s, e.nodes))
+            start_injector(world, events)
+        return world
+
+    # -- conveniences ----------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """Current simulated time, seconds."""
+        return self.env.now
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.nodes)
+
+    def policy_rng(self, *names: str | int):
+        """A numpy Generator from the policy's half of the seed tree."""
+        return self.seeds.generator("policy", *names)
+
+    def world_rng(self, *names: str | int):
+        """A numpy Generator from the world's half of the seed tree (faults, stragglers)."""
+        return self.seeds.generator("world", *names)
+
+    def up_nodes(self, nodes: Sequence[Any] | None = None) -> list[Node]:
+        """The nodes (of ``nodes``, default all) that are up now."""
+        pool = self.nodes if nodes is None else [self.nodes[_id(n)] for n in nodes]
+        return [n for n in pool if n.is_up]
+
+
+DEFAULT_FAILURE_HORIZON_S = 30 * 24 * 3600.0
+"""Failures are drawn up to this simulated time when a run has no time limit (30 days)."""
+
+
+def build_topology(name: str, num_nodes: int, params: dict[str, Any], *, seed: int) -> Any:
+    """A topology preset by name, or a graph file (edge list) by path."""
+    import topologies
+
+    looks_like_path = os.sep in name or name.endswith((".csv", ".txt", ".edges", ".edgelist"))
+    if looks_like_path:
+        if not os.path.exists(name):
+            raise ValueError(f"network.topology: file {name!r} does not exist")
+        return topologies.from_edgelist(name, **params) if params else \
+            topologies.from_edgelist(name)
+    import inspect
+    builder = topologies.PRESETS.get(name)
+    kwargs = dict(params)
+    if builder is not None:
+        sig = inspect.signature(builder).parameters
+        if "num_nodes" in sig:
+            kwargs.setdefault("num_nodes", num_nodes)
+        if "seed" in sig:
+            kwargs.setdefault("seed", seed)
+    return topologies.get_topology(name, **kwargs)
+
+
+def _id(node: Any) -> int:
+    return node if isinstance(node, int) else node.id

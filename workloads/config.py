@@ -1,0 +1,121 @@
+"""The workload section of a scenario: what trains, on what data, and what the clock charges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LEARNERS = ("tiny-llama", "llama", "mlp", "cnn")
+"""Learner names; any timing preset name ('llama-125m', ...) also builds that shape for real."""
+OPTIMIZERS = ("adamw", "sgd")
+SHARDS = ("iid", "dirichlet", "dialects", "contiguous")
+DEVICES = ("cpu", "cuda")
+DTYPES = ("fp32", "bf16", "fp16")
+TEXT_LEVELS = ("byte", "char")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadConfig:
+    """What trains (learner, data, optimizer) and what a step costs (timing model).
+
+    Shard kinds by dataset: ``synthetic-markov`` takes 'iid' (one chain for all nodes) or
+    'dialects' (each node its own perturbed chain); ``digits`` takes 'iid' or 'dirichlet'
+    (label skew); ``text:PATH`` takes 'iid' (random windows of the whole file) or 'contiguous'
+    (each node reads its own region of the file).
+    """
+
+    learner: str = "tiny-llama"
+    """'tiny-llama' (~100k parameters), 'llama' (shape from the overrides below), 'mlp', 'cnn',
+    or a preset name such as 'llama-125m' (that shape, built for real)."""
+    timing: str = "same"
+    """Preset name ('llama-125m', 'llama-350m', 'llama-1b', 'llama-3b', 'llama-8b') or 'same'
+    (derive the timing model from the learner's own shape)."""
+    data: str = "synthetic-markov"
+    """'synthetic-markov', 'digits' or 'text:PATH' (a local file)."""
+    batch: int = 16
+    """Samples (sequences or images) per microbatch."""
+    seq: int = 32
+    """Tokens per sequence (language data; ignored by classifiers)."""
+    lr: float = 3e-3
+    """Peak learning rate (after warm-up)."""
+    min_lr_ratio: float = 0.1
+    """Cosine schedule floor as a fraction of ``lr``."""
+    warmup_steps: int = 20
+    """Linear warm-up steps from 0 to ``lr``."""
+    total_steps: int | None = None
+    """Steps at which the cosine decay reaches its floor; None: constant ``lr`` after warm-up."""
+    optimizer: str = "adamw"
+    """'adamw' (betas below) or 'sgd' (with ``momentum``)."""
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    momentum: float = 0.9
+    """SGD momentum."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay (AdamW) or L2 penalty (SGD)."""
+    grad_clip: float | None = 1.0
+    """Clip the gradient's global L2 norm to this; None: no clipping."""
+    shards: str = "iid"
+    """How data is split across nodes: 'iid', 'dirichlet', 'dialects' or 'contiguous'."""
+    dirichlet_alpha: float = 0.5
+    """Dirichlet concentration of label skew ('dirichlet' shards); small = more skew."""
+    dialect_mix: float = 0.5
+    """How far each node's dialect departs from the base chain ('dialects' shards), 0..1."""
+    device: str = "cpu"
+    """Where learners run: 'cpu' or 'cuda' (error if CUDA is not available)."""
+    d_model: int | None = None
+    """Model width override (llama learners: C; classifiers: hidden units/channels)."""
+    n_layers: int | None = None
+    """Number of transformer blocks override."""
+    n_heads: int | None = None
+    """Attention heads override."""
+    d_ff: int | None = None
+    """SwiGLU hidden size override."""
+    vocab: int | None = None
+    """Synthetic language vocabulary (text data sets its own vocabulary)."""
+    markov_branching: int = 4
+    """Successors per token of the synthetic chain."""
+    markov_concentration: float = 1.0
+    """Dirichlet concentration of the chain's successor weights (lower: lower entropy)."""
+    text_level: str = "byte"
+    """Tokenisation of text files: 'byte' (V = 256) or 'char'."""
+    held_out_fraction: float = 0.1
+    """Fraction of a finite dataset kept for evaluation (digits, text)."""
+    eval_batches: int = 4
+    """Held-out batches per ``eval_loss`` call."""
+    param_dtype: str = "fp32"
+    """Dtype the timing model charges for parameters and gradients on the wire."""
+    activation_dtype: str = "fp32"
+    """Dtype the timing model charges for activations between stages."""
+
+    def __post_init__(self) -> None:
+        def check(field: str, value: object, allowed: tuple) -> None:
+            if value not in allowed:
+                raise ValueError(f"workload.{field}={value!r}: allowed {list(allowed)}")
+
+        check("optimizer", self.optimizer, OPTIMIZERS)
+        check("shards", self.shards, SHARDS)
+        check("device", self.device, DEVICES)
+        check("text_level", self.text_level, TEXT_LEVELS)
+        check("param_dtype", self.param_dtype, DTYPES)
+        check("activation_dtype", self.activation_dtype, DTYPES)
+        if not (self.data in ("synthetic-markov", "digits") or self.data.startswith("text:")):
+            raise ValueError(
+                f"workload.data={self.data!r}: allowed 'synthetic-markov', 'digits', 'text:PATH'"
+            )
+        for name in ("batch", "seq", "eval_batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"workload.{name}={getattr(self, name)}: must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"workload.lr={self.lr}: must be > 0")
+        if self.warmup_steps < 0:
+            raise ValueError(f"workload.warmup_steps={self.warmup_steps}: must be >= 0")
+        if self.total_steps is not None and self.total_steps <= self.warmup_steps:
+            raise ValueError(
+                f"workload.total_steps={self.total_steps}: must exceed warmup_steps="
+                f"{self.warmup_steps} (or be None)"
+            )
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"workload.grad_clip={self.grad_clip}: must be > 0 or None")
+        if not 0.0 < self.held_out_fraction < 1.0:
+            raise ValueError(
+                f"workload.held_out_fraction={self.held_out_fraction}: must be in (0, 1)"
+            )
