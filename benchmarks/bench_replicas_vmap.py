@@ -6,7 +6,7 @@ reference shape of ``workloads/data/h100-batched-replicas.csv`` (d_model 128, 2 
 seq 64) unless told otherwise, and print the two times and their ratio side by side, next to the
 H100 reference where it has the same replica count.
 
-    python benchmarks/bench_replicas_vmap.py --replicas 1 8 64 --repeats 3
+    python benchmarks/bench_replicas_vmap.py --replicas 1 8 64 --repeats 3 --threads 1
 """
 
 from __future__ import annotations
@@ -49,7 +49,12 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
     args = ap.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     cfg = WorkloadConfig(
         learner="llama",

@@ -62,7 +62,7 @@ def _clean(value: Any) -> Any:
 
 
 def record_of(result: Any, label: str | None = None) -> dict[str, Any]:
-    """The flat, JSON-ready record of one run (what ``--json`` prints).
+    """Return the flat, JSON-ready record of one run (what ``--json`` prints).
 
     It is the runner's ``Result.summary`` plus ``label`` (the name the comparison gave the run)
     and ``bytes_per_node`` (mean bytes sent per node).
@@ -127,11 +127,11 @@ class Comparison:
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
     def to_json(self, *, indent: int | None = 2) -> str:
-        """The records as a JSON list (what ``dtsim compare --json`` prints)."""
+        """Return the records as a JSON list (what ``dtsim compare --json`` prints)."""
         return json.dumps(self.records, indent=indent)
 
     def format_table(self) -> str:
-        """The table as aligned text with units, for terminals."""
+        """Return the table as aligned text with units, for terminals."""
         return format_table(self.table)
 
     def _pairs(self) -> list[tuple[str, Any]]:
@@ -183,17 +183,15 @@ class Comparison:
 
 def format_table(table: pd.DataFrame) -> str:
     """Aligned text: durations, bytes and fractions in human units; missing values as ``-``."""
-    from sim.units import format_bytes, format_duration
-
     def fmt(column: str, value: Any) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
             return "-"
         if column.endswith("_s"):
-            return format_duration(float(value)).replace("min", " min")
+            return _short_duration(float(value))
         if column == "bytes_per_node":
-            return format_bytes(float(value))
+            return _short_bytes(float(value))
         if column == "idle_fraction":
-            return f"{100 * float(value):.1f}%"
+            return f"{abs(100 * float(value)):.1f}%"  # abs: no "-0.0%" from rounding
         if column == "speedup":
             return f"{float(value):.2f}x"
         if isinstance(value, float):
@@ -213,6 +211,22 @@ def format_table(table: pd.DataFrame) -> str:
                        for i, (v, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _short_duration(seconds: float) -> str:
+    """Three significant digits in the largest fitting unit: ``"2.12 h"``, ``"7 min"``."""
+    for unit, scale in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3)):
+        if abs(seconds) >= scale or unit == "ms":
+            return f"{seconds / scale:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _short_bytes(nbytes: float) -> str:
+    """Three significant digits, decimal units: ``"75.4 GB"``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0)):
+        if abs(nbytes) >= scale or unit == "B":
+            return f"{nbytes / scale:.3g} {unit}"
+    raise AssertionError("unreachable")
 
 
 def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,

@@ -13,7 +13,7 @@ without waiting on a task yields :meth:`Node.failed_event`.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -22,15 +22,6 @@ from sim.errors import NodeFailure
 
 if TYPE_CHECKING:
     from sim.world import World
-
-
-@dataclass(eq=False)
-class _Task:
-    event: simpy.Event
-    start_s: float
-    end_s: float
-    interval: list
-    done: bool = False
 
 
 class Node:
@@ -80,8 +71,7 @@ class Node:
         self.stragglers = stragglers
         self._straggler_rng = straggler_rng
         self._slot_free_s = [0.0] * slots  # a heap of the times each slot becomes free
-        self._tasks: dict[int, _Task] = {}
-        self._task_seq = 0
+        self._tasks: dict[simpy.Event, list] = {}  # running and queued: event -> interval
         self.tasks_done = 0
         self.is_up = True
         self._down_interval: list | None = None
@@ -114,30 +104,25 @@ class Node:
         duration = self.task_seconds(seconds, flops)
         if self.stragglers is not None:
             duration *= self.stragglers.factor(self.id, self._straggler_rng)
-        event = self.env.event()
+        env = self.env
+        event = simpy.Event(env)  # (simpy.Event(env) is env.event() without the binding)
         if not self.is_up:
             event.defused = True
-            return event.fail(NodeFailure(self.id, self.env.now))
-        now = self.env.now
-        start = max(now, heapq.heappop(self._slot_free_s))
+            return event.fail(NodeFailure(self.id, env.now))
+        now = env.now
+        start = max(now, self._slot_free_s[0])  # the slot that frees first takes the task
         end = start + duration
-        heapq.heappush(self._slot_free_s, end)
-        interval = self.world.recorder.interval(self.id, "busy", start, end, label)
-        self._task_seq += 1
-        task = _Task(event, start, end, interval)
-        self._tasks[self._task_seq] = task
-        timer = self.env.timeout(end - now)
-        key = self._task_seq
-        timer.callbacks.append(lambda _ev: self._finish(key))
+        heapq.heapreplace(self._slot_free_s, end)
+        self._tasks[event] = self.world.recorder.interval(self.id, "busy", start, end, label)
+        simpy.Timeout(env, end - now).callbacks.append(partial(self._finish, event))
         return event
 
-    def _finish(self, key: int) -> None:
-        task = self._tasks.pop(key, None)
-        if task is None:  # cancelled by a failure
+    def _finish(self, event: simpy.Event, _timer: simpy.Event) -> None:
+        interval = self._tasks.pop(event, None)
+        if interval is None:  # cancelled by a failure
             return
-        task.done = True
         self.tasks_done += 1
-        task.event.succeed(task.end_s - task.start_s)
+        event.succeed(interval[3] - interval[2])  # [node, kind, start_s, end_s, label]
 
     @property
     def busy_until_s(self) -> float:
@@ -181,10 +166,10 @@ class Node:
         self._down_interval = self.world.recorder.interval(self.id, "down", now, float("inf"),
                                                            reason)
         tasks, self._tasks = self._tasks, {}
-        for task in tasks.values():
-            task.interval[3] = max(task.interval[2], min(task.interval[3], now))
-            task.event.defused = True
-            task.event.fail(NodeFailure(self.id, now))
+        for event, interval in tasks.items():
+            interval[3] = max(interval[2], min(interval[3], now))
+            event.defused = True
+            event.fail(NodeFailure(self.id, now))
         self._slot_free_s = [now] * len(self._slot_free_s)
         self.memory_used_bytes = 0.0
         self.world.network.node_failed(self.id)

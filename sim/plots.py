@@ -79,7 +79,7 @@ def plot_loss(runs: Sequence[tuple[str, Any]], path: str | Path | None = None, *
 
 def plot_timeline(runs: Sequence[tuple[str, Any]], path: str | Path | None = None, *,
                   max_nodes: int = 16) -> Figure:
-    """What each node did over time (busy, communicating, down; blank = idle), one panel a run."""
+    """Plot what each node did (busy, communicating, down; blank = idle), a panel per run."""
     panels = max(len(runs), 1)
     fig = Figure(figsize=(8, 1.0 + 1.6 * panels))
     scale, unit = time_axis(max((_sim_time(r) for _, r in runs), default=0.0))
@@ -112,11 +112,12 @@ def _patch(colour: str, label: str) -> Any:
     return Patch(facecolor=colour, label=label)
 
 
-def bytes_series(result: Any) -> tuple[list[float], list[float]]:
+def bytes_series(result: Any) -> tuple[list[float], list[float], bool]:
     """Cumulative bytes sent by all nodes against time, from the ``bytes_sent`` metric.
 
     The runner records the running total as a global ``bytes_sent`` metric; a run without it
-    gives only its two known points, ``(0, 0)`` and ``(end, total)``.
+    gives only its two known points, ``(0, 0)`` and ``(end, total)``; the third element says
+    whether a recorded series was found.
     """
     history = result.history
     series = history[(history.metric == "bytes_sent") & history.node.isna()]
@@ -127,7 +128,7 @@ def bytes_series(result: Any) -> tuple[list[float], list[float]]:
     if times[-1] < end:
         times.append(end)
         values.append(total)
-    return times, values
+    return times, values, not series.empty
 
 
 def plot_bytes(runs: Sequence[tuple[str, Any]], path: str | Path | None = None) -> Figure:
@@ -136,8 +137,10 @@ def plot_bytes(runs: Sequence[tuple[str, Any]], path: str | Path | None = None) 
     ax = fig.add_subplot()
     scale, unit = time_axis(max((_sim_time(r) for _, r in runs), default=0.0))
     for label, result in runs:
-        times, values = bytes_series(result)
-        ax.plot([t / scale for t in times], [v / 1e9 for v in values], label=label)
+        times, values, recorded = bytes_series(result)
+        ax.plot([t / scale for t in times], [v / 1e9 for v in values],
+                label=label if recorded else f"{label} (total at the end only)",
+                linestyle="-" if recorded else "--")
     ax.set_xlabel(f"simulated time ({unit})")
     ax.set_ylabel("bytes sent, all nodes (GB)")
     ax.set_title("Traffic over time")

@@ -23,13 +23,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import tomllib
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -71,7 +71,7 @@ REQUIRED_SECTIONS = ("cluster", "network", "workload", "run")
 
 
 def _unit_field(parse: Any) -> Any:
-    """A pydantic validator that runs ``parse`` on the raw value (so bare numbers fail)."""
+    """Make a pydantic validator that runs ``parse`` on the raw value (so bare numbers fail)."""
 
     def validate(value: Any) -> float:
         return parse(value)
@@ -250,7 +250,7 @@ def _first_error_line(exc: ValidationError) -> ScenarioError:
 
 
 def read_scenario_file(path: str | Path) -> dict[str, Any]:
-    """The raw table of a ``.toml``, ``.yaml`` or ``.yml`` file (nothing validated yet)."""
+    """Read the raw table of a ``.toml``, ``.yaml`` or ``.yml`` file (nothing validated)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".yaml", ".yml"):
@@ -279,7 +279,7 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
 
 
 def parse_override_value(text: str) -> Any:
-    """A TOML value when ``text`` is one (``16``, ``true``, ``[1, 2]``), else the string."""
+    """Return a TOML value when ``text`` is one (``16``, ``true``, ``[1, 2]``), else the string."""
     try:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
@@ -433,6 +433,8 @@ def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
     kwargs = dict(params)
     if "num_nodes" in accepted and "num_nodes" not in kwargs:
         kwargs["num_nodes"] = num_nodes
+    if "seed" in accepted and "seed" not in kwargs:
+        kwargs["seed"] = 0  # only checking here; the world passes its own seed
     try:
         get_topology(name, **kwargs)
     except (TypeError, ValueError) as exc:
@@ -628,24 +630,24 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> ScenarioSpec:
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
-    """The validated :class:`~sim.config.Scenario` of a ``.toml`` / ``.yaml`` file."""
+    """Load the validated :class:`~sim.config.Scenario` of a ``.toml`` / ``.yaml`` file."""
     return load(path, overrides).scenario
 
 
 def scenario_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (), *,
                        base_dir: str | Path | None = None) -> Scenario:
-    """The validated scenario of a table shaped like a scenario file."""
+    """Validate a table shaped like a scenario file into a :class:`~sim.config.Scenario`."""
     return parse_spec(apply_overrides(data, overrides), base_dir=base_dir).scenario
 
 
 def default_scenario_path() -> Path:
-    """The built-in default comparison (``sim/defaults/default.toml``)."""
+    """Return the path of the built-in default comparison (``sim/defaults/default.toml``)."""
     return Path(str(resources.files("sim") / "defaults" / "default.toml"))
 
 
 def resolve_policies(spec: ScenarioSpec, names: Sequence[str] | None = None,
                      ) -> list[tuple[str, PolicyConfig]]:
-    """The ``(label, PolicyConfig)`` list to compare.
+    """Return the ``(label, PolicyConfig)`` list to compare.
 
     ``names`` are labels of the file's ``[policies.<label>]`` tables or registered policy names
     (then run with the parameters of ``[policy]`` when it names the same policy, else their
@@ -718,7 +720,7 @@ class ScenarioBuilder:
         return self._section("workload", values)
 
     def policy(self, name: str, **params: Any) -> ScenarioBuilder:
-        """The policy that :func:`sim.runner.run` uses, with its parameters."""
+        """Set the policy that :func:`sim.runner.run` uses, with its parameters."""
         self._data["policy"] = {"name": name, **params}
         return self
 
@@ -743,7 +745,7 @@ class ScenarioBuilder:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The scenario as a file-shaped table (for :func:`sim.sweep.sweep`)."""
+        """Return the scenario as a file-shaped table (for :func:`sim.sweep.sweep`)."""
         return copy.deepcopy(self._data)
 
     def spec(self) -> ScenarioSpec:

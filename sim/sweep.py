@@ -46,7 +46,7 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
 
 
 def set_dotted(raw: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """A copy of ``raw`` with the dotted ``key`` set to ``value`` (tables created as needed)."""
+    """Return a copy of ``raw`` with the dotted ``key`` set to ``value`` (tables created)."""
     data = copy.deepcopy(dict(raw))
     parts = key.split(".")
     table = data
@@ -76,6 +76,7 @@ class SweepTask:
     policy: str | None
     base_dir: str | None
     out_path: str
+    torch_threads: int | None = None
 
 
 def _write_atomically(path: Path, record: dict[str, Any]) -> None:
@@ -91,6 +92,10 @@ def run_task(task: SweepTask, run_fn: Callable[..., Any] | None = None) -> dict[
     record: dict[str, Any] = {"key": task.key, "point": task.point, "policy": task.policy}
     started = time.perf_counter()
     try:
+        if task.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(task.torch_threads)
         spec = parse_spec(task.raw, base_dir=task.base_dir)
         scenario, chosen = normalize_policies(spec, [task.policy] if task.policy else None)
         label, config = chosen[0]
@@ -128,7 +133,8 @@ def _done(path: Path) -> bool:
 
 def sweep(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequence[Any]],
           out_dir: str | Path, *, policies: Sequence[str] | None = None, processes: int = 2,
-          resume: bool = True, progress: bool = True,
+          resume: bool = True, progress: bool = True, base_dir: str | Path | None = None,
+          torch_threads: int | None = None,
           run_fn: Callable[..., Any] | None = None) -> pd.DataFrame:
     """Run every grid point (times every policy) and return one row per run.
 
@@ -146,6 +152,10 @@ def sweep(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequence[Any]
         Worker processes (1 runs in this process).
     resume:
         Skip runs whose record is already saved with status ok.
+    base_dir:
+        Where relative paths of a table ``base`` resolve (a file's own folder by default).
+    torch_threads:
+        ``torch.set_num_threads`` in each run's process (``None``: leave torch's default).
     run_fn:
         Replaces :func:`sim.runner.run` (only with ``processes=1``; used by tests).
 
@@ -160,7 +170,8 @@ def sweep(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequence[Any]
     if isinstance(base, (str, Path)):
         raw, base_dir = read_scenario_file(base), str(Path(base).resolve().parent)
     else:
-        raw, base_dir = apply_overrides(base, []), None
+        raw = apply_overrides(base, [])
+        base_dir = str(base_dir) if base_dir is not None else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tasks: list[SweepTask] = []
@@ -175,7 +186,8 @@ def sweep(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequence[Any]
         for policy in (list(policies) if policies else [None]):
             key = point_key(raw, point, policy)
             tasks.append(SweepTask(key=key, raw=point_raw, point=point, policy=policy,
-                                   base_dir=base_dir, out_path=str(out / f"{key}.json")))
+                                   base_dir=base_dir, out_path=str(out / f"{key}.json"),
+                                   torch_threads=torch_threads))
     todo = [t for t in tasks if not (resume and _done(Path(t.out_path)))]
     if run_fn is not None and processes != 1:
         raise ValueError("sweep: run_fn can only replace the runner with processes=1")

@@ -85,6 +85,8 @@ class World:
                              f"flops_per_s={len(flops)}")
         if memory_bytes is None:
             memory_bytes = getattr(device, "memory_bytes", math.inf)
+        if hasattr(stragglers, "reset"):
+            stragglers.reset()  # models with per-node state start fresh in every world
         stream = self.seeds.child("world", "stragglers")
         for i in range(n):
             self.nodes.append(Node(self, i, name=names[i], site=topology.node_sites[i],

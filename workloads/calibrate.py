@@ -75,13 +75,16 @@ def main() -> None:
     """Print the fitted H100 parameters and the error on every reference row."""
     dev = fit_h100()
     print(
-        f"efficiency={dev.efficiency:.4f} traffic_bytes_per_value={dev.traffic_bytes_per_value:.1f} "
+        f"efficiency={dev.efficiency:.4f} "
+        f"traffic_bytes_per_value={dev.traffic_bytes_per_value:.1f} "
         f"unit_overhead_s={dev.unit_overhead_s:.4e} "
         f"blend_power={dev.blend_power}"
     )
     for row, err in relative_errors(dev):
-        print(f"{row.model:11s} {row.batch}x{row.seq:<5d} measured {row.fwd_bwd_s:.5f} s  "
-              f"error {100 * err:+6.1f}%")
+        print(
+            f"{row.model:11s} {row.batch}x{row.seq:<5d} measured {row.fwd_bwd_s:.5f} s  "
+            f"error {100 * err:+6.1f}%"
+        )
 
 
 if __name__ == "__main__":

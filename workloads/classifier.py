@@ -29,6 +29,7 @@ class MLP(nn.Module):
         init_classifier_weights(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (B, F) -> class logits (B, K)."""
         return self.net(x)  # (B, K)
 
 
@@ -49,6 +50,7 @@ class CNN(nn.Module):
         init_classifier_weights(self, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (B, F) -> class logits (B, K)."""
         B = x.shape[0]
         x = x.view(B, 1, self.side, self.side)  # (B, 1, S, S)
         x = torch.relu(self.conv1(x))  # (B, h, S, S)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +30,30 @@ class ArrayData:
     num_classes: int
 
 
-def load_digits_split(*, held_out_fraction: float, rng: np.random.Generator) -> ArrayData:
-    """Scikit-learn's digits, scaled to [0, 1], split at random into train and held-out."""
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (1797, 64) in 0..16 and labels (1797,) of scikit-learn's bundled digits.
+
+    Reads the CSV that ships inside the scikit-learn package (importing scikit-learn itself
+    takes seconds); falls back to ``sklearn.datasets.load_digits`` if the file has moved.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        raise ValueError("data='digits': needs scikit-learn (pip install scikit-learn)")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+    if path.is_file():
+        table = np.loadtxt(path, delimiter=",")
+        return table[:, :-1], table[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)  # pixel values are 0..16
-    y = digits.target.astype(np.int64)
+    return digits.data, digits.target
+
+
+def load_digits_split(*, held_out_fraction: float, rng: np.random.Generator) -> ArrayData:
+    """Scikit-learn's digits, scaled to [0, 1], split at random into train and held-out."""
+    pixels, labels = _digits_arrays()
+    x = (pixels / 16.0).astype(np.float32)  # pixel values are 0..16
+    y = labels.astype(np.int64)
     order = rng.permutation(len(y))
     n_test = int(round(held_out_fraction * len(y)))
     test, train = order[:n_test], order[n_test:]

@@ -20,9 +20,10 @@ small ones the kernels cannot fill the GPU and ``t`` tends to the fixed per-bloc
 sample per layer forward, backward 1.5x forward, loss 0.25x a 4-layer stage's forward.
 
 The H100's four parameters (efficiency, traffic bytes per value, per-block overhead, blend power;
-peak FLOP/s and memory bandwidth are datasheet figures) were fitted by :func:`workloads.calibrate.fit_h100` to the measured step times
-in ``workloads/data/h100-llama-step-times.csv``. The other GPUs reuse the H100's efficiency,
-overhead and blend with their own datasheet peaks: an assumption, not a measurement.
+peak FLOP/s and memory bandwidth are datasheet figures) were fitted by
+:func:`workloads.calibrate.fit_h100` to the measured step times in
+``workloads/data/h100-llama-step-times.csv``. The other GPUs reuse the H100's software-side
+parameters with their own datasheet peaks and bandwidths: an assumption, not a measurement.
 """
 
 from __future__ import annotations

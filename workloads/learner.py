@@ -85,6 +85,7 @@ class GroupOptimizer:
         self.optimizer = self._new_optimizer()
 
     def state(self) -> dict:
+        """Return the stream's position (generator state and cursor)."""
         return {
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "step_count": self.step_count,
@@ -92,6 +93,7 @@ class GroupOptimizer:
         }
 
     def set_state(self, state: dict) -> None:
+        """Resume at a position returned by :meth:`state`."""
         self.optimizer = self._new_optimizer()
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.step_count = state["step_count"]
@@ -105,7 +107,9 @@ def _flatten(tensors: list[torch.Tensor]) -> torch.Tensor:
 def _unflatten_into(tensors: list[torch.Tensor], flat: torch.Tensor, what: str) -> None:
     total = sum(t.numel() for t in tensors)
     if flat.dim() != 1 or flat.numel() != total:
-        raise ValueError(f"{what}: expected a 1-D vector of {total} values, got {tuple(flat.shape)}")
+        raise ValueError(
+            f"{what}: expected a 1-D vector of {total} values, got {tuple(flat.shape)}"
+        )
     offset = 0
     with torch.no_grad():
         for t in tensors:
@@ -167,7 +171,7 @@ class Learner:
     # ---- training --------------------------------------------------------------------------
 
     def next_batch(self) -> Batch:
-        """The next training batch of this node's shard, on the learner's device."""
+        """Draw the next training batch of this node's shard, on the learner's device."""
         x, y = self.stream.next_batch()
         self.last_batch = (x.to(self.device), y.to(self.device))
         return self.last_batch
@@ -234,7 +238,7 @@ class Learner:
     # ---- flat vectors ----------------------------------------------------------------------
 
     def get_flat(self) -> torch.Tensor:
-        """A float32 CPU copy of all parameters as one 1-D vector."""
+        """Return a float32 CPU copy of all parameters as one 1-D vector."""
         return _flatten(self.params)
 
     def set_flat(self, flat: torch.Tensor) -> None:
@@ -242,8 +246,10 @@ class Learner:
         _unflatten_into(self.params, flat, "set_flat")
 
     def get_flat_grad(self) -> torch.Tensor:
-        """A float32 CPU copy of the gradient (zeros where none) as one 1-D vector."""
-        return _flatten([p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params])
+        """Return a float32 CPU copy of the gradient (zeros where none) as one 1-D vector."""
+        return _flatten(
+            [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        )
 
     def set_flat_grad(self, flat: torch.Tensor) -> None:
         """Overwrite the gradient (e.g. with the peers' average) from a 1-D vector."""

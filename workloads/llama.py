@@ -78,6 +78,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise x (..., C) by its root mean square and apply the gain."""
         rms = torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
         return x * rms * self.weight
 
@@ -111,6 +112,7 @@ class CausalSelfAttention(nn.Module):
         self.wo = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Attend causally: x (B, T, C) -> (B, T, C)."""
         B, T, C = x.shape
         H = self.n_heads
         q = self.wq(x).view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, D)
@@ -132,6 +134,7 @@ class SwiGLU(nn.Module):
         self.w2 = nn.Linear(cfg.ffn_dim, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Gate and project: x (B, T, C) -> (B, T, C)."""
         return self.w2(F.silu(self.w1(x)) * self.w3(x))  # (B, T, C)
 
 
@@ -146,6 +149,7 @@ class Block(nn.Module):
         self.ffn = SwiGLU(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Apply attention and feed-forward with residuals: (B, T, C) -> (B, T, C)."""
         x = x + self.attn(self.attn_norm(x), cos, sin)  # (B, T, C)
         return x + self.ffn(self.ffn_norm(x))  # (B, T, C)
 
@@ -166,6 +170,7 @@ class Llama(nn.Module):
         init_llama_weights(self, generator)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, T) -> logits (B, T, V)."""
         x = self.embed(idx)  # (B, T, C)
         for block in self.blocks:
             x = block(x, self.rope_cos, self.rope_sin)  # (B, T, C)
@@ -235,7 +240,7 @@ class Stage(nn.Module):
         return x
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Final norm and head: activations (B, T, C) -> logits (B, T, V)."""
+        """Apply the final norm and head: activations (B, T, C) -> logits (B, T, V)."""
         assert self.head is not None and self.norm is not None, "this stage holds no head"
         return self.head(self.norm(x))
 
@@ -293,4 +298,5 @@ class StagedModel(nn.Module):
         return self.stages[self.head_index].logits(x)  # (B, T, V)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, T) -> logits (B, T, V) through every stage in order."""
         return self.forward_path(idx)

@@ -81,7 +81,7 @@ def random_sparse_markov(
 
 
 def dialect(base: MarkovLanguage, *, mix: float, rng: np.random.Generator) -> MarkovLanguage:
-    """A dialect of ``base``: same successor sets, weights (1-mix) P + mix Q with Q random.
+    """Make a dialect of ``base``: same successor sets, weights (1-mix) P + mix Q with Q random.
 
     Dialects give non-iid shards of the synthetic language: each node sees its own dialect while
     held-out data comes from the base chain.

@@ -104,11 +104,11 @@ class PipelineLearner(Learner):
         self.groups[stage].lr_scale = scale
 
     def stage_lr(self, stage: int) -> float:
-        """The rate one stage's next step will use."""
+        """Return the rate one stage's next step will use."""
         return self.groups[stage].lr
 
     def get_stage_state(self, stage: int) -> dict[str, torch.Tensor]:
-        """A copy of one stage's weights (its ``state_dict``)."""
+        """Return a copy of one stage's weights (its ``state_dict``)."""
         return {k: v.detach().clone() for k, v in self.model.stages[stage].state_dict().items()}
 
     def set_stage_state(self, stage: int, state: dict[str, torch.Tensor]) -> None:

@@ -76,7 +76,9 @@ class ReplicaGroup:
         y = torch.stack([b[1] for b in batches]).to(self.device)  # (R, B, ...)
         # On CPU the fused attention kernel has no vmap batching rule (vmap would loop over
         # replicas); the math backend is made of batchable ops.
-        ctx = sdpa_kernel(SDPBackend.MATH) if self.device.type == "cpu" else contextlib.nullcontext()
+        ctx = (
+            sdpa_kernel(SDPBackend.MATH) if self.device.type == "cpu" else contextlib.nullcontext()
+        )
         with ctx:
             return self._grad_and_loss(self.params, self.buffers, x, y)
 

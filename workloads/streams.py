@@ -55,23 +55,27 @@ class MarkovStream:
         self.held_out = held_out
 
     def next_batch(self) -> Batch:
+        """Return the next training batch (inputs, targets)."""
         tokens = torch.from_numpy(self.language.sample(self.rng, self.batch, self.seq + 1))
         return tokens[:, :-1], tokens[:, 1:]  # (B, T) each
 
     def state(self) -> dict:
+        """Return the stream's position (generator state and cursor)."""
         return {"rng": _rng_state(self.rng)}
 
     def set_state(self, state: dict) -> None:
+        """Resume at a position returned by :meth:`state`."""
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])
 
     def eval_batches(self) -> list[Batch]:
+        """Return the fixed held-out batches."""
         return self.held_out
 
 
 def markov_held_out(
     language: MarkovLanguage, *, batch: int, seq: int, num_batches: int, rng: np.random.Generator
 ) -> list[Batch]:
-    """Fixed held-out batches drawn from ``language``."""
+    """Draw fixed held-out batches from ``language``."""
     tokens = torch.from_numpy(language.sample(rng, batch * num_batches, seq + 1))
     return [(t[:, :-1], t[:, 1:]) for t in tokens.split(batch)]
 
@@ -98,6 +102,7 @@ class ArrayStream:
         self.cursor = 0
 
     def next_batch(self) -> Batch:
+        """Return the next training batch (inputs, targets)."""
         if self.cursor + self.batch > len(self.order):
             self.order = self.rng.permutation(self.shard)  # a new epoch
             self.cursor = 0
@@ -106,19 +111,22 @@ class ArrayStream:
         return self.x[idx], self.y[idx]  # (B, F), (B,)
 
     def state(self) -> dict:
+        """Return the stream's position (generator state and cursor)."""
         return {"rng": _rng_state(self.rng), "order": self.order.copy(), "cursor": self.cursor}
 
     def set_state(self, state: dict) -> None:
+        """Resume at a position returned by :meth:`state`."""
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])
         self.order = state["order"].copy()
         self.cursor = state["cursor"]
 
     def eval_batches(self) -> list[Batch]:
+        """Return the fixed held-out batches."""
         return self.held_out
 
 
 def array_held_out(x: np.ndarray, y: np.ndarray, *, batch: int) -> list[Batch]:
-    """The held-out rows in fixed order, cut into batches of ``batch``."""
+    """Cut the held-out rows, in fixed order, into batches of ``batch``."""
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
     return list(zip(xs.split(batch), ys.split(batch)))
 
@@ -149,25 +157,29 @@ class TextStream:
         self.held_out = held_out
 
     def next_batch(self) -> Batch:
+        """Return the next training batch (inputs, targets)."""
         start, stop = self.region
         offsets = self.rng.integers(start, stop - self.seq, size=self.batch)
         windows = torch.stack([self.tokens[o : o + self.seq + 1] for o in offsets.tolist()])
         return windows[:, :-1], windows[:, 1:]  # (B, T) each
 
     def state(self) -> dict:
+        """Return the stream's position (generator state and cursor)."""
         return {"rng": _rng_state(self.rng)}
 
     def set_state(self, state: dict) -> None:
+        """Resume at a position returned by :meth:`state`."""
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])
 
     def eval_batches(self) -> list[Batch]:
+        """Return the fixed held-out batches."""
         return self.held_out
 
 
 def text_held_out(
     tokens: np.ndarray, *, batch: int, seq: int, num_batches: int, rng: np.random.Generator
 ) -> list[Batch]:
-    """Fixed random windows of the held-out tokens."""
+    """Draw fixed random windows of the held-out tokens."""
     if len(tokens) < seq + 2:
         raise ValueError(f"seq={seq}: the held-out part of the text has only {len(tokens)} tokens")
     t = torch.from_numpy(tokens)

@@ -90,7 +90,9 @@ class TimingModel:
 
     def stage_param_bytes(self, num_stages: int, *, head_stage: str = "last") -> list[int]:
         """Bytes of parameters (equally, of gradients) per stage."""
-        return [n * self.bytes_per_param for n in self.stage_params(num_stages, head_stage=head_stage)]
+        return [
+            n * self.bytes_per_param for n in self.stage_params(num_stages, head_stage=head_stage)
+        ]
 
     def samples_to_tokens(self, batch: int, seq: int) -> int:
         """Tokens in a microbatch of ``batch`` samples."""
@@ -159,9 +161,13 @@ class TimingModel:
 
 
 def llama_timing(
-    cfg: LlamaConfig, *, name: str = "llama", bytes_per_param: int = 4, bytes_per_activation: int = 4
+    cfg: LlamaConfig,
+    *,
+    name: str = "llama",
+    bytes_per_param: int = 4,
+    bytes_per_activation: int = 4,
 ) -> TimingModel:
-    """Timing model of a :class:`~workloads.llama.Llama` with shape ``cfg``."""
+    """Build the timing model of a :class:`~workloads.llama.Llama` with shape ``cfg``."""
     C, F, V = cfg.d_model, cfg.ffn_dim, cfg.vocab
     matmul = 4 * C * C + 3 * C * F
     return TimingModel(
@@ -188,7 +194,7 @@ def dense_timing(
     width: int,
     bytes_per_param: int = 4,
 ) -> TimingModel:
-    """Timing model of a classifier: parameters and forward FLOPs spread evenly over layers."""
+    """Build the timing model of a classifier: parameters and FLOPs spread evenly over layers."""
     per_layer = num_params // n_layers
     return TimingModel(
         name=name,
@@ -226,7 +232,7 @@ class ReferenceRow:
 
 @cache
 def reference_rows() -> tuple[ReferenceRow, ...]:
-    """The measured H100 step times shipped in ``workloads/data/``."""
+    """Read the measured H100 step times shipped in ``workloads/data/``."""
     text = resources.files("workloads").joinpath("data/h100-llama-step-times.csv").read_text()
     rows = []
     for r in csv.DictReader(io.StringIO(text)):
@@ -273,8 +279,10 @@ def preset_names() -> list[str]:
     return list(dict.fromkeys(row.model for row in reference_rows()))
 
 
-def preset_timing(name: str, *, bytes_per_param: int = 4, bytes_per_activation: int = 4) -> TimingModel:
-    """Timing model of a named preset."""
+def preset_timing(
+    name: str, *, bytes_per_param: int = 4, bytes_per_activation: int = 4
+) -> TimingModel:
+    """Build the timing model of a named preset."""
     return llama_timing(
         preset_config(name),
         name=name,

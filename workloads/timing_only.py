@@ -55,13 +55,15 @@ class TimingOnlyLearner:
         return None
 
     def grad_norm(self) -> float:
+        """Return 0.0 (no gradient is kept)."""
         return 0.0
 
     def stage_grad_norm(self, stage: int) -> float:
+        """Return 0.0 (no gradient is kept)."""
         return 0.0
 
     def get_flat(self) -> torch.Tensor:
-        """An empty vector (no weights are kept)."""
+        """Return an empty vector (no weights are kept)."""
         return torch.empty(0)
 
     def set_flat(self, flat: torch.Tensor) -> None:
@@ -71,6 +73,7 @@ class TimingOnlyLearner:
     set_flat_grad = set_flat
 
     def get_stage_flat(self, stage: int) -> torch.Tensor:
+        """Return an empty vector (no weights are kept)."""
         return torch.empty(0)
 
     def set_stage_flat(self, stage: int, flat: torch.Tensor) -> None:
@@ -80,20 +83,24 @@ class TimingOnlyLearner:
     set_stage_flat_grad = set_stage_flat
 
     def get_stage_state(self, stage: int) -> dict:
+        """Return an empty state."""
         return {}
 
     def set_stage_state(self, stage: int, state: dict) -> None:
         """Accept and ignore a state."""
 
     def set_stage_lr_scale(self, stage: int, scale: float) -> None:
+        """Record the learning-rate scale."""
         self.lr_scale = scale
 
     def reset_optimizer(self, stage: int | None = None) -> None:
         """Nothing to reset."""
 
     def snapshot(self) -> dict:
+        """Return the step counter and learning-rate scale."""
         return {"step": self.step, "lr_scale": self.lr_scale}
 
     def restore(self, state: dict) -> None:
+        """Return to a :meth:`snapshot`."""
         self.step = state["step"]
         self.lr_scale = state["lr_scale"]

@@ -23,9 +23,10 @@ from workloads.datasets import (
     load_digits_split,
     load_text_tokens,
 )
+from workloads.devices import DeviceProfile, FixedRateProfile
+from workloads.learner import Learner
 from workloads.llama import Llama, LlamaConfig, StagedModel
 from workloads.markov import MarkovLanguage, dialect, random_sparse_markov
-from workloads.learner import Learner
 from workloads.pipeline import PipelineLearner
 from workloads.streams import (
     ArrayStream,
@@ -68,12 +69,14 @@ class Purpose(IntEnum):
 
 
 def rng_for(seed: int, purpose: Purpose, *rest: int) -> np.random.Generator:
-    """An independent numpy Generator for ``(seed, purpose, *rest)``."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(purpose, *rest))))
+    """Return an independent numpy Generator for ``(seed, purpose, *rest)``."""
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(purpose, *rest)))
+    )
 
 
 def torch_generator_for(seed: int, purpose: Purpose, *rest: int) -> torch.Generator:
-    """A CPU torch.Generator seeded from ``(seed, purpose, *rest)``."""
+    """Return a CPU torch.Generator seeded from ``(seed, purpose, *rest)``."""
     ss = np.random.SeedSequence(seed, spawn_key=(purpose, *rest))
     return torch.Generator().manual_seed(int(ss.generate_state(1, np.uint64)[0] >> 1))
 
@@ -165,7 +168,7 @@ class Workload:
             )
 
     def make_stream(self, rank: int) -> BatchStream:
-        """The training stream of node ``rank`` (its shard, its own random order)."""
+        """Return node ``rank``'s training stream (its shard, its own random order)."""
         if not 0 <= rank < self.num_replicas:
             raise ValueError(f"rank={rank}: must be in 0..{self.num_replicas - 1}")
         cfg, rng = self.config, rng_for(self.seed, Purpose.DATA, rank)
@@ -174,7 +177,9 @@ class Workload:
             language = self.language
             if cfg.shards == "dialects":
                 language = dialect(
-                    self.language, mix=cfg.dialect_mix, rng=rng_for(self.seed, Purpose.DIALECT, rank)
+                    self.language,
+                    mix=cfg.dialect_mix,
+                    rng=rng_for(self.seed, Purpose.DIALECT, rank),
                 )
             return MarkovStream(
                 language, batch=cfg.batch, seq=cfg.seq, rng=rng, held_out=self.held_out
@@ -232,7 +237,7 @@ class Workload:
         return LlamaConfig(**base)
 
     def make_model(self) -> nn.Module:
-        """A freshly initialised model (same weights for every call with this seed)."""
+        """Build a freshly initialised model (same weights for every call with this seed)."""
         gen = torch_generator_for(self.seed, Purpose.MODEL)
         if self.is_language_model:
             return Llama(self.llama_config(), generator=gen)
@@ -256,7 +261,7 @@ class Workload:
         head_stage: str = "first",
         timing_only: bool = False,
     ) -> PipelineLearner | TimingOnlyLearner:
-        """A stage-split decoder learner reading node ``rank``'s data.
+        """Build a stage-split decoder learner reading node ``rank``'s data.
 
         ``head_stage='first'`` puts the final norm and head on stage 0 (SkipPipe: paths return
         to their stage-0 node); ``'last'`` puts them on stage S-1 (a classic pipeline).
@@ -275,6 +280,18 @@ class Workload:
         return PipelineLearner(staged, self.make_stream(rank), self.config, device=self.device)
 
     # ---- timing ----------------------------------------------------------------------------
+
+    def step_flops(self) -> float:
+        """Forward+backward FLOPs of one microbatch (config batch x seq) of the timed model."""
+        return self.timing.step_flops(self.config.batch, self.config.seq)
+
+    def step_seconds(self, device: DeviceProfile | FixedRateProfile) -> float:
+        """Seconds of one microbatch's forward+backward of the timed model on ``device``."""
+        return self.timing.step_seconds(device, self.config.batch, self.config.seq)
+
+    def activation_bytes(self) -> int:
+        """Bytes of one microbatch's activations at a stage boundary of the timed model."""
+        return self.timing.activation_bytes(self.config.batch, self.config.seq)
 
     def _build_timing(self) -> TimingModel:
         cfg = self.config
@@ -304,7 +321,9 @@ class Workload:
         else:
             assert isinstance(model, CNN)
             side = model.side
-            fwd_flops = 2.0 * side * side * (model.conv1.weight.numel() + model.conv2.weight.numel())
+            fwd_flops = (
+                2.0 * side * side * (model.conv1.weight.numel() + model.conv2.weight.numel())
+            )
             fwd_flops += 2.0 * model.head.weight.numel()
             n_layers = 3
         return dense_timing(

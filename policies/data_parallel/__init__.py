@@ -1,0 +1,16 @@
+"""The data-parallel family: DDP, DiLoCo, Streaming DiLoCo, PALSGD, NoLoCo, gossip.
+
+Importing this package registers the policies ``ddp``, ``diloco``, ``streaming_diloco``,
+``palsgd``, ``noloco``, ``dpsgd`` and ``adpsgd``. Pure update rules live in :mod:`.rules`,
+the shared outer optimizer in :mod:`.outer`; each policy module is a thin SimPy process over them.
+See docs/methods/data-parallel.md.
+"""
+
+from policies.data_parallel import (  # noqa: F401  (registers the policies)
+    ddp,
+    diloco,
+    gossip,
+    noloco,
+    palsgd,
+    streaming_diloco,
+)

@@ -43,6 +43,15 @@ from sim.errors import CollectiveAborted
 FAILURE_MODES = ("drop", "wait")
 
 
+def check_sync_options(allreduce: str, on_failure: str | None = None) -> None:
+    """Raise ValueError naming the field if ``allreduce`` or ``on_failure`` is not allowed."""
+    if allreduce not in collectives.ALLREDUCE_ALGORITHMS:
+        raise ValueError(f"allreduce: unknown algorithm {allreduce!r}; allowed: "
+                         f"{', '.join(sorted(collectives.ALLREDUCE_ALGORITHMS))}")
+    if on_failure is not None and on_failure not in FAILURE_MODES:
+        raise ValueError(f"on_failure: got {on_failure!r}; allowed: {', '.join(FAILURE_MODES)}")
+
+
 @dataclass(eq=False)
 class _Round:
     index: int
@@ -71,11 +80,7 @@ class SyncGroup:
                  on_failure: str = "drop",
                  combine: Callable[[torch.Tensor | None, list[int], int], Any] | None = None,
                  label: str = "allreduce") -> None:
-        if algorithm not in collectives.ALLREDUCE_ALGORITHMS:
-            raise ValueError(f"allreduce: unknown algorithm {algorithm!r}; allowed: "
-                             f"{', '.join(sorted(collectives.ALLREDUCE_ALGORITHMS))}")
-        if on_failure not in FAILURE_MODES:
-            raise ValueError(f"on_failure: got {on_failure!r}; allowed: {', '.join(FAILURE_MODES)}")
+        check_sync_options(algorithm, on_failure)
         self.world = world
         self.env: simpy.Environment = world.env
         self.members = sorted(members)
@@ -101,7 +106,7 @@ class SyncGroup:
         return self.completed + 1
 
     def round_event(self, r: int) -> simpy.Event:
-        """The event that fires (value: the combined result) when round ``r`` completes."""
+        """Return the event that fires (value: the combined result) when round ``r`` completes."""
         return self._round(r).done
 
     def arrive(self, node_id: int, r: int, payload: Any) -> simpy.Event:

@@ -42,7 +42,7 @@ def dequantize_e3m0(codes: torch.Tensor, negative: torch.Tensor, scale: float) -
 
 
 def roundtrip_e3m0(x: torch.Tensor) -> torch.Tensor:
-    """What the receiver sees of ``x`` after 4-bit transport."""
+    """Return what the receiver sees of ``x`` after 4-bit transport."""
     return dequantize_e3m0(*quantize_e3m0(x))
 
 

@@ -96,7 +96,8 @@ def noloco_outer_step(
     return phi_i + delta_new, delta_new
 
 
-def alpha_merge(theta_local: torch.Tensor, phi_global: torch.Tensor, *, alpha: float) -> torch.Tensor:
+def alpha_merge(theta_local: torch.Tensor, phi_global: torch.Tensor, *,
+                alpha: float) -> torch.Tensor:
     """Streaming DiLoCo's overlapped merge: ``θ ← α·θ_local + (1 − α)·φ_global``.
 
     ``α = 0`` overwrites the fragment with the new global value (plain DiLoCo); ``α = 1`` ignores

@@ -21,9 +21,9 @@ least-squares decoder returns the best fit and reports its error ``||B_F^T a - 1
 from __future__ import annotations
 
 import itertools
-from math import comb
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from math import comb
 
 import numpy as np
 

@@ -8,8 +8,9 @@ decoded by the end of round ``t + T`` (``T`` is the scheme's delay). Stragglers 
 - :class:`GCSchedule`: plain gradient coding GC(n, s) per job, ``T = 0``; fits a round with at
   most ``s`` stragglers. Load ``(s+1)/n``.
 - :class:`SRSGCSchedule` (selective reattempt): GC(n, s') with ``s' = ceil(B lam / (W-1+B))``,
-  ``T = B``, for ``B | W-1`` (its guarantee needs it; our property test finds misses otherwise). In round ``t``, if ``v > s'`` workers have not delivered job ``t-B``, ``v - s'`` of
-  them redo their job ``t-B`` task instead of job ``t``. Load ``(s'+1)/n``.
+  ``T = B``, for ``B | W-1`` (the guarantee needs it; our property test finds misses
+  otherwise). In round ``t``, if ``v > s'`` workers have not delivered job ``t-B``, ``v - s'``
+  of them redo their job ``t-B`` task instead of job ``t``. Load ``(s'+1)/n``.
 - :class:`MSGCSchedule` (multiplexed): ``T = W-2+B``; each job splits into D1 (uncoded,
   ``n(W-1)`` chunks, ``W-1`` per worker) and D2 (``B`` groups, each coded with GC(n, lam)).
   Every round a worker runs ``W-1+B`` equal mini-tasks, slot ``m`` belonging to job ``r-m``:
@@ -153,7 +154,7 @@ class SequentialScheme:
         return self.round >= self.num_rounds
 
     def tasks(self) -> list[list[Task]]:
-        """The mini-tasks of every worker in the current round (index = worker id)."""
+        """Return the mini-tasks of every worker in the current round (index = worker id)."""
         if self._planned is None:
             self._planned = self._plan(self.round)
         return self._planned
@@ -262,7 +263,7 @@ class SRSGCSchedule(SequentialScheme):
         return int(self._delivered[job].sum()) >= self.n - self.s
 
     def fits(self, stragglers: np.ndarray) -> bool:
-        """The effective straggler pattern stays (B, W, lam)-bursty."""
+        """Accept if the effective straggler pattern stays (B, W, lam)-bursty."""
         return self._bursty_fits(stragglers, self.B, self.W, self.lam)
 
 
@@ -315,7 +316,7 @@ class MSGCSchedule(SequentialScheme):
             (self._d2[job].sum(axis=1) >= self.n - self.lam).all())
 
     def fits(self, stragglers: np.ndarray) -> bool:
-        """The effective straggler pattern stays (B, W, lam)-bursty."""
+        """Accept if the effective straggler pattern stays (B, W, lam)-bursty."""
         return self._bursty_fits(stragglers, self.B, self.W, self.lam)
 
 
@@ -336,7 +337,7 @@ def make_schedule(scheme: str, n: int, num_jobs: int, *, B: int, W: int,
 
 def threshold_round(arrival_s: np.ndarray, mu: float,
                     fits: Callable[[np.ndarray], bool]) -> tuple[float, np.ndarray]:
-    """The fixed-threshold rule: close a round at ``(1+mu)`` times the first arrival.
+    """Close a round at ``(1+mu)`` times the first arrival (the fixed-threshold rule).
 
     Parameters
     ----------

@@ -91,9 +91,10 @@ class NodeCosts:
     def route_s(self, nodes: tuple[int, ...]) -> float:
         """Seconds of one microbatch alone on ``nodes`` (data node first): compute and hops.
 
-        Forward around the loop, loss, backward around it again: every hop twice.
+        Forward around the loop, loss, backward around it the other way: every hop of the loop
+        once in each direction.
         """
         loop = list(nodes) + [nodes[0]]
-        hops = sum(float(self.hop_s[a, b]) for a, b in zip(loop, loop[1:]))
+        hops = sum(float(self.hop_s[a, b] + self.hop_s[b, a]) for a, b in zip(loop, loop[1:]))
         compute = sum((1 + self.backward_factor) * float(self.forward_s[n]) for n in nodes)
-        return 2 * hops + compute + self.loss_s(nodes[0])
+        return hops + compute + self.loss_s(nodes[0])

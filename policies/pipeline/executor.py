@@ -38,7 +38,7 @@ API (what a policy, or another method built on this one, uses)
 --------------------------------------------------------------
 ``StagePlacement(replicas)``                        which nodes hold which stage (mutable)
 ``Route(stages=..., nodes=...)``, ``Microbatch(index=..., route=..., chain=...)``
-``MicrobatchCosts(forward_s=..., backward_s=..., loss_s=..., activation_nbytes=..., grad_nbytes=...)``
+``MicrobatchCosts(forward_s=, backward_s=, loss_s=, activation_nbytes=, grad_nbytes=)``
 ``ExecutorConfig(memory_microbatches=3, hop_overhead_s=0.0, allreduce=True)``
 ``ex = PipelineExecutor(world, placement, costs, config, hooks=PipelineHooks())``
 ``stats = yield ex.run_iteration(iteration, microbatches)``   a SimPy process -> IterationStats
@@ -52,7 +52,7 @@ Hooks (subclass :class:`PipelineHooks`; generators may spend simulated time)::
     extra_backward_s(ex, mb, position)      extra seconds on each backward task
     microbatch_done(ex, mb, result)         when a microbatch ends (ok or failed): real math here
     pipeline_drained(ex, stats)             all microbatches done, before the all-reduce (generator)
-    iteration_finished(ex, stats)           after the all-reduce: optimizer step, failures (generator)
+    iteration_finished(ex, stats)           after the all-reduce: optimizer step, failures (gen.)
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class MicrobatchCosts:
     def uniform(cls, *, num_stages: int, forward_s: float, backward_factor: float = 1.5,
                 loss_factor: float = 0.25, activation_nbytes: float,
                 grad_nbytes: float) -> MicrobatchCosts:
-        """Equal stages: forward ``w``, backward ``backward_factor * w``, loss ``loss_factor * w``."""
+        """Equal stages: forward ``w``, backward ``backward_factor w``, loss ``loss_factor w``."""
         return cls(
             forward_s=(forward_s,) * num_stages,
             backward_s=(backward_factor * forward_s,) * num_stages,
@@ -241,7 +241,8 @@ class StagePlacement:
         """Raise ValueError unless every node of ``route`` holds the stage it serves there."""
         for stage, node in zip(route.stages, route.nodes):
             if not 0 <= stage < self.num_stages:
-                raise ValueError(f"route {route.stages}: stage {stage} not in 0..{self.num_stages - 1}")
+                raise ValueError(
+                    f"route {route.stages}: stage {stage} not in 0..{self.num_stages - 1}")
             if self._stage_of.get(node) != stage:
                 raise ValueError(
                     f"route: node {node} serves stage {stage} but holds stage "

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.faults.downtime import Downtime
+
 FAILURE_KINDS = ("crash", "preempt", "link_down", "partition", "group")
 
 #: Seconds in the "month" of spot interruption-frequency buckets (30 days).
@@ -115,83 +117,6 @@ def sort_events(events: Iterable[FailureEvent]) -> list[FailureEvent]:
     return sorted(events, key=lambda event: event.sort_key)
 
 
-# ---------------------------------------------------------------- downtime distributions
-
-DOWNTIME_DISTRIBUTIONS = ("constant", "exponential", "lognormal", "uniform", "never")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Downtime:
-    """How long a node stays down after a failure.
-
-    dist:
-        ``"constant"`` (``value_s``), ``"exponential"`` (``mean_s``), ``"lognormal"``
-        (``median_s`` and ``sigma``: ``median_s * exp(sigma Z)``), ``"uniform"`` (``low_s``,
-        ``high_s``) or ``"never"`` (the node does not come back).
-    """
-
-    dist: str = "constant"
-    value_s: float = 0.0
-    mean_s: float = 0.0
-    median_s: float = 0.0
-    sigma: float = 0.0
-    low_s: float = 0.0
-    high_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.dist not in DOWNTIME_DISTRIBUTIONS:
-            raise ValueError(
-                f"downtime.dist must be one of {list(DOWNTIME_DISTRIBUTIONS)}, got {self.dist!r}"
-            )
-        checks = {
-            "constant": self.value_s >= 0,
-            "exponential": self.mean_s > 0,
-            "lognormal": self.median_s > 0 and self.sigma >= 0,
-            "uniform": 0 <= self.low_s <= self.high_s,
-            "never": True,
-        }
-        if not checks[self.dist]:
-            raise ValueError(f"downtime: invalid parameters for dist {self.dist!r}: {self!r}")
-
-    @classmethod
-    def from_spec(cls, spec: float | Mapping[str, Any] | Downtime | None) -> Downtime:
-        """Build from a number of seconds (constant), ``None`` (never back) or a dict."""
-        if isinstance(spec, Downtime):
-            return spec
-        if spec is None:
-            return cls(dist="never")
-        if isinstance(spec, (int, float)):
-            return cls(dist="constant", value_s=float(spec))
-        params = dict(spec)
-        allowed = {"dist", "value_s", "mean_s", "median_s", "sigma", "low_s", "high_s"}
-        unknown = sorted(set(params) - allowed)
-        if unknown:
-            raise ValueError(f"downtime: unknown parameter(s) {unknown}; allowed {sorted(allowed)}")
-        return cls(**{k: (v if k == "dist" else float(v)) for k, v in params.items()})
-
-    def sample(self, rng: np.random.Generator) -> float | None:
-        """Draw one downtime in seconds (``None`` for ``never``)."""
-        if self.dist == "never":
-            return None
-        if self.dist == "constant":
-            return self.value_s
-        if self.dist == "exponential":
-            return self.mean_s * float(rng.standard_exponential())
-        if self.dist == "lognormal":
-            return self.median_s * math.exp(self.sigma * float(rng.standard_normal()))
-        return float(rng.uniform(self.low_s, self.high_s))
-
-    def mean(self) -> float:
-        """Mean downtime in seconds (``inf`` for ``never``)."""
-        return {
-            "never": math.inf,
-            "constant": self.value_s,
-            "exponential": self.mean_s,
-            "lognormal": self.median_s * math.exp(0.5 * self.sigma**2),
-            "uniform": 0.5 * (self.low_s + self.high_s),
-        }[self.dist]
-
-
 # ---------------------------------------------------------------- models
 
 
@@ -239,7 +164,7 @@ class PoissonCrashes(FailureModel):
     ----------
     rate_per_s:
         Crash rate of one up node, per second (``lambda``). Llama 3 405B: about 2e-5 unexpected
-        failures per GPU-hour, i.e. 5.6e-9 per second.
+        failures per GPU-hour, i.e. 5.5e-9 per second.
     downtime:
         :class:`Downtime` (or its spec) of each crash.
     rejoin:
@@ -247,6 +172,9 @@ class PoissonCrashes(FailureModel):
     exempt:
         Node ids that never crash (e.g. a coordinator).
     """
+
+    kind = "crash"  # kind of the events this model draws
+    notice_s = 0.0  # warning before each strike, seconds (spot preemption overrides it)
 
     def __init__(
         self,
@@ -261,11 +189,6 @@ class PoissonCrashes(FailureModel):
         self.rejoin = bool(rejoin)
         self.exempt = tuple(sorted(int(i) for i in exempt))
 
-    kind = "crash"
-
-    def _notice_s(self) -> float:
-        return 0.0
-
     def schedule(
         self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
     ) -> list[FailureEvent]:
@@ -273,7 +196,7 @@ class PoissonCrashes(FailureModel):
         events = []
         if self.rate_per_s == 0.0:
             return events
-        notice_s = self._notice_s()
+        notice_s = self.notice_s
         for node in range(num_nodes):
             if node in self.exempt:
                 continue
@@ -348,9 +271,6 @@ class SpotPreemption(PoissonCrashes):
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"monthly interruption fraction must be in [0, 1), got {fraction!r}")
         return -math.log1p(-fraction) / SECONDS_PER_MONTH
-
-    def _notice_s(self) -> float:
-        return self.notice_s
 
 
 class LinkDown(FailureModel):
@@ -545,10 +465,10 @@ class TraceFailures(FailureModel):
     def schedule(
         self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
     ) -> list[FailureEvent]:
-        """Return the trace's events before ``horizon_s`` (``rng`` is not used)."""
+        """Return the trace's events that begin before ``horizon_s`` (``rng`` is not used)."""
         for event in self.events:
             _check_nodes(event.nodes, num_nodes, "failure trace")
-        return [event for event in self.events if event.time_s < horizon_s]
+        return [event for event in self.events if event.time_s - event.notice_s < horizon_s]
 
 
 class CombinedFailures(FailureModel):

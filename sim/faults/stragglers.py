@@ -20,7 +20,7 @@ Gilbert-Elliott     ``kappa`` in the bad state else 1   ``1 + pi_bad (kappa - 1)
 ==================  ==================================  ==============================
 
 Persistent heterogeneity (a node that is *always* slower) is not a straggler model: it is the
-node's speed, drawn once by :func:`speed_multipliers`.
+node's speed, drawn once by :func:`sim.faults.speeds.speed_multipliers` (re-exported here).
 """
 
 from __future__ import annotations
@@ -32,6 +32,23 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+
+from sim.faults.speeds import speed_multipliers
+
+__all__ = [
+    "Bimodal",
+    "BurstyPattern",
+    "GilbertElliott",
+    "LogNormal",
+    "NoStragglers",
+    "Pareto",
+    "PerNodeModels",
+    "ShiftedExponential",
+    "StragglerModel",
+    "TraceReplay",
+    "make_straggler_model",
+    "speed_multipliers",  # re-exported from sim.faults.speeds
+]
 
 _STANDARD_NORMAL = NormalDist()
 
@@ -558,75 +575,6 @@ class PerNodeModels(StragglerModel):
         for node_id in sorted(self.models):
             self.models[node_id].reset()
         self.default.reset()
-
-
-# ---------------------------------------------------------------- persistent heterogeneity
-
-SPEED_DISTRIBUTIONS = ("constant", "lognormal", "uniform", "list")
-
-
-def speed_multipliers(
-    num_nodes: int, *, dist: str = "constant", rng: np.random.Generator, **params: Any
-) -> np.ndarray:
-    """Draw each node's persistent speed (compute time is divided by it), shape ``(num_nodes,)``.
-
-    Parameters
-    ----------
-    num_nodes:
-        Number of nodes.
-    dist:
-        ``"constant"`` (``value``, default 1.0), ``"lognormal"`` (``sigma``, ``mu`` = 0:
-        ``exp(mu + sigma Z)``, median ``exp(mu)``), ``"uniform"`` (``low``, ``high``) or
-        ``"list"`` (``values``: one speed per node, e.g. mixed GPU generations).
-    rng:
-        Random stream (drawn from only by ``lognormal`` and ``uniform``).
-    """
-    if num_nodes < 0:
-        raise ValueError(f"num_nodes must be >= 0, got {num_nodes!r}")
-    allowed = {
-        "constant": {"value"},
-        "lognormal": {"sigma", "mu"},
-        "uniform": {"low", "high"},
-        "list": {"values"},
-    }
-    if dist not in allowed:
-        raise ValueError(
-            f"cluster.speed.dist must be one of {list(SPEED_DISTRIBUTIONS)}, got {dist!r}"
-        )
-    unknown = sorted(set(params) - allowed[dist])
-    if unknown:
-        raise ValueError(
-            f"cluster.speed: unknown parameter(s) {unknown} for dist {dist!r}; "
-            f"allowed: {sorted(allowed[dist])}"
-        )
-    if dist == "constant":
-        speeds = np.full(num_nodes, float(params.get("value", 1.0)))
-    elif dist == "lognormal":
-        if "sigma" not in params:
-            raise ValueError("cluster.speed.sigma is required for dist 'lognormal'")
-        sigma = float(params["sigma"])
-        if not sigma >= 0.0:
-            raise ValueError(f"cluster.speed.sigma must be >= 0, got {sigma!r}")
-        speeds = np.exp(float(params.get("mu", 0.0)) + sigma * rng.standard_normal(num_nodes))
-    elif dist == "uniform":
-        if "low" not in params or "high" not in params:
-            raise ValueError("cluster.speed.low and cluster.speed.high are required for 'uniform'")
-        low, high = float(params["low"]), float(params["high"])
-        if not 0.0 < low <= high:
-            raise ValueError(f"cluster.speed needs 0 < low <= high, got low={low!r}, high={high!r}")
-        speeds = rng.uniform(low, high, size=num_nodes)
-    else:
-        if "values" not in params:
-            raise ValueError("cluster.speed.values is required for dist 'list'")
-        speeds = np.asarray(params["values"], dtype=float).reshape(-1)
-        if speeds.size != num_nodes:
-            raise ValueError(
-                f"cluster.speed.values must have one entry per node ({num_nodes}), "
-                f"got {speeds.size}"
-            )
-    if not np.all(np.isfinite(speeds) & (speeds > 0)):
-        raise ValueError(f"cluster.speed: every speed must be finite and > 0, got {speeds!r}")
-    return speeds
 
 
 # ---------------------------------------------------------------- scenario dict -> model

@@ -113,6 +113,7 @@ class Network:
                 self._edge_link[(a, b)] = self._add_link(
                     f"{a}->{b}", attrs["bandwidth_Bps"], float(attrs["latency_s"]))
         self._routes: dict[tuple[str, str], tuple[tuple[int, ...], float] | None] = {}
+        self._paths_from: dict[str, dict[str, list[str]]] = {}  # site -> shortest paths from it
         self._flows: dict[int, Flow] = {}
         self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
         self._flow_seq = 0
@@ -157,12 +158,14 @@ class Network:
             self._routes[key] = None if link is None or not self.link_up[link] else (
                 (link,), self.link_latency_s[link])
         if key not in self._routes:
-            def weight(u: str, v: str, _attrs: dict) -> float | None:
-                return None if not self.link_up[self._edge_link[(u, v)]] else \
-                    self.link_latency_s[self._edge_link[(u, v)]]
-            try:
-                path = nx.dijkstra_path(self.graph, a, b, weight=weight)
-            except nx.NetworkXNoPath:
+            if a not in self._paths_from:  # one Dijkstra per source site gives every route
+                def weight(u: str, v: str, _attrs: dict) -> float | None:
+                    return None if not self.link_up[self._edge_link[(u, v)]] else \
+                        self.link_latency_s[self._edge_link[(u, v)]]
+                self._paths_from[a] = nx.single_source_dijkstra_path(self.graph, a,
+                                                                      weight=weight)
+            path = self._paths_from[a].get(b)
+            if path is None:
                 self._routes[key] = None
             else:
                 links = tuple(self._edge_link[(u, v)] for u, v in zip(path, path[1:]))
@@ -290,6 +293,7 @@ class Network:
         for link in links:
             self.link_up[link] = up
         self._routes.clear()
+        self._paths_from.clear()
         self.world.recorder.event("link_up" if up else "link_down", link=f"{u}-{v}")
         if not up:
             for flow in list(self._flows.values()):

@@ -4,11 +4,21 @@ Every flow in the sending state gets a rate such that no flow can go faster with
 that is already as slow or slower (max-min fairness). Rates come from progressive filling: raise
 all unfrozen flows together until some link is full, freeze the flows through it, repeat.
 
-The allocation splits over connected components of the "flow crosses link" graph, so when a flow
-starts or ends only the flows of its component are re-rated; everything else keeps its rate and
-its completion time. Completion times live in one heap with a version per flow (a re-rated flow
-pushes a new entry, the old one goes stale) and one SimPy timer waits for the earliest of them,
-so re-rating a component costs heap pushes, not SimPy events.
+The max-min allocation is the only feasible one in which every flow has a *bottleneck*: a full
+link on which no flow is faster than it. That test is local, which makes the recompute local
+too. When flows start or end, a region of flows is re-rated by progressive filling while every
+flow outside it keeps its rate (and its share of the links); the region starts as the new flows
+and the flows whose bottleneck is a link that gained or lost a flow. Then the bottleneck test is
+run on the region and on the flows outside it whose bottleneck link changed; a flow that fails
+it joins the region (for a region flow: the faster flow that beat it) and the region is filled
+again. When nobody fails, the allocation is the max-min one, exactly as if every flow had been
+re-rated; in practice the region stays a handful of flows even when every flow is connected to
+every other through shared links (see docs/performance.md). After a few rounds the region
+becomes the whole connected component of the "flow crosses link" graph, which is always right.
+
+Completion times live in one heap with a version per flow (a re-rated flow pushes a new entry,
+the old one goes stale) and one SimPy timer waits for the earliest of them, so re-rating costs
+heap pushes, not SimPy events. A flow whose rate did not change keeps its heap entry.
 """
 
 from __future__ import annotations
@@ -18,20 +28,33 @@ import math
 
 from sim.network.base import Flow, Network
 
+TOLERANCE = 1e-9
+"""Relative slack of the bottleneck test ("full" and "no faster flow"), for rounding errors."""
+
+SAME_RATE = 1e-12
+"""A new rate this close (relative) to the old one is rounding noise; the flow keeps its rate."""
+
+MAX_REPAIR_ROUNDS = 4
+"""Rounds of growing the region before re-rating the flow's whole connected component."""
+
 
 class MaxMinNetwork(Network):
-    """Max-min fair bandwidth sharing with incremental, per-component re-rating."""
+    """Max-min fair bandwidth sharing with local, verified re-rating."""
 
     model_name = "maxmin"
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._on_link: list[dict[int, Flow]] = [dict() for _ in self.link_names]
+        self._capacity = [c * self.efficiency for c in self.capacity_Bps]  # usable, bytes/s
+        self._load = [0.0 for _ in self.link_names]  # sum of the rates on each link, bytes/s
+        self._bottleneck: dict[int, int] = {}  # flow id -> a link that is its bottleneck
         self._finish_heap: list[tuple[float, int, int, Flow]] = []  # (time_s, flow id, version)
         self._timer_at = math.inf
         self._timer_token = 0
         self.reallocations = 0
         self.flows_rerated = 0
+        self.repair_rounds = 0
 
     # -- flow life -------------------------------------------------------------------------
 
@@ -54,22 +77,176 @@ class MaxMinNetwork(Network):
             flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.last_s))
             flow.last_s = now
             flow.version += 1
+            self._bottleneck.pop(flow.id, None)
             for link in flow.links:
                 del self._on_link[link][flow.id]
+                self._load[link] = self._load[link] - flow.rate if self._on_link[link] else 0.0
                 touched.append(link)
         self._reallocate(touched)
 
     # -- the allocation --------------------------------------------------------------------
 
-    def _component(self, seed_links: tuple[int, ...] | list[int]) -> tuple[list[int], list[Flow]]:
-        """Links and flows reachable from ``seed_links`` through shared links."""
+    def _reallocate(self, seed_links: tuple[int, ...] | list[int]) -> None:
+        """Re-rate the flows on ``seed_links`` and every flow that must change with them.
+
+        The first region is the new flows and the flows whose bottleneck is a seed link; a flow
+        held back elsewhere keeps its rate unless the bottleneck test says otherwise.
+        """
+        region: dict[int, Flow] = {}
+        for link in seed_links:
+            for fid, flow in self._on_link[link].items():
+                if self._bottleneck.get(fid, link) in seed_links:
+                    region[fid] = flow
+        if not region:
+            return
+        self.reallocations += 1
+        rounds = 0
+        while True:
+            rates, bottleneck = self._fill(region)
+            for fid, flow in region.items():  # rounding noise is no change: keep finish times
+                if abs(rates[fid] - flow.rate) <= SAME_RATE * flow.rate:
+                    rates[fid] = flow.rate
+            failed = self._failures(region, rates, bottleneck, seed_links)
+            if not failed:
+                break
+            rounds += 1
+            self.repair_rounds += 1
+            if rounds >= MAX_REPAIR_ROUNDS:
+                region = self._component(seed_links)
+                rates, bottleneck = self._fill(region)
+                break
+            region.update(failed)
+        self._apply(region, rates, bottleneck)
+
+    def _apply(self, region: dict[int, Flow], rates: dict[int, float],
+               bottleneck: dict[int, int]) -> None:
+        """Give the region's flows their new rates and finish times; arm the timer."""
+        self.flows_rerated += len(region)
+        self._bottleneck.update(bottleneck)
+        now = self.env.now
+        for fid, flow in region.items():
+            rate = rates[fid]
+            if rate == flow.rate:
+                continue  # same rate, same finish time: its heap entry stays valid
+            flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.last_s))
+            flow.last_s = now
+            for link in flow.links:
+                self._load[link] += rate - flow.rate
+            flow.rate = rate
+            flow.version += 1
+            if rate > 0:
+                finish = now + flow.remaining / rate
+                heapq.heappush(self._finish_heap, (finish, fid, flow.version, flow))
+        self._arm_timer()
+
+    def _fill(self, region: dict[int, Flow]) -> tuple[dict[int, float], dict[int, int]]:
+        """Progressive filling of the flows in ``region``; every other flow keeps its rate.
+
+        Returns each region flow's new rate (bytes/s) and the link that froze it.
+        """
+        members: dict[int, list[Flow]] = {}  # link -> region flows on it
+        for flow in region.values():
+            for link in flow.links:
+                if link in members:
+                    members[link].append(flow)
+                else:
+                    members[link] = [flow]
+        # Every unfrozen flow has the same rate at each moment, so the next link to fill is the
+        # one with the smallest fair share: (capacity left) / (unfrozen flows on it). Shares only
+        # grow as flows freeze, so stale heap entries are smaller than the truth.
+        capacity: dict[int, float] = {}
+        unfrozen: dict[int, int] = {}
+        heap: list[tuple[float, int]] = []
+        on_link, load, usable = self._on_link, self._load, self._capacity
+        for link, flows in members.items():
+            if len(flows) == len(on_link[link]):
+                left = usable[link]  # the whole link is being re-rated
+            else:  # minus what the flows outside the region use
+                left = usable[link] - (load[link] - sum([f.rate for f in flows]))
+            capacity[link] = left
+            unfrozen[link] = len(flows)
+            heap.append((left / len(flows) if left > 0 else 0.0, link))
+        heapq.heapify(heap)
+        rates: dict[int, float] = {}
+        bottleneck: dict[int, int] = {}
+        pop, push = heapq.heappop, heapq.heappush
+        while heap:
+            share, link = pop(heap)
+            count = unfrozen[link]
+            if count == 0:
+                continue
+            left = capacity[link]
+            actual = left / count if left > 0 else 0.0
+            if actual > share * (1 + 1e-12) + 1e-300:
+                push(heap, (actual, link))
+                continue
+            for flow in members[link]:
+                fid = flow.id
+                if fid in rates:
+                    continue
+                rates[fid] = actual
+                bottleneck[fid] = link
+                for other in flow.links:
+                    capacity[other] -= actual
+                    unfrozen[other] -= 1
+        return rates, bottleneck
+
+    def _failures(self, region: dict[int, Flow], rates: dict[int, float],
+                  bottleneck: dict[int, int], seed_links: tuple[int, ...] | list[int],
+                  ) -> dict[int, Flow]:
+        """Flows to add to ``region`` because someone fails the bottleneck test.
+
+        A region flow fails when a flow outside is faster on the link that froze it; that faster
+        flow joins the region. A flow outside the region fails when no link of its own is full
+        with nobody faster on it (the region took capacity from it, or left some unused); it
+        joins the region. Only links whose set of flows or whose rates changed can make a flow
+        outside fail, and only if its recorded bottleneck is one of them.
+        """
+        on_link = self._on_link
+        stats: dict[int, tuple[float, float]] = {}  # link -> (load in bytes/s, fastest rate)
+
+        def is_bottleneck(link: int, rate: float) -> bool:
+            if link not in stats:
+                flow_rates = [rates.get(fid, f.rate) for fid, f in on_link[link].items()]
+                stats[link] = (sum(flow_rates), max(flow_rates))
+            load, fastest = stats[link]
+            return load >= self._capacity[link] * (1 - TOLERANCE) and \
+                rate >= fastest * (1 - TOLERANCE)
+
+        failed: dict[int, Flow] = {}
+        changed = dict.fromkeys(seed_links)
+        for fid, flow in region.items():
+            if rates[fid] != flow.rate:
+                changed.update(dict.fromkeys(flow.links))
+        for fid, flow in region.items():
+            own = bottleneck[fid]
+            if own not in changed and own == self._bottleneck.get(fid):
+                continue  # same rate, same bottleneck, and nothing changed there
+            if not is_bottleneck(own, rates[fid]):
+                # ``own`` is full (filling froze the flow there), so someone outside is faster
+                limit = rates[fid] * (1 + TOLERANCE)
+                for gid, other in on_link[own].items():
+                    if gid not in region and other.rate > limit:
+                        failed[gid] = other
+        for link in changed:
+            for fid, flow in on_link[link].items():
+                if fid in region or fid in failed or self._bottleneck[fid] not in changed:
+                    continue
+                for candidate in flow.links:
+                    if is_bottleneck(candidate, flow.rate):
+                        bottleneck[fid] = candidate
+                        break
+                else:
+                    failed[fid] = flow
+        return failed
+
+    def _component(self, seed_links: tuple[int, ...] | list[int]) -> dict[int, Flow]:
+        """Flows reachable from ``seed_links`` through shared links."""
         seen_links = set(seed_links)
         stack = list(dict.fromkeys(seed_links))
-        links: list[int] = []
         flows: dict[int, Flow] = {}
         while stack:
             link = stack.pop()
-            links.append(link)
             for fid, flow in self._on_link[link].items():
                 if fid in flows:
                     continue
@@ -78,49 +255,7 @@ class MaxMinNetwork(Network):
                     if other not in seen_links:
                         seen_links.add(other)
                         stack.append(other)
-        return links, list(flows.values())
-
-    def _reallocate(self, seed_links: tuple[int, ...] | list[int]) -> None:
-        links, flows = self._component(seed_links)
-        if not flows:
-            return
-        now = self.env.now
-        self.reallocations += 1
-        self.flows_rerated += len(flows)
-        for flow in flows:  # bring progress up to now at the old rates
-            flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.last_s))
-            flow.last_s = now
-        # Progressive filling. Every unfrozen flow has the same rate at each moment, so the next
-        # link to fill is the one with the smallest fair share cap / (unfrozen flows on it).
-        # Shares only grow as flows freeze, so stale heap entries are smaller than the truth.
-        capacity = {link: self.capacity_Bps[link] * self.efficiency for link in links}
-        unfrozen = {link: len(self._on_link[link]) for link in links}
-        heap = [(capacity[link] / unfrozen[link], link) for link in links if unfrozen[link]]
-        heapq.heapify(heap)
-        frozen: set[int] = set()
-        while heap:
-            share, link = heapq.heappop(heap)
-            count = unfrozen[link]
-            if count == 0:
-                continue
-            actual = max(capacity[link], 0.0) / count
-            if actual > share * (1 + 1e-12) + 1e-300:
-                heapq.heappush(heap, (actual, link))
-                continue
-            for fid, flow in self._on_link[link].items():
-                if fid in frozen:
-                    continue
-                frozen.add(fid)
-                flow.rate = actual
-                for other in flow.links:
-                    capacity[other] -= actual
-                    unfrozen[other] -= 1
-        for flow in flows:
-            flow.version += 1
-            if flow.rate > 0:
-                finish = now + flow.remaining / flow.rate
-                heapq.heappush(self._finish_heap, (finish, flow.id, flow.version, flow))
-        self._arm_timer()
+        return flows
 
     # -- completions -----------------------------------------------------------------------
 
@@ -149,7 +284,7 @@ class MaxMinNetwork(Network):
             if flow.state == "sending" and version == flow.version:
                 done.append(flow)
         if done:
-            self._detach(done)  # re-rates the survivors of their components
+            self._detach(done)  # re-rates the survivors that shared links with them
             for flow in done:
                 self._transmitted(flow)
         self._arm_timer()

@@ -19,7 +19,8 @@ def test_average_is_elementwise_mean():
 
 def test_outer_gradient_is_global_minus_local():
     # φ = 1, θ_1 = 0.8, θ_2 = 0.6: Δ = mean(0.2, 0.4) = 0.3, pointing from θ back to φ.
-    delta = rules.average([rules.outer_gradient(t(1.0), t(0.8)), rules.outer_gradient(t(1.0), t(0.6))])
+    delta = rules.average([rules.outer_gradient(t(1.0), t(0.8)),
+                           rules.outer_gradient(t(1.0), t(0.6))])
     assert torch.allclose(delta, t(0.3))
     # lr_out = 1, μ = 0 is plain model averaging: φ lands on mean θ = 0.7.
     phi, _ = rules.nesterov_outer_step(t(1.0), delta, t(0.0), lr=1.0, momentum=0.0)

@@ -253,11 +253,12 @@ def test_failure_trace_round_trip(tmp_path):
     write_failure_trace(events, path)
     assert read_failure_trace(path) == sorted(events, key=lambda e: e.time_s)
     model = TraceFailures.from_csv(str(path))
-    assert [e.time_s for e in model.schedule(num_nodes=6, horizon_s=7200.0, rng=rng())] == [
-        50.0,
-        100.0,
-        3600.0,
-    ]
+    # an event belongs to the horizon if it begins before it: the preemption at 7200 s is
+    # announced at 7080 s, so it is kept; the link failure at 9000 s is not
+    kept = model.schedule(num_nodes=6, horizon_s=7200.0, rng=rng())
+    assert [e.time_s for e in kept] == [50.0, 100.0, 3600.0, 7200.0]
+    kept = model.schedule(num_nodes=6, horizon_s=7080.0, rng=rng())
+    assert [e.time_s for e in kept] == [50.0, 100.0, 3600.0]
     hand = tmp_path / "hand.csv"
     hand.write_text("time_s,kind,nodes,duration_s\n5,crash,1,\n")
     assert read_failure_trace(hand) == [FailureEvent(time_s=5.0, kind="crash", nodes=(1,))]
@@ -304,3 +305,14 @@ def test_make_failure_model_errors_name_the_field():
         make_failure_model({"model": "spot", "rate_per_s": 1e-5, "monthly_fraction": 0.1})
     with pytest.raises(ValueError, match=r"faults\.failures.*rate_per_s must be"):
         make_failure_model({"model": "poisson", "rate_per_s": -1.0})
+
+
+def test_make_failure_model_trace_and_combined_streams(tmp_path):
+    path = tmp_path / "trace.csv"
+    path.write_text("time_s,kind,nodes,duration_s\n5,crash,1,2\n1,group,0;1,\n")
+    model = make_failure_model({"model": "trace", "path": str(path)})
+    events = model.schedule(num_nodes=2, horizon_s=10.0, rng=rng())
+    assert [(e.time_s, e.kind, e.nodes, e.duration_s) for e in events] == [
+        (1.0, "group", (0, 1), None),
+        (5.0, "crash", (1,), 2.0),
+    ]

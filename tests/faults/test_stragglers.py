@@ -301,3 +301,13 @@ def test_make_straggler_model_errors_name_the_field():
         make_straggler_model(
             {"model": "bursty", "B": 1, "W": 2, "lam": 1, "num_rounds": 5, "slowdown": 2}
         )
+
+
+def test_per_node_default_and_trace_spec(tmp_path):
+    model = PerNodeModels({0: NoStragglers()}, default=Bimodal(p=1.0, slowdown=2.0))
+    rng = np.random.default_rng(0)
+    assert model.factor(0, rng) == 1.0 and model.factor(3, rng) == 2.0
+    path = tmp_path / "trace.csv"
+    path.write_text("node,round,duration_s\n0,0,2.0\n0,1,6.0\n")
+    built = make_straggler_model({"model": "trace", "path": str(path), "nominal_s": 2.0})
+    assert isinstance(built, TraceReplay) and built.factors[0].tolist() == [1.0, 3.0]

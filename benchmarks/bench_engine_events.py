@@ -1,0 +1,117 @@
+"""Engine events per second on compute-free scenarios, against bare SimPy timeouts.
+
+Every scenario runs ``--processes`` generator processes that each loop on one kind of wait, for
+``--operations`` waits in all; the bare-SimPy baseline runs the same number of processes looping
+on ``env.timeout(d)``. An *operation* is one wait a process yields and gets back:
+
+- ``simpy-timeout``: ``yield env.timeout(d)`` on a plain ``simpy.Environment`` (the baseline);
+- ``node-compute``: ``yield node.compute(seconds=d)`` (FIFO slot, busy interval, straggler hook);
+- ``transfer-ideal``: ``yield network.transfer(a, b, nbytes)`` on the ``ideal`` network
+  (route lookup, byte accounting, comm intervals, send time then propagation latency);
+- ``transfer-maxmin``: the same on the ``maxmin`` network, with access links so flows share
+  uplinks and downlinks.
+
+Durations are random (so events do not all land at one instant) from one seeded numpy stream per
+process. Rates are operations per CPU second of this process (``time.process_time``, so other
+programs on a shared machine do not count) and SimPy events per CPU second; the ratio column
+is baseline operations/s over scenario operations/s (the engine's overhead; target: < 2).
+
+    python benchmarks/bench_engine_events.py
+    python benchmarks/bench_engine_events.py --processes 1000 --operations 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import simpy
+
+from sim.world import World
+from topologies import uniform
+
+
+def bare_simpy(processes: int, per_process: int, seed: int) -> tuple[float, int]:
+    """CPU seconds and events for ``processes`` loops of ``per_process`` bare timeouts."""
+    env = simpy.Environment()
+
+    def loop(rng: np.random.Generator):
+        for d in rng.uniform(0.5, 1.5, per_process).tolist():
+            yield env.timeout(d)
+
+    for p in range(processes):
+        env.process(loop(np.random.default_rng([seed, p])))
+    start = time.process_time()
+    env.run()
+    # per process: its start (Initialize), its timeouts, and its own end (a Process is an event)
+    return time.process_time() - start, processes * (per_process + 2)
+
+
+def make_world(processes: int, model: str, shared: bool) -> World:
+    """``processes`` nodes behind one switch (10 ms, 1 Gbit/s); optional 100 Mbit/s access."""
+    topo = uniform(processes, latency_s=0.01, bandwidth_Bps=1e9 / 8)
+    if shared:
+        access = (100e6 / 8,) * processes
+        topo = dataclasses.replace(topo, uplink_Bps=access, downlink_Bps=access)
+    return World(topo, network=model)
+
+
+def engine(scenario: str, processes: int, per_process: int, seed: int) -> tuple[float, int]:
+    """CPU seconds and SimPy events of one engine scenario (see the module docstring)."""
+    model = "maxmin" if scenario == "transfer-maxmin" else "ideal"
+    world = make_world(processes, model, shared=scenario == "transfer-maxmin")
+    net = world.network
+
+    def computer(node, rng: np.random.Generator):
+        for d in rng.uniform(0.5, 1.5, per_process).tolist():
+            yield node.compute(seconds=d)
+
+    def sender(node, rng: np.random.Generator):
+        peers = rng.integers(processes - 1, size=per_process).tolist()
+        sizes = rng.uniform(0.5e6, 1.5e6, per_process).tolist()
+        for peer, nbytes in zip(peers, sizes):
+            yield net.transfer(node, peer + (peer >= node.id), nbytes)
+
+    body = computer if scenario == "node-compute" else sender
+    for node in world.nodes:
+        world.env.process(body(node, np.random.default_rng([seed, node.id])))
+    start = time.process_time()
+    world.env.run()
+    return time.process_time() - start, world.env.events_processed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--processes", type=int, default=200)
+    parser.add_argument("--operations", type=int, default=100_000,
+                        help="waits in all, per scenario")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    per_process = args.operations // args.processes
+    operations = per_process * args.processes
+    scenarios = ["simpy-timeout", "node-compute", "transfer-ideal", "transfer-maxmin"]
+    print(f"{args.processes} processes, {operations:,} operations each scenario, best of "
+          f"{args.repeats}")
+    print(f"{'scenario':<16} {'operations/s':>13} {'events/s':>11} {'events/op':>9} "
+          f"{'overhead':>9}")
+    baseline = None
+    for scenario in scenarios:
+        runs = []
+        for _ in range(args.repeats):
+            if scenario == "simpy-timeout":
+                runs.append(bare_simpy(args.processes, per_process, args.seed))
+            else:
+                runs.append(engine(scenario, args.processes, per_process, args.seed))
+        cpu_s, events = min(runs)
+        ops_per_s = operations / cpu_s
+        if baseline is None:
+            baseline = ops_per_s
+        print(f"{scenario:<16} {ops_per_s:>13,.0f} {events / cpu_s:>11,.0f} "
+              f"{events / operations:>9.2f} {baseline / ops_per_s:>8.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

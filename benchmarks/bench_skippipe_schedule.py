@@ -1,0 +1,132 @@
+"""How long SkipPipe's scheduler takes on the 20-node reference, and the reference's table.
+
+Scheduling (default): build the reference's hop costs (20 nodes in 12 GCP regions, 32 MiB
+activations, 0.35 s per hop), search the node-to-stage allocation, then run CBS over A* with and
+without collision awareness; print the wall time of each part and the predicted iteration time.
+Target: the whole 20-node schedule in under 30 s on 2 cores.
+
+Reference table (``--reference ideal`` or ``--reference maxmin``): run the four methods of
+``scenarios/skippipe-reference-<net>.toml`` through the engine (timing only) and print each
+one's mean iteration time (pipeline part) and stage all-reduce time, with the ratio to the full
+pipeline.
+
+    python benchmarks/bench_skippipe_schedule.py
+    python benchmarks/bench_skippipe_schedule.py --reference ideal
+    python benchmarks/bench_skippipe_schedule.py --reference maxmin
+    python benchmarks/bench_skippipe_schedule.py --training    # real training, a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_schedule(seed: int) -> None:
+    from policies.pipeline.allocation import random_allocation, search_allocation
+    from policies.pipeline.cbs import CBSConfig
+    from policies.pipeline.costs import NodeCosts, hop_cost_matrix, network_matrices
+    from policies.pipeline.paths import PathRules
+    from policies.pipeline.schedules import (
+        full_pipeline_microbatches,
+        make_agents,
+        predict_makespan,
+        skippipe_routes,
+        stage_of_nodes,
+    )
+    from sim.world import World
+    from topologies import gcp_regions
+
+    n, sizes, m = 20, [5, 3, 3, 3, 3, 3], 3
+    world = World(gcp_regions(n), network="ideal", flops_per_s=1e12)
+    t0 = time.perf_counter()
+    hop = hop_cost_matrix(*network_matrices(world.network, n), 32 * 2**20, 0.35)
+    costs = NodeCosts(hop_s=hop, forward_s=np.full(n, 0.055 * 8 * 4))
+    t1 = time.perf_counter()
+    alloc = search_allocation(hop, sizes, np.random.default_rng(seed), restarts=8)
+    t2 = time.perf_counter()
+    rng = np.random.default_rng(seed + 1)
+    randoms = np.array([random_allocation(hop, sizes, rng).cost_s for _ in range(1000)])
+    stage_of = stage_of_nodes(alloc.replicas, n)
+    agents, loads = make_agents(alloc.replicas[0], 6, m, costs.forward_s)
+    rules = PathRules.for_skip_ratio(6, 1 / 3)
+    t3 = time.perf_counter()
+    blind, sb = skippipe_routes(agents, loads, costs, stage_of, rules, m,
+                                CBSConfig(collision_aware=False))
+    t4 = time.perf_counter()
+    aware, sa = skippipe_routes(agents, loads, costs, stage_of, rules, m,
+                                CBSConfig(collision_aware=True))
+    t5 = time.perf_counter()
+    full = predict_makespan(costs, full_pipeline_microbatches(alloc, 6), m)
+    print(f"hop costs            {t1 - t0:6.2f} s")
+    print(f"allocation search    {t2 - t1:6.2f} s  cost {alloc.cost_s:.2f} s; 1000 random: "
+          f"mean {randoms.mean():.2f} s, best {randoms.min():.2f} s, "
+          f"search better than {100 * (randoms > alloc.cost_s).mean():.1f}%")
+    print(f"CBS, collision-blind {t4 - t3:6.2f} s  {sb.expansions} expansions, predicted "
+          f"{predict_makespan(costs, blind, m):.2f} s")
+    print(f"CBS, collision-aware {t5 - t4:6.2f} s  {sa.expansions} expansions, predicted "
+          f"{predict_makespan(costs, aware, m):.2f} s")
+    print(f"full pipeline predicted {full:.2f} s")
+    print(f"total (allocation + aware CBS) {t2 - t1 + t5 - t4:.2f} s")
+
+
+def reference_table(network: str) -> None:
+    from sim.compare import compare
+    from sim.scenario import load
+
+    spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml")
+    comparison = compare(spec)
+    rows = [(run.label, run.result) for run in comparison.runs]
+    base = None
+    print(f"{'method':<16} {'iteration s':>12} {'all-reduce s':>13} {'vs full':>8}")
+    for label, result in rows:
+        h = result.history
+        it = float(h[h.metric == "pipeline_time_s"].value.mean())
+        ar = float(h[h.metric == "allreduce_time_s"].value.mean())
+        base = base or it
+        print(f"{label:<16} {it:12.2f} {ar:13.2f} {it / base:8.3f}")
+
+
+def training_table() -> None:
+    import math
+
+    import torch
+
+    from sim.compare import compare
+    from sim.scenario import load
+
+    torch.set_num_threads(1)  # tiny models: one thread is fastest on a shared machine
+    spec = load(ROOT / "scenarios" / "skippipe-training.toml")
+    print(f"{'method':<14} {'loss first':>10} {'loss last':>10} {'eval all':>9} {'eval half':>10} "
+          f"{'ppl all':>8} {'ppl half':>9} {'ppl ratio':>10}")
+    for run in compare(spec).runs:
+        h = run.result.history
+        loss = h[h.metric == "loss"].value.to_numpy()
+        full = float(h[h.metric == "eval_loss"].value.iloc[-1])
+        half = float(h[h.metric == "eval_loss_half"].value.iloc[-1])
+        print(f"{run.label:<14} {loss[0]:10.3f} {loss[-5:].mean():10.3f} {full:9.3f} {half:10.3f} "
+              f"{math.exp(full):8.3f} {math.exp(half):9.3f} {math.exp(half - full):10.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference", choices=["ideal", "maxmin"], default=None)
+    parser.add_argument("--training", action="store_true",
+                        help="real training: scenarios/skippipe-training.toml")
+    args = parser.parse_args()
+    if args.training:
+        training_table()
+    elif args.reference:
+        reference_table(args.reference)
+    else:
+        bench_schedule(args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""What every data-parallel policy shares: learners, the cost of a step, waiting, rejoining.
+
+A data-parallel worker is a loop of local steps and synchronisations. The pieces here keep the
+policies short:
+
+- :class:`DataParallelPolicy` builds one learner per node (real or timing-only) from the same
+  initial weights, and knows what an inner step costs in simulated seconds;
+- :func:`inner_step` charges that time on the node, then runs the real step for its loss;
+- :func:`wait_or_fail` waits for an event unless the node fails first;
+- :func:`fetch_model` is a rejoining node's download of the current model from a live peer.
+
+Message sizes always come from the *timing* model (the simulated model), never from the proxy
+learner's tensors: ``grad_bytes`` for gradients and outer gradients, ``param_bytes`` for weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import simpy
+
+from sim.errors import NodeFailure, SimFailure
+from sim.policy import Policy, RunContext
+
+
+class DataParallelPolicy(Policy):
+    """Base of DDP, DiLoCo, Streaming DiLoCo, PALSGD, NoLoCo and gossip.
+
+    After :meth:`setup`: ``self.learners[i]`` is node i's learner, ``self.step_s`` the nominal
+    seconds of one forward+backward on a speed-1 node, ``self.timing_only`` whether learners do
+    math, and ``self.steps_done[i]`` the local steps node i has completed.
+    """
+
+    def setup(self, ctx: RunContext) -> None:
+        """Build the learners, groups and state before simulated time starts."""
+        self.ctx = ctx
+        world, wl = ctx.world, ctx.workload
+        self.timing_only = bool(ctx.run.timing_only)
+        self.num_workers = len(world.nodes)
+        self.learners = [wl.make_learner(i, timing_only=self.timing_only)
+                         for i in range(self.num_workers)]
+        self.timing = wl.timing
+        self.step_s = step_seconds(wl, world.nodes[0])
+        self.steps_done = [0] * self.num_workers
+        self._peer_rngs: dict[int, Any] = {}
+
+    # -- helpers for subclasses ------------------------------------------------------------
+
+    def peer_rng(self, node_id: int):
+        """Node ``node_id``'s stream for choosing peers (policy half of the seed tree)."""
+        if node_id not in self._peer_rngs:
+            self._peer_rngs[node_id] = self.ctx.world.policy_rng("peers", node_id)
+        return self._peer_rngs[node_id]
+
+    def evaluate_flat(self, flat) -> float | None:  # noqa: ANN001
+        """Held-out loss of the weights ``flat`` (a 1-D tensor), or None in timing-only mode.
+
+        Borrows learner 0's model: its weights are swapped in and back, so no state changes.
+        """
+        if self.timing_only or flat is None:
+            return None
+        learner = self.learners[0]
+        saved = learner.get_flat()
+        learner.set_flat(flat)
+        loss = learner.eval_loss(self.ctx.run.eval_batches)
+        learner.set_flat(saved)
+        return loss
+
+
+def step_seconds(workload: Any, node: Any) -> float:
+    """Nominal seconds of one forward+backward of the *timed* model on ``node``'s device.
+
+    Uses the device profile when the node has one (``timing.step_seconds``), else the node's
+    FLOP/s (``timing.step_flops / node.flops_per_s``).
+    """
+    cfg, timing = workload.config, workload.timing
+    device = getattr(node, "device", None)
+    if device is not None:
+        return float(timing.step_seconds(device, cfg.batch, cfg.seq))
+    flops_per_s = node.flops_per_s
+    if not flops_per_s or math.isnan(flops_per_s):
+        raise ValueError("cluster.device: the node has neither a device profile nor a FLOP/s rate")
+    return float(timing.step_flops(cfg.batch, cfg.seq)) / flops_per_s
+
+
+def inner_step(policy: DataParallelPolicy, node: Any, *, label: str = "inner"):
+    """One local training step on ``node``: simulated time first, then the real math.
+
+    A generator (use ``loss = yield from inner_step(...)``); raises :class:`NodeFailure` if the
+    node fails during the step, in which case no math is done. Returns the batch loss (None in
+    timing-only mode).
+    """
+    yield node.compute(seconds=policy.step_s, label=label)
+    loss = policy.learners[node.id].train_step()
+    policy.steps_done[node.id] += 1
+    return loss
+
+
+def wait_or_fail(node: Any, event: simpy.Event):
+    """Wait for ``event``; raise :class:`NodeFailure` if ``node`` fails first. Returns its value."""
+    env = node.env
+    if not node.is_up:
+        raise NodeFailure(node.id, env.now)
+    failed = node.failed_event()
+    yield env.any_of([event, failed])
+    if not event.triggered or not node.is_up:
+        raise NodeFailure(node.id, env.now)
+    return event.value
+
+
+def fetch_model(policy: DataParallelPolicy, node: Any, peers: list[int], nbytes: float,
+                *, label: str = "rejoin"):
+    """Download ``nbytes`` of model state from a random live peer in ``peers``.
+
+    A generator; returns the peer's id, or None when no live peer is left (the caller then
+    keeps the state it has). A transfer cut by the peer's failure is retried with another peer;
+    one cut by this node's own failure raises :class:`NodeFailure`.
+    """
+    world = policy.ctx.world
+    rng = policy.peer_rng(node.id)
+    candidates = [p for p in peers if p != node.id]
+    while True:
+        live = [p for p in candidates if world.nodes[p].is_up]
+        if not live:
+            return None
+        peer = live[int(rng.integers(len(live)))]
+        try:
+            yield world.network.transfer(peer, node.id, nbytes, label=label)
+            world.recorder.event("rejoin_fetch", node=node.id, peer=peer, nbytes=float(nbytes))
+            return peer
+        except SimFailure:
+            if not node.is_up:
+                raise NodeFailure(node.id, world.now) from None
+            candidates.remove(peer)
+
+
+def recover(node: Any):
+    """Wait until ``node`` is up again (returns at once if it is up)."""
+    if not node.is_up:
+        yield node.recovered_event()
+
+
+def rejoin_group(policy: DataParallelPolicy, node: Any, group: Any, nbytes: float):
+    """Bring a failed member of a :class:`~policies.data_parallel.group.SyncGroup` back.
+
+    A generator returning ``(round, peer)``: the round the node takes part in next, and the
+    peer it downloaded ``nbytes`` of model state from (None if no peer was live).
+
+    - ``drop``: the group went on without the node. It waits for the open round to complete
+      (so the model it fetches is fresh), joins from the round after it, then fetches; the
+      group waits for it in that round, so a slow download delays everyone once.
+    - ``wait``: the group is still waiting in the open round; the node fetches the model the
+      others started that round from and redoes its part of the round.
+    """
+    while True:
+        try:
+            yield from recover(node)
+            if group.on_failure == "drop":
+                r = group.open_round
+                if any(m != node.id for m in group.expected(r)):
+                    yield from wait_or_fail(node, group.round_event(r))
+                r = group.open_round
+                group.join(node.id, r)
+            else:
+                r = group.open_round
+            policy.ctx.world.recorder.event("rejoin", node=node.id, round=r)
+            peer = yield from fetch_model(policy, node, group.live_peers(node.id), nbytes)
+            return r, peer
+        except NodeFailure:
+            continue

@@ -1,0 +1,97 @@
+"""DDP: every step, all-reduce the gradients and take the same optimizer step everywhere.
+
+Per step of every worker i: compute g_i on its own batch; all-reduce (mean) g = (1/k)·Σ_i g_i over
+the network (``ring``: 2(k−1) messages of |θ|/k per worker, ``tree``: 2·log2(k) rounds); every
+worker applies g with its own (identical) optimizer. The all-reduce starts when the *last* worker
+has its gradient, so a straggler delays everyone.
+
+Failures (``on_failure``): ``drop`` goes on with the survivors (the mean is over them);
+``wait`` holds the step until the failed worker is back. A rejoining worker downloads the
+current weights and optimizer state from a live peer (``param_bytes`` × (1 + optimizer moments)).
+Evaluated model: the weights of the first live worker (all live replicas are identical).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policies.data_parallel.common import (
+    DataParallelPolicy,
+    rejoin_group,
+    wait_or_fail,
+)
+from policies.data_parallel.group import SyncGroup, check_sync_options
+from sim.errors import NodeFailure
+from sim.policy import RunContext, register_policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class DDPConfig:
+    """Parameters of DDP."""
+
+    allreduce: str = "ring"
+    """All-reduce schedule: 'ring', 'tree' or 'halving_doubling'."""
+    on_failure: str = "drop"
+    """'drop': go on without a failed worker; 'wait': hold the step until it is back."""
+
+    def __post_init__(self) -> None:
+        check_sync_options(self.allreduce, self.on_failure)
+
+
+def optimizer_moments(workload) -> int:  # noqa: ANN001
+    """Tensors of optimizer state per parameter: 2 for AdamW (m, v), 1 for SGD momentum."""
+    cfg = workload.config
+    if cfg.optimizer == "adamw":
+        return 2
+    return 1 if cfg.momentum else 0
+
+
+@register_policy("ddp")
+class DDP(DataParallelPolicy):
+    """Synchronous data parallelism with a gradient all-reduce every step."""
+
+    Config = DDPConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        """Build the learners, groups and state before simulated time starts."""
+        super().setup(ctx)
+        self.group = SyncGroup(ctx.world, list(range(self.num_workers)),
+                               nbytes=self.timing.grad_bytes, algorithm=self.config.allreduce,
+                               on_failure=self.config.on_failure, label="ddp_allreduce")
+        self.rejoin_nbytes = self.timing.param_bytes * (1 + optimizer_moments(ctx.workload))
+
+    def worker(self, ctx: RunContext, node):  # noqa: ANN001
+        """Node ``node``'s process: local steps and synchronisations, as the module says."""
+        learner = self.learners[node.id]
+        step = 0                                       # the group round == the global step
+        while True:
+            try:
+                yield node.compute(seconds=self.step_s, label="fwd_bwd")
+                loss = learner.compute_grad()
+                done = self.group.arrive(node.id, step, learner.get_flat_grad())
+                mean_grad = yield from wait_or_fail(node, done)
+                if mean_grad is not None:
+                    learner.set_flat_grad(mean_grad)
+                learner.optimizer_step()
+                step += 1
+                self.steps_done[node.id] = step
+                ctx.report(step, loss, node=node.id)
+            except NodeFailure:
+                step, peer = yield from rejoin_group(self, node, self.group, self.rejoin_nbytes)
+                if peer is not None:
+                    copy_replica(self.learners[peer], learner)
+                self.steps_done[node.id] = step
+
+    def evaluate(self, ctx: RunContext) -> float | None:
+        """Held-out loss of the model this method evaluates (see the module docstring)."""
+        live = [n.id for n in ctx.world.nodes if n.is_up] or [0]
+        return self.evaluate_flat(self.learners[live[0]].get_flat())
+
+
+def copy_replica(src, dst) -> None:  # noqa: ANN001
+    """Make ``dst`` a replica of ``src``: weights, optimizer state and schedule, not the data."""
+    state = src.snapshot()
+    own = dst.snapshot()
+    if "data" in own:
+        state["data"] = own["data"]
+    dst.restore(state)

@@ -1,0 +1,107 @@
+"""DiLoCo (Douillard et al. 2023): H local AdamW steps, then one outer Nesterov step.
+
+Outer round t, every worker i:
+
+1. θ_i ← φ (the global weights);
+2. H inner steps of the workload's optimizer on its own data (its optimizer state is its own);
+3. outer gradient Δ = (1/k)·Σ_i (φ − θ_i), one all-reduce of ``grad_bytes`` over the network;
+4. φ ← Nesterov(φ, Δ) with lr_out and μ (:class:`~policies.data_parallel.outer.OuterNesterov`).
+
+Traffic: one all-reduce every H steps, exactly H times less than DDP for the same steps.
+The outer step itself is charged no simulated time (a few vector operations).
+Failures (``on_failure``): ``drop`` averages the survivors' outer gradients; ``wait`` holds the
+round until the failed worker is back and has redone its H steps. A rejoining worker downloads
+φ (``param_bytes``) from a live peer and restarts its inner optimizer state.
+Evaluated model: the global weights φ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policies.data_parallel.common import (
+    DataParallelPolicy,
+    inner_step,
+    rejoin_group,
+    wait_or_fail,
+)
+from policies.data_parallel.group import SyncGroup, check_sync_options
+from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
+from policies.data_parallel.rules import outer_gradient
+from sim.errors import NodeFailure
+from sim.policy import RunContext, register_policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiLoCoConfig:
+    """Parameters of DiLoCo (defaults: the paper's)."""
+
+    inner_steps: int = 500
+    """H, inner steps between synchronisations."""
+    outer_lr: float = 0.7
+    """lr_out, outer Nesterov learning rate."""
+    outer_momentum: float = 0.9
+    """μ, outer Nesterov momentum."""
+    allreduce: str = "ring"
+    """All-reduce schedule of the outer gradients: 'ring', 'tree' or 'halving_doubling'."""
+    on_failure: str = "drop"
+    """'drop': average the survivors; 'wait': hold the round until the failed worker is back."""
+
+    def __post_init__(self) -> None:
+        if self.inner_steps < 1:
+            raise ValueError(f"inner_steps: H must be >= 1, got {self.inner_steps}")
+        OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
+        check_sync_options(self.allreduce, self.on_failure)
+
+
+@register_policy("diloco")
+class DiLoCo(DataParallelPolicy):
+    """Local AdamW steps with a periodic outer Nesterov step on the averaged outer gradient."""
+
+    Config = DiLoCoConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        """Build the learners, groups and state before simulated time starts."""
+        super().setup(ctx)
+        cfg = self.config
+        self.outer = OuterNesterov(self.learners[0].get_flat(),
+                                   config=OuterNesterovConfig(lr=cfg.outer_lr,
+                                                              momentum=cfg.outer_momentum))
+        self.group = SyncGroup(ctx.world, list(range(self.num_workers)),
+                               nbytes=self.timing.grad_bytes, algorithm=cfg.allreduce,
+                               on_failure=cfg.on_failure, combine=self._outer_step,
+                               label="diloco_allreduce")
+
+    def _outer_step(self, mean_delta, participants, r):  # noqa: ANN001
+        """Run once per round: φ ← Nesterov(φ, Δ); every participant receives the new φ."""
+        if mean_delta is None:
+            return None
+        return self.outer.step(mean_delta)
+
+    def worker(self, ctx: RunContext, node):  # noqa: ANN001
+        """Node ``node``'s process: local steps and synchronisations, as the module says."""
+        learner = self.learners[node.id]
+        H = self.config.inner_steps
+        r = 0
+        while True:
+            try:
+                for h in range(H):
+                    loss = yield from inner_step(self, node)
+                    ctx.report(r * H + h + 1, loss, node=node.id)
+                delta = None if self.timing_only else outer_gradient(self.outer.phi,
+                                                                     learner.get_flat())
+                arrived_s = ctx.now
+                phi = yield from wait_or_fail(node, self.group.arrive(node.id, r, delta))
+                ctx.world.recorder.metric("sync_s", ctx.now - arrived_s, node=node.id, step=r)
+                if phi is not None:
+                    learner.set_flat(phi)                      # θ_i ← φ
+                r += 1
+            except NodeFailure:
+                r, _peer = yield from rejoin_group(self, node, self.group,
+                                                   self.timing.param_bytes)
+                learner.set_flat(self.outer.phi)               # the downloaded φ
+                learner.reset_optimizer()
+
+    def evaluate(self, ctx: RunContext) -> float | None:
+        """Held-out loss of the model this method evaluates (see the module docstring)."""
+        return self.evaluate_flat(self.outer.phi)

@@ -1,0 +1,166 @@
+"""Decentralised SGD on a graph: D-PSGD (synchronous mixing) and AD-PSGD (asynchronous pairs).
+
+The logical graph over workers is ``graph`` (ring, complete or hypercube) with the
+Metropolis–Hastings mixing matrix W (:mod:`~policies.data_parallel.mixing`).
+
+D-PSGD, every step of worker i: gradient g_i at its own x_i; send x_i to each neighbour
+(deg(i)·``param_bytes``); wait for the neighbours' step-s models (only them, no global barrier);
+x_i ← Σ_j W_ij·x_j − γ·g_i (the γ·g step is the workload's optimizer step). A neighbour that is
+down or whose message is cut drops out of that step's mix: its weight W_ij goes to W_ii.
+
+AD-PSGD, every step of worker i, without waiting for anyone's step: read x_i and compute g_i;
+pick a random live neighbour j; exchange models (``param_bytes`` each way); atomically set
+x_i = x_j = (x_i + x_j)/2 (j's current value: j is never blocked); then apply g_i to x_i. If j
+fails during the exchange, the step goes on without averaging.
+
+Rejoin (both): download the model of a random live neighbour (``param_bytes``), restart the
+optimizer state, resume at that neighbour's step.
+Evaluated model: the mean of the live workers' models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policies.data_parallel.common import DataParallelPolicy, fetch_model, recover
+from policies.data_parallel.mailbox import Mailbox
+from policies.data_parallel.mixing import gossip_neighbours, metropolis_hastings_weights
+from policies.data_parallel.rules import average, mix, pairwise_average
+from sim.errors import NodeFailure, SimFailure
+from sim.policy import RunContext, register_policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class GossipConfig:
+    """Parameters of D-PSGD and AD-PSGD."""
+
+    graph: str = "ring"
+    """Logical communication graph: 'ring', 'complete' or 'hypercube'."""
+
+    def __post_init__(self) -> None:
+        gossip_neighbours(self.graph, 2)          # raises on an unknown graph name
+
+
+class _GossipBase(DataParallelPolicy):
+    Config = GossipConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        """Build the learners, groups and state before simulated time starts."""
+        super().setup(ctx)
+        self.neighbours = gossip_neighbours(self.config.graph, self.num_workers)
+        self.weights = metropolis_hastings_weights(self.neighbours)
+
+    def rejoin(self, node):  # noqa: ANN001
+        """Recover, download a live neighbour's model; returns the neighbour (or None)."""
+        while True:
+            try:
+                yield from recover(node)
+                peer = yield from fetch_model(self, node, self.neighbours[node.id],
+                                              self.timing.param_bytes)
+                break
+            except NodeFailure:
+                continue
+        learner = self.learners[node.id]
+        if peer is not None:
+            learner.set_flat(self.learners[peer].get_flat())
+        learner.reset_optimizer()
+        self.ctx.world.recorder.event("rejoin", node=node.id, peer=peer)
+        return peer
+
+    def evaluate(self, ctx: RunContext) -> float | None:
+        """Held-out loss of the model this method evaluates (see the module docstring)."""
+        if self.timing_only:
+            return None
+        live = [n.id for n in ctx.world.nodes if n.is_up] or list(range(self.num_workers))
+        return self.evaluate_flat(average([self.learners[i].get_flat() for i in live]))
+
+
+@register_policy("dpsgd")
+class DPSGD(_GossipBase):
+    """Synchronous gossip: mix with the neighbours' models, then a local gradient step."""
+
+    def setup(self, ctx: RunContext) -> None:
+        """Build the learners, groups and state before simulated time starts."""
+        super().setup(ctx)
+        self.mail = Mailbox(ctx.world)
+
+    def worker(self, ctx: RunContext, node):  # noqa: ANN001
+        """Node ``node``'s process: local steps and synchronisations, as the module says."""
+        i = node.id
+        learner = self.learners[i]
+        nbrs = self.neighbours[i]
+        while True:
+            try:
+                s = self.mail.round_of[i]
+                yield node.compute(seconds=self.step_s, label="fwd_bwd")
+                loss = learner.compute_grad()
+                x = None if self.timing_only else learner.get_flat()
+                for j in nbrs:
+                    self.mail.send(i, j, s, x, self.timing.param_bytes, label="dpsgd_gossip")
+                received = yield from self.mail.receive(node, nbrs, s)
+                if not self.timing_only:
+                    grad = learner.get_flat_grad()
+                    row = [self.weights[i, j] for j in received]
+                    self_weight = 1.0 - sum(row)          # W_ii plus the missing neighbours'
+                    learner.set_flat(mix([self_weight, *row], [x, *received.values()]))
+                    learner.set_flat_grad(grad)
+                learner.optimizer_step()
+                self.steps_done[i] = s + 1
+                ctx.report(s + 1, loss, node=i)
+                self.mail.enter_round(i, s + 1)
+            except NodeFailure:
+                peer = yield from self.rejoin(node)
+                if peer is not None:
+                    self.mail.enter_round(i, self.mail.round_of[peer])
+
+
+@register_policy("adpsgd")
+class ADPSGD(_GossipBase):
+    """Asynchronous gossip: average with one random neighbour per step, never wait for a step."""
+
+    def setup(self, ctx: RunContext) -> None:
+        """Build the learners, groups and state before simulated time starts."""
+        super().setup(ctx)
+        self.rngs = [ctx.world.policy_rng("adpsgd", i) for i in range(self.num_workers)]
+        self.averagings = 0
+
+    def worker(self, ctx: RunContext, node):  # noqa: ANN001
+        """Node ``node``'s process: local steps and synchronisations, as the module says."""
+        i = node.id
+        learner = self.learners[i]
+        world = ctx.world
+        while True:
+            try:
+                loss = learner.compute_grad()                 # g_i at the x_i read now
+                grad = None if self.timing_only else learner.get_flat_grad()
+                yield node.compute(seconds=self.step_s, label="fwd_bwd")
+                live = [j for j in self.neighbours[i] if world.nodes[j].is_up]
+                if live:
+                    j = live[int(self.rngs[i].integers(len(live)))]
+                    try:
+                        nbytes = self.timing.param_bytes
+                        yield world.env.all_of([
+                            world.network.transfer(i, j, nbytes, label="adpsgd_pair"),
+                            world.network.transfer(j, i, nbytes, label="adpsgd_pair")])
+                        self._average(i, j)
+                    except SimFailure:
+                        if not node.is_up:
+                            raise NodeFailure(i, world.now) from None
+                if grad is not None:
+                    learner.set_flat_grad(grad)
+                learner.optimizer_step()
+                self.steps_done[i] += 1
+                ctx.report(self.steps_done[i], loss, node=i)
+            except NodeFailure:
+                peer = yield from self.rejoin(node)
+                if peer is not None:
+                    self.steps_done[i] = max(self.steps_done[i], self.steps_done[peer])
+
+    def _average(self, i: int, j: int) -> None:
+        """x_i = x_j = (x_i + x_j)/2, atomically (nothing else runs at this simulated instant)."""
+        self.averagings += 1
+        if self.timing_only:
+            return
+        avg = pairwise_average(self.learners[i].get_flat(), self.learners[j].get_flat())
+        self.learners[i].set_flat(avg)
+        self.learners[j].set_flat(avg)

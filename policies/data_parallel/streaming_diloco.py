@@ -1,0 +1,230 @@
+"""Streaming DiLoCo (Douillard et al. 2025): DiLoCo's outer step, one fragment at a time.
+
+Composition (STYLE.md #4): DiLoCo's outer optimizer (:class:`OuterNesterov`, one momentum per
+fragment) + fragments + an overlapped α-merge + 4-bit outer gradients.
+
+- Fragments: layer l of the learner goes to fragment l mod P
+  (:func:`~policies.data_parallel.mixing.layer_stride_fragments`). Fragment p sends its outer
+  gradient after steps t = p·H/P + q·H (q ≥ 1): every fragment syncs every H steps, offset so
+  that the P syncs of one period are spread evenly. Each sync moves ``grad_bytes``/P.
+- Overlap τ: the outer gradient is sent at step t; the worker keeps training and merges at
+  step t + τ (0 ≤ τ < H/P): θ_p ← α·θ_p,local + (1 − α)·φ_p (α = 0 overwrites, as DiLoCo).
+- Quantisation: each worker's outer gradient travels as 4-bit E3M0 codes (``grad_bytes``/P ×
+  4/32 on the wire) and the mean is taken in float32 (:mod:`~policies.data_parallel.quantize`).
+  Simulated collectives reduce the dequantised values; re-quantising partial sums on each hop of
+  a real ring is not modelled.
+
+With P = 1, τ = 0, α = 0 and no quantisation this is DiLoCo exactly (a test checks it).
+Failures: ``drop`` only. A worker that fails leaves every fragment's group; it rejoins at the end
+of the next fragment-0 round: downloads φ (``param_bytes``), sets θ ← φ, restarts its inner
+optimizer and takes part from each fragment's next sync on.
+Evaluated model: the global weights φ (all fragments).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from policies.data_parallel.common import (
+    DataParallelPolicy,
+    fetch_model,
+    inner_step,
+    recover,
+    wait_or_fail,
+)
+from policies.data_parallel.group import SyncGroup, check_sync_options
+from policies.data_parallel.mixing import layer_stride_fragments
+from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
+from policies.data_parallel.quantize import quantized_nbytes, roundtrip_e3m0
+from policies.data_parallel.rules import alpha_merge, outer_gradient
+from sim.errors import NodeFailure
+from sim.policy import RunContext, register_policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamingDiLoCoConfig:
+    """Parameters of Streaming DiLoCo."""
+
+    inner_steps: int = 100
+    """H, inner steps between two syncs of the same fragment."""
+    num_fragments: int = 3
+    """P, number of fragments (layer l belongs to fragment l mod P)."""
+    overlap_steps: int = 1
+    """τ, inner steps between sending a fragment's outer gradient and merging the result;
+    0 <= τ < H/P (0: wait for the all-reduce at once)."""
+    alpha: float = 0.5
+    """α, share of the local fragment kept at the merge (0: overwrite with the global value)."""
+    quantize: bool = True
+    """Send outer gradients as 4-bit E3M0 codes (False: float32)."""
+    outer_lr: float = 0.7
+    """lr_out, outer Nesterov learning rate."""
+    outer_momentum: float = 0.9
+    """μ, outer Nesterov momentum (one buffer per fragment)."""
+    allreduce: str = "ring"
+    """All-reduce schedule: 'ring', 'tree' or 'halving_doubling'."""
+
+    def __post_init__(self) -> None:
+        if self.num_fragments < 1:
+            raise ValueError(f"num_fragments: P must be >= 1, got {self.num_fragments}")
+        if self.inner_steps < self.num_fragments:
+            raise ValueError(f"inner_steps: H={self.inner_steps} must be >= num_fragments="
+                             f"{self.num_fragments}")
+        if not 0 <= self.overlap_steps < self.inner_steps / self.num_fragments:
+            raise ValueError(f"overlap_steps: τ must satisfy 0 <= τ < H/P = "
+                             f"{self.inner_steps / self.num_fragments:g}, got {self.overlap_steps}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha: must be in [0, 1], got {self.alpha}")
+        OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
+        check_sync_options(self.allreduce)
+
+
+def parameter_layers(model: torch.nn.Module) -> list[int]:
+    """Sizes of the model's layers in ``parameters()`` order (the flat vector's layout).
+
+    A layer is a run of parameters with the same name up to its first block index
+    (``blocks.3.attn.q.weight`` -> ``blocks.3``); a parameter outside numbered blocks (embedding,
+    final norm, head) is a layer of its own.
+    """
+    sizes: list[int] = []
+    keys: list[str] = []
+    for name, p in model.named_parameters():
+        match = re.match(r"^(.*?\.\d+)\.", name)
+        key = match.group(1) if match else name
+        if keys and keys[-1] == key:
+            sizes[-1] += p.numel()
+        else:
+            keys.append(key)
+            sizes.append(p.numel())
+    return sizes
+
+
+@register_policy("streaming_diloco")
+class StreamingDiLoCo(DataParallelPolicy):
+    """DiLoCo with fragment-wise, overlapped, quantised synchronisation."""
+
+    Config = StreamingDiLoCoConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        """Build the learners, groups and state before simulated time starts."""
+        super().setup(ctx)
+        cfg = self.config
+        P = cfg.num_fragments
+        phi0 = self.learners[0].get_flat()
+        if self.timing_only:
+            fragments = [torch.arange(0) for _ in range(P)]
+        else:
+            layers = parameter_layers(self.learners[0].model)
+            fragments = [torch.tensor(f, dtype=torch.long)
+                         for f in layer_stride_fragments(layers, P)]
+        self.outer = OuterNesterov(phi0, fragments=fragments, config=OuterNesterovConfig(
+            lr=cfg.outer_lr, momentum=cfg.outer_momentum))
+        self.offsets = [p * cfg.inner_steps // P for p in range(P)]
+        fragment_bytes = self.timing.grad_bytes / P
+        self.sync_nbytes = quantized_nbytes(fragment_bytes) if cfg.quantize else fragment_bytes
+        members = list(range(self.num_workers))
+        self.groups = [SyncGroup(ctx.world, members, nbytes=self.sync_nbytes,
+                                 algorithm=cfg.allreduce, on_failure="drop",
+                                 combine=self._outer_step(p), label=f"fragment{p}_allreduce")
+                       for p in range(P)]
+
+    def _outer_step(self, p: int):
+        def combine(mean_delta, participants, r):  # noqa: ANN001
+            return None if mean_delta is None else self.outer.step(mean_delta, p)
+        return combine
+
+    # -- schedule --------------------------------------------------------------------------
+
+    def sync_round(self, p: int, t: int) -> int | None:
+        """Return the round q of fragment p whose outer gradient is sent after step t (or None)."""
+        H = self.config.inner_steps
+        since = t - self.offsets[p]
+        if since >= H and since % H == 0:
+            return since // H - 1
+        return None
+
+    def next_round(self, p: int, t: int) -> int:
+        """Index of fragment p's first round sent after a step later than t."""
+        H = self.config.inner_steps
+        since = t - self.offsets[p]
+        return max(0, since // H)  # round q is sent at offset + (q + 1)·H
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def worker(self, ctx: RunContext, node):  # noqa: ANN001
+        """Node ``node``'s process: local steps and synchronisations, as the module says."""
+        cfg, i = self.config, node.id
+        learner = self.learners[i]
+        t = 0
+        pending: dict[int, tuple[int, object]] = {}   # fragment -> (merge step, done event)
+        while True:
+            try:
+                loss = yield from inner_step(self, node)
+                t += 1
+                ctx.report(t, loss, node=i)
+                for p in sorted(pending):
+                    due, done = pending[p]
+                    if due == t:
+                        del pending[p]
+                        phi_p = yield from wait_or_fail(node, done)
+                        self._merge(learner, p, phi_p)
+                for p in range(cfg.num_fragments):
+                    q = self.sync_round(p, t)
+                    if q is None:
+                        continue
+                    done = self.groups[p].arrive(i, q, self._payload(learner, p))
+                    if cfg.overlap_steps == 0:
+                        phi_p = yield from wait_or_fail(node, done)
+                        self._merge(learner, p, phi_p)
+                    else:
+                        pending[p] = (t + cfg.overlap_steps, done)
+            except NodeFailure:
+                t = yield from self.rejoin(node)
+                pending = {}
+
+    def _payload(self, learner, p: int):  # noqa: ANN001
+        """Worker's outer gradient of fragment p, as the receivers will see it."""
+        if self.timing_only:
+            return None
+        idx = self.outer.fragments[p]
+        delta = outer_gradient(self.outer.phi[idx], learner.get_flat()[idx])
+        return roundtrip_e3m0(delta) if self.config.quantize else delta
+
+    def _merge(self, learner, p: int, phi_p) -> None:  # noqa: ANN001
+        """θ_p ← α·θ_p + (1 − α)·φ_p."""
+        if phi_p is None:
+            return
+        idx = self.outer.fragments[p]
+        theta = learner.get_flat()
+        theta[idx] = alpha_merge(theta[idx], phi_p, alpha=self.config.alpha)
+        learner.set_flat(theta)
+
+    def rejoin(self, node):  # noqa: ANN001
+        """Wait for fragment 0's open round, join every group after it, download φ."""
+        cfg, i = self.config, node.id
+        first = self.groups[0]
+        while True:
+            try:
+                yield from recover(node)
+                q0 = first.open_round
+                if any(m != i for m in first.expected(q0)):
+                    yield from wait_or_fail(node, first.round_event(q0))
+                # peers sent fragment 0's round q0 after step t0 and merge it at t0 + τ
+                t = self.offsets[0] + (q0 + 1) * cfg.inner_steps + cfg.overlap_steps
+                for p, group in enumerate(self.groups):
+                    group.join(i, self.next_round(p, t))
+                self.ctx.world.recorder.event("rejoin", node=i, step=t)
+                peers = first.live_peers(i)
+                yield from fetch_model(self, node, peers, self.timing.param_bytes)
+                break
+            except NodeFailure:
+                continue
+        self.learners[i].set_flat(self.outer.phi)
+        self.learners[i].reset_optimizer()
+        return t
+
+    def evaluate(self, ctx: RunContext) -> float | None:
+        """Held-out loss of the model this method evaluates (see the module docstring)."""
+        return self.evaluate_flat(self.outer.phi)

@@ -1,0 +1,337 @@
+"""The pipeline policies: ``full_pipeline``, ``random_skip`` (DT-FM-skip) and ``skippipe``.
+
+All three share the setup (:class:`PipelinePolicy`): stage costs from the workload's timing model
+and the nodes' device, hop costs from the world's network, a node-to-stage allocation found by
+:func:`~policies.pipeline.allocation.search_allocation`, and a
+:class:`~policies.pipeline.executor.PipelineExecutor` that runs the iterations. They differ only
+in how an iteration's microbatches are routed (:meth:`PipelinePolicy.plan_iteration`):
+
+- ``full_pipeline``: every microbatch through all stages of a fixed pipeline;
+- ``random_skip``: random paths with the skip ratio that keep SkipPipe's caps and memory,
+  redrawn every iteration;
+- ``skippipe``: paths from SkipPipe's CBS over A*, planned once before training starts
+  (``collision_aware`` switches the time-collision part on or off).
+
+With ``run.timing_only`` no math runs; otherwise each finished microbatch trains a stage-split
+decoder through its path (:mod:`~policies.pipeline.training`) and :meth:`evaluate` reports the
+held-out loss through all stages (and records ``eval_loss_half``: through :func:`half_path`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from policies.pipeline.allocation import Allocation, search_allocation
+from policies.pipeline.cbs import CBSConfig, Schedule
+from policies.pipeline.costs import NodeCosts, hop_cost_matrix, network_matrices
+from policies.pipeline.executor import (
+    ExecutorConfig,
+    Microbatch,
+    MicrobatchCosts,
+    PipelineExecutor,
+    PipelineHooks,
+    Route,
+    StagePlacement,
+)
+from policies.pipeline.paths import PathRules
+from policies.pipeline.schedules import (
+    RoutedMicrobatch,
+    agent_microbatches,
+    full_pipeline_microbatches,
+    make_agents,
+    random_skip_routes,
+    skippipe_routes,
+    stage_of_nodes,
+)
+from policies.pipeline.training import TrainingHooks, half_path
+from sim.policy import Policy, RunContext, register_policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    """Parameters every pipeline method shares.
+
+    stage_sizes:
+        Nodes per stage; stage 0's nodes are the data nodes. Their sum must not exceed the
+        cluster's nodes (the rest stay idle, e.g. as spares). Reference: (5, 3, 3, 3, 3, 3).
+    microbatches_per_data_node:
+        Microbatches each data node sends per iteration (each of ``workload.batch`` samples).
+    memory_microbatches:
+        ``m``: microbatches whose activations a node holds at once.
+    hop_overhead_s:
+        Fixed seconds per activation hop on top of the network (SkipPipe's emulator: 0.35 s for
+        host <-> device copies); also charged by the schedulers' hop cost.
+    allreduce:
+        Average each stage's gradient among its replicas after every iteration (reported
+        separately as ``allreduce_time_s``; published iteration times exclude it).
+    iterations:
+        Iterations to run (``None``: until the run's stop condition).
+    allocation_restarts:
+        Random restarts of the allocation search.
+    """
+
+    stage_sizes: tuple[int, ...] = (5, 3, 3, 3, 3, 3)
+    microbatches_per_data_node: int = 6
+    memory_microbatches: int = 3
+    hop_overhead_s: float = 0.35
+    allreduce: bool = True
+    iterations: int | None = None
+    allocation_restarts: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stage_sizes", tuple(int(s) for s in self.stage_sizes))
+        if len(self.stage_sizes) < 1 or min(self.stage_sizes) < 1:
+            raise ValueError(f"stage_sizes: every stage needs >= 1 node, got {self.stage_sizes}")
+        if self.stage_sizes[0] < min(self.stage_sizes):
+            raise ValueError(
+                f"stage_sizes[0]: needs >= min(stage_sizes) data nodes, got {self.stage_sizes}")
+        for name in ("microbatches_per_data_node", "memory_microbatches", "allocation_restarts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.hop_overhead_s < 0:
+            raise ValueError(f"hop_overhead_s: must be >= 0, got {self.hop_overhead_s}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(f"iterations: must be >= 1 or None, got {self.iterations}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SkipConfig(PipelineConfig):
+    """Pipeline parameters plus SkipPipe's path rules.
+
+    skip_ratio:
+        Fraction of stages a path skips: paths visit ``round(S (1 - skip_ratio))`` stages.
+    max_swaps, max_swap_distance, max_jump_skip:
+        Path rules (see :class:`~policies.pipeline.paths.PathRules`).
+    """
+
+    skip_ratio: float = 1 / 3
+    max_swaps: int = 2
+    max_swap_distance: int = 2
+    max_jump_skip: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.rules()  # validates the rule fields
+
+    def rules(self) -> PathRules:
+        """The path rules these parameters describe."""
+        return PathRules.for_skip_ratio(
+            len(self.stage_sizes), self.skip_ratio, max_swaps=self.max_swaps,
+            max_swap_distance=self.max_swap_distance, max_jump_skip=self.max_jump_skip)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RandomSkipConfig(SkipConfig):
+    """DT-FM-skip: ``resample`` draws new random paths every iteration (else once)."""
+
+    resample: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class SkipPipeConfig(SkipConfig):
+    """SkipPipe: CBS knobs (see :class:`~policies.pipeline.cbs.CBSConfig`).
+
+    collision_aware:
+        Resolve time collisions and choose by predicted iteration time.
+    max_expansions, branching, max_candidates:
+        Limits of the conflict search.
+    """
+
+    collision_aware: bool = True
+    max_expansions: int = 300
+    branching: int = 3
+    max_candidates: int = 24
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.cbs()
+
+    def cbs(self) -> CBSConfig:
+        """The CBS configuration."""
+        return CBSConfig(collision_aware=self.collision_aware,
+                         max_expansions=self.max_expansions, branching=self.branching,
+                         max_candidates=self.max_candidates)
+
+
+def workload_costs(workload: Any, device: Any, num_stages: int) -> MicrobatchCosts:
+    """Per-stage seconds and message sizes of one microbatch of ``workload`` on ``device``."""
+    from workloads.llama import stage_layer_ranges
+
+    timing, wcfg = workload.timing, workload.config
+    layers = stage_layer_ranges(timing.n_layers, num_stages)
+    fwd = tuple(timing.stage_seconds(device, wcfg.batch, wcfg.seq, num_layers=len(r), phase="fwd")
+                for r in layers)
+    bwd = tuple(timing.stage_seconds(device, wcfg.batch, wcfg.seq, num_layers=len(r), phase="bwd")
+                for r in layers)
+    return MicrobatchCosts(
+        forward_s=fwd,
+        backward_s=bwd,
+        loss_s=timing.head_seconds(device, wcfg.batch, wcfg.seq, "fwd_bwd"),
+        activation_nbytes=float(timing.activation_bytes(wcfg.batch, wcfg.seq)),
+        grad_nbytes=tuple(float(b) for b in
+                          timing.stage_param_bytes(num_stages, head_stage="first")),
+    )
+
+
+class PipelinePolicy(Policy):
+    """Shared setup and iteration loop; subclasses route the microbatches."""
+
+    Config = PipelineConfig
+
+    # set by setup()
+    allocation: Allocation
+    executor: PipelineExecutor
+    node_costs: NodeCosts
+    learner: Any = None
+    hooks: PipelineHooks
+
+    def make_hooks(self, learner: Any, streams: dict[int, Any] | None = None) -> PipelineHooks:
+        """The executor's hooks: real training when a learner is given (override to extend)."""
+        return TrainingHooks(learner, streams) if learner is not None else PipelineHooks()
+
+    def setup(self, ctx: RunContext) -> None:
+        """Costs, allocation, learner and executor; then the method's own planning."""
+        cfg, world = self.config, ctx.world
+        num_stages = len(cfg.stage_sizes)
+        if sum(cfg.stage_sizes) > world.num_nodes:
+            raise ValueError(
+                f"policy.stage_sizes: {list(cfg.stage_sizes)} needs {sum(cfg.stage_sizes)} nodes; "
+                f"the cluster has {world.num_nodes}")
+        costs = workload_costs(ctx.workload, world.nodes[0].device, num_stages)
+        latency, bandwidth = network_matrices(world.network, world.num_nodes)
+        hop_s = hop_cost_matrix(latency, bandwidth, costs.activation_nbytes, cfg.hop_overhead_s)
+        self.allocation = search_allocation(hop_s, cfg.stage_sizes,
+                                            world.policy_rng("pipeline", "allocation"),
+                                            restarts=cfg.allocation_restarts)
+        stage_of = stage_of_nodes(self.allocation.replicas, world.num_nodes)
+        forward_s = np.array([costs.forward_s[max(s, 0)] / node.speed
+                              for s, node in zip(stage_of, world.nodes)])
+        self.node_costs = NodeCosts(
+            hop_s=hop_s, forward_s=forward_s,
+            backward_factor=costs.backward_s[0] / costs.forward_s[0] if costs.forward_s[0] else 1.5,
+            loss_factor=costs.loss_s / costs.forward_s[0] if costs.forward_s[0] else 0.25)
+        self.stage_of = stage_of
+        self.learner, streams = None, None
+        if not ctx.run.timing_only:
+            self.learner = ctx.workload.make_pipeline_learner(num_stages, head_stage="first")
+            streams = {d: ctx.workload.make_stream(d) for d in self.allocation.replicas[0]}
+        self.hooks = self.make_hooks(self.learner, streams)
+        self.executor = PipelineExecutor(
+            world, StagePlacement(self.allocation.replicas), costs,
+            ExecutorConfig(memory_microbatches=cfg.memory_microbatches,
+                           hop_overhead_s=cfg.hop_overhead_s, allreduce=cfg.allreduce),
+            self.hooks)
+        self.prepare(ctx)
+
+    def prepare(self, ctx: RunContext) -> None:
+        """Method-specific planning before simulated time starts."""
+
+    def plan_iteration(self, ctx: RunContext, iteration: int) -> list[RoutedMicrobatch]:
+        """The microbatches of ``iteration`` and their routes."""
+        raise NotImplementedError
+
+    def coordinator(self, ctx: RunContext) -> Generator:
+        """Run iterations one after another until the run stops."""
+        iterations = self.config.iterations
+        iteration = 0
+        while not ctx.should_stop and (iterations is None or iteration < iterations):
+            microbatches = [
+                Microbatch(index=mb.index, route=Route(stages=mb.stages, nodes=mb.nodes),
+                           chain=mb.chain)
+                for mb in self.plan_iteration(ctx, iteration)
+            ]
+            stats = yield self.executor.run_iteration(iteration, microbatches)
+            iteration += 1
+            loss = getattr(self.hooks, "mean_loss", None)
+            ctx.report(iteration, loss=loss, microbatches_lost=stats.failed)
+
+    def evaluate(self, ctx: RunContext) -> float | None:
+        """Held-out loss through all stages; also records ``eval_loss_half``."""
+        if self.learner is None:
+            return None
+        batches = ctx.run.eval_batches
+        half = self.learner.eval_loss(batches, path=list(half_path(self.learner.num_stages)))
+        ctx.world.recorder.metric("eval_loss_half", half, step=ctx.steps)
+        return self.learner.eval_loss(batches)
+
+
+@register_policy("full_pipeline")
+class FullPipeline(PipelinePolicy):
+    """DT-FM-style baseline: every microbatch through every stage of a fixed pipeline."""
+
+    Config = PipelineConfig
+
+    def prepare(self, ctx: RunContext) -> None:
+        """Route every microbatch along its fixed pipeline."""
+        self.microbatches = full_pipeline_microbatches(
+            self.allocation, self.config.microbatches_per_data_node)
+
+    def plan_iteration(self, ctx: RunContext, iteration: int) -> list[RoutedMicrobatch]:
+        """The same routes every iteration."""
+        return self.microbatches
+
+
+class _AgentPolicy(PipelinePolicy):
+    """Skip methods: agents per data node, each carrying a chain of microbatches down a path."""
+
+    def prepare(self, ctx: RunContext) -> None:
+        """Path rules and the agents of every data node."""
+        cfg = self.config
+        self.rules = cfg.rules()
+        self.agents, self.loads = make_agents(
+            self.allocation.replicas[0], cfg.microbatches_per_data_node,
+            cfg.memory_microbatches, self.node_costs.forward_s)
+
+
+@register_policy("random_skip")
+class RandomSkip(_AgentPolicy):
+    """DT-FM-skip: random partial paths with the skip ratio, keeping caps and memory."""
+
+    Config = RandomSkipConfig
+
+    def prepare(self, ctx: RunContext) -> None:
+        """Draw the first random paths."""
+        super().prepare(ctx)
+        self.rng = ctx.world.policy_rng("pipeline", "random_skip")
+        self.microbatches = self._draw()
+
+    def _draw(self) -> list[RoutedMicrobatch]:
+        routes = random_skip_routes(self.agents, self.allocation.replicas, self.rules,
+                                    self.config.memory_microbatches, self.rng)
+        return agent_microbatches(routes, self.loads)
+
+    def plan_iteration(self, ctx: RunContext, iteration: int) -> list[RoutedMicrobatch]:
+        """New random paths every iteration (with ``resample``)."""
+        if iteration > 0 and self.config.resample:
+            self.microbatches = self._draw()
+        return self.microbatches
+
+
+@register_policy("skippipe")
+class SkipPipe(_AgentPolicy):
+    """SkipPipe: partial, reordered paths scheduled by CBS over A* (makespan objective)."""
+
+    Config = SkipPipeConfig
+    schedule: Schedule
+
+    def prepare(self, ctx: RunContext) -> None:
+        """Plan the paths once with CBS over A*."""
+        super().prepare(ctx)
+        wall = time.perf_counter()
+        self.microbatches, self.schedule = skippipe_routes(
+            self.agents, self.loads, self.node_costs, self.stage_of, self.rules,
+            self.config.memory_microbatches, self.config.cbs())
+        self.schedule_wall_s = time.perf_counter() - wall
+        ctx.world.recorder.event(
+            "skippipe_schedule", predicted_s=self.schedule.predicted_s,
+            makespan_s=self.schedule.makespan_s, expansions=self.schedule.expansions,
+            candidates=self.schedule.candidates, feasible=self.schedule.feasible)
+
+    def plan_iteration(self, ctx: RunContext, iteration: int) -> list[RoutedMicrobatch]:
+        """The same routes every iteration."""
+        return self.microbatches

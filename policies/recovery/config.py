@@ -1,0 +1,198 @@
+"""Configurations of the recovery family: one pipeline, one failure model, five strategies.
+
+Every method of the family runs the same pipeline (:class:`PipelineRecoveryConfig`) against the
+same stage failures (:class:`FailureFields`); each adds only the parameters of its own recovery
+strategy. A field that a method would never read is not in its config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policies.recovery.failures import StageFailureConfig
+
+EDGE_FALLBACKS = ("checkpoint", "copy")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineRecoveryConfig:
+    """The pipeline every method of the family runs.
+
+    num_stages:
+        Stages ``S`` (stage 0 holds the embedding, the head and the data).
+    replicas_per_stage:
+        Nodes per stage ``R``; stage ``s`` is held by nodes ``s R .. s R + R - 1``, and node
+        ``S R`` (if the cluster has it) is the checkpoint store.
+    microbatches_per_replica:
+        Microbatches each data node sends per iteration (``R`` times this per iteration); pipeline
+        ``r`` (replica ``r`` of every stage) carries the microbatches of data node ``r``.
+    memory_microbatches:
+        Microbatches whose activations one node holds at once (``m``).
+    forward_s:
+        Seconds of one stage's forward on one microbatch (backward 1.5x, loss 0.25x, as in the
+        CheckFree/SkipPipe emulators); ``None``: from the workload's timing model and the
+        cluster's device.
+    hop_overhead_s:
+        Fixed seconds added to every activation transfer (host <-> device copies).
+    allreduce:
+        Average each stage's gradients among its replicas every iteration (ring all-reduce).
+    """
+
+    num_stages: int = 4
+    replicas_per_stage: int = 2
+    microbatches_per_replica: int = 2
+    memory_microbatches: int = 3
+    forward_s: float | None = None
+    hop_overhead_s: float = 0.0
+    allreduce: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("num_stages", "replicas_per_stage", "microbatches_per_replica",
+                     "memory_microbatches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.num_stages < 3:
+            raise ValueError(f"num_stages={self.num_stages}: the recovery family needs >= 3")
+        if self.forward_s is not None and not self.forward_s > 0:
+            raise ValueError(f"forward_s={self.forward_s}: must be > 0 seconds or None")
+        if self.hop_overhead_s < 0:
+            raise ValueError(f"hop_overhead_s={self.hop_overhead_s}: must be >= 0 seconds")
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:  # FailureFields, when mixed in
+            parent()
+
+    @property
+    def num_pipeline_nodes(self) -> int:
+        """Nodes holding stages, ``S R``."""
+        return self.num_stages * self.replicas_per_stage
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureFields:
+    """Stage-failure injection (see :mod:`policies.recovery.failures` for the scaling).
+
+    p_hour:
+        Failure probability of one stage per hour (0.05, 0.10, 0.16 in the paper).
+    time_scale:
+        Seconds of failure exposure per simulated second (rate multiplier).
+    failure_period_s:
+        Length of one failure draw period, seconds (about one iteration).
+    rejoin_delay_s:
+        Seconds until a failed stage's replacement nodes join, empty.
+    exempt_stages:
+        Stages that never fail (stage 0 in the reference).
+    """
+
+    p_hour: float = 0.10
+    time_scale: float = 1.0
+    failure_period_s: float = 10.0
+    rejoin_delay_s: float = 30.0
+    exempt_stages: tuple[int, ...] = (0,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exempt_stages", tuple(int(s) for s in self.exempt_stages))
+        self.failure_config()  # validates, naming the field
+
+    def failure_config(self, horizon_s: float | None = None) -> StageFailureConfig:
+        """These fields as a :class:`StageFailureConfig`."""
+        return StageFailureConfig(
+            p_hour=self.p_hour,
+            time_scale=self.time_scale,
+            period_s=self.failure_period_s,
+            rejoin_delay_s=self.rejoin_delay_s,
+            exempt=tuple(self.exempt_stages),
+            horizon_s=horizon_s,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoFailureConfig(PipelineRecoveryConfig):
+    """The upper bound: the same pipeline, no failures."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckFreeConfig(PipelineRecoveryConfig, FailureFields):
+    """CheckFree: rebuild a lost stage from its neighbours.
+
+    lr_bump:
+        Learning-rate multiplier of a rebuilt stage (the paper uses 1.1-1.2).
+    norm_eps:
+        Added to each neighbour's gradient norm (1e-4 in the reference).
+    squared_norms:
+        Weight neighbours by squared gradient norms instead of norms.
+    edge_fallback:
+        What plain CheckFree does for a stage without two neighbours (the last stage):
+        ``"checkpoint"`` restores that stage's weights from a weights-only snapshot uploaded to
+        the store every ``edge_checkpoint_every`` iterations (the reference implementation);
+        ``"copy"`` copies its one neighbour.
+    edge_checkpoint_every:
+        Iterations between the edge-stage snapshots (``"checkpoint"`` fallback).
+    """
+
+    lr_bump: float = 1.1
+    norm_eps: float = 1e-4
+    squared_norms: bool = False
+    edge_fallback: str = "checkpoint"
+    edge_checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.lr_bump > 0:
+            raise ValueError(f"lr_bump={self.lr_bump}: must be > 0")
+        if not self.norm_eps >= 0:
+            raise ValueError(f"norm_eps={self.norm_eps}: must be >= 0")
+        if self.edge_fallback not in EDGE_FALLBACKS:
+            raise ValueError(f"edge_fallback={self.edge_fallback!r}: allowed {list(EDGE_FALLBACKS)}")
+        if self.edge_checkpoint_every < 1:
+            raise ValueError(f"edge_checkpoint_every={self.edge_checkpoint_every}: must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckFreePlusConfig(CheckFreeConfig):
+    """CheckFree+: CheckFree plus out-of-order swaps of the edge pairs and embedding copies.
+
+    embedding_copy_every:
+        Iterations between copies of stage 0's embedding (to stage 1) and head (to stage
+        ``S-1``), so that stage 0 too could be rebuilt; 0 disables the copies.
+    """
+
+    embedding_copy_every: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.embedding_copy_every < 0:
+            raise ValueError(f"embedding_copy_every={self.embedding_copy_every}: must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointingConfig(PipelineRecoveryConfig, FailureFields):
+    """Checkpointing: upload every stage's state to a store; on failure, roll back.
+
+    checkpoint_every:
+        Iterations between checkpoints ``C`` (the reference: 100).
+    """
+
+    checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every={self.checkpoint_every}: must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedundantConfig(PipelineRecoveryConfig, FailureFields):
+    """Redundant computation (Bamboo-style): each stage also runs its successor's forward.
+
+    backup_memory_microbatches:
+        Activation slots (of ``memory_microbatches``) taken by the successor's weights and its
+        redundant activations; at least one slot is always left.
+    """
+
+    backup_memory_microbatches: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.backup_memory_microbatches < 0:
+            raise ValueError(
+                f"backup_memory_microbatches={self.backup_memory_microbatches}: must be >= 0")

@@ -1,0 +1,358 @@
+"""One pipeline run with stage failures and a pluggable recovery strategy.
+
+:class:`RecoveringPipeline` drives ``policies.pipeline.executor.PipelineExecutor`` (the timing:
+compute tasks, activation hops, stage all-reduces) and a ``workloads.PipelineLearner`` (the
+math: one stage-split model whose stage ``s`` stands for all replicas of stage ``s``, which hold
+identical weights because they average gradients every iteration). It is the executor's hooks
+object. The story of one iteration:
+
+1. ``iteration_started``: if stages are lost, wait for their replacements to join
+   (``rejoin_delay_s`` after the failure) and let the strategy rebuild them (network transfers,
+   then new weights); checkpointing rolls the whole model back here.
+2. The executor runs the microbatches; each finished one runs its real forward and backward
+   along its route's stage order (``microbatch_done``), accumulating gradients.
+3. ``iteration_finished`` (after the stage all-reduces): if a failure struck during the
+   iteration, its gradients are thrown away (the lost stage's replicas died mid-iteration);
+   otherwise gradients are averaged over microbatches, each stage's clipped gradient norm is
+   kept (CheckFree weighs neighbours by it), every stage steps, and the strategy may start
+   background uploads.
+
+Failures strike at their scheduled simulated times (a separate process): the stage is marked
+down in the executor, so microbatches that reach it fail, and its weights are wiped, so a
+replacement really starts empty.
+
+The strategy is any object with the methods of :class:`policies.recovery.strategies.RecoveryStrategy`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import torch
+
+from policies.pipeline.executor import (
+    ExecutorConfig,
+    IterationStats,
+    Microbatch,
+    MicrobatchCosts,
+    MicrobatchResult,
+    PipelineExecutor,
+    PipelineHooks,
+    Route,
+    StagePlacement,
+)
+from policies.recovery.config import PipelineRecoveryConfig
+from policies.recovery.failures import FailureFeed, StageFailure, StageFailureConfig, draw_stage_failures
+from policies.recovery.swaps import microbatch_path
+
+HEAD_STAGE = "first"
+"""Stage 0 holds the embedding and the head: a microbatch returns to its data node for the loss
+(the executor's model, and the CheckFree reference where stage 0 never fails)."""
+
+ADAM_STATE_FACTOR = 2
+"""Adam keeps two moments per parameter: optimizer state = 2x the parameter bytes."""
+
+
+def microbatch_costs(workload: Any, config: PipelineRecoveryConfig, device: Any) -> MicrobatchCosts:
+    """Per-stage forward/backward seconds, loss seconds and message sizes of one microbatch.
+
+    With ``config.forward_s`` every stage's forward takes that long (backward 1.5x, loss 0.25x:
+    the emulators' rule). Otherwise the workload's timing model prices each stage's blocks on
+    ``device`` (the head's time is the loss task on the data node).
+    """
+    timing, wl = workload.timing, workload.config
+    S = config.num_stages
+    grad_nbytes = tuple(float(b) for b in timing.stage_param_bytes(S, head_stage=HEAD_STAGE))
+    act_nbytes = float(timing.activation_bytes(wl.batch, wl.seq))
+    if config.forward_s is not None:
+        return MicrobatchCosts(
+            forward_s=(config.forward_s,) * S,
+            backward_s=(1.5 * config.forward_s,) * S,
+            loss_s=0.25 * config.forward_s,
+            activation_nbytes=act_nbytes,
+            grad_nbytes=grad_nbytes,
+        )
+    from workloads.llama import stage_layer_ranges
+
+    layers = [len(r) for r in stage_layer_ranges(timing.n_layers, S)]
+    fwd = tuple(timing.stage_seconds(device, wl.batch, wl.seq, num_layers=n, phase="fwd")
+                for n in layers)
+    bwd = tuple(timing.stage_seconds(device, wl.batch, wl.seq, num_layers=n, phase="bwd")
+                for n in layers)
+    loss = timing.head_seconds(device, wl.batch, wl.seq, phase="fwd_bwd")
+    return MicrobatchCosts(forward_s=fwd, backward_s=bwd, loss_s=loss,
+                           activation_nbytes=act_nbytes, grad_nbytes=grad_nbytes)
+
+
+class RecoveringPipeline(PipelineHooks):
+    """A pipeline that loses whole stages and recovers them with ``strategy``.
+
+    Parameters
+    ----------
+    ctx:
+        The run context (world, workload, run limits).
+    config:
+        The pipeline's shape.
+    strategy:
+        The recovery strategy.
+    failures:
+        Stage-failure injection; ``None``: no failures (the upper bound).
+    """
+
+    def __init__(self, ctx: Any, config: PipelineRecoveryConfig, strategy: Any,
+                 failures: StageFailureConfig | None) -> None:
+        world = ctx.world
+        self.ctx = ctx
+        self.world = world
+        self.env = world.env
+        self.config = config
+        self.strategy = strategy
+        S, R = config.num_stages, config.replicas_per_stage
+        if world.num_nodes < config.num_pipeline_nodes:
+            raise ValueError(
+                f"cluster.num_nodes={world.num_nodes}: the pipeline needs num_stages x "
+                f"replicas_per_stage = {config.num_pipeline_nodes} nodes")
+        self.num_stages = S
+        self.placement = StagePlacement([[s * R + r for r in range(R)] for s in range(S)])
+        self.store_node: int | None = (
+            config.num_pipeline_nodes if world.num_nodes > config.num_pipeline_nodes else None)
+        """The checkpoint store (the first node outside the pipeline), if the cluster has one."""
+
+        wl = ctx.workload
+        self.learner = wl.make_pipeline_learner(S, rank=0, head_stage=HEAD_STAGE,
+                                                timing_only=ctx.run.timing_only)
+        self.timing_only = bool(ctx.run.timing_only)
+        self.costs = microbatch_costs(wl, config, world.nodes[0].device)
+        timing = wl.timing
+        self.param_nbytes = [float(b) for b in timing.stage_param_bytes(S, head_stage=HEAD_STAGE)]
+        """Bytes of each stage's weights (the timing model's, which may be larger than the
+        learner's)."""
+        self.embed_nbytes = float(timing.embed_params * timing.bytes_per_param)
+        self.head_nbytes = float(timing.head_params * timing.bytes_per_param)
+        memory = strategy.memory_microbatches(config.memory_microbatches)
+        self.executor = PipelineExecutor(
+            world, self.placement, self.costs,
+            ExecutorConfig(memory_microbatches=memory, hop_overhead_s=config.hop_overhead_s,
+                           allreduce=config.allreduce),
+            hooks=self)
+        self.swap_pairs = strategy.swap_pairs(S)
+
+        self.step = 0
+        """Optimizer steps the model has taken (rolls back with a checkpoint restore)."""
+        self.grad_norms = [1.0] * S
+        """Each stage's clipped gradient norm of the last step (the reference starts at 1)."""
+        self.lost: dict[int, StageFailure] = {}
+        """Stages whose replicas are all gone, with the failure that took them."""
+        self.recoveries = 0
+        self._struck_this_iteration = False
+        self._losses: list[float] = []
+        self._ok_microbatches = 0
+
+        if failures is not None:
+            horizon = failures.horizon_s or ctx.run.until_s
+            if horizon is None:
+                raise ValueError("run.until_s: stage failures need a time horizon (set "
+                                 "run.until_s or the failure horizon)")
+            schedule = draw_stage_failures(failures, num_stages=S, horizon_s=horizon,
+                                           rng=world.world_rng("stage_failures"))
+        else:
+            schedule = []
+        self.schedule = schedule
+        """Every stage failure of the run, drawn from the world's stream before it starts."""
+        self.config_exempt = tuple(failures.exempt) if failures is not None else tuple(range(S))
+        """Stages that never fail."""
+        strategy.setup(self)
+
+    # -- processes ------------------------------------------------------------------------
+
+    def training(self) -> Generator:
+        """The coordinator process: iterations until the run stops."""
+        self.env.process(self._failures(FailureFeed(self.schedule)))
+        while not self.ctx.should_stop:
+            yield self.executor.run_iteration(self.step, self.microbatches())
+
+    def _failures(self, feed: FailureFeed) -> Generator:
+        for failure in feed.until(math.inf):
+            if failure.time_s > self.env.now:
+                yield self.env.timeout(failure.time_s - self.env.now)
+            self.strike(failure)
+
+    def strike(self, failure: StageFailure) -> None:
+        """Every replica of ``failure.stage`` is gone now; its replacement will join empty."""
+        s = failure.stage
+        if s in self.lost:
+            return
+        self.strategy.before_loss(self, s)
+        self.lost[s] = failure
+        self._struck_this_iteration = True
+        self.executor.fail_stage(s)
+        self.world.recorder.event("failure", stage=s, nodes=list(self.placement.replicas[s]))
+        if not self.timing_only:
+            with torch.no_grad():
+                for p in self.learner.model.stages[s].parameters():
+                    p.fill_(math.nan)  # the replacement holds no weights
+
+    # -- the microbatches of one iteration -------------------------------------------------
+
+    def microbatches(self) -> list[Microbatch]:
+        """``R x microbatches_per_replica`` microbatches; pipeline ``r`` carries data node ``r``'s.
+
+        Microbatch ``j`` of data node ``r`` visits the stages in the order
+        :func:`~policies.recovery.swaps.microbatch_path` gives (CheckFree+ swaps odd ones).
+        """
+        R = self.config.replicas_per_stage
+        out = []
+        for r in range(R):
+            for j in range(self.config.microbatches_per_replica):
+                stages = microbatch_path(self.num_stages, j, self.swap_pairs)
+                nodes = tuple(self.placement.replicas[s][r] for s in stages)
+                out.append(Microbatch(index=r * self.config.microbatches_per_replica + j,
+                                      route=Route(stages=tuple(stages), nodes=nodes)))
+        return out
+
+    # -- executor hooks -------------------------------------------------------------------
+
+    def iteration_started(self, ex: PipelineExecutor, iteration: int) -> Generator:
+        """Rebuild lost stages before the first microbatch; reset the accumulators."""
+        while self.lost:
+            yield from self._recover()
+        self._struck_this_iteration = False
+        self._losses = []
+        self._ok_microbatches = 0
+        if not self.timing_only:
+            self.learner.zero_grad()
+
+    def _recover(self) -> Generator:
+        lost = dict(self.lost)
+        rejoin_s = max(f.rejoin_s for f in lost.values())
+        if rejoin_s > self.env.now:
+            yield self.env.timeout(rejoin_s - self.env.now)  # replacements join, empty
+        for s in sorted(lost):
+            self.world.recorder.event("replacement_joined", stage=s)
+        started = self.env.now
+        recovered = yield from self.strategy.recover(self, sorted(lost))
+        for s in sorted(lost) if recovered is None else recovered:
+            if self.lost.get(s) is lost[s]:
+                del self.lost[s]
+                self.executor.restore_stage(s)
+                self.recoveries += 1
+                self.world.recorder.event("recovery", stage=s,
+                                          downtime_s=self.env.now - lost[s].time_s,
+                                          transfer_s=self.env.now - started)
+
+    def extra_forward_s(self, ex: PipelineExecutor, mb: Microbatch, position: int) -> float:
+        """Whatever extra forward work the strategy charges (redundant computation)."""
+        return self.strategy.extra_forward_s(self, mb.route.stages[position])
+
+    def microbatch_done(self, ex: PipelineExecutor, mb: Microbatch,
+                        result: MicrobatchResult) -> None:
+        """Real forward and backward of a finished microbatch along its route."""
+        if not result.ok or self._struck_this_iteration:
+            return
+        self._ok_microbatches += 1
+        loss = self.learner.compute_grad(list(mb.route.stages), accumulate=True)
+        if loss is not None:
+            self._losses.append(loss)
+
+    def iteration_finished(self, ex: PipelineExecutor, stats: IterationStats) -> Generator:
+        """Step (or, after a failure, discard) the iteration's gradients; then the strategy."""
+        rec = self.world.recorder
+        if self._struck_this_iteration or self._ok_microbatches == 0:
+            rec.event("iteration_lost", iteration=stats.iteration)
+            return
+        if not self.timing_only:
+            with torch.no_grad():
+                for p in self.learner.params:
+                    p.grad.div_(self._ok_microbatches)  # mean over microbatches = DP average
+            self.grad_norms = [self.clipped_grad_norm(s) for s in range(self.num_stages)]
+        self.learner.optimizer_step()
+        self.step += 1
+        loss = sum(self._losses) / len(self._losses) if self._losses else None
+        self.ctx.report(self.step, loss, iteration_s=stats.iteration_s)
+        yield from self.strategy.after_step(self)
+
+    # -- helpers for strategies -------------------------------------------------------------
+
+    def clipped_grad_norm(self, stage: int) -> float:
+        """L2 norm of a stage's gradient after clipping at ``workload.grad_clip`` (as torch does)."""
+        norm = self.learner.stage_grad_norm(stage)
+        clip = self.ctx.workload.config.grad_clip
+        if clip is None:
+            return norm
+        return norm * min(1.0, clip / (norm + 1e-6))
+
+    def stage_weights(self, stage: int) -> dict[str, torch.Tensor]:
+        """A copy of one stage's weights, by stage-relative name."""
+        return self.learner.get_stage_state(stage)
+
+    def stage_state(self, stage: int) -> dict[str, Any]:
+        """A copy of one stage's weights and optimizer state (schedule position included)."""
+        if self.timing_only:
+            return {}
+        return {"weights": self.learner.get_stage_state(stage),
+                "optimizer": self.learner.groups[stage].state()}
+
+    def load_stage_state(self, stage: int, state: dict[str, Any]) -> None:
+        """Restore one stage exactly from :meth:`stage_state`."""
+        if self.timing_only:
+            return
+        self.learner.set_stage_state(stage, state["weights"])
+        self.learner.groups[stage].set_state(state["optimizer"])
+
+    def install_rebuilt(self, stage: int, weights: dict[str, torch.Tensor], lr_bump: float) -> None:
+        """A rebuilt stage: new weights, a fresh optimizer state and a learning-rate bump."""
+        if self.timing_only:
+            return
+        full = self.learner.get_stage_state(stage)
+        missing = sorted(set(full) - set(weights))
+        if missing:
+            raise ValueError(f"rebuilt stage {stage}: no weights for {missing}")
+        self.learner.set_stage_state(stage, weights)
+        self.learner.reset_optimizer(stage)
+        self.learner.set_stage_lr_scale(stage, lr_bump)
+
+    def learner_layer_ranges(self) -> list[range]:
+        """Block indices of each stage (from the timing model's layer count)."""
+        from workloads.llama import stage_layer_ranges
+
+        n_layers = (self.learner.model.cfg.n_layers if not self.timing_only
+                    else self.ctx.workload.timing.n_layers)
+        return stage_layer_ranges(n_layers, self.num_stages)
+
+    def data_state(self) -> Any:
+        """Position of the training data stream (a checkpoint restores it too)."""
+        return None if self.timing_only else self.learner.stream.state()
+
+    def restore_data_state(self, state: Any) -> None:
+        """Return the data stream to :meth:`data_state`."""
+        if state is not None:
+            self.learner.stream.set_state(state)
+
+    def optimizer_nbytes(self, stage: int) -> float:
+        """Bytes of one stage's optimizer state (Adam: two moments per parameter)."""
+        return ADAM_STATE_FACTOR * self.param_nbytes[stage]
+
+    def transfers(self, moves: Sequence[tuple[int, int, float, str]]) -> Generator:
+        """Run ``(src, dst, nbytes, label)`` transfers at once and wait for all of them."""
+        events = [self.world.network.transfer(src, dst, nbytes, label=label)
+                  for src, dst, nbytes, label in moves if src != dst]
+        if events:
+            yield self.env.all_of(events)
+
+    def background(self, moves: Sequence[tuple[int, int, float, str]], on_done: Any = None
+                   ) -> None:
+        """Start transfers without waiting; call ``on_done()`` when all have arrived."""
+        def run() -> Generator:
+            yield from self.transfers(moves)
+            if on_done is not None:
+                on_done()
+
+        self.env.process(run())
+
+    def evaluate(self) -> float | None:
+        """Held-out loss through every stage in order; ``None`` while a stage is lost."""
+        if self.lost or self.timing_only:
+            return None
+        return self.learner.eval_loss(self.ctx.run.eval_batches)

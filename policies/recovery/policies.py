@@ -1,0 +1,114 @@
+"""The five registered methods of the recovery family: one pipeline, five strategies.
+
+========================  ==========================  =======================================
+name                      config                      strategy
+========================  ==========================  =======================================
+``checkfree``             :class:`CheckFreeConfig`      :class:`~.strategies.CheckFree`
+``checkfree_plus``        :class:`CheckFreePlusConfig`  :class:`~.strategies.CheckFreePlus`
+``checkpointing``         :class:`CheckpointingConfig`  :class:`~.strategies.Checkpointing`
+``redundant``             :class:`RedundantConfig`      :class:`~.strategies.Redundant`
+``no_failure``            :class:`NoFailureConfig`      :class:`~.strategies.NoRecovery`
+========================  ==========================  =======================================
+
+Each is :class:`PipelineRecoveryPolicy` with a different ``Config`` and ``Strategy``: the
+policy builds a :class:`~.pipeline_run.RecoveringPipeline` in ``setup`` and runs its
+``training`` process as the coordinator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, ClassVar
+
+from sim.policy import Policy, RunContext, register_policy
+
+from policies.recovery.config import (
+    CheckFreeConfig,
+    CheckFreePlusConfig,
+    CheckpointingConfig,
+    FailureFields,
+    NoFailureConfig,
+    RedundantConfig,
+)
+from policies.recovery.pipeline_run import RecoveringPipeline
+from policies.recovery.strategies import (
+    CheckFree,
+    CheckFreePlus,
+    Checkpointing,
+    NoRecovery,
+    Redundant,
+)
+
+RECOVERY_POLICIES = ("checkfree", "checkfree_plus", "checkpointing", "redundant", "no_failure")
+"""The registered names of the family, in the order figures list them."""
+
+
+class PipelineRecoveryPolicy(Policy):
+    """A pipeline with stage failures, recovered by ``Strategy``."""
+
+    Strategy: ClassVar[type] = NoRecovery
+
+    def setup(self, ctx: RunContext) -> None:
+        """Build the pipeline, the learner and the failure schedule."""
+        failures = (self.config.failure_config() if isinstance(self.config, FailureFields)
+                    else None)
+        self.strategy = self.Strategy(self.config)
+        self.pipe = RecoveringPipeline(ctx, self.config, self.strategy, failures)
+
+    def coordinator(self, ctx: RunContext) -> Generator:
+        """Iterations until the run stops."""
+        return self.pipe.training()
+
+    def evaluate(self, ctx: RunContext) -> float | None:
+        """Held-out loss of the whole model (``None`` while a stage is lost)."""
+        return self.pipe.evaluate()
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of the run's failures, recoveries and rollbacks."""
+        pipe = self.pipe
+        out = {"stage_failures": len([f for f in pipe.schedule if f.time_s <= pipe.env.now]),
+               "recoveries": pipe.recoveries}
+        if isinstance(self.strategy, Checkpointing):
+            out["rollback_steps"] = sum(r["from_step"] - r["to_step"]
+                                        for r in self.strategy.rollbacks)
+        return out
+
+
+@register_policy("no_failure")
+class NoFailurePipeline(PipelineRecoveryPolicy):
+    """The upper bound: the same pipeline with no failures."""
+
+    Config = NoFailureConfig
+    Strategy = NoRecovery
+
+
+@register_policy("checkfree")
+class CheckFreePipeline(PipelineRecoveryPolicy):
+    """CheckFree: a lost stage becomes the gradient-norm-weighted average of its neighbours."""
+
+    Config = CheckFreeConfig
+    Strategy = CheckFree
+
+
+@register_policy("checkfree_plus")
+class CheckFreePlusPipeline(PipelineRecoveryPolicy):
+    """CheckFree+: CheckFree, plus swapped edge pairs so edge stages can be copied."""
+
+    Config = CheckFreePlusConfig
+    Strategy = CheckFreePlus
+
+
+@register_policy("checkpointing")
+class CheckpointingPipeline(PipelineRecoveryPolicy):
+    """Checkpoint to a store every ``checkpoint_every`` steps; roll back on failure."""
+
+    Config = CheckpointingConfig
+    Strategy = Checkpointing
+
+
+@register_policy("redundant")
+class RedundantPipeline(PipelineRecoveryPolicy):
+    """Bamboo-style redundant computation: every stage backs up its successor."""
+
+    Config = RedundantConfig
+    Strategy = Redundant

@@ -1,0 +1,103 @@
+"""Run the data-parallel regression scenarios (scenarios/dp-*.toml) at full size; print figures.
+
+Usage: python scenarios/dp_regressions.py [NAME ...]   (names: see EXPERIMENTS; default all)
+
+Every figure in docs/methods/data-parallel.md comes from this script. The fast CI versions of
+the same checks are in tests/data_parallel/test_dp_regressions.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from sim.policy import get_policy
+from sim.runner import run
+from sim.scenario import load, resolve_policies
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_file(name: str, overrides: list[str] = (), labels=None) -> dict:
+    """``{label: (result, policy)}`` for the policies of ``<name>.toml``."""
+    spec = load(HERE / f"{name}.toml", list(overrides))
+    out = {}
+    for label, pc in resolve_policies(spec):
+        if labels is None or label in labels:
+            pol = get_policy(pc.name)(**pc.params)
+            out[label] = (run(spec.scenario, pol), pol)
+    return out
+
+
+def sync_mean_s(result) -> float:
+    """Mean synchronisation step (seconds from arriving at a sync to resuming)."""
+    return float(result.history.query("metric == 'sync_s'").value.mean())
+
+
+def byte_ratio() -> None:
+    """Byte ratio DDP/DiLoCo for the same steps."""
+    ddp, _ = run_file("dp-byte-ratio", labels=["ddp"])["ddp"]
+    diloco, pol = run_file("dp-byte-ratio", ["run.steps=501"], labels=["diloco"])["diloco"]
+    b_ddp, b_diloco = ddp.summary["bytes_sent"], diloco.summary["bytes_sent"]
+    print(f"bytes: DDP {b_ddp:.6g} B over 500 steps, DiLoCo (H={pol.config.inner_steps}) "
+          f"{b_diloco:.6g} B over {pol.group.completed + 1} syncs; ratio {b_ddp / b_diloco:.6f}")
+
+
+def slow_wan() -> None:
+    """Time to target on the slow WAN, and speed-ups over DDP."""
+    runs = run_file("dp-slow-wan")
+    t_ddp = runs["ddp"][0].time_to_target_s
+    for label, (r, _) in runs.items():
+        t = r.time_to_target_s
+        speedup = f"{t_ddp / t:.1f}x" if t and t_ddp else "n/a"
+        print(f"slow-wan: {label:8s} time to target {t} s, steps {r.steps}, "
+              f"bytes {r.summary['bytes_sent']:.3g}, speed-up over DDP {speedup}")
+
+
+def sync_vs_nodes(counts=(16, 32, 64, 128, 256, 512, 1024)) -> None:
+    """DiLoCo's all-reduce against NoLoCo's pair exchange, N = 16 .. 1024."""
+    for n in counts:
+        runs = run_file("dp-sync-vs-nodes", [f"cluster.nodes={n}"])
+        d, c = sync_mean_s(runs["diloco"][0]), sync_mean_s(runs["noloco"][0])
+        print(f"sync-vs-nodes: N={n:5d} DiLoCo {d:.4f} s NoLoCo {c:.4f} s ratio {d / c:.2f}")
+
+
+def stragglers() -> None:
+    """Idle fractions under bimodal and Pareto stragglers."""
+    for spec in ('{model="bimodal", p=0.1, slowdown=4}', '{model="pareto", alpha=2.0}'):
+        runs = run_file("dp-stragglers", [f"faults.stragglers={spec}"])
+        idle = {label: round(r.summary["idle_fraction"], 3) for label, (r, _) in runs.items()}
+        print(f"stragglers {spec}: idle fraction {idle}")
+
+
+def streaming() -> None:
+    """Bytes per synchronisation and totals, Streaming DiLoCo vs DiLoCo."""
+    runs = run_file("dp-streaming-bytes")
+    per_sync = runs["diloco"][1].group.bytes_per_round[0]
+    for label, (r, pol) in runs.items():
+        groups = getattr(pol, "groups", None) or [pol.group]
+        peak = max(max(g.bytes_per_round) for g in groups)
+        rounds = min(len(g.bytes_per_round) for g in groups)
+        total = sum(sum(g.bytes_per_round[:rounds]) for g in groups)
+        print(f"streaming: {label:15s} bytes per sync {peak:.6g} ({peak / per_sync:.4f} of "
+              f"DiLoCo's), total over {rounds} periods {total:.6g}")
+
+
+def palsgd() -> None:
+    """PALSGD's time to target against DDP (compute-bound)."""
+    runs = run_file("dp-palsgd")
+    t = {label: r.time_to_target_s for label, (r, _) in runs.items()}
+    print(f"palsgd: time to target {t}; PALSGD {100 * (1 - t['palsgd'] / t['ddp']):.1f}% "
+          f"faster than DDP")
+
+
+EXPERIMENTS = {"bytes": byte_ratio, "slow-wan": slow_wan, "sync-vs-nodes": sync_vs_nodes,
+               "stragglers": stragglers, "streaming": streaming, "palsgd": palsgd}
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    chosen = sys.argv[1:] or ["all"]
+    for name in (list(EXPERIMENTS) if chosen == ["all"] else chosen):
+        EXPERIMENTS[name]()

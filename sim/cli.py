@@ -1,0 +1,297 @@
+"""The ``dtsim`` command (also ``python -m sim``).
+
+::
+
+    dtsim                                   the built-in default comparison (DDP, DiLoCo, NoLoCo)
+    dtsim run SCENARIO [--policy NAME]      one run
+    dtsim compare SCENARIO [--policies a,b] several policies on the same scenario
+    dtsim sweep SCENARIO --grid KEY=v1,v2   a parameter grid, in parallel, resumable
+    dtsim list [policies|topologies|workloads|devices]
+
+Common options: ``--set KEY=VALUE`` (repeatable) overrides any scenario key; ``--json`` prints
+machine-readable output (one object for ``run``, a list for ``compare`` and ``sweep``);
+``--trace FILE`` writes the Chrome trace; ``--out DIR`` is where plots go (default
+``dtsim-out``).
+
+Bad input (a scenario error, a bad option) prints one line, ``dtsim: error: <field>: <what is
+wrong and what is allowed>``, on stderr and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sim.errors import ScenarioError
+
+EXIT_BAD_INPUT = 2
+DEFAULT_OUT = "dtsim-out"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """Options every command shares; on subcommands they default to the top level's value."""
+    keep = {} if top_level else {"default": argparse.SUPPRESS}
+    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                        help="override a scenario key, e.g. network.model=ideal (repeatable)",
+                        **({"default": []} if top_level else keep))
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON",
+                        **keep)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar", **keep)
+    parser.add_argument("--threads", type=int, metavar="N", help="torch threads per process "
+                        "(default 1: the small learners dtsim trains run fastest on one thread, "
+                        "and several threads fight over a few cores)",
+                        **({"default": 1} if top_level else keep))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser (exposed for docs and tests)."""
+    parser = _Parser(prog="dtsim", description="Simulate decentralized training over slow "
+                     "networks. With no command: the built-in default comparison.")
+    _add_common_options(parser, top_level=True)
+    parser.add_argument("--out", default=DEFAULT_OUT, help="folder for plots (default: "
+                        "%(default)s)")
+    parser.add_argument("--trace", metavar="FILE", help="write the Chrome trace to FILE")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    keep = {"default": argparse.SUPPRESS}
+
+    run = commands.add_parser("run", help="run one policy on a scenario")
+    run.add_argument("scenario", help="scenario file (.toml, .yaml)")
+    _add_common_options(run, top_level=False)
+    run.add_argument("--policy", help="policy name or [policies] label (default: [policy])")
+    run.add_argument("--trace", metavar="FILE", help="write the Chrome trace to FILE", **keep)
+
+    cmp_ = commands.add_parser("compare", help="run several policies on one scenario")
+    cmp_.add_argument("scenario", help="scenario file (.toml, .yaml)")
+    _add_common_options(cmp_, top_level=False)
+    cmp_.add_argument("--policies", help="comma-separated names; the first is the baseline "
+                      "(default: the file's [policies] tables)")
+    cmp_.add_argument("--trace", metavar="FILE", help="write one Chrome trace (a track group "
+                      "per policy) to FILE", **keep)
+    cmp_.add_argument("--out", help=f"folder for plots (default: {DEFAULT_OUT})", **keep)
+    cmp_.add_argument("--no-plots", action="store_true", help="do not write plots")
+
+    swp = commands.add_parser("sweep", help="run a parameter grid in parallel processes")
+    swp.add_argument("scenario", help="scenario file (.toml, .yaml)")
+    _add_common_options(swp, top_level=False)
+    swp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                     help="a swept key and its values (repeatable; values read like --set)")
+    swp.add_argument("--policies", help="comma-separated policies to run at every point")
+    swp.add_argument("--out", dest="records", default=f"{DEFAULT_OUT}/sweep",
+                     help="folder of per-run records (default: %(default)s); finished runs "
+                     "there are skipped")
+    swp.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
+    swp.add_argument("--no-resume", action="store_true", help="redo runs already saved")
+
+    lst = commands.add_parser("list", help="list policies, topologies, workloads, devices")
+    lst.add_argument("what", nargs="?", choices=["policies", "topologies", "workloads",
+                                                 "devices"], help="one kind only")
+    lst.add_argument("--json", action="store_true", help="print machine-readable JSON", **keep)
+    return parser
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _split_names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace,
+                    out_dir: str | None) -> int:
+    from sim.compare import compare
+    from sim.scenario import resolve_policies
+
+    chosen = resolve_policies(spec, names)
+    comparison = compare(spec, chosen, progress=not (args.quiet or args.json))
+    if args.json:
+        _print_json(comparison.records)
+    else:
+        print(f"scenario {spec.scenario.name!r} (seed {spec.scenario.seed})")
+        print(comparison.format_table())
+    if out_dir is not None:
+        paths = comparison.save_plots(out_dir)
+        print("plots: " + ", ".join(str(p) for p in paths), file=sys.stderr if args.json
+              else sys.stdout)
+    if getattr(args, "trace", None):
+        comparison.write_trace(args.trace)
+        print(f"trace: {args.trace}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    """``dtsim`` alone: the built-in default comparison, table printed, plots written."""
+    from sim.scenario import default_scenario_path, load
+
+    spec = load(default_scenario_path(), args.overrides)
+    return _run_comparison(spec, None, args, args.out)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``dtsim compare``: several policies on one scenario; table, plots, trace."""
+    from sim.scenario import load
+
+    spec = load(args.scenario, args.overrides)
+    return _run_comparison(spec, _split_names(args.policies), args,
+                           None if args.no_plots else args.out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``dtsim run``: one policy on one scenario."""
+    import dataclasses
+
+    from sim.compare import format_table, record_of
+    from sim.runner import run
+    from sim.scenario import load, resolve_policies
+
+    spec = load(args.scenario, args.overrides)
+    label, config = resolve_policies(spec, [args.policy])[0] if args.policy else (
+        spec.scenario.policy.name, spec.scenario.policy)
+    result = run(dataclasses.replace(spec.scenario, policy=config),
+                 progress=not (args.quiet or args.json))
+    record = record_of(result, label)
+    if args.json:
+        _print_json(record)
+    else:
+        import pandas as pd
+
+        print(f"scenario {spec.scenario.name!r} (seed {spec.scenario.seed})")
+        row = {**record, "policy": label, "speedup": None, "speedup_basis": ""}
+        print(format_table(pd.DataFrame([row]).drop(columns=["speedup", "speedup_basis"])))
+    if args.trace:
+        result.write_trace(args.trace)
+        print(f"trace: {args.trace}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """``["network.uplink=10Mbit/s,100Mbit/s"]`` -> ``{"network.uplink": ["10Mbit/s", ...]}``."""
+    from sim.scenario import parse_override_value
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not sep or not key.strip() or not values:
+            raise ScenarioError("--grid", f"expected KEY=V1,V2,... such as "
+                                          f"cluster.nodes=4,8, got {item!r}")
+        grid[key.strip()] = [parse_override_value(v) for v in values]
+    if not grid:
+        raise ScenarioError("--grid", "give at least one --grid KEY=V1,V2,...")
+    return grid
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``dtsim sweep``: a parameter grid in parallel processes, resumable."""
+    from sim.scenario import apply_overrides, read_scenario_file
+    from sim.sweep import sweep
+
+    if args.processes < 1:
+        raise ScenarioError("--processes", f"must be >= 1, got {args.processes}")
+    grid = parse_grid(args.grid)
+    raw = apply_overrides(read_scenario_file(args.scenario), args.overrides)
+    table = sweep(raw, grid, args.records, policies=_split_names(args.policies),
+                  processes=args.processes, resume=not args.no_resume,
+                  progress=not (args.quiet or args.json),
+                  base_dir=Path(args.scenario).resolve().parent, torch_threads=args.threads)
+    if args.json:
+        _print_json(json.loads(table.to_json(orient="records")))
+    else:
+        columns = [c for c in [*grid, "policy", "status", "sim_time_s", "final_loss",
+                               "time_to_target_s", "bytes_sent", "error"] if c in table]
+        with_values = [c for c in columns if table[c].notna().any()]
+        print(table[with_values].to_string(index=False))
+        print(f"records: {args.records}/")
+    failed = int((table.status != "ok").sum())
+    return 1 if failed else 0
+
+
+def listing() -> dict[str, Any]:
+    """Collect what ``dtsim list`` shows: every registered component and its parameters."""
+    import dataclasses
+    import inspect
+
+    import topologies
+    from sim.policy import get_policy, policy_names
+    from workloads import DEVICES, preset_names
+    from workloads.config import LEARNERS
+
+    policies = {}
+    for name in policy_names():
+        config = get_policy(name).Config
+        policies[name] = [f.name for f in dataclasses.fields(config)]
+    filled_in = ("num_nodes", "seed")  # the world passes these
+    topo = {name: [p for p in inspect.signature(builder).parameters if p not in filled_in]
+            for name, builder in sorted(topologies.PRESETS.items())}
+    return {
+        "policies": policies,
+        "topologies": topo,
+        "workloads": {"learners": list(LEARNERS), "timing": ["same", *preset_names()],
+                      "data": ["synthetic-markov", "digits", "text:PATH"]},
+        "devices": sorted(DEVICES),
+    }
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``dtsim list``: policies, topologies, workloads, devices."""
+    everything = listing()
+    chosen = {args.what: everything[args.what]} if args.what else everything
+    if args.json:
+        _print_json(chosen[args.what] if args.what else chosen)
+        return 0
+    for kind, items in chosen.items():
+        print(f"{kind}:")
+        if isinstance(items, dict):
+            for name, params in items.items():
+                print(f"  {name:<22} {', '.join(params) if params else ''}")
+        else:
+            for name in items:
+                print(f"  {name}")
+    return 0
+
+
+def _set_torch_threads(threads: int) -> None:
+    if threads < 1:
+        raise ScenarioError("--threads", f"must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+COMMANDS = {None: cmd_default, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep,
+            "list": cmd_list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dtsim``; returns the exit code (0 ok, 1 failed runs, 2 bad input)."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command != "list":
+            _set_torch_threads(args.threads)
+        return COMMANDS[args.command](args)
+    except (ScenarioError, _UsageError) as exc:
+        print(f"dtsim: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("dtsim: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,240 @@
+"""The incremental max-min network against a from-scratch oracle.
+
+The oracle is the textbook water-filling, written here independently of ``sim.network.maxmin``:
+raise one water level for all unfrozen flows, find the level at which the next link fills,
+freeze every flow through the links that fill at that level, repeat. It re-rates *every* flow.
+``NaiveNetwork`` runs it at every flow start and end, which is what the incremental network
+must be equivalent to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.errors import SimFailure
+from sim.network.base import Flow, Network
+from sim.world import World
+from topologies import clusters_of_clusters, uniform
+
+REL = 1e-6
+
+
+def oracle_rates(flows: list[tuple[int, tuple[int, ...]]],
+                 capacity: dict[int, float]) -> dict[int, float]:
+    """Max-min fair rates (bytes/s) of ``flows`` = [(flow id, links)] by global water-filling."""
+    rates: dict[int, float] = {}
+    used = {link: 0.0 for _, links in flows for link in links}
+    while len(rates) < len(flows):
+        unfrozen = [(fid, links) for fid, links in flows if fid not in rates]
+        count = {link: 0 for link in used}
+        for _, links in unfrozen:
+            for link in links:
+                count[link] += 1
+        frozen_load = {link: 0.0 for link in used}
+        for fid, links in flows:
+            if fid in rates:
+                for link in links:
+                    frozen_load[link] += rates[fid]
+        level = {link: (capacity[link] - frozen_load[link]) / count[link]
+                 for link in used if count[link]}
+        lowest = min(level.values())
+        full = [link for link, value in level.items() if value <= lowest * (1 + 1e-12)]
+        for fid, links in unfrozen:
+            if any(link in full for link in links):
+                rates[fid] = max(lowest, 0.0)
+    return rates
+
+
+class NaiveNetwork(Network):
+    """Every flow start or end: bring all flows up to now and re-rate all of them (oracle)."""
+
+    model_name = "naive"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._sending: dict[int, Flow] = {}
+        self._token = 0
+
+    def _start(self, flow: Flow) -> None:
+        if flow.nbytes == 0 or not flow.links:
+            self._transmitted(flow)
+            return
+        self._advance()
+        self._sending[flow.id] = flow
+        self._rerate()
+
+    def _stop(self, flow: Flow) -> None:
+        self._advance()
+        del self._sending[flow.id]
+        self._rerate()
+
+    def _advance(self) -> None:
+        now = self.env.now
+        for flow in self._sending.values():
+            flow.remaining -= flow.rate * (now - flow.last_s)
+            flow.last_s = now
+
+    def _rerate(self) -> None:
+        capacity = {link: self.capacity_Bps[link] * self.efficiency
+                    for flow in self._sending.values() for link in flow.links}
+        rates = oracle_rates([(f.id, f.links) for f in self._sending.values()], capacity)
+        for fid, flow in self._sending.items():
+            flow.rate = rates[fid]
+        self._token += 1
+        if self._sending:
+            token = self._token
+            wait = min(max(f.remaining, 0.0) / f.rate for f in self._sending.values())
+            self.env.timeout(wait).callbacks.append(lambda _ev: self._on_timer(token))
+
+    def _on_timer(self, token: int) -> None:
+        if token != self._token:
+            return
+        self._advance()
+        # done: what is left would take less than a rounding error of the clock
+        slack_s = 1e-12 * max(1.0, self.env.now)
+        done = [f for f in self._sending.values()
+                if f.remaining <= f.rate * slack_s + 1e-9 * f.nbytes]
+        for flow in done:
+            del self._sending[flow.id]
+        self._rerate()
+        for flow in done:
+            self._transmitted(flow)
+
+
+# -- worlds ----------------------------------------------------------------------------------
+
+def access_world(n: int, uplinks: list, downlinks: list, core_Bps: float) -> World:
+    """``n`` nodes behind one switch (core links ``core_Bps``) with per-node access links."""
+    topo = dataclasses.replace(uniform(n, latency_s=0.001, bandwidth_Bps=core_Bps),
+                               uplink_Bps=tuple(uplinks), downlink_Bps=tuple(downlinks))
+    return World(topo, network="maxmin")
+
+
+def datacenter_world(n: int, clusters: int, wan_Bps: float) -> World:
+    """Data centres of fast node links joined by slow, shared WAN links."""
+    topo = clusters_of_clusters(n, num_clusters=clusters, intra_latency_s=0.001,
+                                intra_bandwidth_Bps=10.0, wan_latency_s=0.01,
+                                wan_bandwidth_Bps=wan_Bps)
+    return World(topo, network="maxmin", tcp_efficiency=0.9)
+
+
+bandwidth = st.one_of(st.none(), st.sampled_from([1.0, 2.0, 3.0, 5.0, 8.0]))
+
+
+@st.composite
+def worlds(draw) -> World:
+    if draw(st.booleans()):
+        n = draw(st.integers(2, 7))
+        return access_world(n, draw(st.lists(bandwidth, min_size=n, max_size=n)),
+                            draw(st.lists(bandwidth, min_size=n, max_size=n)),
+                            draw(st.sampled_from([4.0, 7.0, 1e18])))
+    n = draw(st.integers(3, 8))
+    return datacenter_world(n, draw(st.integers(2, 3)), draw(st.sampled_from([1.0, 4.0, 20.0])))
+
+
+transfers = st.lists(st.tuples(st.floats(0, 3), st.integers(0, 7), st.integers(0, 7),
+                               st.floats(0.1, 10)), min_size=1, max_size=30)
+
+
+def start(world: World, plan: list, kills: list = ()) -> list:
+    """Start ``plan`` = [(time_s, src, dst, nbytes)] and ``kills`` = [(time_s, node)]."""
+    n = world.num_nodes
+    ends: list = [None] * len(plan)
+
+    def send(i, t, a, b, size):
+        yield world.env.timeout(t)
+        try:
+            delivery = yield world.network.transfer(a % n, b % n, size)
+            ends[i] = delivery.end_s
+        except SimFailure:
+            ends[i] = ("cut", world.now)
+
+    def kill(t, node):
+        yield world.env.timeout(t)
+        world.nodes[node % n].fail()
+
+    for i, item in enumerate(plan):
+        world.env.process(send(i, *item))
+    for t, node in kills:
+        world.env.process(kill(t, node))
+    return ends
+
+
+# -- properties ------------------------------------------------------------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(world=worlds(), plan=transfers, moment=st.floats(1e-6, 6))
+def test_rates_equal_global_progressive_filling_at_any_moment(world, plan, moment):
+    start(world, plan)
+    world.env.run(until=moment)
+    net = world.network
+    sending = [f for f in net._flows.values() if f.state == "sending" and f.links]
+    capacity = {link: net.capacity_Bps[link] * net.efficiency
+                for f in sending for link in f.links}
+    expected = oracle_rates([(f.id, f.links) for f in sending], capacity)
+    assert {f.id: f.rate for f in sending} == {
+        fid: pytest.approx(rate, rel=REL) for fid, rate in expected.items()}
+    for link in capacity:  # feasible: no link carries more than its capacity
+        load = sum(f.rate for f in sending if link in f.links)
+        assert load <= capacity[link] * (1 + REL)
+
+
+@settings(max_examples=100, deadline=None)
+@given(world=worlds(), plan=transfers,
+       kills=st.lists(st.tuples(st.floats(0, 4), st.integers(0, 7)), max_size=2))
+def test_completion_times_equal_the_naive_global_recompute(world, plan, kills):
+    twin = World(world.topology, network="maxmin", tcp_efficiency=world.network.efficiency)
+    twin.network = NaiveNetwork(twin, twin.topology, tcp_efficiency=world.network.efficiency)
+    incremental, naive = start(world, plan, kills), start(twin, plan, kills)
+    world.env.run()
+    twin.env.run()
+    for got, want in zip(incremental, naive, strict=True):
+        if isinstance(want, tuple):  # cut by a failure, at the same moment
+            assert got == ("cut", pytest.approx(want[1], rel=REL, abs=1e-9))
+        else:
+            assert got == pytest.approx(want, rel=REL, abs=1e-9)
+    assert world.network.active_flows == twin.network.active_flows == 0
+
+
+# -- a hand-worked chain ---------------------------------------------------------------------
+
+def test_a_new_flow_changes_rates_two_links_away():
+    """Node 0's uplink = 2 B/s, node 1's downlink = 10 B/s, node 2's uplink = 100 B/s.
+
+    f1: 0->1 is held to 2 by up0; f2: 2->1 takes the rest of down1, 8; f3: 2->3 takes the rest
+    of up2, 92. A new flow f4: 0->4 halves up0: f1 = f4 = 1, so f2 = 10 - 1 = 9 and
+    f3 = 100 - 9 = 91. f3 shares no link with f4, yet its rate must change.
+    """
+    world = access_world(5, [2.0, None, 100.0, None, None], [None, 10.0, None, None, None], 1e18)
+    net = world.network
+    for src, dst in ((0, 1), (2, 1), (2, 3)):
+        net.transfer(src, dst, 1e3)
+
+    def rates():
+        return sorted((f.src, f.dst, f.rate) for f in net._flows.values())
+
+    assert rates() == [(0, 1, 2.0), (2, 1, 8.0), (2, 3, 92.0)]
+    net.transfer(0, 4, 1e3)
+    assert rates() == [(0, 1, 1.0), (0, 4, 1.0), (2, 1, 9.0), (2, 3, 91.0)]
+    assert net.repair_rounds > 0  # the first region (flows on up0) was not enough
+
+
+def test_a_flow_that_ends_frees_capacity_for_flows_beyond_its_links():
+    """The chain above, backwards: when f4 is cut, f1, f2 and f3 go back to 2, 8 and 92.
+
+    f4 starts first here, so reaching (1, 1, 9, 91) needs no repair; going back does: f1 can
+    only rise to 2 if f2 gives down1 back, and f3 then takes what f2 left on up2.
+    """
+    world = access_world(5, [2.0, None, 100.0, None, None], [None, 10.0, None, None, None], 1e18)
+    net = world.network
+    for src, dst in ((0, 4), (0, 1), (2, 1), (2, 3)):
+        net.transfer(src, dst, 1e3)
+    assert sorted((f.src, f.dst, f.rate) for f in net._flows.values()) == [
+        (0, 1, 1.0), (0, 4, 1.0), (2, 1, 9.0), (2, 3, 91.0)]
+    world.nodes[4].fail()
+    assert sorted((f.src, f.dst, f.rate) for f in net._flows.values()) == [
+        (0, 1, 2.0), (2, 1, 8.0), (2, 3, 92.0)]

@@ -1,0 +1,38 @@
+"""The full SkipPipe reference (20 nodes, 12 GCP regions, 6 stages, 33% skip), timing only.
+
+Slow (about 20 s): run with ``pytest -m slow tests/pipeline/test_reference.py``. The CI
+versions are in test_methods.py (12 nodes) and test_cbs.py.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from sim.compare import compare
+from sim.scenario import load
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def iteration_times(network):
+    spec = load(SCENARIOS / f"skippipe-reference-{network}.toml")
+    runs = compare(spec).runs
+    times = {}
+    for run in runs:
+        h = run.result.history
+        times[run.label] = float(h[h.metric == "pipeline_time_s"].value.mean())
+    return times
+
+
+@pytest.mark.slow
+def test_reference_ideal_network():
+    t = iteration_times("ideal")
+    assert t["skippipe"] <= 0.6 * t["full_pipeline"]
+    assert t["full_pipeline"] > t["random_skip"] > t["skippipe_blind"] >= t["skippipe"]
+
+
+@pytest.mark.slow
+def test_reference_maxmin_network():
+    t = iteration_times("maxmin")
+    assert t["skippipe"] <= 0.6 * t["full_pipeline"]
+    assert t["full_pipeline"] > t["random_skip"] > t["skippipe_blind"] >= t["skippipe"]
