@@ -1,6 +1,7 @@
 """Run the data-parallel regression scenarios (scenarios/dp-*.toml) at full size; print figures.
 
-Usage: python scenarios/dp_regressions.py [NAME ...]   (names: see EXPERIMENTS; default all)
+Usage: python scenarios/dp_regressions.py [NAME ...] [--set KEY=VALUE ...]
+(names: see EXPERIMENTS; default all; ``--set`` overrides keys of every scenario file run)
 
 Every figure in docs/methods/data-parallel.md comes from this script. The fast CI versions of
 the same checks are in tests/data_parallel/test_dp_regressions.py.
@@ -18,11 +19,12 @@ from sim.runner import run
 from sim.scenario import load, resolve_policies
 
 HERE = Path(__file__).resolve().parent
+OVERRIDES: list[str] = []
 
 
 def run_file(name: str, overrides: list[str] = (), labels=None) -> dict:
     """``{label: (result, policy)}`` for the policies of ``<name>.toml``."""
-    spec = load(HERE / f"{name}.toml", list(overrides))
+    spec = load(HERE / f"{name}.toml", [*OVERRIDES, *overrides])
     out = {}
     for label, pc in resolve_policies(spec):
         if labels is None or label in labels:
@@ -75,14 +77,15 @@ def stragglers() -> None:
 def streaming() -> None:
     """Bytes per synchronisation and totals, Streaming DiLoCo vs DiLoCo."""
     runs = run_file("dp-streaming-bytes")
-    per_sync = runs["diloco"][1].group.bytes_per_round[0]
-    for label, (r, pol) in runs.items():
+    diloco_rounds = runs["diloco"][1].group.bytes_per_round
+    for label, (_r, pol) in runs.items():
         groups = getattr(pol, "groups", None) or [pol.group]
         peak = max(max(g.bytes_per_round) for g in groups)
         rounds = min(len(g.bytes_per_round) for g in groups)
         total = sum(sum(g.bytes_per_round[:rounds]) for g in groups)
-        print(f"streaming: {label:15s} bytes per sync {peak:.6g} ({peak / per_sync:.4f} of "
-              f"DiLoCo's), total over {rounds} periods {total:.6g}")
+        print(f"streaming: {label:15s} bytes per sync {peak:.6g} "
+              f"({peak / diloco_rounds[0]:.4f} of DiLoCo's); over {rounds} periods {total:.6g} "
+              f"({total / sum(diloco_rounds[:rounds]):.4f} of DiLoCo's)")
 
 
 def palsgd() -> None:
@@ -91,6 +94,11 @@ def palsgd() -> None:
     t = {label: r.time_to_target_s for label, (r, _) in runs.items()}
     print(f"palsgd: time to target {t}; PALSGD {100 * (1 - t['palsgd'] / t['ddp']):.1f}% "
           f"faster than DDP")
+    for label, (r, _) in runs.items():
+        curve = r.loss_curve()
+        first = {target: float(curve[curve.value <= target].time_s.min())
+                 for target in (2.0, 1.6, 1.4, 1.3, 1.2)}
+        print(f"palsgd: {label:7s} first time at or below each eval loss: {first}")
 
 
 EXPERIMENTS = {"bytes": byte_ratio, "slow-wan": slow_wan, "sync-vs-nodes": sync_vs_nodes,
@@ -98,6 +106,10 @@ EXPERIMENTS = {"bytes": byte_ratio, "slow-wan": slow_wan, "sync-vs-nodes": sync_
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    chosen = sys.argv[1:] or ["all"]
+    args = sys.argv[1:]
+    if "--set" in args:
+        OVERRIDES.extend(args[args.index("--set") + 1:])
+        args = args[:args.index("--set")]
+    chosen = args or ["all"]
     for name in (list(EXPERIMENTS) if chosen == ["all"] else chosen):
         EXPERIMENTS[name]()

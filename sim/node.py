@@ -74,7 +74,7 @@ class Node:
         self._tasks: dict[simpy.Event, list] = {}  # running and queued: event -> interval
         self.tasks_done = 0
         self.is_up = True
-        self._down_interval: list | None = None
+        self._down_interval: int | None = None  # recorder index of the open "down" interval
         self._failed = self.env.event()
         self._recovered = self.env.event()
         self._notice = self.env.event()
@@ -101,7 +101,10 @@ class Node:
 
         The event fails with :class:`NodeFailure` if the node is down or goes down first.
         """
-        duration = self.task_seconds(seconds, flops)
+        if flops is None and seconds is not None and seconds >= 0:  # the common case, fast
+            duration = seconds / self.speed
+        else:
+            duration = self.task_seconds(seconds, flops)
         if self.stragglers is not None:
             duration *= self.stragglers.factor(self.id, self._straggler_rng)
         env = self.env
@@ -110,19 +113,21 @@ class Node:
             event.defused = True
             return event.fail(NodeFailure(self.id, env.now))
         now = env.now
-        start = max(now, self._slot_free_s[0])  # the slot that frees first takes the task
+        slots = self._slot_free_s
+        start = slots[0] if slots[0] > now else now  # the slot that frees first takes the task
         end = start + duration
-        heapq.heapreplace(self._slot_free_s, end)
-        self._tasks[event] = self.world.recorder.interval(self.id, "busy", start, end, label)
+        heapq.heapreplace(slots, end)
+        self._tasks[event] = (start, end, self.world.recorder.interval(self.id, "busy", start, end,
+                                                                       label))
         simpy.Timeout(env, end - now).callbacks.append(partial(self._finish, event))
         return event
 
     def _finish(self, event: simpy.Event, _timer: simpy.Event) -> None:
-        interval = self._tasks.pop(event, None)
-        if interval is None:  # cancelled by a failure
+        task = self._tasks.pop(event, None)
+        if task is None:  # cancelled by a failure
             return
         self.tasks_done += 1
-        event.succeed(interval[3] - interval[2])  # [node, kind, start_s, end_s, label]
+        event.succeed(task[1] - task[0])  # (start_s, end_s, interval index)
 
     @property
     def busy_until_s(self) -> float:
@@ -166,8 +171,9 @@ class Node:
         self._down_interval = self.world.recorder.interval(self.id, "down", now, float("inf"),
                                                            reason)
         tasks, self._tasks = self._tasks, {}
-        for event, interval in tasks.items():
-            interval[3] = max(interval[2], min(interval[3], now))
+        rec = self.world.recorder
+        for event, (_start, _end, interval) in tasks.items():
+            rec.close_interval(interval, now)
             event.defused = True
             event.fail(NodeFailure(self.id, now))
         self._slot_free_s = [now] * len(self._slot_free_s)
@@ -183,7 +189,7 @@ class Node:
         now = self.env.now
         self.is_up = True
         if self._down_interval is not None:
-            self._down_interval[3] = now
+            self.world.recorder.close_interval(self._down_interval, now)
             self._down_interval = None
         self._slot_free_s = [now] * len(self._slot_free_s)
         self.world.recorder.event("recovery", node=self.id)

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# An interval is a small mutable list so an owner can cut it short when a node fails:
-# [node, kind, start_s, end_s, label]
-Interval = list
+# An interval is a tuple (node, kind, start_s, end_s, label). Tuples of plain values are not
+# tracked by the garbage collector, which matters for long runs with millions of intervals; an
+# owner that must cut one short (a failure, a flow that ends) closes it by its index.
+Interval = tuple
 
 
 class Recorder:
@@ -57,18 +58,27 @@ class Recorder:
         self._events.append({"time_s": self.env.now, "kind": kind, "node": node, **fields})
 
     def interval(self, node: int, kind: str, start_s: float, end_s: float,
-                 label: str = "") -> Interval:
-        """Record that ``node`` was in state ``kind`` over [start_s, end_s)."""
-        iv = [node, kind, start_s, end_s, label]
-        self._intervals.append(iv)
-        return iv
+                 label: str = "") -> int:
+        """Record that ``node`` is in state ``kind`` over [start_s, end_s); returns its index.
+
+        ``end_s`` may be ``inf`` for an interval whose end is not known yet (see
+        :meth:`close_interval`).
+        """
+        self._intervals.append((node, kind, start_s, end_s, label))
+        return len(self._intervals) - 1
+
+    def close_interval(self, index: int, at_s: float) -> None:
+        """End interval ``index`` at ``at_s`` if it would end later (never extends it)."""
+        node, kind, start, end, label = self._intervals[index]
+        if at_s < end:
+            self._intervals[index] = (node, kind, start, max(start, at_s), label)
 
     def finish(self, end_time_s: float) -> None:
         """Close the record at the run's end; open intervals are cut there."""
         self.end_time_s = end_time_s
-        for iv in self._intervals:
+        for index, iv in enumerate(self._intervals):
             if iv[3] > end_time_s:
-                iv[3] = end_time_s
+                self.close_interval(index, end_time_s)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -104,8 +114,12 @@ class Recorder:
             busy = _subtract(_union(by_node[(node, "busy")]), down)
             comm = _subtract(_subtract(_union(by_node[(node, "comm")]), down), busy)
             down_s, busy_s, comm_s = _length(down), _length(busy), _length(comm)
-            rows.append({"node": node, "busy_s": busy_s, "comm_s": comm_s,
-                         "idle_s": elapsed - busy_s - comm_s - down_s, "down_s": down_s})
+            idle_s = elapsed - busy_s - comm_s - down_s
+            if idle_s < 0:  # only rounding can make it negative: the spans are disjoint
+                assert idle_s > -1e-9 * max(1.0, elapsed), idle_s
+                idle_s = 0.0
+            rows.append({"node": node, "busy_s": busy_s, "comm_s": comm_s, "idle_s": idle_s,
+                         "down_s": down_s})
         return pd.DataFrame(rows)
 
     def idle_fraction(self) -> float:

@@ -83,6 +83,7 @@ class Result:
             "idle_fraction": rec["idle_fraction"],
             "failures": rec["failures"],
             "events": self.world.env.events_processed,
+            "failure_horizon_s": self.world.failure_horizon_s,
             "stop_reason": self.stop_reason,
             "wall_time_s": self.wall_time_s,
             "error": self.error,
@@ -184,10 +185,13 @@ def _params(pol: Policy) -> dict[str, Any]:
 
 
 def _evaluator(ctx: RunContext, pol: Policy, every_s: float):
+    """Every ``every_s`` simulated seconds: the method's held-out loss and the bytes sent so far."""
+    rec = ctx.world.recorder
     while not ctx.should_stop:
         loss = pol.evaluate(ctx)
         if loss is not None:
             ctx.record_eval(loss)
+        rec.metric("bytes_sent", float(rec.bytes_sent.sum()))
         yield ctx.env.timeout(every_s) | ctx.stopped
 
 
@@ -199,6 +203,8 @@ def _final_eval(ctx: RunContext, pol: Policy) -> None:
     loss = pol.evaluate(ctx)
     if loss is not None:
         ctx.record_eval(loss)
+    rec = ctx.world.recorder
+    rec.metric("bytes_sent", float(rec.bytes_sent.sum()))
 
 
 def _progress_bar(ctx: RunContext, scenario: Scenario):

@@ -70,23 +70,15 @@ REQUIRED_SECTIONS = ("cluster", "network", "workload", "run")
 # ---------------------------------------------------------------- unit-typed fields
 
 
-def _unit_field(parse: Any) -> Any:
-    """Make a pydantic validator that runs ``parse`` on the raw value (so bare numbers fail)."""
-
-    def validate(value: Any) -> float:
-        return parse(value)
-
-    return BeforeValidator(validate)
-
-
 def _bandwidth_or_unlimited(value: Any) -> float | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("unlimited", "inf")):
         return None
     return units.parse_bandwidth(value)
 
 
-Duration = Annotated[float, _unit_field(units.parse_duration)]
-Size = Annotated[float, _unit_field(units.parse_bytes)]
+# The parsers run on the raw value, before pydantic's own coercion, so bare numbers fail.
+Duration = Annotated[float, BeforeValidator(units.parse_duration)]
+Size = Annotated[float, BeforeValidator(units.parse_bytes)]
 Bandwidth = Annotated[float | None, BeforeValidator(_bandwidth_or_unlimited)]
 
 _SI_SUFFIXES = tuple(units.PARSERS_BY_SUFFIX)
@@ -445,6 +437,14 @@ def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
         raise ScenarioError("network.topology_params", message) from None
 
 
+def _resolve_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make a trace model's relative ``path`` relative to the scenario file's folder."""
+    path = spec.get("path")
+    if isinstance(path, str) and not Path(path).expanduser().is_absolute():
+        spec["path"] = str((base / path).resolve())
+    return spec
+
+
 # Dimensioned parameters of the fault models (sim.faults): a bare number for the unsuffixed key
 # (``downtime = 600``) is refused with an example unit.
 _FAULT_SI_KEYS = ("rate_per_s", "downtime_s", "notice_s", "start_s", "duration_s",
@@ -452,12 +452,11 @@ _FAULT_SI_KEYS = ("rate_per_s", "downtime_s", "notice_s", "start_s", "duration_s
 
 
 def _faults_config(section: FaultsSection, num_nodes: int, base: Path) -> FaultsConfig:
-    stragglers = si_params(section.stragglers, "faults.stragglers")
-    if stragglers.get("path") and not Path(stragglers["path"]).is_absolute():
-        stragglers["path"] = str((base / stragglers["path"]).resolve())
+    stragglers = _resolve_path(si_params(section.stragglers, "faults.stragglers"), base)
     failures_raw = section.failures if isinstance(section.failures, list) else (
         [section.failures] if section.failures else [])
-    failures = [si_params(spec, f"faults.failures[{i}]") for i, spec in enumerate(failures_raw)]
+    failures = [_resolve_path(si_params(spec, f"faults.failures[{i}]"), base)
+                for i, spec in enumerate(failures_raw)]
     _check_param_units(stragglers, _FAULT_SI_KEYS, "faults.stragglers")
     for i, spec in enumerate(failures):
         _check_param_units(spec, _FAULT_SI_KEYS, f"faults.failures[{i}]")

@@ -28,6 +28,9 @@ class Environment(simpy.Environment):
     def __init__(self) -> None:
         super().__init__()
         self.events_processed = 0
+        # simpy.Environment binds these once for speed; a subclass must do the same
+        for name in ("event", "timeout", "process", "all_of", "any_of"):
+            setattr(self, name, getattr(self, name))
 
     def step(self) -> None:
         self.events_processed += 1
@@ -68,6 +71,7 @@ class World:
         self.env = Environment()
         self.seeds = SeedTree(seed)
         self.topology = topology
+        self.failure_horizon_s: float | None = None
         n = topology.num_nodes()
         names = [f"node{i}" for i in range(n)]
         self.recorder = Recorder(self.env, names)
@@ -124,6 +128,7 @@ class World:
                     stragglers=stragglers, slots=cluster.compute_slots,
                     memory_bytes=cluster.memory_bytes)
         horizon = horizon_s or scenario.run.until_s or DEFAULT_FAILURE_HORIZON_S
+        world.failure_horizon_s = horizon if faults.failures else None
         events = []
         for i, spec in enumerate(faults.failures):
             model = make_failure_model(dict(spec))
@@ -159,8 +164,12 @@ class World:
         return [n for n in pool if n.is_up]
 
 
-DEFAULT_FAILURE_HORIZON_S = 30 * 24 * 3600.0
-"""Failures are drawn up to this simulated time when a run has no time limit (30 days)."""
+DEFAULT_FAILURE_HORIZON_S = 24 * 3600.0
+"""Failures are drawn up to this simulated time when a run has no time limit (one day).
+
+Schedules are drawn before the run starts, so a step-limited run that goes on longer than this
+sees no failures after it: give ``run.until`` for longer runs (the run's summary reports the
+horizon used as ``failure_horizon_s``)."""
 
 
 def build_topology(name: str, num_nodes: int, params: dict[str, Any], *, seed: int) -> Any:

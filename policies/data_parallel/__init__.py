@@ -1,8 +1,9 @@
 """The data-parallel family: DDP, DiLoCo, Streaming DiLoCo, PALSGD, NoLoCo, gossip.
 
 Importing this package registers the policies ``ddp``, ``diloco``, ``streaming_diloco``,
-``palsgd``, ``noloco``, ``dpsgd`` and ``adpsgd``. Pure update rules live in :mod:`.rules`,
-the shared outer optimizer in :mod:`.outer`; each policy module is a thin SimPy process over them.
+``palsgd``, ``noloco`` and ``gossip`` (``variant`` = 'dpsgd' or 'adpsgd'). Pure update rules
+live in :mod:`.rules`, the shared outer optimizer in :mod:`.outer`; each policy module is a thin
+SimPy process over them.
 See docs/methods/data-parallel.md.
 """
 

@@ -1,4 +1,4 @@
-"""Decentralised SGD on a graph: D-PSGD (synchronous mixing) and AD-PSGD (asynchronous pairs).
+"""Gossip SGD on a graph: D-PSGD (synchronous mixing) and AD-PSGD (asynchronous pairs).
 
 The logical graph over workers is ``graph`` (ring, complete or hypercube) with the
 Metropolis–Hastings mixing matrix W (:mod:`~policies.data_parallel.mixing`).
@@ -29,26 +29,44 @@ from policies.data_parallel.rules import average, mix, pairwise_average
 from sim.errors import NodeFailure, SimFailure
 from sim.policy import RunContext, register_policy
 
+VARIANTS = ("dpsgd", "adpsgd")
+
 
 @dataclass(frozen=True, kw_only=True)
 class GossipConfig:
-    """Parameters of D-PSGD and AD-PSGD."""
+    """Parameters of gossip SGD."""
 
+    variant: str = "dpsgd"
+    """'dpsgd' (synchronous mixing with every neighbour) or 'adpsgd' (asynchronous pairs)."""
     graph: str = "ring"
     """Logical communication graph: 'ring', 'complete' or 'hypercube'."""
 
     def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant: got {self.variant!r}; allowed: {', '.join(VARIANTS)}")
         gossip_neighbours(self.graph, 2)          # raises on an unknown graph name
 
 
-class _GossipBase(DataParallelPolicy):
+@register_policy("gossip")
+class Gossip(DataParallelPolicy):
+    """Decentralised SGD: D-PSGD or AD-PSGD (``variant``) on a Metropolis–Hastings graph."""
+
     Config = GossipConfig
 
     def setup(self, ctx: RunContext) -> None:
-        """Build the learners, groups and state before simulated time starts."""
+        """Build the learners, the graph, W and the variant's state."""
         super().setup(ctx)
         self.neighbours = gossip_neighbours(self.config.graph, self.num_workers)
         self.weights = metropolis_hastings_weights(self.neighbours)
+        self.mail = Mailbox(ctx.world)            # D-PSGD: .round_of[i] is i's step
+        self.rngs = [ctx.world.policy_rng("adpsgd", i) for i in range(self.num_workers)]
+        self.averagings = 0                       # AD-PSGD: pairwise averagings done
+
+    def worker(self, ctx: RunContext, node):  # noqa: ANN001
+        """Node ``node``'s process: the variant's loop."""
+        if self.config.variant == "dpsgd":
+            return self.dpsgd_worker(ctx, node)
+        return self.adpsgd_worker(ctx, node)
 
     def rejoin(self, node):  # noqa: ANN001
         """Recover, download a live neighbour's model; returns the neighbour (or None)."""
@@ -74,18 +92,8 @@ class _GossipBase(DataParallelPolicy):
         live = [n.id for n in ctx.world.nodes if n.is_up] or list(range(self.num_workers))
         return self.evaluate_flat(average([self.learners[i].get_flat() for i in live]))
 
-
-@register_policy("dpsgd")
-class DPSGD(_GossipBase):
-    """Synchronous gossip: mix with the neighbours' models, then a local gradient step."""
-
-    def setup(self, ctx: RunContext) -> None:
-        """Build the learners, groups and state before simulated time starts."""
-        super().setup(ctx)
-        self.mail = Mailbox(ctx.world)
-
-    def worker(self, ctx: RunContext, node):  # noqa: ANN001
-        """Node ``node``'s process: local steps and synchronisations, as the module says."""
+    def dpsgd_worker(self, ctx: RunContext, node):  # noqa: ANN001
+        """D-PSGD: gradient at x_i, mix with the neighbours' step-s models, apply the gradient."""
         i = node.id
         learner = self.learners[i]
         nbrs = self.neighbours[i]
@@ -113,19 +121,8 @@ class DPSGD(_GossipBase):
                 if peer is not None:
                     self.mail.enter_round(i, self.mail.round_of[peer])
 
-
-@register_policy("adpsgd")
-class ADPSGD(_GossipBase):
-    """Asynchronous gossip: average with one random neighbour per step, never wait for a step."""
-
-    def setup(self, ctx: RunContext) -> None:
-        """Build the learners, groups and state before simulated time starts."""
-        super().setup(ctx)
-        self.rngs = [ctx.world.policy_rng("adpsgd", i) for i in range(self.num_workers)]
-        self.averagings = 0
-
-    def worker(self, ctx: RunContext, node):  # noqa: ANN001
-        """Node ``node``'s process: local steps and synchronisations, as the module says."""
+    def adpsgd_worker(self, ctx: RunContext, node):  # noqa: ANN001
+        """AD-PSGD: gradient, then an atomic average with one random live neighbour."""
         i = node.id
         learner = self.learners[i]
         world = ctx.world

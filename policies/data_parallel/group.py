@@ -92,6 +92,7 @@ class SyncGroup:
         # member -> first round it is expected in (None: dropped until it joins again)
         self.member_from: dict[int, int | None] = {m: 0 for m in self.members}
         self.completed = -1                    # index of the last completed round
+        self._expected_cache: tuple[int, int] | None = None   # (round, number expected)
         self._rounds: dict[int, _Round] = {}
         self.sync_seconds: list[float] = []    # collective durations, one per completed round
         self.bytes_per_round: list[float] = [] # recorder bytes sent during each completed round
@@ -121,11 +122,18 @@ class SyncGroup:
     def join(self, node_id: int, r: int) -> None:
         """(Re-)admit a member from round ``r`` on: rounds from ``r`` wait for its payload."""
         self.member_from[node_id] = r
+        self._expected_cache = None
 
     def expected(self, r: int) -> list[int]:
         """Members whose payload round ``r`` waits for."""
         return [m for m in self.members
                 if self.member_from[m] is not None and self.member_from[m] <= r]
+
+    def _num_expected(self, r: int) -> int:
+        """``len(self.expected(r))``, cached until membership changes (O(1) per arrival)."""
+        if self._expected_cache is None or self._expected_cache[0] != r:
+            self._expected_cache = (r, len(self.expected(r)))
+        return self._expected_cache[1]
 
     def live_peers(self, node_id: int) -> list[int]:
         """Members other than ``node_id`` that are up and in the group now."""
@@ -152,12 +160,13 @@ class SyncGroup:
                 rnd.arrivals.pop(m, None)
         if self.on_failure == "drop":
             self.member_from[m] = None
+            self._expected_cache = None
         self._try_start()
 
     def _try_start(self) -> None:
         r = self.open_round
         rnd = self._rounds.get(r)
-        if rnd is None or rnd.running:
+        if rnd is None or rnd.running or len(rnd.arrivals) < self._num_expected(r):
             return
         expected = self.expected(r)
         if not expected or any(m not in rnd.arrivals for m in expected):

@@ -71,6 +71,8 @@ class Mailbox:
             waiting = [j for j in senders if j not in box and not self.dropped(j, i, r)]
             if not waiting:
                 self._boxes.pop((r, i), None)
+                for j in senders:                   # resolved: forget, so memory stays O(k)
+                    self._sent.discard((r, j, i))
                 return {j: box[j] for j in senders if j in box and box[j] is not _CUT}
             if (r, i) not in self._arrived:
                 self._arrived[(r, i)] = self.env.event()

@@ -24,7 +24,7 @@ policy                      worker ``i`` sends                 master decodes wh
 ``gc_ignore_stragglers``    ``g_i``                            ``n - s`` arrived (sum x n/(n-s))
 ``gc_fractional``           sum of its group's ``s+1``         one per group arrived
 ``gc_cyclic``               cyclic-repetition combination      ``n - s`` arrived (least squares)
-``gc_approx``               cyclic-repetition combination      ``wait_for`` arrived (best fit)
+``gc_approx``               cyclic or expander combination     ``wait_for`` arrived (best fit)
 ==========================  ================================  =================================
 
 The real math: the master keeps one learner (the model) and ``n`` partition learners that only
@@ -74,14 +74,18 @@ class CodedConfig(UncodedConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class ApproxConfig(CodedConfig):
-    """Approximate gradient coding: a cyclic code with ``s``, decoded from ``wait_for`` results.
+    """Approximate gradient coding: a code of load ``(s+1)/n`` decoded from ``wait_for`` results.
 
+    code:
+        ``"cyclic"`` (cyclic repetition, best-fit least-squares decoder) or ``"expander"`` (a
+        random ``(s+1)``-regular graph's adjacency matrix, fixed decoder ``n / ((s+1) |F|)``).
     wait_for:
-        Responders the master decodes from by least squares (``1 <= wait_for <= n``);
+        Responders the master decodes from (``1 <= wait_for <= n``);
         ``None``: ``n - 2s`` (twice the stragglers the code is built for). Below ``n - s`` the
         decoded gradient is approximate; its error ``||B_F^T a - 1||^2`` is reported.
     """
 
+    code: str = "cyclic"
     wait_for: int | None = None
 
 
@@ -149,7 +153,12 @@ class CodedTraining(Policy):
             return GradientCode(scheme="uncoded", n=n, s=s, B=code.B)
         s = self.config.s
         self._check_s(s, n)
-        scheme = "cyclic" if self.scheme == "approx" else self.scheme
+        scheme = self.scheme
+        if scheme == "approx":
+            scheme = self.config.code
+            if scheme not in ("cyclic", "expander"):
+                raise ValueError(f"policy.{self.name}.code: must be 'cyclic' or 'expander', "
+                                 f"got {scheme!r}")
         try:
             return make_code(scheme, n, s, rng=rng)
         except ValueError as exc:
@@ -332,7 +341,7 @@ class GCCyclic(CodedTraining):
 
 @register_policy("gc_approx")
 class GCApprox(CodedTraining):
-    """Approximate gradient coding: cyclic code, best-fit decoding from ``wait_for`` results."""
+    """Approximate gradient coding: decoding from ``wait_for`` results, with its error."""
 
     scheme = "approx"
     Config = ApproxConfig

@@ -13,6 +13,10 @@ matrix with its decoder; :func:`make_code` builds one by scheme name:
   ``s+1`` partitions and send their plain sum; decode with the first arrival of every group.
 - ``"cyclic"``: cyclic repetition with a random ``H`` (``H 1 = 0``); any ``n - s`` rows span
   ``null(H)``, which holds ``1``; decode by least squares and check the residual.
+- ``"expander"``: approximate only (Raviv, Tamo, Tandon, Dimakis 2018): ``B`` is the adjacency
+  matrix of a random ``d``-regular graph (``d = s+1``, load ``d/n``), decoded with the fixed
+  decoder ``a_i = n / (d |F|)``; its error is at most ``(lam2/d)^2 n (n - |F|) / |F|``, with
+  ``lam2`` the second-largest absolute eigenvalue (:func:`expander_error_bound`).
 
 Decoding with fewer responders than a code needs is *approximate* gradient coding: the
 least-squares decoder returns the best fit and reports its error ``||B_F^T a - 1||^2``.
@@ -30,7 +34,7 @@ import numpy as np
 #: Residual below which a decoding counts as exact (infinity norm of ``B_F^T a - 1``).
 EXACT_TOL = 1e-6
 
-SCHEMES = ("uncoded", "fractional", "cyclic")
+SCHEMES = ("uncoded", "fractional", "cyclic", "expander")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +139,47 @@ def cyclic_repetition_matrix(n: int, s: int, rng: np.random.Generator | None = N
     return B
 
 
+def expander_matrix(n: int, degree: int, rng: np.random.Generator) -> np.ndarray:
+    """Adjacency matrix of a random ``degree``-regular graph on ``n`` workers (float64, 0/1).
+
+    Worker ``i`` holds the partitions of its ``degree`` neighbours (not its own). Random regular
+    graphs are good expanders with high probability; ``n * degree`` must be even.
+    """
+    import networkx as nx
+
+    if not 1 <= degree < n:
+        raise ValueError(f"s: the expander degree s+1 must be in [1, n={n}), got {degree}")
+    if (n * degree) % 2:
+        raise ValueError(f"s: an expander needs n*(s+1) even, got n={n}, s+1={degree}")
+    graph = nx.random_regular_graph(degree, n, seed=int(rng.integers(2**31)))
+    return nx.to_numpy_array(graph, nodelist=range(n), dtype=np.float64)
+
+
+def expander_error_bound(B: np.ndarray, num_responders: int) -> float:
+    """Bound on the fixed decoder's error: ``(lam2/d)^2 n (n - k) / k`` for ``k`` responders.
+
+    Why: write ``1_F = (k/n) 1 + y`` with ``y`` orthogonal to ``1``, ``|y|^2 = k(n-k)/n``. Then
+    ``B^T a = c B 1_F = 1 + c B y`` for ``c = n/(d k)``, and ``|B y| <= lam2 |y|``.
+    """
+    n = B.shape[0]
+    d = float(B[0].sum())
+    eigenvalues = np.sort(np.abs(np.linalg.eigvalsh(B)))
+    lam2 = float(eigenvalues[-2])
+    k = num_responders
+    return (lam2 / d) ** 2 * n * (n - k) / k
+
+
+def fixed_decode(B: np.ndarray, responders: Iterable[int]) -> Decoding:
+    """Decode with the expander code's fixed decoder: ``a_i = n / (d |F|)`` per responder."""
+    B = np.asarray(B, dtype=np.float64)
+    n = B.shape[0]
+    used = tuple(int(i) for i in responders)
+    coefficients = np.zeros(n, dtype=np.float64)
+    if used:
+        coefficients[list(used)] = n / (float(B[0].sum()) * len(used))
+    return _finish(B, coefficients, used)
+
+
 def least_squares_decode(B: np.ndarray, responders: Iterable[int]) -> Decoding:
     """Best-fit decoder: ``a_F = argmin ||B_F^T a - 1||_2`` in float64.
 
@@ -184,11 +229,12 @@ class GradientCode:
     """An encoding matrix and its decoder.
 
     scheme:
-        ``"uncoded"``, ``"fractional"`` or ``"cyclic"`` (see the module docstring).
+        ``"uncoded"``, ``"fractional"``, ``"cyclic"`` or ``"expander"`` (module docstring).
     n:
         Workers, equal to the number of data partitions.
     s:
-        Stragglers tolerated: any ``n - s`` responders decode exactly.
+        Stragglers tolerated: any ``n - s`` responders decode exactly (``"expander"``: degree
+        ``s+1``, always approximate).
     B:
         Encoding matrix, (n, n) float64.
     """
@@ -214,6 +260,8 @@ class GradientCode:
                 raise ValueError(f"arrivals: worker id {i} outside 0..{self.n - 1}")
         if self.scheme == "fractional":
             return fractional_repetition_decode(self.n, self.s, arrivals)
+        if self.scheme == "expander":
+            return fixed_decode(self.B, arrivals)
         return least_squares_decode(self.B, arrivals)
 
     def can_decode(self, arrivals: Sequence[int]) -> bool:
@@ -248,6 +296,11 @@ def make_code(scheme: str, n: int, s: int, rng: np.random.Generator | None = Non
         B = fractional_repetition_matrix(n, s)
     elif scheme == "cyclic":
         B = cyclic_repetition_matrix(n, s, rng=rng)
+    elif scheme == "expander":
+        _check_ns(n, s)
+        if rng is None:
+            raise ValueError("rng: an expander code needs a numpy Generator")
+        B = expander_matrix(n, s + 1, rng)
     else:
         raise ValueError(f"scheme: unknown gradient code {scheme!r}; allowed: {', '.join(SCHEMES)}")
     return GradientCode(scheme=scheme, n=n, s=s, B=B)

@@ -188,15 +188,25 @@ class SequentialCoding(Policy):
                     jobs: int) -> Generator:
         """One worker's round: receive parameters, compute its mini-tasks, send the results."""
         net = ctx.world.network
-        try:
-            if self.config.send_model:
-                yield net.transfer(self.master, node, self.param_bytes, label="params")
-            yield node.compute(seconds=work * self.job_s, label=f"{self.scheme}_round")
-            if work > 0:
-                yield net.transfer(node, self.master, jobs * self.grad_bytes, label="results")
-                self.arrived.put((r, index))
-        except SimFailure:
-            return                                    # a failed worker is a straggler
+        while True:
+            try:
+                if self.config.send_model:
+                    yield net.transfer(self.master, node, self.param_bytes, label="params")
+                yield node.compute(seconds=work * self.job_s, label=f"{self.scheme}_round")
+                if work > 0:
+                    yield net.transfer(node, self.master, jobs * self.grad_bytes,
+                                       label="results")
+                    self.arrived.put((r, index))
+                return
+            except SimFailure:
+                # A crashed worker is a straggler; it retries the round once it is back (a fresh
+                # invocation), in case the master has to wait for everyone.
+                if work == 0:
+                    return
+                if not node.is_up:
+                    yield node.recovered_event() | ctx.stopped
+                if ctx.should_stop or self.schedule.round != r:
+                    return
 
     def _step(self, job: int) -> float:
         """Real math: the decoded job's gradient steps its model; returns the batch loss."""

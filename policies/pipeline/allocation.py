@@ -55,10 +55,6 @@ def check_stage_sizes(stage_sizes: Sequence[int], num_nodes: int) -> None:
     if sum(stage_sizes) > num_nodes:
         raise ValueError(
             f"stage_sizes: {list(stage_sizes)} needs {sum(stage_sizes)} nodes; only {num_nodes}")
-    if stage_sizes[0] < min(stage_sizes):
-        raise ValueError(
-            f"stage_sizes[0]: the data stage needs at least min(stage_sizes) = "
-            f"{min(stage_sizes)} nodes, got {stage_sizes[0]}")
 
 
 def feeds(num_data_nodes: int, num_pipelines: int) -> list[list[int]]:

@@ -10,7 +10,8 @@ one agent and re-planning that agent only:
 2. **node memory** - a node is on more than ``m`` paths: a child forbids the node to one of them;
 3. **time collision** (only with ``collision_aware``) - two agents' tasks overlap on one node and
    at least one is a forward: one child makes the first agent wait for the second's task (a time
-   window), the other the reverse; A* may also route around the window.
+   window), the other the reverse; A* delays the agent or, when cheaper, re-routes it around the
+   window to another replica.
 
 Search: best-first over nodes keyed by (capacity excess, depth while infeasible, makespan,
 sum of finish times), so it dives greedily towards a schedule that keeps the caps and memory and

@@ -87,9 +87,6 @@ class PipelineConfig:
         object.__setattr__(self, "stage_sizes", tuple(int(s) for s in self.stage_sizes))
         if len(self.stage_sizes) < 1 or min(self.stage_sizes) < 1:
             raise ValueError(f"stage_sizes: every stage needs >= 1 node, got {self.stage_sizes}")
-        if self.stage_sizes[0] < min(self.stage_sizes):
-            raise ValueError(
-                f"stage_sizes[0]: needs >= min(stage_sizes) data nodes, got {self.stage_sizes}")
         for name in ("microbatches_per_data_node", "memory_microbatches", "allocation_restarts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")

@@ -3,11 +3,12 @@
 Every replica of a stage starts from the same weights and applies the same averaged gradient
 each iteration, so the replicas stay identical and one :class:`~workloads.PipelineLearner`
 (one copy of each stage) holds them all exactly. When a microbatch finishes in simulated time,
-it reads the next batch of its data node's shard and its real forward runs stage 0, then the visited stages in path order (skipped stages are not
-applied, swapped ones run swapped), and its backward adds into those stages' gradients. At the
-end of the iteration each stage's gradient is divided by the number of microbatches that visited
-it - the average the stage all-reduce computes (replica sums, then divided by the total count) -
-and every stage's optimizer steps (stages no microbatch visited do not step).
+it reads the next batch of its data node's shard; its real forward runs stage 0, then the
+visited stages in path order (skipped stages are not applied, swapped ones run swapped), and its
+backward adds into those stages' gradients. At the end of the iteration each stage's gradient
+is divided by the number of microbatches that visited it - the average the stage all-reduce
+computes (replica sums, then divided by the total count) - and the visited stages' optimizers
+step (a stage no microbatch visited does not).
 
 ``half_path(S)`` is the path used to measure how well a model runs with half its stages:
 stage 0 and every second stage after it, ``(0, 2, 4)`` for ``S = 6``.

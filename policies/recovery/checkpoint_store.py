@@ -92,11 +92,11 @@ class CheckpointStore:
         return True
 
     def discard_pending(self) -> None:
-        """Forget uploads of incomplete checkpoints (after a rollback they describe a lost future)."""
+        """Forget incomplete uploads (after a rollback they describe a lost future)."""
         self._arrived.clear()
 
     def get(self, stage: int) -> StageCheckpoint:
-        """The complete checkpoint of ``stage``."""
+        """Return the complete checkpoint of ``stage``."""
         if self._complete is None:
             raise LookupError("the store holds no complete checkpoint yet")
         return self._complete[stage]

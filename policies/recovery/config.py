@@ -94,7 +94,7 @@ class FailureFields:
         self.failure_config()  # validates, naming the field
 
     def failure_config(self, horizon_s: float | None = None) -> StageFailureConfig:
-        """These fields as a :class:`StageFailureConfig`."""
+        """Return these fields as a :class:`StageFailureConfig`."""
         return StageFailureConfig(
             p_hour=self.p_hour,
             time_scale=self.time_scale,
@@ -142,7 +142,8 @@ class CheckFreeConfig(PipelineRecoveryConfig, FailureFields):
         if not self.norm_eps >= 0:
             raise ValueError(f"norm_eps={self.norm_eps}: must be >= 0")
         if self.edge_fallback not in EDGE_FALLBACKS:
-            raise ValueError(f"edge_fallback={self.edge_fallback!r}: allowed {list(EDGE_FALLBACKS)}")
+            raise ValueError(
+                f"edge_fallback={self.edge_fallback!r}: allowed {list(EDGE_FALLBACKS)}")
         if self.edge_checkpoint_every < 1:
             raise ValueError(f"edge_checkpoint_every={self.edge_checkpoint_every}: must be >= 1")
 

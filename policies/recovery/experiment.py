@@ -24,10 +24,9 @@ import dataclasses
 import math
 from typing import Any
 
+from policies.recovery.policies import RECOVERY_POLICIES
 from sim.config import ClusterConfig, NetworkConfig, RunConfig, Scenario
 from sim.policy import get_policy
-
-from policies.recovery.policies import RECOVERY_POLICIES
 
 REFERENCE_ITERATION_S = 20.5
 """Seconds of failure exposure per iteration in the CheckFree reference (124M, 10%/h -> 6e-4)."""
@@ -61,6 +60,9 @@ class FamilySetup:
         Access bandwidth of every node, both directions, bytes/s.
     latency_s:
         One-way access latency, seconds.
+    device:
+        Device profile of every node (``"emulator"``: the reference's seconds per sample per
+        layer; only used when ``pipeline`` has no ``forward_s``).
     """
 
     p_hour: float = 0.10
@@ -74,14 +76,15 @@ class FamilySetup:
     num_nodes: int = 9
     uplink_Bps: float = 125e6
     latency_s: float = 0.01
+    device: str = "h100"
 
 
 def scenario_of(setup: FamilySetup) -> Scenario:
-    """The shared scenario (no policy: each run passes its own policy object)."""
+    """Build the shared scenario (no policy: each run passes its own policy object)."""
     return Scenario(
         name=f"checkfree-{round(setup.p_hour * 100)}pct",
         seed=setup.seed,
-        cluster=ClusterConfig(num_nodes=setup.num_nodes, device="h100"),
+        cluster=ClusterConfig(num_nodes=setup.num_nodes, device=setup.device),
         network=NetworkConfig(model="maxmin", topology="uniform", uplink_Bps=setup.uplink_Bps,
                               downlink_Bps=setup.uplink_Bps, access_latency_s=setup.latency_s),
         workload=setup.workload,
@@ -106,28 +109,33 @@ def scaled_parameters(setup: FamilySetup, iteration_s: float) -> dict[str, Any]:
 
 
 def params_for(name: str, setup: FamilySetup, scaled: dict[str, Any]) -> dict[str, Any]:
-    """The parameters policy ``name`` takes: the shared pipeline plus what its Config has."""
+    """Select the parameters policy ``name`` takes: the shared pipeline plus what its Config has."""
     fields = {f.name for f in dataclasses.fields(get_policy(name).Config)}
     merged = {**setup.pipeline, **scaled}
     return {k: v for k, v in merged.items() if k in fields}
 
 
-def run_family(setup: FamilySetup, names: tuple[str, ...] = RECOVERY_POLICIES) -> dict[str, Any]:
-    """Run every method of ``names`` on ``setup``; ``no_failure`` first (it sets the clock).
+def run_family(setup: FamilySetup, names: tuple[str, ...] = RECOVERY_POLICIES, *,
+               baseline: Any = None) -> dict[str, Any]:
+    """Run every method of ``names`` on ``setup``.
 
-    Returns name -> ``sim.runner.Result``; each result's ``extra`` holds the scaled parameters
-    and the policy's own summary (failures, recoveries, rollback steps).
+    ``no_failure`` runs first (or ``baseline``, a finished ``no_failure`` run of the same
+    scenario, is reused: it does not depend on the failure rate): its mean iteration time sets
+    the failure clock (:func:`scaled_parameters`). Returns name -> ``sim.runner.Result``; each
+    result's ``extra`` holds the scaled parameters and counts of failures, recoveries and
+    rollbacks.
     """
     from sim.runner import run
 
     scenario = scenario_of(setup)
-    base = run(scenario, get_policy("no_failure")(**params_for("no_failure", setup, {})))
-    iteration_s = base.sim_time_s / max(base.steps, 1)
+    if baseline is None:
+        baseline = run(scenario, get_policy("no_failure")(**params_for("no_failure", setup, {})))
+    iteration_s = baseline.sim_time_s / max(baseline.steps, 1)
     scaled = scaled_parameters(setup, iteration_s)
     results = {}
     for name in names:
         if name == "no_failure":
-            result = base
+            result = baseline
         else:
             policy = get_policy(name)(**params_for(name, setup, scaled))
             result = run(scenario, policy)
@@ -135,6 +143,46 @@ def run_family(setup: FamilySetup, names: tuple[str, ...] = RECOVERY_POLICIES) -
                              **result_summary(result)})
         results[name] = result
     return results
+
+
+def full_setup(p_hour: float, *, seed: int = 0) -> FamilySetup:
+    """Describe the full comparison of ``scenarios/checkfree-*.toml`` (minutes per method on a CPU).
+
+    A 4-stage x 2-replica pipeline (2 microbatches of 8 x 32 tokens per data node per
+    iteration) of a 32-wide, 8-block tiny LLaMA; LLaMA-125M sizes on the wire and the
+    emulator's compute rule (0.055 s per sample per layer forward: 1.32 s per stage); 800 Mbit/s
+    access links, 10 ms; ``kappa = 30`` (checkpoint every 3 iterations); 2400 simulated s.
+    """
+    from workloads import WorkloadConfig
+
+    workload = WorkloadConfig(learner="tiny-llama", d_model=32, n_layers=8, n_heads=4, batch=8,
+                              seq=32, lr=3e-3, warmup_steps=5, timing="llama-125m",
+                              eval_batches=4)
+    return FamilySetup(
+        p_hour=p_hour, kappa=30.0, seed=seed, until_s=2400.0, eval_every_s=30.0,
+        target_loss=1.3, workload=workload, device="emulator", uplink_Bps=100e6,
+        pipeline=dict(num_stages=4, replicas_per_stage=2, microbatches_per_replica=2))
+
+
+def ci_setup(p_hour: float, *, seed: int = 0) -> FamilySetup:
+    """Describe the CI-size comparison (a few seconds per method on one CPU core).
+
+    A 4-stage x 2-replica pipeline of a 16-wide, 4-block tiny LLaMA on the synthetic Markov
+    language (optimum loss ~1.1 nats), priced as LLaMA-125M on the wire (a stage's weights are
+    ~110 MB) with emulator-style compute (``forward_s = 0.5`` s per stage per microbatch);
+    1 Gbit/s access links; ``kappa = 60`` (checkpoint every 2 iterations); 210 simulated s
+    (about 27 failure-free iterations); target loss 2.0 nats.
+    """
+    from workloads import WorkloadConfig
+
+    workload = WorkloadConfig(learner="tiny-llama", d_model=16, n_layers=4, n_heads=2, batch=8,
+                              seq=16, lr=1e-2, warmup_steps=3, timing="llama-125m",
+                              eval_batches=2)
+    return FamilySetup(
+        p_hour=p_hour, kappa=60.0, seed=seed, until_s=210.0, eval_every_s=5.0,
+        target_loss=2.0, workload=workload,
+        pipeline=dict(num_stages=4, replicas_per_stage=2, microbatches_per_replica=1,
+                      forward_s=0.5))
 
 
 def result_summary(result: Any) -> dict[str, Any]:
@@ -155,3 +203,31 @@ def time_to_loss(result: Any, target: float) -> float:
     curve = result.loss_curve("eval_loss")
     hit = curve[curve.value <= target]
     return float(hit.time_s.iloc[0]) if len(hit) else math.inf
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the CI-size times to target: ``python -m policies.recovery.experiment``."""
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description="CI-size recovery comparison, several seeds")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--rates", default="0.05,0.10")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        baseline = None
+        for p_hour in (float(p) for p in args.rates.split(",")):
+            setup = ci_setup(p_hour, seed=seed)
+            runs = run_family(setup, baseline=baseline)
+            baseline = runs["no_failure"]
+            times = {n: time_to_loss(r, setup.target_loss) for n, r in runs.items()}
+            failures = runs["checkfree"].extra["failures"]
+            print(f"seed={seed} p_hour={p_hour:.2f} failures={failures} time to "
+                  f"{setup.target_loss}: " + " ".join(f"{n}={t:.0f}" for n, t in times.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

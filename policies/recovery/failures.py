@@ -78,7 +78,7 @@ class StageFailureConfig:
         return -math.expm1(self.time_scale * math.log1p(-self.p_hour))
 
     def expected_failures(self, duration_s: float) -> float:
-        """Expected failures of one non-exempt stage in ``duration_s`` simulated seconds."""
+        """Return the expected failures of one non-exempt stage in ``duration_s`` seconds."""
         return -math.log1p(-self.p_hour) * self.time_scale * duration_s / 3600.0
 
 
@@ -93,7 +93,7 @@ class StageFailure:
 
 def draw_stage_failures(config: StageFailureConfig, *, num_stages: int, horizon_s: float,
                         rng: np.random.Generator) -> list[StageFailure]:
-    """The run's stage-failure schedule, sorted by time.
+    """Draw the run's stage-failure schedule, sorted by time.
 
     Uses :class:`sim.faults.failures.GroupFailures` with one group per stage (a group's
     "nodes" are stage indices here: the schedule is about stages, and the policy maps a stage

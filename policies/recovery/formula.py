@@ -37,7 +37,7 @@ def neighbour_coefficients(
     eps: float = DEFAULT_EPS,
     squared: bool = False,
 ) -> tuple[float, float]:
-    """The weights ``(a, b)`` of ``W_{i+1}`` and ``W_{i-1}`` in the CheckFree average.
+    """Return the weights ``(a, b)`` of ``W_{i+1}`` and ``W_{i-1}`` in the CheckFree average.
 
     Parameters
     ----------
@@ -111,7 +111,8 @@ def checkfree_average(
     return out
 
 
-def copy_weights(source: StageWeights, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+def copy_weights(source: StageWeights,
+                 names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
     """Detached copies of ``source``'s tensors (all, or those in ``names``).
 
     This is how CheckFree+ rebuilds a first or last stage: from its swap partner, which was

@@ -21,7 +21,8 @@ Failures strike at their scheduled simulated times (a separate process): the sta
 down in the executor, so microbatches that reach it fail, and its weights are wiped, so a
 replacement really starts empty.
 
-The strategy is any object with the methods of :class:`policies.recovery.strategies.RecoveryStrategy`.
+The strategy is any object with the methods of
+:class:`policies.recovery.strategies.RecoveryStrategy`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ from policies.pipeline.executor import (
     StagePlacement,
 )
 from policies.recovery.config import PipelineRecoveryConfig
-from policies.recovery.failures import FailureFeed, StageFailure, StageFailureConfig, draw_stage_failures
+from policies.recovery.failures import (
+    FailureFeed,
+    StageFailure,
+    StageFailureConfig,
+    draw_stage_failures,
+)
 from policies.recovery.swaps import microbatch_path
 
 HEAD_STAGE = "first"
@@ -145,6 +151,8 @@ class RecoveringPipeline(PipelineHooks):
         """Each stage's clipped gradient norm of the last step (the reference starts at 1)."""
         self.lost: dict[int, StageFailure] = {}
         """Stages whose replicas are all gone, with the failure that took them."""
+        self.strikes = 0
+        """Failures that took a stage (a failure of a stage already lost changes nothing)."""
         self.recoveries = 0
         self._struck_this_iteration = False
         self._losses: list[float] = []
@@ -168,7 +176,7 @@ class RecoveringPipeline(PipelineHooks):
     # -- processes ------------------------------------------------------------------------
 
     def training(self) -> Generator:
-        """The coordinator process: iterations until the run stops."""
+        """Run iterations until the run stops (the coordinator process)."""
         self.env.process(self._failures(FailureFeed(self.schedule)))
         while not self.ctx.should_stop:
             yield self.executor.run_iteration(self.step, self.microbatches())
@@ -185,6 +193,7 @@ class RecoveringPipeline(PipelineHooks):
         if s in self.lost:
             return
         self.strategy.before_loss(self, s)
+        self.strikes += 1
         self.lost[s] = failure
         self._struck_this_iteration = True
         self.executor.fail_stage(s)
@@ -199,17 +208,19 @@ class RecoveringPipeline(PipelineHooks):
     def microbatches(self) -> list[Microbatch]:
         """``R x microbatches_per_replica`` microbatches; pipeline ``r`` carries data node ``r``'s.
 
-        Microbatch ``j`` of data node ``r`` visits the stages in the order
-        :func:`~policies.recovery.swaps.microbatch_path` gives (CheckFree+ swaps odd ones).
+        Microbatch ``j`` of data node ``r`` has index ``i = r M + j`` and visits the stages in the
+        order :func:`~policies.recovery.swaps.microbatch_path` gives for ``i`` (CheckFree+ swaps
+        the odd ones, so half of every iteration's microbatches run swapped even when each data
+        node sends one).
         """
-        R = self.config.replicas_per_stage
+        R, M = self.config.replicas_per_stage, self.config.microbatches_per_replica
         out = []
         for r in range(R):
-            for j in range(self.config.microbatches_per_replica):
-                stages = microbatch_path(self.num_stages, j, self.swap_pairs)
+            for j in range(M):
+                index = r * M + j
+                stages = microbatch_path(self.num_stages, index, self.swap_pairs)
                 nodes = tuple(self.placement.replicas[s][r] for s in stages)
-                out.append(Microbatch(index=r * self.config.microbatches_per_replica + j,
-                                      route=Route(stages=tuple(stages), nodes=nodes)))
+                out.append(Microbatch(index=index, route=Route(stages=tuple(stages), nodes=nodes)))
         return out
 
     # -- executor hooks -------------------------------------------------------------------
@@ -276,7 +287,7 @@ class RecoveringPipeline(PipelineHooks):
     # -- helpers for strategies -------------------------------------------------------------
 
     def clipped_grad_norm(self, stage: int) -> float:
-        """L2 norm of a stage's gradient after clipping at ``workload.grad_clip`` (as torch does)."""
+        """L2 norm of a stage's gradient after clipping at ``workload.grad_clip`` (as torch)."""
         norm = self.learner.stage_grad_norm(stage)
         clip = self.ctx.workload.config.grad_clip
         if clip is None:
@@ -284,11 +295,11 @@ class RecoveringPipeline(PipelineHooks):
         return norm * min(1.0, clip / (norm + 1e-6))
 
     def stage_weights(self, stage: int) -> dict[str, torch.Tensor]:
-        """A copy of one stage's weights, by stage-relative name."""
+        """Return a copy of one stage's weights, by stage-relative name."""
         return self.learner.get_stage_state(stage)
 
     def stage_state(self, stage: int) -> dict[str, Any]:
-        """A copy of one stage's weights and optimizer state (schedule position included)."""
+        """Return a copy of one stage's weights and optimizer state (schedule position included)."""
         if self.timing_only:
             return {}
         return {"weights": self.learner.get_stage_state(stage),
@@ -302,7 +313,7 @@ class RecoveringPipeline(PipelineHooks):
         self.learner.groups[stage].set_state(state["optimizer"])
 
     def install_rebuilt(self, stage: int, weights: dict[str, torch.Tensor], lr_bump: float) -> None:
-        """A rebuilt stage: new weights, a fresh optimizer state and a learning-rate bump."""
+        """Install a rebuilt stage: new weights, a fresh optimizer state, a learning-rate bump."""
         if self.timing_only:
             return
         full = self.learner.get_stage_state(stage)

@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, ClassVar
 
-from sim.policy import Policy, RunContext, register_policy
-
 from policies.recovery.config import (
     CheckFreeConfig,
     CheckFreePlusConfig,
@@ -38,6 +36,7 @@ from policies.recovery.strategies import (
     NoRecovery,
     Redundant,
 )
+from sim.policy import Policy, RunContext, register_policy
 
 RECOVERY_POLICIES = ("checkfree", "checkfree_plus", "checkpointing", "redundant", "no_failure")
 """The registered names of the family, in the order figures list them."""
@@ -56,7 +55,7 @@ class PipelineRecoveryPolicy(Policy):
         self.pipe = RecoveringPipeline(ctx, self.config, self.strategy, failures)
 
     def coordinator(self, ctx: RunContext) -> Generator:
-        """Iterations until the run stops."""
+        """Run iterations until the run stops."""
         return self.pipe.training()
 
     def evaluate(self, ctx: RunContext) -> float | None:
@@ -64,10 +63,9 @@ class PipelineRecoveryPolicy(Policy):
         return self.pipe.evaluate()
 
     def summary(self) -> dict[str, Any]:
-        """Counts of the run's failures, recoveries and rollbacks."""
+        """Count the run's failures, recoveries and rollbacks."""
         pipe = self.pipe
-        out = {"stage_failures": len([f for f in pipe.schedule if f.time_s <= pipe.env.now]),
-               "recoveries": pipe.recoveries}
+        out = {"stage_failures": pipe.strikes, "recoveries": pipe.recoveries}
         if isinstance(self.strategy, Checkpointing):
             out["rollback_steps"] = sum(r["from_step"] - r["to_step"]
                                         for r in self.strategy.rollbacks)

@@ -48,7 +48,7 @@ class RecoveryStrategy:
         self.config = config
 
     def setup(self, pipe: Pipe) -> None:
-        """Called once the pipeline is built, before simulated time starts."""
+        """Prepare, once the pipeline is built and before simulated time starts."""
 
     def swap_pairs(self, num_stages: int) -> list[tuple[int, int]]:
         """Adjacent stage pairs that odd microbatches visit in swapped order."""
@@ -107,6 +107,8 @@ class StageUploads:
         self.with_optimizer = with_optimizer
         self.store = CheckpointStore(len(self.stages))
         self.uploads_started = 0
+        self.epoch = 0
+        """Incremented by a rollback: uploads started before it describe a lost future."""
 
     def nbytes(self, pipe: Pipe, stage: int) -> float:
         """Bytes of one stage's upload."""
@@ -130,13 +132,15 @@ class StageUploads:
         """Start the uploads if this step is a multiple of ``every``."""
         if pipe.step % self.every != 0:
             return
-        step, now = pipe.step, pipe.env.now
+        step, now, epoch = pipe.step, pipe.env.now, self.epoch
         self.uploads_started += 1
         for i, s in enumerate(self.stages):
             state, nbytes = self._state(pipe, s), self.nbytes(pipe, s)
             src = pipe.placement.replicas[s][0]
 
             def arrived(i: int = i, state: Any = state, nbytes: float = nbytes) -> None:
+                if epoch != self.epoch:
+                    return  # a rollback happened while this upload was in flight
                 if self.store.put(stage=i, step=step, state=state, nbytes=nbytes,
                                   time_s=pipe.env.now):
                     pipe.world.recorder.event("checkpoint_stored", step=step,
@@ -150,8 +154,13 @@ class StageUploads:
                  for s in stages for node in pipe.placement.replicas[s]]
         yield from pipe.transfers(moves)
 
+    def forget_in_flight(self) -> None:
+        """Drop every upload not yet complete (called on a rollback)."""
+        self.epoch += 1
+        self.store.discard_pending()
+
     def stored(self, stage: int) -> Any:
-        """The stored state of ``stage`` (newest complete upload)."""
+        """Return the stored state of ``stage`` (newest complete upload)."""
         return self.store.get(self.stages.index(stage)).state
 
     @property
@@ -291,7 +300,7 @@ class CheckFree(RecoveryStrategy):
         pipe.world.recorder.event("rebuilt", stage=stage, rule=kind, sources=list(sources))
 
     def fallback_weights(self, pipe: Pipe, stage: int) -> dict[str, torch.Tensor]:
-        """The stored weights-only snapshot of an edge stage."""
+        """Return the stored weights-only snapshot of an edge stage."""
         assert self.edge_uploads is not None
         return self.edge_uploads.stored(stage)
 
@@ -399,7 +408,7 @@ class Checkpointing(RecoveryStrategy):
             pipe.load_stage_state(s, self.uploads.stored(s))
         pipe.restore_data_state(self._data_state[step])
         self._data_state = {k: v for k, v in self._data_state.items() if k <= step}
-        self.uploads.store.discard_pending()
+        self.uploads.forget_in_flight()
         self.rollbacks.append({"time_s": pipe.env.now, "from_step": pipe.step, "to_step": step})
         pipe.world.recorder.event("rollback", from_step=pipe.step, to_step=step)
         pipe.step = step
@@ -431,17 +440,17 @@ class Redundant(RecoveryStrategy):
         return max(1, m - self.config.backup_memory_microbatches)
 
     def successor(self, pipe: Pipe, stage: int) -> int | None:
-        """The stage whose backup ``stage``'s nodes hold (``None`` if it never fails)."""
+        """Return the stage whose backup ``stage``'s nodes hold (``None`` if it never fails)."""
         nxt = (stage + 1) % pipe.num_stages
         return None if nxt in pipe.config_exempt else nxt
 
     def extra_forward_s(self, pipe: Pipe, stage: int) -> float:
-        """The successor's forward, run redundantly."""
+        """Charge the successor's forward, run redundantly."""
         nxt = self.successor(pipe, stage)
         return 0.0 if nxt is None else pipe.costs.forward_s[nxt]
 
     def before_loss(self, pipe: Pipe, stage: int) -> None:
-        """The predecessor's copy of the stage is what survives."""
+        """Keep the predecessor's copy of the stage: it is what survives."""
         holder = (stage - 1) % pipe.num_stages
         if holder in pipe.lost:
             self.unprotected += 1
@@ -449,7 +458,7 @@ class Redundant(RecoveryStrategy):
         self.backups[stage] = pipe.stage_state(stage)
 
     def recover(self, pipe: Pipe, stages: list[int]) -> Generator:
-        """The predecessor sends weights and optimizer state to every replacement."""
+        """Send weights and optimizer state from the predecessor to every replacement."""
         moves = []
         for s in stages:
             holder = pipe.placement.replicas[(s - 1) % pipe.num_stages]

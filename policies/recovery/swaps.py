@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 
 def edge_swap_pairs(num_stages: int) -> list[tuple[int, int]]:
-    """The adjacent pairs CheckFree+ swaps: ``(1, 2)`` and ``(S-2, S-1)`` (one pair if equal).
+    """Return the adjacent pairs CheckFree+ swaps: ``(1, 2)`` and ``(S-2, S-1)``.
 
     Needs ``S >= 3`` (a path starts at stage 0, so two more stages are needed for a swap).
     Pairs never overlap: with ``S = 4`` they would share stage 2, so only ``(2, 3)`` is kept
@@ -34,7 +34,7 @@ def edge_swap_pairs(num_stages: int) -> list[tuple[int, int]]:
 
 def microbatch_path(num_stages: int, microbatch: int,
                     swap_pairs: list[tuple[int, int]] | tuple = ()) -> list[int]:
-    """The order in which microbatch ``microbatch`` visits the stages.
+    """Return the order in which microbatch ``microbatch`` visits the stages.
 
     Even microbatches go ``0, 1, ..., S-1``; odd ones run every pair of ``swap_pairs`` in
     swapped order (CheckFree+). With no pairs every microbatch takes the plain order.

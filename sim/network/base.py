@@ -59,7 +59,7 @@ class Flow:
     start_s: float
     event: simpy.Event
     label: str
-    intervals: tuple[list, list]
+    intervals: tuple[int, int]      # recorder indices of the src and dst "comm" intervals
     state: str = "sending"          # sending -> propagating -> done | cut
     remaining: float = 0.0          # bytes not yet transmitted (maxmin bookkeeping)
     rate: float = 0.0               # bytes/s
@@ -114,6 +114,7 @@ class Network:
                     f"{a}->{b}", attrs["bandwidth_Bps"], float(attrs["latency_s"]))
         self._routes: dict[tuple[str, str], tuple[tuple[int, ...], float] | None] = {}
         self._paths_from: dict[str, dict[str, list[str]]] = {}  # site -> shortest paths from it
+        self._node_routes: dict[tuple[int, int], tuple[tuple[int, ...], float] | None] = {}
         self._flows: dict[int, Flow] = {}
         self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
         self._flow_seq = 0
@@ -134,8 +135,15 @@ class Network:
     def route(self, src: int, dst: int) -> tuple[tuple[int, ...], float] | None:
         """The links (finite ones only) and the one-way latency from ``src`` to ``dst``.
 
-        ``None`` when no path of working links exists.
+        ``None`` when no path of working links exists. Cached per node pair until a link
+        changes state.
         """
+        key = (src, dst)
+        if key not in self._node_routes:
+            self._node_routes[key] = self._find_route(src, dst)
+        return self._node_routes[key]
+
+    def _find_route(self, src: int, dst: int) -> tuple[tuple[int, ...], float] | None:
         a, b = self.node_sites[src], self.node_sites[dst]
         if a == b:
             inner = self._local.get(a)
@@ -198,7 +206,7 @@ class Network:
             raise ValueError(f"transfer: nbytes must be >= 0, got {nbytes}")
         rec = self.world.recorder
         now = self.env.now
-        event = self.env.event()
+        event = simpy.Event(self.env)  # env.event() without the per-call binding
         rec.bytes_sent[src] += nbytes
         rec.messages_sent[src] += 1
         nodes = self.world.nodes
@@ -235,7 +243,7 @@ class Network:
         flow.state = "propagating"
         flow.remaining = 0.0
         if flow.latency_s > 0:
-            timer = self.env.timeout(flow.latency_s)
+            timer = simpy.Timeout(self.env, flow.latency_s)
             timer.callbacks.append(lambda _ev: self._deliver(flow))
         else:
             self._deliver(flow)
@@ -258,8 +266,9 @@ class Network:
         del self._flows[flow.id]
         self._node_flows[flow.src].pop(flow.id, None)
         self._node_flows[flow.dst].pop(flow.id, None)
-        for iv in flow.intervals:
-            iv[3] = now
+        rec = self.world.recorder
+        for index in flow.intervals:
+            rec.close_interval(index, now)
 
     def cut(self, flow: Flow, reason: str) -> None:
         """End ``flow`` before delivery; its bytes count as cut."""
@@ -294,6 +303,7 @@ class Network:
             self.link_up[link] = up
         self._routes.clear()
         self._paths_from.clear()
+        self._node_routes.clear()
         self.world.recorder.event("link_up" if up else "link_down", link=f"{u}-{v}")
         if not up:
             for flow in list(self._flows.values()):

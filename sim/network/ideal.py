@@ -7,6 +7,8 @@ SkipPipe and CheckFree emulators assume, so it is the model that reproduces thei
 
 from __future__ import annotations
 
+import simpy
+
 from sim.network.base import INF, Flow, Network
 
 
@@ -15,15 +17,21 @@ class IdealNetwork(Network):
 
     model_name = "ideal"
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._bottleneck: dict[tuple[int, ...], float] = {}  # path links -> usable bytes/s
+
     def _start(self, flow: Flow) -> None:
-        bottleneck = min((self.capacity_Bps[link] for link in flow.links), default=INF)
-        flow.rate = bottleneck * self.efficiency
-        duration = 0.0 if flow.rate == INF else flow.nbytes / flow.rate
+        rate = self._bottleneck.get(flow.links)
+        if rate is None:
+            rate = min((self.capacity_Bps[link] for link in flow.links), default=INF)
+            rate = self._bottleneck[flow.links] = rate * self.efficiency
+        flow.rate = rate
+        duration = 0.0 if rate == INF else flow.nbytes / rate
         if duration == 0.0:
             self._transmitted(flow)
             return
-        timer = self.env.timeout(duration)
-        timer.callbacks.append(lambda _ev: self._sent(flow))
+        simpy.Timeout(self.env, duration).callbacks.append(lambda _ev: self._sent(flow))
 
     def _sent(self, flow: Flow) -> None:
         if flow.state == "sending":

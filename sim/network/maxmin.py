@@ -26,6 +26,8 @@ from __future__ import annotations
 import heapq
 import math
 
+import simpy
+
 from sim.network.base import Flow, Network
 
 TOLERANCE = 1e-9
@@ -268,7 +270,7 @@ class MaxMinNetwork(Network):
         self._timer_at = heap[0][0]
         self._timer_token += 1
         token = self._timer_token
-        timer = self.env.timeout(max(0.0, heap[0][0] - self.env.now))
+        timer = simpy.Timeout(self.env, max(0.0, heap[0][0] - self.env.now))
         timer.callbacks.append(lambda _ev: self._on_timer(token))
 
     def _on_timer(self, token: int) -> None:

@@ -77,8 +77,8 @@ def test_noloco_failed_partner_drops_out_and_nobody_waits(tmp_path):
     ("streaming_diloco", dict(inner_steps=6, num_fragments=3, overlap_steps=1)),
     ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2)),
     ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2, on_failure="wait")),
-    ("dpsgd", dict(graph="ring")),
-    ("adpsgd", dict(graph="ring")),
+    ("gossip", dict(variant="dpsgd", graph="ring")),
+    ("gossip", dict(variant="adpsgd", graph="ring")),
 ])
 def test_other_policies_survive_a_crash_and_rejoin(tmp_path, policy, params):
     scen = tiny_scenario(policy, nodes=4, steps=100, timing_only=True,

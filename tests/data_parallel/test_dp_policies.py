@@ -9,6 +9,7 @@ from policies.data_parallel.gossip import GossipConfig
 from policies.data_parallel.noloco import NoLoCoConfig
 from policies.data_parallel.palsgd import PALSGDConfig
 from policies.data_parallel.streaming_diloco import StreamingDiLoCoConfig, parameter_layers
+from sim import collectives
 from tests.data_parallel.helpers import run_policy, tiny_scenario, with_workload
 
 SGD = dict(optimizer="sgd", momentum=0.0, lr=0.05, warmup_steps=0)
@@ -99,16 +100,16 @@ def test_palsgd_pulls_a_fraction_p_of_local_steps():
 
 
 def test_dpsgd_sends_its_model_to_each_neighbour_every_step():
-    result, pol = run_policy(tiny_scenario("dpsgd", nodes=6, steps=10, timing_only=True,
-                                           graph="ring"))
+    result, pol = run_policy(tiny_scenario("gossip", variant="dpsgd", nodes=6, steps=10,
+                                           timing_only=True, graph="ring"))
     rec = result.recorder
     assert rec.bytes_sent.sum() == rec.messages_sent.sum() * pol.timing.param_bytes
     assert rec.messages_sent.min() >= 2 * 9 and rec.messages_sent.max() <= 2 * 11
 
 
 def test_dpsgd_keeps_models_close_and_learns():
-    result, pol = run_policy(tiny_scenario("dpsgd", nodes=4, steps=30, graph="complete",
-                                           run_extra={"eval_every": "1s"}))
+    result, pol = run_policy(tiny_scenario("gossip", variant="dpsgd", nodes=4, steps=30,
+                                           graph="complete", run_extra={"eval_every": "1s"}))
     flats = torch.stack([learner.get_flat() for learner in pol.learners])
     assert (flats - flats.mean(0)).norm() < 0.05 * flats.mean(0).norm()
     curve = result.loss_curve()
@@ -116,7 +117,8 @@ def test_dpsgd_keeps_models_close_and_learns():
 
 
 def test_adpsgd_averages_in_pairs():
-    result, pol = run_policy(tiny_scenario("adpsgd", nodes=4, steps=10, graph="ring"))
+    result, pol = run_policy(tiny_scenario("gossip", variant="adpsgd", nodes=4, steps=10,
+                                           graph="ring"))
     rec = result.recorder
     assert pol.averagings >= 4 * 9
     assert rec.bytes_sent.sum() == pytest.approx(rec.messages_sent.sum() * pol.timing.param_bytes)
@@ -144,7 +146,50 @@ def test_allreduce_algorithm_changes_time():
     (NoLoCoConfig, {"beta": 1.0}, "beta"),
     (NoLoCoConfig, {"gamma": 0.0}, "gamma"),
     (GossipConfig, {"graph": "star"}, "graph"),
+    (GossipConfig, {"variant": "dadao"}, "variant"),
 ])
 def test_configs_reject_bad_values_naming_the_field(config, params, field):
     with pytest.raises(ValueError, match=field):
         config(**params)
+
+
+def final_model(pol):
+    """The model a policy evaluates and the workers' mean model, as one flat tensor."""
+    workers = torch.stack([learner.get_flat() for learner in pol.learners]).mean(0)
+    if hasattr(pol, "outer"):
+        return torch.cat([pol.outer.phi, workers])
+    if hasattr(pol, "phi"):
+        return torch.cat([torch.stack(pol.phi).mean(0), workers])
+    return workers
+
+
+@pytest.mark.parametrize("policy, base, changed", [
+    ("diloco", dict(inner_steps=3), dict(outer_lr=0.3)),
+    ("diloco", dict(inner_steps=3), dict(outer_momentum=0.5)),
+    ("streaming_diloco", dict(inner_steps=6, num_fragments=2), dict(overlap_steps=2)),
+    ("streaming_diloco", dict(inner_steps=6, num_fragments=2), dict(quantize=False)),
+    ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2), dict(eta=1.0)),
+    ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2), dict(warmup_ddp_steps=4)),
+    ("noloco", dict(inner_steps=3), dict(beta=0.0)),
+    ("noloco", dict(inner_steps=3), dict(gamma=0.3)),
+    ("gossip", dict(variant="dpsgd"), dict(graph="complete")),
+])
+def test_each_parameter_changes_the_trained_model(policy, base, changed):
+    nodes = 4 if policy == "gossip" else 2       # a ring of 2 or 3 is a complete graph
+    _, a = run_policy(tiny_scenario(policy, nodes=nodes, steps=9, **base))
+    _, b = run_policy(tiny_scenario(policy, nodes=nodes, steps=9, **{**base, **changed}))
+    assert not torch.allclose(final_model(a), final_model(b))
+
+
+def test_step_and_round_times_match_closed_forms():
+    # uniform 10 ms, 1 Gbit/s links, no stragglers: a DDP step is compute + one ring all-reduce;
+    # a DiLoCo round is H computes + one ring all-reduce (timing-only, so no math).
+    alpha_s, beta_Bps = 0.010, 1e9 / 8
+    result, ddp = run_policy(tiny_scenario("ddp", nodes=4, steps=3, timing_only=True))
+    ring = collectives.ring_allreduce_cost(4, ddp.timing.grad_bytes, alpha_s, beta_Bps)
+    assert result.sim_time_s == pytest.approx(3 * (ddp.step_s + ring), rel=1e-9)
+    result, diloco = run_policy(tiny_scenario("diloco", nodes=4, steps=11, timing_only=True,
+                                              inner_steps=5))
+    # stops at the report of step 11: two rounds of (5 computes + all-reduce), one compute
+    assert result.sim_time_s == pytest.approx(2 * (5 * diloco.step_s + ring) + diloco.step_s,
+                                              rel=1e-9)

@@ -12,6 +12,7 @@ from policies.gradient_coding.codes import (
     GradientCode,
     cyclic_repetition_matrix,
     cyclic_support,
+    expander_error_bound,
     fractional_repetition_decode,
     fractional_repetition_matrix,
     least_squares_decode,
@@ -161,3 +162,27 @@ def test_decode_rejects_unknown_worker():
     code = GradientCode(scheme="uncoded", n=2, s=0, B=np.eye(2))
     with pytest.raises(ValueError, match="arrivals"):
         code.decode([0, 5])
+
+
+@pytest.mark.parametrize("n,s", [(12, 2), (16, 3), (20, 4)])
+def test_expander_fixed_decoder_error_within_spectral_bound(n, s):
+    rng = np.random.default_rng(n)
+    code = make_code("expander", n, s, rng=rng)
+    B = code.B
+    assert np.array_equal(B, B.T) and (B.sum(axis=1) == s + 1).all() and (np.diag(B) == 0).all()
+    assert code.load == pytest.approx((s + 1) / n)
+    for k in (n // 2, n - s, n - 1):
+        bound = expander_error_bound(B, k)
+        for F in responder_subsets(n, k, max_subsets=50, rng=rng):
+            decoding = code.decode(list(F))
+            assert decoding.error_sq <= bound * (1 + 1e-9)
+            # the best fit (least squares) never does worse than the fixed decoder
+            assert least_squares_decode(B, F).error_sq <= decoding.error_sq + 1e-9
+    assert code.decode(list(range(n))).residual < 1e-12          # everyone: exact
+
+
+def test_expander_parameters():
+    with pytest.raises(ValueError, match="^s:"):
+        make_code("expander", 7, 2, rng=np.random.default_rng(0))   # n * (s+1) = 21 is odd
+    with pytest.raises(ValueError, match="^rng:"):
+        make_code("expander", 8, 2)

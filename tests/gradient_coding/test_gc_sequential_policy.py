@@ -100,3 +100,36 @@ def test_bursty_scenario_m_sgc_beats_gc():
     times = {label: run(dataclasses.replace(spec.scenario, policy=config)).sim_time_s
              for label, config in spec.policies}
     assert times["m_sgc"] < 0.9 * times["gc"]
+
+
+def test_crashed_workers_are_stragglers_and_retry_when_back():
+    crashes = [{"model": "poisson", "rate_per_s": 0.3, "downtime_s": 1.0, "exempt": [N]}]
+    for policy in ("gc_sequential", "m_sgc"):
+        scen = dataclasses.replace(scenario(policy, lam=2),
+                                   faults=FaultsConfig(failures=crashes),
+                                   run=RunConfig(max_steps=12, until_s=100.0))  # failure horizon
+        result = run(scen)
+        assert result.recorder.events().query("kind == 'failure'").shape[0] > 0
+        assert result.steps == 12 and result.stop_reason in ("max_steps", "policy_done")
+
+
+def test_parameters_change_behaviour():
+    base = run(scenario("m_sgc", send_model=False))
+    # job_batches scales every round's compute
+    double = run(scenario("m_sgc", send_model=False, job_batches=2 * N))
+    assert double.sim_time_s == pytest.approx(2 * base.sim_time_s, rel=1e-9)
+    # mu moves the threshold: with mu = 0 any later arrival is a straggler
+    slow = {"model": "bimodal", "p": 0.2, "slowdown": 1.5}
+    strict = run(scenario("gc_sequential", stragglers=slow, mu=0.0))
+    lenient = run(scenario("gc_sequential", stragglers=slow, mu=1.0))
+    count = lambda r: r.history.query("metric == 'stragglers'").value.sum()  # noqa: E731
+    assert count(strict) > 0 and count(lenient) == 0
+    # master: node 0 instead of the last; send_model: the parameters go out every round
+    moved = run(scenario("gc_sequential", master=0))
+    sent = moved.recorder.bytes_by_node().set_index("node").sent
+    timing = preset_timing("llama-125m", bytes_per_param=2)
+    assert sent[0] == pytest.approx(12 * N * timing.param_bytes)
+    assert sent[N] == pytest.approx(12 * timing.grad_bytes)   # node 12 is a worker now
+    # num_models: how many models the jobs are spread over
+    one, three = (run(scenario("gc_sequential", num_models=m)) for m in (1, 3))
+    assert one.final_loss != pytest.approx(three.final_loss, rel=1e-6)

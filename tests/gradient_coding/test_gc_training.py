@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from policies.gradient_coding.coded_training import partition_gradients
-from policies.gradient_coding.codes import make_code
+from policies.gradient_coding.coded_training import GCApprox, partition_gradients
+from policies.gradient_coding.codes import expander_error_bound, make_code
 from sim.config import ClusterConfig, FaultsConfig, NetworkConfig, PolicyConfig, RunConfig, Scenario
 from sim.runner import run
 from sim.scenario import load
@@ -120,6 +120,12 @@ def test_approximate_decoding_reports_its_error():
     assert approx.history.query("metric == 'responders'").value.eq(3).all()
     exact = run(small_scenario("gc_approx", stragglers=STRAGGLY, s=1, wait_for=5))
     assert exact.history.query("metric == 'decode_error'").value.max() < 1e-12
+    policy = GCApprox(s=2, wait_for=4, code="expander")
+    expander = run(small_scenario("gc_approx", stragglers=STRAGGLY), policy)
+    err = expander.history.query("metric == 'decode_error'").value
+    assert (policy.code.B.sum(axis=1) == 3).all() and expander.steps == 12
+    assert err.max() > 1e-6 and err.max() <= expander_error_bound(policy.code.B, 4) + 1e-9
+    assert not np.allclose(losses(expander), losses(approx))     # a different code
 
 
 def test_runs_are_deterministic():
@@ -134,6 +140,7 @@ def test_runs_are_deterministic():
     ("gc_cyclic", {"s": 6}, "s"),
     ("gc_cyclic", {"master": 9}, "master"),
     ("gc_approx", {"s": 1, "wait_for": 7}, "wait_for"),
+    ("gc_approx", {"code": "mds"}, "code"),
 ])
 def test_bad_parameters_name_the_field(policy, params, field):
     with pytest.raises(Exception, match=rf"policy\.{policy}\.{field}"):
@@ -167,3 +174,25 @@ def test_worker_crashes_are_survived_and_coding_rides_through_them():
         assert result.recorder.events().query("kind == 'failure'").shape[0] > 0
         steps[policy] = result.steps
     assert steps["gc_cyclic"] > steps["gc_uncoded"] > 0
+
+
+def test_timing_only_mode_keeps_the_clock():
+    real = run(small_scenario("gc_cyclic", stragglers=STRAGGLY, s=2, steps=8))
+    timing = small_scenario("gc_cyclic", stragglers=STRAGGLY, s=2, steps=8)
+    timing = dataclasses.replace(timing, run=dataclasses.replace(timing.run, timing_only=True))
+    fake = run(timing)
+    assert fake.sim_time_s == pytest.approx(real.sim_time_s, rel=1e-12)
+    assert fake.final_loss is None and real.final_loss is not None
+
+
+def test_master_and_send_model_parameters():
+    from workloads import preset_timing
+    timing = preset_timing("llama-125m", bytes_per_param=2)
+    moved = run(small_scenario("gc_cyclic", steps=4, s=1, master=0))
+    sent = moved.recorder.bytes_by_node().set_index("node").sent
+    assert sent[0] == pytest.approx(4 * 6 * timing.param_bytes)      # node 0 is the master
+    iv = moved.recorder.intervals()
+    assert 0 not in set(iv[(iv.label == "coded_grad") & (iv.kind == "busy")].node)
+    quiet = run(small_scenario("gc_cyclic", steps=4, s=1, send_model=False))
+    assert quiet.recorder.bytes_by_node().set_index("node").sent[6] == 0
+    assert quiet.sim_time_s < run(small_scenario("gc_cyclic", steps=4, s=1)).sim_time_s

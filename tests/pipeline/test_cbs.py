@@ -114,7 +114,8 @@ def test_random_skip_routes_keep_caps_memory_and_order():
     assert other != routes
 
 
-def test_more_candidates_never_lengthen_the_blind_schedule():
+@pytest.mark.parametrize("knob, small, large", [("max_candidates", 1, 24), ("branching", 1, 3)])
+def test_search_width_knobs_change_the_blind_schedule(knob, small, large):
     stage_of = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     rules = PathRules(num_stages=6, length=4)
     gains = []
@@ -122,8 +123,8 @@ def test_more_candidates_never_lengthen_the_blind_schedule():
         costs = random_costs(12, seed)
         agents, loads = make_agents([0, 1], 6, 3, costs.forward_s)
         one, many = (skippipe_routes(agents, loads, costs, stage_of, rules, 3,
-                                     CBSConfig(collision_aware=False, max_candidates=k))[1]
-                     for k in (1, 24))
+                                     CBSConfig(collision_aware=False, **{knob: k}))[1]
+                     for k in (small, large))
         assert many.makespan_s <= one.makespan_s
         gains.append(one.makespan_s - many.makespan_s)
     assert max(gains) > 0.1   # the parameter matters

@@ -88,7 +88,6 @@ def test_too_many_stage_nodes_for_the_cluster():
     ("skippipe", dict(max_swaps=0)),
     ("skippipe", dict(max_jump_skip=0, skip_ratio=0.5)),
     ("skippipe", dict(max_expansions=5)),
-    ("skippipe", dict(branching=1)),
 ])
 def test_every_parameter_changes_behaviour(name, params):
     base = {k: v for k, v in params.items() if k == "iterations"}

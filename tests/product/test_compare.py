@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FakeRunner
+from product_helpers import FakeRunner
 
 from sim.compare import compare, format_table, speedup_between
 from sim.config import PolicyConfig

@@ -17,8 +17,8 @@ def test_default_scenario_is_valid_and_compares_three_methods():
 
 
 def test_default_comparison_end_to_end_short(capsys, tmp_path):
-    """CI version: the same command, shortened to 3 simulated minutes on 4 nodes."""
-    code = main(["--quiet", "--out", str(tmp_path), "--set", "run.until=3min",
+    """CI version: the same command, shortened to 1 simulated minute on 4 nodes."""
+    code = main(["--quiet", "--out", str(tmp_path), "--set", "run.until=1min",
                  "--set", "cluster.nodes=4"])
     out, _ = capsys.readouterr()
     assert code == 0

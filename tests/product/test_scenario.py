@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import SMALL_TOML, SMALL_YAML
+from product_helpers import SMALL_TOML, SMALL_YAML
 
 from sim.config import PolicyConfig, Scenario
 from sim.errors import ScenarioError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FakeRunner
+from product_helpers import FakeRunner
 
 from sim.errors import ScenarioError
 from sim.scenario import load
@@ -82,3 +82,22 @@ def test_parallel_sweep_with_the_real_engine(fast_toml, tmp_path):
     assert list(table.steps) == [2, 4]
     saved = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*.json"))]
     assert {s["record"]["label"] for s in saved} == {"diloco"}
+
+
+def test_an_interrupted_sweep_keeps_finished_runs(small_toml, tmp_path):
+    class InterruptAfter(FakeRunner):
+        def __call__(self, scenario):
+            if len(self.calls) == 2:
+                raise KeyboardInterrupt  # the user pressed Ctrl-C during the third run
+            return super().__call__(scenario)
+
+    raw = load(small_toml).raw
+    grid = {"cluster.nodes": [2, 3, 4, 5]}
+    with pytest.raises(KeyboardInterrupt):
+        sweep(raw, grid, tmp_path, processes=1, progress=False,
+              run_fn=InterruptAfter({"diloco": {}}))
+    assert [r["status"] for r in load_records(tmp_path)] == ["ok", "ok"]
+    resumed = FakeRunner({"diloco": {}})
+    table = sweep(raw, grid, tmp_path, processes=1, progress=False, run_fn=resumed)
+    assert sorted(c.cluster.num_nodes for c in resumed.calls) == [4, 5]
+    assert list(table.status) == ["ok"] * 4

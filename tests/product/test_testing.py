@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeRunner
+from product_helpers import FakeRunner
 
 from sim.scenario import ScenarioBuilder, load
 from sim.testing import assert_speedup, measure_speedup, speedup

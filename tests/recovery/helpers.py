@@ -1,0 +1,54 @@
+"""A tiny pipeline scenario and a way to force failures at chosen times."""
+
+from __future__ import annotations
+
+from policies.recovery.failures import StageFailure
+from sim.config import ClusterConfig, NetworkConfig, RunConfig, Scenario
+from sim.policy import get_policy
+from sim.runner import run
+from workloads import WorkloadConfig
+
+BANDWIDTH_BPS = 125e6
+LATENCY_S = 0.01
+WORKLOAD = WorkloadConfig(learner="tiny-llama", d_model=16, n_layers=4, n_heads=2, batch=4,
+                          seq=16, lr=1e-2, warmup_steps=2, timing="llama-125m", eval_batches=1)
+PIPELINE = dict(num_stages=4, replicas_per_stage=2, microbatches_per_replica=1, forward_s=0.5)
+
+
+def scenario(until_s: float = 60.0, seed: int = 0, eval_every_s: float | None = None
+             ) -> Scenario:
+    """Four stages x two replicas + a store node, 1 Gbit/s access links, no topology core."""
+    return Scenario(
+        name="tiny-pipeline", seed=seed,
+        cluster=ClusterConfig(num_nodes=9, device="h100"),
+        network=NetworkConfig(model="maxmin", topology="uniform", uplink_Bps=BANDWIDTH_BPS,
+                              downlink_Bps=BANDWIDTH_BPS, access_latency_s=LATENCY_S),
+        workload=WORKLOAD,
+        run=RunConfig(until_s=until_s, eval_every_s=eval_every_s))
+
+
+def forced(policy_cls: type, failures: list[tuple[float, int]], rejoin_s: float = 2.0) -> type:
+    """``policy_cls`` whose failure schedule is exactly ``(time_s, stage)`` of ``failures``."""
+
+    class Forced(policy_cls):
+        def setup(self, ctx):
+            super().setup(ctx)
+            self.pipe.schedule = [StageFailure(time_s=t, stage=s, rejoin_s=t + rejoin_s)
+                                  for t, s in failures]
+
+    Forced.name = policy_cls.name
+    return Forced
+
+
+def run_policy(name: str, *, until_s: float = 60.0, failures=None, seed: int = 0,
+               strategy_cls: type | None = None, **params):
+    """Run policy ``name`` on the tiny pipeline; returns (result, policy)."""
+    cls = get_policy(name)
+    if failures is not None:
+        cls = forced(cls, failures)
+    if strategy_cls is not None:
+        cls = type(cls.__name__, (cls,), {"Strategy": strategy_cls})
+        cls.name = name
+    policy = cls(**{**PIPELINE, **params})
+    result = run(scenario(until_s, seed), policy)
+    return result, policy
