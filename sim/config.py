@@ -117,6 +117,7 @@ class Scenario:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
-    workload: Any = None  # workloads.WorkloadConfig (kept untyped here: sim must not import torch early)
+    workload: Any = None
+    """A ``workloads.WorkloadConfig`` (untyped here so that importing sim does not import torch)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     run: RunConfig = field(default_factory=RunConfig)

@@ -81,7 +81,7 @@ def plot_timeline(runs: Sequence[tuple[str, Any]], path: str | Path | None = Non
                   max_nodes: int = 16) -> Figure:
     """Plot what each node did (busy, communicating, down; blank = idle), a panel per run."""
     panels = max(len(runs), 1)
-    fig = Figure(figsize=(8, 1.0 + 1.6 * panels))
+    fig = Figure(figsize=(8, 1.0 + 1.8 * panels), layout="constrained")
     scale, unit = time_axis(max((_sim_time(r) for _, r in runs), default=0.0))
     axes = [fig.add_subplot(panels, 1, i + 1) for i in range(panels)]
     for ax, (label, result) in zip(axes, runs):
@@ -95,6 +95,7 @@ def plot_timeline(runs: Sequence[tuple[str, Any]], path: str | Path | None = Non
                 spans = list(zip(rows.start_s / scale, (rows.end_s - rows.start_s) / scale))
                 ax.broken_barh(spans, (node - 0.4, 0.8), facecolors=colour, linewidth=0)
         ax.set_ylim(-0.6, num_nodes - 0.4)
+        ax.set_yticks(range(0, num_nodes, max(1, num_nodes // 8)))
         ax.set_xlim(0, _sim_time(result) / scale)
         ax.set_ylabel("node")
         ax.set_title(label, fontsize="small", loc="left")

@@ -137,14 +137,17 @@ class RunContext:
 
     @property
     def env(self) -> simpy.Environment:
+        """The world's SimPy environment."""
         return self.world.env
 
     @property
     def now(self) -> float:
+        """Current simulated time, seconds."""
         return self.world.env.now
 
     @property
     def should_stop(self) -> bool:
+        """Whether a stop condition has been met."""
         return self.stopped.triggered
 
     def report(self, step: int, loss: float | None = None, *, node: int | None = None,

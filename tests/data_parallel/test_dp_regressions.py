@@ -23,16 +23,6 @@ def test_diloco_moves_exactly_h_times_fewer_bytes_than_ddp():
     assert ddp.summary["bytes_sent"] == pytest.approx(10 * diloco.summary["bytes_sent"], rel=1e-12)
 
 
-def test_slow_wan_diloco_and_noloco_reach_target_sooner_than_ddp():
-    runs = run_file("dp-slow-wan", ["cluster.nodes=4", *TINY, "run.target_loss=2.2",
-                                    "run.eval_every=1min"])
-    t = {label: r.time_to_target_s for label, (r, _) in runs.items()}
-    assert all(v is not None for v in t.values()), t
-    # measured (seed 0): DDP 3540 s, DiLoCo 240 s, NoLoCo 360 s
-    assert t["diloco"] < t["ddp"] / 4
-    assert t["noloco"] < t["ddp"] / 4
-
-
 @pytest.mark.parametrize("nodes", [16, 64])
 def test_sync_step_matches_closed_forms(nodes):
     runs = run_file("dp-sync-vs-nodes", [f"cluster.nodes={nodes}"])

@@ -99,8 +99,8 @@ def test_transfer_to_a_failed_node_is_cut_and_accounted(model):
 
 
 def test_link_down_cuts_flows_and_reroutes_nothing_on_a_star():
-    from topologies import star
     from sim.world import World
+    from topologies import star
 
     world = World(star(3, latency_s=0.0, bandwidth_Bps=1e6), network="maxmin")
     ev = world.network.transfer(0, 1, 1e6)

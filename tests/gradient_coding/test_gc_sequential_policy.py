@@ -12,7 +12,6 @@ from policies.gradient_coding.sequential import gc_load, m_sgc_load, sr_sgc_load
 from policies.gradient_coding.sequential_policy import MSGC, SRSGC, GCSequential
 from sim.config import ClusterConfig, FaultsConfig, NetworkConfig, PolicyConfig, RunConfig, Scenario
 from sim.runner import run
-from sim.scenario import load
 from workloads import WorkloadConfig, get_device, preset_timing
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -86,20 +85,6 @@ def test_every_scheme_trains_the_same_models():
 def test_bad_parameters_name_the_field(policy, params, field):
     with pytest.raises(Exception, match=rf"policy\.{policy}\.{field}"):
         run(scenario(policy, **params))
-
-
-def test_bursty_scenario_m_sgc_beats_gc():
-    """Fast CI version of the headline: gc-bursty.toml at 128 workers (lam = 8), 20 jobs.
-
-    Measured: GC 26.0 s, SR-SGC 23.7 s, M-SGC 19.9 s (0.76x GC); the full scenario gives 0.68x.
-    """
-    overrides = ["cluster.nodes=129", "run.steps=20"]
-    for label in ("gc", "sr_sgc", "m_sgc"):
-        overrides += [f"policies.{label}.lam=8", f"policies.{label}.num_jobs=20"]
-    spec = load(SCENARIOS / "gc-bursty.toml", overrides)
-    times = {label: run(dataclasses.replace(spec.scenario, policy=config)).sim_time_s
-             for label, config in spec.policies}
-    assert times["m_sgc"] < 0.9 * times["gc"]
 
 
 def test_crashed_workers_are_stragglers_and_retry_when_back():

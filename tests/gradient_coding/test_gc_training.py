@@ -14,7 +14,6 @@ from policies.gradient_coding.coded_training import GCApprox, partition_gradient
 from policies.gradient_coding.codes import expander_error_bound, make_code
 from sim.config import ClusterConfig, FaultsConfig, NetworkConfig, PolicyConfig, RunConfig, Scenario
 from sim.runner import run
-from sim.scenario import load
 from workloads import WorkloadConfig, build_workload
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -145,20 +144,6 @@ def test_runs_are_deterministic():
 def test_bad_parameters_name_the_field(policy, params, field):
     with pytest.raises(Exception, match=rf"policy\.{policy}\.{field}"):
         run(small_scenario(policy, **params))
-
-
-def test_straggler_heavy_scenario_coded_reaches_target_sooner():
-    """Fast CI version of the headline (docs/methods/gradient-coding.md): stop at the target."""
-    spec = load(SCENARIOS / "gc-stragglers.toml", ["run.stop_at_target=true"])
-    chosen = dict(spec.policies)
-    times = {}
-    for label in ("uncoded", "fractional", "cyclic"):
-        result = run(dataclasses.replace(spec.scenario, policy=chosen[label]))
-        assert result.time_to_target_s is not None, label
-        times[label] = result.time_to_target_s
-    # measured 146 s, 62 s, 90 s (2.35x and 1.62x); margins well inside those
-    assert times["fractional"] * 1.8 < times["uncoded"]
-    assert times["cyclic"] * 1.3 < times["uncoded"]
 
 
 def test_worker_crashes_are_survived_and_coding_rides_through_them():

@@ -1,0 +1,178 @@
+"""Timing-only DiLoCo at scale: how long do 1,000 nodes x 1,000 outer steps take to simulate?
+
+The design's target: a timing-only run of 1,000 nodes and 1,000 DiLoCo outer steps in under
+60 s on 2 cores. Running all of it takes minutes when the engine is slow, so this script runs a
+few outer steps and extrapolates:
+
+    time for S outer steps ~= first step + (S - 1) x (mean of the later steps)
+
+The first outer step is timed apart because it pays one-off costs (building the world, routing
+every pair of nodes the collective uses); the later ones are the steady state. Each outer step is
+H inner steps on every node (a simulated compute task) and one all-reduce of the simulated
+model's outer gradient over the network (``tree`` by default: 2 log2(k) rounds, 2(k - 1)
+messages). The ``ideal`` and ``maxmin`` network models run the same scenario side by side.
+
+Times are wall clock (``time.perf_counter``) and CPU time of this process
+(``time.process_time``); on a shared machine the CPU time is the fairer figure.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_timing_only_scale.py                 # 1000 nodes, uniform
+    .venv/bin/python benchmarks/bench_timing_only_scale.py --topology clusters-of-clusters
+    .venv/bin/python benchmarks/bench_timing_only_scale.py --steps 1000    # the real thing
+    .venv/bin/python benchmarks/bench_timing_only_scale.py --profile 20    # top 20 of cProfile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from policies.data_parallel.diloco import DiLoCo  # noqa: E402
+from sim.config import (  # noqa: E402
+    ClusterConfig,
+    NetworkConfig,
+    PolicyConfig,
+    RunConfig,
+    Scenario,
+)
+from sim.runner import run  # noqa: E402
+from workloads import WorkloadConfig  # noqa: E402
+
+TARGET_S = 60.0
+"""The design's target: wall-clock seconds for 1,000 nodes x 1,000 outer steps."""
+
+TARGET_STEPS = 1000
+"""Outer steps of the target run."""
+
+
+class TimedDiLoCo(DiLoCo):
+    """DiLoCo that notes the clock (wall and CPU) each time an outer step completes."""
+
+    def setup(self, ctx):  # noqa: ANN001
+        self.wall_marks: list[float] = []
+        self.cpu_marks: list[float] = []
+        super().setup(ctx)
+
+    def _outer_step(self, mean_delta, participants, r):  # noqa: ANN001
+        self.wall_marks.append(time.perf_counter())
+        self.cpu_marks.append(time.process_time())
+        return super()._outer_step(mean_delta, participants, r)
+
+
+@dataclass
+class Measurement:
+    """What one run of the scenario took."""
+
+    network: str
+    outer_steps: int
+    events: int
+    flows: int
+    build_wall_s: float        # from calling run() to the start of the first outer step's work
+    first_wall_s: float        # run() start to the end of the first outer step (wall)
+    first_cpu_s: float
+    later_wall_s: float        # mean wall seconds per later outer step
+    later_cpu_s: float
+    total_wall_s: float
+    total_cpu_s: float
+
+    def extrapolate(self, steps: int, cpu: bool = False) -> float:
+        first, later = (self.first_cpu_s, self.later_cpu_s) if cpu else \
+            (self.first_wall_s, self.later_wall_s)
+        return first + (steps - 1) * later
+
+
+def scenario(args: argparse.Namespace, network: str) -> Scenario:
+    """The benchmark scenario: ``args.nodes`` timing-only DiLoCo workers, H inner steps."""
+    if args.topology == "uniform":
+        topo_params = {"latency_s": args.latency_s}
+    else:
+        topo_params = {"num_clusters": args.clusters, "intra_latency_s": 1e-3,
+                       "intra_bandwidth_Bps": 1.25e9, "wan_latency_s": args.latency_s,
+                       "wan_bandwidth_Bps": 1.25e9}
+    return Scenario(
+        name=f"timing-only-scale-{args.nodes}",
+        seed=args.seed,
+        cluster=ClusterConfig(num_nodes=args.nodes, device="h100"),
+        network=NetworkConfig(model=network, topology=args.topology, topology_params=topo_params,
+                              uplink_Bps=args.bandwidth_Bps, downlink_Bps=args.bandwidth_Bps),
+        workload=WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=128),
+        policy=PolicyConfig(name="diloco", params={}),
+        run=RunConfig(max_steps=args.inner_steps * args.steps, timing_only=True),
+    )
+
+
+def measure(args: argparse.Namespace, network: str) -> Measurement:
+    """Run the scenario on ``network`` and time its outer steps."""
+    policy = TimedDiLoCo(inner_steps=args.inner_steps, allreduce=args.allreduce)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    result = run(scenario(args, network), policy)
+    if profiler:
+        profiler.disable()
+    wall1, cpu1 = time.perf_counter(), time.process_time()
+    walls, cpus = policy.wall_marks, policy.cpu_marks
+    if len(walls) < 2:
+        raise SystemExit("need at least 2 completed outer steps: raise --steps")
+    if profiler:
+        print(f"\n--- cProfile, {network} ---")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
+    return Measurement(
+        network=network, outer_steps=len(walls), events=result.world.env.events_processed,
+        flows=result.world.network.flows_started, build_wall_s=0.0,
+        first_wall_s=walls[0] - wall0, first_cpu_s=cpus[0] - cpu0,
+        later_wall_s=(walls[-1] - walls[0]) / (len(walls) - 1),
+        later_cpu_s=(cpus[-1] - cpus[0]) / (len(cpus) - 1),
+        total_wall_s=wall1 - wall0, total_cpu_s=cpu1 - cpu0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=30, help="outer steps to run")
+    parser.add_argument("--inner-steps", type=int, default=1, help="H, inner steps per outer step")
+    parser.add_argument("--allreduce", default="tree", choices=["tree", "ring",
+                                                                 "halving_doubling"])
+    parser.add_argument("--topology", default="uniform",
+                        choices=["uniform", "clusters-of-clusters"])
+    parser.add_argument("--clusters", type=int, default=8, help="data centres (clusters topology)")
+    parser.add_argument("--latency-s", type=float, default=0.01, help="one-way node-node (WAN) latency")
+    parser.add_argument("--bandwidth-Bps", type=float, default=1.25e8, help="access links, bytes/s")
+    parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="print the top N functions of a cProfile of each run")
+    args = parser.parse_args()
+
+    print(f"timing-only DiLoCo: {args.nodes} nodes, H={args.inner_steps}, {args.allreduce} "
+          f"all-reduce, {args.topology} topology, {args.steps} outer steps per run")
+    rows = [measure(args, network) for network in args.networks]
+    header = ("network", "outer steps", "events", "flows", "first step s (wall/cpu)",
+              "later steps/s (cpu)", "events/s (cpu)", f"{TARGET_STEPS} steps, s (wall/cpu)")
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for m in rows:
+        run_cpu = m.total_cpu_s
+        print(f"| {m.network} | {m.outer_steps} | {m.events:,} | {m.flows:,} | "
+              f"{m.first_wall_s:.2f} / {m.first_cpu_s:.2f} | {1 / m.later_cpu_s:.1f} | "
+              f"{m.events / run_cpu:,.0f} | "
+              f"{m.extrapolate(TARGET_STEPS):.1f} / {m.extrapolate(TARGET_STEPS, cpu=True):.1f} |")
+    print(f"\ntarget: {TARGET_STEPS} outer steps x {args.nodes} nodes in under {TARGET_S:.0f} s")
+    for m in rows:
+        cpu = m.extrapolate(TARGET_STEPS, cpu=True)
+        verdict = "meets" if cpu < TARGET_S else "misses"
+        print(f"  {m.network}: {cpu:.1f} s of CPU extrapolated "
+              f"({m.later_cpu_s * 1e3:.1f} ms per later outer step) -> {verdict} the target")
+
+
+if __name__ == "__main__":
+    main()
