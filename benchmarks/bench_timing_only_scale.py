@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
+import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -75,13 +77,13 @@ class Measurement:
     outer_steps: int
     events: int
     flows: int
-    build_wall_s: float        # from calling run() to the start of the first outer step's work
     first_wall_s: float        # run() start to the end of the first outer step (wall)
     first_cpu_s: float
     later_wall_s: float        # mean wall seconds per later outer step
     later_cpu_s: float
     total_wall_s: float
     total_cpu_s: float
+    peak_rss_MiB: float        # peak resident memory of the process so far
 
     def extrapolate(self, steps: int, cpu: bool = False) -> float:
         first, later = (self.first_cpu_s, self.later_cpu_s) if cpu else \
@@ -105,13 +107,15 @@ def scenario(args: argparse.Namespace, network: str) -> Scenario:
                               uplink_Bps=args.bandwidth_Bps, downlink_Bps=args.bandwidth_Bps),
         workload=WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=128),
         policy=PolicyConfig(name="diloco", params={}),
-        run=RunConfig(max_steps=args.inner_steps * args.steps, timing_only=True),
+        # a node reports inner step H*S + 1 right after outer step S completes: S outer steps
+        run=RunConfig(max_steps=args.inner_steps * args.steps + 1, timing_only=True),
     )
 
 
 def measure(args: argparse.Namespace, network: str) -> Measurement:
     """Run the scenario on ``network`` and time its outer steps."""
     policy = TimedDiLoCo(inner_steps=args.inner_steps, allreduce=args.allreduce)
+    gc.collect()  # free the previous run's world first, so that runs do not pay for each other
     wall0, cpu0 = time.perf_counter(), time.process_time()
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
@@ -128,11 +132,12 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
     return Measurement(
         network=network, outer_steps=len(walls), events=result.world.env.events_processed,
-        flows=result.world.network.flows_started, build_wall_s=0.0,
+        flows=result.world.network.flows_started,
         first_wall_s=walls[0] - wall0, first_cpu_s=cpus[0] - cpu0,
         later_wall_s=(walls[-1] - walls[0]) / (len(walls) - 1),
         later_cpu_s=(cpus[-1] - cpus[0]) / (len(cpus) - 1),
-        total_wall_s=wall1 - wall0, total_cpu_s=cpu1 - cpu0)
+        total_wall_s=wall1 - wall0, total_cpu_s=cpu1 - cpu0,
+        peak_rss_MiB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main() -> None:
@@ -145,7 +150,8 @@ def main() -> None:
     parser.add_argument("--topology", default="uniform",
                         choices=["uniform", "clusters-of-clusters"])
     parser.add_argument("--clusters", type=int, default=8, help="data centres (clusters topology)")
-    parser.add_argument("--latency-s", type=float, default=0.01, help="one-way node-node (WAN) latency")
+    parser.add_argument("--latency-s", type=float, default=0.01,
+                        help="one-way node-node latency (WAN latency on clusters), s")
     parser.add_argument("--bandwidth-Bps", type=float, default=1.25e8, help="access links, bytes/s")
     parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"])
     parser.add_argument("--seed", type=int, default=0)
@@ -156,22 +162,26 @@ def main() -> None:
     print(f"timing-only DiLoCo: {args.nodes} nodes, H={args.inner_steps}, {args.allreduce} "
           f"all-reduce, {args.topology} topology, {args.steps} outer steps per run")
     rows = [measure(args, network) for network in args.networks]
-    header = ("network", "outer steps", "events", "flows", "first step s (wall/cpu)",
-              "later steps/s (cpu)", "events/s (cpu)", f"{TARGET_STEPS} steps, s (wall/cpu)")
+    header = ("network", "outer steps", "events", "flows", "first step s (cpu)",
+              "later steps ms (cpu)", "whole run s (wall / cpu)", "events/s (cpu)",
+              "peak RSS MiB", f"{TARGET_STEPS} steps s (cpu, extrapolated)")
     print("\n| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for m in rows:
-        run_cpu = m.total_cpu_s
         print(f"| {m.network} | {m.outer_steps} | {m.events:,} | {m.flows:,} | "
-              f"{m.first_wall_s:.2f} / {m.first_cpu_s:.2f} | {1 / m.later_cpu_s:.1f} | "
-              f"{m.events / run_cpu:,.0f} | "
-              f"{m.extrapolate(TARGET_STEPS):.1f} / {m.extrapolate(TARGET_STEPS, cpu=True):.1f} |")
-    print(f"\ntarget: {TARGET_STEPS} outer steps x {args.nodes} nodes in under {TARGET_S:.0f} s")
+              f"{m.first_cpu_s:.2f} | {m.later_cpu_s * 1e3:.1f} | "
+              f"{m.total_wall_s:.1f} / {m.total_cpu_s:.1f} | {m.events / m.total_cpu_s:,.0f} | "
+              f"{m.peak_rss_MiB:,.0f} | {m.extrapolate(TARGET_STEPS, cpu=True):.1f} |")
+    print(f"\ntarget: {TARGET_STEPS} outer steps x 1000 nodes in under {TARGET_S:.0f} s")
     for m in rows:
-        cpu = m.extrapolate(TARGET_STEPS, cpu=True)
-        verdict = "meets" if cpu < TARGET_S else "misses"
-        print(f"  {m.network}: {cpu:.1f} s of CPU extrapolated "
-              f"({m.later_cpu_s * 1e3:.1f} ms per later outer step) -> {verdict} the target")
+        if m.outer_steps >= TARGET_STEPS:
+            measured, how = m.total_cpu_s, f"measured: {m.outer_steps} outer steps, whole run"
+        else:
+            measured = m.extrapolate(TARGET_STEPS, cpu=True)
+            how = f"extrapolated from {m.outer_steps} outer steps"
+        verdict = "meets" if measured < TARGET_S else "misses"
+        print(f"  {m.network}: {measured:.1f} s of CPU ({how}; {args.nodes} nodes) -> "
+              f"{verdict} the target")
 
 
 if __name__ == "__main__":

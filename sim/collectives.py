@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -119,71 +120,121 @@ def run_schedule(world: World, schedule: Schedule, *, name: str = "collective",
 
 
 def _execute(world: World, schedule: Schedule, name: str, label: str):
-    env = world.env
-    start = env.now
-    members = sorted({n for rnd in schedule for m in rnd for n in m[:2]})
-    if not schedule or not members:
+    run = _ScheduleRun(world, schedule, name, label)
+    if not run.members:
         return 0.0
-    # per node: messages (sent or received) still open in each round
-    open_count: dict[int, list[int]] = {n: [0] * len(schedule) for n in members}
-    sends: dict[int, list[list[Message]]] = {n: [[] for _ in schedule] for n in members}
-    for r, rnd in enumerate(schedule):
-        for src, dst, nbytes in rnd:
-            sends[src][r].append((src, dst, nbytes))
-            open_count[src][r] += 1
-            open_count[dst][r] += 1
-    current = {n: 0 for n in members}  # the round each node is working on
-    finished = env.event()
-    remaining = [sum(len(rnd) for rnd in schedule)]
-    state = {"aborted": False}
+    run.start()
+    return (yield run.finished)
 
-    def abort() -> None:
-        if not finished.triggered:
-            state["aborted"] = True
-            failed = [n for n in members if not world.nodes[n].is_up]
-            finished.defused = True
-            finished.fail(CollectiveAborted(failed, name))
 
-    def advance(node: int) -> None:
-        # move past rounds with nothing left for this node, sending as each round opens
-        while current[node] < len(schedule) and open_count[node][current[node]] == 0:
-            current[node] += 1
-            if current[node] < len(schedule):
-                start_round(node, current[node])
+class _ScheduleRun:
+    """The state of one schedule being run: where each member is, and what is still open.
 
-    def start_round(node: int, r: int) -> None:
-        for src, dst, nbytes in sends[node][r]:
-            ev = world.network.transfer(src, dst, nbytes, label)
-            ev.callbacks.append(lambda e, src=src, dst=dst, r=r: delivered(e, src, dst, r))
+    Each member keeps only the rounds it takes part in (``rounds[n]``, in order), with, for each
+    of them, the messages it sends (``sends[n][i]``: ``(dst, nbytes, i, j)`` where ``i`` and
+    ``j`` are the round's position in the sender's and the receiver's lists) and how many of its
+    sends and receives are still open (``open_count[n][i]``). ``position[n]`` is the round it
+    is working on; it moves on when that round has nothing open, sending as each round opens.
+    Storage is O(messages), not O(members x rounds).
+    """
 
-    def delivered(ev: simpy.Event, src: int, dst: int, r: int) -> None:
-        if state["aborted"]:
+    def __init__(self, world: World, schedule: Schedule, name: str, label: str) -> None:
+        self.world = world
+        self.env = world.env
+        self.name = name
+        self.label = label
+        self.start_s = self.env.now
+        rounds: dict[int, list[int]] = {}
+        sends: dict[int, list[list[tuple[int, float, int, int]]]] = {}
+        open_count: dict[int, list[int]] = {}
+        for r, rnd in enumerate(schedule):
+            for src, dst, nbytes in rnd:
+                for node in (src, dst):  # count the message in this round of both ends
+                    node_rounds = rounds.get(node)
+                    if node_rounds is None:
+                        rounds[node], sends[node], open_count[node] = [r], [[]], [1]
+                    elif node_rounds[-1] != r:
+                        node_rounds.append(r)
+                        sends[node].append([])
+                        open_count[node].append(1)
+                    else:
+                        open_count[node][-1] += 1
+                sends[src][-1].append((dst, nbytes, len(rounds[src]) - 1, len(rounds[dst]) - 1))
+        self.rounds, self.sends, self.open_count = rounds, sends, open_count
+        self.remaining = sum(len(rnd) for rnd in schedule)
+        self.members = sorted(rounds)
+        self.position = dict.fromkeys(self.members, 0)
+        self.finished = simpy.Event(self.env)
+        self.aborted = False
+        self._watched: list[simpy.Event] = []  # failure events that call :meth:`_abort`
+
+    def start(self) -> None:
+        """Watch every member for failures, then send the first round of each."""
+        nodes = self.world.nodes
+        for n in self.members:
+            if not nodes[n].is_up:
+                self._abort()
+                return
+            failed = nodes[n].failed_event()
+            failed.callbacks.append(self._abort)
+            self._watched.append(failed)
+        for n in self.members:  # members whose first round is round 0 send at once
+            if self.rounds[n][0] == 0:
+                self._send(n, 0)
+        for n in self.members:  # the others start their first round after them
+            if self.rounds[n][0] != 0:
+                self._send(n, 0)
+
+    def _send(self, node: int, i: int) -> None:
+        transfer = self.world.network.transfer
+        for dst, nbytes, si, di in self.sends[node][i]:
+            ev = transfer(node, dst, nbytes, self.label)
+            ev.callbacks.append(partial(self._delivered, node, dst, si, di))
+
+    def _advance(self, node: int) -> None:
+        """Move ``node`` past rounds with nothing left open, sending as each round opens."""
+        open_count, last = self.open_count[node], len(self.rounds[node]) - 1
+        i = self.position[node]
+        while i <= last and open_count[i] == 0:
+            i += 1
+            self.position[node] = i
+            if i <= last:
+                self._send(node, i)
+
+    def _delivered(self, src: int, dst: int, si: int, di: int, ev: simpy.Event) -> None:
+        if self.aborted:
             return
         if not ev.ok:
-            abort()
+            self._abort()
             return
-        open_count[src][r] -= 1
-        open_count[dst][r] -= 1
-        remaining[0] -= 1
-        if remaining[0] == 0:
-            finished.succeed(env.now - start)
+        self.open_count[src][si] -= 1
+        self.open_count[dst][di] -= 1
+        self.remaining -= 1
+        if self.remaining == 0:
+            self._unwatch()
+            self.finished.succeed(self.env.now - self.start_s)
             return
-        if r == current[src]:
-            advance(src)
-        if dst != src and r == current[dst]:
-            advance(dst)
+        if si == self.position[src]:
+            self._advance(src)
+        if dst != src and di == self.position[dst]:
+            self._advance(dst)
 
-    for n in members:
-        if not world.nodes[n].is_up:
-            abort()
-            break
-        world.nodes[n].failed_event().callbacks.append(lambda _e: abort())
-    if not state["aborted"]:
-        for n in members:
-            start_round(n, 0)
-        for n in members:
-            advance(n)
-    return (yield finished)
+    def _abort(self, _failure: simpy.Event | None = None) -> None:
+        if self.finished.triggered:
+            return
+        self.aborted = True
+        self._unwatch()
+        nodes = self.world.nodes
+        failed = [n for n in self.members if not nodes[n].is_up]
+        self.finished.defused = True
+        self.finished.fail(CollectiveAborted(failed, self.name))
+
+    def _unwatch(self) -> None:
+        """Stop listening for failures (a finished collective must not be kept alive)."""
+        for event in self._watched:
+            if event.callbacks is not None:  # (None once the failure has been processed)
+                event.callbacks.remove(self._abort)
+        self._watched = []
 
 
 # -- the collectives -------------------------------------------------------------------------
@@ -276,8 +327,11 @@ all_gather_cost = reduce_scatter_cost
 
 
 def halving_doubling_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float) -> float:
-    """2 log2(k) alpha + 2(k-1)/k * m / beta for k a power of two (plus 2(alpha + m/beta)
-    for the fold-in and fold-out rounds otherwise)."""
+    """Closed form 2 log2(k) alpha + 2(k-1)/k * m / beta for k a power of two.
+
+    Otherwise the power-of-two core's cost plus 2(alpha + m/beta) for the fold-in and fold-out
+    rounds of the extra nodes.
+    """
     if k <= 1:
         return 0.0
     p = 1 << (k.bit_length() - 1)
@@ -288,21 +342,24 @@ def halving_doubling_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float
 
 
 def broadcast_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float) -> float:
-    """ceil(log2 k) (alpha + m / beta)."""
+    """Closed form ceil(log2 k) (alpha + m / beta)."""
     return math.ceil(math.log2(k)) * (alpha_s + nbytes / beta_Bps) if k > 1 else 0.0
 
 
 def tree_allreduce_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float) -> float:
-    """2 ceil(log2 k) (alpha + m / beta)."""
+    """Closed form 2 ceil(log2 k) (alpha + m / beta)."""
     return 2 * broadcast_cost(k, nbytes, alpha_s, beta_Bps)
 
 
 def pairwise_exchange_cost(nbytes: float, alpha_s: float, beta_Bps: float) -> float:
-    """alpha + m / beta (full-duplex links: both directions at once)."""
+    """Closed form alpha + m / beta (full-duplex links: both directions at once)."""
     return alpha_s + nbytes / beta_Bps
 
 
 def gossip_round_cost(degree: int, nbytes: float, alpha_s: float, beta_Bps: float,
                       shared_uplink: bool = True) -> float:
-    """alpha + d m / beta when a node's d messages share its uplink (maxmin), else alpha + m/beta."""
+    """Closed form alpha + d m / beta when a node's d messages share its uplink (maxmin).
+
+    Without sharing (``shared_uplink=False``, the ``ideal`` model): alpha + m / beta.
+    """
     return alpha_s + (degree if shared_uplink else 1) * nbytes / beta_Bps

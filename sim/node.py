@@ -52,7 +52,8 @@ class Node:
     """
 
     def __init__(self, world: World, node_id: int, *, name: str, site: str,
-                 flops_per_s: float = float("nan"), device: Any = None, speed: float = 1.0, memory_bytes: float = float("inf"),
+                 flops_per_s: float = float("nan"), device: Any = None, speed: float = 1.0,
+                 memory_bytes: float = float("inf"),
                  slots: int = 1, stragglers: Any = None, straggler_rng: Any = None) -> None:
         if speed <= 0:
             raise ValueError(f"cluster.speed: node {node_id} speed must be > 0, got {speed}")

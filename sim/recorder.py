@@ -84,6 +84,7 @@ class Recorder:
 
     @property
     def elapsed_s(self) -> float:
+        """Simulated seconds covered by the record (up to :meth:`finish`, else now)."""
         return self.env.now if self.end_time_s is None else self.end_time_s
 
     def history(self) -> pd.DataFrame:
@@ -183,6 +184,7 @@ class Recorder:
         return {"traceEvents": trace, "displayTimeUnit": "ms"}
 
     def write_chrome_trace(self, path: str) -> None:
+        """Write :meth:`chrome_trace` as compact JSON to ``path``."""
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.chrome_trace(), f, separators=(",", ":"))
 
@@ -200,7 +202,8 @@ class Recorder:
         try:
             import pyarrow  # noqa: F401
         except ImportError:  # pragma: no cover - depends on the environment
-            raise ImportError("Parquet export needs pyarrow: pip install 'dtsim[parquet]'") from None
+            raise ImportError(
+                "Parquet export needs pyarrow: pip install 'dtsim[parquet]'") from None
         self.history().to_parquet(path, index=False)
 
 

@@ -47,14 +47,17 @@ class Result:
 
     @property
     def recorder(self):
+        """The run's :class:`~sim.recorder.Recorder` (intervals, bytes, events, trace)."""
         return self.world.recorder
 
     @property
     def history(self) -> pd.DataFrame:
+        """Every recorded metric: time_s, node, step, metric, value."""
         return self.world.recorder.history()
 
     @property
     def sim_time_s(self) -> float:
+        """Simulated seconds the run lasted."""
         return self.world.recorder.elapsed_s
 
     def loss_curve(self, metric: str = "eval_loss") -> pd.DataFrame:
@@ -91,12 +94,15 @@ class Result:
         }
 
     def to_json(self) -> str:
+        """The summary as canonical JSON."""
         return json.dumps(self.summary, sort_keys=True)
 
     def trace_hash(self) -> str:
+        """SHA-256 of the run's canonical Chrome trace."""
         return self.world.recorder.trace_hash()
 
     def write_trace(self, path: str) -> None:
+        """Write the run's Chrome trace (loads in Perfetto)."""
         self.world.recorder.write_chrome_trace(path)
 
 
@@ -117,9 +123,10 @@ def make_policy(scenario: Scenario, policy: str | Policy | None = None) -> Polic
     return get_policy(name)(**params)
 
 
-def build_workload(scenario: Scenario, world: World, policy: Policy) -> Any:
+def build_workload(scenario: Scenario, world: World) -> Any:
     """The scenario's workload, seeded from the policy's half of the seed tree."""
-    from workloads import WorkloadConfig, build_workload as build
+    from workloads import WorkloadConfig
+    from workloads import build_workload as build
 
     config = scenario.workload if scenario.workload is not None else WorkloadConfig()
     return build(config, num_replicas=world.num_nodes,
@@ -132,7 +139,7 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
     wall_start = time.perf_counter()
     pol = make_policy(scenario, policy)
     world = World.build(scenario)
-    workload = build_workload(scenario, world, pol)
+    workload = build_workload(scenario, world)
     ctx = RunContext(world, workload, scenario.run)
     env = world.env
     error: BaseException | None = None

@@ -85,7 +85,7 @@ class GroupOptimizer:
         self.optimizer = self._new_optimizer()
 
     def state(self) -> dict:
-        """Return the stream's position (generator state and cursor)."""
+        """A copy of the optimizer state, the schedule's step count and the lr scale."""
         return {
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "step_count": self.step_count,

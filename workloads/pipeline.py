@@ -103,6 +103,14 @@ class PipelineLearner(Learner):
         """Multiply one stage's scheduled learning rate by ``scale``."""
         self.groups[stage].lr_scale = scale
 
+    def get_stage_optimizer_state(self, stage: int) -> dict:
+        """A copy of stage ``stage``'s optimizer state (moments, step, lr scale)."""
+        return self.groups[stage].state()
+
+    def set_stage_optimizer_state(self, stage: int, state: dict) -> None:
+        """Restore stage ``stage``'s optimizer state from :meth:`get_stage_optimizer_state`."""
+        self.groups[stage].set_state(state)
+
     def stage_lr(self, stage: int) -> float:
         """Return the rate one stage's next step will use."""
         return self.groups[stage].lr

@@ -103,10 +103,42 @@ def wait_or_fail(node: Any, event: simpy.Event):
     if not node.is_up:
         raise NodeFailure(node.id, env.now)
     failed = node.failed_event()
-    yield env.any_of([event, failed])
+    yield first_of(env, event, failed)
     if not event.triggered or not node.is_up:
         raise NodeFailure(node.id, env.now)
     return event.value
+
+
+def first_of(env: simpy.Environment, a: simpy.Event, b: simpy.Event) -> simpy.Event:
+    """An event that fires when the first of ``a`` and ``b`` is processed (fails if it fails).
+
+    ``env.any_of([a, b])`` for exactly two events, without a condition value: a worker waits
+    like this once per synchronisation, so at 1,000 nodes the difference counts. As with
+    ``any_of``, a failed ``a`` or ``b`` is marked handled and its exception is passed on, and
+    the event stops listening to the other one once it has fired.
+    """
+    first = simpy.Event(env)
+
+    def check(ev: simpy.Event) -> None:
+        if first.triggered:
+            return
+        other = b if ev is a else a
+        if other.callbacks is not None and check in other.callbacks:
+            other.callbacks.remove(check)
+        if ev.ok:
+            first.succeed()
+        else:
+            ev.defused = True
+            first.fail(ev.value)
+
+    for ev in (a, b):
+        if first.triggered:
+            break
+        if ev.callbacks is None:  # already processed
+            check(ev)
+        else:
+            ev.callbacks.append(check)
+    return first
 
 
 def fetch_model(policy: DataParallelPolicy, node: Any, peers: list[int], nbytes: float,

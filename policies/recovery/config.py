@@ -98,7 +98,7 @@ class FailureFields:
         return StageFailureConfig(
             p_hour=self.p_hour,
             time_scale=self.time_scale,
-            period_s=self.failure_period_s,
+            failure_period_s=self.failure_period_s,
             rejoin_delay_s=self.rejoin_delay_s,
             exempt=tuple(self.exempt_stages),
             horizon_s=horizon_s,

@@ -169,7 +169,7 @@ def ci_setup(p_hour: float, *, seed: int = 0) -> FamilySetup:
 
     A 4-stage x 2-replica pipeline of a 16-wide, 4-block tiny LLaMA on the synthetic Markov
     language (optimum loss ~1.1 nats), priced as LLaMA-125M on the wire (a stage's weights are
-    ~110 MB) with emulator-style compute (``forward_s = 0.5`` s per stage per microbatch);
+    ~87 MB) with emulator-style compute (``forward_s = 0.5`` s per stage per microbatch);
     1 Gbit/s access links; ``kappa = 60`` (checkpoint every 2 iterations); 210 simulated s
     (about 27 failure-free iterations); target loss 2.0 nats.
     """

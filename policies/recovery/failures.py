@@ -42,7 +42,7 @@ class StageFailureConfig:
     time_scale:
         Seconds of exposure per simulated second (>= 1 makes failures happen in short runs; see
         the module docstring).
-    period_s:
+    failure_period_s:
         Length ``T`` of one draw period, seconds (the reference draws once per iteration; set
         it near the iteration time).
     rejoin_delay_s:
@@ -55,22 +55,22 @@ class StageFailureConfig:
 
     p_hour: float = 0.0
     time_scale: float = 1.0
-    period_s: float = 10.0
+    failure_period_s: float = 10.0
     rejoin_delay_s: float = 30.0
     exempt: tuple[int, ...] = (0,)
     horizon_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_hour < 1.0:
-            raise ValueError(f"failures.p_hour={self.p_hour}: must be in [0, 1)")
+            raise ValueError(f"p_hour={self.p_hour}: must be in [0, 1)")
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
-            raise ValueError(f"failures.time_scale={self.time_scale}: must be a number > 0")
-        if not self.period_s > 0:
-            raise ValueError(f"failures.period_s={self.period_s}: must be > 0 seconds")
+            raise ValueError(f"time_scale={self.time_scale}: must be a number > 0")
+        if not self.failure_period_s > 0:
+            raise ValueError(f"failure_period_s={self.failure_period_s}: must be > 0 seconds")
         if not self.rejoin_delay_s >= 0:
-            raise ValueError(f"failures.rejoin_delay_s={self.rejoin_delay_s}: must be >= 0")
+            raise ValueError(f"rejoin_delay_s={self.rejoin_delay_s}: must be >= 0")
         if self.horizon_s is not None and not self.horizon_s > 0:
-            raise ValueError(f"failures.horizon_s={self.horizon_s}: must be > 0 or None")
+            raise ValueError(f"horizon_s={self.horizon_s}: must be > 0 or None")
 
     @property
     def scaled_p_hour(self) -> float:
@@ -104,7 +104,7 @@ def draw_stage_failures(config: StageFailureConfig, *, num_stages: int, horizon_
     model = GroupFailures(
         [[s] for s in range(num_stages)],
         config.scaled_p_hour,
-        config.period_s,
+        config.failure_period_s,
         rejoin_delay_s=config.rejoin_delay_s,
         exempt=config.exempt,
     )

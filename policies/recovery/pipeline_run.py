@@ -303,14 +303,14 @@ class RecoveringPipeline(PipelineHooks):
         if self.timing_only:
             return {}
         return {"weights": self.learner.get_stage_state(stage),
-                "optimizer": self.learner.groups[stage].state()}
+                "optimizer": self.learner.get_stage_optimizer_state(stage)}
 
     def load_stage_state(self, stage: int, state: dict[str, Any]) -> None:
         """Restore one stage exactly from :meth:`stage_state`."""
         if self.timing_only:
             return
         self.learner.set_stage_state(stage, state["weights"])
-        self.learner.groups[stage].set_state(state["optimizer"])
+        self.learner.set_stage_optimizer_state(stage, state["optimizer"])
 
     def install_rebuilt(self, stage: int, weights: dict[str, torch.Tensor], lr_bump: float) -> None:
         """Install a rebuilt stage: new weights, a fresh optimizer state, a learning-rate bump."""

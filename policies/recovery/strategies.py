@@ -1,6 +1,6 @@
 """Recovery strategies: what a pipeline does when every replica of a stage is lost.
 
-A strategy is a small object with six hooks that :class:`~policies.recovery.pipeline_run.
+A strategy is a small object with seven hooks that :class:`~policies.recovery.pipeline_run.
 RecoveringPipeline` calls (``pipe`` below). The five methods of the family are one pipeline with
 five strategies, and the strategies are built from each other's parts:
 
@@ -23,14 +23,14 @@ five strategies, and the strategies are built from each other's parts:
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import torch
 
 from policies.recovery.checkpoint_store import CheckpointStore
 from policies.recovery.formula import checkfree_average, copy_weights
-from policies.recovery.swaps import edge_swap_pairs, rebuild_rule
+from policies.recovery.swaps import Rebuild, edge_swap_pairs, rebuild_rule
 
 Pipe = Any  # policies.recovery.pipeline_run.RecoveringPipeline (kept loose: no import cycle)
 
@@ -203,7 +203,7 @@ class CheckFree(RecoveryStrategy):
                                              with_optimizer=False)
             self.edge_uploads.setup(pipe, "CheckFree's edge_fallback='checkpoint'")
 
-    def rule(self, stage: int, num_stages: int):
+    def rule(self, stage: int, num_stages: int) -> Rebuild:
         """How ``stage`` is rebuilt (:func:`~policies.recovery.swaps.rebuild_rule`)."""
         return rebuild_rule(stage, num_stages, swap_pairs=self.swap_pairs(num_stages))
 
@@ -251,7 +251,8 @@ class CheckFree(RecoveryStrategy):
             recovered.append(s)
         return recovered
 
-    def plan(self, stage: int, num_stages: int, *, available: Any) -> tuple[str, tuple[int, ...]]:
+    def plan(self, stage: int, num_stages: int, *,
+             available: Callable[[int], bool]) -> tuple[str, tuple[int, ...]]:
         """How to rebuild ``stage`` given which stages still hold weights (``available(s)``).
 
         In order: the method's rule (:meth:`rule`) if all its sources are available; for a
@@ -322,14 +323,11 @@ class CheckFreePlus(CheckFree):
         super().setup(pipe)
         self.embedding_copy = self._stage0_extras(pipe)
 
-    def rule(self, stage: int, num_stages: int):
+    def rule(self, stage: int, num_stages: int) -> Rebuild:
         """Stage 0 is rebuilt by copying stage 1's blocks (plus the embedding copies)."""
-        rule = super().rule(stage, num_stages)
         if stage == 0:
-            from policies.recovery.swaps import Rebuild
-
             return Rebuild("copy", (1,))
-        return rule
+        return super().rule(stage, num_stages)
 
     @staticmethod
     def _stage0_extras(pipe: Pipe) -> dict[str, torch.Tensor]:
@@ -396,6 +394,8 @@ class Checkpointing(RecoveryStrategy):
         if pipe.step % self.config.checkpoint_every == 0:
             self._data_state[pipe.step] = pipe.data_state()
         self.uploads.maybe_upload(pipe)
+        oldest = self.uploads.stored_step  # older data positions can never be restored
+        self._data_state = {k: v for k, v in self._data_state.items() if k >= oldest}
         return
         yield  # pragma: no cover
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sim.world import World
 
 INF = math.inf
+_UNKNOWN = object()  # a route not computed yet (``None`` is a computed "no path")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Delivery:
     label: str = ""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Flow:
     """One message in flight. ``links`` holds only the finite-capacity links it crosses."""
 
@@ -217,12 +218,20 @@ class Network:
         src, dst = _id(src), _id(dst)
         if nbytes < 0:
             raise ValueError(f"transfer: nbytes must be >= 0, got {nbytes}")
-        rec = self.world.recorder
+        world = self.world
+        rec = world.recorder
         now = self.env.now
         event = simpy.Event(self.env)  # env.event() without the per-call binding
         rec.bytes_sent[src] += nbytes
         rec.messages_sent[src] += 1
-        nodes = self.world.nodes
+        nodes = world.nodes
+        if src != dst and nodes[src].is_up and nodes[dst].is_up:  # the common case, fast
+            found = self._node_routes.get((src, dst), _UNKNOWN)
+            if found is _UNKNOWN:
+                found = self.route(src, dst)
+            if found is not None:
+                self._launch(src, dst, float(nbytes), found, event, label, now)
+                return event
         reason = None
         if not nodes[src].is_up:
             reason = f"source node {src} is down"
@@ -238,18 +247,25 @@ class Network:
             rec.bytes_cut[src] += nbytes
             event.defused = True
             return event.fail(TransferCut(src, dst, nbytes, 0.0, reason))
-        links, latency = found
+        self._launch(src, dst, float(nbytes), found, event, label, now)
+        return event
+
+    def _launch(self, src: int, dst: int, nbytes: float,
+                route: tuple[tuple[int, ...], float], event: simpy.Event, label: str,
+                now: float) -> None:
+        """Open the flow of a transfer that can start: its record, comm intervals, the model."""
+        rec = self.world.recorder
         self._flow_seq += 1
+        fid = self._flow_seq
         intervals = (rec.interval(src, "comm", now, INF, label or "send"),
                      rec.interval(dst, "comm", now, INF, label or "recv"))
-        flow = Flow(self._flow_seq, src, dst, float(nbytes), links, latency, now, event, label,
-                    intervals, remaining=float(nbytes), last_s=now)
-        self._flows[flow.id] = flow
-        self._node_flows[src][flow.id] = flow
-        self._node_flows[dst][flow.id] = flow
+        flow = Flow(fid, src, dst, nbytes, route[0], route[1], now, event, label, intervals,
+                    remaining=nbytes, last_s=now)
+        self._flows[fid] = flow
+        self._node_flows[src][fid] = flow
+        self._node_flows[dst][fid] = flow
         self.flows_started += 1
         self._start(flow)
-        return event
 
     def _transmitted(self, flow: Flow) -> None:
         """Called by a model when the last byte of ``flow`` has left: now it propagates."""
@@ -267,21 +283,24 @@ class Network:
         flow.state = "done"
         now = self.env.now
         rec = self.world.recorder
-        rec.bytes_received[flow.dst] += flow.nbytes
+        nbytes = flow.nbytes
+        rec.bytes_received[flow.dst] += nbytes
+        link_bytes, names = rec.link_bytes, self.link_names
         for link in flow.links:
-            rec.link_bytes[self.link_names[link]] += flow.nbytes
+            link_bytes[names[link]] += nbytes
         self._forget(flow, now)
         self.flows_finished += 1
-        flow.event.succeed(Delivery(flow.src, flow.dst, flow.nbytes, flow.start_s, now,
-                                    flow.label))
+        flow.event.succeed(Delivery(flow.src, flow.dst, nbytes, flow.start_s, now, flow.label))
 
     def _forget(self, flow: Flow, now: float) -> None:
-        del self._flows[flow.id]
-        self._node_flows[flow.src].pop(flow.id, None)
-        self._node_flows[flow.dst].pop(flow.id, None)
-        rec = self.world.recorder
+        fid = flow.id
+        del self._flows[fid]
+        node_flows = self._node_flows
+        node_flows[flow.src].pop(fid, None)
+        node_flows[flow.dst].pop(fid, None)
+        close = self.world.recorder.close_interval
         for index in flow.intervals:
-            rec.close_interval(index, now)
+            close(index, now)
 
     def cut(self, flow: Flow, reason: str) -> None:
         """End ``flow`` before delivery; its bytes count as cut."""
@@ -325,6 +344,7 @@ class Network:
 
     @property
     def active_flows(self) -> int:
+        """Flows sending or propagating now."""
         return len(self._flows)
 
     # -- what a model provides ---------------------------------------------------------------

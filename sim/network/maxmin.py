@@ -64,9 +64,40 @@ class MaxMinNetwork(Network):
         if flow.nbytes == 0 or not flow.links:
             self._transmitted(flow)
             return
+        alone = True  # the flow is the only one on each of its links
         for link in flow.links:
-            self._on_link[link][flow.id] = flow
-        self._reallocate(flow.links)
+            flows = self._on_link[link]
+            flows[flow.id] = flow
+            if len(flows) > 1:
+                alone = False
+        if alone:
+            self._start_alone(flow)
+        else:
+            self._reallocate(flow.links)
+
+    def _start_alone(self, flow: Flow) -> None:
+        """Rate a new flow that shares none of its links: what :meth:`_reallocate` would do.
+
+        Nobody else can gain or lose, so progressive filling ends at once: the flow gets the
+        smallest usable capacity on its path, and the link that has it (the lowest index among
+        equals, as the filling heap would pop it) is its bottleneck. This is the common case of
+        collectives on a switched network (each message has its own uplink and downlink), and
+        it skips the region search and the bottleneck test.
+        """
+        usable = self._capacity
+        link = min(flow.links, key=lambda x: (usable[x], x))
+        rate = usable[link]
+        self.reallocations += 1
+        self.flows_rerated += 1
+        self._bottleneck[flow.id] = link
+        load = self._load
+        for other in flow.links:  # (a new flow: rate 0, nothing sent yet)
+            load[other] += rate
+        flow.rate = rate
+        flow.version += 1
+        heapq.heappush(self._finish_heap,
+                       (self.env.now + flow.remaining / rate, flow.id, flow.version, flow))
+        self._arm_timer()
 
     def _stop(self, flow: Flow) -> None:
         self._detach([flow])

@@ -22,7 +22,8 @@ def test_scaled_rate_is_rate_times_scale():
 
 
 def test_schedule_is_deterministic_exempts_stage0_and_matches_rate():
-    cfg = StageFailureConfig(p_hour=0.16, time_scale=200.0, period_s=5.0, rejoin_delay_s=7.0)
+    cfg = StageFailureConfig(p_hour=0.16, time_scale=200.0, failure_period_s=5.0,
+                             rejoin_delay_s=7.0)
     horizon = 3600.0
     a = draw_stage_failures(cfg, num_stages=5, horizon_s=horizon, rng=np.random.default_rng(3))
     b = draw_stage_failures(cfg, num_stages=5, horizon_s=horizon, rng=np.random.default_rng(3))
@@ -52,7 +53,7 @@ def test_feed_hands_out_each_failure_once_in_order():
 
 
 @pytest.mark.parametrize("field,value", [("p_hour", 1.0), ("time_scale", 0.0),
-                                         ("period_s", 0.0), ("rejoin_delay_s", -1.0)])
+                                         ("failure_period_s", 0.0), ("rejoin_delay_s", -1.0)])
 def test_bad_config_names_field(field, value):
-    with pytest.raises(ValueError, match=f"failures.{field}="):
+    with pytest.raises(ValueError, match=f"{field}="):
         StageFailureConfig(**{field: value})

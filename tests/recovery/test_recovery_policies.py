@@ -180,3 +180,33 @@ def test_checkfree_plus_rebuilds_stage0_from_stage1_and_the_embedding_copies():
     for name, value in s.rebuilt0.items():
         expected = s.copy_at_failure[name] if name in s.copy_at_failure else s.stage1[name]
         assert torch.equal(value, expected), name
+
+
+def test_costs_from_the_timing_model_match_the_emulator_rule():
+    # device "emulator": 0.055 s per sample per layer forward, backward 1.5x, loss 0.25 x a
+    # 4-layer stage; LLaMA-125M has 12 layers -> 3 per stage; batch 8.
+    from types import SimpleNamespace
+
+    from policies.recovery.config import NoFailureConfig
+    from policies.recovery.pipeline_run import microbatch_costs
+    from workloads import WorkloadConfig, build_workload, get_device
+
+    wl = build_workload(WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=32),
+                        num_replicas=1, seed=0)
+    costs = microbatch_costs(wl, NoFailureConfig(num_stages=4), get_device("emulator"))
+    assert costs.forward_s == pytest.approx((0.055 * 8 * 3,) * 4)
+    assert costs.backward_s == pytest.approx((1.5 * 0.055 * 8 * 3,) * 4)
+    assert costs.loss_s == pytest.approx(0.25 * 0.055 * 8 * 4)
+    assert costs.activation_nbytes == 8 * 32 * 768 * 4  # B T C fp32
+    fixed = microbatch_costs(wl, NoFailureConfig(num_stages=4, forward_s=2.0), SimpleNamespace())
+    assert fixed.forward_s == (2.0,) * 4 and fixed.loss_s == 0.5
+
+
+def test_redundant_gives_up_one_memory_slot_and_charges_the_successor_forward():
+    _, red = run_policy("redundant", until_s=1.0)
+    _, base = run_policy("checkfree", until_s=1.0)
+    assert red.pipe.executor.config.memory_microbatches == 2
+    assert base.pipe.executor.config.memory_microbatches == 3
+    forward = red.pipe.costs.forward_s
+    assert red.strategy.extra_forward_s(red.pipe, 1) == forward[2]
+    assert red.strategy.extra_forward_s(red.pipe, 3) == 0.0  # successor is stage 0: exempt

@@ -1,0 +1,95 @@
+"""Engine overhead when real training runs: run wall time over the torch work it contains.
+
+Design target: a simulated run's wall time is within 1.10x of the bare PyTorch compute inside
+it. The benchmark runs the built-in default scenario (8 nodes, tiny LLaMA, DDP / DiLoCo / NoLoCo)
+for a fixed number of steps and measures, in the same process:
+
+- ``run_s``: wall time of ``sim.run`` (building the world and workload excluded);
+- ``torch_s``: wall time spent inside the learners' torch methods (forward/backward, optimizer
+  steps, evaluation, flat-vector copies), measured by wrapping those methods for this run only;
+- ``ratio = run_s / torch_s``: 1.00 would mean the engine, the network model and the policy's
+  Python cost nothing.
+
+    python benchmarks/bench_training_overhead.py
+    python benchmarks/bench_training_overhead.py --steps 200 --policies diloco
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+
+import torch
+
+from sim.runner import run
+from sim.scenario import default_scenario_path, load
+from workloads.learner import Learner
+
+TORCH_METHODS = ("compute_grad", "optimizer_step", "train_step", "eval_loss", "get_flat",
+                 "set_flat", "get_flat_grad", "set_flat_grad", "snapshot", "restore")
+
+
+class TorchClock:
+    """Wraps Learner methods so the wall time spent inside them (outermost calls only) adds up."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._depth = 0
+        self._saved: dict[str, object] = {}
+
+    def __enter__(self) -> TorchClock:
+        for name in TORCH_METHODS:
+            original = getattr(Learner, name)
+            self._saved[name] = original
+            setattr(Learner, name, self._timed(original))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, original in self._saved.items():
+            setattr(Learner, name, original)
+
+    def _timed(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if self._depth:
+                return fn(*args, **kwargs)
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self._depth -= 1
+        return wrapper
+
+
+def measure(policy: str, steps: int) -> tuple[float, float, int]:
+    spec = load(default_scenario_path(), [f"run.steps={steps}", "run.target_loss=0.0"])
+    config = dict(spec.policies)[policy]
+    import dataclasses
+
+    scenario = dataclasses.replace(spec.scenario, policy=config)
+    with TorchClock() as clock:
+        start = time.perf_counter()
+        result = run(scenario)
+        total = time.perf_counter() - start
+    return total, clock.seconds, result.steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--policies", default="ddp,diloco,noloco")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"default scenario, {args.steps} steps, torch threads {args.threads}")
+    print(f"{'policy':8} {'steps':>6} {'run_s':>8} {'torch_s':>8} {'ratio':>7}  (target <= 1.10)")
+    for policy in args.policies.split(","):
+        total, torch_s, steps = measure(policy, args.steps)
+        print(f"{policy:8} {steps:6d} {total:8.2f} {torch_s:8.2f} {total / torch_s:7.3f}")
+
+
+if __name__ == "__main__":
+    main()
