@@ -88,7 +88,7 @@ TOPOLOGIES = {
 }
 
 
-def all_routes_match(net) -> None:
+def check_routes_match(net) -> None:
     n = len(net.node_sites)
     for src in range(n):
         for dst in range(n):
@@ -106,7 +106,7 @@ def all_routes_match(net) -> None:
 def test_every_route_equals_a_per_node_dijkstra(name):
     world = World(TOPOLOGIES[name](), network="ideal", uplink_Bps=1e8, downlink_Bps=2e8,
                   access_latency_s=1e-3)
-    all_routes_match(world.network)
+    check_routes_match(world.network)
 
 
 @pytest.mark.parametrize("name", ["clusters", "leafy-0", "leafy-1", "star"])
@@ -118,10 +118,10 @@ def test_routes_match_after_links_go_down(name):
     for k in rng.choice(len(edges), size=2, replace=False):
         u, v = edges[k]
         net.set_link_state(u, v, up=False)
-        all_routes_match(net)
+        check_routes_match(net)
     u, v = edges[int(k)]
     net.set_link_state(u, v, up=True)
-    all_routes_match(net)
+    check_routes_match(net)
 
 
 def test_a_star_of_200_nodes_needs_one_shortest_path_search(monkeypatch):
