@@ -318,6 +318,9 @@ class Network:
         for link in flow.links:
             rec.link_bytes[self.link_names[link]] += transmitted
         self._forget(flow, now)
+        for node, peer, role in ((flow.src, flow.dst, "sender"), (flow.dst, flow.src, "receiver")):
+            rec.event("transfer_cut", node=node, peer=peer, role=role, nbytes=flow.nbytes,
+                      delivered_bytes=transmitted, reason=reason, label=flow.label)
         flow.event.defused = True
         flow.event.fail(TransferCut(flow.src, flow.dst, flow.nbytes, transmitted, reason))
 
