@@ -167,6 +167,7 @@ class _ScheduleRun:
         self.finished = simpy.Event(self.env)
         self.aborted = False
         self._watched: list[simpy.Event] = []  # failure events that call :meth:`_abort`
+        self.in_flight: dict[simpy.Event, int] = {}  # transfer event -> sender, until delivered
 
     def start(self) -> None:
         """Watch every member for failures, then send the first round of each."""
@@ -189,6 +190,7 @@ class _ScheduleRun:
         transfer = self.world.network.transfer
         for dst, nbytes, si, di in self.sends[node][i]:
             ev = transfer(node, dst, nbytes, self.label)
+            self.in_flight[ev] = node
             ev.callbacks.append(partial(self._delivered, node, dst, si, di))
 
     def _advance(self, node: int) -> None:
@@ -202,6 +204,7 @@ class _ScheduleRun:
                 self._send(node, i)
 
     def _delivered(self, src: int, dst: int, si: int, di: int, ev: simpy.Event) -> None:
+        self.in_flight.pop(ev, None)
         if self.aborted:
             return
         if not ev.ok:
@@ -224,6 +227,12 @@ class _ScheduleRun:
             return
         self.aborted = True
         self._unwatch()
+        # the messages still in flight are abandoned: cut them so they stop using bandwidth
+        network = self.world.network
+        for ev, src in list(self.in_flight.items()):
+            if not ev.triggered:
+                network.cancel(src, ev, f"{self.name} aborted")
+        self.in_flight.clear()
         nodes = self.world.nodes
         failed = [n for n in self.members if not nodes[n].is_up]
         self.finished.defused = True

@@ -9,10 +9,12 @@ over time).
 Speed-up of policy ``p`` against the baseline ``b`` (the first policy)::
 
     speedup = time_to_target(b) / time_to_target(p)        when both reached the target
-            = step_time(b) / step_time(p)                   otherwise, step_time = sim_time / steps
+            = None                                          when only one of them reached it
+            = step_time(b) / step_time(p)                   when neither did (sim_time / steps)
 
 The table's ``speedup_basis`` column says which one was used (``time_to_target``,
-``step_time``, or empty when neither is defined).
+``step_time``), why there is none (``missed_target``: the policy missed the target the
+baseline reached; ``baseline_missed_target``: the reverse), or is empty when nothing is defined.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ def speedup_between(record: dict[str, Any], baseline: dict[str, Any]) -> tuple[f
     t, t_base = record.get("time_to_target_s"), baseline.get("time_to_target_s")
     if t is not None and t_base is not None and t > 0:
         return t_base / t, "time_to_target"
+    if (t is None) != (t_base is None):
+        # one run reached the target and the other did not: a per-step ratio would compare
+        # unlike steps (a DDP step is not a DiLoCo inner step), so there is no honest number
+        return None, "baseline_missed_target" if t_base is None else "missed_target"
     step, step_base = _step_time(record), _step_time(baseline)
     if step is not None and step_base is not None and step > 0:
         return step_base / step, "step_time"

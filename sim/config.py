@@ -107,6 +107,13 @@ class RunConfig:
     eval_batches: int = 4
     timing_only: bool = False
 
+    def __post_init__(self) -> None:
+        if self.eval_every_s is not None and not self.eval_every_s > 0:
+            raise ValueError(f"run.eval_every: must be > 0 s, got {self.eval_every_s}")
+        if self.target_loss is not None and self.eval_every_s is None:
+            raise ValueError("run.eval_every: is needed with run.target_loss (the target is "
+                             "checked at each evaluation)")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Scenario:

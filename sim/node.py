@@ -106,13 +106,13 @@ class Node:
             duration = seconds / self.speed
         else:
             duration = self.task_seconds(seconds, flops)
-        if self.stragglers is not None:
-            duration *= self.stragglers.factor(self.id, self._straggler_rng)
         env = self.env
         event = simpy.Event(env)  # (simpy.Event(env) is env.event() without the binding)
-        if not self.is_up:
+        if not self.is_up:  # (before the straggler draw: a refused task draws nothing)
             event.defused = True
             return event.fail(NodeFailure(self.id, env.now))
+        if self.stragglers is not None:
+            duration *= self.stragglers.factor(self.id, self._straggler_rng)
         now = env.now
         slots = self._slot_free_s
         start = slots[0] if slots[0] > now else now  # the slot that frees first takes the task

@@ -76,7 +76,11 @@ def make_config(config_cls: type, params: dict[str, Any], *, where: str) -> Any:
     try:
         return config_cls(**params)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        message = str(exc)
+        head = message.split(":", 1)[0]
+        if head in fields:  # "inner_steps: must be >= 1" -> "policy.diloco.inner_steps: ..."
+            raise ValueError(f"{where}.{message}") from None
+        raise ValueError(f"{where}: {message}") from None
 
 
 def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:

@@ -5,14 +5,17 @@ policy's ``setup``, starts its coordinator and one worker per node, runs an eval
 the policy for its held-out loss every ``run.eval_every_s`` simulated seconds, and stops at the
 first of: the time limit, the step limit, the target loss (if asked), or all processes done.
 
-A run that fails part-way keeps what it recorded: :class:`RunFailed` carries the partial
-:class:`Result`.
+A run in which nothing is left to happen (every process waits on an event that will never come,
+e.g. ``on_failure = "wait"`` for a node that never rejoins) ends with ``stop_reason`` "stalled"
+instead of spinning forever. A run that fails part-way keeps what it recorded: :class:`RunFailed`
+carries the partial :class:`Result`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,7 +166,12 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
         limit = [ctx.stopped]
         if scenario.run.until_s is not None:
             limit.append(env.timeout(scenario.run.until_s))
-        env.run(until=env.any_of(limit))
+        try:
+            env.run(until=env.any_of(limit))
+        except RuntimeError:
+            if env.peek() != math.inf or ctx.stopped.triggered:
+                raise
+            _stalled(ctx)  # nothing left to happen: every process waits on something that won't
         if bar is not None:
             bar.close()
         if not ctx.stopped.triggered:
@@ -199,7 +207,16 @@ def _evaluator(ctx: RunContext, pol: Policy, every_s: float):
         if loss is not None:
             ctx.record_eval(loss)
         rec.metric("bytes_sent", float(rec.bytes_sent.sum()))
+        if ctx.env.peek() == math.inf:  # only this evaluator is left: the run can't progress
+            _stalled(ctx)
+            return
         yield ctx.env.timeout(every_s) | ctx.stopped
+
+
+def _stalled(ctx: RunContext) -> None:
+    """End a run in which no event is left but the evaluator's (e.g. a deadlock on failure)."""
+    ctx.world.recorder.event("stalled")
+    ctx.stop("stalled")
 
 
 def _final_eval(ctx: RunContext, pol: Policy) -> None:
@@ -223,7 +240,7 @@ def _progress_bar(ctx: RunContext, scenario: Scenario):
 
     def tick():
         last = 0.0
-        while not ctx.should_stop:
+        while not ctx.should_stop and ctx.env.peek() != math.inf:
             yield ctx.env.timeout(max((scenario.run.until_s or 1.0) / 200, 1e-9)) | ctx.stopped
             value = ctx.now if scenario.run.until_s else ctx.steps
             bar.update(value - last)

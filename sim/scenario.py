@@ -589,6 +589,11 @@ def _run_config(section: RunSection) -> RunConfig:
                                    "or run.target_loss with run.stop_at_target = true")
     if section.stop_at_target and section.target_loss is None:
         raise ScenarioError("run.stop_at_target", "is true but run.target_loss is not set")
+    if section.eval_every is not None and section.eval_every <= 0:
+        raise ScenarioError("run.eval_every", f"must be > 0, got {section.eval_every}s")
+    if section.target_loss is not None and section.eval_every is None:
+        raise ScenarioError("run.eval_every", "is needed with run.target_loss: the target is "
+                                              "checked at each evaluation (e.g. \"1min\")")
     return RunConfig(until_s=section.until, max_steps=section.steps,
                      target_loss=section.target_loss, stop_at_target=section.stop_at_target,
                      eval_every_s=section.eval_every, eval_batches=section.eval_batches,

@@ -34,21 +34,25 @@ class SpeedupMeasurement:
 
     value:
         ``baseline / policy`` of the figure named by ``basis``; > 1 means ``policy`` is faster.
+        ``None`` when only one of the two runs reached the target loss.
     basis:
-        ``"time_to_target"`` or ``"step_time"`` (see :func:`sim.compare.speedup_between`).
+        ``"time_to_target"`` or ``"step_time"``, or why there is no value (``"missed_target"``,
+        ``"baseline_missed_target"``); see :func:`sim.compare.speedup_between`.
     policy, baseline:
         The two runs' records (``sim.compare.record_of``).
     scenario:
         The scenario both ran on.
     """
 
-    value: float
+    value: float | None
     basis: str
     policy: dict[str, Any]
     baseline: dict[str, Any]
     scenario: Scenario
 
     def __float__(self) -> float:
+        if self.value is None:
+            raise ValueError(f"no speed-up: {self.basis}\n{self.report()}")
         return self.value
 
     def report(self) -> str:
@@ -56,7 +60,8 @@ class SpeedupMeasurement:
         keys = ["policy", "time_to_target_s", "final_loss", "sim_time_s", "steps",
                 "bytes_sent", "idle_fraction", "stop_reason"]
         width = max(len(k) for k in keys)
-        lines = [f"speed-up {self.value:.4g}x ({self.basis}) of {self.policy['label']!r} over "
+        measured = "none" if self.value is None else f"{self.value:.4g}x"
+        lines = [f"speed-up {measured} ({self.basis}) of {self.policy['label']!r} over "
                  f"{self.baseline['label']!r}",
                  f"  {'':<{width}}  {'policy':>16}  {'baseline':>16}"]
         for key in keys:
@@ -125,7 +130,7 @@ def measure_speedup(scenario: Any, policy: str | PolicyConfig, baseline: str | P
     comparison = compare(_as_scenario(scenario), [baseline, policy], run_fn=run_fn)
     base_record, policy_record = (run.record for run in comparison.runs)
     value, basis = speedup_between(policy_record, base_record)
-    if value is None:
+    if value is None and not basis:
         raise ValueError("speedup: neither time to target nor time per step is defined "
                          "(no steps were run); records: "
                          + json.dumps([policy_record, base_record]))
@@ -135,8 +140,11 @@ def measure_speedup(scenario: Any, policy: str | PolicyConfig, baseline: str | P
 
 def speedup(scenario: Any, policy: str | PolicyConfig, baseline: str | PolicyConfig, *,
             run_fn: Callable[..., Any] | None = None) -> float:
-    """Measured speed-up of ``policy`` over ``baseline`` (> 1: ``policy`` is faster)."""
-    return measure_speedup(scenario, policy, baseline, run_fn=run_fn).value
+    """Measured speed-up of ``policy`` over ``baseline`` (> 1: ``policy`` is faster).
+
+    Raises ``ValueError`` (with both runs' figures) when only one of them reached the target.
+    """
+    return float(measure_speedup(scenario, policy, baseline, run_fn=run_fn))
 
 
 def assert_speedup(scenario: Any, policy: str | PolicyConfig, baseline: str | PolicyConfig, *,
@@ -151,6 +159,10 @@ def assert_speedup(scenario: Any, policy: str | PolicyConfig, baseline: str | Po
     if at_least is None and at_most is None:
         raise ValueError("assert_speedup: give at_least and/or at_most")
     measured = measure_speedup(scenario, policy, baseline, run_fn=run_fn)
+    if measured.value is None:
+        who = "the policy" if measured.basis == "missed_target" else "the baseline"
+        raise AssertionError(f"{who} did not reach the target loss, so there is no speed-up\n"
+                             + measured.report())
     problems = []
     if at_least is not None and not measured.value >= at_least:
         problems.append(f"expected a speed-up of at least {at_least}x")

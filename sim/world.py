@@ -153,8 +153,10 @@ class World:
         events = []
         for i, spec in enumerate(faults.failures):
             model = make_failure_model(dict(spec))
-            events += model.schedule(num_nodes=cluster.num_nodes, horizon_s=horizon,
-                                     rng=seeds.generator("world", "failures", i))
+            drawn = model.schedule(num_nodes=cluster.num_nodes, horizon_s=horizon,
+                                   rng=seeds.generator("world", "failures", i))
+            check_fault_sites(drawn, topology.graph, f"faults.failures[{i}]")
+            events += drawn
         if events:
             events.sort(key=lambda e: (e.time_s, e.nodes))
             start_injector(world, events)
@@ -184,6 +186,27 @@ class World:
         """The nodes (of ``nodes``, default all) that are up now."""
         pool = self.nodes if nodes is None else [self.nodes[_id(n)] for n in nodes]
         return [n for n in pool if n.is_up]
+
+
+def check_fault_sites(events: Sequence[Any], graph: Any, field: str) -> None:
+    """Refuse link faults on edges the topology lacks and partitions of unknown sites.
+
+    Without this a typo would strike nothing (a partition of unknown sites cuts no link) or
+    stop the run part-way; the error names the field and lists what exists.
+    """
+    from sim.errors import ScenarioError
+
+    sites = sorted(str(s) for s in graph.nodes)
+    for event in events:
+        for u, v in getattr(event, "links", ()) or ():
+            if not graph.has_edge(u, v):
+                raise ScenarioError(f"{field}.links", f"no topology edge {u!r}-{v!r}; the "
+                                    f"topology's sites are {sites}")
+        for group in getattr(event, "groups", ()) or ():
+            for site in group:
+                if str(site) not in graph:
+                    raise ScenarioError(f"{field}.groups", f"unknown site {site!r}; the "
+                                        f"topology's sites are {sites}")
 
 
 DEFAULT_FAILURE_HORIZON_S = 24 * 3600.0

@@ -120,6 +120,7 @@ class Network:
         self._flows: dict[int, Flow] = {}
         self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
         self._flow_seq = 0
+        self._link_change = self.env.event()
         self.flows_started = 0
         self.flows_finished = 0
 
@@ -324,6 +325,21 @@ class Network:
         flow.event.defused = True
         flow.event.fail(TransferCut(flow.src, flow.dst, flow.nbytes, transmitted, reason))
 
+    def cancel(self, src: Any, event: simpy.Event, reason: str = "cancelled") -> bool:
+        """Cut the transfer from ``src`` whose event is ``event``; False if it already ended.
+
+        For senders that give up on a message (an aborted collective): its bytes count as cut.
+        """
+        for flow in self._node_flows[_id(src)].values():
+            if flow.event is event:
+                self.cut(flow, reason)
+                return True
+        return False
+
+    def link_change_event(self) -> simpy.Event:
+        """An event that fires at the next change of a link's state (value: (u, v, up))."""
+        return self._link_change
+
     def node_failed(self, node_id: int) -> None:
         """Cut every flow to or from a node that just failed."""
         for flow in list(self._node_flows[node_id].values()):
@@ -344,6 +360,8 @@ class Network:
             for flow in list(self._flows.values()):
                 if flow.state != "done" and any(link in flow.links for link in links):
                     self.cut(flow, f"link {u}-{v} went down")
+        changed, self._link_change = self._link_change, self.env.event()
+        changed.succeed((u, v, up))
 
     @property
     def active_flows(self) -> int:

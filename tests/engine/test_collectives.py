@@ -94,3 +94,23 @@ def test_collective_aborts_when_a_member_fails():
     world.env.process(killer())
     world.env.run()
     assert seen == {"failed": [2], "t": 1.0}
+
+
+def test_an_aborted_collective_cuts_its_messages_in_flight():
+    world = make_world(4, model="maxmin", latency_s=ALPHA, bandwidth_Bps=BETA)
+
+    def driver():
+        with pytest.raises(CollectiveAborted):
+            yield C.ring_allreduce(world, world.nodes, M)
+
+    def killer():
+        yield world.env.timeout(0.5)
+        world.nodes[2].fail()
+
+    world.env.process(driver())
+    world.env.process(killer())
+    world.env.run(until=0.5 + 1e-9)
+    assert world.network.active_flows == 0  # nobody keeps sending for a dead collective
+    rec = world.recorder
+    assert rec.bytes_sent.sum() == pytest.approx(rec.bytes_received.sum() + rec.bytes_cut.sum())
+    assert rec.bytes_cut.sum() == pytest.approx(4 * M / 4)  # the four first-round chunks

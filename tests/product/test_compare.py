@@ -17,11 +17,18 @@ def test_speedup_uses_time_to_target_when_both_reached():
         (4.0, "time_to_target")
 
 
-def test_speedup_falls_back_to_time_per_step():
+def test_speedup_falls_back_to_time_per_step_only_when_neither_reached():
     # baseline: 100 s / 10 steps = 10 s per step; policy: 100 s / 40 steps = 2.5 s per step.
     got = speedup_between({"time_to_target_s": None, "sim_time_s": 100.0, "steps": 40},
-                          {"time_to_target_s": 30.0, "sim_time_s": 100.0, "steps": 10})
+                          {"time_to_target_s": None, "sim_time_s": 100.0, "steps": 10})
     assert got == (4.0, "step_time")
+    # one reached the target, the other did not: no number (steps of unlike methods)
+    assert speedup_between({"time_to_target_s": None, "sim_time_s": 100.0, "steps": 40},
+                           {"time_to_target_s": 30.0, "sim_time_s": 100.0, "steps": 10}) == \
+        (None, "missed_target")
+    assert speedup_between({"time_to_target_s": 30.0, "sim_time_s": 100.0, "steps": 40},
+                           {"time_to_target_s": None, "sim_time_s": 100.0, "steps": 10}) == \
+        (None, "baseline_missed_target")
     assert speedup_between({"sim_time_s": 1.0, "steps": 0}, {"sim_time_s": 1.0,
                                                              "steps": 3}) == (None, "")
 

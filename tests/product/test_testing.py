@@ -50,3 +50,14 @@ def test_real_speedup_of_local_steps_on_a_slow_link():
                 .run(steps=10))
     measured = assert_speedup(scenario, "diloco", "ddp", at_least=2.0, basis="step_time")
     assert measured.policy["steps"] == measured.baseline["steps"] == 10
+
+
+def test_assert_speedup_fails_when_only_one_run_reaches_the_target(small_toml):
+    from sim.scenario import load
+    from sim.testing import assert_speedup
+
+    runner = FakeRunner({"ddp": {"time_to_target_s": 600.0},
+                         "diloco": {"time_to_target_s": None, "steps": 1000}})
+    spec = load(small_toml, ["run.target_loss=2.0", "run.eval_every=1min"])
+    with pytest.raises(AssertionError, match="the policy did not reach the target"):
+        assert_speedup(spec, "diloco", "ddp", at_least=1.0, run_fn=runner)
