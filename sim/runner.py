@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from sim.config import Scenario
+from sim.errors import ScenarioError
 from sim.policy import Policy, RunContext, get_policy
 from sim.world import World
 
@@ -177,6 +178,8 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
         if not ctx.stopped.triggered:
             ctx.stop("until_s")
         _final_eval(ctx, pol)
+    except ScenarioError:
+        raise  # bad input found while setting up (e.g. a model that does not fit): not a failure
     except Exception as exc:  # keep what was recorded, then report
         error = exc
     world.recorder.finish(env.now)

@@ -7,7 +7,9 @@ policies short:
   initial weights, and knows what an inner step costs in simulated seconds;
 - :func:`inner_step` charges that time on the node, then runs the real step for its loss;
 - :func:`wait_or_fail` waits for an event unless the node fails first;
-- :func:`fetch_model` is a rejoining node's download of the current model from a live peer.
+- :func:`fetch_model` is a rejoining node's download of the current model from a live peer;
+- :func:`schedule_step` / :func:`set_schedule_step` read and move a learner's learning-rate
+  schedule position (a rejoining worker adopts its peer's).
 
 Message sizes always come from the *timing* model (the simulated model), never from the proxy
 learner's tensors: ``grad_bytes`` for gradients and outer gradients, ``param_bytes`` for weights.
@@ -20,8 +22,24 @@ from typing import Any
 
 import simpy
 
-from sim.errors import NodeFailure, SimFailure
+from sim.errors import NodeFailure, ScenarioError, SimFailure
 from sim.policy import Policy, RunContext
+
+
+def reserve_model_memory(world: Any, timing: Any) -> None:
+    """Reserve a full replica's training state on every node, or refuse the scenario.
+
+    Every data-parallel worker holds the whole simulated model: weights, gradients and two Adam
+    moments (4 x ``param_bytes``; activations are not counted). A node whose memory
+    (``cluster.memory``, default: the device's) cannot hold it cannot run the method.
+    """
+    need = 4 * timing.param_bytes
+    for node in world.nodes:
+        if not node.allocate(need):
+            raise ScenarioError("cluster.memory", f"a node has {node.memory_bytes:.4g} B but a "
+                                f"data-parallel replica needs {need:.4g} B (weights, "
+                                f"gradients and Adam moments of {timing.num_params:,} "
+                                f"parameters)")
 
 
 class DataParallelPolicy(Policy):
@@ -41,6 +59,7 @@ class DataParallelPolicy(Policy):
         self.learners = [wl.make_learner(i, timing_only=self.timing_only)
                          for i in range(self.num_workers)]
         self.timing = wl.timing
+        reserve_model_memory(world, wl.timing)
         self.step_s = step_seconds(wl, world.nodes[0])
         self.steps_done = [0] * self.num_workers
         self._peer_rngs: dict[int, Any] = {}
@@ -165,6 +184,29 @@ def fetch_model(policy: DataParallelPolicy, node: Any, peers: list[int], nbytes:
             if not node.is_up:
                 raise NodeFailure(node.id, world.now) from None
             candidates.remove(peer)
+
+
+def schedule_step(learner: Any) -> int:
+    """The learner's learning-rate schedule position: optimizer steps it has taken."""
+    return int(learner.step)
+
+
+def set_schedule_step(learner: Any, step: int) -> None:
+    """Move the learner's schedule to position ``step`` (weights and moments untouched).
+
+    A rejoining worker takes the position of the peer it downloads from, so that it does not
+    warm up again or run a higher rate than its peers. The learners have no setter for it: a
+    real learner keeps one counter per optimizer group (``groups[g].step_count``), the
+    timing-only learner a single ``step``.
+    """
+    if step < 0:
+        raise ValueError(f"step: schedule position must be >= 0, got {step}")
+    groups = getattr(learner, "groups", None)
+    if groups is not None:
+        for group in groups:
+            group.step_count = int(step)
+    else:
+        learner.step = int(step)
 
 
 def recover(node: Any):

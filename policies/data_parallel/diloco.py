@@ -11,7 +11,18 @@ Traffic: one all-reduce every H steps, exactly H times less than DDP for the sam
 The outer step itself is charged no simulated time (a few vector operations).
 Failures (``on_failure``): ``drop`` averages the survivors' outer gradients; ``wait`` holds the
 round until the failed worker is back and has redone its H steps. A rejoining worker downloads
-φ (``param_bytes``) from a live peer and restarts its inner optimizer state.
+φ (``param_bytes``) from a live peer, restarts its inner optimizer state and adopts the peer's
+learning-rate schedule position (the position the peer had when it last set θ ← φ), so it
+neither warms up again nor runs ahead of the others on the schedule.
+
+Dropped outer gradients (``drop_outer_gradient_p`` = p, the paper's robustness experiment):
+each round, each worker's outer gradient is lost in delivery with probability p, independently
+(one draw each time worker i sends, from the policy's stream ``("diloco", "drop_outer", i)``;
+a round redone under ``wait`` draws again). The
+worker still takes part in the all-reduce (the bytes were sent, the collective takes the same
+time), but its values do not reach the mean: Δ is the mean of the delivered outer gradients.
+If none was delivered, φ and the outer momentum stay as they are. Every worker, a dropped one
+included, receives φ and sets θ_i ← φ. Each drop is recorded as event ``outer_gradient_dropped``.
 Evaluated model: the global weights φ.
 """
 
@@ -23,6 +34,8 @@ from policies.data_parallel.common import (
     DataParallelPolicy,
     inner_step,
     rejoin_group,
+    schedule_step,
+    set_schedule_step,
     wait_or_fail,
 )
 from policies.data_parallel.group import SyncGroup, check_sync_options
@@ -46,10 +59,16 @@ class DiLoCoConfig:
     """All-reduce schedule of the outer gradients: 'ring', 'tree' or 'halving_doubling'."""
     on_failure: str = "drop"
     """'drop': average the survivors; 'wait': hold the round until the failed worker is back."""
+    drop_outer_gradient_p: float = 0.0
+    """p in [0, 1], probability that one worker's outer gradient of one round is lost in
+    delivery (left out of the mean; its bytes are still sent). 0: none is dropped."""
 
     def __post_init__(self) -> None:
         if self.inner_steps < 1:
             raise ValueError(f"inner_steps: H must be >= 1, got {self.inner_steps}")
+        if not 0.0 <= self.drop_outer_gradient_p <= 1.0:
+            raise ValueError(f"drop_outer_gradient_p: must be in [0, 1], got "
+                             f"{self.drop_outer_gradient_p}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, self.on_failure)
 
@@ -71,12 +90,32 @@ class DiLoCo(DataParallelPolicy):
                                nbytes=self.timing.grad_bytes, algorithm=cfg.allreduce,
                                on_failure=cfg.on_failure, combine=self._outer_step,
                                label="diloco_allreduce")
+        self.drop_rngs = [ctx.world.policy_rng("diloco", "drop_outer", i)
+                          for i in range(self.num_workers)]
+        # schedule position of each worker when it last set θ ← φ (what a rejoiner adopts)
+        self.round_start_step = [0] * self.num_workers
 
     def _outer_step(self, mean_delta, participants, r):  # noqa: ANN001
-        """Run once per round: φ ← Nesterov(φ, Δ); every participant receives the new φ."""
-        if mean_delta is None:
+        """Run once per round: φ ← Nesterov(φ, Δ); every participant receives the new φ.
+
+        ``mean_delta`` is None in timing-only mode, or when every outer gradient was dropped:
+        then φ (and the momentum) stay as they are.
+        """
+        if self.timing_only:
             return None
+        if mean_delta is None:
+            return self.outer.phi.clone()
         return self.outer.step(mean_delta)
+
+    def outer_payload(self, node_id: int, r: int, learner):  # noqa: ANN001
+        """What worker ``node_id`` delivers to round ``r``: φ − θ_i, or None if dropped."""
+        p = self.config.drop_outer_gradient_p
+        if p > 0.0 and self.drop_rngs[node_id].random() < p:
+            self.ctx.world.recorder.event("outer_gradient_dropped", node=node_id, round=r)
+            return None
+        if self.timing_only:
+            return None
+        return outer_gradient(self.outer.phi, learner.get_flat())
 
     def worker(self, ctx: RunContext, node):  # noqa: ANN001
         """Node ``node``'s process: local steps and synchronisations, as the module says."""
@@ -88,19 +127,22 @@ class DiLoCo(DataParallelPolicy):
                 for h in range(H):
                     loss = yield from inner_step(self, node)
                     ctx.report(r * H + h + 1, loss, node=node.id)
-                delta = None if self.timing_only else outer_gradient(self.outer.phi,
-                                                                     learner.get_flat())
+                delta = self.outer_payload(node.id, r, learner)
                 arrived_s = ctx.now
                 phi = yield from wait_or_fail(node, self.group.arrive(node.id, r, delta))
                 ctx.world.recorder.metric("sync_s", ctx.now - arrived_s, node=node.id, step=r)
                 if phi is not None:
                     learner.set_flat(phi)                      # θ_i ← φ
+                self.round_start_step[node.id] = schedule_step(learner)
                 r += 1
             except NodeFailure:
-                r, _peer = yield from rejoin_group(self, node, self.group,
-                                                   self.timing.param_bytes)
+                r, peer = yield from rejoin_group(self, node, self.group,
+                                                  self.timing.param_bytes)
                 learner.set_flat(self.outer.phi)               # the downloaded φ
                 learner.reset_optimizer()
+                if peer is not None:                           # and the peer's schedule
+                    set_schedule_step(learner, self.round_start_step[peer])
+                self.round_start_step[node.id] = schedule_step(learner)
 
     def evaluate(self, ctx: RunContext) -> float | None:
         """Held-out loss of the model this method evaluates (see the module docstring)."""

@@ -23,8 +23,15 @@ Failures (``on_failure``):
 - ``"wait"``: the group keeps expecting the failed member: the open round waits until it has
   recovered, caught up and arrived again.
 
-Payloads are flat tensors (or ``None`` in timing-only mode, where no mean is computed), so the
-Python work per round is O(members) and per member O(1).
+A collective that aborts with every member up (a partition or a link down broke a path) is
+retried once the network changes (a link comes back up) or a member fails, not at once.
+
+Payloads are flat tensors. A payload of ``None`` is a contribution that was sent but not
+delivered (DiLoCo's dropped outer gradients): its member still takes part in the collective
+(same bytes, same time) but the mean is over the delivered payloads only
+(:func:`~policies.data_parallel.rules.average_kept`); when none was delivered the mean is None.
+Timing-only runs pass ``None`` (or empty vectors) everywhere and get None. The Python work per
+round is O(members) and per member O(1).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from typing import Any
 import simpy
 import torch
 
-from policies.data_parallel.rules import average
+from policies.data_parallel.rules import average_kept
 from sim import collectives
 from sim.errors import CollectiveAborted
 
@@ -71,8 +78,9 @@ class SyncGroup:
     nbytes : bytes each member contributes to the all-reduce (the simulated model's size).
     algorithm : all-reduce schedule: 'ring', 'tree' or 'halving_doubling'.
     on_failure : 'drop' or 'wait' (see the module docstring).
-    combine : called once per round as ``combine(mean, participants, round_index)``; its return
-        value is what every participant receives. Default: the mean itself.
+    combine : called once per round as ``combine(mean, participants, round_index)``, with
+        ``mean`` None when no payload was delivered; its return value is what every participant
+        receives. Default: the mean itself.
     label : name of the traffic in traces and of the recorded metrics.
     """
 
@@ -184,15 +192,22 @@ class SyncGroup:
             try:
                 yield collectives.allreduce(self.world, participants, self.nbytes,
                                             self.algorithm)
-            except CollectiveAborted:
+            except CollectiveAborted as exc:
+                if not exc.failed:
+                    # Every member is up but a path between two of them is gone (a partition
+                    # or a link down): retrying now would fail at once, forever. Wait for the
+                    # network to change, or for a member to fail (then the group shrinks).
+                    network = self.world.network
+                    yield self.env.any_of([network.link_change_event()] + [
+                        self.world.nodes[m].failed_event() for m in participants])
                 # the failure watcher already removed the failed payloads; gather again
                 rnd.running = False
                 self._try_start()
                 return
         payloads = [rnd.arrivals[m] for m in participants]
-        mean = None
-        if payloads and payloads[0] is not None and payloads[0].numel() > 0:
-            mean = average(payloads)
+        first = next((x for x in payloads if x is not None), None)
+        # timing-only learners send None or empty vectors: nothing to average
+        mean = average_kept(payloads) if first is not None and first.numel() > 0 else None
         result = self.combine(mean, participants, rnd.index)
         self.sync_seconds.append(self.env.now - start)
         self.bytes_per_round.append(float(rec.bytes_sent.sum()) - bytes_before)

@@ -30,6 +30,17 @@ def average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return total / len(tensors)
 
 
+def average_kept(payloads: Sequence[torch.Tensor | None]) -> torch.Tensor | None:
+    """Mean of the payloads that were delivered; ``None`` marks one that was dropped.
+
+    A masked all-reduce: every member sends, a dropped member's values count as zeros in the
+    sum, and the sum is divided by the number kept (a count that travels with the payload).
+    Returns None when every payload was dropped (or there are none): there is nothing to average.
+    """
+    kept = [p for p in payloads if p is not None]
+    return average(kept) if kept else None
+
+
 def outer_gradient(phi: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """One worker's outer gradient φ − θ_i: global minus local (DiLoCo, PALSGD).
 

@@ -14,10 +14,23 @@ fragment) + fragments + an overlapped α-merge + 4-bit outer gradients.
   Simulated collectives reduce the dequantised values; re-quantising partial sums on each hop of
   a real ring is not modelled.
 
-With P = 1, τ = 0, α = 0 and no quantisation this is DiLoCo exactly (a test checks it).
-Failures: ``drop`` only. A worker that fails leaves every fragment's group; it rejoins at the end
-of the next fragment-0 round: downloads φ (``param_bytes``), sets θ ← φ, restarts its inner
-optimizer and takes part from each fragment's next sync on.
+With P = 1, τ = 0, α = 0 and no quantisation this is DiLoCo exactly (tests check it, with and
+without a crash under ``wait``).
+
+Failures (``on_failure``, the same :class:`SyncGroup` rule as DiLoCo, one group per fragment):
+
+- ``drop``: a worker that fails leaves every fragment's group; it rejoins at the end of the
+  next fragment-0 round: downloads φ (``param_bytes``), sets θ ← φ, restarts its inner optimizer
+  and takes part from each fragment's next sync on.
+- ``wait``: every fragment's group keeps expecting the worker, so the peers stop at the first
+  fragment round the worker has not sent (the earliest open one, fragment p* sent after step
+  s*): they train on for at most τ steps and block at its merge. Back up, the worker downloads
+  φ, sets θ ← φ, restarts its inner optimizer and redoes the H steps of fragment p*'s round
+  from step s* − H, as a DiLoCo worker redoes its round; sync points of rounds that completed
+  while it was down are skipped, every open round gets its outer gradient.
+
+Either way the rejoiner's learning-rate schedule moves to the step it resumes at (the peers'
+position: every worker takes one optimizer step per step).
 Evaluated model: the global weights φ (all fragments).
 """
 
@@ -33,6 +46,7 @@ from policies.data_parallel.common import (
     fetch_model,
     inner_step,
     recover,
+    set_schedule_step,
     wait_or_fail,
 )
 from policies.data_parallel.group import SyncGroup, check_sync_options
@@ -65,6 +79,9 @@ class StreamingDiLoCoConfig:
     """μ, outer Nesterov momentum (one buffer per fragment)."""
     allreduce: str = "ring"
     """All-reduce schedule: 'ring', 'tree' or 'halving_doubling'."""
+    on_failure: str = "drop"
+    """'drop': fragments sync among the survivors; 'wait': a fragment's round waits until the
+    failed worker is back and has redone its part."""
 
     def __post_init__(self) -> None:
         if self.num_fragments < 1:
@@ -78,7 +95,7 @@ class StreamingDiLoCoConfig:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha: must be in [0, 1], got {self.alpha}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
-        check_sync_options(self.allreduce)
+        check_sync_options(self.allreduce, self.on_failure)
 
 
 def parameter_layers(model: torch.nn.Module) -> list[int]:
@@ -126,7 +143,7 @@ class StreamingDiLoCo(DataParallelPolicy):
         self.sync_nbytes = quantized_nbytes(fragment_bytes) if cfg.quantize else fragment_bytes
         members = list(range(self.num_workers))
         self.groups = [SyncGroup(ctx.world, members, nbytes=self.sync_nbytes,
-                                 algorithm=cfg.allreduce, on_failure="drop",
+                                 algorithm=cfg.allreduce, on_failure=cfg.on_failure,
                                  combine=self._outer_step(p), label=f"fragment{p}_allreduce")
                        for p in range(P)]
 
@@ -172,8 +189,8 @@ class StreamingDiLoCo(DataParallelPolicy):
                         self._merge(learner, p, phi_p)
                 for p in range(cfg.num_fragments):
                     q = self.sync_round(p, t)
-                    if q is None:
-                        continue
+                    if q is None or q <= self.groups[p].completed:
+                        continue          # no sync now, or one done while this worker was down
                     done = self.groups[p].arrive(i, q, self._payload(learner, p))
                     if cfg.overlap_steps == 0:
                         phi_p = yield from wait_or_fail(node, done)
@@ -202,12 +219,22 @@ class StreamingDiLoCo(DataParallelPolicy):
         learner.set_flat(theta)
 
     def rejoin(self, node):  # noqa: ANN001
-        """Wait for fragment 0's open round, join every group after it, download φ."""
+        """Bring a failed worker back (see the module docstring); return the step it resumes at.
+
+        ``drop``: wait for fragment 0's open round, join every group after it, download φ.
+        ``wait``: download φ and resume H steps before the earliest open fragment round.
+        """
         cfg, i = self.config, node.id
         first = self.groups[0]
         while True:
             try:
                 yield from recover(node)
+                if cfg.on_failure == "wait":
+                    t = self.resume_step_after_wait()
+                    self.ctx.world.recorder.event("rejoin", node=i, step=t)
+                    yield from fetch_model(self, node, first.live_peers(i),
+                                           self.timing.param_bytes)
+                    break
                 q0 = first.open_round
                 if any(m != i for m in first.expected(q0)):
                     yield from wait_or_fail(node, first.round_event(q0))
@@ -223,7 +250,19 @@ class StreamingDiLoCo(DataParallelPolicy):
                 continue
         self.learners[i].set_flat(self.outer.phi)
         self.learners[i].reset_optimizer()
+        set_schedule_step(self.learners[i], t)
         return t
+
+    def resume_step_after_wait(self) -> int:
+        """``wait`` mode: the step a recovered worker resumes at, s* − H.
+
+        s* is the step after which the earliest open fragment round is sent (no round can have
+        completed without the worker, so the groups' open rounds are where it stopped).
+        """
+        H = self.config.inner_steps
+        s_star = min(self.offsets[p] + (group.open_round + 1) * H
+                     for p, group in enumerate(self.groups))
+        return s_star - H
 
     def evaluate(self, ctx: RunContext) -> float | None:
         """Held-out loss of the model this method evaluates (see the module docstring)."""

@@ -368,6 +368,11 @@ class Network:
         """Flows sending or propagating now."""
         return len(self._flows)
 
+    @property
+    def bytes_in_flight(self) -> float:
+        """Bytes of the messages not yet delivered nor cut (sent = delivered + cut + these)."""
+        return float(sum(flow.nbytes for flow in self._flows.values()))
+
     # -- what a model provides ---------------------------------------------------------------
 
     def _start(self, flow: Flow) -> None:

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from policies.data_parallel.streaming_diloco import StreamingDiLoCo
+from sim.runner import run
 from tests.data_parallel.helpers import crash_trace, run_policy, tiny_scenario
 
 FAIL_AT_S, DOWN_S = 0.2, 0.4          # node 2 crashes at 0.2 s and is back at 0.6 s
@@ -75,6 +77,8 @@ def test_noloco_failed_partner_drops_out_and_nobody_waits(tmp_path):
 
 @pytest.mark.parametrize("policy, params", [
     ("streaming_diloco", dict(inner_steps=6, num_fragments=3, overlap_steps=1)),
+    ("streaming_diloco", dict(inner_steps=6, num_fragments=3, overlap_steps=1,
+                              on_failure="wait")),
     ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2)),
     ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2, on_failure="wait")),
     ("gossip", dict(variant="dpsgd", graph="ring")),
@@ -91,3 +95,74 @@ def test_other_policies_survive_a_crash_and_rejoin(tmp_path, policy, params):
     assert pol.steps_done[2] > 0
     busy = result.recorder.intervals().query("node == 2 and kind == 'busy'")
     assert (busy.start_s > FAIL_AT_S + DOWN_S).sum() >= 3      # node 2 computes again
+
+
+class RecordingStreaming(StreamingDiLoCo):
+    """Streaming DiLoCo that notes who took part in each fragment round."""
+
+    def _outer_step(self, p):
+        combine = super()._outer_step(p)
+
+        def recording(mean, participants, r):
+            self.rounds.append((p, r, tuple(participants)))
+            return combine(mean, participants, r)
+        return recording
+
+    def setup(self, ctx):
+        self.rounds = []
+        super().setup(ctx)
+
+
+@pytest.mark.parametrize("on_failure", ["drop", "wait"])
+def test_streaming_drop_goes_on_and_wait_holds_the_fragment_round(tmp_path, on_failure):
+    # H = 6, P = 3: fragments sync after steps 6, 8, 10, 12, ...; node 2 fails at 0.2 s, in the
+    # all-reduce of fragment 2's round 0 (sent after step 10), and is back at 0.6 s.
+    params = dict(inner_steps=6, num_fragments=3, overlap_steps=1, on_failure=on_failure)
+    scen = tiny_scenario("streaming_diloco", nodes=4, steps=60,
+                         failures=crash_trace(tmp_path, [(FAIL_AT_S, 2, DOWN_S)]), **params)
+    pol = RecordingStreaming(**params)
+    result = run(scen, pol)
+    assert result.stop_reason == "max_steps"
+    during = losses_of(result, 0, FAIL_AT_S + 0.1, FAIL_AT_S + DOWN_S)
+    full = [rnd for rnd in pol.rounds if rnd[2] == (0, 1, 2, 3)]
+    node2 = losses_of(result, 2, 0.0, 10.0).step.tolist()      # steps 1..11, crash, ...
+    resumed = next(b for a, b in zip(node2, node2[1:]) if b != a + 1)
+    if on_failure == "drop":
+        assert len(during) >= 3                  # the others go on without node 2
+        assert len(full) < len(pol.rounds)       # some rounds ran among three
+        assert resumed > 11                      # it skipped what it missed
+    else:
+        assert len(during) == 0                  # everyone stops at fragment 2's round 0
+        assert len(full) == len(pol.rounds)      # every round of every fragment had all four
+        # s* = 10 (fragment 2's round 0), H = 6: node 2 redoes steps 5..10 from φ
+        assert resumed == 5
+    assert list(fetches(result, 2).nbytes) == [pol.timing.param_bytes]
+    assert pol.outer.steps == [len([r for r in pol.rounds if r[0] == p]) for p in range(3)]
+
+
+def test_streaming_wait_with_one_fragment_is_diloco_wait_under_a_crash(tmp_path):
+    # P = 1, τ = 0, α = 0, float32: Streaming DiLoCo's wait redoes the same H steps from the
+    # same φ as DiLoCo's wait (resume at s* − H = r·H), so the global weights agree exactly.
+    common = dict(nodes=4, steps=40, inner_steps=4, on_failure="wait",
+                  failures=crash_trace(tmp_path, [(0.1, 2, 0.2)]))
+    r_diloco, diloco = run_policy(tiny_scenario("diloco", **common))
+    r_stream, stream = run_policy(tiny_scenario("streaming_diloco", num_fragments=1,
+                                                overlap_steps=0, alpha=0.0, quantize=False,
+                                                **common))
+    assert len(fetches(r_diloco, 2)) == len(fetches(r_stream, 2)) == 1
+    assert diloco.outer.steps == stream.outer.steps
+    assert torch.equal(diloco.outer.phi, stream.outer.phi)
+    assert diloco.steps_done == stream.steps_done
+
+
+@pytest.mark.parametrize("on_failure", ["drop", "wait"])
+def test_diloco_rejoiner_adopts_the_peers_schedule_position(tmp_path, on_failure):
+    scen = tiny_scenario("diloco", nodes=4, steps=60, inner_steps=4, on_failure=on_failure,
+                         failures=crash_trace(tmp_path, [(FAIL_AT_S, 2, DOWN_S)]))
+    _, diloco = run_policy(scen)
+    # node 2 took a different number of optimizer steps than node 0 (it missed rounds under
+    # drop, redid one under wait) yet it sits at the same place on the learning-rate schedule
+    assert diloco.steps_done[2] != diloco.steps_done[0]
+    steps = [learner.step for learner in diloco.learners]
+    assert steps[2] == steps[0]
+    assert diloco.learners[2].lr == diloco.learners[0].lr

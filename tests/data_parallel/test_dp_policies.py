@@ -138,6 +138,8 @@ def test_allreduce_algorithm_changes_time():
     (DDPConfig, {"on_failure": "retry"}, "on_failure"),
     (DiLoCoConfig, {"inner_steps": 0}, "inner_steps"),
     (DiLoCoConfig, {"outer_momentum": 1.0}, "outer_momentum"),
+    (DiLoCoConfig, {"drop_outer_gradient_p": 2.0}, "drop_outer_gradient_p"),
+    (StreamingDiLoCoConfig, {"on_failure": "retry"}, "on_failure"),
     (StreamingDiLoCoConfig, {"inner_steps": 30, "num_fragments": 3, "overlap_steps": 10},
      "overlap_steps"),
     (StreamingDiLoCoConfig, {"alpha": -0.1}, "alpha"),

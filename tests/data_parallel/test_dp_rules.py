@@ -17,6 +17,17 @@ def test_average_is_elementwise_mean():
         rules.average([])
 
 
+def test_average_kept_leaves_dropped_payloads_out():
+    # φ = 1; θ = 0.8, 0.6, 0.0 and the third outer gradient is dropped (None):
+    # Δ = mean(0.2, 0.4) = 0.3, not (0.2 + 0.4 + 0)/3 = 0.2
+    phi = t(1.0)
+    deltas = [rules.outer_gradient(phi, t(0.8)), rules.outer_gradient(phi, t(0.6)), None]
+    assert torch.allclose(rules.average_kept(deltas), t(0.3))
+    assert torch.equal(rules.average_kept([t(1, 2), t(3, 6)]), rules.average([t(1, 2), t(3, 6)]))
+    assert rules.average_kept([None, None]) is None
+    assert rules.average_kept([]) is None
+
+
 def test_outer_gradient_is_global_minus_local():
     # φ = 1, θ_1 = 0.8, θ_2 = 0.6: Δ = mean(0.2, 0.4) = 0.3, pointing from θ back to φ.
     delta = rules.average([rules.outer_gradient(t(1.0), t(0.8)),
