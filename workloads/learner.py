@@ -153,6 +153,17 @@ class Learner:
         """Optimizer steps taken (of the first group)."""
         return self.groups[0].step_count
 
+    def set_schedule_step(self, step: int) -> None:
+        """Move every group's learning-rate schedule to ``step``; weights and moments stay.
+
+        A worker that rejoins after a failure takes its peer's position, so it neither warms up
+        again nor runs at a different rate than its peers.
+        """
+        if step < 0:
+            raise ValueError(f"step: schedule position must be >= 0, got {step}")
+        for group in self.groups:
+            group.step_count = int(step)
+
     @property
     def lr(self) -> float:
         """Learning rate the next step uses (first group)."""

@@ -41,6 +41,12 @@ class TimingOnlyLearner:
         """No work; returns ``None`` (no loss)."""
         return None
 
+    def set_schedule_step(self, step: int) -> None:
+        """Move the schedule (the step counter) to ``step``."""
+        if step < 0:
+            raise ValueError(f"step: schedule position must be >= 0, got {step}")
+        self.step = int(step)
+
     def optimizer_step(self, stages: list[int] | None = None) -> None:
         """Advance the step counter."""
         self.step += 1

@@ -195,18 +195,9 @@ def set_schedule_step(learner: Any, step: int) -> None:
     """Move the learner's schedule to position ``step`` (weights and moments untouched).
 
     A rejoining worker takes the position of the peer it downloads from, so that it does not
-    warm up again or run a higher rate than its peers. The learners have no setter for it: a
-    real learner keeps one counter per optimizer group (``groups[g].step_count``), the
-    timing-only learner a single ``step``.
+    warm up again or run a higher rate than its peers.
     """
-    if step < 0:
-        raise ValueError(f"step: schedule position must be >= 0, got {step}")
-    groups = getattr(learner, "groups", None)
-    if groups is not None:
-        for group in groups:
-            group.step_count = int(step)
-    else:
-        learner.step = int(step)
+    learner.set_schedule_step(step)
 
 
 def recover(node: Any):
