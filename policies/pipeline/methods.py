@@ -155,8 +155,13 @@ class SkipPipeConfig(SkipConfig):
                          max_candidates=self.max_candidates)
 
 
-def workload_costs(workload: Any, device: Any, num_stages: int) -> MicrobatchCosts:
-    """Per-stage seconds and message sizes of one microbatch of ``workload`` on ``device``."""
+def workload_costs(workload: Any, device: Any, num_stages: int,
+                   head_stage: str = "first") -> MicrobatchCosts:
+    """Per-stage seconds and message sizes of one microbatch of ``workload`` on ``device``.
+
+    The timing model prices each stage's blocks; the head (de-embedding + loss) is the loss task
+    on the stage ``head_stage`` names, whose gradient bytes include it.
+    """
     from workloads.llama import stage_layer_ranges
 
     timing, wcfg = workload.timing, workload.config
@@ -171,7 +176,7 @@ def workload_costs(workload: Any, device: Any, num_stages: int) -> MicrobatchCos
         loss_s=timing.head_seconds(device, wcfg.batch, wcfg.seq, "fwd_bwd"),
         activation_nbytes=float(timing.activation_bytes(wcfg.batch, wcfg.seq)),
         grad_nbytes=tuple(float(b) for b in
-                          timing.stage_param_bytes(num_stages, head_stage="first")),
+                          timing.stage_param_bytes(num_stages, head_stage=head_stage)),
     )
 
 

@@ -80,16 +80,9 @@ def microbatch_costs(workload: Any, config: PipelineRecoveryConfig, device: Any)
             activation_nbytes=act_nbytes,
             grad_nbytes=grad_nbytes,
         )
-    from workloads.llama import stage_layer_ranges
+    from policies.pipeline.methods import workload_costs
 
-    layers = [len(r) for r in stage_layer_ranges(timing.n_layers, S)]
-    fwd = tuple(timing.stage_seconds(device, wl.batch, wl.seq, num_layers=n, phase="fwd")
-                for n in layers)
-    bwd = tuple(timing.stage_seconds(device, wl.batch, wl.seq, num_layers=n, phase="bwd")
-                for n in layers)
-    loss = timing.head_seconds(device, wl.batch, wl.seq, phase="fwd_bwd")
-    return MicrobatchCosts(forward_s=fwd, backward_s=bwd, loss_s=loss,
-                           activation_nbytes=act_nbytes, grad_nbytes=grad_nbytes)
+    return workload_costs(workload, device, S, head_stage=HEAD_STAGE)
 
 
 class RecoveringPipeline(PipelineHooks):
