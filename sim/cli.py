@@ -58,6 +58,17 @@ def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
                         **({"default": 1} if top_level else keep))
 
 
+def _add_plot_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """Options of the commands that write plots (the default comparison and ``compare``)."""
+    keep = {} if top_level else {"default": argparse.SUPPRESS}
+    parser.add_argument("--plot-format", metavar="FMT[,FMT]", help="plot file formats: png, "
+                        "svg, pdf, comma-separated (default: png)",
+                        **({"default": "png"} if top_level else keep))
+    parser.add_argument("--overwrite", action="store_true", help="replace the plots already "
+                        "in --out (default: an earlier run's plots are kept and the new ones "
+                        "go to the first free OUT-2, OUT-3, ...)", **keep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (exposed for docs and tests)."""
     parser = _Parser(prog="dtsim", description="Simulate decentralized training over slow "
@@ -66,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for plots (default: "
                         "%(default)s)")
     parser.add_argument("--trace", metavar="FILE", help="write the Chrome trace to FILE")
+    _add_plot_options(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     keep = {"default": argparse.SUPPRESS}
 
@@ -84,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "per policy) to FILE", **keep)
     cmp_.add_argument("--out", help=f"folder for plots (default: {DEFAULT_OUT})", **keep)
     cmp_.add_argument("--no-plots", action="store_true", help="do not write plots")
+    _add_plot_options(cmp_, top_level=False)
 
     swp = commands.add_parser("sweep", help="run a parameter grid in parallel processes")
     swp.add_argument("scenario", help="scenario file (.toml, .yaml)")
@@ -123,16 +136,21 @@ def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace
     from sim.scenario import resolve_policies
 
     chosen = resolve_policies(spec, names)
-    comparison = compare(spec, chosen, progress=not (args.quiet or args.json))
+    comparison = compare(spec, chosen, progress=not (args.quiet or args.json),
+                         threads=args.threads)
     if args.json:
         _print_json(comparison.records)
     else:
         print(f"scenario {spec.scenario.name!r} (seed {spec.scenario.seed})")
         print(comparison.format_table())
     if out_dir is not None:
-        paths = comparison.save_plots(out_dir)
-        print("plots: " + ", ".join(str(p) for p in paths), file=sys.stderr if args.json
-              else sys.stdout)
+        formats = _split_names(args.plot_format) or []
+        paths = comparison.save_plots(out_dir, formats=formats, overwrite=args.overwrite)
+        stream = sys.stderr if args.json else sys.stdout
+        if paths and paths[0].parent != Path(out_dir):
+            print(f"{out_dir} holds an earlier run's plots (kept; --overwrite replaces them)",
+                  file=stream)
+        print("plots: " + ", ".join(str(p) for p in paths), file=stream)
     if getattr(args, "trace", None):
         comparison.write_trace(args.trace)
         print(f"trace: {args.trace}", file=sys.stderr if args.json else sys.stdout)
@@ -168,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     label, config = resolve_policies(spec, [args.policy])[0] if args.policy else (
         spec.scenario.policy.name, spec.scenario.policy)
     result = run(dataclasses.replace(spec.scenario, policy=config),
-                 progress=not (args.quiet or args.json))
+                 progress=not (args.quiet or args.json), threads=args.threads)
     record = record_of(result, label)
     if args.json:
         _print_json(record)
@@ -270,12 +288,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_torch_threads(threads: int) -> None:
+def _check_threads(threads: int) -> None:
+    """``--threads`` must be >= 1; each command passes it to the library's ``threads=``."""
     if threads < 1:
         raise ScenarioError("--threads", f"must be >= 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 COMMANDS = {None: cmd_default, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep,
@@ -287,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command != "list":
-            _set_torch_threads(args.threads)
+            _check_threads(args.threads)
         return COMMANDS[args.command](args)
     except (ScenarioError, _UsageError) as exc:
         print(f"dtsim: error: {exc}", file=sys.stderr)

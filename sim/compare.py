@@ -2,7 +2,7 @@
 
 ``compare(scenario, ["ddp", "diloco", "noloco"])`` runs each policy on the *same* scenario (same
 seed, so the same failures and stragglers) and returns a :class:`Comparison`: a table (time to
-target loss, final loss, simulated time, bytes per node, idle fraction, speed-up against the
+target loss, final loss, simulated time, bytes sent per node, idle fraction, speed-up against the
 first policy), JSON records, and plots (loss against simulated time, per-node timeline, bytes
 over time).
 
@@ -20,6 +20,7 @@ baseline reached; ``baseline_missed_target``: the reverse), or is empty when not
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from sim.config import PolicyConfig, Scenario
+from sim.threads import DEFAULT_TORCH_THREADS
 
 __all__ = [
     "Comparison",
@@ -42,7 +44,13 @@ __all__ = [
 
 #: Columns of :attr:`Comparison.table`, in order.
 TABLE_COLUMNS = ["policy", "time_to_target_s", "final_loss", "sim_time_s", "steps",
-                 "bytes_per_node", "idle_fraction", "speedup", "speedup_basis"]
+                 "bytes_sent_per_node", "idle_fraction", "speedup", "speedup_basis"]
+
+#: Stems of the files :meth:`Comparison.save_plots` writes: loss, per-node timeline, bytes.
+PLOT_STEMS = ("compare", "timeline", "bytes")
+
+#: Formats ``save_plots`` and ``--plot-format`` accept.
+PLOT_FORMATS = ("png", "svg", "pdf")
 
 #: Keys that vary between identical runs (real time); ignore them when comparing outputs.
 NONDETERMINISTIC_KEYS = ("wall_time_s",)
@@ -66,12 +74,12 @@ def _clean(value: Any) -> Any:
 def record_of(result: Any, label: str | None = None) -> dict[str, Any]:
     """Return the flat, JSON-ready record of one run (what ``--json`` prints).
 
-    It is the runner's ``Result.summary`` plus ``label`` (the name the comparison gave the run)
-    and ``bytes_per_node`` (mean bytes sent per node).
+    It is the runner's ``Result.summary`` plus ``label`` (the name the comparison gave the run);
+    every quantity keeps the one name the summary gives it (e.g. ``bytes_sent_per_node``), in
+    the table as in ``--json``.
     """
     summary = dict(result.summary)
     record = {"label": label or summary.get("policy"), **summary}
-    record.setdefault("bytes_per_node", summary.get("bytes_sent_per_node"))
     return _clean(record)
 
 
@@ -144,7 +152,7 @@ class Comparison:
         return [(run.label, run.result) for run in self.runs if run.result is not None]
 
     def plot_loss(self, path: str | Path | None = None) -> Any:
-        """Loss against simulated wall-clock time, one line per policy."""
+        """Loss against simulated wall-clock time, one line per policy (format by suffix)."""
         from sim.plots import plot_loss
 
         first = self.runs[0].record if self.runs else {}
@@ -152,24 +160,50 @@ class Comparison:
                          optimum_loss=first.get("optimum_loss"))
 
     def plot_timeline(self, path: str | Path | None = None) -> Any:
-        """Per-node busy / communicating / down timeline, one panel per policy."""
+        """Per-node timeline, one panel per policy on one shared time axis (format by suffix)."""
         from sim.plots import plot_timeline
 
         return plot_timeline(self._pairs(), path)
 
     def plot_bytes(self, path: str | Path | None = None) -> Any:
-        """Cumulative bytes sent against simulated time, one line per policy."""
+        """Bytes sent per node by each policy, as bars and over time (format by suffix)."""
         from sim.plots import plot_bytes
 
         return plot_bytes(self._pairs(), path)
 
-    def save_plots(self, out_dir: str | Path) -> list[Path]:
-        """Write ``compare.png`` (loss), ``timeline.png`` and ``bytes.png`` into ``out_dir``."""
-        out = Path(out_dir)
-        paths = [out / "compare.png", out / "timeline.png", out / "bytes.png"]
-        self.plot_loss(paths[0])
-        self.plot_timeline(paths[1])
-        self.plot_bytes(paths[2])
+    def save_plots(self, out_dir: str | Path, *, formats: Sequence[str] = ("png",),
+                   overwrite: bool = False) -> list[Path]:
+        """Write ``compare`` (loss), ``timeline`` and ``bytes`` figures; return their paths.
+
+        Parameters
+        ----------
+        out_dir:
+            The folder asked for. When it already holds one of these files (an earlier run's)
+            and ``overwrite`` is false, the figures go to the first free ``out_dir-2``,
+            ``out_dir-3``, ... instead (:func:`sim.output.fresh_output_dir`): look at the
+            returned paths.
+        formats:
+            File formats, any of :data:`PLOT_FORMATS` (``png``, ``svg``, ``pdf``).
+        overwrite:
+            Replace the files in ``out_dir``.
+        """
+        from sim.output import fresh_output_dir
+        from sim.plots import save_figure
+
+        formats = [check_plot_format(f) for f in formats]
+        if not formats:
+            check_plot_format("")
+        names = [f"{stem}.{fmt}" for stem in PLOT_STEMS for fmt in formats]
+        out = fresh_output_dir(out_dir, names, overwrite=overwrite)
+        draw = {"compare": self.plot_loss, "timeline": self.plot_timeline,
+                "bytes": self.plot_bytes}
+        paths = []
+        for stem in PLOT_STEMS:
+            figure = draw[stem]()
+            for fmt in formats:
+                path = out / f"{stem}.{fmt}"
+                save_figure(figure, path)
+                paths.append(path)
         return paths
 
     def write_trace(self, path: str | Path) -> None:
@@ -187,15 +221,26 @@ class Comparison:
                               encoding="utf-8")
 
 
+def check_plot_format(fmt: str) -> str:
+    """Return ``fmt`` lower-cased, or raise :class:`~sim.errors.ScenarioError` naming the rest."""
+    from sim.errors import ScenarioError
+
+    name = fmt.strip().lower().lstrip(".")
+    if name not in PLOT_FORMATS:
+        raise ScenarioError("--plot-format", f"unknown format {fmt!r}; allowed: "
+                                             f"{', '.join(PLOT_FORMATS)}")
+    return name
+
+
 def format_table(table: pd.DataFrame) -> str:
     """Aligned text: durations, bytes and fractions in human units; missing values as ``-``."""
     def fmt(column: str, value: Any) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
             return "-"
         if column.endswith("_s"):
-            return _short_duration(float(value))
-        if column == "bytes_per_node":
-            return _short_bytes(float(value))
+            return short_duration(float(value))
+        if column == "bytes_sent_per_node":
+            return short_bytes(float(value))
         if column == "idle_fraction":
             return f"{abs(100 * float(value)):.1f}%"  # abs: no "-0.0%" from rounding
         if column == "speedup":
@@ -205,7 +250,7 @@ def format_table(table: pd.DataFrame) -> str:
         return str(value)
 
     headers = {"policy": "policy", "time_to_target_s": "time to target", "final_loss":
-               "final loss", "sim_time_s": "sim time", "steps": "steps", "bytes_per_node":
+               "final loss", "sim_time_s": "sim time", "steps": "steps", "bytes_sent_per_node":
                "bytes/node", "idle_fraction": "idle", "speedup": "speed-up",
                "speedup_basis": "basis"}
     columns = [c for c in table.columns if c in headers]
@@ -219,7 +264,7 @@ def format_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _short_duration(seconds: float) -> str:
+def short_duration(seconds: float) -> str:
     """Three significant digits in the largest fitting unit: ``"2.12 h"``, ``"7 min"``."""
     for unit, scale in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3)):
         if abs(seconds) >= scale or unit == "ms":
@@ -227,7 +272,7 @@ def _short_duration(seconds: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _short_bytes(nbytes: float) -> str:
+def short_bytes(nbytes: float) -> str:
     """Three significant digits, decimal units: ``"75.4 GB"``."""
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0)):
         if abs(nbytes) >= scale or unit == "B":
@@ -261,7 +306,8 @@ def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
 
 
 def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
-            progress: bool = False, run_fn: Callable[..., Any] | None = None) -> Comparison:
+            progress: bool = False, run_fn: Callable[..., Any] | None = None,
+            threads: int | None = DEFAULT_TORCH_THREADS) -> Comparison:
     """Run each policy on ``scenario``; the first one is the baseline of the speed-ups.
 
     Parameters
@@ -277,10 +323,16 @@ def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
         Show a progress bar over the policies (on stderr).
     run_fn:
         The function that runs one scenario (default :func:`sim.runner.run`); tests pass fakes.
+    threads:
+        CPU threads torch trains on in each run (default one, as in the ``dtsim`` command; see
+        :mod:`sim.threads`); ``None`` leaves torch's setting alone. Used by the default
+        ``run_fn``.
     """
     base, chosen = normalize_policies(scenario, policies)
     if run_fn is None:
-        from sim.runner import run as run_fn
+        from sim.runner import run
+
+        run_fn = functools.partial(run, threads=threads)
     comparison = Comparison(scenario=base)
     iterator: Any = chosen
     if progress:

@@ -101,20 +101,33 @@ class Recorder:
         rows = [iv for iv in self._intervals if iv[3] > iv[2]]
         return pd.DataFrame(rows, columns=["node", "kind", "start_s", "end_s", "label"])
 
-    def node_time_breakdown(self) -> pd.DataFrame:
-        """Per node: busy_s, comm_s, idle_s, down_s; their sum is the elapsed time exactly."""
+    def state_spans(self) -> list[dict[str, list[tuple[float, float]]]]:
+        """Per node, disjoint sorted ``[start_s, end_s)`` spans of each exclusive state.
+
+        One dict per node with keys ``down``, ``busy``, ``comm`` (priority down > busy > comm,
+        as in the module docstring); idle is the rest of ``[0, elapsed_s)``. The per-node time
+        breakdown sums these; the timeline plot draws them.
+        """
         elapsed = self.elapsed_s
-        by_node: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
+        raw: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
         for node, kind, start, end, _ in self._intervals:
             end = min(end, elapsed)
             if end > start:
-                by_node[(node, kind)].append((start, end))
-        rows = []
+                raw[(node, kind)].append((start, end))
+        out = []
         for node in range(len(self.node_names)):
-            down = _union(by_node[(node, "down")])
-            busy = _subtract(_union(by_node[(node, "busy")]), down)
-            comm = _subtract(_subtract(_union(by_node[(node, "comm")]), down), busy)
-            down_s, busy_s, comm_s = _length(down), _length(busy), _length(comm)
+            down = _union(raw[(node, "down")])
+            busy = _subtract(_union(raw[(node, "busy")]), down)
+            comm = _subtract(_subtract(_union(raw[(node, "comm")]), down), busy)
+            out.append({"down": down, "busy": busy, "comm": comm})
+        return out
+
+    def node_time_breakdown(self) -> pd.DataFrame:
+        """Per node: busy_s, comm_s, idle_s, down_s; their sum is the elapsed time exactly."""
+        elapsed = self.elapsed_s
+        rows = []
+        for node, spans in enumerate(self.state_spans()):
+            down_s, busy_s, comm_s = (_length(spans[k]) for k in ("down", "busy", "comm"))
             idle_s = elapsed - busy_s - comm_s - down_s
             if idle_s < 0:  # only rounding can make it negative: the spans are disjoint
                 assert idle_s > -1e-9 * max(1.0, elapsed), idle_s

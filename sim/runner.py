@@ -25,6 +25,7 @@ import pandas as pd
 from sim.config import Scenario
 from sim.errors import ScenarioError
 from sim.policy import Policy, RunContext, get_policy
+from sim.threads import DEFAULT_TORCH_THREADS, torch_threads
 from sim.world import World
 
 
@@ -138,8 +139,18 @@ def build_workload(scenario: Scenario, world: World) -> Any:
 
 
 def run(scenario: Scenario, policy: str | Policy | None = None, *,
-        progress: bool = False) -> Result:
-    """Run ``policy`` (default: the scenario's) on ``scenario`` and return the :class:`Result`."""
+        progress: bool = False, threads: int | None = DEFAULT_TORCH_THREADS) -> Result:
+    """Run ``policy`` (default: the scenario's) on ``scenario`` and return the :class:`Result`.
+
+    ``threads`` is how many CPU threads torch trains the learners on during the run (default
+    one, as in the ``dtsim`` command: see :mod:`sim.threads`; the caller's setting is restored
+    afterwards); ``None`` leaves torch's setting alone.
+    """
+    with torch_threads(threads):
+        return _run(scenario, policy, progress=progress)
+
+
+def _run(scenario: Scenario, policy: str | Policy | None, *, progress: bool) -> Result:
     wall_start = time.perf_counter()
     pol = make_policy(scenario, policy)
     world = World.build(scenario)

@@ -18,6 +18,7 @@ field's name. Workers are started with the ``spawn`` method (safe with torch and
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -32,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from sim.scenario import ScenarioError, parse_spec
+from sim.threads import DEFAULT_TORCH_THREADS
 
 __all__ = ["SweepTask", "grid_points", "load_records", "point_key", "sweep"]
 
@@ -76,7 +78,7 @@ class SweepTask:
     policy: str | None
     base_dir: str | None
     out_path: str
-    torch_threads: int | None = None
+    torch_threads: int | None = DEFAULT_TORCH_THREADS
 
 
 def _write_atomically(path: Path, record: dict[str, Any]) -> None:
@@ -100,7 +102,9 @@ def run_task(task: SweepTask, run_fn: Callable[..., Any] | None = None) -> dict[
         scenario, chosen = normalize_policies(spec, [task.policy] if task.policy else None)
         label, config = chosen[0]
         if run_fn is None:
-            from sim.runner import run as run_fn
+            from sim.runner import run
+
+            run_fn = functools.partial(run, threads=task.torch_threads)
         import dataclasses
 
         result = run_fn(dataclasses.replace(scenario, policy=config))
@@ -134,7 +138,7 @@ def _done(path: Path) -> bool:
 def sweep(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequence[Any]],
           out_dir: str | Path, *, policies: Sequence[str] | None = None, processes: int = 2,
           resume: bool = True, progress: bool = True, base_dir: str | Path | None = None,
-          torch_threads: int | None = None,
+          torch_threads: int | None = DEFAULT_TORCH_THREADS,
           run_fn: Callable[..., Any] | None = None) -> pd.DataFrame:
     """Run every grid point (times every policy) and return one row per run.
 
@@ -155,7 +159,8 @@ def sweep(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequence[Any]
     base_dir:
         Where relative paths of a table ``base`` resolve (a file's own folder by default).
     torch_threads:
-        ``torch.set_num_threads`` in each run's process (``None``: leave torch's default).
+        ``torch.set_num_threads`` in each run's process (default one, as everywhere: see
+        :mod:`sim.threads`; ``None``: leave torch's default).
     run_fn:
         Replaces :func:`sim.runner.run` (only with ``processes=1``; used by tests).
 

@@ -42,7 +42,7 @@ def test_table_of_a_fake_comparison(small_toml):
     table = comparison.table
     assert list(table.policy) == ["ddp", "diloco"]
     assert list(table.speedup) == [1.0, 4.0]
-    assert list(table.bytes_per_node) == [2.0e6, 1.0e5]
+    assert list(table.bytes_sent_per_node) == [2.0e6, 1.0e5]
     assert list(table.idle_fraction) == [0.5, 0.25]
     # every run saw the same scenario except for its policy; named params come from [policy]
     assert [c.policy.name for c in runner.calls] == ["ddp", "diloco"]
@@ -76,7 +76,7 @@ def test_real_comparison_plots_and_trace(fast_toml, tmp_path):
     assert {e["pid"] for e in events} == {0, 1}
     # DiLoCo syncs every 5 steps instead of every step: it must send fewer bytes per node.
     ddp, diloco = comparison.records
-    assert diloco["bytes_per_node"] < ddp["bytes_per_node"]
+    assert diloco["bytes_sent_per_node"] < ddp["bytes_sent_per_node"]
     assert diloco["speedup_basis"] == "step_time" and diloco["speedup"] > 1.0
 
 
