@@ -132,10 +132,11 @@ def _split_names(text: str | None) -> list[str] | None:
 
 def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace,
                     out_dir: str | None) -> int:
-    from sim.compare import compare
+    from sim.compare import check_plot_format, compare
     from sim.scenario import resolve_policies
 
     chosen = resolve_policies(spec, names)
+    formats = [check_plot_format(f) for f in _split_names(args.plot_format) or [""]]
     comparison = compare(spec, chosen, progress=not (args.quiet or args.json),
                          threads=args.threads)
     if args.json:
@@ -144,7 +145,6 @@ def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace
         print(f"scenario {spec.scenario.name!r} (seed {spec.scenario.seed})")
         print(comparison.format_table())
     if out_dir is not None:
-        formats = _split_names(args.plot_format) or []
         paths = comparison.save_plots(out_dir, formats=formats, overwrite=args.overwrite)
         stream = sys.stderr if args.json else sys.stdout
         if paths and paths[0].parent != Path(out_dir):

@@ -35,6 +35,9 @@ STATE_COLOURS = {"busy": "#1f77b4", "comm": "#ff7f0e", "down": "#d62728", "idle"
 STATE_LABELS = {"busy": "computing", "comm": "communicating", "down": "down",
                 "idle": "idle (waiting)"}
 
+#: Narrowest span the timeline draws, in pixels of its axis (shorter states stay visible).
+MIN_SPAN_PX = 1.5
+
 #: Resolution of saved raster figures (dots per inch).
 DPI = 120
 
@@ -123,9 +126,9 @@ def plot_timeline(runs: Sequence[tuple[str, Any]], path: str | Path | None = Non
 
     Each node is a row: grey while it is up and waiting (idle), blue while computing, orange
     while communicating, red while down; the row ends where the run ended, so a run that
-    reached the target sooner is visibly shorter. A span narrower than one pixel of a
-    ``width_px``-pixel-wide axis is drawn one pixel wide, so that states too short to see at the
-    common scale (a 0.02 s compute step next to a 75 s all-reduce) still show; each panel's
+    reached the target sooner is visibly shorter. A span narrower than :data:`MIN_SPAN_PX`
+    pixels of a ``width_px``-pixel-wide axis is drawn that wide, so that states too short to see
+    at the common scale (a 0.02 s compute step next to a 75 s all-reduce) still show; each panel's
     title gives the exact share of time in each state.
     """
     panels = max(len(runs), 1)
@@ -136,7 +139,7 @@ def plot_timeline(runs: Sequence[tuple[str, Any]], path: str | Path | None = Non
                         gridspec_kw={"height_ratios": heights})[:, 0]
     longest = max((_sim_time(r) for _, r in runs), default=0.0)
     scale, unit = time_axis(longest)
-    min_width = longest / scale / width_px
+    min_width = MIN_SPAN_PX * longest / scale / width_px
     for ax, (label, result), num_nodes in zip(axes, runs, shown):
         end = _sim_time(result) / scale
         all_spans = result.recorder.state_spans()

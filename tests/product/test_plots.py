@@ -15,7 +15,7 @@ from matplotlib.colors import to_hex
 
 from sim.compare import Comparison, PolicyRun
 from sim.config import PolicyConfig
-from sim.plots import STATE_COLOURS, plot_bytes, plot_loss, plot_timeline
+from sim.plots import MIN_SPAN_PX, STATE_COLOURS, plot_bytes, plot_loss, plot_timeline
 from sim.recorder import Recorder
 
 
@@ -75,8 +75,8 @@ def test_every_state_colour_is_visible_even_when_too_short_to_scale():
     for state in ("busy", "comm", "down", "idle"):
         assert STATE_COLOURS[state] in drawn, state
     busy_widths = [x1 - x0 for x0, x1 in drawn[STATE_COLOURS["busy"]]]
-    # one pixel of a 1000-pixel axis that spans 1000 s, drawn in minutes
-    assert min(busy_widths) == pytest.approx(1000.0 / 60 / 1000)
+    # MIN_SPAN_PX pixels of a 1000-pixel axis that spans 1000 s, drawn in minutes
+    assert min(busy_widths) == pytest.approx(MIN_SPAN_PX * 1000.0 / 60 / 1000)
     assert len(busy_widths) == 3 * 100 - 1  # 3 nodes x 100 steps, minus node 0's during down
     down = drawn[STATE_COLOURS["down"]]
     assert down == [pytest.approx((20.0 / 60, 30.0 / 60))]
