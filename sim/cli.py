@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sim.errors import ScenarioError
+from sim.threads import check_threads
 
 EXIT_BAD_INPUT = 2
 DEFAULT_OUT = "dtsim-out"
@@ -288,12 +289,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_threads(threads: int) -> None:
-    """``--threads`` must be >= 1; each command passes it to the library's ``threads=``."""
-    if threads < 1:
-        raise ScenarioError("--threads", f"must be >= 1, got {threads}")
-
-
 COMMANDS = {None: cmd_default, "run": cmd_run, "compare": cmd_compare, "sweep": cmd_sweep,
             "list": cmd_list}
 
@@ -302,8 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dtsim``; returns the exit code (0 ok, 1 failed runs, 2 bad input)."""
     try:
         args = build_parser().parse_args(argv)
-        if args.command != "list":
-            _check_threads(args.threads)
+        if args.command != "list":  # each command passes it on to the library's threads=
+            check_threads(args.threads, "--threads")
         return COMMANDS[args.command](args)
     except (ScenarioError, _UsageError) as exc:
         print(f"dtsim: error: {exc}", file=sys.stderr)

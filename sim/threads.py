@@ -31,8 +31,7 @@ def check_threads(threads: int | None, field: str = "threads") -> None:
     if threads is None:
         return
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ScenarioError(field, f"must be an integer >= 1 (or None to keep torch's "
-                                   f"setting), got {threads!r}")
+        raise ScenarioError(field, f"must be an integer >= 1, got {threads!r}")
 
 
 @contextmanager

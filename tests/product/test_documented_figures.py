@@ -109,15 +109,16 @@ def test_readme_and_cli_docs_show_the_same_default_table():
         return [line for line in text.splitlines()
                 if re.match(r"^(ddp|diloco|noloco)\s+\S+ (h|min|s)\s", line)]
 
-    readme = rows((ROOT / "README.md").read_text())
+    readme = rows((ROOT / "README.md").read_text().split("scenario 'default-wan'")[1])[:3]
     cli = rows((ROOT / "docs/cli.md").read_text())
     assert len(readme) == 3 and readme == cli
 
 
 def test_policy_names_in_docs_are_registered():
-    from sim.policy import policy_names
+    from sim.policy import get_policy, policy_names
 
-    registered = set(policy_names())
+    # the project's own methods (tests register throwaway policies of their own)
+    registered = {n for n in policy_names() if get_policy(n).__module__.startswith("policies.")}
     readme = (ROOT / "README.md").read_text()
     table = [line for line in readme.splitlines() if line.startswith("| ")
              and line.count("|") == 5]
