@@ -34,7 +34,8 @@ Directives, separated by ``;``:
     Not meant to run (a signature listing, an install step); the reason is required.
 ``xfail: REASON``
     Runs, but is known to fail for a tracked reason (name the issue); a strict expected
-    failure, so the tag must go as soon as the block passes.
+    failure, so the tag must go as soon as the block passes. A reason that names a bug of
+    ``tests/test_docs.py``'s ``KNOWN_BUGS`` expects the failure only while that bug is there.
 
 Every ``python``, ``bash`` and ``toml`` block must carry one of ``run``, ``pytest``,
 ``console``, ``scenario`` or ``skip``, so a new example cannot silently go untested.

@@ -27,11 +27,35 @@ from tests.docs_blocks import (
 BLOCKS = all_blocks()
 
 
+def _library_drops_file_policies() -> bool:
+    """Issue 18 item 1 (helper i11's loader): ``load_scenario`` loses ``[policies.*]``.
+
+    Fixed once a loaded Scenario answers ``policy_config("diloco")`` with the file's
+    ``inner_steps = 20``.
+    """
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "dp-slow-wan.toml")
+    policy_config = getattr(scenario, "policy_config", None)
+    return policy_config is None or policy_config("diloco").params.get("inner_steps") != 20
+
+
+#: Tracked bugs a block may be tagged with (``xfail: <name>: ...``): name -> "still there?".
+KNOWN_BUGS = {"issue 18 item 1": _library_drops_file_policies}
+
+
 def _param(block: Block):
-    """A block as a test parameter; ``xfail: REASON`` marks a known, tracked failure."""
+    """A block as a test parameter; ``xfail: REASON`` marks a known, tracked failure.
+
+    A reason that starts with a name of :data:`KNOWN_BUGS` expects the failure only while that
+    bug is there (strictly: the tag must go once the block passes); any other reason always.
+    """
     if "xfail" in block.directives:
+        reason = block.directives["xfail"]
+        still_there = next((probe for name, probe in KNOWN_BUGS.items()
+                            if reason.startswith(name)), lambda: True)
         return pytest.param(block, id=block.id, marks=pytest.mark.xfail(
-            strict=True, reason=block.directives["xfail"]))
+            condition=still_there(), strict=True, reason=reason))
     return pytest.param(block, id=block.id)
 
 
