@@ -16,6 +16,7 @@ import torch
 
 import sim.runner
 from sim import compare, run
+from sim.backends import Backend
 from sim.cli import main
 from sim.compare import record_of
 from sim.scenario import load
@@ -64,15 +65,25 @@ def test_library_threads_are_overridable(fast_toml, threads_seen, caller_uses_tw
     assert threads_seen == [3, caller_uses_two_threads]
 
 
-def test_compare_and_sim_testing_use_one_thread(fast_toml, threads_seen,
-                                                caller_uses_two_threads):
-    from sim.testing import measure_speedup
+class InlineWorkers(Backend):
+    """A worker backend that runs its tasks here, so the test can watch them (the task and the
+    worker function are those a process pool or Ray would get)."""
 
+    def map_unordered(self, fn, tasks, progress=None):
+        for index, task in enumerate(tasks):
+            yield index, fn(task)
+
+
+def test_compare_uses_one_thread_here_and_in_workers(fast_toml, threads_seen,
+                                                     caller_uses_two_threads):
+    """compare's default (which sim.testing uses) in this process and in worker tasks."""
     spec = load(fast_toml, ["run.steps=2"])
-    compare(spec, ["ddp", "diloco"])
-    measure_speedup(spec, "diloco", baseline="ddp")
-    compare(spec, ["ddp"], threads=2)
-    assert threads_seen == [1, 1, 1, 1, 2]
+    compare(spec, ["ddp", "diloco"], processes=1)  # in this process
+    compare(spec, ["ddp", "diloco"], backend=InlineWorkers())  # as in worker processes
+    compare(spec, ["ddp"], processes=1, threads=2)
+    compare(spec, ["ddp"], backend=InlineWorkers(), threads=2)
+    assert threads_seen == [1, 1, 1, 1, 2, 2]
+    assert torch.get_num_threads() == caller_uses_two_threads
 
 
 def test_cli_and_library_use_the_same_threads(capsys, fast_toml, threads_seen,
