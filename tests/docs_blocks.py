@@ -28,8 +28,9 @@ Directives, separated by ``;``:
 ``console``
     A transcript: each ``$ dtsim ...`` line is run, and what it prints (stdout, then stderr)
     must be the lines that follow it; a line ending in ``...`` matches any line it begins.
-``scenario``
-    A TOML block that must be a valid scenario file.
+``scenario`` or ``scenario: FILE``
+    A TOML block that must be a valid scenario file; with ``FILE`` (a scenario of the project),
+    a fragment that must be valid once merged into that file.
 ``skip: REASON``
     Not meant to run (a signature listing, an install step); the reason is required.
 ``xfail: REASON``

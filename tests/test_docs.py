@@ -115,7 +115,21 @@ def test_scenario_blocks_are_valid_scenarios(block: Block) -> None:
 
     from sim.scenario import parse_spec
 
-    parse_spec(tomllib.loads(block.text), base_dir=ROOT / "scenarios")
+    table = tomllib.loads(block.text)
+    base = block.directives["scenario"]
+    if base:  # a fragment: merged into the named scenario file, then validated as a whole
+        from sim.scenario import read_scenario_file
+
+        table = _merged(read_scenario_file(ROOT / base), table)
+    parse_spec(table, base_dir=ROOT / "scenarios")
+
+
+def _merged(base: dict, fragment: dict) -> dict:
+    out = dict(base)
+    for key, value in fragment.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if "console" in b.directives],
