@@ -153,6 +153,13 @@ class SyncGroup:
         return [m for m in self.members if m != node_id and nodes[m].is_up
                 and self.member_from[m] is not None]
 
+    def collective(self, participants: list[int]) -> simpy.Process:
+        """The collective of one round among ``participants`` (an all-reduce of ``nbytes``).
+
+        Subclasses change how a round travels (e.g. an all-gather of compressed payloads).
+        """
+        return collectives.allreduce(self.world, participants, self.nbytes, self.algorithm)
+
     # -- internals -------------------------------------------------------------------------
 
     def _round(self, r: int) -> _Round:
@@ -196,8 +203,7 @@ class SyncGroup:
         rnd.attempts += 1
         if len(participants) > 1:
             try:
-                yield collectives.allreduce(self.world, participants, self.nbytes,
-                                            self.algorithm)
+                yield self.collective(participants)
             except CollectiveAborted as exc:
                 if not exc.failed:
                     # Every member is up but a path between two of them is gone (a partition
