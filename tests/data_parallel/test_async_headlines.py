@@ -36,12 +36,18 @@ def test_co2_hides_the_allreduce_only_when_it_fits_in_tau_steps(tau):
         assert measured.policy["goodput"] < 0.2
 
 
-def test_topk_with_error_feedback_reaches_the_target_where_plain_topk_falls_behind():
-    # measured (seed 1, 200 steps): with error feedback the loss reaches 1.30 (target 1.6 at
-    # about 1.4 s); without it, 2.05 at the end (it keeps 1% of each outer gradient and drops
-    # the rest); dense outer gradients reach 0.44.
+def test_topk_with_error_feedback_reaches_the_target_sooner_than_plain_topk():
+    # measured (seed 1, 200 steps, default MLP): error feedback reaches 1.6 at 0.65 s, plain
+    # top-1% at 1.00 s (1.54x); plain top-k ends lower here (0.55 against 0.82): see
+    # docs/methods/async-compressed.md for why.
     spec = load(SCENARIOS / "compressed-ef.toml")
+    assert_speedup(spec, "topk_ef", "topk_plain", at_least=1.3, basis="time_to_target")
+
+
+def test_topk_without_error_feedback_falls_behind_on_a_small_model():
+    # the same with 16 hidden units: plain top-1% never reaches 1.6 (2.05 at the end),
+    # error feedback does (1.30 at its best)
+    spec = load(SCENARIOS / "compressed-ef.toml", ["workload.d_model=16"])
     measured = measure_speedup(spec, "topk_ef", "topk_plain")
     assert measured.basis == "baseline_missed_target", measured.report()
-    assert measured.policy["time_to_target_s"] is not None
     assert measured.baseline["final_loss"] > spec.scenario.run.target_loss + 0.2
