@@ -87,7 +87,8 @@ class World:
     """
 
     def __init__(self, topology: Any, *, seed: int = 0, network: str = "maxmin",
-                 transport: str = "fluid", tcp: Any = None, uplink_Bps: float | None = None, downlink_Bps: float | None = None,
+                 transport: str = "fluid", tcp: Any = None,
+                 uplink_Bps: float | None = None, downlink_Bps: float | None = None,
                  access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
                  device: Any = None, flops_per_s: float | Sequence[float] | None = None,
                  speeds: Sequence[float] | None = None, stragglers: Any = None,
