@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from sim.collectives import ring_allreduce_schedule  # noqa: E402
+from sim.collectives import GLOO_WINDOW, gloo_ring_allreduce_schedule  # noqa: E402
 from sim.network.validation import Case, Message, predict, schedule_messages  # noqa: E402
 
 MB = 1e6
@@ -214,8 +214,9 @@ def gloo_cases() -> list[tuple[Case, str, float]]:
     out = []
     k, rate = 4, 100e6
     hosts = dict(rate_bps=(rate,) * k, delay_s=(0.0,) * k)
-    for mb in (10, 40):
-        msgs = schedule_messages(ring_allreduce_schedule(list(range(k)), mb * MB))
+    for mb in (10, 40):  # predicted with gloo's own ring schedule (1 MiB segments, 2 in flight)
+        schedule, fence = gloo_ring_allreduce_schedule(list(range(k)), mb * MB)
+        msgs = schedule_messages(schedule, window=GLOO_WINDOW, fences=(fence,))
         out.append((Case(name=f"gloo all_reduce 4 ranks {mb} MB fp32, 100 Mbit/s",
                          kind="collective", messages=msgs, **hosts), "allreduce", mb * MB))
     msgs = tuple(Message(src=r, dst=(r + 1) % k, nbytes=20 * MB) for r in range(k))

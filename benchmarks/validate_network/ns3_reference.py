@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from cases import all_cases  # noqa: E402
 
-from sim.network.validation import write_reference  # noqa: E402
+from sim.network.validation import read_reference, write_reference  # noqa: E402
 
 
 def load_ns3():
@@ -68,14 +68,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(HERE / "ns3_reference.csv"))
     parser.add_argument("--only", default="", help="run only cases whose kind is this")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the cases already in --out and run only the others")
+    parser.add_argument("--skip", default="", help="skip cases whose name contains this")
     parser.add_argument("--limit-s", type=float, default=3600.0,
                         help="stop starting new cases after this many wall seconds")
     args = parser.parse_args(argv)
     cppyy, ref = load_ns3()
-    results = []
+    results = read_reference(args.out) if args.resume and Path(args.out).exists() else []
+    done = {case.name for case, _ in results}
     begin = time.monotonic()
     for case in all_cases():
-        if args.only and case.kind != args.only:
+        if args.only and case.kind != args.only or case.name in done:
+            continue
+        if args.skip and args.skip in case.name:
             continue
         if time.monotonic() - begin > args.limit_s:
             print(f"time limit reached; skipped {case.name}", flush=True)

@@ -124,23 +124,29 @@ def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
     return delivered
 
 
-def schedule_messages(schedule: list[list[tuple[int, int, float]]], *,
-                      start_s: float = 0.0) -> tuple[Message, ...]:
+def schedule_messages(schedule: list[list[tuple[int, int, float]]], *, start_s: float = 0.0,
+                      window: int = 1, fences: tuple[int, ...] = ()) -> tuple[Message, ...]:
     """A collective's schedule as messages with dtsim's executor's dependencies.
 
-    A node sends its messages of a round once its sends and receives of its previous round
-    (the last one it took part in) are delivered, as :func:`sim.collectives.run_schedule` does.
+    A node sends its messages of a round once its sends and receives of its earlier rounds
+    are delivered, as :func:`sim.collectives.run_schedule` does; with a ``window`` of ``w`` only
+    those of its rounds up to ``w`` back, except at ``fences``.
     """
     messages: list[Message] = []
-    last: dict[int, list[int]] = {}  # node -> its messages of the last round it was in
-    for rnd in schedule:
+    rounds_of: dict[int, list[list[int]]] = {}  # node -> message ids of each of its rounds
+    for r, rnd in enumerate(schedule):
         this: dict[int, list[int]] = {}
         for src, dst, nbytes in rnd:
+            mine = rounds_of.get(src, [])
+            cut = len(mine) if r in fences else len(mine) - window + 1
+            deps = tuple(m for ids in mine[:max(0, cut)] for m in ids) if window > 1 or fences \
+                else tuple(mine[-1]) if mine else ()
             messages.append(Message(src=src, dst=dst, nbytes=nbytes, start_s=start_s,
-                                    deps=tuple(last.get(src, ()))))
+                                    deps=deps))
             this.setdefault(src, []).append(len(messages) - 1)
             this.setdefault(dst, []).append(len(messages) - 1)
-        last.update(this)
+        for node, ids in this.items():
+            rounds_of.setdefault(node, []).append(ids)
     return tuple(messages)
 
 
