@@ -317,6 +317,7 @@ class TcpTransport(Network):
         conn.chunk_start_s = self.env.now
         flow.remaining = nbytes
         flow.last_s = self.env.now
+        flow.rate = 0.0  # a chunk joins its links as a new flow (the model rates it afresh)
         self._attached[flow.id] = True
         super()._start(flow)
 
