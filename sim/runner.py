@@ -148,7 +148,10 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
     env = world.env
     error: BaseException | None = None
     try:
-        pol.setup(ctx)
+        try:
+            pol.setup(ctx)
+        except ValueError as exc:
+            raise setup_error(pol.name, exc) from None
         procs = []
         coordinator = pol.coordinator(ctx)
         if coordinator is not None:
@@ -193,6 +196,24 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
         raise RunFailed(f"run of {pol.name!r} on {scenario.name!r} failed at "
                         f"t={env.now:.6g}s: {result.error}", result) from error
     return result
+
+
+def setup_error(policy: str, exc: ValueError) -> ScenarioError:
+    """A policy refused the scenario in ``setup`` (before any simulated time): bad input.
+
+    Policies check what needs the world (stage sizes against the cluster, code parameters
+    against the node count) when they set up and raise ``ValueError`` naming the field; the
+    field is written as in the file (``policy.s``, not ``policy.gc_cyclic.s``).
+    """
+    if isinstance(exc, ScenarioError):
+        return exc
+    from sim.scenario import _as_scenario_error
+
+    message = " ".join(str(exc).split())
+    prefix = f"policy.{policy}"
+    if message.startswith(prefix):
+        message = "policy" + message[len(prefix):]
+    return _as_scenario_error("policy", ValueError(message))
 
 
 def _params(pol: Policy) -> dict[str, Any]:

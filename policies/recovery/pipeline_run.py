@@ -111,8 +111,8 @@ class RecoveringPipeline(PipelineHooks):
         S, R = config.num_stages, config.replicas_per_stage
         if world.num_nodes < config.num_pipeline_nodes:
             raise ValueError(
-                f"cluster.num_nodes={world.num_nodes}: the pipeline needs num_stages x "
-                f"replicas_per_stage = {config.num_pipeline_nodes} nodes")
+                f"policy.num_stages: num_stages x replicas_per_stage = {S} x {R} = "
+                f"{config.num_pipeline_nodes} nodes; the cluster has {world.num_nodes}")
         self.num_stages = S
         self.placement = StagePlacement([[s * R + r for r in range(R)] for s in range(S)])
         self.store_node: int | None = (
