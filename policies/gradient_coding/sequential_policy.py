@@ -201,10 +201,15 @@ class SequentialCoding(Policy):
             except SimFailure:
                 # A crashed worker is a straggler; it retries the round once it is back (a fresh
                 # invocation), in case the master has to wait for everyone.
+                # A crashed master (or a partition) cuts the transfers too: wait until the
+                # round could go through, or the retry would spin at one instant.
                 if work == 0:
                     return
-                if not node.is_up:
-                    yield node.recovered_event() | ctx.stopped
+                down = [n.recovered_event() for n in (node, self.master) if not n.is_up]
+                if down:
+                    yield ctx.env.any_of([*down, ctx.stopped])
+                elif net.route(self.master.id, node.id) is None:
+                    yield net.link_change_event() | ctx.stopped
                 if ctx.should_stop or self.schedule.round != r:
                     return
 
