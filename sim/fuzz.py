@@ -103,7 +103,7 @@ def _shape(family: str, policy: str, rng: np.random.Generator) -> tuple[int, dic
                           failure_period_s=5.0, rejoin_delay_s=float(rng.choice([1.0, 10.0])))
         if policy == "checkpointing":
             params["checkpoint_every"] = int(rng.integers(1, 4))
-        return stages * replicas + int(rng.integers(0, 2)), params
+        return stages * replicas + 1, params  # + the checkpoint store
     n = int(rng.integers(4, 8))  # gradient coding: a master and n - 1 workers
     return n, {}
 
