@@ -73,9 +73,9 @@ def test_bad_parameters_name_the_field(params, field):
 
 
 def test_too_many_stage_nodes_for_the_cluster():
-    from sim.runner import RunFailed
+    from sim.errors import ScenarioError
 
-    with pytest.raises(RunFailed, match="stage_sizes"):
+    with pytest.raises(ScenarioError, match=r"^policy\.stage_sizes: \[5, 3, 3, 3\] needs 14"):
         run(scenario("full_pipeline", stage_sizes=(5, 3, 3, 3)))
 
 
