@@ -142,9 +142,13 @@ def _stragglers(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def make_case(seed: int, family: str) -> Case:
-    """Draw case ``seed`` of ``family`` (the same seed always gives the same case)."""
+    """Draw case ``seed`` of ``family`` (the same seed always gives the same case).
+
+    The policy is the family's ``seed mod len``-th, so consecutive seeds cover every policy; the
+    rest (shape, failures, stragglers) is drawn from a stream seeded by ``(seed, family)``.
+    """
     rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
-    policy, params = FAMILIES[family][int(rng.integers(len(FAMILIES[family])))]
+    policy, params = FAMILIES[family][seed % len(FAMILIES[family])]  # every policy in turn
     num_nodes, shape = _shape(family, policy, rng)
     faults: dict[str, Any] = {"failures": _failures(rng, num_nodes)}
     stragglers = _stragglers(rng)

@@ -9,8 +9,8 @@ A run that cannot progress ends with ``stop_reason`` "stalled" and says why in `
 instead of spinning forever: when nothing is left to happen (every process waits on an event that
 will never come, e.g. ``on_failure = "wait"`` for a node that never rejoins), when simulated time
 stops advancing (:data:`MAX_EVENTS_AT_ONE_INSTANT` events at one instant), or when events keep
-coming without any training step (:func:`max_events_per_step`). A run that fails part-way keeps what it recorded: :class:`RunFailed`
-carries the partial :class:`Result`.
+coming without any training step (:func:`max_events_per_step`). A run that fails part-way keeps
+what it recorded: :class:`RunFailed` carries the partial :class:`Result`.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ class Stalled(Exception):
 
 
 class _Watchdog:
-    """Checked every ``WATCH_EVERY`` events: is simulated time moving, are steps being made?"""
+    """Checked every ``WATCH_EVERY`` events: is simulated time moving, are steps being made."""
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx

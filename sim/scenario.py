@@ -21,8 +21,8 @@ line): the value is read as a TOML value when it is one (``16``, ``2.5``, ``true
 from __future__ import annotations
 
 import copy
-import math
 import dataclasses
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass

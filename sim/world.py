@@ -22,7 +22,6 @@ from sim.node import Node
 from sim.recorder import Recorder
 from sim.seeds import SeedTree
 
-
 WATCH_EVERY = 1 << 16
 """Events between two calls of an environment's watchdog (a power of two: a cheap mask test)."""
 WATCH_MASK = WATCH_EVERY - 1
