@@ -22,7 +22,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -82,7 +82,8 @@ class Outcome:
     wall_s: float = 0.0
     problem: str | None = None
     trace_hash: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    repeated: bool = False
+    """Whether the case ran twice (and gave the same trace)."""
 
 
 def _shape(family: str, policy: str, rng: np.random.Generator) -> tuple[int, dict[str, Any]]:
@@ -238,6 +239,7 @@ def fuzz(families: list[str], runs: int, *, first_seed: int = 0, repeat_every: i
             out = run_case(case, wall_limit_s=wall_limit_s)
             if out.problem is None and repeat_every and seed % repeat_every == 0:
                 again = run_case(case, wall_limit_s=wall_limit_s)
+                out.repeated = True
                 if again.problem is None and again.trace_hash != out.trace_hash:
                     out.problem = "not deterministic: two runs gave different traces"
             outcomes.append(out)
@@ -261,16 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     families = [f for f in args.families.split(",") if f]
     outcomes = fuzz(families, args.runs, first_seed=args.first_seed,
                     wall_limit_s=args.wall_limit, log=print)
-    print(f"\n{'family':<16} {'runs':>5} {'crashes':>8} {'hangs':>6} {'other':>6} "
-          f"{'stalled':>8} {'max wall s':>10}")
+    print(f"\n{'family':<16} {'runs':>5} {'policies':>8} {'repeated':>8} {'crashes':>8} "
+          f"{'hangs':>6} {'other':>6} {'stalled':>8} {'max wall s':>10}")
     for family in families:
         mine = [o for o in outcomes if o.case.family == family]
         crashes = sum(bool(o.problem and o.problem.startswith("exception")) for o in mine)
         hangs = sum(bool(o.problem and o.problem.startswith("hang")) for o in mine)
         other = sum(o.problem is not None for o in mine) - crashes - hangs
         stalled = sum(o.stop_reason == "stalled" for o in mine)
-        print(f"{family:<16} {len(mine):>5} {crashes:>8} {hangs:>6} {other:>6} {stalled:>8} "
-              f"{max(o.wall_s for o in mine):>10.1f}")
+        policies = len({o.case.policy for o in mine})
+        repeated = sum(o.repeated for o in mine)
+        print(f"{family:<16} {len(mine):>5} {policies:>8} {repeated:>8} {crashes:>8} {hangs:>6} "
+              f"{other:>6} {stalled:>8} {max(o.wall_s for o in mine):>10.1f}")
     return 1 if any(o.problem for o in outcomes) else 0
 
 
