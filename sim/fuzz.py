@@ -106,6 +106,8 @@ def _shape(family: str, policy: str, rng: np.random.Generator) -> tuple[int, dic
             params["checkpoint_every"] = int(rng.integers(1, 4))
         return stages * replicas + 1, params  # + the checkpoint store
     n = int(rng.integers(4, 8))  # gradient coding: a master and n - 1 workers
+    if policy == "gc_fractional" and (n - 1) % 2:
+        n += 1  # fractional repetition with s = 1 needs s + 1 = 2 to divide the workers
     return n, {}
 
 
@@ -161,7 +163,7 @@ def make_case(seed: int, family: str) -> Case:
     table = {
         "name": f"fuzz-{family}-{seed}", "seed": seed,
         "cluster": {"nodes": num_nodes},
-        "network": {"model": "maxmin", "topology": "uniform", "uplink": "200Mbit/s",
+        "network": {"model": "maxmin", "topology": "uniform", "uplink": "1Gbit/s",
                     "topology_params": {"latency": "10ms"}},
         "faults": faults,
         "workload": workload,
