@@ -17,6 +17,11 @@ class ScenarioError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
+
+    def __reduce__(self) -> tuple:
+        """Pickle with both arguments (a refusal raised in a worker process reaches the CLI)."""
+        return (type(self), (self.field, self.message))
 
 
 class SimFailure(Exception):
