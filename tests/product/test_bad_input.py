@@ -386,3 +386,20 @@ def test_unknown_keys_name_the_closest_valid_one(capsys, no_simulation, base, pa
                                                  closest):
     line = refusal(capsys, ["run", str(base), *sets(pair)])
     check(line, field, "unknown", f"did you mean '{closest}'")
+
+
+def test_a_refusal_survives_a_worker_process():
+    """Parallel compare runs policies in worker processes: their refusals must pickle."""
+    import pickle
+
+    from sim.errors import ScenarioError
+
+    error = pickle.loads(pickle.dumps(ScenarioError("cluster.nodes", "needs at least 2 nodes")))
+    assert isinstance(error, ScenarioError)
+    assert (error.field, str(error)) == ("cluster.nodes", "cluster.nodes: needs at least 2 nodes")
+
+
+def test_compare_refuses_a_policy_that_cannot_run_on_the_cluster(capsys, base):
+    line = refusal(capsys, ["compare", str(base), "--policies", "ddp,diloco", "--no-plots",
+                            *sets("cluster.nodes=1")])
+    check(line, "cluster.nodes", "at least 2 nodes")
