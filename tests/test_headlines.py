@@ -32,7 +32,25 @@ def test_coded_training_reaches_the_target_sooner_than_uncoded_under_stragglers(
     assert_speedup(spec, "cyclic", "uncoded", at_least=1.3, basis="time_to_target")
 
 
+def test_m_sgc_against_the_tuned_gc_in_the_lambda_like_scenario():
+    # The authors' protocol: probe the scenario, emulate every parameter set with load at most
+    # GC(64, 4)'s, run each scheme with its fastest. 64 workers, 20 jobs (the full 256-worker
+    # version: docs/methods/gradient-coding.md). Measured: tuned GC s = 0 233.5 s, tuned M-SGC
+    # (B, W, lam) = (1, 3, 14) 210.3 s: M-SGC 1.11x faster.
+    from policies.gradient_coding.tuned_compare import tuned_spec
+
+    overrides = ["cluster.nodes=65", "run.steps=20", "policies.gc.lam=4"]
+    for label in ("gc", "sr_sgc", "m_sgc"):
+        overrides.append(f"policies.{label}.num_jobs=20")
+    spec, _, tuning = tuned_spec(SCENARIOS / "gc-lambda.toml", overrides)
+    tuned = dict(spec.policies)
+    assert tuning.best["m_sgc"].candidate.lam > 0           # M-SGC does tolerate stragglers
+    assert_speedup(spec.scenario, tuned["m_sgc"], tuned["gc"], at_least=1.05,
+                   basis="step_time")
+
+
 def test_m_sgc_runs_the_jobs_faster_than_gc_under_bursty_stragglers():
+    # Fixed-parameter extra (not the authors' protocol: GC is not tuned; see the test above).
     # 128 workers (lam = 8), 20 jobs; measured GC 26.0 s, M-SGC 19.9 s (0.76x GC)
     overrides = ["cluster.nodes=129", "run.steps=20"]
     for label in ("gc", "m_sgc"):
