@@ -3,12 +3,13 @@
 ``data/gcp-12-regions.csv`` lists, for each unordered pair of regions, the latency in ms and the
 bandwidth in Gbit/s measured and published with SkipPipe (MIT licence); the NL-London bandwidth
 typo in one published copy is corrected to the other copy's value. The table is read as one-way
-latency and per-direction bandwidth, as SkipPipe's emulator reads it: the authors' worked
-example, 32 MiB from Belgium to Canada (41 ms, 0.1709), takes 0.041 + 32 x 2^20 x 8 / 0.1709e9 =
-1.61 s. ``data/gcp-12-regions-order.txt`` is the authors' order of the regions (Australia,
+latency and per-direction bandwidth, as SkipPipe's emulator reads it. The authors' own table
+(``schedulers/communication_costs.py``) stores GiB/s (Belgium-Canada 0.0199 GiB/s = 0.1709
+Gbit/s here): their worked example, 32 MiB from Belgium to Canada, takes 0.041 + 32 MiB /
+0.0199 GiB/s = 1.61 s (1.96 s with their 0.35 s host-device fudge). ``data/gcp-12-regions-order.txt`` is the authors' order of the regions (Australia,
 Belgium, Canada, Germany, Iowa, Japan, LA, NL, Oregon, Singapore, Taiwan, London): their node
 ``i`` sits in region ``i mod 12`` of it. Two nodes in one region get the authors' default,
-1 ms and 2 in the table's unit (2 Gbit/s).
+1 ms and 2 in their table's unit (2 GiB/s).
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from topologies.topology import (
 #: Placements accepted by :func:`gcp_regions`.
 PLACEMENTS = ("round_robin", "random")
 
-#: Same-region cost (the authors' default for two machines in one region): 1 ms, and 2 in the
-#: table's bandwidth unit (Gbit/s), i.e. 2e9 / 8 bytes/s.
+#: Same-region cost (the authors' default for two machines in one region): 1 ms, and 2 in their
+#: table's bandwidth unit, GiB/s (their ``delay_map``: ``ms / 1000 + bytes / (bw * 1024**3)``).
 SAME_REGION_LATENCY_S = 1e-3
-SAME_REGION_BANDWIDTH_BPS = 2e9 / 8
+SAME_REGION_BANDWIDTH_BPS = 2 * 2**30
 
 
 @cache
@@ -107,7 +108,7 @@ def gcp_regions(
         :func:`gcp_region_names`: 0 = Australia, 7 = NL, 11 = London). ``"random"``: each node in a region drawn uniformly from ``seed``.
     local_latency_s, local_bandwidth_Bps:
         Cost between two nodes in the same region: seconds and bytes/s (default 1 ms,
-        2 Gbit/s: the authors' default in their table's units).
+        2 GiB/s: the authors' default ``(1, 2.00)`` in their table's units, GiB/s).
     routing:
         ``"direct"`` (default): every transfer takes the measured link between its two regions.
         ``"min_latency"``: shortest-latency path, which relays 7 of the 66 pairs through a third

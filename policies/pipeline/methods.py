@@ -104,16 +104,32 @@ class SkipConfig(PipelineConfig):
         Fraction of stages a path skips: paths visit ``round(S (1 - skip_ratio))`` stages.
     max_swaps, max_swap_distance, max_jump_skip:
         Path rules (see :class:`~policies.pipeline.paths.PathRules`).
+    paths_per_data_node:
+        Paths (agents) per data node; microbatch ``j`` of a node takes path ``j mod A``.
+        ``None``: ``m`` (the authors' default); 1: their coarsened variant.
+    pipelined:
+        A path's microbatches flow along it together, at most ``m`` in flight per node (the
+        authors' emulator and trainer). False: one after another (an ablation).
     """
 
     skip_ratio: float = 1 / 3
     max_swaps: int = 2
     max_swap_distance: int = 2
     max_jump_skip: int = 4
+    paths_per_data_node: int | None = None
+    pipelined: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.rules()  # validates the rule fields
+        if self.paths_per_data_node is not None and self.paths_per_data_node < 1:
+            raise ValueError(f"paths_per_data_node: must be >= 1 or None, "
+                             f"got {self.paths_per_data_node}")
+
+    @property
+    def paths(self) -> int:
+        """Paths per data node: ``paths_per_data_node``, or ``m``."""
+        return self.paths_per_data_node or self.memory_microbatches
 
     def rules(self) -> PathRules:
         """The path rules these parameters describe."""
@@ -279,7 +295,7 @@ class FullPipeline(PipelinePolicy):
 
 
 class _AgentPolicy(PipelinePolicy):
-    """Skip methods: agents per data node, each carrying a chain of microbatches down a path."""
+    """Skip methods: paths (agents) per data node, each carrying its microbatches down a path."""
 
     def prepare(self, ctx: RunContext) -> None:
         """Path rules and the agents of every data node."""
@@ -287,7 +303,7 @@ class _AgentPolicy(PipelinePolicy):
         self.rules = cfg.rules()
         self.agents, self.loads = make_agents(
             self.allocation.replicas[0], cfg.microbatches_per_data_node,
-            cfg.memory_microbatches, self.node_costs.forward_s)
+            cfg.paths, self.node_costs.forward_s)
 
 
 @register_policy("random_skip")
@@ -305,7 +321,7 @@ class RandomSkip(_AgentPolicy):
     def _draw(self) -> list[RoutedMicrobatch]:
         routes = random_skip_routes(self.agents, self.allocation.replicas, self.rules,
                                     self.config.memory_microbatches, self.rng)
-        return agent_microbatches(routes, self.loads)
+        return agent_microbatches(routes, self.loads, pipelined=self.config.pipelined)
 
     def plan_iteration(self, ctx: RunContext, iteration: int) -> list[RoutedMicrobatch]:
         """New random paths every iteration (with ``resample``)."""
@@ -327,7 +343,8 @@ class SkipPipe(_AgentPolicy):
         wall = time.perf_counter()
         self.microbatches, self.schedule = skippipe_routes(
             self.agents, self.loads, self.node_costs, self.stage_of, self.rules,
-            self.config.memory_microbatches, self.config.cbs())
+            self.config.memory_microbatches, self.config.cbs(),
+            pipelined=self.config.pipelined)
         self.schedule_wall_s = time.perf_counter() - wall
         ctx.world.recorder.event(
             "skippipe_schedule", predicted_s=self.schedule.predicted_s,

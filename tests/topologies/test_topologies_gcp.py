@@ -52,15 +52,21 @@ def test_round_robin_placement_in_the_authors_region_order():
 
 def test_authors_worked_example_hop():
     # 32 MiB Belgium -> Canada: 1.61 s (1.96 s with the emulator's 0.35 s host-device fudge).
+    # The authors' table says (41 ms, 0.0198974609375 GiB/s); ours stores 0.1709 Gbit/s.
     latency_s, bandwidth_Bps = gcp_link("Belgium", "Canada")
+    assert bandwidth_Bps == pytest.approx(0.0198974609375 * 2**30, rel=1e-3)
     hop_s = latency_s + 32 * 2**20 / bandwidth_Bps
     assert round(hop_s, 2) == 1.61 and round(hop_s + 0.35, 2) == 1.96
+    # same region: the authors' default (1 ms, 2) in the same unit
+    same = gcp_regions(13).graph.nodes["Australia"]
+    assert same["local_latency_s"] + 32 * 2**20 / same["local_bandwidth_Bps"] == pytest.approx(
+        1e-3 + 32 / 2048)
 
 
 def test_same_region_cost_is_on_the_vertex():
     site = gcp_regions(3).graph.nodes["Japan"]
     assert site["local_latency_s"] == 1e-3
-    assert site["local_bandwidth_Bps"] == 2e9 / 8        # 2 in the table's unit, Gbit/s
+    assert site["local_bandwidth_Bps"] == 2 * 2**30      # the authors' (1 ms, 2) in GiB/s
     other = gcp_regions(3, local_latency_s=2e-3, local_bandwidth_Bps=1e9).graph.nodes["Japan"]
     assert (other["local_latency_s"], other["local_bandwidth_Bps"]) == (2e-3, 1e9)
 
