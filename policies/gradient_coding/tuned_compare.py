@@ -168,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--common-slope", action="store_true",
                         help="the authors' one load slope for all cells (default: per cell)")
     parser.add_argument("--plot", help="write the two-panel figure here (png)")
+    parser.add_argument("--no-fixed", action="store_true",
+                        help="run only the tuned schemes (not the file's fixed-parameter extra)")
     args = parser.parse_args(argv)
     spec, profile, tuning = tuned_spec(args.scenario, args.overrides, max_W=args.max_W,
                                        per_cell=not args.common_slope)
@@ -176,9 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"median base delay {float(_median(profile.base_s)):.3f} s, "
           f"median slope {_median(profile.slope_s):.2f} s per unit load")
     print(describe_tuning(tuning, n))
-    comparison = compare(spec.scenario, [cfg for _, cfg in spec.policies])
+    policies = [(label, cfg) for label, cfg in spec.policies
+                if not (args.no_fixed and label.endswith("_fixed"))]
+    comparison = compare(spec.scenario, policies)
     print(f"{'label':12s} {'policy':14s} {'params':32s} {'sim time (s)':>12s}")
-    for (label, cfg), run in zip(spec.policies, comparison.runs):
+    for (label, cfg), run in zip(policies, comparison.runs):
         shown = {k: cfg.params[k] for k in ("B", "W", "lam") if k in cfg.params}
         print(f"{label:12s} {cfg.name:14s} {str(shown):32s} {run.record['sim_time_s']:12.1f}")
     if args.plot:
