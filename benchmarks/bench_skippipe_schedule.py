@@ -118,7 +118,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference", choices=["ideal", "maxmin"], default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="scenario override for --reference, e.g. policies.skippipe.pipelined=false")
+                        help="scenario override for --reference, "
+                             "e.g. policies.skippipe.pipelined=false")
     parser.add_argument("--training", action="store_true",
                         help="real training: scenarios/skippipe-training.toml")
     args = parser.parse_args()

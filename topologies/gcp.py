@@ -6,9 +6,10 @@ typo in one published copy is corrected to the other copy's value. The table is 
 latency and per-direction bandwidth, as SkipPipe's emulator reads it. The authors' own table
 (``schedulers/communication_costs.py``) stores GiB/s (Belgium-Canada 0.0199 GiB/s = 0.1709
 Gbit/s here): their worked example, 32 MiB from Belgium to Canada, takes 0.041 + 32 MiB /
-0.0199 GiB/s = 1.61 s (1.96 s with their 0.35 s host-device fudge). ``data/gcp-12-regions-order.txt`` is the authors' order of the regions (Australia,
-Belgium, Canada, Germany, Iowa, Japan, LA, NL, Oregon, Singapore, Taiwan, London): their node
-``i`` sits in region ``i mod 12`` of it. Two nodes in one region get the authors' default,
+0.0199 GiB/s = 1.61 s (1.96 s with their 0.35 s host-device fudge).
+``data/gcp-12-regions-order.txt`` is the authors' order of the regions (Australia, Belgium,
+Canada, Germany, Iowa, Japan, LA, NL, Oregon, Singapore, Taiwan, London): their node ``i`` sits
+in region ``i mod 12`` of it. Two nodes in one region get the authors' default,
 1 ms and 2 in their table's unit (2 GiB/s).
 """
 
@@ -105,7 +106,8 @@ def gcp_regions(
         Seed or ``numpy.random.Generator`` for ``placement="random"`` (unused otherwise).
     placement:
         ``"round_robin"``: node ``i`` in region ``i mod 12`` (regions in the authors' order,
-        :func:`gcp_region_names`: 0 = Australia, 7 = NL, 11 = London). ``"random"``: each node in a region drawn uniformly from ``seed``.
+        :func:`gcp_region_names`: 0 = Australia, 7 = NL, 11 = London). ``"random"``: each
+        node in a region drawn uniformly from ``seed``.
     local_latency_s, local_bandwidth_Bps:
         Cost between two nodes in the same region: seconds and bytes/s (default 1 ms,
         2 GiB/s: the authors' default ``(1, 2.00)`` in their table's units, GiB/s).

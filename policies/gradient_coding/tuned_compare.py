@@ -129,7 +129,7 @@ def describe_tuning(tuning: Tuning, n: int) -> str:
     return "\n".join(lines)
 
 
-def plot_tuning(tuning: Tuning, comparison: Any, path: str | Path) -> None:
+def plot_tuning(tuning: Tuning, comparison: Any, labels: Sequence[str], path: str | Path) -> None:
     """The authors' two panels: emulated time vs load per parameter set; jobs done vs time."""
     import matplotlib
 
@@ -142,13 +142,14 @@ def plot_tuning(tuning: Tuning, comparison: Any, path: str | Path) -> None:
         left.plot([r.load for r in rows], [r.total_s for r in rows], ".", ms=3, label=scheme)
         best = tuning.best[scheme]
         left.plot([best.load], [best.total_s], "k*", ms=9)
-    left.set(xlabel="normalised load", ylabel="emulated time (s)",
+    left.set(xlabel="normalised load", ylabel="emulated time (s)", xscale="log", yscale="log",
              title="tuning on the probe (* = chosen)")
     left.legend()
     left.grid(alpha=0.3)
-    for run in comparison.runs:
+    for label, run in zip(labels, comparison.runs):
         times = run.result.history.query("metric == 'job'").time_s.tolist()
-        right.plot(times, range(1, len(times) + 1), label=run.label)
+        style = "--" if label.endswith("_fixed") else "-"
+        right.plot(times, range(1, len(times) + 1), style, label=label)
     right.set(xlabel="simulated time (s)", ylabel="jobs decoded", title="runs")
     right.legend(fontsize=8)
     right.grid(alpha=0.3)
@@ -186,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = {k: cfg.params[k] for k in ("B", "W", "lam") if k in cfg.params}
         print(f"{label:12s} {cfg.name:14s} {str(shown):32s} {run.record['sim_time_s']:12.1f}")
     if args.plot:
-        plot_tuning(tuning, comparison, args.plot)
+        plot_tuning(tuning, comparison, [label for label, _ in policies], args.plot)
     return 0
 
 

@@ -57,7 +57,7 @@ def stage_of_nodes(replicas: Sequence[Sequence[int]], num_nodes: int) -> list[in
 
 def make_agents(data_nodes: Sequence[int], microbatches_per_data_node: int, paths: int,
                 forward_s: np.ndarray) -> tuple[list[Agent], list[int]]:
-    """The agents (``min(paths, microbatches)`` per data node) and how many microbatches each carries.
+    """The agents (``min(paths, microbatches)`` per data node) and their microbatch counts.
 
     Agent ``k`` of a data node starts at ``k * forward_s[data node]`` (after the forward tasks
     of the agents before it on that node) and carries microbatches ``k, k + A, ...``.
