@@ -34,9 +34,10 @@ def test_coded_training_reaches_the_target_sooner_than_uncoded_under_stragglers(
 
 def test_m_sgc_against_the_tuned_gc_in_the_lambda_like_scenario():
     # The authors' protocol: probe the scenario, emulate every parameter set with load at most
-    # GC(64, 4)'s, run each scheme with its fastest. 64 workers, 20 jobs (the full 256-worker
-    # version: docs/methods/gradient-coding.md). Measured: tuned GC s = 0 233.5 s, tuned M-SGC
-    # (B, W, lam) = (1, 3, 14) 210.3 s: M-SGC 1.11x faster.
+    # GC(64, 4)'s, run each scheme with its fastest. 64 workers, 20 jobs. Measured: tuned GC
+    # s = 0 233.5 s, tuned M-SGC (B, W, lam) = (1, 3, 14) 210.3 s: M-SGC 1.11x faster here; at
+    # the full 256 workers it is 2.4% slower on average over 4 seeds (docs/methods/
+    # gradient-coding.md): far from the published 16% either way, hence the upper bound.
     from policies.gradient_coding.tuned_compare import tuned_spec
 
     overrides = ["cluster.nodes=65", "run.steps=20", "policies.gc.lam=4"]
@@ -45,7 +46,7 @@ def test_m_sgc_against_the_tuned_gc_in_the_lambda_like_scenario():
     spec, _, tuning = tuned_spec(SCENARIOS / "gc-lambda.toml", overrides)
     tuned = dict(spec.policies)
     assert tuning.best["m_sgc"].candidate.lam > 0           # M-SGC does tolerate stragglers
-    assert_speedup(spec.scenario, tuned["m_sgc"], tuned["gc"], at_least=1.05,
+    assert_speedup(spec.scenario, tuned["m_sgc"], tuned["gc"], at_least=1.05, at_most=1.2,
                    basis="step_time")
 
 
