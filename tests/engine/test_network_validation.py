@@ -58,3 +58,27 @@ def test_tcp_transport_against_ns3(errors):
 def test_tcp_is_closer_to_ns3_than_fluid_on_most_cases(errors):
     closer = sum(abs(tcp) <= abs(fluid) + 1e-3 for _, _, tcp, fluid in errors)
     assert closer >= 0.9 * len(errors)
+
+
+@pytest.mark.parametrize("transport", ["fluid", "tcp"])
+def test_a_schedule_as_messages_runs_like_the_executor(transport):
+    """The message DAG of the references (``schedule_messages``) against ``run_schedule``:
+    gloo's ring (window 2, a fence) over 4 nodes, 10 MB, 5 ms access latency each."""
+    from dataclasses import replace
+
+    from sim import collectives as C
+    from sim.network.validation import Case, schedule_messages
+    from sim.world import World
+    from topologies import uniform
+
+    k, m = 4, 10e6
+    schedule, fence = C.gloo_ring_allreduce_schedule(list(range(k)), m)
+    case = Case(name="gloo", kind="collective", rate_bps=(100e6,) * k, delay_s=(0.005,) * k,
+                messages=schedule_messages(schedule, window=C.GLOO_WINDOW, fences=(fence,)))
+    topo = replace(uniform(k), uplink_Bps=(12.5e6,) * k, downlink_Bps=(12.5e6,) * k,
+                   access_latency_s=(0.005,) * k)
+    world = World(topo, network="maxmin", transport=transport)
+    proc = C.gloo_ring_allreduce(world, list(range(k)), m)
+    world.env.run()
+    assert case.makespan_s(predict(case, transport=transport)) == pytest.approx(proc.value,
+                                                                                rel=1e-12)
