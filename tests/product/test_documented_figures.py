@@ -125,7 +125,9 @@ def test_policy_names_in_docs_are_registered():
     listed = {name for line in table for name in re.findall(r"`(\w+)`", line.split("|")[2])}
     assert listed == registered  # every method listed, nothing that does not exist
     cli = (ROOT / "docs/cli.md").read_text()
-    for allowed in re.findall(r"allowed: ([\w, ]+)", cli):
+    lists = re.findall(r"unknown policy '\w+'; allowed: ([\w, ]+)", cli)
+    assert lists, "docs/cli.md shows no unknown-policy error"
+    for allowed in lists:
         names = [n.strip() for n in allowed.split(",") if n.strip()]
         assert set(names) <= registered, names
         assert names == sorted(names)
