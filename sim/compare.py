@@ -70,7 +70,8 @@ def record_of(result: Any, label: str | None = None) -> dict[str, Any]:
     and ``bytes_per_node`` (mean bytes sent per node).
     """
     summary = dict(result.summary)
-    record = {"label": label or summary.get("policy"), **summary}
+    record = {"label": label or getattr(result, "label", None) or summary.get("policy"),
+              **summary}
     record.setdefault("bytes_per_node", summary.get("bytes_sent_per_node"))
     return _clean(record)
 
@@ -238,14 +239,11 @@ def _short_bytes(nbytes: float) -> str:
 def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
                        ) -> tuple[Scenario, list[tuple[str, PolicyConfig]]]:
     """``(scenario, [(label, PolicyConfig), ...])`` from the forms :func:`compare` accepts."""
-    from sim.scenario import ScenarioSpec, resolve_policies
+    from sim.scenario import resolve_policies
 
-    if isinstance(scenario, ScenarioSpec):
-        spec = scenario
-    else:
-        spec = ScenarioSpec(scenario=scenario)
+    spec = scenario
     if policies is None:
-        return spec.scenario, resolve_policies(spec, None)
+        return spec, resolve_policies(spec, None)
     names = [p for p in policies if isinstance(p, str)]
     by_name = dict(resolve_policies(spec, names)) if names else {}
     chosen: list[tuple[str, PolicyConfig]] = []
@@ -257,7 +255,7 @@ def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
         else:
             label, config = p
             chosen.append((label, config))
-    return spec.scenario, chosen
+    return spec, chosen
 
 
 def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,

@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,6 +39,7 @@ from pydantic import (
 )
 
 from sim import units
+from sim.components import config_from_table, find
 from sim.config import (
     ClusterConfig,
     FaultsConfig,
@@ -49,6 +49,9 @@ from sim.config import (
     Scenario,
 )
 from sim.errors import ScenarioError
+from sim.tables import check_param_types as _check_param_types
+from sim.tables import check_param_units as _check_param_units
+from sim.tables import si_params
 
 __all__ = [
     "ScenarioBuilder",
@@ -80,49 +83,6 @@ def _bandwidth_or_unlimited(value: Any) -> float | None:
 Duration = Annotated[float, BeforeValidator(units.parse_duration)]
 Size = Annotated[float, BeforeValidator(units.parse_bytes)]
 Bandwidth = Annotated[float | None, BeforeValidator(_bandwidth_or_unlimited)]
-
-_SI_SUFFIXES = tuple(units.PARSERS_BY_SUFFIX)
-
-
-def si_params(params: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Convert a free-form table: ``{"latency": "50ms"}`` -> ``{"latency_s": 0.05}``.
-
-    Unit strings get the SI suffix of their unit; keys that already carry a suffix keep their
-    numeric value (a unit string there is parsed with that suffix's parser); nested tables and
-    lists of tables are converted the same way. Other values pass through untouched.
-    """
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        path = f"{where}.{key}"
-        suffix = next((s for s in sorted(_SI_SUFFIXES, key=len, reverse=True)
-                       if key.endswith(s)), None)
-        if isinstance(value, Mapping):
-            out[key] = si_params(value, path)
-        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-            out[key] = [si_params(v, f"{path}[{i}]") for i, v in enumerate(value)]
-        elif isinstance(value, str) and suffix is not None:
-            _, parse = units.PARSERS_BY_SUFFIX[suffix]
-            out[key] = _wrap(path, parse, value)
-        elif isinstance(value, str) and _looks_like_quantity(value):
-            si_value, unit_suffix = _wrap(path, units.parse_quantity, value)
-            out[key + unit_suffix] = si_value
-        else:
-            out[key] = value
-    return out
-
-
-def _looks_like_quantity(text: str) -> bool:
-    """``"50ms"``, ``"0.1/h"``, ``"1 Gbit/s"``: a number, then a unit."""
-    number_then_unit = r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*[A-Za-zµ%/].*"
-    return re.fullmatch(number_then_unit, text) is not None
-
-
-def _wrap(path: str, fn: Any, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except ValueError as exc:
-        raise ScenarioError(path, str(exc)) from None
-
 
 # ---------------------------------------------------------------- the file's sections
 
@@ -303,26 +263,15 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
 # ---------------------------------------------------------------- validated spec
 
 
-@dataclass(frozen=True, kw_only=True)
-class ScenarioSpec:
-    """A validated scenario plus what the file says about comparisons.
+ScenarioSpec = Scenario
+"""The former name of a loaded scenario with its ``[policies]`` tables; now :class:`Scenario`."""
 
-    scenario:
-        The run's frozen configuration (SI units).
-    policies:
-        ``(label, PolicyConfig)`` for each entry of the file's ``[policies.<label>]`` tables, in
-        file order: what ``dtsim compare`` runs when no ``--policies`` is given.
-    raw:
-        The file's table after overrides (for sweeps, which override it again).
+
+def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Scenario:
+    """Validate a file-shaped table into a :class:`Scenario`.
+
+    Relative paths in it resolve in ``base_dir`` (default: the current folder).
     """
-
-    scenario: Scenario
-    policies: tuple[tuple[str, PolicyConfig], ...] = ()
-    raw: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) -> ScenarioSpec:
-    """Validate a raw table into a :class:`ScenarioSpec`; relative paths resolve in ``base_dir``."""
     try:
         model = ScenarioFile.model_validate(raw)
     except ValidationError as exc:
@@ -351,9 +300,9 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     else:
         raise ScenarioError("policy", "missing section; give [policy] with a name "
                                       "(or [policies.<name>] tables for comparisons)")
-    scenario = Scenario(name=model.name, seed=seed if seed is not None else 0, cluster=cluster,
-                        network=network, faults=faults, workload=workload, policy=policy, run=run)
-    return ScenarioSpec(scenario=scenario, policies=compared, raw=copy.deepcopy(dict(raw)))
+    return Scenario(name=model.name, seed=seed if seed is not None else 0, cluster=cluster,
+                    network=network, faults=faults, workload=workload, policy=policy, run=run,
+                    policies=compared, source=copy.deepcopy(dict(raw)), base_dir=str(base))
 
 
 def _cluster_config(section: ClusterSection) -> ClusterConfig:
@@ -452,14 +401,35 @@ _FAULT_SI_KEYS = ("rate_per_s", "downtime_s", "notice_s", "start_s", "duration_s
 
 
 def _faults_config(section: FaultsSection, num_nodes: int, base: Path) -> FaultsConfig:
-    stragglers = _resolve_path(si_params(section.stragglers, "faults.stragglers"), base)
     failures_raw = section.failures if isinstance(section.failures, list) else (
         [section.failures] if section.failures else [])
-    failures = [_resolve_path(si_params(spec, f"faults.failures[{i}]"), base)
-                for i, spec in enumerate(failures_raw)]
-    _check_param_units(stragglers, _FAULT_SI_KEYS, "faults.stragglers")
-    for i, spec in enumerate(failures):
-        _check_param_units(spec, _FAULT_SI_KEYS, f"faults.failures[{i}]")
+    stragglers = _typed_fault("stragglers", section.stragglers, "faults.stragglers")
+    if stragglers is None:
+        stragglers = _resolve_path(si_params(section.stragglers, "faults.stragglers"), base)
+        _check_param_units(stragglers, _FAULT_SI_KEYS, "faults.stragglers")
+        _check_stragglers(stragglers, num_nodes)
+    failures = []
+    for i, raw in enumerate(failures_raw):
+        where = f"faults.failures[{i}]"
+        spec = _typed_fault("failures", raw, where)
+        if spec is None:
+            spec = _resolve_path(si_params(raw, where), base)
+            _check_param_units(spec, _FAULT_SI_KEYS, where)
+            _check_failures([spec], num_nodes, first=i)
+        failures.append(spec)
+    return FaultsConfig(stragglers=stragglers, failures=failures)
+
+
+def _typed_fault(kind: str, table: Mapping[str, Any], where: str) -> Any:
+    """The typed Config of a fault model that has one (``None``: a spec-table model)."""
+    entry = find(kind, table.get("model")) if table else None
+    if entry is None or entry.config is None:
+        return None
+    params = {k: v for k, v in table.items() if k != "model"}
+    return config_from_table(kind, entry.name, params, where=where)
+
+
+def _check_stragglers(stragglers: dict[str, Any], num_nodes: int) -> None:
     if stragglers:
         import numpy as np
 
@@ -469,21 +439,14 @@ def _faults_config(section: FaultsSection, num_nodes: int, base: Path) -> Faults
             make_straggler_model(stragglers, num_nodes=num_nodes, rng=np.random.default_rng(0))
         except (TypeError, ValueError) as exc:
             raise _as_scenario_error("faults.stragglers", exc) from None
-    _check_failures(failures, num_nodes)
-    return FaultsConfig(stragglers=stragglers, failures=failures)
 
 
-def _check_failures(failures: list[dict[str, Any]], num_nodes: int) -> None:
-    try:
-        from sim.faults import failures as failure_models
-    except ImportError:  # not written yet: the engine checks them when it builds the world
-        return
-    make = getattr(failure_models, "make_failure_model", None)
-    if make is None:
-        return
-    for i, spec in enumerate(failures):
+def _check_failures(failures: list[dict[str, Any]], num_nodes: int, first: int = 0) -> None:
+    from sim.faults.failures import make_failure_model
+
+    for i, spec in enumerate(failures, start=first):
         try:
-            make(spec)
+            make_failure_model(spec)
         except (TypeError, ValueError) as exc:
             raise _as_scenario_error(f"faults.failures[{i}]", exc) from None
 
@@ -503,43 +466,6 @@ def _as_scenario_error(field: str, exc: Exception) -> ScenarioError:
             return ScenarioError(named, f"{got.group(2)} (got {got.group(1)})")
         return ScenarioError(named, rest.lstrip(" :"))
     return ScenarioError(field, message)
-
-
-def _check_param_units(params: Mapping[str, Any], accepted: Iterable[str], where: str) -> None:
-    """Refuse ``latency = 5`` when the receiver takes ``latency_s``: say which unit to write."""
-    accepted = set(accepted)
-    examples = {"_s": "50ms", "_bytes": "2GiB", "_Bps": "100Mbit/s", "_per_s": "0.1/h",
-                "_flops_per_s": "989TFLOP/s"}
-    for key, value in params.items():
-        if key in accepted or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        for suffix, example in examples.items():
-            if key + suffix in accepted:
-                raise ScenarioError(f"{where}.{key}", f"{value!r} has no unit; write it with "
-                                                      f"one, e.g. {key} = \"{example}\"")
-
-
-_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
-}
-
-
-def _check_param_types(config_cls: type, params: Mapping[str, Any], where: str) -> None:
-    """Check values against simple annotations (``int``, ``float | None``, ...) of a Config."""
-    for f in dataclasses.fields(config_cls):
-        if f.name not in params:
-            continue
-        value = params[f.name]
-        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        options = [a.strip() for a in annotation.split("|")]
-        if not all(a in _SIMPLE_TYPES or a == "None" for a in options):
-            continue  # a richer type: the Config checks it itself
-        if value is None and "None" in options:
-            continue
-        allowed = tuple(t for a in options if a in _SIMPLE_TYPES for t in _SIMPLE_TYPES[a])
-        is_bool = isinstance(value, bool)
-        if not isinstance(value, allowed) or (is_bool and bool not in allowed):
-            raise ScenarioError(f"{where}.{f.name}", f"{value!r} is not of type {annotation}")
 
 
 def _workload_config(section: Mapping[str, Any], base: Path) -> Any:
@@ -603,45 +529,32 @@ def _run_config(section: RunSection) -> RunConfig:
 def _policy_config(table: Mapping[str, Any], where: str, *,
                    default_name: str | None = None) -> PolicyConfig:
     """Check the policy name and its parameters against the policy's own ``Config``."""
-    from sim.policy import get_policy, make_config
-
     name = table.get("name", default_name)
     if not isinstance(name, str):
         raise ScenarioError(f"{where}.name", f"must be a policy name, got {name!r}")
-    params = si_params({k: v for k, v in table.items() if k != "name"}, where)
-    try:
-        cls = get_policy(name)
-    except ValueError as exc:
-        message = str(exc).split(":", 1)[-1].strip()
-        raise ScenarioError(f"{where}.name", message) from None
-    field_names = [f.name for f in dataclasses.fields(cls.Config)]
-    _check_param_units(params, field_names, where)
-    _check_param_types(cls.Config, params, where)
-    try:
-        make_config(cls.Config, params, where=where)
-    except ValueError as exc:
-        raise _as_scenario_error(where, exc) from None
-    return PolicyConfig(name=name, params=params)
+    given = {k: v for k, v in table.items() if k != "name"}
+    config = config_from_table("policy", name, given, where=where)
+    return PolicyConfig(name=name, params=si_params(given, where), config=config)
 
 
 # ---------------------------------------------------------------- public entry points
 
 
-def load(path: str | Path, overrides: Sequence[str] = ()) -> ScenarioSpec:
-    """Read, override and validate a scenario file."""
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file (``.toml``, ``.yaml``) into a Scenario."""
     raw = apply_overrides(read_scenario_file(path), overrides)
     return parse_spec(raw, base_dir=Path(path).resolve().parent)
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
-    """Load the validated :class:`~sim.config.Scenario` of a ``.toml`` / ``.yaml`` file."""
-    return load(path, overrides).scenario
+    """Load a scenario file; the same as :func:`load` (kept as the library's name for it)."""
+    return load(path, overrides)
 
 
 def scenario_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (), *,
                        base_dir: str | Path | None = None) -> Scenario:
     """Validate a table shaped like a scenario file into a :class:`~sim.config.Scenario`."""
-    return parse_spec(apply_overrides(data, overrides), base_dir=base_dir).scenario
+    return parse_spec(apply_overrides(data, overrides), base_dir=base_dir)
 
 
 def default_scenario_path() -> Path:
@@ -649,35 +562,28 @@ def default_scenario_path() -> Path:
     return Path(str(resources.files("sim") / "defaults" / "default.toml"))
 
 
-def resolve_policies(spec: ScenarioSpec, names: Sequence[str] | None = None,
+def resolve_policies(spec: Scenario, names: Sequence[str] | None = None,
                      ) -> list[tuple[str, PolicyConfig]]:
     """Return the ``(label, PolicyConfig)`` list to compare.
 
-    ``names`` are labels of the file's ``[policies.<label>]`` tables or registered policy names
-    (then run with the parameters of ``[policy]`` when it names the same policy, else their
-    defaults). ``None`` means the file's ``[policies]`` tables, or just its ``[policy]``.
+    ``names`` are labels of the scenario's ``[policies.<label>]`` tables or registered policy
+    names, resolved by :meth:`Scenario.policy_config`. ``None`` means the ``[policies]``
+    tables, or just the scenario's own policy.
     """
-    known = dict(spec.policies)
     if names is None:
-        return list(spec.policies) or [(spec.scenario.policy.name, spec.scenario.policy)]
+        return list(spec.policies) or [(spec.policy.name, spec.policy)]
     if not names:
         raise ScenarioError("--policies", "needs at least one policy name")
     chosen: list[tuple[str, PolicyConfig]] = []
     for name in names:
-        if name in known:
-            chosen.append((name, known[name]))
-        elif name == spec.scenario.policy.name:
-            chosen.append((name, spec.scenario.policy))
-        else:
-            from sim.policy import get_policy, policy_names
+        try:
+            chosen.append(spec.policy_config(name))
+        except ScenarioError:
+            from sim.components import names as registered
 
-            try:
-                get_policy(name)
-            except ValueError:
-                allowed = sorted(set(policy_names()) | set(known))
-                raise ScenarioError("--policies", f"unknown policy {name!r}; allowed: "
-                                                  f"{', '.join(allowed)}") from None
-            chosen.append((name, PolicyConfig(name=name, params={})))
+            allowed = sorted(set(registered("policy")) | {label for label, _ in spec.policies})
+            raise ScenarioError("--policies", f"unknown policy {name!r}; allowed: "
+                                              f"{', '.join(allowed)}") from None
     return chosen
 
 
@@ -752,10 +658,10 @@ class ScenarioBuilder:
         """Return the scenario as a file-shaped table (for :func:`sim.sweep.sweep`)."""
         return copy.deepcopy(self._data)
 
-    def spec(self) -> ScenarioSpec:
-        """Validate and return the full spec."""
+    def spec(self) -> Scenario:
+        """Validate and return the scenario (the same as :meth:`build`)."""
         return parse_spec(self._data)
 
     def build(self) -> Scenario:
         """Validate and return the :class:`~sim.config.Scenario`."""
-        return self.spec().scenario
+        return parse_spec(self._data)

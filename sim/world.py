@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import simpy
@@ -141,8 +141,11 @@ class World:
                                        rng=seeds.generator("world", "speeds"), **speed_spec)
         stragglers = None
         if faults.stragglers:
-            stragglers = make_straggler_model(dict(faults.stragglers), num_nodes=cluster.num_nodes,
-                                              rng=seeds.generator("world", "straggler_pattern"))
+            rng = seeds.generator("world", "straggler_pattern")
+            stragglers = (make_straggler_model(dict(faults.stragglers),
+                                               num_nodes=cluster.num_nodes, rng=rng)
+                          if isinstance(faults.stragglers, Mapping)
+                          else faults.stragglers.build(num_nodes=cluster.num_nodes, rng=rng))
         world = cls(topology, seed=scenario.seed, network=net.model, uplink_Bps=net.uplink_Bps,
                     downlink_Bps=net.downlink_Bps, access_latency_s=net.access_latency_s,
                     tcp_efficiency=net.tcp_efficiency, device=device, speeds=speeds,
@@ -152,7 +155,8 @@ class World:
         world.failure_horizon_s = horizon if faults.failures else None
         events = []
         for i, spec in enumerate(faults.failures):
-            model = make_failure_model(dict(spec))
+            # a spec table of a built-in model, or the typed Config of a registered one
+            model = make_failure_model(dict(spec)) if isinstance(spec, Mapping) else spec.build()
             drawn = model.schedule(num_nodes=cluster.num_nodes, horizon_s=horizon,
                                    rng=seeds.generator("world", "failures", i))
             check_fault_sites(drawn, topology.graph, f"faults.failures[{i}]")

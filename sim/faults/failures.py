@@ -492,12 +492,28 @@ class CombinedFailures(FailureModel):
 
 # ---------------------------------------------------------------- scenario dict -> model
 
-FAILURE_MODELS = ("none", "poisson", "spot", "link_down", "partition", "group", "trace")
+_DOWN = frozenset({"downtime_s", "downtime", "rejoin", "exempt"})
+
+PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "none": (frozenset(), frozenset()),
+    "poisson": (frozenset({"rate_per_s"}), _DOWN),
+    "spot": (frozenset(), _DOWN | {"rate_per_s", "monthly_fraction", "monthly_bucket",
+                                    "notice_s"}),
+    "link_down": (frozenset({"links", "start_s"}), frozenset({"duration_s"})),
+    "partition": (frozenset({"groups", "start_s"}), frozenset({"duration_s"})),
+    "group": (frozenset({"groups", "p_hour", "iteration_s"}),
+              frozenset({"rejoin_delay_s", "exempt"})),
+    "trace": (frozenset({"path"}), frozenset()),
+}
+"""(required, optional) parameters of each failure model, in SI units."""
+
+FAILURE_MODELS = tuple(PARAMETERS)
 
 _FIELD = "faults.failures"
 
 
-def _params(spec: Mapping[str, Any], name: str, required: set[str], optional: set[str]) -> dict:
+def _params(spec: Mapping[str, Any], name: str) -> dict:
+    required, optional = PARAMETERS[name]
     params = {k: v for k, v in spec.items() if k != "model"}
     missing = sorted(required - set(params))
     if missing:
@@ -541,13 +557,12 @@ def make_failure_model(
     name = spec.get("model")
     if name not in FAILURE_MODELS:
         raise ValueError(f"{_FIELD}.model must be one of {list(FAILURE_MODELS)}, got {name!r}")
-    down = {"downtime_s", "downtime", "rejoin", "exempt"}
     try:
         if name == "none":
-            _params(spec, name, set(), set())
+            _params(spec, name)
             return NoFailures()
         if name == "poisson":
-            p = _params(spec, name, {"rate_per_s"}, down)
+            p = _params(spec, name)
             return PoissonCrashes(
                 p["rate_per_s"],
                 _downtime(p),
@@ -556,7 +571,7 @@ def make_failure_model(
             )
         if name == "spot":
             rates = {"rate_per_s", "monthly_fraction", "monthly_bucket"}
-            p = _params(spec, name, set(), rates | down | {"notice_s"})
+            p = _params(spec, name)
             given = sorted(rates & set(p))
             if len(given) != 1:
                 raise ValueError(
@@ -575,15 +590,13 @@ def make_failure_model(
                 exempt=p.get("exempt", ()),
             )
         if name == "link_down":
-            p = _params(spec, name, {"links", "start_s"}, {"duration_s"})
+            p = _params(spec, name)
             return LinkDown(p["links"], p["start_s"], p.get("duration_s"))
         if name == "partition":
-            p = _params(spec, name, {"groups", "start_s"}, {"duration_s"})
+            p = _params(spec, name)
             return Partition(p["groups"], p["start_s"], p.get("duration_s"))
         if name == "group":
-            p = _params(
-                spec, name, {"groups", "p_hour", "iteration_s"}, {"rejoin_delay_s", "exempt"}
-            )
+            p = _params(spec, name)
             return GroupFailures(
                 p["groups"],
                 p["p_hour"],
@@ -591,7 +604,7 @@ def make_failure_model(
                 p.get("rejoin_delay_s", 0.0),
                 p.get("exempt", (0,)),
             )
-        p = _params(spec, name, {"path"}, set())
+        p = _params(spec, name)
         return TraceFailures.from_csv(p["path"])
     except ValueError as err:
         if str(err).startswith(_FIELD):

@@ -7,6 +7,17 @@ from sim.network.maxmin import MaxMinNetwork
 MODELS: dict[str, type[Network]] = {"ideal": IdealNetwork, "maxmin": MaxMinNetwork}
 
 
+def _register() -> None:
+    from sim import components
+
+    for name, cls in MODELS.items():
+        components.register("network", name, build=cls,
+                            summary=(cls.__doc__ or "").strip().split("\n")[0])
+
+
+_register()
+
+
 def network_class(model: str) -> type[Network]:
     """The network class for a scenario's ``network.model``."""
     try:
