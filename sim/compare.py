@@ -239,13 +239,11 @@ def _short_bytes(nbytes: float) -> str:
 def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
                        ) -> tuple[Scenario, list[tuple[str, PolicyConfig]]]:
     """``(scenario, [(label, PolicyConfig), ...])`` from the forms :func:`compare` accepts."""
-    from sim.scenario import resolve_policies
-
     spec = scenario
     if policies is None:
-        return spec, resolve_policies(spec, None)
+        return spec, spec.policy_configs(None)
     names = [p for p in policies if isinstance(p, str)]
-    by_name = dict(resolve_policies(spec, names)) if names else {}
+    by_name = dict(spec.policy_configs(names)) if names else {}
     chosen: list[tuple[str, PolicyConfig]] = []
     for p in policies:
         if isinstance(p, str):

@@ -1,56 +1,43 @@
-"""Scenario files (TOML, YAML) and a Python builder -> validated :class:`sim.config.Scenario`.
+"""Scenario files (TOML, YAML), tables and a Python builder -> one validated :class:`Scenario`.
 
-This is the one place where user input is checked. A scenario file has the sections ``cluster``,
-``network``, ``faults`` (optional), ``workload``, ``policy`` and ``run`` (see
-docs/scenario-format.md for every key). Dimensioned values are strings with units (``"50ms"``,
-``"100Mbit/s"``, ``"2GiB"``, ``"0.1/h"``); bare numbers for them are refused. Every error is a
-:class:`~sim.errors.ScenarioError` whose message starts with the dotted path of the bad field and
-says what is allowed, e.g. ``network.uplink: '-5Mbit/s' is negative; a bandwidth must be > 0``.
+This is the one place where user input is checked, in two layers: :mod:`sim.fileformat` checks
+the file's shape (sections, keys, units of the fixed fields) and reads ``--set`` overrides;
+:mod:`sim.sections` turns each section into its typed config, checking every name against the
+component registry (:mod:`sim.components`). Dimensioned values are strings with units
+(``"50ms"``, ``"100Mbit/s"``, ``"2GiB"``, ``"0.1/h"``); bare numbers for them are refused. Every
+error is a :class:`~sim.errors.ScenarioError` whose message starts with the dotted path of the
+bad field and says what is allowed, e.g. ``network.uplink: '-5Mbit/s' is negative; a bandwidth
+must be > 0``.
 
 Free-form parameter tables (``network.topology_params``, the fault model specs, the policy's
-parameters) follow one rule: a key whose value is a unit string gets the SI suffix of that unit
-and the value in SI units, so ``latency = "50ms"`` arrives as ``latency_s = 0.05`` and
-``rate = "0.1/h"`` as ``rate_per_s = 2.8e-5``. A key that already ends in an SI suffix takes a
-plain number (``latency_s = 0.05``).
+parameters) follow one rule (:mod:`sim.tables`): a key whose value is a unit string gets the SI
+suffix of that unit and the value in SI units, so ``latency = "50ms"`` arrives as
+``latency_s = 0.05`` and ``rate = "0.1/h"`` as ``rate_per_s = 2.8e-5``.
 
-Any key can be overridden before validation with ``KEY=VALUE`` strings (``--set`` on the command
-line): the value is read as a TOML value when it is one (``16``, ``2.5``, ``true``, ``"x"``,
-``[1, 2]``) and as a plain string otherwise (``100Mbit/s``).
+A file, a table and the builder all give the same type, :class:`~sim.config.Scenario`, which
+keeps the file's ``[policies.<label>]`` tables.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import tomllib
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-)
+from pydantic import ValidationError
 
-from sim import units
-from sim.components import config_from_table, find
-from sim.config import (
-    ClusterConfig,
-    FaultsConfig,
-    NetworkConfig,
-    PolicyConfig,
-    RunConfig,
-    Scenario,
-)
+from sim import sections
+from sim.config import PolicyConfig, Scenario
 from sim.errors import ScenarioError
-from sim.tables import check_param_types as _check_param_types
-from sim.tables import check_param_units as _check_param_units
+from sim.fileformat import (
+    ScenarioFile,
+    apply_overrides,
+    first_error_line,
+    parse_override_value,
+    read_scenario_file,
+)
 from sim.tables import si_params
 
 __all__ = [
@@ -61,206 +48,13 @@ __all__ = [
     "default_scenario_path",
     "load",
     "load_scenario",
+    "parse_override_value",
     "parse_spec",
     "read_scenario_file",
     "resolve_policies",
     "scenario_from_dict",
+    "si_params",
 ]
-
-REQUIRED_SECTIONS = ("cluster", "network", "workload", "run")
-
-
-# ---------------------------------------------------------------- unit-typed fields
-
-
-def _bandwidth_or_unlimited(value: Any) -> float | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("unlimited", "inf")):
-        return None
-    return units.parse_bandwidth(value)
-
-
-# The parsers run on the raw value, before pydantic's own coercion, so bare numbers fail.
-Duration = Annotated[float, BeforeValidator(units.parse_duration)]
-Size = Annotated[float, BeforeValidator(units.parse_bytes)]
-Bandwidth = Annotated[float | None, BeforeValidator(_bandwidth_or_unlimited)]
-
-# ---------------------------------------------------------------- the file's sections
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClusterSection(_Section):
-    """``[cluster]``: how many nodes, which device, persistent heterogeneity."""
-
-    nodes: int = Field(ge=1)
-    device: str = "h100"
-    speed: dict[str, Any] | list[float] = Field(default_factory=dict)
-    compute_slots: int = Field(default=1, ge=1)
-    memory: Size | None = None
-
-
-class NetworkSection(_Section):
-    """``[network]``: the network model, the topology and the access links."""
-
-    model: Literal["ideal", "maxmin"] = "maxmin"
-    topology: str = "uniform"
-    topology_params: dict[str, Any] = Field(default_factory=dict)
-    uplink: Bandwidth = None
-    downlink: Bandwidth = None
-    latency: Duration = 0.0
-    tcp_efficiency: float = Field(default=1.0, gt=0.0, le=1.0)
-
-
-class FaultsSection(_Section):
-    """``[faults]``: a straggler model spec and zero or more failure model specs."""
-
-    stragglers: dict[str, Any] = Field(default_factory=dict)
-    failures: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=list)
-
-
-class RunSection(_Section):
-    """``[run]``: stop conditions, evaluation, seed."""
-
-    until: Duration | None = None
-    steps: int | None = Field(default=None, ge=1)
-    target_loss: float | None = None
-    stop_at_target: bool = False
-    eval_every: Duration | None = None
-    eval_batches: int = Field(default=4, ge=1)
-    timing_only: bool = False
-    seed: int | None = Field(default=None, ge=0)
-
-
-class ScenarioFile(BaseModel):
-    """The whole file. ``workload``, ``policy`` and ``policies`` are checked after pydantic."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = "scenario"
-    description: str = ""
-    seed: int | None = Field(default=None, ge=0)
-    cluster: ClusterSection
-    network: NetworkSection
-    faults: FaultsSection = Field(default_factory=FaultsSection)
-    workload: dict[str, Any]
-    policy: dict[str, Any] | None = None
-    policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    run: RunSection
-
-    @field_validator("policy")
-    @classmethod
-    def _policy_has_name(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and not isinstance(value.get("name"), str):
-            raise ValueError("needs a name, e.g. name = \"ddp\"")
-        return value
-
-
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "cluster": ClusterSection,
-    "network": NetworkSection,
-    "faults": FaultsSection,
-    "run": RunSection,
-}
-
-
-def _is_type_tag(part: str) -> bool:
-    return part in ("float", "int", "str", "bool", "none", "list[float]", "dict[str,any]") or \
-        "[" in part or part.startswith("function-")
-
-
-def _first_error_line(exc: ValidationError) -> ScenarioError:
-    """Turn pydantic's report into one line naming the first bad field."""
-    err = exc.errors()[0]
-    # Union members and validators add type tags such as "float" or "function-before[...]" to
-    # the location; only keys of the file (and list indices) name a field.
-    loc = [str(p) for p in err["loc"] if isinstance(p, int) or not _is_type_tag(str(p))]
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
-    path = path or "scenario"
-    kind = err["type"]
-    value = err.get("input")
-    if kind == "missing":
-        if "." not in path and path in REQUIRED_SECTIONS:
-            return ScenarioError(path, "missing section; a scenario needs the sections "
-                                       f"{', '.join(REQUIRED_SECTIONS)} (and policy)")
-        return ScenarioError(path, "missing required key")
-    if kind == "extra_forbidden":
-        section = loc[0] if len(loc) > 1 else None
-        model = _SECTION_MODELS.get(section or "", ScenarioFile)
-        allowed = ", ".join(model.model_fields)
-        return ScenarioError(path, f"unknown key; allowed: {allowed}")
-    message = err["msg"]
-    if message.startswith("Value error, "):
-        return ScenarioError(path, message[len("Value error, "):])
-    return ScenarioError(path, f"{message} (got {value!r})")
-
-
-# ---------------------------------------------------------------- reading and overriding
-
-
-def read_scenario_file(path: str | Path) -> dict[str, Any]:
-    """Read the raw table of a ``.toml``, ``.yaml`` or ``.yml`` file (nothing validated)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml"):
-        raise ScenarioError("scenario", f"{str(path)!r}: unknown file type {suffix or '(none)'!r}; "
-                                        "allowed: .toml, .yaml, .yml")
-    if not path.is_file():
-        raise ScenarioError("scenario", f"no such file: {str(path)!r}")
-    text = path.read_text(encoding="utf-8")
-    if suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError("scenario", f"{str(path)!r} is not valid TOML: {exc}") from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            first = " ".join(str(exc).split())
-            raise ScenarioError("scenario", f"{str(path)!r} is not valid YAML: {first}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError("scenario", f"{str(path)!r} must hold a table of sections, "
-                                        f"got {type(data).__name__}")
-    return data
-
-
-def parse_override_value(text: str) -> Any:
-    """Return a TOML value when ``text`` is one (``16``, ``true``, ``[1, 2]``), else the string."""
-    try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each ``"dotted.key=value"`` applied in order."""
-    data = copy.deepcopy(dict(raw))
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ScenarioError("--set", f"expected KEY=VALUE such as network.model=ideal, "
-                                         f"got {item!r}")
-        parts = key.split(".")
-        table = data
-        for depth, part in enumerate(parts[:-1]):
-            child = table.setdefault(part, {})
-            if not isinstance(child, dict):
-                where = ".".join(parts[: depth + 1])
-                raise ScenarioError(key, f"cannot set a key inside {where}, which is "
-                                         f"{child!r}, not a table")
-            table = child
-        table[parts[-1]] = parse_override_value(text.strip())
-    return data
-
-
-# ---------------------------------------------------------------- validated spec
 
 
 ScenarioSpec = Scenario
@@ -275,7 +69,7 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     try:
         model = ScenarioFile.model_validate(raw)
     except ValidationError as exc:
-        raise _first_error_line(exc) from None
+        raise first_error_line(exc) from None
     base = Path(base_dir) if base_dir is not None else Path.cwd()
 
     seed = model.seed
@@ -285,16 +79,17 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
                                             f"seed {seed}; give one of them")
         seed = model.run.seed
 
-    cluster = _cluster_config(model.cluster)
-    network = _network_config(model.network, cluster.num_nodes, base)
-    faults = _faults_config(model.faults, cluster.num_nodes, base)
-    workload = _workload_config(model.workload, base)
-    run = _run_config(model.run)
+    cluster = sections.cluster_config(model.cluster)
+    network = sections.network_config(model.network, cluster.num_nodes, base)
+    faults = sections.faults_config(model.faults, cluster.num_nodes, base)
+    workload = sections.workload_config(model.workload, base)
+    run = sections.run_config(model.run)
 
-    compared = tuple((label, _policy_config(params, f"policies.{label}", default_name=label))
+    compared = tuple((label, sections.policy_config(params, f"policies.{label}",
+                                                    default_name=label))
                      for label, params in model.policies.items())
     if model.policy is not None:
-        policy = _policy_config(model.policy, "policy")
+        policy = sections.policy_config(model.policy, "policy")
     elif compared:
         policy = compared[0][1]
     else:
@@ -303,238 +98,6 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     return Scenario(name=model.name, seed=seed if seed is not None else 0, cluster=cluster,
                     network=network, faults=faults, workload=workload, policy=policy, run=run,
                     policies=compared, source=copy.deepcopy(dict(raw)), base_dir=str(base))
-
-
-def _cluster_config(section: ClusterSection) -> ClusterConfig:
-    speed = section.speed
-    if isinstance(speed, list):
-        speed = {"dist": "list", "values": [float(v) for v in speed]}
-    speed = dict(speed)
-    if speed:
-        import numpy as np
-
-        from sim.faults.stragglers import speed_multipliers
-
-        params = {k: v for k, v in speed.items() if k != "dist"}
-        try:
-            speed_multipliers(section.nodes, dist=speed.get("dist", "constant"),
-                              rng=np.random.default_rng(0), **params)
-        except (TypeError, ValueError) as exc:
-            raise _as_scenario_error("cluster.speed", exc) from None
-    _check_device(section.device)
-    return ClusterConfig(num_nodes=section.nodes, device=section.device, speed=speed,
-                         compute_slots=section.compute_slots, memory_bytes=section.memory)
-
-
-def _check_device(name: str) -> None:
-    try:
-        from workloads.devices import DEVICES
-    except ImportError:  # the workloads package is optional for parsing
-        return
-    if name not in DEVICES and name.lower() not in DEVICES:
-        raise ScenarioError("cluster.device", f"unknown device {name!r}; allowed: "
-                                              f"{', '.join(sorted(DEVICES))}")
-
-
-def _is_path_like(text: str) -> bool:
-    return "/" in text or "\\" in text or Path(text).suffix.lower() in (
-        ".csv", ".txt", ".edgelist", ".graphml", ".json", ".gml")
-
-
-def _network_config(section: NetworkSection, num_nodes: int, base: Path) -> NetworkConfig:
-    params = si_params(section.topology_params, "network.topology_params")
-    topology = section.topology
-    from topologies import PRESETS
-
-    if topology not in PRESETS:
-        if not _is_path_like(topology):
-            raise ScenarioError("network.topology", f"unknown preset {topology!r}; allowed: "
-                                f"{', '.join(sorted(PRESETS))}, or a path to an edge-list file")
-        path = Path(topology).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise ScenarioError("network.topology", f"topology file {topology!r} does not "
-                                                    f"exist (looked for {str(path)!r})")
-        topology = str(path.resolve())
-    else:
-        _check_preset(topology, params, num_nodes)
-    return NetworkConfig(model=section.model, topology=topology, topology_params=params,
-                         uplink_Bps=section.uplink, downlink_Bps=section.downlink,
-                         access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
-
-
-def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
-    """Build the preset once so that bad parameters fail here, naming the field."""
-    import inspect
-
-    from topologies import PRESETS, get_topology
-
-    accepted = inspect.signature(PRESETS[name]).parameters
-    _check_param_units(params, accepted, "network.topology_params")
-    kwargs = dict(params)
-    if "num_nodes" in accepted and "num_nodes" not in kwargs:
-        kwargs["num_nodes"] = num_nodes
-    if "seed" in accepted and "seed" not in kwargs:
-        kwargs["seed"] = 0  # only checking here; the world passes its own seed
-    try:
-        get_topology(name, **kwargs)
-    except (TypeError, ValueError) as exc:
-        message = str(exc)
-        if message.startswith("topology"):
-            message = message.split(":", 1)[-1].strip() if message.startswith("topology:") \
-                else message
-        raise ScenarioError("network.topology_params", message) from None
-
-
-def _resolve_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make a trace model's relative ``path`` relative to the scenario file's folder."""
-    path = spec.get("path")
-    if isinstance(path, str) and not Path(path).expanduser().is_absolute():
-        spec["path"] = str((base / path).resolve())
-    return spec
-
-
-# Dimensioned parameters of the fault models (sim.faults): a bare number for the unsuffixed key
-# (``downtime = 600``) is refused with an example unit.
-_FAULT_SI_KEYS = ("rate_per_s", "downtime_s", "notice_s", "start_s", "duration_s",
-                  "iteration_s", "rejoin_delay_s", "nominal_s")
-
-
-def _faults_config(section: FaultsSection, num_nodes: int, base: Path) -> FaultsConfig:
-    failures_raw = section.failures if isinstance(section.failures, list) else (
-        [section.failures] if section.failures else [])
-    stragglers = _typed_fault("stragglers", section.stragglers, "faults.stragglers")
-    if stragglers is None:
-        stragglers = _resolve_path(si_params(section.stragglers, "faults.stragglers"), base)
-        _check_param_units(stragglers, _FAULT_SI_KEYS, "faults.stragglers")
-        _check_stragglers(stragglers, num_nodes)
-    failures = []
-    for i, raw in enumerate(failures_raw):
-        where = f"faults.failures[{i}]"
-        spec = _typed_fault("failures", raw, where)
-        if spec is None:
-            spec = _resolve_path(si_params(raw, where), base)
-            _check_param_units(spec, _FAULT_SI_KEYS, where)
-            _check_failures([spec], num_nodes, first=i)
-        failures.append(spec)
-    return FaultsConfig(stragglers=stragglers, failures=failures)
-
-
-def _typed_fault(kind: str, table: Mapping[str, Any], where: str) -> Any:
-    """The typed Config of a fault model that has one (``None``: a spec-table model)."""
-    entry = find(kind, table.get("model")) if table else None
-    if entry is None or entry.config is None:
-        return None
-    params = {k: v for k, v in table.items() if k != "model"}
-    return config_from_table(kind, entry.name, params, where=where)
-
-
-def _check_stragglers(stragglers: dict[str, Any], num_nodes: int) -> None:
-    if stragglers:
-        import numpy as np
-
-        from sim.faults.stragglers import make_straggler_model
-
-        try:
-            make_straggler_model(stragglers, num_nodes=num_nodes, rng=np.random.default_rng(0))
-        except (TypeError, ValueError) as exc:
-            raise _as_scenario_error("faults.stragglers", exc) from None
-
-
-def _check_failures(failures: list[dict[str, Any]], num_nodes: int, first: int = 0) -> None:
-    from sim.faults.failures import make_failure_model
-
-    for i, spec in enumerate(failures, start=first):
-        try:
-            make_failure_model(spec)
-        except (TypeError, ValueError) as exc:
-            raise _as_scenario_error(f"faults.failures[{i}]", exc) from None
-
-
-_SECTION_NAMES = ("cluster", "network", "faults", "workload", "policy", "policies", "run")
-
-
-def _as_scenario_error(field: str, exc: Exception) -> ScenarioError:
-    """Keep a message that already names its field (``"cluster.speed.sigma must be..."``)."""
-    message = str(exc)
-    match = re.match(rf"^((?:{'|'.join(_SECTION_NAMES)})(?:[.\[][\w.\[\]-]*)?)", message)
-    if match:
-        named = match.group(1)
-        rest = message[len(named):]
-        got = re.match(r"^=(.*?): (.*)$", rest)  # "workload.batch=0: must be >= 1"
-        if got:
-            return ScenarioError(named, f"{got.group(2)} (got {got.group(1)})")
-        return ScenarioError(named, rest.lstrip(" :"))
-    return ScenarioError(field, message)
-
-
-def _workload_config(section: Mapping[str, Any], base: Path) -> Any:
-    """Build ``workloads.WorkloadConfig`` from the ``[workload]`` table (units converted)."""
-    from workloads.config import WorkloadConfig
-
-    params = si_params(section, "workload")
-    fields = [f.name for f in dataclasses.fields(WorkloadConfig)]
-    for key in params:
-        if key not in fields:
-            raise ScenarioError(f"workload.{key}", f"unknown key; allowed: {', '.join(fields)}")
-    _check_param_types(WorkloadConfig, params, "workload")
-    _check_workload_names(params)
-    data = params.get("data")
-    if isinstance(data, str) and data.startswith("text:"):
-        path = Path(data[len("text:"):]).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise ScenarioError("workload.data", f"text file {data[5:]!r} does not exist "
-                                                 f"(looked for {str(path)!r})")
-        params["data"] = f"text:{path.resolve()}"
-    try:
-        return WorkloadConfig(**params)
-    except (TypeError, ValueError) as exc:
-        raise _as_scenario_error("workload", exc) from None
-
-
-def _check_workload_names(params: Mapping[str, Any]) -> None:
-    from workloads.config import LEARNERS
-    from workloads.timing import preset_names
-
-    presets = preset_names()
-    learner = params.get("learner")
-    if learner is not None and learner not in LEARNERS and learner not in presets:
-        raise ScenarioError("workload.learner", f"unknown learner {learner!r}; allowed: "
-                                                f"{', '.join([*LEARNERS, *presets])}")
-    timing = params.get("timing")
-    if timing is not None and timing != "same" and timing not in presets:
-        raise ScenarioError("workload.timing", f"unknown timing model {timing!r}; allowed: "
-                                               f"same, {', '.join(presets)}")
-
-
-def _run_config(section: RunSection) -> RunConfig:
-    if section.until is None and section.steps is None and not (
-            section.target_loss is not None and section.stop_at_target):
-        raise ScenarioError("run", "no stop condition; set run.until (e.g. \"2h\"), run.steps, "
-                                   "or run.target_loss with run.stop_at_target = true")
-    if section.stop_at_target and section.target_loss is None:
-        raise ScenarioError("run.stop_at_target", "is true but run.target_loss is not set")
-    if section.eval_every is not None and section.eval_every <= 0:
-        raise ScenarioError("run.eval_every", f"must be > 0, got {section.eval_every}s")
-    if section.target_loss is not None and section.eval_every is None:
-        raise ScenarioError("run.eval_every", "is needed with run.target_loss: the target is "
-                                              "checked at each evaluation (e.g. \"1min\")")
-    return RunConfig(until_s=section.until, max_steps=section.steps,
-                     target_loss=section.target_loss, stop_at_target=section.stop_at_target,
-                     eval_every_s=section.eval_every, eval_batches=section.eval_batches,
-                     timing_only=section.timing_only)
-
-
-def _policy_config(table: Mapping[str, Any], where: str, *,
-                   default_name: str | None = None) -> PolicyConfig:
-    """Check the policy name and its parameters against the policy's own ``Config``."""
-    name = table.get("name", default_name)
-    if not isinstance(name, str):
-        raise ScenarioError(f"{where}.name", f"must be a policy name, got {name!r}")
-    given = {k: v for k, v in table.items() if k != "name"}
-    config = config_from_table("policy", name, given, where=where)
-    return PolicyConfig(name=name, params=si_params(given, where), config=config)
 
 
 # ---------------------------------------------------------------- public entry points
@@ -564,27 +127,8 @@ def default_scenario_path() -> Path:
 
 def resolve_policies(spec: Scenario, names: Sequence[str] | None = None,
                      ) -> list[tuple[str, PolicyConfig]]:
-    """Return the ``(label, PolicyConfig)`` list to compare.
-
-    ``names`` are labels of the scenario's ``[policies.<label>]`` tables or registered policy
-    names, resolved by :meth:`Scenario.policy_config`. ``None`` means the ``[policies]``
-    tables, or just the scenario's own policy.
-    """
-    if names is None:
-        return list(spec.policies) or [(spec.policy.name, spec.policy)]
-    if not names:
-        raise ScenarioError("--policies", "needs at least one policy name")
-    chosen: list[tuple[str, PolicyConfig]] = []
-    for name in names:
-        try:
-            chosen.append(spec.policy_config(name))
-        except ScenarioError:
-            from sim.components import names as registered
-
-            allowed = sorted(set(registered("policy")) | {label for label, _ in spec.policies})
-            raise ScenarioError("--policies", f"unknown policy {name!r}; allowed: "
-                                              f"{', '.join(allowed)}") from None
-    return chosen
+    """Return the ``(label, PolicyConfig)`` list to compare (:meth:`Scenario.policy_configs`)."""
+    return spec.policy_configs(names)
 
 
 # ---------------------------------------------------------------- Python builder

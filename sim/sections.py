@@ -1,0 +1,262 @@
+"""Each validated section of a scenario file -> its typed config (SI units).
+
+The file's shape is checked by :mod:`sim.fileformat`; here every value is checked against what
+it names: the device profile, the topology preset and its parameters, the fault models, the
+workload's parts and the policy's own ``Config`` (through :func:`sim.components.config_from_table`).
+Every error is a :class:`~sim.errors.ScenarioError` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sim.components import config_from_table, find, names
+from sim.config import (
+    ClusterConfig,
+    FaultsConfig,
+    NetworkConfig,
+    PolicyConfig,
+    RunConfig,
+)
+from sim.errors import ScenarioError
+from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
+from sim.tables import check_param_types as _check_param_types
+from sim.tables import check_param_units as _check_param_units
+from sim.tables import si_params
+from topologies import get_topology
+
+__all__ = ["cluster_config", "faults_config", "network_config", "policy_config", "run_config",
+           "workload_config"]
+
+
+def cluster_config(section: ClusterSection) -> ClusterConfig:
+    """``[cluster]`` -> :class:`ClusterConfig` (device profile and speed model checked)."""
+    speed = section.speed
+    if isinstance(speed, list):
+        speed = {"dist": "list", "values": [float(v) for v in speed]}
+    speed = dict(speed)
+    if speed:
+        import numpy as np
+
+        from sim.faults.stragglers import speed_multipliers
+
+        params = {k: v for k, v in speed.items() if k != "dist"}
+        try:
+            speed_multipliers(section.nodes, dist=speed.get("dist", "constant"),
+                              rng=np.random.default_rng(0), **params)
+        except (TypeError, ValueError) as exc:
+            raise _as_scenario_error("cluster.speed", exc) from None
+    _check_device(section.device)
+    return ClusterConfig(num_nodes=section.nodes, device=section.device, speed=speed,
+                         compute_slots=section.compute_slots, memory_bytes=section.memory)
+
+
+def _check_device(name: str) -> None:
+    if find("device", name) is None and find("device", name.lower()) is None:
+        raise ScenarioError("cluster.device", f"unknown device {name!r}; allowed: "
+                                              f"{', '.join(names('device'))}")
+
+
+def _is_path_like(text: str) -> bool:
+    return "/" in text or "\\" in text or Path(text).suffix.lower() in (
+        ".csv", ".txt", ".edgelist", ".graphml", ".json", ".gml")
+
+
+def network_config(section: NetworkSection, num_nodes: int, base: Path) -> NetworkConfig:
+    """``[network]`` -> :class:`NetworkConfig` (a preset built once, or a graph file found)."""
+    params = si_params(section.topology_params, "network.topology_params")
+    topology = section.topology
+    if find("topology", topology) is None:
+        if not _is_path_like(topology):
+            raise ScenarioError("network.topology", f"unknown preset {topology!r}; allowed: "
+                                f"{', '.join(names('topology'))}, or a path to an edge-list file")
+        path = Path(topology).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise ScenarioError("network.topology", f"topology file {topology!r} does not "
+                                                    f"exist (looked for {str(path)!r})")
+        topology = str(path.resolve())
+    else:
+        _check_preset(topology, params, num_nodes)
+    return NetworkConfig(model=section.model, topology=topology, topology_params=params,
+                         uplink_Bps=section.uplink, downlink_Bps=section.downlink,
+                         access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
+
+
+def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
+    """Build the preset once so that bad parameters fail here, naming the field."""
+    build = find("topology", name).build
+    accepted = inspect.signature(build).parameters
+    _check_param_units(params, accepted, "network.topology_params")
+    kwargs = dict(params)
+    if "num_nodes" in accepted and "num_nodes" not in kwargs:
+        kwargs["num_nodes"] = num_nodes
+    if "seed" in accepted and "seed" not in kwargs:
+        kwargs["seed"] = 0  # only checking here; the world passes its own seed
+    try:
+        get_topology(name, **kwargs)  # the builder, with its parameters named on a mismatch
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        if message.startswith("topology"):
+            message = message.split(":", 1)[-1].strip() if message.startswith("topology:") \
+                else message
+        raise ScenarioError("network.topology_params", message) from None
+
+
+def _resolve_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make a trace model's relative ``path`` relative to the scenario file's folder."""
+    path = spec.get("path")
+    if isinstance(path, str) and not Path(path).expanduser().is_absolute():
+        spec["path"] = str((base / path).resolve())
+    return spec
+
+
+# Dimensioned parameters of the fault models (sim.faults): a bare number for the unsuffixed key
+# (``downtime = 600``) is refused with an example unit.
+_FAULT_SI_KEYS = ("rate_per_s", "downtime_s", "notice_s", "start_s", "duration_s",
+                  "iteration_s", "rejoin_delay_s", "nominal_s")
+
+
+def faults_config(section: FaultsSection, num_nodes: int, base: Path) -> FaultsConfig:
+    """``[faults]`` -> :class:`FaultsConfig`.
+
+    Registered fault models with a Config are kept typed; the built-in ones as spec tables (SI
+    units, checked by building the model once).
+    """
+    failures_raw = section.failures if isinstance(section.failures, list) else (
+        [section.failures] if section.failures else [])
+    stragglers = _typed_fault("stragglers", section.stragglers, "faults.stragglers")
+    if stragglers is None:
+        stragglers = _resolve_path(si_params(section.stragglers, "faults.stragglers"), base)
+        _check_param_units(stragglers, _FAULT_SI_KEYS, "faults.stragglers")
+        _check_stragglers(stragglers, num_nodes)
+    failures = []
+    for i, raw in enumerate(failures_raw):
+        where = f"faults.failures[{i}]"
+        spec = _typed_fault("failures", raw, where)
+        if spec is None:
+            spec = _resolve_path(si_params(raw, where), base)
+            _check_param_units(spec, _FAULT_SI_KEYS, where)
+            _check_failures([spec], num_nodes, first=i)
+        failures.append(spec)
+    return FaultsConfig(stragglers=stragglers, failures=failures)
+
+
+def _typed_fault(kind: str, table: Mapping[str, Any], where: str) -> Any:
+    """The typed Config of a fault model that has one (``None``: a spec-table model)."""
+    entry = find(kind, table.get("model")) if table else None
+    if entry is None or entry.config is None:
+        return None
+    params = {k: v for k, v in table.items() if k != "model"}
+    return config_from_table(kind, entry.name, params, where=where)
+
+
+def _check_stragglers(stragglers: dict[str, Any], num_nodes: int) -> None:
+    if stragglers:
+        import numpy as np
+
+        from sim.faults.stragglers import make_straggler_model
+
+        try:
+            make_straggler_model(stragglers, num_nodes=num_nodes, rng=np.random.default_rng(0))
+        except (TypeError, ValueError) as exc:
+            raise _as_scenario_error("faults.stragglers", exc) from None
+
+
+def _check_failures(failures: list[dict[str, Any]], num_nodes: int, first: int = 0) -> None:
+    from sim.faults.failures import make_failure_model
+
+    for i, spec in enumerate(failures, start=first):
+        try:
+            make_failure_model(spec)
+        except (TypeError, ValueError) as exc:
+            raise _as_scenario_error(f"faults.failures[{i}]", exc) from None
+
+
+_SECTION_NAMES = ("cluster", "network", "faults", "workload", "policy", "policies", "run")
+
+
+def _as_scenario_error(field: str, exc: Exception) -> ScenarioError:
+    """Keep a message that already names its field (``"cluster.speed.sigma must be..."``)."""
+    message = str(exc)
+    match = re.match(rf"^((?:{'|'.join(_SECTION_NAMES)})(?:[.\[][\w.\[\]-]*)?)", message)
+    if match:
+        named = match.group(1)
+        rest = message[len(named):]
+        got = re.match(r"^=(.*?): (.*)$", rest)  # "workload.batch=0: must be >= 1"
+        if got:
+            return ScenarioError(named, f"{got.group(2)} (got {got.group(1)})")
+        return ScenarioError(named, rest.lstrip(" :"))
+    return ScenarioError(field, message)
+
+
+def workload_config(section: Mapping[str, Any], base: Path) -> Any:
+    """Build ``workloads.WorkloadConfig`` from the ``[workload]`` table (units converted)."""
+    from workloads.config import WorkloadConfig
+
+    params = si_params(section, "workload")
+    fields = [f.name for f in dataclasses.fields(WorkloadConfig)]
+    for key in params:
+        if key not in fields:
+            raise ScenarioError(f"workload.{key}", f"unknown key; allowed: {', '.join(fields)}")
+    _check_param_types(WorkloadConfig, params, "workload")
+    _check_workload_names(params)
+    data = params.get("data")
+    if isinstance(data, str) and data.startswith("text:"):
+        path = Path(data[len("text:"):]).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise ScenarioError("workload.data", f"text file {data[5:]!r} does not exist "
+                                                 f"(looked for {str(path)!r})")
+        params["data"] = f"text:{path.resolve()}"
+    try:
+        return WorkloadConfig(**params)
+    except (TypeError, ValueError) as exc:
+        raise _as_scenario_error("workload", exc) from None
+
+
+def _check_workload_names(params: Mapping[str, Any]) -> None:
+    presets = [n for n in names("timing") if n != "same"]
+    learner = params.get("learner")
+    if learner is not None and find("learner", learner) is None and learner not in presets:
+        raise ScenarioError("workload.learner", f"unknown learner {learner!r}; allowed: "
+                                                f"{', '.join([*names('learner'), *presets])}")
+    timing = params.get("timing")
+    if timing is not None and find("timing", timing) is None:
+        raise ScenarioError("workload.timing", f"unknown timing model {timing!r}; allowed: "
+                                               f"same, {', '.join(presets)}")
+
+
+def run_config(section: RunSection) -> RunConfig:
+    """``[run]`` -> :class:`RunConfig`; a run needs a stop condition."""
+    if section.until is None and section.steps is None and not (
+            section.target_loss is not None and section.stop_at_target):
+        raise ScenarioError("run", "no stop condition; set run.until (e.g. \"2h\"), run.steps, "
+                                   "or run.target_loss with run.stop_at_target = true")
+    if section.stop_at_target and section.target_loss is None:
+        raise ScenarioError("run.stop_at_target", "is true but run.target_loss is not set")
+    if section.eval_every is not None and section.eval_every <= 0:
+        raise ScenarioError("run.eval_every", f"must be > 0, got {section.eval_every}s")
+    if section.target_loss is not None and section.eval_every is None:
+        raise ScenarioError("run.eval_every", "is needed with run.target_loss: the target is "
+                                              "checked at each evaluation (e.g. \"1min\")")
+    return RunConfig(until_s=section.until, max_steps=section.steps,
+                     target_loss=section.target_loss, stop_at_target=section.stop_at_target,
+                     eval_every_s=section.eval_every, eval_batches=section.eval_batches,
+                     timing_only=section.timing_only)
+
+
+def policy_config(table: Mapping[str, Any], where: str, *,
+                   default_name: str | None = None) -> PolicyConfig:
+    """Check the policy name and its parameters against the policy's own ``Config``."""
+    name = table.get("name", default_name)
+    if not isinstance(name, str):
+        raise ScenarioError(f"{where}.name", f"must be a policy name, got {name!r}")
+    given = {k: v for k, v in table.items() if k != "name"}
+    config = config_from_table("policy", name, given, where=where)
+    return PolicyConfig(name=name, params=si_params(given, where), config=config)
