@@ -45,7 +45,7 @@ class _UsageError(Exception):
 
 def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
     """Options every command shares; on subcommands they default to the top level's value."""
-    keep = {} if top_level else {"default": argparse.SUPPRESS}
+    keep: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                         help="override a scenario key, e.g. network.model=ideal (repeatable)",
                         **({"default": []} if top_level else keep))
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "%(default)s)")
     parser.add_argument("--trace", metavar="FILE", help="write the Chrome trace to FILE")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-    keep = {"default": argparse.SUPPRESS}
+    keep: dict[str, Any] = {"default": argparse.SUPPRESS}
 
     run = commands.add_parser("run", help="run one policy on a scenario")
     run.add_argument("scenario", help="scenario file (.toml, .yaml)")

@@ -276,7 +276,9 @@ def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
     """
     base, chosen = normalize_policies(scenario, policies)
     if run_fn is None:
-        from sim.runner import run as run_fn
+        from sim.runner import run as default_run
+
+        run_fn = default_run
     comparison = Comparison(scenario=base)
     iterator: Any = chosen
     if progress:

@@ -102,7 +102,7 @@ def policy_names() -> list[str]:
 
 def get_policy(name: str) -> type[Policy]:
     """The policy class registered as ``name``."""
-    return components.component("policy", name, field="policy.name").build
+    return _POLICIES[components.component("policy", name, field="policy.name").name]
 
 
 @dataclass

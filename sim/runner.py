@@ -161,9 +161,13 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
         progress: bool = False) -> Result:
     """Run ``policy`` (default: the scenario's) on ``scenario`` and return the :class:`Result`."""
     wall_start = time.perf_counter()
-    label, policy_config = (None, None) if isinstance(policy, Policy) else \
-        scenario.policy_config(policy)
-    pol = policy if isinstance(policy, Policy) else build_policy(policy_config)
+    label: str | None = None
+    policy_config: PolicyConfig | None = None
+    if isinstance(policy, Policy):
+        pol = policy
+    else:
+        label, policy_config = scenario.policy_config(policy)
+        pol = build_policy(policy_config)
     world = World.build(scenario)
     workload = build_workload(scenario, world)
     ctx = RunContext(world, workload, scenario.run)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sim.components import config_from_table, find, names
+from sim.components import component, config_from_table, find, names
 from sim.config import (
     ClusterConfig,
     FaultsConfig,
@@ -90,8 +90,7 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
 
 def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
     """Build the preset once so that bad parameters fail here, naming the field."""
-    build = find("topology", name).build
-    accepted = inspect.signature(build).parameters
+    accepted = inspect.signature(component("topology", name).build).parameters
     _check_param_units(params, accepted, "network.topology_params")
     kwargs = dict(params)
     if "num_nodes" in accepted and "num_nodes" not in kwargs:

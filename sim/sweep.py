@@ -100,7 +100,9 @@ def run_task(task: SweepTask, run_fn: Callable[..., Any] | None = None) -> dict[
         scenario, chosen = normalize_policies(spec, [task.policy] if task.policy else None)
         label, config = chosen[0]
         if run_fn is None:
-            from sim.runner import run as run_fn
+            from sim.runner import run as default_run
+
+            run_fn = default_run
         import dataclasses
 
         result = run_fn(dataclasses.replace(scenario, policy=config))

@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import simpy
 
 from sim.network import network_class
@@ -87,7 +88,7 @@ class World:
                  uplink_Bps: float | None = None, downlink_Bps: float | None = None,
                  access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
                  device: Any = None, flops_per_s: float | Sequence[float] | None = None,
-                 speeds: Sequence[float] | None = None, stragglers: Any = None,
+                 speeds: Sequence[float] | np.ndarray | None = None, stragglers: Any = None,
                  slots: int = 1, memory_bytes: float | None = None) -> None:
         self.env = Environment()
         self.seeds = SeedTree(seed)
@@ -124,7 +125,12 @@ class World:
     @classmethod
     def build(cls, scenario: Any, *, horizon_s: float | None = None) -> World:
         """Build the world a :class:`sim.config.Scenario` describes (failures scheduled)."""
-        from sim.faults import make_failure_model, make_straggler_model, speed_multipliers
+        from sim.faults import (
+            FailureEvent,
+            make_failure_model,
+            make_straggler_model,
+            speed_multipliers,
+        )
         from sim.faults.injector import start_injector
         from workloads import get_device
 
@@ -153,7 +159,7 @@ class World:
                     memory_bytes=cluster.memory_bytes)
         horizon = horizon_s or scenario.run.until_s or DEFAULT_FAILURE_HORIZON_S
         world.failure_horizon_s = horizon if faults.failures else None
-        events = []
+        events: list[FailureEvent] = []
         for i, spec in enumerate(faults.failures):
             # a spec table of a built-in model, or the typed Config of a registered one
             model = make_failure_model(dict(spec)) if isinstance(spec, Mapping) else spec.build()

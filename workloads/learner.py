@@ -12,7 +12,7 @@ stage can be stepped, reset or re-scaled on its own.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -100,11 +100,11 @@ class GroupOptimizer:
         self.lr_scale = state["lr_scale"]
 
 
-def _flatten(tensors: list[torch.Tensor]) -> torch.Tensor:
+def _flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.detach().reshape(-1).float().cpu() for t in tensors])
 
 
-def _unflatten_into(tensors: list[torch.Tensor], flat: torch.Tensor, what: str) -> None:
+def _unflatten_into(tensors: Sequence[torch.Tensor], flat: torch.Tensor, what: str) -> None:
     total = sum(t.numel() for t in tensors)
     if flat.dim() != 1 or flat.numel() != total:
         raise ValueError(
@@ -265,7 +265,8 @@ class Learner:
     def set_flat_grad(self, flat: torch.Tensor) -> None:
         """Overwrite the gradient (e.g. with the peers' average) from a 1-D vector."""
         self.zero_grad()
-        _unflatten_into([p.grad for p in self.params], flat, "set_flat_grad")
+        grads = [p.grad for p in self.params]  # zero_grad() left a tensor in every .grad
+        _unflatten_into(grads, flat, "set_flat_grad")  # type: ignore[arg-type]
 
     # ---- checkpoints -----------------------------------------------------------------------
 

@@ -193,7 +193,7 @@ class PoissonCrashes(FailureModel):
         self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
     ) -> list[FailureEvent]:
         """Draw each node's alternating up/down renewal process, node 0 first."""
-        events = []
+        events: list[FailureEvent] = []
         if self.rate_per_s == 0.0:
             return events
         notice_s = self.notice_s
@@ -579,9 +579,8 @@ def make_failure_model(
                 )
             rate = p.get("rate_per_s")
             if rate is None:
-                rate = SpotPreemption.rate_from_monthly(
-                    p.get("monthly_fraction", p.get("monthly_bucket"))
-                )
+                monthly = p["monthly_fraction"] if "monthly_fraction" in p else p["monthly_bucket"]
+                rate = SpotPreemption.rate_from_monthly(monthly)
             return SpotPreemption(
                 rate,
                 notice_s=p.get("notice_s", 120.0),
