@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.faults.failures import FailureEvent, sort_events
+from sim.faults.events import FailureEvent, sort_events
 
 FAILURE_TRACE_COLUMNS = ("time_s", "kind", "nodes", "links", "groups", "duration_s", "notice_s")
 
