@@ -33,6 +33,7 @@ import pandas as pd
 
 from sim.backends import Backend, ProcessBackend, SerialBackend
 from sim.config import PolicyConfig, Scenario
+from sim.records import record_of
 
 __all__ = [
     "Comparison",
@@ -51,32 +52,6 @@ TABLE_COLUMNS = ["policy", "time_to_target_s", "final_loss", "sim_time_s", "step
 NONDETERMINISTIC_KEYS = ("wall_time_s",)
 
 PolicySpec = str | PolicyConfig | tuple[str, PolicyConfig]
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python, non-finite floats to ``None``."""
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def record_of(result: Any, label: str | None = None) -> dict[str, Any]:
-    """Return the flat, JSON-ready record of one run (what ``--json`` prints).
-
-    It is the runner's ``Result.summary`` plus ``label`` (the name the comparison gave the run)
-    and ``bytes_per_node`` (mean bytes sent per node).
-    """
-    summary = dict(result.summary)
-    record = {"label": label or getattr(result, "label", None) or summary.get("policy"),
-              **summary}
-    record.setdefault("bytes_per_node", summary.get("bytes_sent_per_node"))
-    return _clean(record)
 
 
 def speedup_between(record: dict[str, Any], baseline: dict[str, Any]) -> tuple[float | None, str]:
