@@ -6,7 +6,7 @@
     dtsim run SCENARIO [--policy NAME]      one run
     dtsim compare SCENARIO [--policies a,b] several policies on the same scenario
     dtsim sweep SCENARIO --grid KEY=v1,v2   a parameter grid, in parallel, resumable
-    dtsim list [policies|topologies|networks|stragglers|failures|workloads|devices]
+    dtsim list [policies|topologies|networks|transports|stragglers|failures|workloads|devices]
 
 ``compare`` (and the default comparison) runs its policies in parallel processes, ``sweep`` its
 runs; ``--backend ray [--address ADDR]`` runs them as Ray tasks instead (local or a cluster;
@@ -127,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = commands.add_parser("list", help="list policies, topologies, workloads, devices")
     lst.add_argument("what", nargs="?", choices=["policies", "topologies", "networks",
-                                                 "stragglers", "failures", "workloads",
-                                                 "devices"], help="one kind only")
+                                                 "transports", "stragglers", "failures",
+                                                 "workloads", "devices"], help="one kind only")
     lst.add_argument("--json", action="store_true", help="print machine-readable JSON", **keep)
     return parser
 
@@ -272,7 +272,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 LIST_KINDS = {"policies": "policy", "topologies": "topology", "networks": "network",
-              "stragglers": "stragglers", "failures": "failures", "devices": "device"}
+              "transports": "transport", "stragglers": "stragglers", "failures": "failures",
+              "devices": "device"}
 """``dtsim list`` section -> component kind (``workloads`` groups learner, timing and data)."""
 
 

@@ -51,6 +51,7 @@ KINDS: dict[str, str] = {
     "failures": "failure schedules: [faults] failures.model",
     "topology": "topology presets: [network] topology",
     "network": "network models: [network] model",
+    "transport": "how bytes move over the network model: [network] transport",
     "learner": "what trains for real: [workload] learner",
     "timing": "what the clock charges: [workload] timing",
     "data": "training data: [workload] data",

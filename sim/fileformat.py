@@ -30,6 +30,7 @@ from sim import units
 from sim.errors import ScenarioError
 
 __all__ = ["ClusterSection", "FaultsSection", "NetworkSection", "RunSection", "ScenarioFile",
+           "TcpSection",
            "apply_overrides", "first_error_line", "parse_override_value", "read_scenario_file"]
 
 REQUIRED_SECTIONS = ("cluster", "network", "workload", "run")
@@ -66,8 +67,21 @@ class ClusterSection(_Section):
     memory: Size | None = None
 
 
+class TcpSection(_Section):
+    """``[network.tcp]``: the parameters of the ``tcp`` transport (``sim.network.TcpConfig``)."""
+
+    mss: int = Field(default=1448, ge=1)
+    frame: int = Field(default=1514, ge=1)
+    initial_window: int = Field(default=10, ge=1)
+    max_window: Size = 4 * 1024 * 1024
+    slow_start_after_idle: bool = True
+    min_rto: Duration = 0.2
+    parallel_streams: int = Field(default=1, ge=1)
+    handshake: bool = False
+
+
 class NetworkSection(_Section):
-    """``[network]``: the network model, the topology and the access links."""
+    """``[network]``: the network model, the transport, the topology and the access links."""
 
     model: Literal["ideal", "maxmin"] = "maxmin"
     topology: str = "uniform"
@@ -76,6 +90,8 @@ class NetworkSection(_Section):
     downlink: Bandwidth = None
     latency: Duration = 0.0
     tcp_efficiency: float = Field(default=1.0, gt=0.0, le=1.0)
+    transport: Literal["fluid", "tcp"] = "fluid"
+    tcp: TcpSection = Field(default_factory=TcpSection)
 
 
 class FaultsSection(_Section):

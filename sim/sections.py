@@ -25,6 +25,7 @@ from sim.config import (
 )
 from sim.errors import ScenarioError
 from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
+from sim.network.tcp import TcpConfig
 from sim.tables import check_param_types as _check_param_types
 from sim.tables import check_param_units as _check_param_units
 from sim.tables import si_params
@@ -83,7 +84,23 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
         topology = str(path.resolve())
     else:
         _check_preset(topology, params, num_nodes)
-    return NetworkConfig(model=section.model, topology=topology, topology_params=params,
+    if section.transport == "tcp" and section.tcp_efficiency != 1.0:
+        raise ScenarioError("network.tcp_efficiency", "only for transport = 'fluid'; the tcp "
+                            "transport's efficiency is network.tcp.mss / network.tcp.frame")
+    t = section.tcp
+    try:
+        tcp = TcpConfig(mss_bytes=t.mss, frame_bytes=t.frame,
+                        initial_window_segments=t.initial_window, max_window_bytes=t.max_window,
+                        slow_start_after_idle=t.slow_start_after_idle, min_rto_s=t.min_rto,
+                        parallel_streams=t.parallel_streams, handshake=t.handshake)
+    except ValueError as err:  # name the scenario's key, not the config's field
+        field_name, _, message = str(err).partition(": ")
+        keys = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
+                "max_window_bytes": "max_window", "min_rto_s": "min_rto"}
+        prefix, _, name = field_name.rpartition(".")
+        raise ScenarioError(f"{prefix}.{keys.get(name, name)}", message) from None
+    return NetworkConfig(model=section.model, transport=section.transport, tcp=tcp,
+                         topology=topology, topology_params=params,
                          uplink_Bps=section.uplink, downlink_Bps=section.downlink,
                          access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
 

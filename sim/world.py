@@ -70,6 +70,9 @@ class World:
         Root of every random stream.
     network:
         ``"ideal"`` or ``"maxmin"``.
+    transport, tcp:
+        ``"fluid"`` or ``"tcp"``, and the latter's ``sim.network.TcpConfig`` (``None``:
+        defaults).
     uplink_Bps, downlink_Bps, access_latency_s, tcp_efficiency:
         Access links and TCP efficiency (see :class:`sim.network.Network`).
     device:
@@ -85,6 +88,7 @@ class World:
     """
 
     def __init__(self, topology: Any, *, seed: int = 0, network: str = "maxmin",
+                 transport: str = "fluid", tcp: Any = None,
                  uplink_Bps: float | None = None, downlink_Bps: float | None = None,
                  access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
                  device: Any = None, flops_per_s: float | Sequence[float] | None = None,
@@ -98,9 +102,10 @@ class World:
         names = [f"node{i}" for i in range(n)]
         self.recorder = Recorder(self.env, names)
         self.nodes: list[Node] = []
-        self.network = network_class(network)(
+        extra = {"tcp": tcp} if transport == "tcp" else {}
+        self.network = network_class(network, transport)(
             self, topology, uplink_Bps=uplink_Bps, downlink_Bps=downlink_Bps,
-            access_latency_s=access_latency_s, tcp_efficiency=tcp_efficiency)
+            access_latency_s=access_latency_s, tcp_efficiency=tcp_efficiency, **extra)
         if flops_per_s is None:
             peak = getattr(device, "peak_flops_per_s", None)
             flops_per_s = peak * getattr(device, "efficiency", 1.0) if peak else math.nan
@@ -152,7 +157,8 @@ class World:
                                                num_nodes=cluster.num_nodes, rng=rng)
                           if isinstance(faults.stragglers, Mapping)
                           else faults.stragglers.build(num_nodes=cluster.num_nodes, rng=rng))
-        world = cls(topology, seed=scenario.seed, network=net.model, uplink_Bps=net.uplink_Bps,
+        world = cls(topology, seed=scenario.seed, network=net.model,
+                    transport=net.transport, tcp=net.tcp, uplink_Bps=net.uplink_Bps,
                     downlink_Bps=net.downlink_Bps, access_latency_s=net.access_latency_s,
                     tcp_efficiency=net.tcp_efficiency, device=device, speeds=speeds,
                     stragglers=stragglers, slots=cluster.compute_slots,
