@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sim.errors import FieldError, ScenarioError
+from sim.errors import FieldError, ScenarioError, did_you_mean
 from sim.tables import check_param_types, check_param_units, si_params
 
 __all__ = ["KINDS", "Component", "component", "config_from_table", "describe", "find",
@@ -203,7 +203,8 @@ def make_config(config_cls: type, params: Mapping[str, Any], *, where: str) -> A
     for key in params:
         if key not in fields:
             raise ScenarioError(f"{where}.{key}", "unknown parameter; allowed: "
-                                f"{', '.join(sorted(fields)) or '(none)'}")
+                                f"{', '.join(sorted(fields)) or '(none)'}"
+                                f"{did_you_mean(key, sorted(fields))}")
     try:
         return config_cls(**params)
     except FieldError as exc:

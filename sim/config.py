@@ -204,26 +204,27 @@ class Scenario:
         component("policy", name, field="policy.name")
         return name, PolicyConfig(name=name, params={}, configured=False)
 
-    def policy_configs(self, names: Sequence[str] | None = None,
-                       ) -> list[tuple[str, PolicyConfig]]:
+    def policy_configs(self, names: Sequence[str] | None = None, *,
+                       flag: str = "--policies") -> list[tuple[str, PolicyConfig]]:
         """``(label, PolicyConfig)`` for each of ``names`` (see :meth:`policy_config`).
 
         ``None`` means the ``[policies]`` tables, or the scenario's own policy when it has none.
-        An unknown name is a ScenarioError on ``--policies`` that lists the labels and names.
+        An unknown name is a ScenarioError on ``flag`` that lists the labels and names.
         """
         from sim.components import names as registered
-        from sim.errors import ScenarioError
+        from sim.errors import ScenarioError, did_you_mean
 
         if names is None:
             return list(self.policies) or [(self.policy.name, self.policy)]
         if not names:
-            raise ScenarioError("--policies", "needs at least one policy name")
+            raise ScenarioError(flag, "needs at least one policy name")
         chosen: list[tuple[str, PolicyConfig]] = []
         for name in names:
             try:
                 chosen.append(self.policy_config(name))
             except ScenarioError:
                 allowed = sorted(set(registered("policy")) | {label for label, _ in self.policies})
-                raise ScenarioError("--policies", f"unknown policy {name!r}; allowed: "
-                                                  f"{', '.join(allowed)}") from None
+                raise ScenarioError(flag, f"unknown policy {name!r}; allowed: "
+                                          f"{', '.join(allowed)}{did_you_mean(name, allowed)}"
+                                    ) from None
         return chosen

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from sim import units
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, did_you_mean
 
 __all__ = ["ClusterSection", "FaultsSection", "NetworkSection", "RunSection", "ScenarioFile",
            "TcpSection",
@@ -106,7 +106,7 @@ class RunSection(_Section):
 
     until: Duration | None = None
     steps: int | None = Field(default=None, ge=1)
-    target_loss: float | None = None
+    target_loss: float | None = Field(default=None, allow_inf_nan=False)
     stop_at_target: bool = False
     eval_every: Duration | None = None
     eval_batches: int = Field(default=4, ge=1)
@@ -152,8 +152,13 @@ def _is_type_tag(part: str) -> bool:
 
 
 def first_error_line(exc: ValidationError) -> ScenarioError:
-    """Turn pydantic's report into one line naming the first bad field."""
-    err = exc.errors()[0]
+    """Turn pydantic's report into one line naming the first bad field.
+
+    An unknown key comes first: a typo (``nodse``) also makes its intended key missing, and
+    the typo is what the user has to fix.
+    """
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     # Union members and validators add type tags such as "float" or "function-before[...]" to
     # the location; only keys of the file (and list indices) name a field.
     loc = [str(p) for p in err["loc"] if isinstance(p, int) or not _is_type_tag(str(p))]
@@ -172,7 +177,8 @@ def first_error_line(exc: ValidationError) -> ScenarioError:
         section = loc[0] if len(loc) > 1 else None
         model = _SECTION_MODELS.get(section or "", ScenarioFile)
         allowed = ", ".join(model.model_fields)
-        return ScenarioError(path, f"unknown key; allowed: {allowed}")
+        hint = did_you_mean(loc[-1], model.model_fields)
+        return ScenarioError(path, f"unknown key; allowed: {allowed}{hint}")
     message = err["msg"]
     if message.startswith("Value error, "):
         return ScenarioError(path, message[len("Value error, "):])
@@ -191,7 +197,12 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
                                         "allowed: .toml, .yaml, .yml")
     if not path.is_file():
         raise ScenarioError("scenario", f"no such file: {str(path)!r}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError("scenario", f"{str(path)!r} is not UTF-8 text (a binary file?): "
+                                        f"byte {exc.start} is {exc.object[exc.start]:#04x}"
+                            ) from None
     if suffix == ".toml":
         try:
             data = tomllib.loads(text)

@@ -22,7 +22,7 @@ from sim.components import make_config
 if TYPE_CHECKING:
     from sim.config import RunConfig
     from sim.node import Node
-    from sim.world import World
+    from sim.world import Environment, World
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +128,7 @@ class RunContext:
         self.stopped = self.world.env.event()
 
     @property
-    def env(self) -> simpy.Environment:
+    def env(self) -> Environment:
         """The world's SimPy environment."""
         return self.world.env
 

@@ -71,6 +71,7 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     except ValidationError as exc:
         raise first_error_line(exc) from None
     base = Path(base_dir) if base_dir is not None else Path.cwd()
+    sections.check_memory_estimate(model.cluster.nodes)
 
     seed = model.seed
     if model.run.seed is not None:
@@ -84,6 +85,7 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     faults = sections.faults_config(model.faults, cluster.num_nodes, base)
     workload = sections.workload_config(model.workload, base)
     run = sections.run_config(model.run)
+    sections.check_failure_load(faults, cluster.num_nodes, run.until_s)
 
     compared = tuple((label, sections.policy_config(params, f"policies.{label}",
                                                     default_name=label))
@@ -125,10 +127,13 @@ def default_scenario_path() -> Path:
     return Path(str(resources.files("sim") / "defaults" / "default.toml"))
 
 
-def resolve_policies(spec: Scenario, names: Sequence[str] | None = None,
-                     ) -> list[tuple[str, PolicyConfig]]:
-    """Return the ``(label, PolicyConfig)`` list to compare (:meth:`Scenario.policy_configs`)."""
-    return spec.policy_configs(names)
+def resolve_policies(spec: Scenario, names: Sequence[str] | None = None, *,
+                     flag: str = "--policies") -> list[tuple[str, PolicyConfig]]:
+    """Return the ``(label, PolicyConfig)`` list to compare (:meth:`Scenario.policy_configs`).
+
+    ``flag`` is the command-line option an error names (``--policy`` for ``dtsim run``).
+    """
+    return spec.policy_configs(names, flag=flag)
 
 
 # ---------------------------------------------------------------- Python builder

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,13 +25,13 @@ from sim.config import (
     PolicyConfig,
     RunConfig,
 )
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, did_you_mean
 from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
 from sim.network.tcp import TcpConfig
 from sim.tables import check_param_types as _check_param_types
 from sim.tables import check_param_units as _check_param_units
 from sim.tables import si_params
-from topologies import get_topology
+from topologies import from_edgelist, get_topology
 
 __all__ = ["cluster_config", "faults_config", "network_config", "policy_config", "run_config",
            "workload_config"]
@@ -82,6 +84,7 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
             raise ScenarioError("network.topology", f"topology file {topology!r} does not "
                                                     f"exist (looked for {str(path)!r})")
         topology = str(path.resolve())
+        _check_edge_list(topology, params, num_nodes)
     else:
         _check_preset(topology, params, num_nodes)
     if section.transport == "tcp" and section.tcp_efficiency != 1.0:
@@ -103,6 +106,30 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
                          topology=topology, topology_params=params,
                          uplink_Bps=section.uplink, downlink_Bps=section.downlink,
                          access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
+
+
+def _check_edge_list(path: str, params: dict[str, Any], num_nodes: int) -> None:
+    """Load an edge-list topology once: garbage, empty, disconnected or negative edges fail here.
+
+    The file must also place exactly ``cluster.nodes`` nodes (one per site, or
+    ``topology_params.node_sites``), or the world would silently simulate another cluster.
+    """
+    accepted = [p for p in inspect.signature(from_edgelist).parameters if p != "path"]
+    for key in params:
+        if key not in accepted:
+            raise ScenarioError(f"network.topology_params.{key}", "not a parameter of an "
+                                f"edge-list topology; allowed: {', '.join(accepted)}"
+                                f"{did_you_mean(key, accepted)}")
+    try:
+        topology = from_edgelist(path, **params)
+    except (TypeError, ValueError, OSError, UnicodeDecodeError) as exc:
+        message = " ".join(str(exc).split())
+        raise ScenarioError("network.topology", message) from None
+    if topology.num_nodes() != num_nodes:
+        raise ScenarioError("network.topology", f"{Path(path).name} places "
+                            f"{topology.num_nodes()} nodes (one per site unless "
+                            f"topology_params.node_sites says otherwise) but cluster.nodes = "
+                            f"{num_nodes}; make them agree")
 
 
 def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
@@ -180,7 +207,7 @@ def _check_stragglers(stragglers: dict[str, Any], num_nodes: int) -> None:
 
         try:
             make_straggler_model(stragglers, num_nodes=num_nodes, rng=np.random.default_rng(0))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OSError) as exc:
             raise _as_scenario_error("faults.stragglers", exc) from None
 
 
@@ -190,7 +217,7 @@ def _check_failures(failures: list[dict[str, Any]], num_nodes: int, first: int =
     for i, spec in enumerate(failures, start=first):
         try:
             make_failure_model(spec)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OSError) as exc:
             raise _as_scenario_error(f"faults.failures[{i}]", exc) from None
 
 
@@ -199,7 +226,11 @@ _SECTION_NAMES = ("cluster", "network", "faults", "workload", "policy", "policie
 
 def _as_scenario_error(field: str, exc: Exception) -> ScenarioError:
     """Keep a message that already names its field (``"cluster.speed.sigma must be..."``)."""
-    message = str(exc)
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return ScenarioError(field, f"file {str(exc.filename)!r} does not exist")
+    if isinstance(exc, OSError):
+        return ScenarioError(field, f"cannot read {str(exc.filename)!r}: {exc.strerror}")
+    message = " ".join(str(exc).split())
     match = re.match(rf"^((?:{'|'.join(_SECTION_NAMES)})(?:[.\[][\w.\[\]-]*)?)", message)
     if match:
         named = match.group(1)
@@ -219,7 +250,8 @@ def workload_config(section: Mapping[str, Any], base: Path) -> Any:
     fields = [f.name for f in dataclasses.fields(WorkloadConfig)]
     for key in params:
         if key not in fields:
-            raise ScenarioError(f"workload.{key}", f"unknown key; allowed: {', '.join(fields)}")
+            raise ScenarioError(f"workload.{key}", f"unknown key; allowed: {', '.join(fields)}"
+                                                   f"{did_you_mean(key, fields)}")
     _check_param_types(WorkloadConfig, params, "workload")
     _check_workload_names(params)
     data = params.get("data")
@@ -254,6 +286,12 @@ def run_config(section: RunSection) -> RunConfig:
             section.target_loss is not None and section.stop_at_target):
         raise ScenarioError("run", "no stop condition; set run.until (e.g. \"2h\"), run.steps, "
                                    "or run.target_loss with run.stop_at_target = true")
+    if section.until is None and section.steps is None:
+        raise ScenarioError("run", "a run that stops only at run.target_loss may never reach "
+                                   "it; also give an upper bound: run.until (e.g. \"2h\") or "
+                                   "run.steps")
+    if section.until is not None and not (math.isfinite(section.until) and section.until > 0):
+        raise ScenarioError("run.until", f"must be a finite duration > 0, got {section.until}s")
     if section.stop_at_target and section.target_loss is None:
         raise ScenarioError("run.stop_at_target", "is true but run.target_loss is not set")
     if section.eval_every is not None and section.eval_every <= 0:
@@ -276,3 +314,72 @@ def policy_config(table: Mapping[str, Any], where: str, *,
     given = {k: v for k, v in table.items() if k != "name"}
     config = config_from_table("policy", name, given, where=where)
     return PolicyConfig(name=name, params=si_params(given, where), config=config)
+
+
+WORLD_BYTES_PER_NODE = 4096
+"""Memory one simulated node's share of the world takes (node, access links, recorder rows,
+topology entry), measured with tracemalloc on ``World.build`` of 1,000 and 4,000 uniform nodes
+(4.5 KiB and 3.9 KiB per node). Learners and policy state come on top."""
+
+MAX_FAILURE_EVENTS = 1_000_000
+"""Most failure events a schedule may be expected to draw: every event is a few SimPy events and
+a recorder row, so more than this cannot run in reasonable time or memory."""
+
+
+def machine_memory_bytes() -> float:
+    """Physical memory of this machine, bytes (``inf`` where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def check_memory_estimate(num_nodes: int) -> None:
+    """Refuse a cluster whose world alone could not fit in this machine's memory.
+
+    Checked before anything is built, so a billion nodes is an error in microseconds rather than
+    a machine that swaps for an hour.
+    """
+    need = num_nodes * WORLD_BYTES_PER_NODE
+    have = machine_memory_bytes()
+    if need > have:
+        raise ScenarioError("cluster.nodes", f"{num_nodes} nodes need at least "
+                                             f"{need / 2**30:.3g} GiB of memory for the "
+                                             f"simulated world ({WORLD_BYTES_PER_NODE} B per "
+                                             f"node); this machine has "
+                                             f"{have / 2**30:.3g} GiB")
+
+
+def check_failure_load(faults: FaultsConfig, num_nodes: int, until_s: float | None) -> None:
+    """Refuse failure models that would draw more than :data:`MAX_FAILURE_EVENTS` events.
+
+    Schedules are drawn before the run, over ``run.until`` (or the world's default failure
+    horizon), so a rate of 1e9/h is refused here instead of spinning in the draw. The estimate is
+    the count with no downtime, ``rate x horizon x nodes`` (an upper bound on the expected count);
+    group failures are bounded by the iterations they draw, ``horizon / iteration``. (Typed fault
+    Configs are bounded by their own checks.)
+    """
+    from sim.world import DEFAULT_FAILURE_HORIZON_S
+
+    horizon_s = until_s if until_s is not None else DEFAULT_FAILURE_HORIZON_S
+    when = "run.until" if until_s is not None else "the default failure horizon of 24h"
+    for i, spec in enumerate(faults.failures):
+        if not isinstance(spec, Mapping):
+            continue
+        field = f"faults.failures[{i}]"
+        rate = spec.get("rate_per_s")
+        if isinstance(rate, (int, float)) and rate > 0:
+            expected = rate * horizon_s * num_nodes
+            if expected > MAX_FAILURE_EVENTS:
+                raise ScenarioError(f"{field}.rate", f"{rate * 3600:.3g}/h on {num_nodes} nodes "
+                                    f"over {when} draws about {expected:.3g} failures; at most "
+                                    f"{MAX_FAILURE_EVENTS:.0e} can be simulated (lower the rate "
+                                    f"or run.until)")
+        iteration = spec.get("iteration_s")
+        if isinstance(iteration, (int, float)) and iteration > 0:
+            draws = horizon_s / iteration
+            if draws > MAX_FAILURE_EVENTS:
+                raise ScenarioError(f"{field}.iteration", f"{iteration:.3g}s iterations over "
+                                    f"{when} are {draws:.3g} draws; at most "
+                                    f"{MAX_FAILURE_EVENTS:.0e} (a longer iteration or a shorter "
+                                    f"run.until)")
