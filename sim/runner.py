@@ -91,6 +91,7 @@ class Result:
             "bytes_sent_per_node": rec["bytes_sent_per_node"],
             "bytes_cut": rec["bytes_cut"],
             "idle_fraction": rec["idle_fraction"],
+            "goodput": rec["goodput"],
             "failures": rec["failures"],
             "events": self.world.env.events_processed,
             "failure_horizon_s": self.world.failure_horizon_s,
