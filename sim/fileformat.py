@@ -138,17 +138,20 @@ class ScenarioFile(BaseModel):
         return value
 
 
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "cluster": ClusterSection,
-    "network": NetworkSection,
-    "faults": FaultsSection,
-    "run": RunSection,
-}
-
-
 def _is_type_tag(part: str) -> bool:
     return part in ("float", "int", "str", "bool", "none", "list[float]", "dict[str,any]") or \
         "[" in part or part.startswith("function-")
+
+
+def _model_at(loc: list[str]) -> type[BaseModel]:
+    """The section model that holds the last key of ``loc`` (``network.tcp.mss`` -> tcp's)."""
+    model: type[BaseModel] = ScenarioFile
+    for part in loc[:-1]:
+        annotation = getattr(model.model_fields.get(part), "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return model
 
 
 def first_error_line(exc: ValidationError) -> ScenarioError:
@@ -174,8 +177,7 @@ def first_error_line(exc: ValidationError) -> ScenarioError:
                                        f"{', '.join(REQUIRED_SECTIONS)} (and policy)")
         return ScenarioError(path, "missing required key")
     if kind == "extra_forbidden":
-        section = loc[0] if len(loc) > 1 else None
-        model = _SECTION_MODELS.get(section or "", ScenarioFile)
+        model = _model_at(loc)
         allowed = ", ".join(model.model_fields)
         hint = did_you_mean(loc[-1], model.model_fields)
         return ScenarioError(path, f"unknown key; allowed: {allowed}{hint}")
