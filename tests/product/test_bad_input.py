@@ -377,6 +377,7 @@ UNKNOWN_KEYS = [
     ("run.untl='1h'", "run.untl", "until"),
     ("run.eval_evry='1min'", "run.eval_evry", "eval_every"),
     ("run.target_los=1.0", "run.target_los", "target_loss"),
+    ("network.tcp.msss=1000", "network.tcp.msss", "mss"),
 ]
 
 
