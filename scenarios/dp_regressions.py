@@ -62,8 +62,10 @@ def sync_vs_nodes(counts=(16, 32, 64, 128, 256, 512, 1024)) -> None:
     """DiLoCo's all-reduce against NoLoCo's pair exchange, N = 16 .. 1024."""
     for n in counts:
         runs = run_file("dp-sync-vs-nodes", [f"cluster.nodes={n}"])
-        d, c = sync_mean_s(runs["diloco"][0]), sync_mean_s(runs["noloco"][0])
-        print(f"sync-vs-nodes: N={n:5d} DiLoCo {d:.4f} s NoLoCo {c:.4f} s ratio {d / c:.2f}")
+        d = sync_mean_s(runs["diloco"][0])
+        c, s = sync_mean_s(runs["noloco"][0]), sync_mean_s(runs["noloco_swap"][0])
+        print(f"sync-vs-nodes: N={n:5d} DiLoCo {d:.4f} s | NoLoCo reduce_to_root {c:.4f} s "
+              f"ratio {d / c:.3f} | NoLoCo swap {s:.4f} s ratio {d / s:.2f}")
 
 
 def stragglers() -> None:

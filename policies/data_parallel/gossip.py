@@ -15,7 +15,8 @@ fails during the exchange, the step goes on without averaging.
 
 Rejoin (both): download the model of a random live neighbour (``param_bytes``), restart the
 optimizer state, resume at that neighbour's step.
-Evaluated model: the mean of the live workers' models.
+Evaluated: each live worker's own model x_i (mean, best, worst); the mean of the live
+workers' models is reported beside them as the averaged model.
 """
 
 from __future__ import annotations
@@ -85,12 +86,10 @@ class Gossip(DataParallelPolicy):
         self.ctx.world.recorder.event("rejoin", node=node.id, peer=peer)
         return peer
 
-    def evaluate(self, ctx: RunContext) -> float | None:
-        """Held-out loss of the model this method evaluates (see the module docstring)."""
-        if self.timing_only:
-            return None
-        live = [n.id for n in ctx.world.nodes if n.is_up] or list(range(self.num_workers))
-        return self.evaluate_flat(average([self.learners[i].get_flat() for i in live]))
+    def averaged_flat(self, live: list[int]):  # noqa: ANN201
+        """The mean of the live workers' models (no worker holds it)."""
+        return average([self.learners[i].get_flat() for i in live])
+
 
     def dpsgd_worker(self, ctx: RunContext, node):  # noqa: ANN001
         """D-PSGD: gradient at x_i, mix with the neighbours' step-s models, apply the gradient."""

@@ -13,7 +13,8 @@ forward/backward passes and the H-fold rarer communication.
 Failures (``on_failure``, as DiLoCo): ``drop`` goes on without the failed worker, which rejoins
 at the next outer-round boundary (downloading x̄, ``param_bytes``); ``wait`` holds the current
 all-reduce (DDP step in the warm start, outer round after it) until it is back.
-Evaluated model: the global model x̄ after the warm start, the DDP replica before it.
+Evaluated: each live worker's own weights x_i (mean, best, worst); after the warm start the
+global model x̄ is reported beside them as the averaged model.
 """
 
 from __future__ import annotations
@@ -157,9 +158,6 @@ class PALSGD(DataParallelPolicy):
         learner.reset_optimizer()
         return max(step, cfg.warmup_ddp_steps + r * cfg.inner_steps), r
 
-    def evaluate(self, ctx: RunContext) -> float | None:
-        """Held-out loss of the model this method evaluates (see the module docstring)."""
-        if self.local_phase:
-            return self.evaluate_flat(self.outer.phi)
-        live = [n.id for n in ctx.world.nodes if n.is_up] or [0]
-        return self.evaluate_flat(self.learners[live[0]].get_flat())
+    def averaged_flat(self, live: list[int]):  # noqa: ANN201
+        """The global model x̄ after the warm start (none before: replicas are identical)."""
+        return self.outer.phi if self.local_phase else None

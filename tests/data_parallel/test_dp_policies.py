@@ -64,7 +64,7 @@ def test_streaming_alpha_changes_the_merge():
 
 def test_noloco_every_worker_pairs_and_sends_two_models():
     result, pol = run_policy(tiny_scenario("noloco", nodes=8, steps=31, timing_only=True,
-                                           inner_steps=5))
+                                           inner_steps=5, exchange="swap"))
     rec = result.recorder
     assert rec.messages_sent.min() >= 6                           # 6 rounds done
     assert rec.bytes_sent.sum() == rec.messages_sent.sum() * 2 * pol.timing.param_bytes
