@@ -113,9 +113,25 @@ def outer_drop(probabilities=(0.0, 0.5)) -> None:
               f"{result.time_to_target_s}, bytes sent {result.summary['bytes_sent']:.6g}")
 
 
+def throughput(result, policy) -> float:
+    """Samples per second processed by all workers together (local steps x batch / time)."""
+    batch = policy.ctx.workload.config.batch
+    return sum(policy.steps_done) * batch / result.summary["sim_time_s"]
+
+
+def hetero_gossip() -> None:
+    """D-PSGD and AD-PSGD against all-reduce SGD with slow workers on a shared network."""
+    runs = run_file("dp-hetero-gossip")
+    rate = {label: throughput(r, pol) for label, (r, pol) in runs.items()}
+    for label, (r, pol) in runs.items():
+        print(f"hetero-gossip: {label:7s} {rate[label]:.1f} samples/s "
+              f"({rate[label] / rate['ddp']:.2f}x DDP), local steps {sum(pol.steps_done)}, "
+              f"idle fraction {r.summary['idle_fraction']:.3f}")
+
+
 EXPERIMENTS = {"bytes": byte_ratio, "slow-wan": slow_wan, "sync-vs-nodes": sync_vs_nodes,
                "stragglers": stragglers, "streaming": streaming, "palsgd": palsgd,
-               "outer-drop": outer_drop}
+               "outer-drop": outer_drop, "hetero-gossip": hetero_gossip}
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
