@@ -52,6 +52,16 @@ from sim.policy import RunContext, register_policy
 EXCHANGES = ("reduce_to_root", "swap")
 
 
+def reduce_to_root_cost_s(tensor_message_nbytes: list[float], latency_s: float,
+                          bandwidth_Bps: float) -> float:
+    """Closed form of one reference exchange on an uncontended path (alpha-beta model).
+
+    Per tensor t one message of m_t bytes to the root and one back, each α + m_t/β, one after
+    the other: Σ_t 2·(α + m_t/β) = 2·T·α + 2·Σ_t m_t/β, with m_t = 2·n_t·b (φ and θ − φ).
+    """
+    return sum(2.0 * (latency_s + m / bandwidth_Bps) for m in tensor_message_nbytes)
+
+
 @dataclass(eq=False)
 class _PairExchange:
     """One pair's reduce-to-root exchange in one round.
