@@ -45,6 +45,7 @@ from sim.config import (  # noqa: E402
     RunConfig,
     Scenario,
 )
+from sim.network.maxmin import MaxMinNetwork  # noqa: E402
 from sim.runner import run  # noqa: E402
 from workloads import WorkloadConfig  # noqa: E402
 
@@ -113,7 +114,17 @@ def scenario(args: argparse.Namespace, network: str) -> Scenario:
 
 
 def measure(args: argparse.Namespace, network: str) -> Measurement:
-    """Run the scenario on ``network`` and time its outer steps."""
+    """Run the scenario on ``network`` and time its outer steps.
+
+    ``maxmin-per-change`` is ``maxmin`` re-rating at every flow start and end instead of once per
+    simulated instant (``MaxMinNetwork.coalesce = False``), the engine before coalescing.
+    """
+    if network == "maxmin-per-change":
+        MaxMinNetwork.coalesce = False
+        try:
+            return measure(args, "maxmin")
+        finally:
+            MaxMinNetwork.coalesce = True
     policy = TimedDiLoCo(inner_steps=args.inner_steps, allreduce=args.allreduce)
     gc.collect()  # free the previous run's world first, so that runs do not pay for each other
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -131,7 +142,8 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
         print(f"\n--- cProfile, {network} ---")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
     return Measurement(
-        network=network, outer_steps=len(walls), events=result.world.env.events_processed,
+        network=network if MaxMinNetwork.coalesce or network != "maxmin" else
+        "maxmin-per-change", outer_steps=len(walls), events=result.world.env.events_processed,
         flows=result.world.network.flows_started,
         first_wall_s=walls[0] - wall0, first_cpu_s=cpus[0] - cpu0,
         later_wall_s=(walls[-1] - walls[0]) / (len(walls) - 1),
@@ -153,7 +165,9 @@ def main() -> None:
     parser.add_argument("--latency-s", type=float, default=0.01,
                         help="one-way node-node latency (WAN latency on clusters), s")
     parser.add_argument("--bandwidth-Bps", type=float, default=1.25e8, help="access links, bytes/s")
-    parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"])
+    parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"],
+                        choices=["ideal", "maxmin", "maxmin-per-change"],
+                        help="maxmin-per-change: re-rate at every flow start/end (no coalescing)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the top N functions of a cProfile of each run")

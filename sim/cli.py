@@ -6,6 +6,10 @@
     dtsim run SCENARIO [--policy NAME]      one run
     dtsim compare SCENARIO [--policies a,b] several policies on the same scenario
     dtsim sweep SCENARIO --grid KEY=v1,v2   a parameter grid, in parallel, resumable
+
+``compare`` (and the default comparison) runs its policies in parallel processes, ``sweep`` its
+runs; ``--backend ray [--address ADDR]`` runs them as Ray tasks instead (local or a cluster;
+needs ``pip install -e ".[ray]"``).
     dtsim list [policies|topologies|workloads|devices]
 
 Common options: ``--set KEY=VALUE`` (repeatable) overrides any scenario key; ``--json`` prints
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +63,23 @@ def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
                         **({"default": 1} if top_level else keep))
 
 
+def _add_backend_options(parser: argparse.ArgumentParser, *, top_level: bool,
+                         processes_help: str) -> None:
+    """Where the runs execute: ``--processes``, ``--backend``, ``--address``, ``--max-retries``."""
+    keep = {} if top_level else {"default": argparse.SUPPRESS}
+    parser.add_argument("--processes", type=int, metavar="N", help=processes_help,
+                        **({"default": None} if top_level else keep))
+    parser.add_argument("--backend", choices=["process", "ray"], help="where the runs execute: "
+                        "local processes (default) or Ray tasks (pip install -e \".[ray]\")",
+                        **({"default": "process"} if top_level else keep))
+    parser.add_argument("--address", help="Ray cluster to connect to (e.g. auto, HOST:6379, "
+                        "ray://HOST:10001; default: start a local Ray instance)",
+                        **({"default": None} if top_level else keep))
+    parser.add_argument("--max-retries", type=int, metavar="N", help="Ray: times a run is "
+                        "retried when its worker or machine is lost (default 3)",
+                        **({"default": 3} if top_level else keep))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (exposed for docs and tests)."""
     parser = _Parser(prog="dtsim", description="Simulate decentralized training over slow "
@@ -66,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for plots (default: "
                         "%(default)s)")
     parser.add_argument("--trace", metavar="FILE", help="write the Chrome trace to FILE")
+    compare_processes = ("worker processes for the policies (default: one per policy, up to the "
+                         "CPUs; 1: one after another in this process)")
+    _add_backend_options(parser, top_level=True, processes_help=compare_processes)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     keep = {"default": argparse.SUPPRESS}
 
@@ -84,17 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
                       "per policy) to FILE", **keep)
     cmp_.add_argument("--out", help=f"folder for plots (default: {DEFAULT_OUT})", **keep)
     cmp_.add_argument("--no-plots", action="store_true", help="do not write plots")
+    _add_backend_options(cmp_, top_level=False, processes_help=compare_processes)
 
     swp = commands.add_parser("sweep", help="run a parameter grid in parallel processes")
     swp.add_argument("scenario", help="scenario file (.toml, .yaml)")
     _add_common_options(swp, top_level=False)
     swp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                      help="a swept key and its values (repeatable; values read like --set)")
-    swp.add_argument("--policies", help="comma-separated policies to run at every point")
+    swp.add_argument("--policies", help="comma-separated policies to run at every point "
+                     "(default: the file's [policies] tables, as compare runs them)")
     swp.add_argument("--out", dest="records", default=f"{DEFAULT_OUT}/sweep",
                      help="folder of per-run records (default: %(default)s); finished runs "
                      "there are skipped")
-    swp.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
+    _add_backend_options(swp, top_level=False, processes_help="worker processes (default: "
+                         "this machine's CPUs)")
     swp.add_argument("--no-resume", action="store_true", help="redo runs already saved")
 
     lst = commands.add_parser("list", help="list policies, topologies, workloads, devices")
@@ -123,7 +151,8 @@ def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace
     from sim.scenario import resolve_policies
 
     chosen = resolve_policies(spec, names)
-    comparison = compare(spec, chosen, progress=not (args.quiet or args.json))
+    backend = _backend(args, default_processes=min(len(chosen), os.cpu_count() or 1))
+    comparison = compare(spec, chosen, progress=not (args.quiet or args.json), backend=backend)
     if args.json:
         _print_json(comparison.records)
     else:
@@ -201,19 +230,34 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def _backend(args: argparse.Namespace, *, default_processes: int) -> Any:
+    """The backend the options ask for; one process means this process."""
+    from sim.backends import SerialBackend, make_backend
+
+    processes = args.processes if args.processes is not None else default_processes
+    backend = make_backend(args.backend, processes=processes, address=args.address,
+                           max_retries=args.max_retries)
+    if args.backend == "process" and processes == 1:
+        return SerialBackend()
+    return backend
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """``dtsim sweep``: a parameter grid in parallel processes, resumable."""
+    """``dtsim sweep``: a parameter grid in parallel processes (or Ray tasks), resumable."""
     from sim.scenario import apply_overrides, read_scenario_file
     from sim.sweep import sweep
 
-    if args.processes < 1:
-        raise ScenarioError("--processes", f"must be >= 1, got {args.processes}")
+    backend = _backend(args, default_processes=os.cpu_count() or 1)
     grid = parse_grid(args.grid)
     raw = apply_overrides(read_scenario_file(args.scenario), args.overrides)
     table = sweep(raw, grid, args.records, policies=_split_names(args.policies),
-                  processes=args.processes, resume=not args.no_resume,
+                  backend=backend, resume=not args.no_resume,
                   progress=not (args.quiet or args.json),
                   base_dir=Path(args.scenario).resolve().parent, torch_threads=args.threads)
+    skipped = table.attrs.get("skipped", [])
+    if skipped:
+        print(f"resumed: skipped {len(skipped)} of {len(table)} runs already finished in "
+              f"{args.records}/ (--no-resume redoes them)", file=sys.stderr)
     if args.json:
         _print_json(json.loads(table.to_json(orient="records")))
     else:

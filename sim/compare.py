@@ -20,8 +20,10 @@ baseline reached; ``baseline_missed_target``: the reverse), or is empty when not
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim.backends import Backend, ProcessBackend, SerialBackend
 from sim.config import PolicyConfig, Scenario
 
 __all__ = [
@@ -261,8 +264,13 @@ def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
 
 
 def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
-            progress: bool = False, run_fn: Callable[..., Any] | None = None) -> Comparison:
+            progress: bool = False, run_fn: Callable[..., Any] | None = None,
+            processes: int | None = None, backend: Backend | None = None) -> Comparison:
     """Run each policy on ``scenario``; the first one is the baseline of the speed-ups.
+
+    The policies run in parallel, each in its own process (the mechanism of sweeps,
+    :mod:`sim.runs`); every run is deterministic given the scenario's seed, so the records,
+    traces and plots are those of running them one after another in this process.
 
     Parameters
     ----------
@@ -277,20 +285,46 @@ def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
         Show a progress bar over the policies (on stderr).
     run_fn:
         The function that runs one scenario (default :func:`sim.runner.run`); tests pass fakes.
+        A ``run_fn`` runs in this process, one policy after another.
+    processes:
+        Worker processes: ``None`` one per policy up to this machine's CPUs; 1 runs every
+        policy in this process, one after another (each result then keeps its live world).
+    backend:
+        Where the runs execute (:mod:`sim.backends`, e.g. Ray); overrides ``processes``.
     """
-    base, chosen = normalize_policies(scenario, policies)
-    if run_fn is None:
-        from sim.runner import run as run_fn
-    comparison = Comparison(scenario=base)
-    iterator: Any = chosen
-    if progress:
-        from tqdm import tqdm
+    from sim.runs import RunTask, execute, run_result
 
-        iterator = tqdm(chosen, desc="policies", unit="run")
-    for label, config in iterator:
-        if progress:
-            iterator.set_postfix_str(label)
-        result = run_fn(dataclasses.replace(base, policy=config))
+    base, chosen = normalize_policies(scenario, policies)
+    if processes is not None and processes < 1:
+        raise ValueError(f"compare: processes must be >= 1, got {processes}")
+    if backend is None:
+        workers = processes or min(len(chosen), os.cpu_count() or 1)
+        in_process = run_fn is not None or workers <= 1 or len(chosen) <= 1
+        backend = SerialBackend() if in_process else ProcessBackend(processes=workers)
+    elif run_fn is not None and not isinstance(backend, SerialBackend):
+        raise ValueError("compare: run_fn runs in this process; it takes no other backend")
+    threads = None
+    if not isinstance(backend, SerialBackend):
+        import torch
+
+        threads = torch.get_num_threads()  # the workers train as this process would
+    tasks = [RunTask(key=str(i), policy=label, scenario=dataclasses.replace(base, policy=config),
+                     torch_threads=threads) for i, (label, config) in enumerate(chosen)]
+    if isinstance(backend, SerialBackend):
+        if run_fn is None:
+            from sim.runner import run as run_fn
+        fn: Callable[[RunTask], Any] = functools.partial(_run_here, run_fn=run_fn)
+    else:
+        fn = run_result
+    results = execute(tasks, fn, backend=backend, progress=progress, desc="policies").values
+    comparison = Comparison(scenario=base)
+    for task, (label, config) in zip(tasks, chosen):
+        result = results[task.key]
         comparison.runs.append(PolicyRun(label=label, policy=config,
                                          record=record_of(result, label), result=result))
     return comparison
+
+
+def _run_here(task: Any, run_fn: Callable[..., Any]) -> Any:
+    """A comparison's run in this process (the result keeps its live world)."""
+    return run_fn(task.scenario)

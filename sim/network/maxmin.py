@@ -16,6 +16,17 @@ re-rated; in practice the region stays a handful of flows even when every flow i
 every other through shared links (see docs/performance.md). After a few rounds the region
 becomes the whole connected component of the "flow crosses link" graph, which is always right.
 
+Flow starts and ends are *coalesced*: a start or end takes the flow on or off its links at
+once, but the re-rating waits until every other event of the same simulated instant has run (one
+late-priority SimPy event per instant), and then re-rates the union of what changed in one pass.
+The collectives' messages of one round mostly start at the same instant, so where ``k`` flows
+join a shared link together this costs one re-rating instead of ``k`` (each of which re-rated
+every flow on the link). No simulated time passes between the changes and the re-rating, so no
+byte moves at a rate that was never max-min: the rates after the instant are the max-min rates of
+the flows then sending, the same allocation as re-rating after each change, up to rounding (see
+docs/performance.md for the measured difference). A flow that starts alone on its links is still
+rated at once (nobody else can change).
+
 Completion times live in one heap with a version per flow (a re-rated flow pushes a new entry,
 the old one goes stale) and one SimPy timer waits for the earliest of them, so re-rating costs
 heap pushes, not SimPy events. A flow whose rate did not change keeps its heap entry.
@@ -39,11 +50,17 @@ SAME_RATE = 1e-12
 MAX_REPAIR_ROUNDS = 4
 """Rounds of growing the region before re-rating the flow's whole connected component."""
 
+LATE = 2
+"""SimPy priority of the coalesced re-rating: after every URGENT (0) and NORMAL (1) event."""
+
 
 class MaxMinNetwork(Network):
     """Max-min fair bandwidth sharing with local, verified re-rating."""
 
     model_name = "maxmin"
+
+    coalesce = True
+    """Re-rate once per simulated instant (True) or at every flow start and end (False)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -54,6 +71,8 @@ class MaxMinNetwork(Network):
         self._finish_heap: list[tuple[float, int, int, Flow]] = []  # (time_s, flow id, version)
         self._timer_at = math.inf
         self._timer_token = 0
+        self._pending: dict[int, None] = {}  # links whose flows changed this instant, in order
+        self._pending_event: simpy.Event | None = None
         self.reallocations = 0
         self.flows_rerated = 0
         self.repair_rounds = 0
@@ -73,7 +92,7 @@ class MaxMinNetwork(Network):
         if alone:
             self._start_alone(flow)
         else:
-            self._reallocate(flow.links)
+            self._changed(flow.links)
 
     def _start_alone(self, flow: Flow) -> None:
         """Rate a new flow that shares none of its links: what :meth:`_reallocate` would do.
@@ -115,20 +134,40 @@ class MaxMinNetwork(Network):
                 del self._on_link[link][flow.id]
                 self._load[link] = self._load[link] - flow.rate if self._on_link[link] else 0.0
                 touched.append(link)
-        self._reallocate(touched)
+        self._changed(touched)
+
+    def _changed(self, links: tuple[int, ...] | list[int]) -> None:
+        """Flows on ``links`` changed: re-rate now, or once at the end of this instant."""
+        if not self.coalesce:
+            self._reallocate(links)
+            return
+        self._pending.update(dict.fromkeys(links))
+        if self._pending_event is None:
+            event = simpy.Event(self.env)
+            event._ok, event._value = True, None  # a triggered event, processed at LATE
+            event.callbacks.append(self._rerate_pending)
+            self.env.schedule(event, LATE)
+            self._pending_event = event
+
+    def _rerate_pending(self, _event: simpy.Event) -> None:
+        """The coalesced re-rating: every link that changed during this instant, in one pass."""
+        links, self._pending, self._pending_event = self._pending, {}, None
+        self._reallocate(links)
+        self._arm_timer()
 
     # -- the allocation --------------------------------------------------------------------
 
-    def _reallocate(self, seed_links: tuple[int, ...] | list[int]) -> None:
+    def _reallocate(self, seed_links: tuple[int, ...] | list[int] | dict[int, None]) -> None:
         """Re-rate the flows on ``seed_links`` and every flow that must change with them.
 
         The first region is the new flows and the flows whose bottleneck is a seed link; a flow
         held back elsewhere keeps its rate unless the bottleneck test says otherwise.
         """
+        seeds = seed_links if isinstance(seed_links, dict) else dict.fromkeys(seed_links)
         region: dict[int, Flow] = {}
-        for link in seed_links:
+        for link in seeds:
             for fid, flow in self._on_link[link].items():
-                if self._bottleneck.get(fid, link) in seed_links:
+                if self._bottleneck.get(fid, link) in seeds:
                     region[fid] = flow
         if not region:
             return
@@ -139,13 +178,13 @@ class MaxMinNetwork(Network):
             for fid, flow in region.items():  # rounding noise is no change: keep finish times
                 if abs(rates[fid] - flow.rate) <= SAME_RATE * flow.rate:
                     rates[fid] = flow.rate
-            failed = self._failures(region, rates, bottleneck, seed_links)
+            failed = self._failures(region, rates, bottleneck, seeds)
             if not failed:
                 break
             rounds += 1
             self.repair_rounds += 1
             if rounds >= MAX_REPAIR_ROUNDS:
-                region = self._component(seed_links)
+                region = self._component(seeds)
                 rates, bottleneck = self._fill(region)
                 break
             region.update(failed)
@@ -225,7 +264,7 @@ class MaxMinNetwork(Network):
         return rates, bottleneck
 
     def _failures(self, region: dict[int, Flow], rates: dict[int, float],
-                  bottleneck: dict[int, int], seed_links: tuple[int, ...] | list[int],
+                  bottleneck: dict[int, int], seed_links: dict[int, None],
                   ) -> dict[int, Flow]:
         """Flows to add to ``region`` because someone fails the bottleneck test.
 
@@ -273,7 +312,7 @@ class MaxMinNetwork(Network):
                     failed[fid] = flow
         return failed
 
-    def _component(self, seed_links: tuple[int, ...] | list[int]) -> dict[int, Flow]:
+    def _component(self, seed_links: dict[int, None]) -> dict[int, Flow]:
         """Flows reachable from ``seed_links`` through shared links."""
         seen_links = set(seed_links)
         stack = list(dict.fromkeys(seed_links))
@@ -320,4 +359,5 @@ class MaxMinNetwork(Network):
             self._detach(done)  # re-rates the survivors that shared links with them
             for flow in done:
                 self._transmitted(flow)
-        self._arm_timer()
+        if self._pending_event is None:  # else the coalesced re-rating arms it
+            self._arm_timer()

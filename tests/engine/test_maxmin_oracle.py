@@ -202,7 +202,13 @@ def test_completion_times_equal_the_naive_global_recompute(world, plan, kills):
 
 # -- a hand-worked chain ---------------------------------------------------------------------
 
-def test_a_new_flow_changes_rates_two_links_away():
+def settle(world: World) -> None:
+    """Run the rest of this instant (and a nanosecond): coalesced re-ratings happen at its end."""
+    world.env.run(until=world.now + 1e-9)
+
+
+@pytest.mark.parametrize("coalesce", [True, False])
+def test_a_new_flow_changes_rates_two_links_away(coalesce):
     """Node 0's uplink = 2 B/s, node 1's downlink = 10 B/s, node 2's uplink = 100 B/s.
 
     f1: 0->1 is held to 2 by up0; f2: 2->1 takes the rest of down1, 8; f3: 2->3 takes the rest
@@ -211,19 +217,23 @@ def test_a_new_flow_changes_rates_two_links_away():
     """
     world = access_world(5, [2.0, None, 100.0, None, None], [None, 10.0, None, None, None], 1e18)
     net = world.network
+    net.coalesce = coalesce
     for src, dst in ((0, 1), (2, 1), (2, 3)):
         net.transfer(src, dst, 1e3)
 
     def rates():
         return sorted((f.src, f.dst, f.rate) for f in net._flows.values())
 
+    settle(world)
     assert rates() == [(0, 1, 2.0), (2, 1, 8.0), (2, 3, 92.0)]
     net.transfer(0, 4, 1e3)
+    settle(world)
     assert rates() == [(0, 1, 1.0), (0, 4, 1.0), (2, 1, 9.0), (2, 3, 91.0)]
     assert net.repair_rounds > 0  # the first region (flows on up0) was not enough
 
 
-def test_a_flow_that_ends_frees_capacity_for_flows_beyond_its_links():
+@pytest.mark.parametrize("coalesce", [True, False])
+def test_a_flow_that_ends_frees_capacity_for_flows_beyond_its_links(coalesce):
     """The chain above, backwards: when f4 is cut, f1, f2 and f3 go back to 2, 8 and 92.
 
     f4 starts first here, so reaching (1, 1, 9, 91) needs no repair; going back does: f1 can
@@ -231,10 +241,71 @@ def test_a_flow_that_ends_frees_capacity_for_flows_beyond_its_links():
     """
     world = access_world(5, [2.0, None, 100.0, None, None], [None, 10.0, None, None, None], 1e18)
     net = world.network
+    net.coalesce = coalesce
     for src, dst in ((0, 4), (0, 1), (2, 1), (2, 3)):
         net.transfer(src, dst, 1e3)
+    settle(world)
     assert sorted((f.src, f.dst, f.rate) for f in net._flows.values()) == [
         (0, 1, 1.0), (0, 4, 1.0), (2, 1, 9.0), (2, 3, 91.0)]
     world.nodes[4].fail()
+    settle(world)
     assert sorted((f.src, f.dst, f.rate) for f in net._flows.values()) == [
         (0, 1, 2.0), (2, 1, 8.0), (2, 3, 92.0)]
+
+
+# -- coalesced re-rating ---------------------------------------------------------------------
+
+COALESCE_REL = 1e-9
+"""Stated tolerance: coalesced and per-change completion times agree to this relative error."""
+
+same_instants = st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0]), st.integers(0, 7),
+                                   st.integers(0, 7), st.sampled_from([1.0, 2.0, 4.0])),
+                         min_size=2, max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(world=worlds(), plan=same_instants,
+       kills=st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0]), st.integers(0, 7)),
+                      max_size=1))
+def test_coalesced_rerating_equals_the_oracle_and_per_change_rerating(world, plan, kills):
+    """Flows that start (and end) together: one re-rating per instant gives the same times.
+
+    Start times come from three instants and sizes from three values, so most flows start and
+    end at the same instants as others (the collective's pattern that coalescing is for).
+    """
+    efficiency = world.network.efficiency
+    per_change = World(world.topology, network="maxmin", tcp_efficiency=efficiency)
+    per_change.network.coalesce = False
+    naive = World(world.topology, network="maxmin", tcp_efficiency=efficiency)
+    naive.network = NaiveNetwork(naive, naive.topology, tcp_efficiency=efficiency)
+    runs = [start(w, plan, kills) for w in (world, per_change, naive)]
+    for w in (world, per_change, naive):
+        w.env.run()
+    coalesced = runs[0]
+    for other in runs[1:]:
+        for got, want in zip(coalesced, other, strict=True):
+            if isinstance(want, tuple):
+                assert got == ("cut", pytest.approx(want[1], rel=COALESCE_REL, abs=1e-12))
+            else:
+                assert got == pytest.approx(want, rel=COALESCE_REL, abs=1e-12)
+    assert world.network.reallocations <= per_change.network.reallocations
+
+
+def test_flows_starting_together_are_rerated_once():
+    """Six flows join one shared WAN link at t = 0: one re-rating, not one per flow."""
+    reallocations = {}
+    for coalesce in (True, False):
+        world = datacenter_world(12, 2, wan_Bps=6.0)  # nodes 0-5 in one data centre, 6-11 in the other
+        net = world.network
+        net.coalesce = coalesce
+        events = [net.transfer(i, 6 + i, 6.0) for i in range(6)]
+        world.env.run()
+        # 6 flows share the 6 B/s WAN link (x 0.9 efficiency): 0.9 B/s each, 6 bytes in 6.67 s
+        for ev in events:
+            latency_s = net.path_latency_s(ev.value.src, ev.value.dst)
+            assert ev.value.end_s - ev.value.start_s == pytest.approx(6 / 0.9 + latency_s,
+                                                                      rel=1e-9)
+        reallocations[coalesce] = net.reallocations
+    # the first flow is alone (rated at once); then one re-rating for the five others, or one
+    # each; when all six end together nobody is left to re-rate
+    assert reallocations == {True: 2, False: 6}

@@ -9,7 +9,7 @@ from product_helpers import FakeRunner
 
 from sim.errors import ScenarioError
 from sim.scenario import load
-from sim.sweep import grid_points, load_records, point_key, sweep
+from sim.sweep import grid_points, load_records, load_table, run_key, sweep
 
 
 def test_grid_points_are_the_cartesian_product_in_key_order():
@@ -24,11 +24,11 @@ def test_grid_values_must_be_lists(values):
         grid_points({"k": values})
 
 
-def test_point_key_is_stable_and_distinguishes():
-    base = {"a": {"b": 1}}
-    assert point_key(base, {"x": 1}, "ddp") == point_key({"a": {"b": 1}}, {"x": 1}, "ddp")
-    keys = {point_key(base, {"x": 1}, "ddp"), point_key(base, {"x": 2}, "ddp"),
-            point_key(base, {"x": 1}, "diloco"), point_key({"a": {"b": 2}}, {"x": 1}, "ddp")}
+def test_run_key_is_stable_and_distinguishes():
+    table = {"a": {"b": 1}, "seed": 1}
+    assert run_key(table, "ddp") == run_key({"seed": 1, "a": {"b": 1}}, "ddp")
+    keys = {run_key(table, "ddp"), run_key({**table, "seed": 2}, "ddp"),
+            run_key(table, "diloco"), run_key({"a": {"b": 2}, "seed": 1}, "ddp")}
     assert len(keys) == 4
 
 
@@ -45,6 +45,7 @@ def test_sweep_saves_each_run_and_resume_skips_them(small_toml, tmp_path):
     again = FakeRunner({"diloco": {}})
     table2 = sweep(raw, grid, tmp_path, processes=1, progress=False, run_fn=again)
     assert again.calls == [] and list(table2.status) == ["ok"] * 4
+    assert table.attrs["skipped"] == [] and len(table2.attrs["skipped"]) == 4
     # A grown grid runs only the new points.
     grid["cluster.nodes"].append(3)
     sweep(raw, grid, tmp_path, processes=1, progress=False, run_fn=again)
@@ -101,3 +102,40 @@ def test_an_interrupted_sweep_keeps_finished_runs(small_toml, tmp_path):
     table = sweep(raw, grid, tmp_path, processes=1, progress=False, run_fn=resumed)
     assert sorted(c.cluster.num_nodes for c in resumed.calls) == [4, 5]
     assert list(table.status) == ["ok"] * 4
+    saved = {r["key"]: r["point"]["cluster.nodes"] for r in load_records(tmp_path)}
+    assert sorted(saved[k] for k in table.attrs["skipped"]) == [2, 3]
+
+
+def test_without_policies_sweep_runs_the_files_policy_list_like_compare(small_toml, tmp_path):
+    """A file with [policies.*] tables: every label runs at every point, with its parameters."""
+    text = small_toml.read_text() + """
+[policies.ddp]
+name = "ddp"
+
+[policies.h5]
+name = "diloco"
+inner_steps = 5
+"""
+    path = tmp_path / "two.toml"
+    path.write_text(text)
+    runner = FakeRunner({"ddp": {}, "diloco": {}})
+    table = sweep(path, {"cluster.nodes": [2, 3]}, tmp_path / "out", processes=1,
+                  progress=False, run_fn=runner)
+    assert list(table.policy) == ["ddp", "h5", "ddp", "h5"]
+    assert [(c.policy.name, c.policy.params.get("inner_steps")) for c in runner.calls] == [
+        ("ddp", None), ("diloco", 5), ("ddp", None), ("diloco", 5)]
+    # compare runs the same list from the same file
+    from sim.compare import compare
+
+    compared = FakeRunner({"ddp": {}, "diloco": {}})
+    compare(load(path), run_fn=compared)
+    assert [c.policy for c in compared.calls] == [c.policy for c in runner.calls[:2]]
+
+
+def test_load_table_reads_every_saved_run(small_toml, tmp_path):
+    raw = load(small_toml).raw
+    table = sweep(raw, {"cluster.nodes": [2, 3]}, tmp_path, processes=1, progress=False,
+                  run_fn=FakeRunner({"diloco": {}}))
+    loaded = load_table(tmp_path).sort_values("cluster.nodes").reset_index(drop=True)
+    assert list(loaded["cluster.nodes"]) == [2, 3]
+    assert loaded.drop(columns="key").equals(table)
