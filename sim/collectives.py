@@ -6,6 +6,12 @@ rounds are done (the data it forwards depends on what it received). No global ba
 node delays only the nodes that depend on it, which is how a ring really behaves. One executor
 runs every schedule; the collectives differ only in the schedule they build.
 
+A library may keep several rounds in flight: ``run_schedule(..., window=w)`` lets a node start
+round ``r`` once its rounds up to ``r - w`` are done (``w = 1``: the textbook schedule), and a
+*fence* round starts only when all the node's earlier rounds are done. gloo's ring all-reduce
+(:func:`gloo_ring_allreduce_schedule`) is such a schedule: segments of at most 1 MiB, two in
+flight, a fence between its reduce-scatter and all-gather loops.
+
 Each collective also has a closed-form alpha-beta cost (alpha: one-way latency of a message in s,
 beta: bandwidth in bytes/s) for tests and back-of-envelope work. On uniform links the simulated
 time matches the closed form.
@@ -43,6 +49,57 @@ def ring_reduce_scatter_schedule(ids: Sequence[int], nbytes: float) -> Schedule:
 def ring_allreduce_schedule(ids: Sequence[int], nbytes: float) -> Schedule:
     """Reduce-scatter then all-gather around the ring: 2(k-1) rounds of m/k chunks."""
     return ring_reduce_scatter_schedule(ids, nbytes) * 2
+
+
+GLOO_MAX_SEGMENT_BYTES = 1024 * 1024
+"""gloo's ``AllreduceOptions::kMaxSegmentSize``: the largest send or receive of its ring."""
+
+GLOO_WINDOW = 2
+"""Send/receive iterations gloo's ring keeps in flight (it waits for iteration i-2)."""
+
+
+def gloo_ring_allreduce_schedule(ids: Sequence[int], nbytes: float, *,
+                                 element_bytes: int = 4,
+                                 max_segment_bytes: int = GLOO_MAX_SEGMENT_BYTES,
+                                 ) -> tuple[Schedule, int]:
+    """Gloo's ring all-reduce (``gloo/allreduce.cc``, ``ring``) as rounds; and its fence.
+
+    The vector is cut into ``S`` segments: ``S = roundup(max(ceil(m / max_segment), 2k), k)``,
+    each of ``ceil(m / S)`` bytes rounded up to whole elements (so the last may be short or
+    empty), ``S / k`` segments per rank. Rank ``r`` sends to rank ``r - 1`` and receives from
+    ``r + 1`` (a fixed direction, the reverse of :func:`ring_allreduce_schedule`'s), one segment
+    per iteration, ``S - S/k`` iterations of reduce-scatter then as many of all-gather. Run it
+    with ``window=GLOO_WINDOW`` and the returned fence (the first all-gather round): gloo
+    issues iteration ``i`` after iteration ``i - 2`` completed, and drains the reduce-scatter
+    before the all-gather starts.
+    """
+    k = len(ids)
+    total = int(math.ceil(nbytes))
+    if k <= 1 or total <= 0:
+        return [], 0
+    max_seg = element_bytes * max(1, max_segment_bytes // element_bytes)
+    segments = -(-max(-(-total // max_seg), 2 * k) // k) * k
+    per_rank = segments // k
+    seg = -(-(-(-total // segments)) // element_bytes) * element_bytes
+    span = segments * seg
+
+    def length(offset: int) -> int:
+        return max(0, min(seg, total - offset))
+
+    def phase(first: int) -> Schedule:
+        rounds = []
+        for i in range(segments - per_rank):
+            rnd = []
+            for r in range(k):
+                n = length((((r + first) * per_rank + i) * seg) % span)
+                if n > 0:
+                    rnd.append((ids[r], ids[(r - 1) % k], float(n)))
+            rounds.append(rnd)
+        return rounds
+
+    reduce_scatter = phase(1)  # rank r sends segment (r+1) S/k + i
+    all_gather = phase(0)      # rank r sends its reduced segments r S/k + i onwards
+    return reduce_scatter + all_gather, len(reduce_scatter)
 
 
 def halving_doubling_schedule(ids: Sequence[int], nbytes: float) -> Schedule:
@@ -114,13 +171,22 @@ def gossip_schedule(graph: Any, nbytes: float) -> Schedule:
 # -- the executor ----------------------------------------------------------------------------
 
 def run_schedule(world: World, schedule: Schedule, *, name: str = "collective",
-                 label: str = "") -> simpy.Process:
-    """Run ``schedule`` on the network; a process whose value is the elapsed time (s)."""
-    return world.env.process(_execute(world, schedule, name, label or name))
+                 label: str = "", window: int = 1, fences: Sequence[int] = ()) -> simpy.Process:
+    """Run ``schedule`` on the network; a process whose value is the elapsed time (s).
+
+    ``window``: rounds a node may have open at once (1: a round starts when the node's earlier
+    rounds are done). ``fences``: schedule rounds that start only when all the node's earlier
+    rounds are done, whatever the window.
+    """
+    if window < 1:
+        raise ValueError(f"run_schedule: window must be >= 1, got {window}")
+    return world.env.process(_execute(world, schedule, name, label or name, window,
+                                      frozenset(fences)))
 
 
-def _execute(world: World, schedule: Schedule, name: str, label: str):
-    run = _ScheduleRun(world, schedule, name, label)
+def _execute(world: World, schedule: Schedule, name: str, label: str, window: int = 1,
+             fences: frozenset[int] = frozenset()):
+    run = _ScheduleRun(world, schedule, name, label, window, fences)
     if not run.members:
         return 0.0
     run.start()
@@ -135,11 +201,15 @@ class _ScheduleRun:
     ``j`` are the round's position in the sender's and the receiver's lists) and how many of its
     sends and receives are still open (``open_count[n][i]``). ``position[n]`` is the round it
     is working on; it moves on when that round has nothing open, sending as each round opens.
+    With a window ``w > 1`` a node has sent the rounds up to ``issued[n] - 1``, at most
+    ``position + w - 1``; a fence round is sent only once it is the node's position.
     Storage is O(messages), not O(members x rounds).
     """
 
-    def __init__(self, world: World, schedule: Schedule, name: str, label: str) -> None:
+    def __init__(self, world: World, schedule: Schedule, name: str, label: str,
+                 window: int = 1, fences: frozenset[int] = frozenset()) -> None:
         self.world = world
+        self.window = window
         self.env = world.env
         self.name = name
         self.label = label
@@ -164,6 +234,9 @@ class _ScheduleRun:
         self.remaining = sum(len(rnd) for rnd in schedule)
         self.members = sorted(rounds)
         self.position = dict.fromkeys(self.members, 0)
+        self.issued = dict.fromkeys(self.members, 1)  # rounds sent (round 0 at start)
+        self.fence = {n: [r in fences for r in rounds[n]] for n in self.members} \
+            if fences else None
         self.finished = simpy.Event(self.env)
         self.aborted = False
         self._watched: list[simpy.Event] = []  # failure events that call :meth:`_abort`
@@ -182,9 +255,13 @@ class _ScheduleRun:
         for n in self.members:  # members whose first round is round 0 send at once
             if self.rounds[n][0] == 0:
                 self._send(n, 0)
+                if self.window > 1:
+                    self._advance_window(n)
         for n in self.members:  # the others start their first round after them
             if self.rounds[n][0] != 0:
                 self._send(n, 0)
+                if self.window > 1:
+                    self._advance_window(n)
 
     def _send(self, node: int, i: int) -> None:
         transfer = self.world.network.transfer
@@ -195,6 +272,9 @@ class _ScheduleRun:
 
     def _advance(self, node: int) -> None:
         """Move ``node`` past rounds with nothing left open, sending as each round opens."""
+        if self.window > 1:
+            self._advance_window(node)
+            return
         open_count, last = self.open_count[node], len(self.rounds[node]) - 1
         i = self.position[node]
         while i <= last and open_count[i] == 0:
@@ -202,6 +282,33 @@ class _ScheduleRun:
             self.position[node] = i
             if i <= last:
                 self._send(node, i)
+
+    def _advance_window(self, node: int) -> None:
+        open_count, last = self.open_count[node], len(self.rounds[node]) - 1
+        while True:
+            i = self.position[node]
+            while i <= last and i < self.issued[node] and open_count[i] == 0:
+                i += 1
+            self.position[node] = i
+            if not self._fill_window(node):
+                return
+
+    def _fill_window(self, node: int) -> bool:
+        """Send the node's next rounds while fewer than ``window`` are open; True if any."""
+        if self.window == 1:
+            return False
+        last = len(self.rounds[node]) - 1
+        fence = self.fence[node] if self.fence is not None else None
+        sent = False
+        while True:
+            j = self.issued[node]
+            if j > last or j >= self.position[node] + self.window:
+                return sent
+            if fence is not None and fence[j] and j != self.position[node]:
+                return sent
+            self.issued[node] = j + 1
+            self._send(node, j)
+            sent = True
 
     def _delivered(self, src: int, dst: int, si: int, di: int, ev: simpy.Event) -> None:
         self.in_flight.pop(ev, None)
@@ -256,6 +363,19 @@ def ring_allreduce(world: World, nodes: Sequence[Any], nbytes: float) -> simpy.P
     """All-reduce of ``nbytes`` per node around a ring (the order of ``nodes``)."""
     return run_schedule(world, ring_allreduce_schedule(_ids(nodes), nbytes),
                         name="ring_allreduce")
+
+
+def gloo_ring_allreduce(world: World, nodes: Sequence[Any], nbytes: float, *,
+                        max_segment_bytes: int = GLOO_MAX_SEGMENT_BYTES) -> simpy.Process:
+    """All-reduce as gloo runs it (what ``torch.distributed.all_reduce`` does on CPU tensors).
+
+    See :func:`gloo_ring_allreduce_schedule`: 1 MiB segments, two in flight, rank ``r`` sends
+    to ``r - 1`` in the order of ``nodes``.
+    """
+    schedule, fence = gloo_ring_allreduce_schedule(_ids(nodes), nbytes,
+                                                   max_segment_bytes=max_segment_bytes)
+    return run_schedule(world, schedule, name="gloo_ring_allreduce", window=GLOO_WINDOW,
+                        fences=(fence,))
 
 
 def halving_doubling_allreduce(world: World, nodes: Sequence[Any],
@@ -313,7 +433,7 @@ def gossip_round(world: World, graph: Any, nbytes: float) -> simpy.Process:
 
 
 ALLREDUCE_ALGORITHMS = {"ring": ring_allreduce, "halving_doubling": halving_doubling_allreduce,
-                        "tree": tree_allreduce}
+                        "tree": tree_allreduce, "gloo_ring": gloo_ring_allreduce}
 
 
 # -- closed forms ----------------------------------------------------------------------------
@@ -323,6 +443,23 @@ def ring_allreduce_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float) 
     if k <= 1:
         return 0.0
     return 2 * (k - 1) * alpha_s + 2 * (k - 1) / k * nbytes / beta_Bps
+
+
+def gloo_ring_allreduce_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float, *,
+                             max_segment_bytes: int = GLOO_MAX_SEGMENT_BYTES) -> float:
+    """Closed form 2 (ceil(n/2) alpha + n s / beta) on ``maxmin`` links (fluid transport).
+
+    ``n = S - S/k`` iterations per phase of ``s = m / S`` bytes (``m`` a multiple of ``S``
+    elements). Two iterations are issued together and share each uplink, so each pair costs
+    ``alpha + 2 s / beta``. The bandwidth term is the textbook ``2 (k-1)/k m / beta``.
+    """
+    if k <= 1:
+        return 0.0
+    max_seg = 4 * max(1, max_segment_bytes // 4)
+    total = int(math.ceil(nbytes))
+    segments = -(-max(-(-total // max_seg), 2 * k) // k) * k
+    n = segments - segments // k
+    return 2 * (math.ceil(n / 2) * alpha_s + n * (nbytes / segments) / beta_Bps)
 
 
 def reduce_scatter_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float) -> float:

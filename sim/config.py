@@ -42,6 +42,12 @@ class NetworkConfig:
     model:
         ``"ideal"`` (latency + bytes / bottleneck bandwidth, no sharing) or ``"maxmin"``
         (flow-level max-min fair sharing).
+    transport:
+        ``"fluid"`` (bytes move at the model's rate from the first byte) or ``"tcp"``
+        (connections with slow start, window cap and headers: :mod:`sim.network.tcp`).
+    tcp:
+        Parameters of the ``tcp`` transport (a ``sim.network.tcp.TcpConfig``; ``None``: its
+        defaults).
     topology:
         Preset name (``topologies.PRESETS``) or a path to an edge-list / graph file.
     topology_params:
@@ -55,6 +61,8 @@ class NetworkConfig:
     """
 
     model: str = "maxmin"
+    transport: str = "fluid"
+    tcp: Any = None
     topology: str = "uniform"
     topology_params: dict[str, Any] = field(default_factory=dict)
     uplink_Bps: float | None = None

@@ -49,6 +49,7 @@ from sim.config import (
     Scenario,
 )
 from sim.errors import ScenarioError
+from sim.network.tcp import TcpConfig
 
 __all__ = [
     "ScenarioBuilder",
@@ -141,8 +142,21 @@ class ClusterSection(_Section):
     memory: Size | None = None
 
 
+class TcpSection(_Section):
+    """``[network.tcp]``: the parameters of the ``tcp`` transport (:class:`TcpConfig`)."""
+
+    mss: int = Field(default=1448, ge=1)
+    frame: int = Field(default=1514, ge=1)
+    initial_window: int = Field(default=10, ge=1)
+    max_window: Size = 4 * 1024 * 1024
+    slow_start_after_idle: bool = True
+    min_rto: Duration = 0.2
+    parallel_streams: int = Field(default=1, ge=1)
+    handshake: bool = False
+
+
 class NetworkSection(_Section):
-    """``[network]``: the network model, the topology and the access links."""
+    """``[network]``: the network model, the transport, the topology and the access links."""
 
     model: Literal["ideal", "maxmin"] = "maxmin"
     topology: str = "uniform"
@@ -151,6 +165,8 @@ class NetworkSection(_Section):
     downlink: Bandwidth = None
     latency: Duration = 0.0
     tcp_efficiency: float = Field(default=1.0, gt=0.0, le=1.0)
+    transport: Literal["fluid", "tcp"] = "fluid"
+    tcp: TcpSection = Field(default_factory=TcpSection)
 
 
 class FaultsSection(_Section):
@@ -409,7 +425,23 @@ def _network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netw
         topology = str(path.resolve())
     else:
         _check_preset(topology, params, num_nodes)
-    return NetworkConfig(model=section.model, topology=topology, topology_params=params,
+    if section.transport == "tcp" and section.tcp_efficiency != 1.0:
+        raise ScenarioError("network.tcp_efficiency", "only for transport = 'fluid'; the tcp "
+                            "transport's efficiency is network.tcp.mss / network.tcp.frame")
+    t = section.tcp
+    try:
+        tcp = TcpConfig(mss_bytes=t.mss, frame_bytes=t.frame,
+                        initial_window_segments=t.initial_window, max_window_bytes=t.max_window,
+                        slow_start_after_idle=t.slow_start_after_idle, min_rto_s=t.min_rto,
+                        parallel_streams=t.parallel_streams, handshake=t.handshake)
+    except ValueError as err:  # name the scenario's key, not the config's field
+        field_name, _, message = str(err).partition(": ")
+        keys = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
+                "max_window_bytes": "max_window", "min_rto_s": "min_rto"}
+        prefix, _, name = field_name.rpartition(".")
+        raise ScenarioError(f"{prefix}.{keys.get(name, name)}", message) from None
+    return NetworkConfig(model=section.model, transport=section.transport, tcp=tcp,
+                         topology=topology, topology_params=params,
                          uplink_Bps=section.uplink, downlink_Bps=section.downlink,
                          access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
 

@@ -69,6 +69,9 @@ class World:
         Root of every random stream.
     network:
         ``"ideal"`` or ``"maxmin"``.
+    transport, tcp:
+        ``"fluid"`` or ``"tcp"``, and the latter's ``sim.network.TcpConfig`` (``None``:
+        defaults).
     uplink_Bps, downlink_Bps, access_latency_s, tcp_efficiency:
         Access links and TCP efficiency (see :class:`sim.network.Network`).
     device:
@@ -84,6 +87,7 @@ class World:
     """
 
     def __init__(self, topology: Any, *, seed: int = 0, network: str = "maxmin",
+                 transport: str = "fluid", tcp: Any = None,
                  uplink_Bps: float | None = None, downlink_Bps: float | None = None,
                  access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
                  device: Any = None, flops_per_s: float | Sequence[float] | None = None,
@@ -97,9 +101,10 @@ class World:
         names = [f"node{i}" for i in range(n)]
         self.recorder = Recorder(self.env, names)
         self.nodes: list[Node] = []
-        self.network = network_class(network)(
+        extra = {"tcp": tcp} if transport == "tcp" else {}
+        self.network = network_class(network, transport)(
             self, topology, uplink_Bps=uplink_Bps, downlink_Bps=downlink_Bps,
-            access_latency_s=access_latency_s, tcp_efficiency=tcp_efficiency)
+            access_latency_s=access_latency_s, tcp_efficiency=tcp_efficiency, **extra)
         if flops_per_s is None:
             peak = getattr(device, "peak_flops_per_s", None)
             flops_per_s = peak * getattr(device, "efficiency", 1.0) if peak else math.nan
@@ -143,7 +148,8 @@ class World:
         if faults.stragglers:
             stragglers = make_straggler_model(dict(faults.stragglers), num_nodes=cluster.num_nodes,
                                               rng=seeds.generator("world", "straggler_pattern"))
-        world = cls(topology, seed=scenario.seed, network=net.model, uplink_Bps=net.uplink_Bps,
+        world = cls(topology, seed=scenario.seed, network=net.model,
+                    transport=net.transport, tcp=net.tcp, uplink_Bps=net.uplink_Bps,
                     downlink_Bps=net.downlink_Bps, access_latency_s=net.access_latency_s,
                     tcp_efficiency=net.tcp_efficiency, device=device, speeds=speeds,
                     stragglers=stragglers, slots=cluster.compute_slots,

@@ -76,7 +76,7 @@ class SyncGroup:
     world : the simulated world (network, nodes, recorder).
     members : node ids of the group.
     nbytes : bytes each member contributes to the all-reduce (the simulated model's size).
-    algorithm : all-reduce schedule: 'ring', 'tree' or 'halving_doubling'.
+    algorithm : all-reduce schedule: 'ring', 'tree', 'halving_doubling' or 'gloo_ring'.
     on_failure : 'drop' or 'wait' (see the module docstring).
     combine : called once per round as ``combine(mean, participants, round_index)``, with
         ``mean`` None when no payload was delivered; its return value is what every participant

@@ -1,16 +1,26 @@
-"""Network models: ``ideal`` (no sharing) and ``maxmin`` (max-min fair sharing)."""
+"""Network models: ``ideal`` (no sharing) and ``maxmin`` (max-min fair sharing).
+
+A *transport* sits on top of the model: ``fluid`` (bytes move at the model's rate from the first
+byte) or ``tcp`` (connections with slow start, a window cap and header overhead,
+:mod:`sim.network.tcp`).
+"""
 
 from sim.network.base import Delivery, Flow, Network
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
+from sim.network.tcp import TCP_MODELS, TcpConfig, TcpTransport
 
 MODELS: dict[str, type[Network]] = {"ideal": IdealNetwork, "maxmin": MaxMinNetwork}
+TRANSPORTS = ("fluid", "tcp")
 
 
-def network_class(model: str) -> type[Network]:
-    """The network class for a scenario's ``network.model``."""
+def network_class(model: str, transport: str = "fluid") -> type[Network]:
+    """The network class for a scenario's ``network.model`` and ``network.transport``."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"network.transport: unknown transport {transport!r}; allowed: "
+                         f"{', '.join(TRANSPORTS)}")
     try:
-        return MODELS[model]
+        return (MODELS if transport == "fluid" else TCP_MODELS)[model]
     except KeyError:
         raise ValueError(
             f"network.model: unknown model {model!r}; allowed: {', '.join(sorted(MODELS))}"
@@ -18,4 +28,4 @@ def network_class(model: str) -> type[Network]:
 
 
 __all__ = ["Delivery", "Flow", "IdealNetwork", "MaxMinNetwork", "Network", "MODELS",
-           "network_class"]
+           "TRANSPORTS", "TcpConfig", "TcpTransport", "network_class"]

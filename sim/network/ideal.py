@@ -27,7 +27,8 @@ class IdealNetwork(Network):
             rate = min((self.capacity_Bps[link] for link in flow.links), default=INF)
             rate = self._bottleneck[flow.links] = rate * self.efficiency
         flow.rate = rate
-        duration = 0.0 if rate == INF else flow.nbytes / rate
+        flow.last_s = self.env.now
+        duration = 0.0 if rate == INF else flow.remaining / rate
         if duration == 0.0:
             self._transmitted(flow)
             return
@@ -38,5 +39,5 @@ class IdealNetwork(Network):
             self._transmitted(flow)
 
     def _stop(self, flow: Flow) -> None:
-        elapsed = self.env.now - flow.start_s
-        flow.remaining = max(0.0, flow.nbytes - flow.rate * elapsed)
+        elapsed = self.env.now - flow.last_s
+        flow.remaining = max(0.0, flow.remaining - flow.rate * elapsed)

@@ -114,3 +114,60 @@ def test_an_aborted_collective_cuts_its_messages_in_flight():
     rec = world.recorder
     assert rec.bytes_sent.sum() == pytest.approx(rec.bytes_received.sum() + rec.bytes_cut.sum())
     assert rec.bytes_cut.sum() == pytest.approx(4 * M / 4)  # the four first-round chunks
+
+
+# -- gloo's ring all-reduce ------------------------------------------------------------------
+
+def test_gloo_schedule_segments_direction_and_bytes():
+    """m = 10 MiB over k = 4: S = roundup(max(10, 8), 4) = 12 segments of 873,816 B
+    (10 MiB / 12 = 873,813.3, rounded up to whole fp32 elements); 9 iterations per phase;
+    rank r sends to r - 1; every rank sends 2 (k-1)/k m bytes give or take the short tail."""
+    m = 10 * 2**20
+    schedule, fence = C.gloo_ring_allreduce_schedule([0, 1, 2, 3], m)
+    assert (len(schedule), fence) == (18, 9)
+    assert {(src, dst) for rnd in schedule for src, dst, _ in rnd} == {(1, 0), (2, 1), (3, 2),
+                                                                      (0, 3)}
+    sizes = {n for rnd in schedule for _, _, n in rnd}
+    assert max(sizes) == 873_816 and all(n <= 2**20 for n in sizes)
+    assert sum(n for rnd in schedule for _, _, n in rnd) == pytest.approx(4 * 2 * 3 / 4 * m,
+                                                                          rel=1e-4)
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_gloo_ring_matches_its_closed_form_under_fluid_maxmin(k):
+    # two iterations issued together share each uplink: pairs cost alpha + 2 s / beta
+    m = 64 * 2**20
+    world = make_world(k, latency_s=0.01, bandwidth_Bps=12.5e6)
+    proc = C.gloo_ring_allreduce(world, list(range(k)), m)
+    world.env.run()
+    assert proc.value == pytest.approx(C.gloo_ring_allreduce_cost(k, m, 0.01, 12.5e6), rel=1e-9)
+    # same bandwidth term as the textbook ring, more latency terms than its 2(k-1)
+    textbook = C.ring_allreduce_cost(k, m, 0.01, 12.5e6)
+    assert proc.value > textbook
+
+
+def test_gloo_ring_keeps_the_link_busy_on_one_tcp_connection():
+    """Under the tcp transport a rank's segments to its neighbour go in order on one warm
+    connection, so with two in flight the next is queued while one is on the wire: the
+    all-reduce costs about the bandwidth term plus one latency per phase, not one per pair."""
+    from sim.network.tcp import TcpConfig
+
+    k, m = 4, 64 * 2**20
+    world = make_world(k, latency_s=0.0005, bandwidth_Bps=12.5e6, transport="tcp")
+    proc = C.gloo_ring_allreduce(world, list(range(k)), m)
+    world.env.run()
+    bandwidth = 2 * (k - 1) / k * m / (12.5e6 * TcpConfig().efficiency)
+    assert bandwidth < proc.value < bandwidth + 0.5
+    assert proc.value < C.gloo_ring_allreduce_cost(k, m, 0.0005, 12.5e6 * TcpConfig().efficiency)
+
+
+def test_window_one_is_the_textbook_executor():
+    k, m = 4, 8e6
+    plain, windowed = make_world(k, latency_s=0.01, bandwidth_Bps=1e7), \
+        make_world(k, latency_s=0.01, bandwidth_Bps=1e7)
+    a = C.run_schedule(plain, C.ring_allreduce_schedule(list(range(k)), m))
+    b = C.run_schedule(windowed, C.ring_allreduce_schedule(list(range(k)), m), window=1)
+    plain.env.run()
+    windowed.env.run()
+    assert a.value == b.value
+    assert plain.recorder.trace_hash() == windowed.recorder.trace_hash()

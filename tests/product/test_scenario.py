@@ -98,6 +98,17 @@ def test_override_through_a_value_is_refused():
         apply_overrides({"network": {"model": "ideal"}}, ["network.model.x=1"])
 
 
+def test_tcp_transport_and_its_table_become_a_tcp_config(small_toml):
+    s = load_scenario(small_toml, ["network.transport=tcp", "network.tcp.max_window=8MiB",
+                                   "network.tcp.initial_window=4", "network.tcp.min_rto=1s"])
+    assert s.network.transport == "tcp"
+    tcp = s.network.tcp
+    assert (tcp.max_window_bytes, tcp.initial_window_segments, tcp.min_rto_s) == (
+        8 * 1024 * 1024, 4, 1.0)
+    assert tcp.slow_start_after_idle and tcp.mss_bytes == 1448
+    assert load_scenario(small_toml).network.transport == "fluid"
+
+
 @pytest.mark.parametrize(("override", "message"), [
     ("network.uplink=-5Mbit/s", r"^network\.uplink: '-5Mbit/s' is negative; a bandwidth must "
                                 r"be > 0"),
@@ -110,6 +121,9 @@ def test_override_through_a_value_is_refused():
     ("network.model=carrier-pigeon", r"^network\.model: Input should be 'ideal' or 'maxmin' "
                                      r"\(got 'carrier-pigeon'\)"),
     ("network.bandwith=1Gbit/s", r"^network\.bandwith: unknown key; allowed: model, topology"),
+    ("network.transport=udp", r"^network\.transport: Input should be 'fluid' or 'tcp'"),
+    ("network.tcp.mss=2000", r"^network\.tcp\.mss: must be in \(0, frame_bytes=1514\]"),
+    ("network.tcp.max_window=10", r"^network\.tcp\.max_window: 10 has no unit"),
     ("cluster.nodes=0", r"^cluster\.nodes: .*greater than or equal to 1"),
     ("cluster.device=tpu", r"^cluster\.device: unknown device 'tpu'; allowed: .*h100"),
     ("cluster.speed.sigma=-1", r"^cluster\.speed\.sigma: must be >= 0"),

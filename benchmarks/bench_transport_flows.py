@@ -1,0 +1,90 @@
+"""Flow events per second of the ``tcp`` transport versus ``fluid``, on the same workload.
+
+The workload of ``bench_maxmin_flows.py``: every node runs ``--flows-per-node`` senders; each
+sends a message of log-normal size (median ``--median-bytes``) to a random other node and the
+next one as soon as it is delivered. A *flow event* is a message's start or end; the tcp
+transport's extra work (slow-start rounds, window-capped rounds, in-order queues) is cost, not
+events. Both transports run side by side in one process on the ``maxmin`` model. Target: tcp at
+least half of fluid's events per second on 256 nodes.
+
+    python benchmarks/bench_transport_flows.py                  # 64 and 256 nodes
+    python benchmarks/bench_transport_flows.py --nodes 256 --topology residential
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from sim.world import World
+from topologies import clusters_of_clusters, residential
+
+
+def make_topology(name: str, num_nodes: int, seed: int):
+    """Residential access links around one core, or 8 data centres joined by 1 Gbit/s WAN."""
+    if name == "residential":
+        return residential(num_nodes, bandwidth_sigma=0.5, seed=seed)
+    if name == "datacenters":
+        return clusters_of_clusters(num_nodes, num_clusters=min(8, num_nodes),
+                                    intra_latency_s=0.5e-3, intra_bandwidth_Bps=10e9 / 8,
+                                    wan_latency_s=30e-3, wan_bandwidth_Bps=1e9 / 8)
+    raise ValueError(f"--topology: unknown {name!r}; allowed: residential, datacenters")
+
+
+def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: int,
+                 median_bytes: float, seed: int) -> dict:
+    """CPU time of ``flow_events`` message starts and ends after a warm-up."""
+    world = World(topology, network="maxmin", transport=transport, seed=seed)
+    net = world.network
+    n = world.num_nodes
+
+    def sender(node: int, slot: int):
+        rng = np.random.default_rng([seed, node, slot])
+        while True:
+            peer = int(rng.integers(n - 1))
+            peer += peer >= node
+            yield net.transfer(node, peer, float(median_bytes * rng.lognormal(0.0, 1.0)))
+
+    for node in range(n):
+        for slot in range(flows_per_node):
+            world.env.process(sender(node, slot))
+    while net.flows_finished < n * flows_per_node:
+        world.env.step()
+    first = net.flows_started + net.flows_finished
+    sim_start = world.now
+    start = time.process_time()
+    while net.flows_started + net.flows_finished - first < flow_events:
+        world.env.step()
+    cpu_s = time.process_time() - start
+    events = net.flows_started + net.flows_finished - first
+    return {"events_per_s": events / cpu_s, "sim_s": world.now - sim_start,
+            "rounds": getattr(net, "rounds_started", 0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--topology", nargs="+", default=["residential", "datacenters"])
+    parser.add_argument("--flows-per-node", type=int, default=3)
+    parser.add_argument("--median-bytes", type=float, default=1e6)
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"{'topology':<12} {'nodes':>5} {'fluid/s':>9} {'tcp/s':>9} {'tcp/fluid':>9} "
+          f"{'tcp rounds':>10}")
+    for name in args.topology:
+        for n in args.nodes:
+            topology = make_topology(name, n, args.seed)
+            common = dict(flow_events=args.events, flows_per_node=args.flows_per_node,
+                          median_bytes=args.median_bytes, seed=args.seed)
+            fluid = run_workload(topology, transport="fluid", **common)
+            tcp = run_workload(topology, transport="tcp", **common)
+            print(f"{name:<12} {n:>5} {fluid['events_per_s']:>9,.0f} {tcp['events_per_s']:>9,.0f} "
+                  f"{tcp['events_per_s'] / fluid['events_per_s']:>8.2f}x {tcp['rounds']:>10,}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

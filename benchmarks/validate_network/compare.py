@@ -1,0 +1,64 @@
+"""dtsim (tcp and fluid transports) against the shipped ns-3 reference: a markdown table.
+
+    python benchmarks/validate_network/compare.py [--csv PATH_TO_REFERENCE_CSV]
+
+Per case: ns-3's completion time (the makespan; for ``spaced`` messages the sum of their
+durations), dtsim's with the ``tcp`` transport and with ``fluid``, the relative errors, and the
+largest per-message error of the tcp prediction (reported, not judged). The reference runs on
+point-to-point links with PPP framing, so dtsim is given ``frame_bytes = 1502`` (1448 + 32 TCP
++ 20 IP + 2 PPP) instead of Ethernet's 1514.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from sim.network.tcp import TcpConfig  # noqa: E402
+from sim.network.validation import predict, read_reference  # noqa: E402
+
+PPP = TcpConfig(frame_bytes=1502)
+
+
+def rows(csv_path: Path) -> list[dict]:
+    """One dict per case: reference, predictions and errors."""
+    out = []
+    for case, measured in read_reference(csv_path):
+        tcp = predict(case, tcp=PPP)
+        fluid = predict(case, transport="fluid", tcp=None)
+        ref = case.completion_s(measured)
+        per_flow = [p / m - 1 for p, m in zip(case.durations_s(tcp), case.durations_s(measured))]
+        out.append({"case": case.name, "kind": case.kind, "ref_s": ref,
+                    "tcp_s": case.completion_s(tcp), "fluid_s": case.completion_s(fluid),
+                    "tcp_err": case.completion_s(tcp) / ref - 1,
+                    "fluid_err": case.completion_s(fluid) / ref - 1,
+                    "worst_flow_err": max(per_flow, key=abs)})
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", default=str(HERE / "ns3_reference.csv"))
+    args = parser.parse_args(argv)
+    table = rows(Path(args.csv))
+    print("| case | ns-3 s | dtsim tcp s | error | worst message (tcp) | dtsim fluid s | error |")
+    print("|---|---|---|---|---|---|---|")
+    for r in table:
+        print(f"| {r['case']} | {r['ref_s']:.3f} | {r['tcp_s']:.3f} | {r['tcp_err']:+.1%} | "
+              f"{r['worst_flow_err']:+.1%} | {r['fluid_s']:.3f} | {r['fluid_err']:+.1%} |")
+    n = len(table)
+    for key in ("tcp_err", "fluid_err"):
+        within10 = sum(abs(r[key]) <= 0.10 for r in table)
+        within20 = sum(abs(r[key]) <= 0.20 for r in table)
+        worst = max(table, key=lambda r: abs(r[key]))
+        print(f"\n{key[:-4]}: {within10}/{n} within 10%, {within20}/{n} within 20%, worst "
+              f"{worst[key]:+.1%} ({worst['case']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Run the validation grid in ns-3 (packet-level TCP) and write the reference CSV.
+
+Needs the optional extra: ``pip install -e ".[validate]"`` (ns-3's Python bindings, ``ns3`` on
+PyPI; importing it takes ~15 s and compiles ``ns3_driver.cc`` once per run). The tests never run
+this; they read the CSV it writes.
+
+TCP as Linux configures it: CUBIC (with HyStart), initial window 10, MSS 1448 (timestamps on),
+SACK, minimum RTO 200 ms, send buffer 4 MiB and receive buffer 6 MiB (Linux's
+``tcp_wmem`` / ``tcp_rmem`` maxima). Links are point-to-point (PPP framing: 1502 wire bytes per
+1448-byte segment) with drop-tail device queues of about one bandwidth-delay product and no
+queue discipline (ns-3 installs FqCoDel when an address is assigned; the driver uninstalls it).
+One departure from Linux: fast recovery is ns-3's classic (SACK) recovery, not PRR, because
+ns-3's PrrRecovery stalled connections for over 20 s after slow-start losses in this grid.
+
+Usage::
+
+    nice python benchmarks/validate_network/ns3_reference.py \
+        --out benchmarks/validate_network/ns3_reference.csv [--only single] [--limit-s 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1]))
+
+from cases import all_cases  # noqa: E402
+
+from sim.network.validation import read_reference, write_reference  # noqa: E402
+
+
+def load_ns3():
+    """Import ns-3 and compile the driver; a clear message when ns-3 is missing."""
+    try:
+        import cppyy
+        from ns import ns  # noqa: F401
+    except ImportError:
+        sys.exit("ns3_reference: needs ns-3's Python bindings: pip install -e '.[validate]'")
+    cppyy.cppdef((HERE / "ns3_driver.cc").read_text())
+    ref = cppyy.gbl.dtsimref
+    ref.ConfigureTcp(1448, 10, 4 * 1024 * 1024, 6 * 1024 * 1024, 0.2)
+    return cppyy, ref
+
+
+def run_case(cppyy, ref, case) -> list[float]:
+    std = cppyy.gbl.std
+    vd, vi = std.vector["double"], std.vector["int"]
+    deps = std.vector[std.vector["int"]]()
+    for m in case.messages:
+        deps.push_back(vi(list(m.deps)))
+    last_start = max(m.start_s for m in case.messages)
+    total = sum(m.nbytes for m in case.messages)
+    slowest = min(case.rate_bps) / 8
+    stop_s = last_start + 20 + 4 * total / slowest  # bounded: generous, never infinite
+    out = ref.RunCase(vd(list(case.rate_bps)), vd(list(case.delay_s)), vi(list(case.queue_pkts)),
+                      vi([m.src for m in case.messages]), vi([m.dst for m in case.messages]),
+                      vd([float(m.nbytes) for m in case.messages]),
+                      vd([m.start_s for m in case.messages]), deps, stop_s)
+    return [float(x) for x in out]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(HERE / "ns3_reference.csv"))
+    parser.add_argument("--only", default="", help="run only cases whose kind is this")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the cases already in --out and run only the others")
+    parser.add_argument("--skip", default="", help="skip cases whose name contains this")
+    parser.add_argument("--limit-s", type=float, default=3600.0,
+                        help="stop starting new cases after this many wall seconds")
+    args = parser.parse_args(argv)
+    cppyy, ref = load_ns3()
+    results = read_reference(args.out) if args.resume and Path(args.out).exists() else []
+    done = {case.name for case, _ in results}
+    begin = time.monotonic()
+    for case in all_cases():
+        if args.only and case.kind != args.only or case.name in done:
+            continue
+        if args.skip and args.skip in case.name:
+            continue
+        if time.monotonic() - begin > args.limit_s:
+            print(f"time limit reached; skipped {case.name}", flush=True)
+            continue
+        t0 = time.monotonic()
+        delivered = run_case(cppyy, ref, case)
+        if min(delivered) < 0:
+            print(f"{case.name}: not all delivered ({delivered}); left out", flush=True)
+            continue
+        results.append((case, delivered))
+        print(f"{case.name}: makespan {case.makespan_s(delivered):.4f} s "
+              f"({time.monotonic() - t0:.1f} s wall)", flush=True)
+        write_reference(args.out, results)  # keep what is done if interrupted
+    print(f"wrote {len(results)} cases to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,371 @@
+"""The ``tcp`` transport: what TCP does to a message on top of a fluid sharing model.
+
+A fluid model (``ideal`` or ``maxmin``) says how fast the bytes of competing flows move once the
+pipe is full. On a wide-area path a TCP connection is often *not* full: it starts with a small
+congestion window that doubles every round trip (slow start), it can never have more than its
+socket buffer in flight (rate <= window / RTT), and every payload byte carries header bytes. This
+layer models those mechanisms per connection and leaves the sharing of full pipes to the model.
+
+Mechanisms (each one a field of :class:`TcpConfig`):
+
+- **Protocol efficiency** ``mss_bytes / frame_bytes`` (1448 / 1514: Ethernet framing, IPv4, TCP
+  with timestamps) scales every link's usable capacity.
+- **One connection per ordered node pair**, kept warm between messages. Messages between the
+  same pair are sent in order on it, one after the other (the socket's byte stream), not as
+  competing flows.
+- **Slow start.** A new connection's window ``cwnd`` starts at ``initial_window_segments *
+  mss_bytes`` (IW, RFC 6928: 10 segments). The connection sends in *rounds* of one RTT: in a
+  round it may send ``cwnd`` bytes, at the rate the fluid model gives it, then waits for the
+  round to end (the ACKs of the first bytes to come back). Every byte acknowledged in slow start
+  grows ``cwnd`` by one byte, so full rounds double it. Slow start ends when a round's window
+  takes a whole RTT to send at the flow's fair share: the pipe is full, ``cwnd`` stays at that
+  window, and from then on the connection sends at its share (the fluid model alone decides).
+- **Window cap.** In flight never exceeds ``max_window_bytes`` (4 MiB: Linux's autotuning
+  maximum ``net.ipv4.tcp_wmem``), so rate <= max_window_bytes / RTT. On paths where the cap can
+  bind (usable bottleneck > cap / RTT) the connection keeps sending in rounds of the capped window.
+- **Restart after idle** (``slow_start_after_idle``, Linux's ``net.ipv4.tcp_slow_start_after_idle
+  = 1``, the kernel default that deployments keep): when a connection has sent nothing for longer
+  than its retransmission timeout, ``cwnd`` is halved once per RTO of idleness, down to IW
+  (Linux ``tcp_cwnd_restart``), and slow start resumes. RTO = RTT + ``min_rto_s`` (Linux:
+  srtt + max(4 rttvar, 200 ms) on a path of steady RTT).
+- **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
+  WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
+  maximum window; the share on a contended bottleneck is *not* multiplied (left out).
+- **Handshake** (``handshake``): a cold connection first spends one RTT on SYN / SYN-ACK. Off by
+  default: training libraries (gloo, NCCL) connect at start-up, before the clock that matters.
+
+RTT is the path's one-way latency there plus back. Left out: queueing delay (RTT inflation at a
+full bottleneck), losses and loss recovery (slow start's overshoot, CUBIC's sawtooth), RTT
+unfairness between flows of different RTTs, delayed ACKs, and the growth of CUBIC's window when a
+connection's share grows after slow start (it gets the new share at once). docs/network-model.md
+shows how far this is from packet-level TCP (ns-3) and from Linux.
+
+Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks, so
+a connection in slow start costs two re-ratings per RTT for ``log2(BDP / IW)`` rounds, and a
+bandwidth-limited one none beyond the fluid model's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import simpy
+
+from sim.network.base import INF, Flow, Network
+from sim.network.ideal import IdealNetwork
+from sim.network.maxmin import MaxMinNetwork
+
+FULL_ROUND = 1 - 1e-9
+"""A round whose chunks kept the model busy this fraction of an RTT had a full pipe."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TcpConfig:
+    """TCP parameters of the ``tcp`` transport (defaults: Linux with its default sysctls).
+
+    mss_bytes:
+        Payload bytes per segment (1448: 1500-byte MTU, IPv4, TCP with timestamps).
+    frame_bytes:
+        Bytes on the wire per full segment (1514: plus the Ethernet header). Efficiency is
+        ``mss_bytes / frame_bytes``.
+    initial_window_segments:
+        Initial congestion window, segments (10, RFC 6928 and Linux's default).
+    max_window_bytes:
+        Largest window a connection can have in flight, bytes (4 MiB: Linux's send-buffer
+        autotuning maximum, ``net.ipv4.tcp_wmem``).
+    slow_start_after_idle:
+        Restart slow start after an idle gap longer than the RTO (Linux's default, 1).
+    min_rto_s:
+        Floor of the retransmission timeout's variance term, seconds (Linux: 200 ms).
+    parallel_streams:
+        Connections a transfer is split over (windows times n).
+    handshake:
+        A cold connection spends one RTT on the handshake before its first byte.
+    """
+
+    mss_bytes: int = 1448
+    frame_bytes: int = 1514
+    initial_window_segments: int = 10
+    max_window_bytes: float = 4 * 1024 * 1024
+    slow_start_after_idle: bool = True
+    min_rto_s: float = 0.2
+    parallel_streams: int = 1
+    handshake: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.mss_bytes <= self.frame_bytes:
+            raise ValueError(f"network.tcp.mss_bytes: must be in (0, frame_bytes="
+                             f"{self.frame_bytes}], got {self.mss_bytes}")
+        if self.initial_window_segments < 1:
+            raise ValueError(f"network.tcp.initial_window_segments: must be >= 1, got "
+                             f"{self.initial_window_segments}")
+        if not self.max_window_bytes >= self.mss_bytes:
+            raise ValueError(f"network.tcp.max_window_bytes: must be >= mss_bytes, got "
+                             f"{self.max_window_bytes}")
+        if self.min_rto_s < 0:
+            raise ValueError(f"network.tcp.min_rto_s: must be >= 0 s, got {self.min_rto_s}")
+        if self.parallel_streams < 1:
+            raise ValueError(f"network.tcp.parallel_streams: must be >= 1, got "
+                             f"{self.parallel_streams}")
+
+    @property
+    def efficiency(self) -> float:
+        """Payload bytes per wire byte."""
+        return self.mss_bytes / self.frame_bytes
+
+    @property
+    def initial_window_bytes(self) -> float:
+        """Initial window of a transfer's connections together, bytes."""
+        return float(self.initial_window_segments * self.mss_bytes * self.parallel_streams)
+
+    @property
+    def window_cap_bytes(self) -> float:
+        """Largest in-flight window of a transfer's connections together, bytes."""
+        return float(self.max_window_bytes * self.parallel_streams)
+
+
+class Connection:
+    """The state of one ordered node pair's connection.
+
+    ``cwnd`` is the congestion window (bytes); a round started at ``round_start_s`` may send
+    ``round_window`` bytes, of which ``round_sent`` are handed to the model, which spent
+    ``round_busy_s`` sending them. ``head`` is the message being sent, ``queue`` the ones
+    waiting behind it.
+    """
+
+    __slots__ = ("cwnd", "slow_start", "round_start_s", "round_window", "round_sent",
+                 "round_busy_s", "chunk_start_s", "last_sent_s", "ready_s", "head", "queue",
+                 "rtt_s", "token", "used")
+
+    def __init__(self, cwnd: float) -> None:
+        self.cwnd = cwnd
+        self.slow_start = True
+        self.round_start_s = -INF
+        self.round_window = 0.0
+        self.round_sent = 0.0
+        self.round_busy_s = 0.0   # time the model spent sending this round's chunks
+        self.chunk_start_s = 0.0
+        self.last_sent_s = -INF   # when the last byte of the last chunk left
+        self.ready_s = -INF       # end of the handshake
+        self.head: Flow | None = None
+        self.queue: deque[Flow] = deque()
+        self.rtt_s = 0.0
+        self.token = 0            # invalidates a pending round timer
+        self.used = False
+
+
+class TcpTransport(Network):
+    """Connections, slow start, window cap and idle restart over a fluid model's rates.
+
+    A mixin: ``TcpMaxMinNetwork(TcpTransport, MaxMinNetwork)``. A message's :class:`Flow` is
+    handed to the model in *chunks* (``flow.remaining`` set to the chunk's bytes); the bytes of
+    the message after the current chunk are ``self._left[flow.id]``.
+    """
+
+    transport_name = "tcp"
+
+    def __init__(self, *args, tcp: TcpConfig | None = None, **kwargs) -> None:
+        self.tcp = tcp or TcpConfig()
+        if kwargs.get("tcp_efficiency", 1.0) != 1.0:
+            raise ValueError("network.tcp_efficiency: only for transport = 'fluid'; the tcp "
+                             "transport takes its efficiency from network.tcp.mss_bytes / "
+                             "frame_bytes")
+        kwargs["tcp_efficiency"] = self.tcp.efficiency
+        super().__init__(*args, **kwargs)
+        self._connections: dict[tuple[int, int], Connection] = {}
+        self._left: dict[int, float] = {}          # flow id -> bytes after the current chunk
+        self._attached: dict[int, bool] = {}       # flow id -> a chunk is with the model
+        self.rounds_started = 0
+
+    # -- the model's interface -----------------------------------------------------------------
+
+    def _start(self, flow: Flow) -> None:
+        key = (flow.src, flow.dst)
+        conn = self._connections.get(key)
+        if conn is None:
+            conn = self._connections[key] = Connection(self.tcp.initial_window_bytes)
+        self._left[flow.id] = flow.nbytes
+        self._attached[flow.id] = False
+        conn.queue.append(flow)
+        if conn.head is None:
+            self._next_message(conn)
+
+    def _stop(self, flow: Flow) -> None:
+        conn = self._connections[(flow.src, flow.dst)]
+        left = self._left.pop(flow.id)
+        attached = self._attached.pop(flow.id)
+        if conn.head is not flow:
+            conn.queue.remove(flow)
+            flow.remaining = flow.nbytes
+            return
+        if attached:
+            super()._stop(flow)                # brings flow.remaining up to date
+            conn.round_sent -= flow.remaining  # the unsent part of the chunk was never sent
+            conn.round_busy_s += self.env.now - conn.chunk_start_s
+            conn.last_sent_s = self.env.now
+        else:
+            flow.remaining = 0.0
+        flow.remaining += left
+        conn.head = None
+        conn.token += 1
+        if conn.queue:
+            self._next_message(conn)
+
+    def _transmitted(self, flow: Flow) -> None:
+        attached = self._attached.get(flow.id)
+        if attached is None:  # not one of ours (cannot happen: every flow goes through _start)
+            super()._transmitted(flow)
+            return
+        conn = self._connections[(flow.src, flow.dst)]
+        now = self.env.now
+        self._attached[flow.id] = False
+        conn.last_sent_s = now
+        conn.round_busy_s += now - conn.chunk_start_s
+        if self._left[flow.id] > 0:
+            self._pump(conn)
+            return
+        del self._left[flow.id], self._attached[flow.id]
+        conn.head = None
+        super()._transmitted(flow)
+        if conn.queue:
+            self._next_message(conn)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _next_message(self, conn: Connection) -> None:
+        """Make the first queued message the head: idle restart, handshake, then send."""
+        flow = conn.queue.popleft()
+        conn.head = flow
+        now = self.env.now
+        back = self.route(flow.dst, flow.src)
+        conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
+        tcp = self.tcp
+        if not conn.used:
+            conn.used = True
+            if tcp.handshake:
+                conn.ready_s = now + conn.rtt_s
+        elif tcp.slow_start_after_idle and conn.rtt_s > 0:
+            rto = conn.rtt_s + tcp.min_rto_s
+            idle = now - conn.last_sent_s
+            if idle > rto:
+                restart = min(tcp.initial_window_bytes, conn.cwnd)
+                cwnd = conn.cwnd
+                while idle > rto and cwnd > restart:  # Linux tcp_cwnd_restart: halve per RTO
+                    cwnd /= 2
+                    idle -= rto
+                conn.cwnd = max(cwnd, restart)
+                conn.slow_start = True
+                conn.round_start_s = -INF  # a new round starts with the message
+                conn.round_window = conn.round_sent = 0.0
+        self._pump(conn)
+
+    def _unlimited(self, conn: Connection, flow: Flow) -> bool:
+        """True when the window cannot limit this message: send it as one fluid flow."""
+        if conn.rtt_s <= 0:
+            return True
+        if conn.slow_start:
+            return False
+        usable = min((self.capacity_Bps[link] for link in flow.links), default=INF)
+        return usable * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
+
+    def _pump(self, conn: Connection) -> None:
+        """Hand the head message's next chunk to the model, or wait for the next round."""
+        flow = conn.head
+        assert flow is not None
+        now = self.env.now
+        if now < conn.ready_s:
+            self._wake_at(conn, conn.ready_s)
+            return
+        left = self._left[flow.id]
+        if left <= 0 or self._unlimited(conn, flow):
+            self._send(conn, flow, left)
+            return
+        next_round_s = conn.round_start_s + conn.rtt_s
+        if now < next_round_s and conn.round_sent >= conn.round_window:
+            self._wake_at(conn, next_round_s)  # the window is out: wait for its ACKs
+            return
+        if now >= next_round_s:
+            self._new_round(conn)
+            if self._unlimited(conn, flow):
+                self._send(conn, flow, left)
+                return
+        self._send(conn, flow, min(left, conn.round_window - conn.round_sent))
+
+    def _new_round(self, conn: Connection) -> None:
+        """Close the last round (grow cwnd or leave slow start) and open one now."""
+        now = self.env.now
+        cap = self.tcp.window_cap_bytes
+        if conn.round_window > 0 and conn.slow_start:
+            if conn.round_busy_s >= FULL_ROUND * conn.rtt_s:
+                conn.slow_start = False  # the window filled the pipe at the fair share
+            else:
+                conn.cwnd = min(conn.cwnd + conn.round_sent, cap)  # +1 byte per byte ACKed
+                if conn.cwnd >= cap:
+                    conn.slow_start = False
+        conn.round_start_s = now
+        # out of slow start the connection sends at its share; only the cap limits a round
+        conn.round_window = conn.cwnd if conn.slow_start else cap
+        conn.round_sent = 0.0
+        conn.round_busy_s = 0.0
+        self.rounds_started += 1
+
+    def _send(self, conn: Connection, flow: Flow, nbytes: float) -> None:
+        self._left[flow.id] -= nbytes
+        conn.round_sent += nbytes
+        conn.chunk_start_s = self.env.now
+        flow.remaining = nbytes
+        flow.last_s = self.env.now
+        flow.rate = 0.0  # a chunk joins its links as a new flow (the model rates it afresh)
+        self._attached[flow.id] = True
+        super()._start(flow)
+
+    def _wake_at(self, conn: Connection, when_s: float) -> None:
+        conn.token += 1
+        token = conn.token
+        timer = simpy.Timeout(self.env, max(0.0, when_s - self.env.now))
+        timer.callbacks.append(lambda _ev: self._on_wake(conn, token))
+
+    def _on_wake(self, conn: Connection, token: int) -> None:
+        if token == conn.token and conn.head is not None:
+            self._pump(conn)
+
+
+class TcpIdealNetwork(TcpTransport, IdealNetwork):
+    """The ``tcp`` transport over the ``ideal`` model (no sharing between flows)."""
+
+
+class TcpMaxMinNetwork(TcpTransport, MaxMinNetwork):
+    """The ``tcp`` transport over the ``maxmin`` model (max-min fair sharing)."""
+
+
+TCP_MODELS: dict[str, type[Network]] = {"ideal": TcpIdealNetwork, "maxmin": TcpMaxMinNetwork}
+
+
+def slow_start_send_time_s(nbytes: float, rtt_s: float, rate_Bps: float,
+                           initial_window_bytes: float = 14480.0,
+                           max_window_bytes: float = INF) -> float:
+    """Closed form: time from a cold connection's first byte to its last byte leaving.
+
+    Rounds of one RTT; round i may send ``w_i = min(IW 2^i, max_window)`` bytes at
+    ``rate_Bps``. While ``w_i / rate < RTT`` the round ends with the window sent and the sender
+    waits for the next round; the first round with ``w_i / rate >= RTT`` fills the pipe and the
+    rest goes at ``rate_Bps`` (or at ``max_window / RTT`` if the cap binds). Add the one-way
+    latency for the delivery time. This is what :class:`TcpTransport` does for a lone flow.
+    """
+    if nbytes <= 0:
+        return 0.0
+    t, left, window = 0.0, float(nbytes), float(initial_window_bytes)
+    while True:
+        window = min(window, max_window_bytes)
+        if window / rate_Bps >= FULL_ROUND * rtt_s:
+            return t + left / rate_Bps
+        if left <= window:
+            return t + left / rate_Bps
+        if window >= max_window_bytes:  # capped: a window per RTT from now on
+            rounds = math.ceil(left / window) - 1
+            return t + rounds * rtt_s + (left - rounds * window) / rate_Bps
+        left -= window
+        t += rtt_s
+        window *= 2

@@ -1,0 +1,84 @@
+"""dtsim's tcp transport against the shipped packet-level (ns-3) reference.
+
+``benchmarks/validate_network/ns3_reference.csv`` was written by ``ns3_reference.py`` (ns-3,
+CUBIC, IW 10, MSS 1448, drop-tail queues of about one BDP); no ns-3 is needed here. The figure
+judged is the completion time of a case (the makespan; for messages sent with idle gaps, the sum
+of their durations). Per-message errors are printed by ``compare.py``, not judged.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.network.tcp import TcpConfig
+from sim.network.validation import predict, read_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+CSV = ROOT / "benchmarks" / "validate_network" / "ns3_reference.csv"
+PPP = TcpConfig(frame_bytes=1502)  # ns-3's point-to-point links frame a segment in 1502 bytes
+
+# The issue's target is 90% of the cases within 10% and every case within 20%. Measured (see
+# docs/network-model.md): 86% within 10%, worst -66% (1 MB at 1 Gbit/s, 2 ms RTT). The misses are
+# HyStart's early exit from slow start on short-RTT paths and the losses of slow start's
+# overshoot on a one-BDP buffer, neither of which the transport models. These bounds keep what
+# is reached from regressing; they are not the target.
+TCP_WITHIN_10 = 0.85
+TCP_WORST = 0.70
+
+
+@pytest.fixture(scope="module")
+def errors():
+    rows = read_reference(CSV)
+    assert len(rows) >= 45  # the grid of the issue, not a handful of easy cases
+    out = []
+    for case, measured in rows:
+        ref = case.completion_s(measured)
+        tcp = case.completion_s(predict(case, tcp=PPP)) / ref - 1
+        fluid = case.completion_s(predict(case, transport="fluid")) / ref - 1
+        out.append((case.name, case.kind, tcp, fluid))
+    return out
+
+
+def test_reference_covers_every_kind_of_case(errors):
+    # (the ring all-reduce cases stalled in ns-3 with this driver and are not in the CSV)
+    assert {kind for _, kind, _, _ in errors} >= {"single", "shared", "sequence", "spaced"}
+
+
+def test_tcp_transport_against_ns3(errors):
+    within10 = sum(abs(tcp) <= 0.10 for _, _, tcp, _ in errors) / len(errors)
+    worst = max(abs(tcp) for _, _, tcp, _ in errors)
+    print(f"tcp: {within10:.0%} within 10%, worst {worst:.1%}", file=sys.stderr)
+    assert within10 >= TCP_WITHIN_10
+    assert worst <= TCP_WORST
+
+
+def test_tcp_is_closer_to_ns3_than_fluid_on_most_cases(errors):
+    closer = sum(abs(tcp) <= abs(fluid) + 1e-3 for _, _, tcp, fluid in errors)
+    assert closer >= 0.9 * len(errors)
+
+
+@pytest.mark.parametrize("transport", ["fluid", "tcp"])
+def test_a_schedule_as_messages_runs_like_the_executor(transport):
+    """The message DAG of the references (``schedule_messages``) against ``run_schedule``:
+    gloo's ring (window 2, a fence) over 4 nodes, 10 MB, 5 ms access latency each."""
+    from dataclasses import replace
+
+    from sim import collectives as C
+    from sim.network.validation import Case, schedule_messages
+    from sim.world import World
+    from topologies import uniform
+
+    k, m = 4, 10e6
+    schedule, fence = C.gloo_ring_allreduce_schedule(list(range(k)), m)
+    case = Case(name="gloo", kind="collective", rate_bps=(100e6,) * k, delay_s=(0.005,) * k,
+                messages=schedule_messages(schedule, window=C.GLOO_WINDOW, fences=(fence,)))
+    topo = replace(uniform(k), uplink_Bps=(12.5e6,) * k, downlink_Bps=(12.5e6,) * k,
+                   access_latency_s=(0.005,) * k)
+    world = World(topo, network="maxmin", transport=transport)
+    proc = C.gloo_ring_allreduce(world, list(range(k)), m)
+    world.env.run()
+    assert case.makespan_s(predict(case, transport=transport)) == pytest.approx(proc.value,
+                                                                                rel=1e-12)
