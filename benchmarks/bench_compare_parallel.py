@@ -61,6 +61,12 @@ def main() -> None:
     print(f"\nsequential / parallel wall time: {ratio:.2f}x")
     print(f"records identical (minus wall time): {same_records}; traces identical: "
           f"{same_traces}")
+    if not same_records:
+        for one, other in zip(strip(comparisons["sequential"].records),
+                              strip(comparisons["parallel"].records)):
+            diff = {k: (one[k], other.get(k)) for k in one if one[k] != other.get(k)}
+            if diff:
+                print(f"  {one['label']}: (sequential, parallel) {diff}")
     print(comparisons["parallel"].format_table())
 
 

@@ -75,11 +75,11 @@ def bench_schedule(seed: int) -> None:
     print(f"total (allocation + aware CBS) {t2 - t1 + t5 - t4:.2f} s")
 
 
-def reference_table(network: str) -> None:
+def reference_table(network: str, overrides: list[str] | None = None) -> None:
     from sim.compare import compare
     from sim.scenario import load
 
-    spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml")
+    spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml", overrides or [])
     comparison = compare(spec)
     rows = [(run.label, run.result) for run in comparison.runs]
     base = None
@@ -117,13 +117,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference", choices=["ideal", "maxmin"], default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="scenario override for --reference, "
+                             "e.g. policies.skippipe.pipelined=false")
     parser.add_argument("--training", action="store_true",
                         help="real training: scenarios/skippipe-training.toml")
     args = parser.parse_args()
     if args.training:
         training_table()
     elif args.reference:
-        reference_table(args.reference)
+        reference_table(args.reference, args.overrides)
     else:
         bench_schedule(args.seed)
 

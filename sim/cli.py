@@ -151,6 +151,8 @@ def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace
     from sim.scenario import resolve_policies
 
     chosen = resolve_policies(spec, names)
+    check_output_file("--trace", getattr(args, "trace", None))
+    check_output_folder("--out", out_dir)
     backend = _backend(args, default_processes=min(len(chosen), os.cpu_count() or 1))
     comparison = compare(spec, chosen, progress=not (args.quiet or args.json), backend=backend)
     if args.json:
@@ -194,8 +196,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.scenario import load, resolve_policies
 
     spec = load(args.scenario, args.overrides)
-    label, config = resolve_policies(spec, [args.policy])[0] if args.policy else (
-        spec.scenario.policy.name, spec.scenario.policy)
+    label, config = resolve_policies(spec, [args.policy], flag="--policy")[0] if args.policy \
+        else (spec.scenario.policy.name, spec.scenario.policy)
+    check_output_file("--trace", args.trace)
     result = run(dataclasses.replace(spec.scenario, policy=config),
                  progress=not (args.quiet or args.json))
     record = record_of(result, label)
@@ -211,6 +214,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         result.write_trace(args.trace)
         print(f"trace: {args.trace}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def check_output_file(flag: str, path: str | None) -> None:
+    """Refuse an output file that cannot be written, before the run (not after it)."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ScenarioError(flag, f"{path!r} is a folder; give a file name such as "
+                                  f"{str(target / 'trace.json')!r}")
+    folder = target.parent
+    if not folder.is_dir():
+        raise ScenarioError(flag, f"folder {str(folder)!r} does not exist; create it first or "
+                                  f"give a path in an existing folder")
+    if not os.access(folder, os.W_OK):
+        raise ScenarioError(flag, f"folder {str(folder)!r} is not writable")
+
+
+def check_output_folder(flag: str, path: str | None) -> None:
+    """Refuse an output folder that is a file or cannot be created, before the run."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ScenarioError(flag, f"{path!r} is a file, not a folder")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ScenarioError(flag, f"{str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise ScenarioError(flag, f"folder {str(existing)!r} is not writable")
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
@@ -249,6 +284,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     backend = _backend(args, default_processes=os.cpu_count() or 1)
     grid = parse_grid(args.grid)
+    check_output_folder("--out", args.records)
     raw = apply_overrides(read_scenario_file(args.scenario), args.overrides)
     table = sweep(raw, grid, args.records, policies=_split_names(args.policies),
                   backend=backend, resume=not args.no_resume,

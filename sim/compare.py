@@ -2,9 +2,9 @@
 
 ``compare(scenario, ["ddp", "diloco", "noloco"])`` runs each policy on the *same* scenario (same
 seed, so the same failures and stragglers) and returns a :class:`Comparison`: a table (time to
-target loss, final loss, simulated time, bytes per node, idle fraction, speed-up against the
-first policy), JSON records, and plots (loss against simulated time, per-node timeline, bytes
-over time).
+target loss, final loss, simulated time, bytes per node, idle fraction, goodput, speed-up
+against the first policy), JSON records, and plots (loss against simulated time, per-node
+timeline, bytes over time).
 
 Speed-up of policy ``p`` against the baseline ``b`` (the first policy)::
 
@@ -45,7 +45,7 @@ __all__ = [
 
 #: Columns of :attr:`Comparison.table`, in order.
 TABLE_COLUMNS = ["policy", "time_to_target_s", "final_loss", "sim_time_s", "steps",
-                 "bytes_per_node", "idle_fraction", "speedup", "speedup_basis"]
+                 "bytes_per_node", "idle_fraction", "goodput", "speedup", "speedup_basis"]
 
 #: Keys that vary between identical runs (real time); ignore them when comparing outputs.
 NONDETERMINISTIC_KEYS = ("wall_time_s",)
@@ -199,7 +199,7 @@ def format_table(table: pd.DataFrame) -> str:
             return _short_duration(float(value))
         if column == "bytes_per_node":
             return _short_bytes(float(value))
-        if column == "idle_fraction":
+        if column in ("idle_fraction", "goodput"):
             return f"{abs(100 * float(value)):.1f}%"  # abs: no "-0.0%" from rounding
         if column == "speedup":
             return f"{float(value):.2f}x"
@@ -209,7 +209,8 @@ def format_table(table: pd.DataFrame) -> str:
 
     headers = {"policy": "policy", "time_to_target_s": "time to target", "final_loss":
                "final loss", "sim_time_s": "sim time", "steps": "steps", "bytes_per_node":
-               "bytes/node", "idle_fraction": "idle", "speedup": "speed-up",
+               "bytes/node", "idle_fraction": "idle", "goodput": "goodput",
+               "speedup": "speed-up",
                "speedup_basis": "basis"}
     columns = [c for c in table.columns if c in headers]
     cells = [[headers[c] for c in columns]]

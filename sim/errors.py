@@ -8,6 +8,8 @@ and reacts the way its method says.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class ScenarioError(ValueError):
     """Invalid scenario input; ``field`` is the dotted path of the offending key."""
@@ -15,6 +17,11 @@ class ScenarioError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
+
+    def __reduce__(self) -> tuple:
+        """Pickle with both arguments (a refusal raised in a worker process reaches the CLI)."""
+        return (type(self), (self.field, self.message))
 
 
 class SimFailure(Exception):
@@ -66,3 +73,16 @@ class CollectiveAborted(SimFailure):
         self.message = f"{name} aborted: nodes {sorted(failed)} failed"
         self.failed = sorted(failed)
         self.name = name
+
+
+def did_you_mean(name: str, allowed: Iterable[str]) -> str:
+    """``"; did you mean 'nodes'?"`` for the allowed name closest to ``name`` (or ``""``).
+
+    Closeness is :func:`difflib.get_close_matches` (a ratio of matching characters), so a typo
+    such as ``nodse`` finds ``nodes`` and an unrelated word finds nothing.
+    """
+    import difflib
+
+    options = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(name), options, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

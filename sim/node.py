@@ -173,8 +173,9 @@ class Node:
                                                            reason)
         tasks, self._tasks = self._tasks, {}
         rec = self.world.recorder
-        for event, (_start, _end, interval) in tasks.items():
+        for event, (start, _end, interval) in tasks.items():
             rec.close_interval(interval, now)
+            rec.discard_work(self.id, start, now, "interrupted")  # a cut task's work is lost
             event.defused = True
             event.fail(NodeFailure(self.id, now))
         self._slot_free_s = [now] * len(self._slot_free_s)

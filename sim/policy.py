@@ -71,8 +71,11 @@ def make_config(config_cls: type, params: dict[str, Any], *, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     for key in params:
         if key not in fields:
+            from sim.errors import did_you_mean
+
             allowed = ", ".join(sorted(fields)) or "(none)"
-            raise ValueError(f"{where}.{key}: unknown parameter; allowed: {allowed}")
+            raise ValueError(f"{where}.{key}: unknown parameter; allowed: {allowed}"
+                             f"{did_you_mean(key, sorted(fields))}")
     try:
         return config_cls(**params)
     except (TypeError, ValueError) as exc:

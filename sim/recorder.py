@@ -10,6 +10,14 @@ Four kinds of record, all stamped with simulated time:
 
 Busy, communicating, idle and down are exclusive, with priority down > busy > communicating >
 idle, so that for every node ``busy_s + comm_s + idle_s + down_s == elapsed`` exactly.
+
+Goodput: busy time splits further into *useful* compute, whose result survives into the model,
+and *discarded* compute, whose result was lost (a task cut by a failure, steps whose update a
+synchronous group threw away, a payload's compression). Whoever knows that a result is lost
+says so with :meth:`Recorder.discard_work` (a span of one node's time) or
+:meth:`Recorder.discard_uncommitted` (everything since the node's last :meth:`commit_work`).
+``goodput = useful_s / up_s`` over all nodes, with ``up_s = busy_s + comm_s + idle_s``:
+waiting, communicating and lost work are not goodput (docs/engine.md, "Goodput").
 """
 
 from __future__ import annotations
@@ -45,6 +53,9 @@ class Recorder:
         self.messages_sent = np.zeros(n, dtype=np.int64)
         self.link_bytes: dict[str, float] = defaultdict(float)
         self.end_time_s: float | None = None
+        # spans (node, start_s, end_s, reason) of compute whose result did not survive
+        self._discarded: list[tuple[int, float, float, str]] = []
+        self.work_committed_s = np.zeros(n)  # per node: its compute before this time survived
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -72,6 +83,26 @@ class Recorder:
         node, kind, start, end, label = self._intervals[index]
         if at_s < end:
             self._intervals[index] = (node, kind, start, max(start, at_s), label)
+
+    def discard_work(self, node: int, start_s: float, end_s: float, reason: str = "") -> None:
+        """Declare ``node``'s compute over [start_s, end_s) lost: it is not goodput.
+
+        Only the busy part of the span counts (idle or communicating time in it is unaffected);
+        spans may overlap each other, the union is taken.
+        """
+        if end_s > start_s:
+            self._discarded.append((node, float(start_s), float(end_s), reason))
+
+    def commit_work(self, node: int, until_s: float) -> None:
+        """``node``'s compute before ``until_s`` has survived into the model (never moves back)."""
+        if until_s > self.work_committed_s[node]:
+            self.work_committed_s[node] = until_s
+
+    def discard_uncommitted(self, node: int, reason: str = "") -> None:
+        """Discard ``node``'s compute since its last commit (a contribution lost); commit now."""
+        now = self.env.now
+        self.discard_work(node, float(self.work_committed_s[node]), now, reason)
+        self.work_committed_s[node] = max(float(self.work_committed_s[node]), now)
 
     def finish(self, end_time_s: float) -> None:
         """Close the record at the run's end; open intervals are cut there."""
@@ -123,6 +154,36 @@ class Recorder:
                          "down_s": down_s})
         return pd.DataFrame(rows)
 
+    def goodput_breakdown(self) -> pd.DataFrame:
+        """Per node: busy_s split into useful_s and discarded_s (compute that was lost)."""
+        elapsed = self.elapsed_s
+        busy: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        down: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        lost: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        for node, kind, start, end, _ in self._intervals:
+            end = min(end, elapsed)
+            if end > start and kind in ("busy", "down"):
+                (busy if kind == "busy" else down)[node].append((start, end))
+        for node, start, end, _ in self._discarded:
+            end = min(end, elapsed)
+            if end > start:
+                lost[node].append((start, end))
+        rows = []
+        for node in range(len(self.node_names)):
+            spans = _subtract(_union(busy[node]), _union(down[node]))
+            busy_s = _length(spans)
+            discarded_s = busy_s - _length(_subtract(spans, _union(lost[node])))
+            rows.append({"node": node, "busy_s": busy_s, "useful_s": busy_s - discarded_s,
+                         "discarded_s": discarded_s})
+        return pd.DataFrame(rows)
+
+    def goodput(self) -> float:
+        """Useful compute time over the time nodes were up, over all nodes (see module doc)."""
+        b = self.node_time_breakdown()
+        up = float((b.busy_s + b.comm_s + b.idle_s).sum())
+        useful = float(self.goodput_breakdown().useful_s.sum())
+        return useful / up if up > 0 else 0.0
+
     def idle_fraction(self) -> float:
         """Idle time over the time nodes were up, over all nodes."""
         b = self.node_time_breakdown()
@@ -150,6 +211,7 @@ class Recorder:
             "bytes_sent_per_node": float(self.bytes_sent.mean()) if len(self.bytes_sent) else 0.0,
             "messages": int(self.messages_sent.sum()),
             "idle_fraction": self.idle_fraction(),
+            "goodput": self.goodput(),
             "failures": sum(1 for e in self._events if e["kind"] == "failure"),
         }
 

@@ -5,10 +5,12 @@ policy's ``setup``, starts its coordinator and one worker per node, runs an eval
 the policy for its held-out loss every ``run.eval_every_s`` simulated seconds, and stops at the
 first of: the time limit, the step limit, the target loss (if asked), or all processes done.
 
-A run in which nothing is left to happen (every process waits on an event that will never come,
-e.g. ``on_failure = "wait"`` for a node that never rejoins) ends with ``stop_reason`` "stalled"
-instead of spinning forever. A run that fails part-way keeps what it recorded: :class:`RunFailed`
-carries the partial :class:`Result`.
+A run that cannot progress ends with ``stop_reason`` "stalled" and says why in ``stop_detail``
+instead of spinning forever: when nothing is left to happen (every process waits on an event that
+will never come, e.g. ``on_failure = "wait"`` for a node that never rejoins), when simulated time
+stops advancing (:data:`MAX_EVENTS_AT_ONE_INSTANT` events at one instant), or when events keep
+coming without any training step (:func:`max_events_per_step`). A run that fails part-way keeps
+what it recorded: :class:`RunFailed` carries the partial :class:`Result`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Result:
     stop_reason: str
     wall_time_s: float
     error: str | None = None
+    stop_detail: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,10 +91,12 @@ class Result:
             "bytes_sent_per_node": rec["bytes_sent_per_node"],
             "bytes_cut": rec["bytes_cut"],
             "idle_fraction": rec["idle_fraction"],
+            "goodput": rec["goodput"],
             "failures": rec["failures"],
             "events": self.world.env.events_processed,
             "failure_horizon_s": self.world.failure_horizon_s,
             "stop_reason": self.stop_reason,
+            "stop_detail": self.stop_detail,
             "wall_time_s": self.wall_time_s,
             "error": self.error,
             **self.extra,
@@ -148,7 +153,10 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
     env = world.env
     error: BaseException | None = None
     try:
-        pol.setup(ctx)
+        try:
+            pol.setup(ctx)
+        except ValueError as exc:
+            raise setup_error(pol.name, exc) from None
         procs = []
         coordinator = pol.coordinator(ctx)
         if coordinator is not None:
@@ -167,12 +175,17 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
         limit = [ctx.stopped]
         if scenario.run.until_s is not None:
             limit.append(env.timeout(scenario.run.until_s))
+        env.watchdog = _Watchdog(ctx)
         try:
             env.run(until=env.any_of(limit))
+        except Stalled as stall:
+            _stalled(ctx, str(stall))
         except RuntimeError:
             if env.peek() != math.inf or ctx.stopped.triggered:
                 raise
             _stalled(ctx)  # nothing left to happen: every process waits on something that won't
+        finally:
+            env.watchdog = None
         if bar is not None:
             bar.close()
         if not ctx.stopped.triggered:
@@ -188,11 +201,30 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
         final_loss=ctx.last_eval_loss, optimum_loss=getattr(workload, "optimum_loss", None),
         time_to_target_s=ctx.time_to_target_s, stop_reason=ctx.stop_reason or "error",
         wall_time_s=time.perf_counter() - wall_start,
+        stop_detail=getattr(ctx, "stop_detail", None),
         error=None if error is None else f"{type(error).__name__}: {error}")
     if error is not None:
         raise RunFailed(f"run of {pol.name!r} on {scenario.name!r} failed at "
                         f"t={env.now:.6g}s: {result.error}", result) from error
     return result
+
+
+def setup_error(policy: str, exc: ValueError) -> ScenarioError:
+    """A policy refused the scenario in ``setup`` (before any simulated time): bad input.
+
+    Policies check what needs the world (stage sizes against the cluster, code parameters
+    against the node count) when they set up and raise ``ValueError`` naming the field; the
+    field is written as in the file (``policy.s``, not ``policy.gc_cyclic.s``).
+    """
+    if isinstance(exc, ScenarioError):
+        return exc
+    from sim.scenario import _as_scenario_error
+
+    message = " ".join(str(exc).split())
+    prefix = f"policy.{policy}"
+    if message.startswith(prefix):
+        message = "policy" + message[len(prefix):]
+    return _as_scenario_error("policy", ValueError(message))
 
 
 def _params(pol: Policy) -> dict[str, Any]:
@@ -216,10 +248,58 @@ def _evaluator(ctx: RunContext, pol: Policy, every_s: float):
         yield ctx.env.timeout(every_s) | ctx.stopped
 
 
-def _stalled(ctx: RunContext) -> None:
-    """End a run in which no event is left but the evaluator's (e.g. a deadlock on failure)."""
-    ctx.world.recorder.event("stalled")
+NOTHING_LEFT = "nothing left to happen: every process waits on an event that will never come"
+
+def _stalled(ctx: RunContext, detail: str = NOTHING_LEFT) -> None:
+    """End a run that cannot progress, saying why (kept as the result's ``stop_detail``)."""
+    if ctx.stopped.triggered:
+        return
+    ctx.world.recorder.event("stalled", detail=detail)
+    ctx.stop_detail = detail  # type: ignore[attr-defined]
     ctx.stop("stalled")
+
+
+MAX_EVENTS_AT_ONE_INSTANT = 1 << 20
+"""Events processed without simulated time moving after which a run is stalled (a zero-time
+loop: e.g. a retry that fails at once, forever)."""
+
+
+def max_events_per_step(num_nodes: int) -> int:
+    """Events without a training step after which a run is stalled: ``max(2^22, 64 n^2)``.
+
+    A ring all-reduce over ``n`` nodes is ``2 n (n - 1)`` transfers of a few events each, so a
+    healthy step of the largest methods costs ``O(n^2)`` events; 64 n^2 leaves a wide margin, and
+    2^22 (4.2 million events, 10-20 s of wall time) covers small clusters with long fault storms.
+    """
+    return max(1 << 22, 64 * num_nodes * num_nodes)
+
+
+class Stalled(Exception):
+    """Raised out of the event loop by the watchdog; the message says why."""
+
+
+class _Watchdog:
+    """Checked every ``WATCH_EVERY`` events: is simulated time moving, are steps being made."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.env = ctx.env
+        self.max_events_per_step = max_events_per_step(ctx.world.num_nodes)
+        self.time_s, self.time_events = self.env.now, self.env.events_processed
+        self.steps, self.step_events = ctx.steps, self.env.events_processed
+
+    def __call__(self) -> None:
+        env, events = self.env, self.env.events_processed
+        if env.now != self.time_s:
+            self.time_s, self.time_events = env.now, events
+        elif events - self.time_events >= MAX_EVENTS_AT_ONE_INSTANT:
+            raise Stalled(f"simulated time stopped advancing: {events - self.time_events} "
+                          f"events at t={env.now:.6g}s")
+        if self.ctx.steps != self.steps:
+            self.steps, self.step_events = self.ctx.steps, events
+        elif events - self.step_events >= self.max_events_per_step:
+            raise Stalled(f"no training step in {events - self.step_events} events "
+                          f"(step {self.ctx.steps}, t={env.now:.6g}s)")
 
 
 def _final_eval(ctx: RunContext, pol: Policy) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from sim.config import (
     RunConfig,
     Scenario,
 )
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, did_you_mean
 from sim.network.tcp import TcpConfig
 
 __all__ = [
@@ -181,7 +182,7 @@ class RunSection(_Section):
 
     until: Duration | None = None
     steps: int | None = Field(default=None, ge=1)
-    target_loss: float | None = None
+    target_loss: float | None = Field(default=None, allow_inf_nan=False)
     stop_at_target: bool = False
     eval_every: Duration | None = None
     eval_batches: int = Field(default=4, ge=1)
@@ -213,22 +214,30 @@ class ScenarioFile(BaseModel):
         return value
 
 
-_SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "cluster": ClusterSection,
-    "network": NetworkSection,
-    "faults": FaultsSection,
-    "run": RunSection,
-}
-
-
 def _is_type_tag(part: str) -> bool:
     return part in ("float", "int", "str", "bool", "none", "list[float]", "dict[str,any]") or \
         "[" in part or part.startswith("function-")
 
 
+def _model_at(loc: list[str]) -> type[BaseModel]:
+    """The section model that holds the last key of ``loc`` (``network.tcp.mss`` -> tcp's)."""
+    model: type[BaseModel] = ScenarioFile
+    for part in loc[:-1]:
+        annotation = getattr(model.model_fields.get(part), "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return model
+
+
 def _first_error_line(exc: ValidationError) -> ScenarioError:
-    """Turn pydantic's report into one line naming the first bad field."""
-    err = exc.errors()[0]
+    """Turn pydantic's report into one line naming the first bad field.
+
+    An unknown key comes first: a typo (``nodse``) also makes its intended key missing, and
+    the typo is what the user has to fix.
+    """
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     # Union members and validators add type tags such as "float" or "function-before[...]" to
     # the location; only keys of the file (and list indices) name a field.
     loc = [str(p) for p in err["loc"] if isinstance(p, int) or not _is_type_tag(str(p))]
@@ -244,10 +253,10 @@ def _first_error_line(exc: ValidationError) -> ScenarioError:
                                        f"{', '.join(REQUIRED_SECTIONS)} (and policy)")
         return ScenarioError(path, "missing required key")
     if kind == "extra_forbidden":
-        section = loc[0] if len(loc) > 1 else None
-        model = _SECTION_MODELS.get(section or "", ScenarioFile)
+        model = _model_at(loc)
         allowed = ", ".join(model.model_fields)
-        return ScenarioError(path, f"unknown key; allowed: {allowed}")
+        hint = did_you_mean(loc[-1], model.model_fields)
+        return ScenarioError(path, f"unknown key; allowed: {allowed}{hint}")
     message = err["msg"]
     if message.startswith("Value error, "):
         return ScenarioError(path, message[len("Value error, "):])
@@ -266,7 +275,12 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
                                         "allowed: .toml, .yaml, .yml")
     if not path.is_file():
         raise ScenarioError("scenario", f"no such file: {str(path)!r}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError("scenario", f"{str(path)!r} is not UTF-8 text (a binary file?): "
+                                        f"byte {exc.start} is {exc.object[exc.start]:#04x}"
+                            ) from None
     if suffix == ".toml":
         try:
             data = tomllib.loads(text)
@@ -344,6 +358,7 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     except ValidationError as exc:
         raise _first_error_line(exc) from None
     base = Path(base_dir) if base_dir is not None else Path.cwd()
+    check_memory_estimate(model.cluster.nodes)
 
     seed = model.seed
     if model.run.seed is not None:
@@ -357,6 +372,7 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     faults = _faults_config(model.faults, cluster.num_nodes, base)
     workload = _workload_config(model.workload, base)
     run = _run_config(model.run)
+    check_failure_load(faults, cluster.num_nodes, run.until_s)
 
     compared = tuple((label, _policy_config(params, f"policies.{label}", default_name=label))
                      for label, params in model.policies.items())
@@ -423,6 +439,7 @@ def _network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netw
             raise ScenarioError("network.topology", f"topology file {topology!r} does not "
                                                     f"exist (looked for {str(path)!r})")
         topology = str(path.resolve())
+        _check_edge_list(topology, params, num_nodes)
     else:
         _check_preset(topology, params, num_nodes)
     if section.transport == "tcp" and section.tcp_efficiency != 1.0:
@@ -444,6 +461,34 @@ def _network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netw
                          topology=topology, topology_params=params,
                          uplink_Bps=section.uplink, downlink_Bps=section.downlink,
                          access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
+
+
+def _check_edge_list(path: str, params: dict[str, Any], num_nodes: int) -> None:
+    """Load an edge-list topology once: garbage, empty, disconnected or negative edges fail here.
+
+    The file must also place exactly ``cluster.nodes`` nodes (one per site, or
+    ``topology_params.node_sites``), or the world would silently simulate another cluster.
+    """
+    import inspect
+
+    from topologies import from_edgelist
+
+    accepted = [p for p in inspect.signature(from_edgelist).parameters if p != "path"]
+    for key in params:
+        if key not in accepted:
+            raise ScenarioError(f"network.topology_params.{key}", "not a parameter of an "
+                                f"edge-list topology; allowed: {', '.join(accepted)}"
+                                f"{did_you_mean(key, accepted)}")
+    try:
+        topology = from_edgelist(path, **params)
+    except (TypeError, ValueError, OSError, UnicodeDecodeError) as exc:
+        message = " ".join(str(exc).split())
+        raise ScenarioError("network.topology", message) from None
+    if topology.num_nodes() != num_nodes:
+        raise ScenarioError("network.topology", f"{Path(path).name} places "
+                            f"{topology.num_nodes()} nodes (one per site unless "
+                            f"topology_params.node_sites says otherwise) but cluster.nodes = "
+                            f"{num_nodes}; make them agree")
 
 
 def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
@@ -499,10 +544,78 @@ def _faults_config(section: FaultsSection, num_nodes: int, base: Path) -> Faults
 
         try:
             make_straggler_model(stragglers, num_nodes=num_nodes, rng=np.random.default_rng(0))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OSError) as exc:
             raise _as_scenario_error("faults.stragglers", exc) from None
     _check_failures(failures, num_nodes)
     return FaultsConfig(stragglers=stragglers, failures=failures)
+
+
+WORLD_BYTES_PER_NODE = 4096
+"""Memory one simulated node's share of the world takes (node, access links, recorder rows,
+topology entry), measured with tracemalloc on ``World.build`` of 1,000 and 4,000 uniform nodes
+(4.5 KiB and 3.9 KiB per node). Learners and policy state come on top."""
+
+MAX_FAILURE_EVENTS = 1_000_000
+"""Most failure events a schedule may be expected to draw: every event is a few SimPy events and
+a recorder row, so more than this cannot run in reasonable time or memory."""
+
+
+def machine_memory_bytes() -> float:
+    """Physical memory of this machine, bytes (``inf`` where the OS does not say)."""
+    import os
+
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def check_memory_estimate(num_nodes: int) -> None:
+    """Refuse a cluster whose world alone could not fit in this machine's memory.
+
+    Checked before anything is built, so a billion nodes is an error in microseconds rather than
+    a machine that swaps for an hour.
+    """
+    need = num_nodes * WORLD_BYTES_PER_NODE
+    have = machine_memory_bytes()
+    if need > have:
+        raise ScenarioError("cluster.nodes", f"{num_nodes} nodes need at least "
+                                             f"{need / 2**30:.3g} GiB of memory for the "
+                                             f"simulated world ({WORLD_BYTES_PER_NODE} B per "
+                                             f"node); this machine has "
+                                             f"{have / 2**30:.3g} GiB")
+
+
+def check_failure_load(faults: FaultsConfig, num_nodes: int, until_s: float | None) -> None:
+    """Refuse failure models that would draw more than :data:`MAX_FAILURE_EVENTS` events.
+
+    Schedules are drawn before the run, over ``run.until`` (or the world's default failure
+    horizon), so a rate of 1e9/h is refused here instead of spinning in the draw. The estimate is
+    the count with no downtime, ``rate x horizon x nodes`` (an upper bound on the expected count);
+    group failures are bounded by the iterations they draw, ``horizon / iteration``.
+    """
+    from sim.world import DEFAULT_FAILURE_HORIZON_S
+
+    horizon_s = until_s if until_s is not None else DEFAULT_FAILURE_HORIZON_S
+    when = "run.until" if until_s is not None else "the default failure horizon of 24h"
+    for i, spec in enumerate(faults.failures):
+        field = f"faults.failures[{i}]"
+        rate = spec.get("rate_per_s")
+        if isinstance(rate, (int, float)) and rate > 0:
+            expected = rate * horizon_s * num_nodes
+            if expected > MAX_FAILURE_EVENTS:
+                raise ScenarioError(f"{field}.rate", f"{rate * 3600:.3g}/h on {num_nodes} nodes "
+                                    f"over {when} draws about {expected:.3g} failures; at most "
+                                    f"{MAX_FAILURE_EVENTS:.0e} can be simulated (lower the rate "
+                                    f"or run.until)")
+        iteration = spec.get("iteration_s")
+        if isinstance(iteration, (int, float)) and iteration > 0:
+            draws = horizon_s / iteration
+            if draws > MAX_FAILURE_EVENTS:
+                raise ScenarioError(f"{field}.iteration", f"{iteration:.3g}s iterations over "
+                                    f"{when} are {draws:.3g} draws; at most "
+                                    f"{MAX_FAILURE_EVENTS:.0e} (a longer iteration or a shorter "
+                                    f"run.until)")
 
 
 def _check_failures(failures: list[dict[str, Any]], num_nodes: int) -> None:
@@ -516,7 +629,7 @@ def _check_failures(failures: list[dict[str, Any]], num_nodes: int) -> None:
     for i, spec in enumerate(failures):
         try:
             make(spec)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OSError) as exc:
             raise _as_scenario_error(f"faults.failures[{i}]", exc) from None
 
 
@@ -525,7 +638,11 @@ _SECTION_NAMES = ("cluster", "network", "faults", "workload", "policy", "policie
 
 def _as_scenario_error(field: str, exc: Exception) -> ScenarioError:
     """Keep a message that already names its field (``"cluster.speed.sigma must be..."``)."""
-    message = str(exc)
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return ScenarioError(field, f"file {str(exc.filename)!r} does not exist")
+    if isinstance(exc, OSError):
+        return ScenarioError(field, f"cannot read {str(exc.filename)!r}: {exc.strerror}")
+    message = " ".join(str(exc).split())
     match = re.match(rf"^((?:{'|'.join(_SECTION_NAMES)})(?:[.\[][\w.\[\]-]*)?)", message)
     if match:
         named = match.group(1)
@@ -582,7 +699,8 @@ def _workload_config(section: Mapping[str, Any], base: Path) -> Any:
     fields = [f.name for f in dataclasses.fields(WorkloadConfig)]
     for key in params:
         if key not in fields:
-            raise ScenarioError(f"workload.{key}", f"unknown key; allowed: {', '.join(fields)}")
+            raise ScenarioError(f"workload.{key}", f"unknown key; allowed: {', '.join(fields)}"
+                                                   f"{did_you_mean(key, fields)}")
     _check_param_types(WorkloadConfig, params, "workload")
     _check_workload_names(params)
     data = params.get("data")
@@ -619,6 +737,12 @@ def _run_config(section: RunSection) -> RunConfig:
             section.target_loss is not None and section.stop_at_target):
         raise ScenarioError("run", "no stop condition; set run.until (e.g. \"2h\"), run.steps, "
                                    "or run.target_loss with run.stop_at_target = true")
+    if section.until is None and section.steps is None:
+        raise ScenarioError("run", "a run that stops only at run.target_loss may never reach "
+                                   "it; also give an upper bound: run.until (e.g. \"2h\") or "
+                                   "run.steps")
+    if section.until is not None and not (math.isfinite(section.until) and section.until > 0):
+        raise ScenarioError("run.until", f"must be a finite duration > 0, got {section.until}s")
     if section.stop_at_target and section.target_loss is None:
         raise ScenarioError("run.stop_at_target", "is true but run.target_loss is not set")
     if section.eval_every is not None and section.eval_every <= 0:
@@ -681,19 +805,20 @@ def default_scenario_path() -> Path:
     return Path(str(resources.files("sim") / "defaults" / "default.toml"))
 
 
-def resolve_policies(spec: ScenarioSpec, names: Sequence[str] | None = None,
-                     ) -> list[tuple[str, PolicyConfig]]:
+def resolve_policies(spec: ScenarioSpec, names: Sequence[str] | None = None, *,
+                     flag: str = "--policies") -> list[tuple[str, PolicyConfig]]:
     """Return the ``(label, PolicyConfig)`` list to compare.
 
     ``names`` are labels of the file's ``[policies.<label>]`` tables or registered policy names
     (then run with the parameters of ``[policy]`` when it names the same policy, else their
     defaults). ``None`` means the file's ``[policies]`` tables, or just its ``[policy]``.
+    ``flag`` is the command-line option an error names (``--policy`` for ``dtsim run``).
     """
     known = dict(spec.policies)
     if names is None:
         return list(spec.policies) or [(spec.scenario.policy.name, spec.scenario.policy)]
     if not names:
-        raise ScenarioError("--policies", "needs at least one policy name")
+        raise ScenarioError(flag, "needs at least one policy name")
     chosen: list[tuple[str, PolicyConfig]] = []
     for name in names:
         if name in known:
@@ -707,8 +832,9 @@ def resolve_policies(spec: ScenarioSpec, names: Sequence[str] | None = None,
                 get_policy(name)
             except ValueError:
                 allowed = sorted(set(policy_names()) | set(known))
-                raise ScenarioError("--policies", f"unknown policy {name!r}; allowed: "
-                                                  f"{', '.join(allowed)}") from None
+                raise ScenarioError(flag, f"unknown policy {name!r}; allowed: "
+                                          f"{', '.join(allowed)}{did_you_mean(name, allowed)}"
+                                    ) from None
             chosen.append((name, PolicyConfig(name=name, params={})))
     return chosen
 

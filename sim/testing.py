@@ -58,7 +58,7 @@ class SpeedupMeasurement:
     def report(self) -> str:
         """Both runs' figures side by side, then the scenario."""
         keys = ["policy", "time_to_target_s", "final_loss", "sim_time_s", "steps",
-                "bytes_sent", "idle_fraction", "stop_reason"]
+                "bytes_sent", "idle_fraction", "goodput", "stop_reason"]
         width = max(len(k) for k in keys)
         measured = "none" if self.value is None else f"{self.value:.4g}x"
         lines = [f"speed-up {measured} ({self.basis}) of {self.policy['label']!r} over "

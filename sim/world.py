@@ -22,6 +22,10 @@ from sim.node import Node
 from sim.recorder import Recorder
 from sim.seeds import SeedTree
 
+WATCH_EVERY = 1 << 16
+"""Events between two calls of an environment's watchdog (a power of two: a cheap mask test)."""
+WATCH_MASK = WATCH_EVERY - 1
+
 
 class Environment(simpy.Environment):
     """A SimPy environment that counts the events it processes."""
@@ -29,6 +33,8 @@ class Environment(simpy.Environment):
     def __init__(self) -> None:
         super().__init__()
         self.events_processed = 0
+        self.watchdog: Any = None
+        """Called every :data:`WATCH_EVERY` events (the runner's stall check), if set."""
         # simpy.Environment binds these once for speed; a subclass must do the same
         for name in ("event", "timeout", "process", "all_of", "any_of"):
             setattr(self, name, getattr(self, name))
@@ -36,6 +42,8 @@ class Environment(simpy.Environment):
     def step(self) -> None:
         """Process the next event (and count it)."""
         self.events_processed += 1
+        if not self.events_processed & WATCH_MASK and self.watchdog is not None:
+            self.watchdog()
         super().step()
 
     def run(self, until: Any = None) -> Any:

@@ -33,7 +33,26 @@ def test_coded_training_reaches_the_target_sooner_than_uncoded_under_stragglers(
     assert_speedup(spec, "cyclic", "uncoded", at_least=1.3, basis="time_to_target")
 
 
+def test_m_sgc_against_the_tuned_gc_in_the_lambda_like_scenario():
+    # The authors' protocol: probe the scenario, emulate every parameter set with load at most
+    # GC(64, 4)'s, run each scheme with its fastest. 64 workers, 20 jobs. Measured: tuned GC
+    # s = 0 233.5 s, tuned M-SGC (B, W, lam) = (1, 3, 14) 210.3 s: M-SGC 1.11x faster here; at
+    # the full 256 workers it is 2.4% slower on average over 4 seeds (docs/methods/
+    # gradient-coding.md): far from the published 16% either way, hence the upper bound.
+    from policies.gradient_coding.tuned_compare import tuned_spec
+
+    overrides = ["cluster.nodes=65", "run.steps=20", "policies.gc.lam=4"]
+    for label in ("gc", "sr_sgc", "m_sgc"):
+        overrides.append(f"policies.{label}.num_jobs=20")
+    spec, _, tuning = tuned_spec(SCENARIOS / "gc-lambda.toml", overrides)
+    tuned = dict(spec.policies)
+    assert tuning.best["m_sgc"].candidate.lam > 0           # M-SGC does tolerate stragglers
+    assert_speedup(spec.scenario, tuned["m_sgc"], tuned["gc"], at_least=1.05, at_most=1.2,
+                   basis="step_time")
+
+
 def test_m_sgc_runs_the_jobs_faster_than_gc_under_bursty_stragglers():
+    # Fixed-parameter extra (not the authors' protocol: GC is not tuned; see the test above).
     # 128 workers (lam = 8), 20 jobs; measured GC 26.0 s, M-SGC 19.9 s (0.76x GC)
     overrides = ["cluster.nodes=129", "run.steps=20"]
     for label in ("gc", "m_sgc"):
@@ -77,3 +96,14 @@ def test_palsgd_steps_faster_than_ddp_when_compute_bound():
     # reproduce the paper's 18-24% (docs/methods/data-parallel.md says why).
     spec = load(SCENARIOS / "dp-palsgd.toml", ["run.timing_only=true", "run.steps=352"])
     assert_speedup(spec, "palsgd", "ddp", at_least=1.1, basis="step_time")
+
+
+def test_skippipe_scheduling_and_collision_awareness_gain_over_their_ablations():
+    # The 20-node reference (12 GCP regions in the authors' order, ideal network), one
+    # iteration. Measured (mean of 3 iterations): random skip 91.41 s, collision-blind SkipPipe
+    # 83.00 s, SkipPipe 80.86 s: scheduling gains 1.13x over random paths, collision awareness
+    # 1.026x over the blind schedule (the authors' figure: 72 -> 52.5 s and 59.5 -> 52.5 s;
+    # docs/methods/pipeline-skippipe.md says why ours are smaller).
+    spec = load(SCENARIOS / "skippipe-reference-ideal.toml", ["run.steps=1"])
+    assert_speedup(spec, "skippipe", "random_skip", at_least=1.08, basis="step_time")
+    assert_speedup(spec, "skippipe", "skippipe_blind", at_least=1.02, basis="step_time")

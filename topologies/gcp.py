@@ -3,7 +3,14 @@
 ``data/gcp-12-regions.csv`` lists, for each unordered pair of regions, the latency in ms and the
 bandwidth in Gbit/s measured and published with SkipPipe (MIT licence); the NL-London bandwidth
 typo in one published copy is corrected to the other copy's value. The table is read as one-way
-latency and per-direction bandwidth, as SkipPipe's emulator reads it.
+latency and per-direction bandwidth, as SkipPipe's emulator reads it. The authors' own table
+(``schedulers/communication_costs.py``) stores GiB/s (Belgium-Canada 0.0199 GiB/s = 0.1709
+Gbit/s here): their worked example, 32 MiB from Belgium to Canada, takes 0.041 + 32 MiB /
+0.0199 GiB/s = 1.61 s (1.96 s with their 0.35 s host-device fudge).
+``data/gcp-12-regions-order.txt`` is the authors' order of the regions (Australia, Belgium,
+Canada, Germany, Iowa, Japan, LA, NL, Oregon, Singapore, Taiwan, London): their node ``i`` sits
+in region ``i mod 12`` of it. Two nodes in one region get the authors' default,
+1 ms and 2 in their table's unit (2 GiB/s).
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from topologies.topology import (
 #: Placements accepted by :func:`gcp_regions`.
 PLACEMENTS = ("round_robin", "random")
 
-#: Same-region cost (GCP, two machines in one region): 1 ms, 2 GiB/s.
+#: Same-region cost (the authors' default for two machines in one region): 1 ms, and 2 in their
+#: table's bandwidth unit, GiB/s (their ``delay_map``: ``ms / 1000 + bytes / (bw * 1024**3)``).
 SAME_REGION_LATENCY_S = 1e-3
 SAME_REGION_BANDWIDTH_BPS = 2 * 2**30
 
@@ -51,9 +59,20 @@ def gcp_table() -> dict[tuple[str, str], tuple[float, float]]:
     return table
 
 
+@cache
 def gcp_region_names() -> tuple[str, ...]:
-    """Return the 12 region names in alphabetical order (the order of region indices)."""
-    return tuple(sorted_sites({r for pair in gcp_table() for r in pair}))
+    """Return the 12 region names in the authors' order (the order of region indices).
+
+    Read from ``data/gcp-12-regions-order.txt``; checked against the regions of the link table.
+    """
+    text = resources.files("topologies").joinpath("data/gcp-12-regions-order.txt").read_text(
+        "utf-8")
+    names = tuple(line.strip() for line in text.splitlines()
+                  if line.strip() and not line.startswith("#"))
+    in_table = sorted_sites({r for pair in gcp_table() for r in pair})
+    assert sorted(names) == sorted(in_table) and len(set(names)) == len(names), (
+        f"gcp-12-regions-order.txt {names} must list the table's regions {in_table} once each")
+    return names
 
 
 def gcp_link(region_a: str, region_b: str) -> tuple[float, float]:
@@ -86,10 +105,12 @@ def gcp_regions(
     seed:
         Seed or ``numpy.random.Generator`` for ``placement="random"`` (unused otherwise).
     placement:
-        ``"round_robin"``: node ``i`` in region ``i mod 12`` (regions in alphabetical order,
-        index 0 = Australia). ``"random"``: each node in a region drawn uniformly from ``seed``.
+        ``"round_robin"``: node ``i`` in region ``i mod 12`` (regions in the authors' order,
+        :func:`gcp_region_names`: 0 = Australia, 7 = NL, 11 = London). ``"random"``: each
+        node in a region drawn uniformly from ``seed``.
     local_latency_s, local_bandwidth_Bps:
-        Cost between two nodes in the same region: seconds and bytes/s (default 1 ms, 2 GiB/s).
+        Cost between two nodes in the same region: seconds and bytes/s (default 1 ms,
+        2 GiB/s: the authors' default ``(1, 2.00)`` in their table's units, GiB/s).
     routing:
         ``"direct"`` (default): every transfer takes the measured link between its two regions.
         ``"min_latency"``: shortest-latency path, which relays 7 of the 66 pairs through a third

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -71,14 +72,24 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="keep the cases already in --out and run only the others")
     parser.add_argument("--skip", default="", help="skip cases whose name contains this")
+    parser.add_argument("--ack-every-segment", action="store_true",
+                        help="DelAckCount 1 instead of ns-3's 2; the cases are named with the "
+                             "suffix ' [ack every segment]' (with delayed ACKs, ns-3 stalled "
+                             "the ring all-reduce cases and the 2.5 s-apart messages)")
     parser.add_argument("--limit-s", type=float, default=3600.0,
                         help="stop starting new cases after this many wall seconds")
     args = parser.parse_args(argv)
     cppyy, ref = load_ns3()
+    suffix = ""
+    if args.ack_every_segment:
+        from ns import ns
+        ns.Config.SetDefault("ns3::TcpSocket::DelAckCount", ns.UintegerValue(1))
+        suffix = " [ack every segment]"
     results = read_reference(args.out) if args.resume and Path(args.out).exists() else []
     done = {case.name for case, _ in results}
     begin = time.monotonic()
     for case in all_cases():
+        case = replace(case, name=case.name + suffix)
         if args.only and case.kind != args.only or case.name in done:
             continue
         if args.skip and args.skip in case.name:

@@ -63,6 +63,9 @@ class DataParallelPolicy(Policy):
         """Build the learners, groups and state before simulated time starts."""
         self.ctx = ctx
         world, wl = ctx.world, ctx.workload
+        if world.num_nodes < 2:
+            raise ScenarioError("cluster.nodes", f"{self.name} is data-parallel and needs at "
+                                                 f"least 2 nodes (replicas), got {world.num_nodes}")
         self.timing_only = bool(ctx.run.timing_only)
         self.num_workers = len(world.nodes)
         self.learners = [wl.make_learner(i, timing_only=self.timing_only)

@@ -13,7 +13,9 @@ Protocol story of one round r:
    ``halving_doubling`` from :mod:`sim.collectives`) runs over the arrived members; a member that
    arrived early is idle until then: that is how stragglers hurt a synchronous method.
 3. When the collective ends, ``combine(mean, participants)`` runs once and ``done`` fires with
-   its value for every participant.
+   its value for every participant. Each participant's compute up to its arrival is committed
+   as goodput (:meth:`~sim.recorder.Recorder.commit_work`); a member that fails has its compute
+   since its last committed round discarded (it never reaches the model).
 
 Failures (``on_failure``):
 
@@ -64,6 +66,7 @@ class _Round:
     index: int
     done: simpy.Event
     arrivals: dict[int, Any] = field(default_factory=dict)
+    arrived_s: dict[int, float] = field(default_factory=dict)
     running: bool = False
     attempts: int = 0
 
@@ -124,6 +127,7 @@ class SyncGroup:
         if r <= self.completed:
             raise RuntimeError(f"node {node_id} arrived at round {r}, already completed")
         rnd.arrivals[node_id] = payload
+        rnd.arrived_s[node_id] = self.env.now
         self._try_start()
         return rnd.done
 
@@ -149,6 +153,13 @@ class SyncGroup:
         return [m for m in self.members if m != node_id and nodes[m].is_up
                 and self.member_from[m] is not None]
 
+    def collective(self, participants: list[int]) -> simpy.Process:
+        """The collective of one round among ``participants`` (an all-reduce of ``nbytes``).
+
+        Subclasses change how a round travels (e.g. an all-gather of compressed payloads).
+        """
+        return collectives.allreduce(self.world, participants, self.nbytes, self.algorithm)
+
     # -- internals -------------------------------------------------------------------------
 
     def _round(self, r: int) -> _Round:
@@ -163,6 +174,8 @@ class SyncGroup:
             self._on_failure(m)
 
     def _on_failure(self, m: int) -> None:
+        # the failed member's work since its last completed round never reaches the model
+        self.world.recorder.discard_uncommitted(m, reason=f"{self.label}_failure")
         for r, rnd in self._rounds.items():
             if r > self.completed:
                 rnd.arrivals.pop(m, None)
@@ -190,8 +203,7 @@ class SyncGroup:
         rnd.attempts += 1
         if len(participants) > 1:
             try:
-                yield collectives.allreduce(self.world, participants, self.nbytes,
-                                            self.algorithm)
+                yield self.collective(participants)
             except CollectiveAborted as exc:
                 if not exc.failed:
                     # Every member is up but a path between two of them is gone (a partition
@@ -209,6 +221,8 @@ class SyncGroup:
         # timing-only learners send None or empty vectors: nothing to average
         mean = average_kept(payloads) if first is not None and first.numel() > 0 else None
         result = self.combine(mean, participants, rnd.index)
+        for m in participants:        # their work up to their arrival is in the model now
+            rec.commit_work(m, rnd.arrived_s[m])
         self.sync_seconds.append(self.env.now - start)
         self.bytes_per_round.append(float(rec.bytes_sent.sum()) - bytes_before)
         self.completed = rnd.index

@@ -189,8 +189,9 @@ class SequentialScheme:
     def _bursty_fits(self, stragglers: np.ndarray, B: int, W: int, lam: int) -> bool:
         # Only violations touching the newest round can appear: windows ending here need the
         # last W rounds; a burst ending here longer than B needs the last B+1.
-        tail = self.pattern[-(W + B):] + [np.asarray(stragglers, dtype=bool)]
-        return not check_bursty_pattern(np.array(tail), B=B, W=W, lam=lam)
+        # Workers that never straggle in the tail cannot break the model: check the others only.
+        tail = np.array(self.pattern[-(W + B):] + [np.asarray(stragglers, dtype=bool)])
+        return not check_bursty_pattern(tail[:, tail.any(axis=0)], B=B, W=W, lam=lam)
 
 
 class GCSchedule(SequentialScheme):
@@ -288,16 +289,19 @@ class MSGCSchedule(SequentialScheme):
             job = r - m
             if not 0 <= job < self.num_jobs:
                 continue
-            for i in range(self.n):
-                if m < self.W - 1:
-                    plan[i].append(Task(job, "d1", m, self.mini_size))
-                    continue
-                # a job has one slot per round, so at most one chunk of it is redone per round
-                missing = np.flatnonzero(~self._d1[job, i])
-                if missing.size:
-                    plan[i].append(Task(job, "d1", int(missing[0]), self.mini_size))
-                else:
-                    plan[i].append(Task(job, "coded", m - (self.W - 1), self.mini_size))
+            if m < self.W - 1:
+                chunk = Task(job, "d1", m, self.mini_size)
+                for i in range(self.n):
+                    plan[i].append(chunk)
+                continue
+            # a job has one slot per round, so at most one chunk of it is redone per round
+            missing = ~self._d1[job]                                  # (n, W-1)
+            first_missing = np.argmax(missing, axis=1) if missing.shape[1] else None
+            coded = Task(job, "coded", m - (self.W - 1), self.mini_size)
+            for i in np.flatnonzero(missing.any(axis=1)):
+                plan[i].append(Task(job, "d1", int(first_missing[i]), self.mini_size))
+            for i in np.flatnonzero(~missing.any(axis=1)):
+                plan[i].append(coded)
         return plan
 
     def _record(self, r, tasks, delivered):

@@ -60,6 +60,17 @@ class SequentialConfig:
     job_batches:
         Microbatches (of ``workload.batch`` samples) in one job's data; the compute time of a
         job is ``job_batches`` x the timing model's step time of one microbatch. ``None``: ``n``.
+    job_samples:
+        Samples in one job's data. When set, a worker computing a fraction ``w`` of a job
+        processes ``round(w * job_samples)`` samples, each at the timing model's per-sample time
+        (a microbatch step over ``workload.batch``), as the authors' Lambda workers computed on
+        ``round(load x 4096)`` samples; overrides ``job_batches``. ``None``: ``job_batches``.
+    sample_s:
+        Seconds a worker computes per sample (with ``job_samples``), e.g. a serverless
+        function's CPU; ``None``: the timing model's microbatch step over ``workload.batch``.
+    invoke_s:
+        Fixed seconds of every worker's round on top of its samples (a serverless function's
+        start-up and data loading); it is part of the one compute task, so it straggles with it.
     master:
         Node id of the master; ``None``: the last node.
     send_model:
@@ -73,6 +84,9 @@ class SequentialConfig:
     num_jobs: int = 40
     num_models: int = 4
     job_batches: int | None = None
+    job_samples: int | None = None
+    sample_s: float | None = None
+    invoke_s: float = 0.0
     master: int | None = None
     send_model: bool = True
 
@@ -113,7 +127,14 @@ class SequentialCoding(Policy):
             batch_s = timing.step_seconds(device, wl.batch, wl.seq)
         else:
             batch_s = timing.step_flops(wl.batch, wl.seq) / self.master.flops_per_s
+        if cfg.job_samples is not None and cfg.job_samples < 1:
+            raise ValueError(f"{where}.job_samples: must be >= 1 sample, got {cfg.job_samples}")
+        if not cfg.invoke_s >= 0:
+            raise ValueError(f"{where}.invoke_s: must be >= 0 seconds, got {cfg.invoke_s}")
         self.job_s = job_batches * batch_s
+        if cfg.sample_s is not None and not cfg.sample_s > 0:
+            raise ValueError(f"{where}.sample_s: must be > 0 seconds, got {cfg.sample_s}")
+        self.sample_s = batch_s / wl.batch if cfg.sample_s is None else cfg.sample_s
         self.grad_bytes = timing.grad_bytes
         self.param_bytes = timing.param_bytes
         self.timing_only = ctx.run.timing_only
@@ -192,8 +213,9 @@ class SequentialCoding(Policy):
             try:
                 if self.config.send_model:
                     yield net.transfer(self.master, node, self.param_bytes, label="params")
-                yield node.compute(seconds=work * self.job_s, label=f"{self.scheme}_round")
-                if work > 0:
+                yield node.compute(seconds=self.compute_s(work, jobs),
+                                   label=f"{self.scheme}_round")
+                if jobs > 0:
                     yield net.transfer(node, self.master, jobs * self.grad_bytes,
                                        label="results")
                     self.arrived.put((r, index))
@@ -201,12 +223,29 @@ class SequentialCoding(Policy):
             except SimFailure:
                 # A crashed worker is a straggler; it retries the round once it is back (a fresh
                 # invocation), in case the master has to wait for everyone.
-                if work == 0:
+                # A crashed master (or a partition) cuts the transfers too: wait until the
+                # round could go through, or the retry would spin at one instant.
+                if jobs == 0:
                     return
-                if not node.is_up:
-                    yield node.recovered_event() | ctx.stopped
+                down = [n.recovered_event() for n in (node, self.master) if not n.is_up]
+                if down:
+                    yield ctx.env.any_of([*down, ctx.stopped])
+                elif net.route(self.master.id, node.id) is None:
+                    yield net.link_change_event() | ctx.stopped
                 if ctx.should_stop or self.schedule.round != r:
                     return
+
+    def compute_s(self, work: float, jobs: int) -> float:
+        """Seconds one worker computes in a round: its samples, plus ``invoke_s`` if it has work.
+
+        ``work`` is the fraction of a job's data in its tasks, ``jobs`` how many jobs they touch.
+        """
+        cfg = self.config
+        if cfg.job_samples is not None:
+            seconds = round(work * cfg.job_samples) * self.sample_s
+        else:
+            seconds = work * self.job_s
+        return seconds + (cfg.invoke_s if jobs > 0 else 0.0)
 
     def _step(self, job: int) -> float:
         """Real math: the decoded job's gradient steps its model; returns the batch loss."""
@@ -238,3 +277,60 @@ class MSGC(SequentialCoding):
     """Multiplexed sequential gradient coding (``T = W - 2 + B``)."""
 
     scheme = "m_sgc"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeConfig(SequentialConfig):
+    """The authors' delay probe: every worker computes ``load`` of a job in every round.
+
+    load:
+        Normalised load every worker computes each round (fraction of a job's data, 0..1; at 0
+        a round is the invocation and the messages only).
+    rounds:
+        Rounds probed.
+    """
+
+    load: float = 0.0
+    rounds: int = 40
+
+
+@register_policy("gc_probe")
+class DelayProbe(SequentialCoding):
+    """Measure each worker's response time in each round at one load; the master waits for all.
+
+    ``response_s[i, r]`` is seconds from the start of round ``r`` until worker ``i``'s result
+    arrived. The tuning step (:mod:`policies.gradient_coding.tuning`) fits its linear load
+    model to probes at several loads, as the authors probed their Lambda workers.
+    """
+
+    scheme = "gc"
+    Config = ProbeConfig
+
+    def setup(self, ctx: RunContext) -> None:
+        """Check the probe's load and rounds, then set up as the schemes do."""
+        cfg, where = self.config, f"policy.{self.name}"
+        if not 0.0 <= cfg.load <= 1.0:
+            raise ValueError(f"{where}.load: must be in [0, 1] (fraction of a job), "
+                             f"got {cfg.load}")
+        if cfg.rounds < 1:
+            raise ValueError(f"{where}.rounds: must be >= 1, got {cfg.rounds}")
+        super().setup(ctx)
+        self.response_s = np.full((len(self.workers), cfg.rounds), np.nan)
+
+    def coordinator(self, ctx: RunContext) -> Generator:
+        """Run every round at the probe's load and wait for every worker."""
+        env, cfg = ctx.env, self.config
+        for r in range(cfg.rounds):
+            if ctx.should_stop:
+                return
+            start_s = env.now
+            for index, node in enumerate(self.workers):
+                env.process(self._round_task(ctx, node, index, r, cfg.load, 1))
+            waiting = set(range(len(self.workers)))
+            while waiting:
+                worker = yield from self._next_arrival(ctx, r, waiting, None)
+                if worker is None:
+                    return
+                self.response_s[worker, r] = env.now - start_s
+            self.round_s.append(env.now - start_s)
+            ctx.report(r + 1, None)

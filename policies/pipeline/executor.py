@@ -400,6 +400,8 @@ class PipelineExecutor:
             chains.setdefault(key, []).append(mb)
         procs = [self.env.process(self._chain(chain, stats)) for chain in chains.values()]
         yield self.env.all_of(procs)
+        if stats.results and not any(r.ok for r in stats.results):
+            yield from self._wait_for_a_change(microbatches)
         stats.results.sort(key=lambda r: r.microbatch.index)
         stats.pipeline_s = self.env.now - stats.start_s
         rec = self.world.recorder
@@ -464,6 +466,25 @@ class PipelineExecutor:
                 else:
                     request.cancel()
         return MicrobatchResult(microbatch=mb, ok=True, start_s=start, end_s=self.env.now)
+
+    def _wait_for_a_change(self, microbatches: list[Microbatch]) -> Generator:
+        """No microbatch got through: wait until a node of a route is back or a link changes.
+
+        Without this, an iteration whose every route crosses a crashed node (``[faults]``) or a
+        partition fails at once, and the next one starts at the same instant: simulated time
+        would stop. A lost stage (``fail_stage``) is its owner's to rebuild: no wait then.
+        """
+        if self.failed_stages:
+            return
+        down = sorted({n for mb in microbatches for n in mb.route.nodes
+                       if not self.world.nodes[n].is_up})
+        events = [self.world.nodes[n].recovered_event() for n in down]
+        link_change = getattr(self.world.network, "link_change_event", None)
+        if link_change is not None:
+            events.append(link_change())
+        if events:
+            self.world.recorder.event("pipeline_blocked", nodes_down=down)
+            yield self.env.any_of(events)
 
     def _hop(self, src: int, dst: int, label: str) -> Generator:
         """One activation (or gradient) transfer plus the fixed per-hop overhead."""

@@ -73,6 +73,12 @@ class PipelineConfig:
         Iterations to run (``None``: until the run's stop condition).
     allocation_restarts:
         Random restarts of the allocation search.
+    dp_weight:
+        Weight of the data-parallel term in the allocation cost (DT-FM's cost: pipeline loop +
+        weight x stage rings, both priced with the per-microbatch hop matrix). ``None``: the
+        authors' factor, one stage's gradient bytes / (activation bytes x microbatches per
+        data node): 268 MB / (32 MiB x 6) = 1.33 in the authors' reference, 1.005 with
+        dtsim's llama-350m timing (202 MB per 4-layer stage). 0: pipeline cost only.
     """
 
     stage_sizes: tuple[int, ...] = (5, 3, 3, 3, 3, 3)
@@ -82,6 +88,7 @@ class PipelineConfig:
     allreduce: bool = True
     iterations: int | None = None
     allocation_restarts: int = 8
+    dp_weight: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stage_sizes", tuple(int(s) for s in self.stage_sizes))
@@ -92,6 +99,8 @@ class PipelineConfig:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.hop_overhead_s < 0:
             raise ValueError(f"hop_overhead_s: must be >= 0, got {self.hop_overhead_s}")
+        if self.dp_weight is not None and not self.dp_weight >= 0:
+            raise ValueError(f"dp_weight: must be >= 0 or None, got {self.dp_weight}")
         if self.iterations is not None and self.iterations < 1:
             raise ValueError(f"iterations: must be >= 1 or None, got {self.iterations}")
 
@@ -104,16 +113,32 @@ class SkipConfig(PipelineConfig):
         Fraction of stages a path skips: paths visit ``round(S (1 - skip_ratio))`` stages.
     max_swaps, max_swap_distance, max_jump_skip:
         Path rules (see :class:`~policies.pipeline.paths.PathRules`).
+    paths_per_data_node:
+        Paths (agents) per data node; microbatch ``j`` of a node takes path ``j mod A``.
+        ``None``: ``m`` (the authors' default); 1: their coarsened variant.
+    pipelined:
+        A path's microbatches flow along it together, at most ``m`` in flight per node (the
+        authors' emulator and trainer). False: one after another (an ablation).
     """
 
     skip_ratio: float = 1 / 3
     max_swaps: int = 2
     max_swap_distance: int = 2
     max_jump_skip: int = 4
+    paths_per_data_node: int | None = None
+    pipelined: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.rules()  # validates the rule fields
+        if self.paths_per_data_node is not None and self.paths_per_data_node < 1:
+            raise ValueError(f"paths_per_data_node: must be >= 1 or None, "
+                             f"got {self.paths_per_data_node}")
+
+    @property
+    def paths(self) -> int:
+        """Paths per data node: ``paths_per_data_node``, or ``m``."""
+        return self.paths_per_data_node or self.memory_microbatches
 
     def rules(self) -> PathRules:
         """The path rules these parameters describe."""
@@ -207,9 +232,15 @@ class PipelinePolicy(Policy):
         costs = workload_costs(ctx.workload, world.nodes[0].device, num_stages)
         latency, bandwidth = network_matrices(world.network, world.num_nodes)
         hop_s = hop_cost_matrix(latency, bandwidth, costs.activation_nbytes, cfg.hop_overhead_s)
+        dp_weight = cfg.dp_weight
+        if dp_weight is None:   # the authors' FACTOR (create_schedule.py)
+            dp_weight = max(costs.grad_nbytes[1:], default=costs.grad_nbytes[0]) / (
+                costs.activation_nbytes * cfg.microbatches_per_data_node)
         self.allocation = search_allocation(hop_s, cfg.stage_sizes,
                                             world.policy_rng("pipeline", "allocation"),
-                                            restarts=cfg.allocation_restarts)
+                                            restarts=cfg.allocation_restarts,
+                                            dp_weight=dp_weight)
+        self.dp_weight = dp_weight
         stage_of = stage_of_nodes(self.allocation.replicas, world.num_nodes)
         forward_s = np.array([costs.forward_s[max(s, 0)] / node.speed
                               for s, node in zip(stage_of, world.nodes)])
@@ -279,7 +310,7 @@ class FullPipeline(PipelinePolicy):
 
 
 class _AgentPolicy(PipelinePolicy):
-    """Skip methods: agents per data node, each carrying a chain of microbatches down a path."""
+    """Skip methods: paths (agents) per data node, each carrying its microbatches down a path."""
 
     def prepare(self, ctx: RunContext) -> None:
         """Path rules and the agents of every data node."""
@@ -287,7 +318,7 @@ class _AgentPolicy(PipelinePolicy):
         self.rules = cfg.rules()
         self.agents, self.loads = make_agents(
             self.allocation.replicas[0], cfg.microbatches_per_data_node,
-            cfg.memory_microbatches, self.node_costs.forward_s)
+            cfg.paths, self.node_costs.forward_s)
 
 
 @register_policy("random_skip")
@@ -305,7 +336,7 @@ class RandomSkip(_AgentPolicy):
     def _draw(self) -> list[RoutedMicrobatch]:
         routes = random_skip_routes(self.agents, self.allocation.replicas, self.rules,
                                     self.config.memory_microbatches, self.rng)
-        return agent_microbatches(routes, self.loads)
+        return agent_microbatches(routes, self.loads, pipelined=self.config.pipelined)
 
     def plan_iteration(self, ctx: RunContext, iteration: int) -> list[RoutedMicrobatch]:
         """New random paths every iteration (with ``resample``)."""
@@ -327,7 +358,8 @@ class SkipPipe(_AgentPolicy):
         wall = time.perf_counter()
         self.microbatches, self.schedule = skippipe_routes(
             self.agents, self.loads, self.node_costs, self.stage_of, self.rules,
-            self.config.memory_microbatches, self.config.cbs())
+            self.config.memory_microbatches, self.config.cbs(),
+            pipelined=self.config.pipelined)
         self.schedule_wall_s = time.perf_counter() - wall
         ctx.world.recorder.event(
             "skippipe_schedule", predicted_s=self.schedule.predicted_s,

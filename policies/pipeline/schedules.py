@@ -10,9 +10,15 @@ node) per iteration, so all three train on the same samples per iteration:
   (:func:`random_skip_routes`): SkipPipe's constraints without its cost-aware path choice;
 - **SkipPipe**: agents' paths from CBS over A* (:func:`skippipe_routes`).
 
-Agents (SkipPipe's term): each data node runs ``min(m, microbatches)`` agents; agent ``k`` of a
-data node starts after ``k`` forward tasks there and carries every ``A``-th microbatch of its
-node down one path, one after another (a *chain*), so a node never holds more than ``m``.
+Agents (SkipPipe's term) are paths: each data node has ``A`` of them (the authors' default
+``A = m``: their ``create_schedule.py`` makes ``3 // paths_in_coarsened`` agents per data node
+and their trainer sends microbatch ``j`` of a node along path ``j mod m``; ``A = 1`` is their
+coarsened variant, one path per data node). Agent ``k`` of a data node starts after ``k``
+forward tasks there and carries every ``A``-th microbatch of its node. As in the authors'
+emulator and trainer, a path's microbatches are *pipelined*: they are released together, the
+data node runs their forwards one after another, and every node holds at most ``m`` in flight
+(the executor's memory slots). ``pipelined=False`` instead runs an agent's microbatches one
+after another (a *chain*; the second starts when the first has finished its backward).
 """
 
 from __future__ import annotations
@@ -49,17 +55,19 @@ def stage_of_nodes(replicas: Sequence[Sequence[int]], num_nodes: int) -> list[in
     return stage_of
 
 
-def make_agents(data_nodes: Sequence[int], microbatches_per_data_node: int, memory: int,
+def make_agents(data_nodes: Sequence[int], microbatches_per_data_node: int, paths: int,
                 forward_s: np.ndarray) -> tuple[list[Agent], list[int]]:
-    """The agents and, per agent, how many microbatches it carries.
+    """The agents (``min(paths, microbatches)`` per data node) and their microbatch counts.
 
     Agent ``k`` of a data node starts at ``k * forward_s[data node]`` (after the forward tasks
-    of the agents before it on that node).
+    of the agents before it on that node) and carries microbatches ``k, k + A, ...``.
     """
     if microbatches_per_data_node < 1:
         raise ValueError(
             f"microbatches_per_data_node: must be >= 1, got {microbatches_per_data_node}")
-    per_node = min(memory, microbatches_per_data_node)
+    if paths < 1:
+        raise ValueError(f"paths_per_data_node: must be >= 1, got {paths}")
+    per_node = min(paths, microbatches_per_data_node)
     agents, loads = [], []
     for d in data_nodes:
         for k in range(per_node):
@@ -70,18 +78,21 @@ def make_agents(data_nodes: Sequence[int], microbatches_per_data_node: int, memo
 
 
 def agent_microbatches(plans: Sequence[tuple[tuple[int, ...], tuple[int, ...]]],
-                       loads: Sequence[int]) -> list[RoutedMicrobatch]:
+                       loads: Sequence[int], *, pipelined: bool = True
+                       ) -> list[RoutedMicrobatch]:
     """Microbatches of agents with paths ``plans[i] = (stages, nodes)``, round by round.
 
-    Round ``r`` holds the ``r``-th microbatch of every agent that has one; the chain is the
-    agent's id.
+    Round ``r`` holds the ``r``-th microbatch of every agent that has one, so a data node
+    starts its agents' first microbatches before their second ones (the authors' timetable).
+    ``pipelined``: every microbatch is its own chain (they flow along the path together, at
+    most ``m`` in flight per node); otherwise the chain is the agent's id.
     """
     out = []
     for r in range(max(loads, default=0)):
         for agent_id, ((stages, nodes), load) in enumerate(zip(plans, loads)):
             if r < load:
                 out.append(RoutedMicrobatch(index=len(out), stages=stages, nodes=nodes,
-                                            chain=agent_id))
+                                            chain=None if pipelined else agent_id))
     return out
 
 
@@ -157,14 +168,17 @@ def predict_makespan(costs: NodeCosts, microbatches: Sequence[RoutedMicrobatch],
 
 def skippipe_routes(agents: Sequence[Agent], loads: Sequence[int], costs: NodeCosts,
                     stage_of: Sequence[int], rules: PathRules, memory: int,
-                    config: CBSConfig) -> tuple[list[RoutedMicrobatch], Schedule]:
+                    config: CBSConfig, *, pipelined: bool = True
+                    ) -> tuple[list[RoutedMicrobatch], Schedule]:
     """SkipPipe's schedule: CBS over A*; candidates judged by the whole iteration's prediction."""
 
     def predict(plans: list[AgentPlan]) -> float:
-        mbs = agent_microbatches([(p.stages, p.nodes) for p in plans], loads)
+        mbs = agent_microbatches([(p.stages, p.nodes) for p in plans], loads,
+                                 pipelined=pipelined)
         return predict_makespan(costs, mbs, memory)
 
     schedule = schedule_paths(agents, costs, stage_of, rules, memory=memory, config=config,
                               predict=predict)
-    mbs = agent_microbatches([(p.stages, p.nodes) for p in schedule.plans], loads)
+    mbs = agent_microbatches([(p.stages, p.nodes) for p in schedule.plans], loads,
+                             pipelined=pipelined)
     return mbs, schedule

@@ -52,6 +52,7 @@ from policies.recovery.failures import (
     draw_stage_failures,
 )
 from policies.recovery.swaps import microbatch_path
+from sim.errors import SimFailure
 
 HEAD_STAGE = "first"
 """Stage 0 holds the embedding and the head: a microbatch returns to its data node for the loss
@@ -111,8 +112,8 @@ class RecoveringPipeline(PipelineHooks):
         S, R = config.num_stages, config.replicas_per_stage
         if world.num_nodes < config.num_pipeline_nodes:
             raise ValueError(
-                f"cluster.num_nodes={world.num_nodes}: the pipeline needs num_stages x "
-                f"replicas_per_stage = {config.num_pipeline_nodes} nodes")
+                f"policy.num_stages: num_stages x replicas_per_stage = {S} x {R} = "
+                f"{config.num_pipeline_nodes} nodes; the cluster has {world.num_nodes}")
         self.num_stages = S
         self.placement = StagePlacement([[s * R + r for r in range(R)] for s in range(S)])
         self.store_node: int | None = (
@@ -339,18 +340,45 @@ class RecoveringPipeline(PipelineHooks):
         return ADAM_STATE_FACTOR * self.param_nbytes[stage]
 
     def transfers(self, moves: Sequence[tuple[int, int, float, str]]) -> Generator:
-        """Run ``(src, dst, nbytes, label)`` transfers at once and wait for all of them."""
-        events = [self.world.network.transfer(src, dst, nbytes, label=label)
-                  for src, dst, nbytes, label in moves if src != dst]
-        if events:
-            yield self.env.all_of(events)
+        """Run ``(src, dst, nbytes, label)`` transfers at once and wait for all of them.
+
+        A transfer cut by a node or link failure (the ``[faults]`` section) is sent again once
+        both ends are up and a path exists: recovery needs the bytes, so it waits for them.
+        Returns ``False`` if the run stopped before every transfer arrived.
+        """
+        sends = [self.env.process(self._send_until_delivered(src, dst, nbytes, label))
+                 for src, dst, nbytes, label in moves if src != dst]
+        if not sends:
+            return True
+        yield self.env.all_of(sends)
+        return all(send.value for send in sends)
+
+    def _send_until_delivered(self, src: int, dst: int, nbytes: float, label: str
+                              ) -> Generator:
+        network, nodes = self.world.network, self.world.nodes
+        while not self.ctx.should_stop:
+            try:
+                yield network.transfer(src, dst, nbytes, label=label)
+                return True
+            except SimFailure as cut:
+                self.world.recorder.event("transfer_cut", src=src, dst=dst, label=label,
+                                          reason=str(cut))
+            while not self.ctx.should_stop:  # wait until the transfer could go through
+                down = [nodes[i].recovered_event() for i in (src, dst) if not nodes[i].is_up]
+                if down:
+                    yield self.env.any_of([*down, self.ctx.stopped])
+                elif network.route(src, dst) is None:
+                    yield self.env.any_of([network.link_change_event(), self.ctx.stopped])
+                else:
+                    break
+        return False
 
     def background(self, moves: Sequence[tuple[int, int, float, str]], on_done: Any = None
                    ) -> None:
         """Start transfers without waiting; call ``on_done()`` when all have arrived."""
         def run() -> Generator:
-            yield from self.transfers(moves)
-            if on_done is not None:
+            arrived = yield from self.transfers(moves)
+            if arrived and on_done is not None:
                 on_done()
 
         self.env.process(run())

@@ -498,17 +498,20 @@ _FIELD = "faults.failures"
 
 
 def _params(spec: Mapping[str, Any], name: str, required: set[str], optional: set[str]) -> dict:
+    from sim.errors import did_you_mean
+
     params = {k: v for k, v in spec.items() if k != "model"}
+    unknown = sorted(set(params) - required - optional)  # first: a typo also makes a key missing
+    if unknown:
+        raise ValueError(
+            f"{_FIELD}.{unknown[0]} is not a parameter of model {name!r} "
+            f"(required: {sorted(required)}, optional: {sorted(optional)})"
+            f"{did_you_mean(unknown[0], sorted(required | optional))}"
+        )
     missing = sorted(required - set(params))
     if missing:
         raise ValueError(
             f"{_FIELD}.{missing[0]} is required for model {name!r} "
-            f"(required: {sorted(required)}, optional: {sorted(optional)})"
-        )
-    unknown = sorted(set(params) - required - optional)
-    if unknown:
-        raise ValueError(
-            f"{_FIELD}.{unknown[0]} is not a parameter of model {name!r} "
             f"(required: {sorted(required)}, optional: {sorted(optional)})"
         )
     return params

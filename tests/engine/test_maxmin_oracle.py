@@ -295,7 +295,8 @@ def test_flows_starting_together_are_rerated_once():
     """Six flows join one shared WAN link at t = 0: one re-rating, not one per flow."""
     reallocations = {}
     for coalesce in (True, False):
-        world = datacenter_world(12, 2, wan_Bps=6.0)  # nodes 0-5 in one data centre, 6-11 in the other
+        world = datacenter_world(12, 2, wan_Bps=6.0)  # nodes 0-5 in one data centre, 6-11 in
+        # the other
         net = world.network
         net.coalesce = coalesce
         events = [net.transfer(i, 6 + i, 6.0) for i in range(6)]

@@ -18,21 +18,21 @@ from sim.network.validation import predict, read_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = ROOT / "benchmarks" / "validate_network" / "ns3_reference.csv"
-PPP = TcpConfig(frame_bytes=1502)  # ns-3's point-to-point links frame a segment in 1502 bytes
+PPP = TcpConfig(frame_bytes=1502, slow_start_after_idle=False)  # ns-3: PPP, no idle restart
 
 # The issue's target is 90% of the cases within 10% and every case within 20%. Measured (see
-# docs/network-model.md): 86% within 10%, worst -66% (1 MB at 1 Gbit/s, 2 ms RTT). The misses are
-# HyStart's early exit from slow start on short-RTT paths and the losses of slow start's
-# overshoot on a one-BDP buffer, neither of which the transport models. These bounds keep what
-# is reached from regressing; they are not the target.
-TCP_WITHIN_10 = 0.85
+# docs/network-model.md): 82% within 10%, worst -66% (1 MB at 1 Gbit/s, 2 ms RTT). The misses are
+# HyStart's early exit from slow start on short-RTT paths, the losses of slow start's overshoot
+# on a one-BDP buffer, and three of the four ring all-reduces; the transport models none of
+# these. These bounds keep what is reached from regressing; they are not the target.
+TCP_WITHIN_10 = 0.80
 TCP_WORST = 0.70
 
 
 @pytest.fixture(scope="module")
 def errors():
     rows = read_reference(CSV)
-    assert len(rows) >= 45  # the grid of the issue, not a handful of easy cases
+    assert len(rows) >= 50  # the grid of the issue, not a handful of easy cases
     out = []
     for case, measured in rows:
         ref = case.completion_s(measured)
@@ -43,8 +43,8 @@ def errors():
 
 
 def test_reference_covers_every_kind_of_case(errors):
-    # (the ring all-reduce cases stalled in ns-3 with this driver and are not in the CSV)
-    assert {kind for _, kind, _, _ in errors} >= {"single", "shared", "sequence", "spaced"}
+    assert {kind for _, kind, _, _ in errors} >= {"single", "shared", "sequence", "spaced",
+                                                  "collective"}
 
 
 def test_tcp_transport_against_ns3(errors):

@@ -193,7 +193,7 @@ def test_topology_file_resolves_next_to_the_scenario(write):
     write("graphs/two.csv", "site_a,site_b,latency_s,bandwidth_Bps\nA,B,0.01,1e6\n")
     path = write("s.toml", SMALL_TOML)
     s = load_scenario(path, ["network.topology=graphs/two.csv",
-                             "network.topology_params={}"])
+                             "network.topology_params={}", "cluster.nodes=2"])
     assert s.network.topology == str(path.parent / "graphs" / "two.csv")
 
 
