@@ -6,11 +6,11 @@
     dtsim run SCENARIO [--policy NAME]      one run
     dtsim compare SCENARIO [--policies a,b] several policies on the same scenario
     dtsim sweep SCENARIO --grid KEY=v1,v2   a parameter grid, in parallel, resumable
+    dtsim list [policies|topologies|networks|transports|stragglers|failures|workloads|devices]
 
 ``compare`` (and the default comparison) runs its policies in parallel processes, ``sweep`` its
 runs; ``--backend ray [--address ADDR]`` runs them as Ray tasks instead (local or a cluster;
 needs ``pip install -e ".[ray]"``).
-    dtsim list [policies|topologies|workloads|devices]
 
 Common options: ``--set KEY=VALUE`` (repeatable) overrides any scenario key; ``--json`` prints
 machine-readable output (one object for ``run``, a list for ``compare`` and ``sweep``);
@@ -50,7 +50,7 @@ class _UsageError(Exception):
 
 def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
     """Options every command shares; on subcommands they default to the top level's value."""
-    keep = {} if top_level else {"default": argparse.SUPPRESS}
+    keep: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     parser.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                         help="override a scenario key, e.g. network.model=ideal (repeatable)",
                         **({"default": []} if top_level else keep))
@@ -66,7 +66,7 @@ def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
 def _add_backend_options(parser: argparse.ArgumentParser, *, top_level: bool,
                          processes_help: str) -> None:
     """Where the runs execute: ``--processes``, ``--backend``, ``--address``, ``--max-retries``."""
-    keep = {} if top_level else {"default": argparse.SUPPRESS}
+    keep: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     parser.add_argument("--processes", type=int, metavar="N", help=processes_help,
                         **({"default": None} if top_level else keep))
     parser.add_argument("--backend", choices=["process", "ray"], help="where the runs execute: "
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "CPUs; 1: one after another in this process)")
     _add_backend_options(parser, top_level=True, processes_help=compare_processes)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
-    keep = {"default": argparse.SUPPRESS}
+    keep: dict[str, Any] = {"default": argparse.SUPPRESS}
 
     run = commands.add_parser("run", help="run one policy on a scenario")
     run.add_argument("scenario", help="scenario file (.toml, .yaml)")
@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--no-resume", action="store_true", help="redo runs already saved")
 
     lst = commands.add_parser("list", help="list policies, topologies, workloads, devices")
-    lst.add_argument("what", nargs="?", choices=["policies", "topologies", "workloads",
-                                                 "devices"], help="one kind only")
+    lst.add_argument("what", nargs="?", choices=["policies", "topologies", "networks",
+                                                 "transports", "stragglers", "failures",
+                                                 "workloads", "devices"], help="one kind only")
     lst.add_argument("--json", action="store_true", help="print machine-readable JSON", **keep)
     return parser
 
@@ -306,34 +307,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+LIST_KINDS = {"policies": "policy", "topologies": "topology", "networks": "network",
+              "transports": "transport", "stragglers": "stragglers", "failures": "failures",
+              "devices": "device"}
+"""``dtsim list`` section -> component kind (``workloads`` groups learner, timing and data)."""
+
+
 def listing() -> dict[str, Any]:
     """Collect what ``dtsim list`` shows: every registered component and its parameters."""
-    import dataclasses
-    import inspect
+    from sim.components import describe
 
-    import topologies
-    from sim.policy import get_policy, policy_names
-    from workloads import DEVICES, preset_names
-    from workloads.config import LEARNERS
-
-    policies = {}
-    for name in policy_names():
-        config = get_policy(name).Config
-        policies[name] = [f.name for f in dataclasses.fields(config)]
-    filled_in = ("num_nodes", "seed")  # the world passes these
-    topo = {name: [p for p in inspect.signature(builder).parameters if p not in filled_in]
-            for name, builder in sorted(topologies.PRESETS.items())}
-    return {
-        "policies": policies,
-        "topologies": topo,
-        "workloads": {"learners": list(LEARNERS), "timing": ["same", *preset_names()],
-                      "data": ["synthetic-markov", "digits", "text:PATH"]},
-        "devices": sorted(DEVICES),
-    }
+    everything = describe()
+    out: dict[str, Any] = {section: everything[kind] for section, kind in LIST_KINDS.items()}
+    out["devices"] = sorted(everything["device"])
+    out["workloads"] = {"learners": list(everything["learner"]),
+                        "timing": ["same", *sorted(n for n in everything["timing"] if n != "same")],
+                        "data": list(everything["data"])}
+    return out
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """``dtsim list``: policies, topologies, workloads, devices."""
+    """``dtsim list``: every registered component, by kind, with its parameters."""
     everything = listing()
     chosen = {args.what: everything[args.what]} if args.what else everything
     if args.json:

@@ -33,6 +33,7 @@ import pandas as pd
 
 from sim.backends import Backend, ProcessBackend, SerialBackend
 from sim.config import PolicyConfig, Scenario
+from sim.records import record_of
 
 __all__ = [
     "Comparison",
@@ -51,31 +52,6 @@ TABLE_COLUMNS = ["policy", "time_to_target_s", "final_loss", "sim_time_s", "step
 NONDETERMINISTIC_KEYS = ("wall_time_s",)
 
 PolicySpec = str | PolicyConfig | tuple[str, PolicyConfig]
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python, non-finite floats to ``None``."""
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def record_of(result: Any, label: str | None = None) -> dict[str, Any]:
-    """Return the flat, JSON-ready record of one run (what ``--json`` prints).
-
-    It is the runner's ``Result.summary`` plus ``label`` (the name the comparison gave the run)
-    and ``bytes_per_node`` (mean bytes sent per node).
-    """
-    summary = dict(result.summary)
-    record = {"label": label or summary.get("policy"), **summary}
-    record.setdefault("bytes_per_node", summary.get("bytes_sent_per_node"))
-    return _clean(record)
 
 
 def speedup_between(record: dict[str, Any], baseline: dict[str, Any]) -> tuple[float | None, str]:
@@ -242,16 +218,11 @@ def _short_bytes(nbytes: float) -> str:
 def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
                        ) -> tuple[Scenario, list[tuple[str, PolicyConfig]]]:
     """``(scenario, [(label, PolicyConfig), ...])`` from the forms :func:`compare` accepts."""
-    from sim.scenario import ScenarioSpec, resolve_policies
-
-    if isinstance(scenario, ScenarioSpec):
-        spec = scenario
-    else:
-        spec = ScenarioSpec(scenario=scenario)
+    spec = scenario
     if policies is None:
-        return spec.scenario, resolve_policies(spec, None)
+        return spec, spec.policy_configs(None)
     names = [p for p in policies if isinstance(p, str)]
-    by_name = dict(resolve_policies(spec, names)) if names else {}
+    by_name = dict(spec.policy_configs(names)) if names else {}
     chosen: list[tuple[str, PolicyConfig]] = []
     for p in policies:
         if isinstance(p, str):
@@ -261,7 +232,7 @@ def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
         else:
             label, config = p
             chosen.append((label, config))
-    return spec.scenario, chosen
+    return spec, chosen
 
 
 def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
@@ -313,7 +284,9 @@ def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
                      torch_threads=threads) for i, (label, config) in enumerate(chosen)]
     if isinstance(backend, SerialBackend):
         if run_fn is None:
-            from sim.runner import run as run_fn
+            from sim.runner import run as default_run
+
+            run_fn = default_run
         fn: Callable[[RunTask], Any] = functools.partial(_run_here, run_fn=run_fn)
     else:
         fn = run_result

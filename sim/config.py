@@ -7,6 +7,7 @@ never sees a unit string or an unvalidated value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,18 +74,38 @@ class NetworkConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class FaultsConfig:
-    """Stragglers and failures, as model specs (dicts in SI units, see :mod:`sim.faults`)."""
+    """Stragglers and failures.
 
-    stragglers: dict[str, Any] = field(default_factory=dict)
-    failures: list[dict[str, Any]] = field(default_factory=list)
+    Each model is either the spec table of a built-in model (a dict in SI units with its
+    ``model`` name, see :mod:`sim.faults`) or the typed Config of a registered fault model
+    (``sim.components`` kinds ``stragglers`` / ``failures``), whose ``build`` makes the model:
+    ``build(num_nodes=, rng=)`` a ``StragglerModel``, ``build()`` a ``FailureModel``.
+    """
+
+    stragglers: Any = field(default_factory=dict)
+    failures: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
 class PolicyConfig:
-    """Which training method runs, and its parameters (validated by the policy's own Config)."""
+    """Which training method runs, and its parameters.
+
+    name:
+        The registered policy name (``sim.components.names("policy")``).
+    params:
+        Its parameters in SI units, as the scenario gives them (unset ones take the defaults).
+    config:
+        The policy's typed ``Config`` built from ``params`` when the scenario was loaded
+        (``None``: built when the policy is made). Not part of equality: ``params`` says it all.
+    configured:
+        ``False`` when the scenario does not configure this policy and it runs with its
+        defaults (reported in the run's summary as ``policy_defaults``).
+    """
 
     name: str = "ddp"
     params: dict[str, Any] = field(default_factory=dict)
+    config: Any = field(default=None, compare=False, repr=False)
+    configured: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +146,14 @@ class RunConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Scenario:
-    """One complete, validated scenario. ``seed`` roots every random stream of the run."""
+    """One complete, validated scenario. ``seed`` roots every random stream of the run.
+
+    There is one scenario type, whether it comes from a file (:func:`sim.scenario.load`), a
+    table (:func:`sim.scenario.scenario_from_dict`) or the Python builder: it keeps everything
+    the source says, including the ``[policies.<label>]`` tables (``policies``), so that
+    ``run(scenario, "diloco")`` runs DiLoCo with the file's parameters, exactly as
+    ``dtsim run FILE --policy diloco`` does.
+    """
 
     name: str = "scenario"
     seed: int = 0
@@ -136,3 +164,67 @@ class Scenario:
     """A ``workloads.WorkloadConfig`` (untyped here so that importing sim does not import torch)."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    policies: tuple[tuple[str, PolicyConfig], ...] = ()
+    """``(label, PolicyConfig)`` of each ``[policies.<label>]`` table, in file order: what a
+    comparison runs when no policies are named."""
+    source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The file-shaped table it was validated from, after overrides (sweeps override it again)."""
+    base_dir: str | None = field(default=None, compare=False, repr=False)
+    """Folder that relative paths of ``source`` resolve in (the scenario file's folder)."""
+
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario itself (code written for the former ``ScenarioSpec`` reads it)."""
+        return self
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The source table (the former ``ScenarioSpec.raw``)."""
+        return self.source
+
+    def policy_config(self, name: str | None = None) -> tuple[str, PolicyConfig]:
+        """``(label, PolicyConfig)`` for a ``[policies]`` label or a registered policy name.
+
+        The one rule every entry point follows (``run``, ``compare``, ``sweep``, ``sim.testing``
+        and the CLI): ``None`` is the scenario's own policy; a label of a ``[policies.<label>]``
+        table runs with that table's parameters; the name of the scenario's ``[policy]`` with its
+        parameters; any other registered policy with its defaults, marked ``configured=False``
+        (a policy configured only under another label, e.g. ``[policies.streaming]`` with
+        ``name = "streaming_diloco"``, is run with that table's parameters by its label).
+        """
+        if name is None:
+            return self.policy.name, self.policy
+        labels = dict(self.policies)
+        if name in labels:
+            return name, labels[name]
+        if name == self.policy.name:
+            return name, self.policy
+        from sim.components import component
+
+        component("policy", name, field="policy.name")
+        return name, PolicyConfig(name=name, params={}, configured=False)
+
+    def policy_configs(self, names: Sequence[str] | None = None, *,
+                       flag: str = "--policies") -> list[tuple[str, PolicyConfig]]:
+        """``(label, PolicyConfig)`` for each of ``names`` (see :meth:`policy_config`).
+
+        ``None`` means the ``[policies]`` tables, or the scenario's own policy when it has none.
+        An unknown name is a ScenarioError on ``flag`` that lists the labels and names.
+        """
+        from sim.components import names as registered
+        from sim.errors import ScenarioError, did_you_mean
+
+        if names is None:
+            return list(self.policies) or [(self.policy.name, self.policy)]
+        if not names:
+            raise ScenarioError(flag, "needs at least one policy name")
+        chosen: list[tuple[str, PolicyConfig]] = []
+        for name in names:
+            try:
+                chosen.append(self.policy_config(name))
+            except ScenarioError:
+                allowed = sorted(set(registered("policy")) | {label for label, _ in self.policies})
+                raise ScenarioError(flag, f"unknown policy {name!r}; allowed: "
+                                          f"{', '.join(allowed)}{did_you_mean(name, allowed)}"
+                                    ) from None
+        return chosen

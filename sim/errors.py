@@ -24,6 +24,25 @@ class ScenarioError(ValueError):
         return (type(self), (self.field, self.message))
 
 
+class FieldError(ValueError):
+    """A component's ``Config`` refuses one of its own fields.
+
+    ``field`` is the field's name inside the Config (``"inner_steps"``); the scenario loader
+    prefixes the table's dotted path (``policies.diloco.inner_steps``). A Config raises it from
+    ``__post_init__`` so that the loader names the field from this structured data, never by
+    reading the message.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def __reduce__(self) -> tuple:
+        """Pickle with both arguments (a refusal raised in a worker process reaches the loader)."""
+        return (type(self), (self.field, self.message))
+
+
 class SimFailure(Exception):
     """Base of every simulated failure delivered to a waiting process.
 

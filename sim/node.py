@@ -72,7 +72,8 @@ class Node:
         self.stragglers = stragglers
         self._straggler_rng = straggler_rng
         self._slot_free_s = [0.0] * slots  # a heap of the times each slot becomes free
-        self._tasks: dict[simpy.Event, list] = {}  # running and queued: event -> interval
+        # running and queued: event -> (start_s, end_s, recorder interval index)
+        self._tasks: dict[simpy.Event, tuple[float, float, int]] = {}
         self.tasks_done = 0
         self.is_up = True
         self._down_interval: int | None = None  # recorder index of the open "down" interval
@@ -91,7 +92,7 @@ class Node:
             raise ValueError("compute: give exactly one of seconds= or flops=")
         if flops is not None and not self.flops_per_s > 0:
             raise ValueError(f"compute: node {self.id}'s device has no FLOP rate; give seconds=")
-        nominal = seconds if seconds is not None else flops / self.flops_per_s
+        nominal = seconds if seconds is not None else float(flops) / self.flops_per_s  # type: ignore[arg-type]  # noqa: E501  (exactly one of them is given, checked above)
         if nominal < 0:
             raise ValueError(f"compute: work must be >= 0, got {nominal}")
         return nominal / self.speed

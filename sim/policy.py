@@ -3,7 +3,8 @@
 A policy starts SimPy processes that drive the engine (compute, transfers, collectives) and the
 learners (real torch steps). It reports its progress through :class:`RunContext`, which is also
 where the runner's stop conditions live. ``sim`` never imports a concrete policy: they register
-themselves by name with :func:`register_policy`, and :func:`get_policy` looks them up.
+themselves by name with :func:`register_policy` (kind ``"policy"`` of :mod:`sim.components`), and
+:func:`get_policy` looks them up.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import simpy
 
+from sim import components
+from sim.components import make_config
+
 if TYPE_CHECKING:
     from sim.config import RunConfig
     from sim.node import Node
-    from sim.world import World
-
-_REGISTRY: dict[str, type[Policy]] = {}
+    from sim.world import Environment, World
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,59 +67,42 @@ class Policy:
         """Name and parameters, for result tables."""
         return {"policy": self.name, **dataclasses.asdict(self.config)}
 
+    def summary(self) -> dict[str, Any] | None:
+        """Figures of this method to merge into the run's summary (optional).
 
-def make_config(config_cls: type, params: dict[str, Any], *, where: str) -> Any:
-    """Build ``config_cls`` from ``params``, naming the bad field on error."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    for key in params:
-        if key not in fields:
-            from sim.errors import did_you_mean
-
-            allowed = ", ".join(sorted(fields)) or "(none)"
-            raise ValueError(f"{where}.{key}: unknown parameter; allowed: {allowed}"
-                             f"{did_you_mean(key, sorted(fields))}")
-    try:
-        return config_cls(**params)
-    except (TypeError, ValueError) as exc:
-        message = str(exc)
-        head = message.split(":", 1)[0]
-        if head in fields:  # "inner_steps: must be >= 1" -> "policy.diloco.inner_steps: ..."
-            raise ValueError(f"{where}.{message}") from None
-        raise ValueError(f"{where}: {message}") from None
+        Called once after the run ends (also after a failed run, on what was recorded); keys
+        must not clash with the runner's own (``steps``, ``final_loss``, ...), which win.
+        """
+        return None
 
 
 def register_policy(name: str) -> Callable[[type[Policy]], type[Policy]]:
-    """Class decorator: make a policy available by ``name``."""
+    """Class decorator: make a policy available by ``name`` (its ``Config`` is its parameters)."""
 
     def decorate(cls: type[Policy]) -> type[Policy]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
+        old = _POLICIES.get(name)
+        if old is not None and old is not cls:
             raise ValueError(f"policy {name!r} registered twice")
         cls.name = name
-        _REGISTRY[name] = cls
+        _POLICIES[name] = cls
+        doc = (cls.__doc__ or "").strip().split("\n")[0]
+        components.register("policy", name, config=cls.Config, build=cls, summary=doc)
         return cls
 
     return decorate
 
 
+_POLICIES: dict[str, type[Policy]] = {}
+
+
 def policy_names() -> list[str]:
     """Every registered policy name, sorted."""
-    _load_builtin_policies()
-    return sorted(_REGISTRY)
+    return components.names("policy")
 
 
 def get_policy(name: str) -> type[Policy]:
     """The policy class registered as ``name``."""
-    _load_builtin_policies()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"policy.name: unknown policy {name!r}; allowed: {', '.join(sorted(_REGISTRY))}"
-        ) from None
-
-
-def _load_builtin_policies() -> None:
-    import policies  # noqa: F401  (registers the built-in methods)
+    return _POLICIES[components.component("policy", name, field="policy.name").name]
 
 
 @dataclass
@@ -143,7 +128,7 @@ class RunContext:
         self.stopped = self.world.env.event()
 
     @property
-    def env(self) -> simpy.Environment:
+    def env(self) -> Environment:
         """The world's SimPy environment."""
         return self.world.env
 

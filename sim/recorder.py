@@ -239,8 +239,8 @@ class Recorder:
             tid = ev["node"] if ev["node"] is not None else 0
             trace.append({"ph": "i", "pid": 0, "tid": tid, "s": "t" if ev["node"] is not None
                           else "g", "name": ev["kind"], "ts": _us(ev["time_s"]), "args": args})
-        for time_s, node, _, name, value in self._metrics:
-            if node is None:
+        for time_s, metric_node, _, name, value in self._metrics:
+            if metric_node is None:
                 trace.append({"ph": "C", "pid": 0, "tid": 0, "name": name, "ts": _us(time_s),
                               "args": {name: value}})
         return {"traceEvents": trace, "displayTimeUnit": "ms"}

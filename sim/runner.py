@@ -24,9 +24,10 @@ from typing import Any
 
 import pandas as pd
 
-from sim.config import Scenario
+from sim import components
+from sim.config import PolicyConfig, Scenario
 from sim.errors import ScenarioError
-from sim.policy import Policy, RunContext, get_policy
+from sim.policy import Policy, RunContext
 from sim.world import World
 
 
@@ -51,6 +52,12 @@ class Result:
     error: str | None = None
     stop_detail: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    policy_figures: dict[str, Any] = field(default_factory=dict)
+    """The policy's own figures (its ``Policy.summary`` hook), merged into :attr:`summary`."""
+    policy_defaults: bool = False
+    """True when the scenario does not configure the policy and it ran with its defaults."""
+    label: str | None = None
+    """The name the run was asked for (a ``[policies]`` label or a policy name)."""
 
     @property
     def recorder(self):
@@ -78,7 +85,9 @@ class Result:
         """The figures every interface reports (CLI ``--json`` prints exactly this)."""
         rec = self.world.recorder.summary()
         return {
+            **self.policy_figures,
             "policy": self.policy,
+            "policy_defaults": self.policy_defaults,
             "scenario": self.scenario.name,
             "seed": self.scenario.seed,
             "sim_time_s": rec["sim_time_s"],
@@ -124,12 +133,23 @@ class RunFailed(RuntimeError):
 
 
 def make_policy(scenario: Scenario, policy: str | Policy | None = None) -> Policy:
-    """The policy to run: an instance, a registered name, or the scenario's own."""
+    """The policy to run: an instance, or a label / name resolved by the scenario.
+
+    A name is resolved by :meth:`Scenario.policy_config` (the one rule of every entry point):
+    a ``[policies.<label>]`` table's parameters, the ``[policy]``'s, or the policy's defaults.
+    """
     if isinstance(policy, Policy):
         return policy
-    name = policy or scenario.policy.name
-    params = scenario.policy.params if name == scenario.policy.name else {}
-    return get_policy(name)(**params)
+    _label, config = scenario.policy_config(policy)
+    return build_policy(config)
+
+
+def build_policy(config: PolicyConfig) -> Policy:
+    """Build the policy a :class:`PolicyConfig` describes (its typed Config when it has one)."""
+    entry = components.component("policy", config.name, field="policy.name")
+    if config.config is not None:
+        return entry.build(config.config)
+    return entry.build(**config.params)
 
 
 def build_workload(scenario: Scenario, world: World) -> Any:
@@ -146,7 +166,13 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
         progress: bool = False) -> Result:
     """Run ``policy`` (default: the scenario's) on ``scenario`` and return the :class:`Result`."""
     wall_start = time.perf_counter()
-    pol = make_policy(scenario, policy)
+    label: str | None = None
+    policy_config: PolicyConfig | None = None
+    if isinstance(policy, Policy):
+        pol = policy
+    else:
+        label, policy_config = scenario.policy_config(policy)
+        pol = build_policy(policy_config)
     world = World.build(scenario)
     workload = build_workload(scenario, world)
     ctx = RunContext(world, workload, scenario.run)
@@ -196,17 +222,28 @@ def run(scenario: Scenario, policy: str | Policy | None = None, *,
     except Exception as exc:  # keep what was recorded, then report
         error = exc
     world.recorder.finish(env.now)
+    figures = _policy_figures(pol)
     result = Result(
         scenario=scenario, policy=pol.name, params=_params(pol), world=world, steps=ctx.steps,
         final_loss=ctx.last_eval_loss, optimum_loss=getattr(workload, "optimum_loss", None),
         time_to_target_s=ctx.time_to_target_s, stop_reason=ctx.stop_reason or "error",
         wall_time_s=time.perf_counter() - wall_start,
         stop_detail=getattr(ctx, "stop_detail", None),
-        error=None if error is None else f"{type(error).__name__}: {error}")
+        error=None if error is None else f"{type(error).__name__}: {error}",
+        policy_figures=figures, label=label or pol.name,
+        policy_defaults=policy_config is not None and not policy_config.configured)
     if error is not None:
         raise RunFailed(f"run of {pol.name!r} on {scenario.name!r} failed at "
                         f"t={env.now:.6g}s: {result.error}", result) from error
     return result
+
+
+def _policy_figures(pol: Policy) -> dict[str, Any]:
+    """The policy's summary hook; a hook that fails is reported, not allowed to hide the run."""
+    try:
+        return dict(pol.summary() or {})
+    except Exception as exc:  # noqa: BLE001  (the run's own figures must still come back)
+        return {"policy_summary_error": f"{type(exc).__name__}: {exc}"}
 
 
 def setup_error(policy: str, exc: ValueError) -> ScenarioError:
@@ -218,7 +255,7 @@ def setup_error(policy: str, exc: ValueError) -> ScenarioError:
     """
     if isinstance(exc, ScenarioError):
         return exc
-    from sim.scenario import _as_scenario_error
+    from sim.sections import _as_scenario_error
 
     message = " ".join(str(exc).split())
     prefix = f"policy.{policy}"

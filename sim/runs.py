@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.backends import Backend, SerialBackend
+from sim.records import record_of
 
 __all__ = ["Execution", "RunTask", "detach", "execute", "load_records", "run_key",
            "run_record", "run_result"]
@@ -88,19 +89,21 @@ def run_record(task: RunTask, run_fn: Callable[..., Any] | None = None) -> dict[
     The record holds ``key``, ``point``, ``policy``, ``status``, ``record`` (the run's
     ``--json`` figures) or ``error`` and ``traceback``, and ``wall_time_s``.
     """
-    from sim.compare import normalize_policies, record_of
     from sim.scenario import parse_spec
 
     record: dict[str, Any] = {"key": task.key, "point": task.point, "policy": task.policy}
     started = time.perf_counter()
     try:
         _set_threads(task.torch_threads)
+        if task.raw is None:
+            raise ValueError(f"run task {task.key!r}: no scenario table to run")
         spec = parse_spec(task.raw, base_dir=task.base_dir)
-        scenario, chosen = normalize_policies(spec, [task.policy] if task.policy else None)
-        label, config = chosen[0]
+        label, config = spec.policy_configs([task.policy] if task.policy else None)[0]
         if run_fn is None:
-            from sim.runner import run as run_fn
-        result = run_fn(dataclasses.replace(scenario, policy=config))
+            from sim.runner import run as default_run
+
+            run_fn = default_run
+        result = run_fn(dataclasses.replace(spec, policy=config))
         record.update(status="ok", record=record_of(result, label))
     except Exception as exc:  # a failed run is a result of the sweep, not the end of it
         record.update(status="error", error=f"{type(exc).__name__}: {exc}",

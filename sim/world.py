@@ -12,9 +12,10 @@ from __future__ import annotations
 import gc
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import simpy
 
 from sim.network import network_class
@@ -99,7 +100,7 @@ class World:
                  uplink_Bps: float | None = None, downlink_Bps: float | None = None,
                  access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
                  device: Any = None, flops_per_s: float | Sequence[float] | None = None,
-                 speeds: Sequence[float] | None = None, stragglers: Any = None,
+                 speeds: Sequence[float] | np.ndarray | None = None, stragglers: Any = None,
                  slots: int = 1, memory_bytes: float | None = None) -> None:
         self.env = Environment()
         self.seeds = SeedTree(seed)
@@ -137,7 +138,12 @@ class World:
     @classmethod
     def build(cls, scenario: Any, *, horizon_s: float | None = None) -> World:
         """Build the world a :class:`sim.config.Scenario` describes (failures scheduled)."""
-        from sim.faults import make_failure_model, make_straggler_model, speed_multipliers
+        from sim.faults import (
+            FailureEvent,
+            make_failure_model,
+            make_straggler_model,
+            speed_multipliers,
+        )
         from sim.faults.injector import start_injector
         from workloads import get_device
 
@@ -154,8 +160,11 @@ class World:
                                        rng=seeds.generator("world", "speeds"), **speed_spec)
         stragglers = None
         if faults.stragglers:
-            stragglers = make_straggler_model(dict(faults.stragglers), num_nodes=cluster.num_nodes,
-                                              rng=seeds.generator("world", "straggler_pattern"))
+            rng = seeds.generator("world", "straggler_pattern")
+            stragglers = (make_straggler_model(dict(faults.stragglers),
+                                               num_nodes=cluster.num_nodes, rng=rng)
+                          if isinstance(faults.stragglers, Mapping)
+                          else faults.stragglers.build(num_nodes=cluster.num_nodes, rng=rng))
         world = cls(topology, seed=scenario.seed, network=net.model,
                     transport=net.transport, tcp=net.tcp, uplink_Bps=net.uplink_Bps,
                     downlink_Bps=net.downlink_Bps, access_latency_s=net.access_latency_s,
@@ -164,9 +173,10 @@ class World:
                     memory_bytes=cluster.memory_bytes)
         horizon = horizon_s or scenario.run.until_s or DEFAULT_FAILURE_HORIZON_S
         world.failure_horizon_s = horizon if faults.failures else None
-        events = []
+        events: list[FailureEvent] = []
         for i, spec in enumerate(faults.failures):
-            model = make_failure_model(dict(spec))
+            # a spec table of a built-in model, or the typed Config of a registered one
+            model = make_failure_model(dict(spec)) if isinstance(spec, Mapping) else spec.build()
             drawn = model.schedule(num_nodes=cluster.num_nodes, horizon_s=horizon,
                                    rng=seeds.generator("world", "failures", i))
             check_fault_sites(drawn, topology.graph, f"faults.failures[{i}]")

@@ -12,7 +12,8 @@ stage can be stepped, reset or re-scaled on its own.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,8 @@ class GroupOptimizer:
         rounding only (tests/workloads/test_learner_lean.py states and checks the tolerance).
         """
         cfg = self.cfg
+        cls: type[torch.optim.Optimizer]
+        kwargs: dict[str, Any]
         if cfg.optimizer == "adamw":
             cls, kwargs = torch.optim.AdamW, {"betas": (cfg.adam_beta1, cfg.adam_beta2)}
         else:
@@ -107,11 +110,11 @@ def _supports_fused(params: list[nn.Parameter]) -> bool:
     )
 
 
-def _flatten(tensors: list[torch.Tensor]) -> torch.Tensor:
+def _flatten(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.detach().reshape(-1).float().cpu() for t in tensors])
 
 
-def _unflatten_into(tensors: list[torch.Tensor], flat: torch.Tensor, what: str) -> None:
+def _unflatten_into(tensors: Sequence[torch.Tensor], flat: torch.Tensor, what: str) -> None:
     total = sum(t.numel() for t in tensors)
     if flat.dim() != 1 or flat.numel() != total:
         raise ValueError(
@@ -234,7 +237,7 @@ class Learner:
                 else:
                     p.grad.zero_()
         elif grads:
-            torch._foreach_zero_(grads)
+            torch._foreach_zero_(grads)  # type: ignore[arg-type]  # no None: checked above
 
     def grad_norm(self) -> float:
         """L2 norm of the whole current gradient."""
@@ -277,7 +280,8 @@ class Learner:
     def set_flat_grad(self, flat: torch.Tensor) -> None:
         """Overwrite the gradient (e.g. with the peers' average) from a 1-D vector."""
         self.zero_grad()
-        _unflatten_into([p.grad for p in self.params], flat, "set_flat_grad")
+        grads = [p.grad for p in self.params]  # zero_grad() left a tensor in every .grad
+        _unflatten_into(grads, flat, "set_flat_grad")  # type: ignore[arg-type]
 
     # ---- checkpoints -----------------------------------------------------------------------
 

@@ -142,4 +142,5 @@ class PipelineLearner(Learner):
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        _unflatten_into([p.grad for p in params], flat, f"set_stage_flat_grad({stage})")
+        grads = [p.grad for p in params]  # every .grad was filled just above
+        _unflatten_into(grads, flat, f"set_stage_flat_grad({stage})")  # type: ignore[arg-type]

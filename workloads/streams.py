@@ -35,7 +35,7 @@ class BatchStream(Protocol):
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
-    return copy.deepcopy(rng.bit_generator.state)
+    return copy.deepcopy(dict(rng.bit_generator.state))
 
 
 class MarkovStream:

@@ -77,3 +77,24 @@ __all__ = [
     "start_injector",
     "write_failure_trace",
 ]
+
+
+def _register_fault_models() -> None:
+    """Make every straggler and failure model a ``sim.components`` entry (``dtsim list``).
+
+    These models still take their scenario table (a spec dict in SI units) rather than a typed
+    Config: ``build(spec, **context)`` is :func:`make_straggler_model` or
+    :func:`make_failure_model`.
+    """
+    from sim import components
+    from sim.faults import failures, stragglers
+
+    for kind, module, make in (("stragglers", stragglers, make_straggler_model),
+                               ("failures", failures, make_failure_model)):
+        for name, (required, optional) in module.PARAMETERS.items():
+            components.register(kind, name, build=make,
+                                parameters=(*sorted(required), *sorted(optional)),
+                                summary=f"{kind} model {name!r}")
+
+
+_register_fault_models()

@@ -59,7 +59,8 @@ class Downtime:
         unknown = sorted(set(params) - allowed)
         if unknown:
             raise ValueError(f"downtime: unknown parameter(s) {unknown}; allowed {sorted(allowed)}")
-        return cls(**{k: (v if k == "dist" else float(v)) for k, v in params.items()})
+        values: dict[str, Any] = {k: (v if k == "dist" else float(v)) for k, v in params.items()}
+        return cls(**values)
 
     def sample(self, rng: np.random.Generator) -> float | None:
         """Draw one downtime in seconds (``None`` for ``never``)."""

@@ -19,6 +19,8 @@ Models (rates per second, durations in seconds; the scenario layer converts unit
 - :class:`GroupFailures`: every replica of a pipeline stage at once, with per-iteration
   probability ``p_iter = 1 - (1 - p_hour)^(T_iter / 3600)`` (CheckFree's model).
 - :class:`TraceFailures`: replay a CSV (see :mod:`sim.faults.traces`).
+
+A schedule's events are :class:`~sim.faults.events.FailureEvent` (re-exported here).
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sim.errors import did_you_mean
 from sim.faults.downtime import Downtime
-
-FAILURE_KINDS = ("crash", "preempt", "link_down", "partition", "group")
+from sim.faults.events import FailureEvent, sort_events
+from sim.faults.traces import read_failure_trace
 
 #: Seconds in the "month" of spot interruption-frequency buckets (30 days).
 SECONDS_PER_MONTH = 30 * 24 * 3600.0
@@ -47,74 +49,6 @@ SPOT_MONTHLY_BUCKETS: dict[str, float] = {
     "15-20%": 0.175,
     ">20%": 0.25,
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class FailureEvent:
-    """One fault in a schedule.
-
-    time_s:
-        When the fault strikes (for ``preempt``: the kill, not the notice), seconds.
-    kind:
-        ``"crash"``, ``"preempt"``, ``"link_down"``, ``"partition"`` or ``"group"``.
-    nodes:
-        Node ids that go down (crash, preempt, group).
-    links:
-        Topology links ``(u, v)`` (site names) that go down (link_down; partition once its
-        cut is known).
-    groups:
-        Partition only: the groups of sites that can no longer reach each other; every link
-        between two groups goes down (resolved against the topology by the injector when
-        ``links`` is empty).
-    duration_s:
-        How long the fault lasts, seconds; ``None`` means it never comes back.
-    notice_s:
-        Warning before the fault strikes, seconds (spot preemption); the notice is given at
-        ``time_s - notice_s``.
-    """
-
-    time_s: float
-    kind: str
-    nodes: tuple[int, ...] = ()
-    links: tuple[tuple[str, str], ...] = ()
-    groups: tuple[tuple[str, ...], ...] = ()
-    duration_s: float | None = None
-    notice_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAILURE_KINDS:
-            raise ValueError(
-                f"FailureEvent.kind must be one of {list(FAILURE_KINDS)}, got {self.kind!r}"
-            )
-        if not (math.isfinite(self.time_s) and self.time_s >= 0.0):
-            raise ValueError(f"FailureEvent.time_s must be finite and >= 0, got {self.time_s!r}")
-        if self.duration_s is not None and not (
-            math.isfinite(self.duration_s) and self.duration_s >= 0.0
-        ):
-            raise ValueError(
-                "FailureEvent.duration_s must be >= 0 or None (never back), "
-                f"got {self.duration_s!r}"
-            )
-        if not (math.isfinite(self.notice_s) and 0.0 <= self.notice_s <= self.time_s):
-            raise ValueError(
-                f"FailureEvent.notice_s must be in [0, time_s={self.time_s}], got {self.notice_s!r}"
-            )
-        if self.kind in ("crash", "preempt", "group") and not self.nodes:
-            raise ValueError(f"a {self.kind!r} FailureEvent needs nodes")
-        if self.kind == "link_down" and not self.links:
-            raise ValueError("a 'link_down' FailureEvent needs links")
-        if self.kind == "partition" and not (self.links or self.groups):
-            raise ValueError("a 'partition' FailureEvent needs groups or links")
-
-    @property
-    def sort_key(self) -> tuple:
-        """Order of events in a schedule: time, then nodes, kind and links (deterministic)."""
-        return (self.time_s, self.nodes, self.kind, self.links, self.groups)
-
-
-def sort_events(events: Iterable[FailureEvent]) -> list[FailureEvent]:
-    """Return ``events`` sorted by :attr:`FailureEvent.sort_key`."""
-    return sorted(events, key=lambda event: event.sort_key)
 
 
 # ---------------------------------------------------------------- models
@@ -193,7 +127,7 @@ class PoissonCrashes(FailureModel):
         self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
     ) -> list[FailureEvent]:
         """Draw each node's alternating up/down renewal process, node 0 first."""
-        events = []
+        events: list[FailureEvent] = []
         if self.rate_per_s == 0.0:
             return events
         notice_s = self.notice_s
@@ -458,8 +392,6 @@ class TraceFailures(FailureModel):
     @classmethod
     def from_csv(cls, path: str) -> TraceFailures:
         """Load a failure trace CSV (format in :mod:`sim.faults.traces`)."""
-        from sim.faults.traces import read_failure_trace
-
         return cls(read_failure_trace(path))
 
     def schedule(
@@ -492,14 +424,28 @@ class CombinedFailures(FailureModel):
 
 # ---------------------------------------------------------------- scenario dict -> model
 
-FAILURE_MODELS = ("none", "poisson", "spot", "link_down", "partition", "group", "trace")
+_DOWN = frozenset({"downtime_s", "downtime", "rejoin", "exempt"})
+
+PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "none": (frozenset(), frozenset()),
+    "poisson": (frozenset({"rate_per_s"}), _DOWN),
+    "spot": (frozenset(), _DOWN | {"rate_per_s", "monthly_fraction", "monthly_bucket",
+                                    "notice_s"}),
+    "link_down": (frozenset({"links", "start_s"}), frozenset({"duration_s"})),
+    "partition": (frozenset({"groups", "start_s"}), frozenset({"duration_s"})),
+    "group": (frozenset({"groups", "p_hour", "iteration_s"}),
+              frozenset({"rejoin_delay_s", "exempt"})),
+    "trace": (frozenset({"path"}), frozenset()),
+}
+"""(required, optional) parameters of each failure model, in SI units."""
+
+FAILURE_MODELS = tuple(PARAMETERS)
 
 _FIELD = "faults.failures"
 
 
-def _params(spec: Mapping[str, Any], name: str, required: set[str], optional: set[str]) -> dict:
-    from sim.errors import did_you_mean
-
+def _params(spec: Mapping[str, Any], name: str) -> dict:
+    required, optional = PARAMETERS[name]
     params = {k: v for k, v in spec.items() if k != "model"}
     unknown = sorted(set(params) - required - optional)  # first: a typo also makes a key missing
     if unknown:
@@ -544,13 +490,12 @@ def make_failure_model(
     name = spec.get("model")
     if name not in FAILURE_MODELS:
         raise ValueError(f"{_FIELD}.model must be one of {list(FAILURE_MODELS)}, got {name!r}")
-    down = {"downtime_s", "downtime", "rejoin", "exempt"}
     try:
         if name == "none":
-            _params(spec, name, set(), set())
+            _params(spec, name)
             return NoFailures()
         if name == "poisson":
-            p = _params(spec, name, {"rate_per_s"}, down)
+            p = _params(spec, name)
             return PoissonCrashes(
                 p["rate_per_s"],
                 _downtime(p),
@@ -559,7 +504,7 @@ def make_failure_model(
             )
         if name == "spot":
             rates = {"rate_per_s", "monthly_fraction", "monthly_bucket"}
-            p = _params(spec, name, set(), rates | down | {"notice_s"})
+            p = _params(spec, name)
             given = sorted(rates & set(p))
             if len(given) != 1:
                 raise ValueError(
@@ -567,9 +512,8 @@ def make_failure_model(
                 )
             rate = p.get("rate_per_s")
             if rate is None:
-                rate = SpotPreemption.rate_from_monthly(
-                    p.get("monthly_fraction", p.get("monthly_bucket"))
-                )
+                monthly = p["monthly_fraction"] if "monthly_fraction" in p else p["monthly_bucket"]
+                rate = SpotPreemption.rate_from_monthly(monthly)
             return SpotPreemption(
                 rate,
                 notice_s=p.get("notice_s", 120.0),
@@ -578,15 +522,13 @@ def make_failure_model(
                 exempt=p.get("exempt", ()),
             )
         if name == "link_down":
-            p = _params(spec, name, {"links", "start_s"}, {"duration_s"})
+            p = _params(spec, name)
             return LinkDown(p["links"], p["start_s"], p.get("duration_s"))
         if name == "partition":
-            p = _params(spec, name, {"groups", "start_s"}, {"duration_s"})
+            p = _params(spec, name)
             return Partition(p["groups"], p["start_s"], p.get("duration_s"))
         if name == "group":
-            p = _params(
-                spec, name, {"groups", "p_hour", "iteration_s"}, {"rejoin_delay_s", "exempt"}
-            )
+            p = _params(spec, name)
             return GroupFailures(
                 p["groups"],
                 p["p_hour"],
@@ -594,7 +536,7 @@ def make_failure_model(
                 p.get("rejoin_delay_s", 0.0),
                 p.get("exempt", (0,)),
             )
-        p = _params(spec, name, {"path"}, set())
+        p = _params(spec, name)
         return TraceFailures.from_csv(p["path"])
     except ValueError as err:
         if str(err).startswith(_FIELD):

@@ -102,13 +102,13 @@ class FaultInjector:
             node.recover()
 
     def _take_link_down(self, u: str, v: str) -> None:
-        key = tuple(sorted((u, v)))
+        key = (u, v) if u <= v else (v, u)
         self._link_causes[key] += 1
         if self._link_causes[key] == 1:
             self.world.network.set_link_state(u, v, False)
 
     def _bring_link_up(self, u: str, v: str) -> None:
-        key = tuple(sorted((u, v)))
+        key = (u, v) if u <= v else (v, u)
         self._link_causes[key] -= 1
         assert self._link_causes[key] >= 0, "more link-ups than link-downs"
         if self._link_causes[key] == 0:

@@ -579,23 +579,27 @@ class PerNodeModels(StragglerModel):
 
 # ---------------------------------------------------------------- scenario dict -> model
 
-STRAGGLER_MODELS = (
-    "none",
-    "shifted_exponential",
-    "pareto",
-    "lognormal",
-    "bimodal",
-    "gilbert_elliott",
-    "bursty",
-    "trace",
-    "per_node",
-)
+PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "none": (frozenset(), frozenset()),
+    "shifted_exponential": (frozenset({"mu"}), frozenset({"shift"})),
+    "pareto": (frozenset({"alpha"}), frozenset({"scale"})),
+    "lognormal": (frozenset({"sigma"}), frozenset({"mu"})),
+    "bimodal": (frozenset({"p", "slowdown"}), frozenset()),
+    "gilbert_elliott": (frozenset({"p_good_to_bad", "p_bad_to_good", "slowdown"}), frozenset()),
+    "bursty": (frozenset({"B", "W", "lam", "num_rounds", "slowdown"}), frozenset({"intensity"})),
+    "trace": (frozenset({"path"}), frozenset({"nominal_s"})),
+    "per_node": (frozenset(), frozenset({"models", "shifts", "rates"})),
+}
+"""(required, optional) parameters of each straggler model, in SI units."""
+
+STRAGGLER_MODELS = tuple(PARAMETERS)
 
 _FIELD = "faults.stragglers"
 
 
-def _take(spec: Mapping[str, Any], name: str, required: set[str], optional: set[str]) -> dict:
+def _take(spec: Mapping[str, Any], name: str) -> dict:
     """Check a spec's parameter names and return them (without ``model``)."""
+    required, optional = PARAMETERS[name]
     params = {k: v for k, v in spec.items() if k != "model"}
     missing = sorted(required - set(params))
     if missing:
@@ -633,24 +637,24 @@ def make_straggler_model(
         raise ValueError(f"{_FIELD}.model must be one of {list(STRAGGLER_MODELS)}, got {name!r}")
     try:
         if name == "none":
-            _take(spec, name, set(), set())
+            _take(spec, name)
             return NoStragglers()
         if name == "shifted_exponential":
-            return ShiftedExponential(**_take(spec, name, {"mu"}, {"shift"}))
+            return ShiftedExponential(**_take(spec, name))
         if name == "pareto":
-            return Pareto(**_take(spec, name, {"alpha"}, {"scale"}))
+            return Pareto(**_take(spec, name))
         if name == "lognormal":
-            return LogNormal(**_take(spec, name, {"sigma"}, {"mu"}))
+            return LogNormal(**_take(spec, name))
         if name == "bimodal":
-            return Bimodal(**_take(spec, name, {"p", "slowdown"}, set()))
+            return Bimodal(**_take(spec, name))
         if name == "gilbert_elliott":
             return GilbertElliott(
-                **_take(spec, name, {"p_good_to_bad", "p_bad_to_good", "slowdown"}, set())
+                **_take(spec, name)
             )
         if name == "trace":
-            return TraceReplay.from_csv(**_take(spec, name, {"path"}, {"nominal_s"}))
+            return TraceReplay.from_csv(**_take(spec, name))
         if name == "bursty":
-            params = _take(spec, name, {"B", "W", "lam", "num_rounds", "slowdown"}, {"intensity"})
+            params = _take(spec, name)
             if num_nodes is None or rng is None:
                 raise ValueError(
                     f"{_FIELD}: model 'bursty' needs num_nodes and rng to draw its pattern"
@@ -668,7 +672,7 @@ def make_straggler_model(
             )
             return BurstyPattern(pattern, params["slowdown"])
         # per_node
-        params = _take(spec, name, set(), {"models", "shifts", "rates"})
+        params = _take(spec, name)
         if "models" in params:
             if "shifts" in params or "rates" in params:
                 raise ValueError(f"{_FIELD}: give either models or shifts/rates, not both")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.faults.failures import FailureEvent, sort_events
+from sim.faults.events import FailureEvent, sort_events
 
 FAILURE_TRACE_COLUMNS = ("time_s", "kind", "nodes", "links", "groups", "duration_s", "notice_s")
 
@@ -108,11 +108,10 @@ def read_failure_trace(path: str | Path) -> list[FailureEvent]:
     for line, row in enumerate(rows, start=2):
         try:
             nodes = tuple(int(n) for n in row.get("nodes", "").split(";") if n.strip())
-            links = tuple(
-                tuple(pair.split(":", 1)) for pair in row.get("links", "").split(";") if pair
-            )
-            if any(len(link) != 2 for link in links):
+            pairs = [pair.split(":", 1) for pair in row.get("links", "").split(";") if pair]
+            if any(len(pair) != 2 for pair in pairs):
                 raise ValueError(f"links must be u:v pairs separated by ';', got {row['links']!r}")
+            links = tuple((u, v) for u, v in pairs)
             groups = tuple(
                 tuple(site for site in group.split(";") if site)
                 for group in row.get("groups", "").split("|")
@@ -126,7 +125,7 @@ def read_failure_trace(path: str | Path) -> list[FailureEvent]:
                     links=links,
                     groups=groups,
                     duration_s=_optional_float(row.get("duration_s", ""), None),
-                    notice_s=_optional_float(row.get("notice_s", ""), 0.0),
+                    notice_s=_optional_float(row.get("notice_s", ""), 0.0) or 0.0,
                 )
             )
         except ValueError as err:

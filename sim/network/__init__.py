@@ -5,6 +5,8 @@ byte) or ``tcp`` (connections with slow start, a window cap and header overhead,
 :mod:`sim.network.tcp`).
 """
 
+import dataclasses
+
 from sim.network.base import Delivery, Flow, Network
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
@@ -12,6 +14,22 @@ from sim.network.tcp import TCP_MODELS, TcpConfig, TcpTransport
 
 MODELS: dict[str, type[Network]] = {"ideal": IdealNetwork, "maxmin": MaxMinNetwork}
 TRANSPORTS = ("fluid", "tcp")
+
+
+def _register() -> None:
+    from sim import components
+
+    for name, cls in MODELS.items():
+        components.register("network", name, build=cls,
+                            summary=(cls.__doc__ or "").strip().split("\n")[0])
+    components.register("transport", "fluid", build=lambda model: MODELS[model],
+                        summary="bytes move at the network model's rate from the first byte")
+    components.register("transport", "tcp", build=lambda model: TCP_MODELS[model],
+                        summary="connections with slow start, a window cap and header overhead",
+                        parameters=tuple(f.name for f in dataclasses.fields(TcpConfig)))
+
+
+_register()
 
 
 def network_class(model: str, transport: str = "fluid") -> type[Network]:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sim.world import World
 
 INF = math.inf
-_UNKNOWN = object()  # a route not computed yet (``None`` is a computed "no path")
+_UNKNOWN: Any = object()  # a route not computed yet (``None`` is a computed "no path")
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,7 @@ class Network:
         a, b = self.node_sites[src], self.node_sites[dst]
         if a == b:
             inner = self._local.get(a)
+            core: tuple[int, ...]
             core, core_lat = ((inner[0],), inner[1]) if inner else ((), 0.0)
         else:
             found = self._site_route(a, b)
@@ -244,10 +245,10 @@ class Network:
         found = None if reason else self.route(src, dst)
         if reason is None and found is None:
             reason = f"no working path from node {src} to node {dst}"
-        if reason is not None:
+        if reason is not None or found is None:
             rec.bytes_cut[src] += nbytes
             event.defused = True
-            return event.fail(TransferCut(src, dst, nbytes, 0.0, reason))
+            return event.fail(TransferCut(src, dst, nbytes, 0.0, reason or "no route"))
         self._launch(src, dst, float(nbytes), found, event, label, now)
         return event
 
@@ -347,10 +348,10 @@ class Network:
 
     def set_link_state(self, u: str, v: str, up: bool) -> None:
         """Take the topology edge ``u - v`` (both directions) down or up; cut flows across it."""
-        links = [self._edge_link.get((u, v)), self._edge_link.get((v, u))]
-        if links[0] is None:
+        forward, backward = self._edge_link.get((u, v)), self._edge_link.get((v, u))
+        if forward is None or backward is None:
             raise ValueError(f"faults: no topology edge between {u!r} and {v!r}")
-        for link in links:
+        for link in (forward, backward):
             self.link_up[link] = up
         self._routes.clear()
         self._paths_from.clear()
@@ -358,7 +359,7 @@ class Network:
         self.world.recorder.event("link_up" if up else "link_down", link=f"{u}-{v}")
         if not up:
             for flow in list(self._flows.values()):
-                if flow.state != "done" and any(link in flow.links for link in links):
+                if flow.state != "done" and (forward in flow.links or backward in flow.links):
                     self.cut(flow, f"link {u}-{v} went down")
         changed, self._link_change = self._link_change, self.env.event()
         changed.succeed((u, v, up))

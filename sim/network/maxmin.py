@@ -146,7 +146,7 @@ class MaxMinNetwork(Network):
             event = simpy.Event(self.env)
             event._ok, event._value = True, None  # a triggered event, processed at LATE
             event.callbacks.append(self._rerate_pending)
-            self.env.schedule(event, LATE)
+            self.env.schedule(event, LATE)  # type: ignore[arg-type]  # simpy's int priority
             self._pending_event = event
 
     def _rerate_pending(self, _event: simpy.Event) -> None:

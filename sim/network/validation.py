@@ -12,6 +12,7 @@ time, so the test suite can compare dtsim with the shipped reference tables with
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,8 +98,8 @@ def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
     up = tuple(r / 8 for r in case.rate_bps)
     down = tuple(r / 8 for r in case.down_bps) if case.down_bps else up
     topo = replace(topo, uplink_Bps=up, downlink_Bps=down, access_latency_s=tuple(case.delay_s))
-    extra = {"tcp": tcp} if transport == "tcp" else {}
-    world = World(topo, network=model, transport=transport, **extra)
+    world = World(topo, network=model, transport=transport,
+                  tcp=tcp if transport == "tcp" else None)
     messages = case.messages
     delivered = [-1.0] * len(messages)
     launched = [False] * len(messages)
@@ -112,7 +113,7 @@ def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
                 continue
             launched[m] = True
             ev = net.transfer(msg.src, msg.dst, msg.nbytes)
-            ev.callbacks.append(lambda e, m=m: on_delivery(m, e))
+            ev.callbacks.append(functools.partial(on_delivery, m))
 
     def on_delivery(m: int, ev) -> None:
         delivered[m] = ev.value.end_s

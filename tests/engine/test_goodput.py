@@ -69,3 +69,21 @@ def test_goodput_is_at_most_busy_and_idle_plus_goodput_at_most_one():
     up = float((b.busy_s + b.comm_s + b.idle_s).sum())
     assert rec.goodput() == pytest.approx(float(b.busy_s.sum()) / up)   # nothing lost
     assert rec.goodput() + rec.idle_fraction() <= 1.0 + 1e-12
+
+
+def test_a_failed_diloco_worker_loses_its_steps_since_its_last_round(tmp_path):
+    from tests.data_parallel.helpers import crash_trace, run_policy, tiny_scenario
+
+    fail_s = 0.2
+    scen = tiny_scenario("diloco", nodes=4, steps=60, inner_steps=4, timing_only=True,
+                         failures=crash_trace(tmp_path, [(fail_s, 2, 0.4)]))
+    result, pol = run_policy(scen)
+    h = result.history
+    syncs = h[(h.metric == "sync_s") & (h.node == 2) & (h.time_s < fail_s)]
+    resumed_s = float(syncs.time_s.max())      # its last completed round
+    # lost: the steps it computed since (at most one block of H = 4), not the waiting after
+    lost_s = min(fail_s - resumed_s, 4 * pol.step_s)
+    assert fail_s - resumed_s > 4 * pol.step_s  # here: a whole block, then waiting (comm)
+    g = result.recorder.goodput_breakdown().set_index("node")
+    assert g.loc[2, "discarded_s"] == pytest.approx(lost_s)
+    assert g.loc[[0, 1, 3], "discarded_s"].tolist() == [0.0, 0.0, 0.0]

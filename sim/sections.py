@@ -1,0 +1,385 @@
+"""Each validated section of a scenario file -> its typed config (SI units).
+
+The file's shape is checked by :mod:`sim.fileformat`; here every value is checked against what
+it names: the device profile, the topology preset and its parameters, the fault models, the
+workload's parts and the policy's own ``Config`` (through :func:`sim.components.config_from_table`).
+Every error is a :class:`~sim.errors.ScenarioError` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sim.components import component, config_from_table, find, names
+from sim.config import (
+    ClusterConfig,
+    FaultsConfig,
+    NetworkConfig,
+    PolicyConfig,
+    RunConfig,
+)
+from sim.errors import ScenarioError, did_you_mean
+from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
+from sim.network.tcp import TcpConfig
+from sim.tables import check_param_types as _check_param_types
+from sim.tables import check_param_units as _check_param_units
+from sim.tables import si_params
+from topologies import from_edgelist, get_topology
+
+__all__ = ["cluster_config", "faults_config", "network_config", "policy_config", "run_config",
+           "workload_config"]
+
+
+def cluster_config(section: ClusterSection) -> ClusterConfig:
+    """``[cluster]`` -> :class:`ClusterConfig` (device profile and speed model checked)."""
+    speed = section.speed
+    if isinstance(speed, list):
+        speed = {"dist": "list", "values": [float(v) for v in speed]}
+    speed = dict(speed)
+    if speed:
+        import numpy as np
+
+        from sim.faults.stragglers import speed_multipliers
+
+        params = {k: v for k, v in speed.items() if k != "dist"}
+        try:
+            speed_multipliers(section.nodes, dist=speed.get("dist", "constant"),
+                              rng=np.random.default_rng(0), **params)
+        except (TypeError, ValueError) as exc:
+            raise _as_scenario_error("cluster.speed", exc) from None
+    _check_device(section.device)
+    return ClusterConfig(num_nodes=section.nodes, device=section.device, speed=speed,
+                         compute_slots=section.compute_slots, memory_bytes=section.memory)
+
+
+def _check_device(name: str) -> None:
+    if find("device", name) is None and find("device", name.lower()) is None:
+        raise ScenarioError("cluster.device", f"unknown device {name!r}; allowed: "
+                                              f"{', '.join(names('device'))}")
+
+
+def _is_path_like(text: str) -> bool:
+    return "/" in text or "\\" in text or Path(text).suffix.lower() in (
+        ".csv", ".txt", ".edgelist", ".graphml", ".json", ".gml")
+
+
+def network_config(section: NetworkSection, num_nodes: int, base: Path) -> NetworkConfig:
+    """``[network]`` -> :class:`NetworkConfig` (a preset built once, or a graph file found)."""
+    params = si_params(section.topology_params, "network.topology_params")
+    topology = section.topology
+    if find("topology", topology) is None:
+        if not _is_path_like(topology):
+            raise ScenarioError("network.topology", f"unknown preset {topology!r}; allowed: "
+                                f"{', '.join(names('topology'))}, or a path to an edge-list file")
+        path = Path(topology).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise ScenarioError("network.topology", f"topology file {topology!r} does not "
+                                                    f"exist (looked for {str(path)!r})")
+        topology = str(path.resolve())
+        _check_edge_list(topology, params, num_nodes)
+    else:
+        _check_preset(topology, params, num_nodes)
+    if section.transport == "tcp" and section.tcp_efficiency != 1.0:
+        raise ScenarioError("network.tcp_efficiency", "only for transport = 'fluid'; the tcp "
+                            "transport's efficiency is network.tcp.mss / network.tcp.frame")
+    t = section.tcp
+    try:
+        tcp = TcpConfig(mss_bytes=t.mss, frame_bytes=t.frame,
+                        initial_window_segments=t.initial_window, max_window_bytes=t.max_window,
+                        slow_start_after_idle=t.slow_start_after_idle, min_rto_s=t.min_rto,
+                        parallel_streams=t.parallel_streams, handshake=t.handshake)
+    except ValueError as err:  # name the scenario's key, not the config's field
+        field_name, _, message = str(err).partition(": ")
+        keys = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
+                "max_window_bytes": "max_window", "min_rto_s": "min_rto"}
+        prefix, _, name = field_name.rpartition(".")
+        raise ScenarioError(f"{prefix}.{keys.get(name, name)}", message) from None
+    return NetworkConfig(model=section.model, transport=section.transport, tcp=tcp,
+                         topology=topology, topology_params=params,
+                         uplink_Bps=section.uplink, downlink_Bps=section.downlink,
+                         access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
+
+
+def _check_edge_list(path: str, params: dict[str, Any], num_nodes: int) -> None:
+    """Load an edge-list topology once: garbage, empty, disconnected or negative edges fail here.
+
+    The file must also place exactly ``cluster.nodes`` nodes (one per site, or
+    ``topology_params.node_sites``), or the world would silently simulate another cluster.
+    """
+    accepted = [p for p in inspect.signature(from_edgelist).parameters if p != "path"]
+    for key in params:
+        if key not in accepted:
+            raise ScenarioError(f"network.topology_params.{key}", "not a parameter of an "
+                                f"edge-list topology; allowed: {', '.join(accepted)}"
+                                f"{did_you_mean(key, accepted)}")
+    try:
+        topology = from_edgelist(path, **params)
+    except (TypeError, ValueError, OSError, UnicodeDecodeError) as exc:
+        message = " ".join(str(exc).split())
+        raise ScenarioError("network.topology", message) from None
+    if topology.num_nodes() != num_nodes:
+        raise ScenarioError("network.topology", f"{Path(path).name} places "
+                            f"{topology.num_nodes()} nodes (one per site unless "
+                            f"topology_params.node_sites says otherwise) but cluster.nodes = "
+                            f"{num_nodes}; make them agree")
+
+
+def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
+    """Build the preset once so that bad parameters fail here, naming the field."""
+    accepted = inspect.signature(component("topology", name).build).parameters
+    _check_param_units(params, accepted, "network.topology_params")
+    kwargs = dict(params)
+    if "num_nodes" in accepted and "num_nodes" not in kwargs:
+        kwargs["num_nodes"] = num_nodes
+    if "seed" in accepted and "seed" not in kwargs:
+        kwargs["seed"] = 0  # only checking here; the world passes its own seed
+    try:
+        get_topology(name, **kwargs)  # the builder, with its parameters named on a mismatch
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        if message.startswith("topology"):
+            message = message.split(":", 1)[-1].strip() if message.startswith("topology:") \
+                else message
+        raise ScenarioError("network.topology_params", message) from None
+
+
+def _resolve_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make a trace model's relative ``path`` relative to the scenario file's folder."""
+    path = spec.get("path")
+    if isinstance(path, str) and not Path(path).expanduser().is_absolute():
+        spec["path"] = str((base / path).resolve())
+    return spec
+
+
+# Dimensioned parameters of the fault models (sim.faults): a bare number for the unsuffixed key
+# (``downtime = 600``) is refused with an example unit.
+_FAULT_SI_KEYS = ("rate_per_s", "downtime_s", "notice_s", "start_s", "duration_s",
+                  "iteration_s", "rejoin_delay_s", "nominal_s")
+
+
+def faults_config(section: FaultsSection, num_nodes: int, base: Path) -> FaultsConfig:
+    """``[faults]`` -> :class:`FaultsConfig`.
+
+    Registered fault models with a Config are kept typed; the built-in ones as spec tables (SI
+    units, checked by building the model once).
+    """
+    failures_raw = section.failures if isinstance(section.failures, list) else (
+        [section.failures] if section.failures else [])
+    stragglers = _typed_fault("stragglers", section.stragglers, "faults.stragglers")
+    if stragglers is None:
+        stragglers = _resolve_path(si_params(section.stragglers, "faults.stragglers"), base)
+        _check_param_units(stragglers, _FAULT_SI_KEYS, "faults.stragglers")
+        _check_stragglers(stragglers, num_nodes)
+    failures = []
+    for i, raw in enumerate(failures_raw):
+        where = f"faults.failures[{i}]"
+        spec = _typed_fault("failures", raw, where)
+        if spec is None:
+            spec = _resolve_path(si_params(raw, where), base)
+            _check_param_units(spec, _FAULT_SI_KEYS, where)
+            _check_failures([spec], num_nodes, first=i)
+        failures.append(spec)
+    return FaultsConfig(stragglers=stragglers, failures=failures)
+
+
+def _typed_fault(kind: str, table: Mapping[str, Any], where: str) -> Any:
+    """The typed Config of a fault model that has one (``None``: a spec-table model)."""
+    entry = find(kind, table.get("model")) if table else None
+    if entry is None or entry.config is None:
+        return None
+    params = {k: v for k, v in table.items() if k != "model"}
+    return config_from_table(kind, entry.name, params, where=where)
+
+
+def _check_stragglers(stragglers: dict[str, Any], num_nodes: int) -> None:
+    if stragglers:
+        import numpy as np
+
+        from sim.faults.stragglers import make_straggler_model
+
+        try:
+            make_straggler_model(stragglers, num_nodes=num_nodes, rng=np.random.default_rng(0))
+        except (TypeError, ValueError, OSError) as exc:
+            raise _as_scenario_error("faults.stragglers", exc) from None
+
+
+def _check_failures(failures: list[dict[str, Any]], num_nodes: int, first: int = 0) -> None:
+    from sim.faults.failures import make_failure_model
+
+    for i, spec in enumerate(failures, start=first):
+        try:
+            make_failure_model(spec)
+        except (TypeError, ValueError, OSError) as exc:
+            raise _as_scenario_error(f"faults.failures[{i}]", exc) from None
+
+
+_SECTION_NAMES = ("cluster", "network", "faults", "workload", "policy", "policies", "run")
+
+
+def _as_scenario_error(field: str, exc: Exception) -> ScenarioError:
+    """Keep a message that already names its field (``"cluster.speed.sigma must be..."``)."""
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return ScenarioError(field, f"file {str(exc.filename)!r} does not exist")
+    if isinstance(exc, OSError):
+        return ScenarioError(field, f"cannot read {str(exc.filename)!r}: {exc.strerror}")
+    message = " ".join(str(exc).split())
+    match = re.match(rf"^((?:{'|'.join(_SECTION_NAMES)})(?:[.\[][\w.\[\]-]*)?)", message)
+    if match:
+        named = match.group(1)
+        rest = message[len(named):]
+        got = re.match(r"^=(.*?): (.*)$", rest)  # "workload.batch=0: must be >= 1"
+        if got:
+            return ScenarioError(named, f"{got.group(2)} (got {got.group(1)})")
+        return ScenarioError(named, rest.lstrip(" :"))
+    return ScenarioError(field, message)
+
+
+def workload_config(section: Mapping[str, Any], base: Path) -> Any:
+    """Build ``workloads.WorkloadConfig`` from the ``[workload]`` table (units converted)."""
+    from workloads.config import WorkloadConfig
+
+    params = si_params(section, "workload")
+    fields = [f.name for f in dataclasses.fields(WorkloadConfig)]
+    for key in params:
+        if key not in fields:
+            raise ScenarioError(f"workload.{key}", f"unknown key; allowed: {', '.join(fields)}"
+                                                   f"{did_you_mean(key, fields)}")
+    _check_param_types(WorkloadConfig, params, "workload")
+    _check_workload_names(params)
+    data = params.get("data")
+    if isinstance(data, str) and data.startswith("text:"):
+        path = Path(data[len("text:"):]).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise ScenarioError("workload.data", f"text file {data[5:]!r} does not exist "
+                                                 f"(looked for {str(path)!r})")
+        params["data"] = f"text:{path.resolve()}"
+    try:
+        return WorkloadConfig(**params)
+    except (TypeError, ValueError) as exc:
+        raise _as_scenario_error("workload", exc) from None
+
+
+def _check_workload_names(params: Mapping[str, Any]) -> None:
+    presets = [n for n in names("timing") if n != "same"]
+    learner = params.get("learner")
+    if learner is not None and find("learner", learner) is None and learner not in presets:
+        raise ScenarioError("workload.learner", f"unknown learner {learner!r}; allowed: "
+                                                f"{', '.join([*names('learner'), *presets])}")
+    timing = params.get("timing")
+    if timing is not None and find("timing", timing) is None:
+        raise ScenarioError("workload.timing", f"unknown timing model {timing!r}; allowed: "
+                                               f"same, {', '.join(presets)}")
+
+
+def run_config(section: RunSection) -> RunConfig:
+    """``[run]`` -> :class:`RunConfig`; a run needs a stop condition."""
+    if section.until is None and section.steps is None and not (
+            section.target_loss is not None and section.stop_at_target):
+        raise ScenarioError("run", "no stop condition; set run.until (e.g. \"2h\"), run.steps, "
+                                   "or run.target_loss with run.stop_at_target = true")
+    if section.until is None and section.steps is None:
+        raise ScenarioError("run", "a run that stops only at run.target_loss may never reach "
+                                   "it; also give an upper bound: run.until (e.g. \"2h\") or "
+                                   "run.steps")
+    if section.until is not None and not (math.isfinite(section.until) and section.until > 0):
+        raise ScenarioError("run.until", f"must be a finite duration > 0, got {section.until}s")
+    if section.stop_at_target and section.target_loss is None:
+        raise ScenarioError("run.stop_at_target", "is true but run.target_loss is not set")
+    if section.eval_every is not None and section.eval_every <= 0:
+        raise ScenarioError("run.eval_every", f"must be > 0, got {section.eval_every}s")
+    if section.target_loss is not None and section.eval_every is None:
+        raise ScenarioError("run.eval_every", "is needed with run.target_loss: the target is "
+                                              "checked at each evaluation (e.g. \"1min\")")
+    return RunConfig(until_s=section.until, max_steps=section.steps,
+                     target_loss=section.target_loss, stop_at_target=section.stop_at_target,
+                     eval_every_s=section.eval_every, eval_batches=section.eval_batches,
+                     timing_only=section.timing_only)
+
+
+def policy_config(table: Mapping[str, Any], where: str, *,
+                   default_name: str | None = None) -> PolicyConfig:
+    """Check the policy name and its parameters against the policy's own ``Config``."""
+    name = table.get("name", default_name)
+    if not isinstance(name, str):
+        raise ScenarioError(f"{where}.name", f"must be a policy name, got {name!r}")
+    given = {k: v for k, v in table.items() if k != "name"}
+    config = config_from_table("policy", name, given, where=where)
+    return PolicyConfig(name=name, params=si_params(given, where), config=config)
+
+
+WORLD_BYTES_PER_NODE = 4096
+"""Memory one simulated node's share of the world takes (node, access links, recorder rows,
+topology entry), measured with tracemalloc on ``World.build`` of 1,000 and 4,000 uniform nodes
+(4.5 KiB and 3.9 KiB per node). Learners and policy state come on top."""
+
+MAX_FAILURE_EVENTS = 1_000_000
+"""Most failure events a schedule may be expected to draw: every event is a few SimPy events and
+a recorder row, so more than this cannot run in reasonable time or memory."""
+
+
+def machine_memory_bytes() -> float:
+    """Physical memory of this machine, bytes (``inf`` where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def check_memory_estimate(num_nodes: int) -> None:
+    """Refuse a cluster whose world alone could not fit in this machine's memory.
+
+    Checked before anything is built, so a billion nodes is an error in microseconds rather than
+    a machine that swaps for an hour.
+    """
+    need = num_nodes * WORLD_BYTES_PER_NODE
+    have = machine_memory_bytes()
+    if need > have:
+        raise ScenarioError("cluster.nodes", f"{num_nodes} nodes need at least "
+                                             f"{need / 2**30:.3g} GiB of memory for the "
+                                             f"simulated world ({WORLD_BYTES_PER_NODE} B per "
+                                             f"node); this machine has "
+                                             f"{have / 2**30:.3g} GiB")
+
+
+def check_failure_load(faults: FaultsConfig, num_nodes: int, until_s: float | None) -> None:
+    """Refuse failure models that would draw more than :data:`MAX_FAILURE_EVENTS` events.
+
+    Schedules are drawn before the run, over ``run.until`` (or the world's default failure
+    horizon), so a rate of 1e9/h is refused here instead of spinning in the draw. The estimate is
+    the count with no downtime, ``rate x horizon x nodes`` (an upper bound on the expected count);
+    group failures are bounded by the iterations they draw, ``horizon / iteration``. (Typed fault
+    Configs are bounded by their own checks.)
+    """
+    from sim.world import DEFAULT_FAILURE_HORIZON_S
+
+    horizon_s = until_s if until_s is not None else DEFAULT_FAILURE_HORIZON_S
+    when = "run.until" if until_s is not None else "the default failure horizon of 24h"
+    for i, spec in enumerate(faults.failures):
+        if not isinstance(spec, Mapping):
+            continue
+        field = f"faults.failures[{i}]"
+        rate = spec.get("rate_per_s")
+        if isinstance(rate, (int, float)) and rate > 0:
+            expected = rate * horizon_s * num_nodes
+            if expected > MAX_FAILURE_EVENTS:
+                raise ScenarioError(f"{field}.rate", f"{rate * 3600:.3g}/h on {num_nodes} nodes "
+                                    f"over {when} draws about {expected:.3g} failures; at most "
+                                    f"{MAX_FAILURE_EVENTS:.0e} can be simulated (lower the rate "
+                                    f"or run.until)")
+        iteration = spec.get("iteration_s")
+        if isinstance(iteration, (int, float)) and iteration > 0:
+            draws = horizon_s / iteration
+            if draws > MAX_FAILURE_EVENTS:
+                raise ScenarioError(f"{field}.iteration", f"{iteration:.3g}s iterations over "
+                                    f"{when} are {draws:.3g} draws; at most "
+                                    f"{MAX_FAILURE_EVENTS:.0e} (a longer iteration or a shorter "
+                                    f"run.until)")

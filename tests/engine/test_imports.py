@@ -1,0 +1,84 @@
+"""Import direction: the engine never imports a method, the leaf packages never import the
+engine, and no two modules import each other (not even from inside a function).
+
+Imports under ``if TYPE_CHECKING:`` are type-only and not counted.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("sim", "topologies", "workloads")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            out[name] = path
+    return out
+
+
+def _runtime_imports(path: Path, known: set[str]) -> set[str]:
+    """Every module ``path`` imports at run time (top level or in a function)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    type_only = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            type_only |= {id(n) for n in ast.walk(node)}
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names} & known
+            out |= submodules
+            if len(submodules) < len(node.names):
+                out.add(node.module)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    known = set(modules)
+    return {name: _runtime_imports(path, known) for name, path in modules.items()}
+
+
+def test_the_engine_and_leaf_packages_never_import_a_policy():
+    offenders = {name: sorted(i for i in imports if i.split(".")[0] == "policies")
+                 for name, imports in _graph().items()}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_topologies_and_workloads_never_import_the_engine():
+    offenders = {name: sorted(i for i in imports if i.split(".")[0] == "sim")
+                 for name, imports in _graph().items() if not name.startswith("sim")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    internal = {name: sorted(i for i in imports if i in graph and i != name)
+                for name, imports in graph.items()}
+    cycles = []
+    state: dict[str, int] = {}        # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in internal[node]:
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for name in sorted(internal):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
