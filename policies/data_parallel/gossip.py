@@ -140,7 +140,6 @@ class Gossip(DataParallelPolicy):
         """AD-PSGD: gradient, then an atomic average with one random live neighbour."""
         i = node.id
         learner = self.learners[i]
-        world = ctx.world
         while True:
             try:
                 loss = learner.compute_grad()                 # g_i at the x_i read now

@@ -20,9 +20,9 @@ Outer round r, after H inner steps:
    (:func:`~policies.data_parallel.rules.noloco_outer_step`). Optimizer state is never averaged.
 
 Failures: a partner that is down (or whose message or exchange is cut) drops out of that round's
-pairing and the worker takes the outer step alone (group of one). A rejoining worker downloads φ from a random
-live peer (``param_bytes``), takes it as both φ and θ with δ = 0 and a fresh inner optimizer, and
-resumes at that peer's round.
+pairing and the worker takes the outer step alone (group of one). A rejoining worker downloads φ
+from a random live peer (``param_bytes``), takes it as both φ and θ with δ = 0 and a fresh inner
+optimizer, and resumes at that peer's round.
 Evaluated model: each live worker's own weights θ_i (mean, best, worst); the mean of the slow
 weights φ_i is reported beside them as the averaged model.
 """
@@ -47,7 +47,6 @@ from policies.data_parallel.mixing import shared_seed_pairs
 from policies.data_parallel.rules import average, noloco_outer_step
 from sim.errors import NodeFailure, SimFailure
 from sim.policy import RunContext, register_policy
-
 
 EXCHANGES = ("reduce_to_root", "swap")
 

@@ -37,8 +37,11 @@ from sim.policy import RunContext, register_policy
 
 @dataclass(frozen=True, kw_only=True)
 class PALSGDConfig:
-    """Parameters of PALSGD (defaults: the reference's config; its example run uses H = 32,
-    η = 1, K0 = 32 with AdamW lr 0.01 on 4 workers, as ``scenarios/dp-palsgd.toml`` does)."""
+    """Parameters of PALSGD (defaults: the reference's config).
+
+    Its example run uses H = 32, η = 1, K0 = 32 with AdamW lr 0.01 on 4 workers, as
+    ``scenarios/dp-palsgd.toml`` does.
+    """
 
     inner_steps: int = 100
     """H, local steps between outer steps."""
