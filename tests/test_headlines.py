@@ -17,7 +17,8 @@ TINY_LLAMA = ["workload.d_model=16", "workload.n_layers=2", "workload.n_heads=2"
 
 
 def test_slow_wan_diloco_and_noloco_reach_the_target_sooner_than_ddp():
-    # 4 nodes, 100 Mbit/s, 100 ms; measured (seed 0): DDP 3540 s, DiLoCo 240 s, NoLoCo 360 s
+    # 4 nodes, 100 Mbit/s, 100 ms; measured (seed 0): DDP 3540 s, DiLoCo 180 s, NoLoCo 600 s
+    # (reference exchange; the mean of the workers' own models reaches the target)
     spec = load(SCENARIOS / "dp-slow-wan.toml",
                 ["cluster.nodes=4", *TINY_LLAMA, "run.target_loss=2.2", "run.eval_every=1min"])
     for method in ("diloco", "noloco"):
@@ -58,6 +59,43 @@ def test_m_sgc_runs_the_jobs_faster_than_gc_under_bursty_stragglers():
         overrides += [f"policies.{label}.lam=8", f"policies.{label}.num_jobs=20"]
     spec = load(SCENARIOS / "gc-bursty.toml", overrides)
     assert_speedup(spec, "m_sgc", "gc", at_least=1 / 0.9, basis="step_time")
+
+
+def test_noloco_sync_step_advantage_over_diloco_grows_with_node_count():
+    # dp-sync-vs-nodes (timing-only; H = 5, 100 ms links): time per step = compute + sync / H.
+    # NoLoCo's pair exchange costs the same at any N, DiLoCo's tree all-reduce 2·log2(N) rounds.
+    # measured (seed 0), step-time speed-up over DiLoCo: swap 5.38x (16) -> 10.41x (256);
+    # reduce_to_root (the reference, 2 latency-bound messages per tensor) 0.077x -> 0.149x
+    ratios = {}
+    for nodes in (16, 256):
+        spec = load(SCENARIOS / "dp-sync-vs-nodes.toml", [f"cluster.nodes={nodes}",
+                                                          "run.steps=11"])
+        ratios[nodes] = {
+            label: assert_speedup(spec, label, "diloco", at_least=0.01, basis="step_time").value
+            for label in ("noloco_swap", "noloco")}
+    for label in ("noloco_swap", "noloco"):
+        assert ratios[256][label] > 1.3 * ratios[16][label], ratios
+    assert ratios[256]["noloco_swap"] > 5 > 1 > ratios[256]["noloco"], ratios
+
+
+def test_decentralised_sgd_outpaces_allreduce_sgd_with_a_slow_worker():
+    # dp-hetero-gossip at 8 nodes, one 4x slow, bimodal stragglers, shared 10 Gbit/s switch.
+    # step_time: simulated time over the most advanced worker's step count (AD-PSGD's fast
+    # workers are never held back by the slow one; DDP steps in lockstep with it).
+    spec = load(SCENARIOS / "dp-hetero-gossip.toml",
+                ["cluster.nodes=8", "cluster.speed=[0.25,1,1,1,1,1,1,1]", "run.until=1min"])
+    # measured (seed 0): D-PSGD 1.455x, AD-PSGD 2.818x DDP's step rate
+    assert_speedup(spec, "dpsgd", "ddp", at_least=1.15, basis="step_time")
+    assert_speedup(spec, "adpsgd", "ddp", at_least=2.0, basis="step_time")
+
+
+def test_palsgd_steps_faster_than_ddp_when_compute_bound():
+    # dp-palsgd (the PALSGD reference's example settings, compute-bound), timing-only: PALSGD
+    # skips p = 0.2 of its forward/backward passes and all-reduces every H = 32 steps.
+    # measured (seed 0): 1.198x DDP's step rate. Its time to target on the proxy task does not
+    # reproduce the paper's 18-24% (docs/methods/data-parallel.md says why).
+    spec = load(SCENARIOS / "dp-palsgd.toml", ["run.timing_only=true", "run.steps=352"])
+    assert_speedup(spec, "palsgd", "ddp", at_least=1.1, basis="step_time")
 
 
 def test_skippipe_scheduling_and_collision_awareness_gain_over_their_ablations():

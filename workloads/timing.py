@@ -56,6 +56,12 @@ class TimingModel:
     """Bytes per parameter and per gradient value (4 = fp32)."""
     bytes_per_activation: int = 4
     """Bytes per activation value sent between stages (4 = fp32)."""
+    layer_tensor_params: tuple[int, ...] = ()
+    """Parameters of each tensor of one block, in the model's order (they sum to
+    ``layer_params``); empty: the block is counted as one tensor."""
+    head_tensor_params: tuple[int, ...] = ()
+    """Parameters of each tensor of the head (final norm, then the output matrix); empty: one
+    tensor of ``head_params`` (none when that is 0)."""
 
     # ---- sizes -----------------------------------------------------------------------------
 
@@ -68,6 +74,17 @@ class TimingModel:
     def param_bytes(self) -> int:
         """Bytes of the full model's parameters."""
         return self.num_params * self.bytes_per_param
+
+    def tensor_params(self) -> list[int]:
+        """Parameters of every parameter tensor, in the model's order (embedding, blocks, head).
+
+        What a method that sends one message per tensor (NoLoCo's reference exchange) sends;
+        they sum to :attr:`num_params`.
+        """
+        layer = list(self.layer_tensor_params) or [self.layer_params]
+        head = list(self.head_tensor_params) or ([self.head_params] if self.head_params else [])
+        embed = [self.embed_params] if self.embed_params else []
+        return embed + layer * self.n_layers + head
 
     @property
     def grad_bytes(self) -> int:
@@ -180,6 +197,9 @@ def llama_timing(
         head_params=V * C + C,
         head_matmul_params=V * C,
         causal_attention=True,
+        # attention norm, q, k, v, o, feed-forward norm, SwiGLU w1, w3, w2 (workloads.llama)
+        layer_tensor_params=(C, C * C, C * C, C * C, C * C, C, C * F, C * F, F * C),
+        head_tensor_params=(C, V * C),
         bytes_per_param=bytes_per_param,
         bytes_per_activation=bytes_per_activation,
     )

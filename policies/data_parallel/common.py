@@ -9,7 +9,14 @@ policies short:
 - :func:`wait_or_fail` waits for an event unless the node fails first;
 - :func:`fetch_model` is a rejoining node's download of the current model from a live peer;
 - :func:`schedule_step` / :func:`set_schedule_step` read and move a learner's learning-rate
-  schedule position (a rejoining worker adopts its peer's).
+  schedule position (a rejoining worker adopts its peer's);
+- :meth:`DataParallelPolicy.evaluate` scores what a deployment could reproduce: the held-out
+  loss of every live worker's *own* model (the weights it holds now), reported as the mean
+  (``eval_loss``, what ``time_to_target`` and comparisons use, for every method alike), best
+  (``eval_loss_best``) and worst (``eval_loss_worst``); a method with an averaged model no worker
+  holds (DiLoCo's φ, NoLoCo's mean of the φ_i, the gossip mean) reports it apart as
+  ``eval_loss_averaged``. This is how the NoLoCo reference scores a run: every data-parallel
+  rank evaluates its own model and the losses are averaged.
 
 Message sizes always come from the *timing* model (the simulated model), never from the proxy
 learner's tensors: ``grad_bytes`` for gradients and outer gradients, ``param_bytes`` for weights.
@@ -18,9 +25,11 @@ learner's tensors: ``grad_bytes`` for gradients and outer gradients, ``param_byt
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
+import torch
 
 from sim.errors import NodeFailure, ScenarioError, SimFailure
 from sim.policy import Policy, RunContext
@@ -75,6 +84,55 @@ class DataParallelPolicy(Policy):
             self._peer_rngs[node_id] = self.ctx.world.policy_rng("peers", node_id)
         return self._peer_rngs[node_id]
 
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def worker_flat(self, i: int) -> torch.Tensor:
+        """The weights worker i holds now, as a deployment would take them (its learner's)."""
+        return self.learners[i].get_flat()
+
+    def averaged_flat(self, live: list[int]) -> torch.Tensor | None:
+        """The method's averaged model, if it has one no single worker holds (else None)."""
+        return None
+
+    def evaluate_workers(self, ctx: RunContext) -> WorkerLosses | None:
+        """Held-out losses of the live workers' own models (all workers if none is up).
+
+        None in timing-only mode. Workers holding identical weights (DDP replicas, DiLoCo
+        workers right after an outer step) are evaluated once.
+        """
+        if self.timing_only:
+            return None
+        live = [n.id for n in ctx.world.nodes if n.is_up] or list(range(self.num_workers))
+        seen: list[tuple[torch.Tensor, float]] = []
+        losses: dict[int, float] = {}
+        for i in live:
+            flat = self.worker_flat(i)
+            loss = next((lo for f, lo in seen if torch.equal(f, flat)), None)
+            if loss is None:
+                loss = self.evaluate_flat(flat)
+                seen.append((flat, loss))
+            losses[i] = loss
+        averaged = self.averaged_flat(live)
+        values = list(losses.values())
+        return WorkerLosses(mean=sum(values) / len(values), best=min(values), worst=max(values),
+                            per_worker=losses,
+                            averaged=None if averaged is None else self.evaluate_flat(averaged))
+
+    def evaluate(self, ctx: RunContext) -> float | None:
+        """Mean held-out loss of the live workers' own models; records best, worst, averaged.
+
+        The same definition for every data-parallel method (see the module docstring).
+        """
+        losses = self.evaluate_workers(ctx)
+        if losses is None:
+            return None
+        rec = ctx.world.recorder
+        rec.metric("eval_loss_best", losses.best, step=ctx.steps)
+        rec.metric("eval_loss_worst", losses.worst, step=ctx.steps)
+        if losses.averaged is not None:
+            rec.metric("eval_loss_averaged", losses.averaged, step=ctx.steps)
+        return losses.mean
+
     def evaluate_flat(self, flat) -> float | None:  # noqa: ANN001
         """Held-out loss of the weights ``flat`` (a 1-D tensor), or None in timing-only mode.
 
@@ -88,6 +146,22 @@ class DataParallelPolicy(Policy):
         loss = learner.eval_loss(self.ctx.run.eval_batches)
         learner.set_flat(saved)
         return loss
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerLosses:
+    """Held-out losses (nats per token) of the workers' own models at one evaluation."""
+
+    mean: float
+    """Mean over the evaluated workers: the method's ``eval_loss``."""
+    best: float
+    """Lowest worker loss."""
+    worst: float
+    """Highest worker loss."""
+    per_worker: dict[int, float]
+    """Loss of each evaluated worker (node id -> loss)."""
+    averaged: float | None = None
+    """Loss of the method's averaged model (no worker holds it), where it has one."""
 
 
 def step_seconds(workload: Any, node: Any) -> float:

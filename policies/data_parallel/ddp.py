@@ -8,7 +8,7 @@ has its gradient, so a straggler delays everyone.
 Failures (``on_failure``): ``drop`` goes on with the survivors (the mean is over them);
 ``wait`` holds the step until the failed worker is back. A rejoining worker downloads the
 current weights and optimizer state from a live peer (``param_bytes`` × (1 + optimizer moments)).
-Evaluated model: the weights of the first live worker (all live replicas are identical).
+Evaluated: each live worker's own weights (identical replicas: evaluated once); no averaged model.
 """
 
 from __future__ import annotations
@@ -81,11 +81,6 @@ class DDP(DataParallelPolicy):
                 if peer is not None:
                     copy_replica(self.learners[peer], learner)
                 self.steps_done[node.id] = step
-
-    def evaluate(self, ctx: RunContext) -> float | None:
-        """Held-out loss of the model this method evaluates (see the module docstring)."""
-        live = [n.id for n in ctx.world.nodes if n.is_up] or [0]
-        return self.evaluate_flat(self.learners[live[0]].get_flat())
 
 
 def copy_replica(src, dst) -> None:  # noqa: ANN001

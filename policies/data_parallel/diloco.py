@@ -23,7 +23,8 @@ worker still takes part in the all-reduce (the bytes were sent, the collective t
 time), but its values do not reach the mean: Δ is the mean of the delivered outer gradients.
 If none was delivered, φ and the outer momentum stay as they are. Every worker, a dropped one
 included, receives φ and sets θ_i ← φ. Each drop is recorded as event ``outer_gradient_dropped``.
-Evaluated model: the global weights φ.
+Evaluated: each live worker's own weights θ_i (mean, best, worst); the global weights φ are
+reported beside them as the averaged model.
 """
 
 from __future__ import annotations
@@ -144,6 +145,6 @@ class DiLoCo(DataParallelPolicy):
                     set_schedule_step(learner, self.round_start_step[peer])
                 self.round_start_step[node.id] = schedule_step(learner)
 
-    def evaluate(self, ctx: RunContext) -> float | None:
-        """Held-out loss of the model this method evaluates (see the module docstring)."""
-        return self.evaluate_flat(self.outer.phi)
+    def averaged_flat(self, live: list[int]):  # noqa: ANN201
+        """The global weights φ (no worker holds them between outer steps)."""
+        return self.outer.phi

@@ -3,30 +3,37 @@
 The logical graph over workers is ``graph`` (ring, complete or hypercube) with the
 Metropolis–Hastings mixing matrix W (:mod:`~policies.data_parallel.mixing`).
 
-D-PSGD, every step of worker i: gradient g_i at its own x_i; send x_i to each neighbour
-(deg(i)·``param_bytes``); wait for the neighbours' step-s models (only them, no global barrier);
-x_i ← Σ_j W_ij·x_j − γ·g_i (the γ·g step is the workload's optimizer step). A neighbour that is
-down or whose message is cut drops out of that step's mix: its weight W_ij goes to W_ii.
+D-PSGD (Lian et al. 2017, Algorithm 1), every step k of worker i: send x_{k,i} to each
+neighbour (deg(i)·``param_bytes``) *while* computing the gradient g_i at x_{k,i} (the two are
+independent, so the paper runs them concurrently: a step costs max(compute, gossip), not their
+sum); wait for the neighbours' step-k models (only them, no global barrier);
+x_{k+1,i} ← Σ_j W_ij·x_{k,j} − γ·g_i (the γ·g step is the workload's optimizer step). A neighbour
+that is down or whose message is cut drops out of that step's mix: its weight W_ij goes to
+W_ii. ``overlap = false`` sends after the gradient instead (compute, then gossip).
 
-AD-PSGD, every step of worker i, without waiting for anyone's step: read x_i and compute g_i;
-pick a random live neighbour j; exchange models (``param_bytes`` each way); atomically set
-x_i = x_j = (x_i + x_j)/2 (j's current value: j is never blocked); then apply g_i to x_i. If j
-fails during the exchange, the step goes on without averaging.
+AD-PSGD (Lian et al. 2018), every step of worker i, without waiting for anyone's step: read x_i
+and compute g_i; pick a random live neighbour j and exchange models (``param_bytes`` each way)
+*during* the computation (``overlap``; else after it); atomically set x_i = x_j = (x_i + x_j)/2
+(j's current value: j is never blocked); then apply g_i to x_i. If j fails during the exchange,
+the step goes on without averaging.
 
 Rejoin (both): download the model of a random live neighbour (``param_bytes``), restart the
 optimizer state, resume at that neighbour's step.
-Evaluated model: the mean of the live workers' models.
+Evaluated: each live worker's own model x_i (mean, best, worst); the mean of the live
+workers' models is reported beside them as the averaged model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from policies.data_parallel.common import DataParallelPolicy, fetch_model, recover
+import simpy
+
+from policies.data_parallel.common import DataParallelPolicy, fetch_model, recover, wait_or_fail
 from policies.data_parallel.mailbox import Mailbox
 from policies.data_parallel.mixing import gossip_neighbours, metropolis_hastings_weights
 from policies.data_parallel.rules import average, mix, pairwise_average
-from sim.errors import NodeFailure, SimFailure
+from sim.errors import NodeFailure
 from sim.policy import RunContext, register_policy
 
 VARIANTS = ("dpsgd", "adpsgd")
@@ -40,6 +47,9 @@ class GossipConfig:
     """'dpsgd' (synchronous mixing with every neighbour) or 'adpsgd' (asynchronous pairs)."""
     graph: str = "ring"
     """Logical communication graph: 'ring', 'complete' or 'hypercube'."""
+    overlap: bool = True
+    """D-PSGD: gossip x_k while computing the gradient at x_k (as published); False: compute,
+    then gossip. AD-PSGD always overlaps (it never waits for a neighbour's step)."""
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -85,12 +95,10 @@ class Gossip(DataParallelPolicy):
         self.ctx.world.recorder.event("rejoin", node=node.id, peer=peer)
         return peer
 
-    def evaluate(self, ctx: RunContext) -> float | None:
-        """Held-out loss of the model this method evaluates (see the module docstring)."""
-        if self.timing_only:
-            return None
-        live = [n.id for n in ctx.world.nodes if n.is_up] or list(range(self.num_workers))
-        return self.evaluate_flat(average([self.learners[i].get_flat() for i in live]))
+    def averaged_flat(self, live: list[int]):  # noqa: ANN201
+        """The mean of the live workers' models (no worker holds it)."""
+        return average([self.learners[i].get_flat() for i in live])
+
 
     def dpsgd_worker(self, ctx: RunContext, node):  # noqa: ANN001
         """D-PSGD: gradient at x_i, mix with the neighbours' step-s models, apply the gradient."""
@@ -100,11 +108,13 @@ class Gossip(DataParallelPolicy):
         while True:
             try:
                 s = self.mail.round_of[i]
+                x = None if self.timing_only else learner.get_flat()        # x_{k,i}
+                if self.config.overlap:                  # gossip runs during the computation
+                    self._gossip(i, s, x)
                 yield node.compute(seconds=self.step_s, label="fwd_bwd")
                 loss = learner.compute_grad()
-                x = None if self.timing_only else learner.get_flat()
-                for j in nbrs:
-                    self.mail.send(i, j, s, x, self.timing.param_bytes, label="dpsgd_gossip")
+                if not self.config.overlap:
+                    self._gossip(i, s, x)
                 received = yield from self.mail.receive(node, nbrs, s)
                 if not self.timing_only:
                     grad = learner.get_flat_grad()
@@ -121,28 +131,31 @@ class Gossip(DataParallelPolicy):
                 if peer is not None:
                     self.mail.enter_round(i, self.mail.round_of[peer])
 
+    def _gossip(self, i: int, s: int, x) -> None:  # noqa: ANN001
+        """Send x_{s,i} to every neighbour of i, tagged with step s."""
+        for j in self.neighbours[i]:
+            self.mail.send(i, j, s, x, self.timing.param_bytes, label="dpsgd_gossip")
+
     def adpsgd_worker(self, ctx: RunContext, node):  # noqa: ANN001
         """AD-PSGD: gradient, then an atomic average with one random live neighbour."""
         i = node.id
         learner = self.learners[i]
-        world = ctx.world
         while True:
             try:
                 loss = learner.compute_grad()                 # g_i at the x_i read now
                 grad = None if self.timing_only else learner.get_flat_grad()
+                j = exchange = None
+                if self.config.overlap:                       # exchange during the computation
+                    j = self._pick_neighbour(i)
+                    exchange = None if j is None else self._exchange(i, j)
                 yield node.compute(seconds=self.step_s, label="fwd_bwd")
-                live = [j for j in self.neighbours[i] if world.nodes[j].is_up]
-                if live:
-                    j = live[int(self.rngs[i].integers(len(live)))]
-                    try:
-                        nbytes = self.timing.param_bytes
-                        yield world.env.all_of([
-                            world.network.transfer(i, j, nbytes, label="adpsgd_pair"),
-                            world.network.transfer(j, i, nbytes, label="adpsgd_pair")])
+                if not self.config.overlap:
+                    j = self._pick_neighbour(i)
+                    exchange = None if j is None else self._exchange(i, j)
+                if exchange is not None:
+                    delivered = yield from wait_or_fail(node, exchange)
+                    if delivered:
                         self._average(i, j)
-                    except SimFailure:
-                        if not node.is_up:
-                            raise NodeFailure(i, world.now) from None
                 if grad is not None:
                     learner.set_flat_grad(grad)
                 learner.optimizer_step()
@@ -152,6 +165,33 @@ class Gossip(DataParallelPolicy):
                 peer = yield from self.rejoin(node)
                 if peer is not None:
                     self.steps_done[i] = max(self.steps_done[i], self.steps_done[peer])
+
+    def _pick_neighbour(self, i: int) -> int | None:
+        """A random live neighbour of i (None if none is up)."""
+        live = [j for j in self.neighbours[i] if self.ctx.world.nodes[j].is_up]
+        return live[int(self.rngs[i].integers(len(live)))] if live else None
+
+    def _exchange(self, i: int, j: int) -> simpy.Event:
+        """Swap models with j (``param_bytes`` each way); fires with whether both arrived."""
+        network, nbytes = self.ctx.world.network, self.timing.param_bytes
+        transfers = [network.transfer(i, j, nbytes, label="adpsgd_pair"),
+                     network.transfer(j, i, nbytes, label="adpsgd_pair")]
+        done = simpy.Event(self.ctx.env)
+
+        def landed(ev: simpy.Event) -> None:
+            if not ev.ok:
+                ev.defused = True
+                if not done.triggered:
+                    done.succeed(False)
+            elif not done.triggered and all(t.processed or t is ev for t in transfers):
+                done.succeed(all(t.ok for t in transfers))
+
+        for t in transfers:
+            if t.callbacks is None:
+                landed(t)
+            else:
+                t.callbacks.append(landed)
+        return done
 
     def _average(self, i: int, j: int) -> None:
         """x_i = x_j = (x_i + x_j)/2, atomically (nothing else runs at this simulated instant)."""

@@ -38,6 +38,10 @@ class Mailbox:
         moved, self._moved[i] = self._moved[i], self.env.event()
         moved.succeed(r)
 
+    def moved_event(self, i: int) -> simpy.Event:
+        """An event that fires when worker i next enters a round."""
+        return self._moved[i]
+
     def send(self, src: int, dst: int, r: int, payload: Any, nbytes: float, label: str) -> None:
         """Start the transfer; at delivery the payload lands in dst's box for round r."""
         self._sent.add((r, src, dst))

@@ -54,20 +54,29 @@ def spectral_gap(w: np.ndarray) -> float:
     return float(1.0 - rho)
 
 
-def shared_seed_pairing(seed: int, round_index: int, num_workers: int) -> list[int]:
-    """NoLoCo's pairing for one outer round: ``partner[i]`` for every worker (itself if unpaired).
+def shared_seed_pairs(seed: int, round_index: int, num_workers: int) -> list[tuple[int, int]]:
+    """NoLoCo's groups for one outer round: ``(root, other)`` pairs; an unpaired worker sits out.
 
     Every worker draws the same permutation ``perm`` from the seed shared by all and the round
     index, so no message is needed to agree on it; the groups are ``{perm[j], perm[j + k//2]}``,
-    a perfect matching (with an odd k, ``perm[k − 1]`` sits the round out alone).
+    a perfect matching (with an odd k, ``perm[k − 1]`` sits the round out alone). The group's
+    root is ``perm[j]``, the first of the group as the reference code batches it: the worker
+    the other reduces to.
     """
     if num_workers < 1:
         raise ValueError(f"num_workers: must be >= 1, got {num_workers}")
     perm = np.random.default_rng([seed, round_index]).permutation(num_workers)
     half = num_workers // 2
+    return [(int(perm[j]), int(perm[j + half])) for j in range(half)]
+
+
+def shared_seed_pairing(seed: int, round_index: int, num_workers: int) -> list[int]:
+    """NoLoCo's pairing for one outer round: ``partner[i]`` for every worker (itself if unpaired).
+
+    The groups of :func:`shared_seed_pairs`, as a partner list.
+    """
     partner = list(range(num_workers))
-    for j in range(half):
-        a, b = int(perm[j]), int(perm[j + half])
+    for a, b in shared_seed_pairs(seed, round_index, num_workers):
         partner[a], partner[b] = b, a
     return partner
 

@@ -31,7 +31,8 @@ Failures (``on_failure``, the same :class:`SyncGroup` rule as DiLoCo, one group 
 
 Either way the rejoiner's learning-rate schedule moves to the step it resumes at (the peers'
 position: every worker takes one optimizer step per step).
-Evaluated model: the global weights φ (all fragments).
+Evaluated: each live worker's own weights θ_i (mean, best, worst); the global weights φ are
+reported beside them as the averaged model.
 """
 
 from __future__ import annotations
@@ -264,6 +265,6 @@ class StreamingDiLoCo(DataParallelPolicy):
                      for p, group in enumerate(self.groups))
         return s_star - H
 
-    def evaluate(self, ctx: RunContext) -> float | None:
-        """Held-out loss of the model this method evaluates (see the module docstring)."""
-        return self.evaluate_flat(self.outer.phi)
+    def averaged_flat(self, live: list[int]):  # noqa: ANN201
+        """The global weights φ, all fragments."""
+        return self.outer.phi

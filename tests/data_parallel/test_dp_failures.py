@@ -61,7 +61,7 @@ def test_diloco_drop_goes_on_and_wait_holds_the_round(tmp_path, on_failure):
 
 def test_noloco_failed_partner_drops_out_and_nobody_waits(tmp_path):
     fail_s, down_s = 0.1, 0.15                  # NoLoCo runs 60 steps in ~0.4 s here
-    scen = tiny_scenario("noloco", nodes=4, steps=60, inner_steps=4,
+    scen = tiny_scenario("noloco", nodes=4, steps=60, inner_steps=4, exchange="swap",
                          failures=crash_trace(tmp_path, [(fail_s, 2, down_s)]))
     result, noloco = run_policy(scen)
     events = result.recorder.events()
@@ -73,6 +73,23 @@ def test_noloco_failed_partner_drops_out_and_nobody_waits(tmp_path):
         assert syncs.value.max() < 0.05         # and never waits long
     assert list(fetches(result, 2).nbytes) == [noloco.timing.param_bytes]
     assert len(metric_of(result, "sync_s", 2).query(f"time_s > {fail_s + down_s}")) >= 2
+
+
+def test_noloco_reference_exchange_cut_by_a_crash_leaves_the_partner_alone(tmp_path):
+    # reduce_to_root here: 2 x 21 tensor messages of 10 ms each, ~0.42 s per exchange. Node 2
+    # crashes in the middle of the first exchange; its partner steps alone at once.
+    scen = tiny_scenario("noloco", nodes=4, steps=13, inner_steps=4,
+                         failures=crash_trace(tmp_path, [(0.2, 2, 0.5)]))
+    result, noloco = run_policy(scen)
+    partner = noloco.partner_of(2, 0)
+    events = result.recorder.events()
+    missing = events[(events.kind == "partner_missing") & (events["round"] == 0)]
+    assert list(missing.node) == [partner] and list(missing.partner) == [2]
+    first = metric_of(result, "sync_s", partner).iloc[0]
+    assert first.time_s == pytest.approx(0.2)            # left the exchange when it was cut
+    others = [i for i in range(4) if i not in (2, partner)]
+    for node in others:                                  # the other pair is not disturbed
+        assert metric_of(result, "sync_s", node).value.iloc[0] > 0.4
 
 
 @pytest.mark.parametrize("policy, params", [

@@ -64,7 +64,7 @@ def test_streaming_alpha_changes_the_merge():
 
 def test_noloco_every_worker_pairs_and_sends_two_models():
     result, pol = run_policy(tiny_scenario("noloco", nodes=8, steps=31, timing_only=True,
-                                           inner_steps=5))
+                                           inner_steps=5, exchange="swap"))
     rec = result.recorder
     assert rec.messages_sent.min() >= 6                           # 6 rounds done
     assert rec.bytes_sent.sum() == rec.messages_sent.sum() * 2 * pol.timing.param_bytes
@@ -195,3 +195,20 @@ def test_step_and_round_times_match_closed_forms():
     # stops at the report of step 11: two rounds of (5 computes + all-reduce), one compute
     assert result.sim_time_s == pytest.approx(2 * (5 * diloco.step_s + ring) + diloco.step_s,
                                               rel=1e-9)
+
+
+@pytest.mark.parametrize("variant", ["dpsgd", "adpsgd"])
+def test_gossip_overlaps_communication_with_computation(variant):
+    # ideal network: a model message costs α + m/β whatever else is in flight. Each step costs
+    # max(compute, exchange) when overlapped (Lian et al.), their sum when not.
+    def sim_time(overlap):
+        result, pol = run_policy(tiny_scenario(
+            "gossip", variant=variant, nodes=4, steps=10, timing_only=True, overlap=overlap,
+            network={"model": "ideal"}, workload={"timing": "llama-125m"}))
+        return result.summary["sim_time_s"], pol
+    t_overlap, pol = sim_time(True)
+    t_serial, _ = sim_time(False)
+    message_s = 0.010 + pol.timing.param_bytes / (1e9 / 8)
+    assert pol.step_s > 0 and message_s > pol.step_s          # communication-bound here
+    assert t_overlap == pytest.approx(10 * max(pol.step_s, message_s), rel=1e-9)
+    assert t_serial == pytest.approx(10 * (pol.step_s + message_s), rel=1e-9)

@@ -31,23 +31,31 @@ def test_sync_step_matches_closed_forms(nodes):
     for label, (result, pol) in runs.items():
         h = result.history
         sync[label] = h[h.metric == "sync_s"].value.mean()
-        m = pol.timing.param_bytes
+        m, b = pol.timing.param_bytes, pol.timing.bytes_per_param
+        tensors = pol.timing.tensor_params()
     assert sync["diloco"] == pytest.approx(
         collectives.tree_allreduce_cost(nodes, m, alpha_s, beta_Bps), rel=1e-6)
-    assert sync["noloco"] == pytest.approx(
+    assert sync["noloco_swap"] == pytest.approx(
         collectives.pairwise_exchange_cost(2 * m, alpha_s, beta_Bps), rel=1e-6)
+    # reference: per tensor, other -> root then root -> other, 2 values per parameter each way
+    assert sync["noloco"] == pytest.approx(
+        sum(2 * (alpha_s + 2 * n * b / beta_Bps) for n in tensors), rel=1e-6)
 
 
 def test_sync_step_ratio_grows_with_node_count():
-    ratio = {}
+    ratio = {"noloco": {}, "noloco_swap": {}}
     for nodes in (16, 64, 256):
         runs = run_file("dp-sync-vs-nodes", [f"cluster.nodes={nodes}", "run.steps=6"])
         means = {label: r.history.query("metric == 'sync_s'").value.mean()
                  for label, (r, _) in runs.items()}
-        ratio[nodes] = means["diloco"] / means["noloco"]
-    # measured: 7.8 (16), 11.6 (64), 15.5 (256); 19.4 at 1024 (slow script)
-    assert 5 < ratio[16] < ratio[64] < ratio[256]
-    assert ratio[256] > 10
+        for label in ratio:
+            ratio[label][nodes] = means["diloco"] / means[label]
+    # measured, swap: 7.8 (16), 11.6 (64), 15.5 (256); 19.4 at 1024 (slow script).
+    # reference (57 tensors, 2 latency-bound messages each): 0.072, 0.11, 0.14; 0.18 at 1024
+    swap, ref = ratio["noloco_swap"], ratio["noloco"]
+    assert 5 < swap[16] < swap[64] < swap[256]
+    assert swap[256] > 10
+    assert ref[16] < ref[64] < ref[256] < 1
 
 
 @pytest.mark.parametrize("stragglers", [
@@ -79,13 +87,25 @@ def test_streaming_sync_bytes_are_a_fragment_and_totals_match_diloco():
     assert total == pytest.approx(sum(diloco.group.bytes_per_round[:rounds]))
 
 
-def test_palsgd_reaches_target_sooner_than_ddp_when_compute_bound():
-    runs = run_file("dp-palsgd", ["cluster.nodes=4", *TINY, "run.target_loss=2.2",
-                                  "run.eval_every=1s"])
-    t = {label: r.time_to_target_s for label, (r, _) in runs.items()}
-    # measured (seed 0): DDP 12 s, PALSGD 9 s
-    assert t["palsgd"] is not None and t["ddp"] is not None
-    assert t["palsgd"] < 0.9 * t["ddp"]
+def test_palsgd_steps_faster_than_ddp_when_compute_bound():
+    # dp-palsgd timing-only: PALSGD skips the forward/backward of a fraction p of its local
+    # steps and all-reduces every H steps. Per step (after K0 = 32 DDP steps) that is
+    # (1 − p)·compute + allreduce/H against DDP's compute + allreduce. Time to target on the
+    # proxy task does not reproduce the paper (docs/methods/data-parallel.md).
+    runs = run_file("dp-palsgd", ["run.timing_only=true", "run.steps=352"])
+    (ddp, ddp_pol), (pal, pal_pol) = runs["ddp"], runs["palsgd"]
+    per_step = {"ddp": ddp.summary["sim_time_s"] / 352, "palsgd": pal.summary["sim_time_s"] / 352}
+    compute = ddp_pol.step_s
+    allreduce = per_step["ddp"] - compute
+    K0, rounds, H = 32, 10, 32
+    # each outer round waits for the worker that computed the most of its H steps: between
+    # "every worker skipped a fraction p" and "nobody skipped"
+    mean_skip = sum(pal_pol.pulls) / 4 / (rounds * H)
+    fastest = (K0 * (compute + allreduce) + rounds * ((1 - mean_skip) * H * compute + allreduce))
+    slowest = (K0 * (compute + allreduce) + rounds * (H * compute + allreduce))
+    assert fastest / 352 < per_step["palsgd"] < slowest / 352
+    # measured (seed 0): DDP 1.2548 s, PALSGD 1.0473 s per step (1.198x)
+    assert per_step["ddp"] / per_step["palsgd"] > 1.1
 
 
 # ---- full versions (the scenario files as they are) -------------------------------------
@@ -103,11 +123,28 @@ def test_full_sync_step_at_1024_nodes():
     runs = run_file("dp-sync-vs-nodes", ["cluster.nodes=1024"])
     means = {label: r.history.query("metric == 'sync_s'").value.mean()
              for label, (r, _) in runs.items()}
-    assert means["diloco"] / means["noloco"] > 15
+    assert means["diloco"] / means["noloco_swap"] > 15
+    assert means["diloco"] / means["noloco"] < 1
 
 
 @pytest.mark.slow
-def test_full_palsgd():
+def test_full_palsgd_reaches_the_target_both_ways():
+    # not the paper's direction on this proxy (measured: DDP 44 s, PALSGD 60 s; see docs)
     runs = run_file("dp-palsgd")
     t = {label: r.time_to_target_s for label, (r, _) in runs.items()}
-    assert t["palsgd"] < t["ddp"]
+    assert t["palsgd"] is not None and t["ddp"] is not None
+
+
+def throughput(result, pol):
+    """Samples per second processed by all workers together."""
+    return sum(pol.steps_done) * pol.ctx.workload.config.batch / result.summary["sim_time_s"]
+
+
+def test_gossip_outpaces_allreduce_sgd_with_slow_workers_on_a_shared_network():
+    # dp-hetero-gossip at 8 nodes (the slow worker is node 0) for 2 simulated minutes
+    runs = run_file("dp-hetero-gossip", ["cluster.nodes=8", "cluster.speed=[0.25,1,1,1,1,1,1,1]",
+                                         "run.until=2min"])
+    rate = {label: throughput(r, pol) for label, (r, pol) in runs.items()}
+    # measured (seed 0): DDP 96.0, D-PSGD 136.5 (1.42x), AD-PSGD 224.0 (2.33x) samples/s
+    assert rate["dpsgd"] > 1.15 * rate["ddp"], rate
+    assert rate["adpsgd"] > 1.5 * rate["dpsgd"], rate

@@ -19,7 +19,8 @@ from policies.gradient_coding.tuning import (
     tune,
 )
 from sim.config import PolicyConfig
-from sim.runner import RunFailed, run
+from sim.errors import ScenarioError
+from sim.runner import run
 from sim.scenario import load
 from tests.gradient_coding.test_gc_sequential_policy import SCENARIOS
 
@@ -121,5 +122,5 @@ def test_probe_refuses_a_load_outside_zero_to_one():
     spec = lambda_scenario(4, 2)
     scenario = dataclasses.replace(spec.scenario,
                                    policy=PolicyConfig(name="gc_probe", params={"load": 1.5}))
-    with pytest.raises(RunFailed, match="policy.gc_probe.load: must be in"):
+    with pytest.raises(ScenarioError, match="policy.load: must be in"):
         run(scenario, DelayProbe(load=1.5))
