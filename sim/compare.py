@@ -33,6 +33,7 @@ import pandas as pd
 
 from sim.backends import Backend, ProcessBackend, SerialBackend
 from sim.config import PolicyConfig, Scenario
+from sim.policy import get_policy
 from sim.records import record_of
 from sim.threads import DEFAULT_TORCH_THREADS
 
@@ -279,6 +280,16 @@ def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,
     return spec, chosen
 
 
+def known_to_spawned_workers(config: PolicyConfig) -> bool:
+    """Whether a freshly spawned worker process knows the policy ``config`` names.
+
+    A worker imports the built-in ``policies`` package only: a policy registered anywhere
+    else (a notebook's ``__main__``, a user's own module) exists in this process alone, so a
+    comparison that includes one runs here, one policy after another.
+    """
+    return get_policy(config.name).__module__.split(".")[0] == "policies"
+
+
 def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
             progress: bool = False, run_fn: Callable[..., Any] | None = None,
             processes: int | None = None, backend: Backend | None = None,
@@ -319,7 +330,8 @@ def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
         raise ValueError(f"compare: processes must be >= 1, got {processes}")
     if backend is None:
         workers = processes or min(len(chosen), os.cpu_count() or 1)
-        in_process = run_fn is not None or workers <= 1 or len(chosen) <= 1
+        in_process = (run_fn is not None or workers <= 1 or len(chosen) <= 1
+                      or not all(known_to_spawned_workers(c) for _, c in chosen))
         backend = SerialBackend() if in_process else ProcessBackend(processes=workers)
     elif run_fn is not None and not isinstance(backend, SerialBackend):
         raise ValueError("compare: run_fn runs in this process; it takes no other backend")

@@ -279,9 +279,13 @@ class DelayedDiLoCo(DataParallelPolicy):
                     set_schedule_step(learner, self.round_start_step[peer])
                 self.round_start_step[node.id] = schedule_step(learner)
 
-    def evaluate(self, ctx: RunContext) -> float | None:
-        """Held-out loss of φ."""
-        return self.evaluate_flat(self.phi)
+    def averaged_flat(self, live: list[int]) -> torch.Tensor | None:
+        """φ, the outer model, scored as a labelled extra as for DiLoCo.
+
+        ``eval_loss`` is the mean over the workers' own models, the one definition every
+        data-parallel method uses (``common.py``).
+        """
+        return self.phi
 
 
 @register_policy("co2")

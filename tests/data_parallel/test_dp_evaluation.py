@@ -18,6 +18,9 @@ METHODS = [
     ("noloco", dict(inner_steps=4)),
     ("gossip", dict(variant="dpsgd")),
     ("gossip", dict(variant="adpsgd")),
+    ("eager_diloco", dict(inner_steps=4)),
+    ("co2", dict(inner_steps=4)),
+    ("compressed_diloco", dict(inner_steps=4)),
 ]
 
 
@@ -51,6 +54,7 @@ def test_local_methods_workers_differ_mid_round():
 
 @pytest.mark.parametrize("policy, params, averaged", [
     ("diloco", dict(inner_steps=4), lambda pol: pol.outer.phi),
+    ("co2", dict(inner_steps=4), lambda pol: pol.phi),
     ("noloco", dict(inner_steps=4), lambda pol: torch.stack(pol.phi).mean(0)),
     ("gossip", dict(variant="dpsgd"),
      lambda pol: torch.stack([lr.get_flat() for lr in pol.learners]).mean(0)),

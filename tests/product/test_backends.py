@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from policies.data_parallel.ddp import DDP
 from sim.backends import ProcessBackend, RayBackend, SerialBackend, make_backend
 from sim.cli import main
 from sim.compare import NONDETERMINISTIC_KEYS, compare
 from sim.errors import ScenarioError
+from sim.policy import register_policy
 from sim.runs import execute, load_records, run_record
 from sim.scenario import load
 from sim.sweep import load_table, sweep, sweep_tasks
@@ -47,6 +49,22 @@ def test_parallel_compare_equals_sequential(fast_toml):
     for one, other in zip(sequential.runs, parallel.runs, strict=True):
         assert one.result.trace_hash() == other.result.trace_hash()
         assert one.result.history.equals(other.result.history)
+
+
+@register_policy("ddp_registered_in_a_test")
+class DDPRegisteredHere(DDP):
+    """DDP under another name, registered by this module (as a notebook would register one)."""
+
+
+def test_compare_runs_policies_registered_outside_the_package_here(fast_toml):
+    """A spawned worker imports the built-in policies only: a comparison that includes a policy
+    registered elsewhere (a notebook, a test module) runs in this process, and still works."""
+    spec = load(fast_toml, ["run.steps=3"])
+    comparison = compare(spec, ["ddp", "ddp_registered_in_a_test"], processes=2)
+    ddp, here = comparison.runs
+    assert here.result.world is not None           # ran in this process: the live world is kept
+    assert here.record["steps"] == ddp.record["steps"] == 3
+    assert here.result.trace_hash() == ddp.result.trace_hash()
 
 
 def test_make_backend_refuses_bad_options():
