@@ -66,7 +66,7 @@ def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
 
 def _add_plot_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
     """Options of the commands that write plots (the default comparison and ``compare``)."""
-    keep = {} if top_level else {"default": argparse.SUPPRESS}
+    keep: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     parser.add_argument("--plot-format", metavar="FMT[,FMT]", help="plot file formats: png, "
                         "svg, pdf, comma-separated (default: png)",
                         **({"default": "png"} if top_level else keep))
