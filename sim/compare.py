@@ -36,6 +36,7 @@ from sim.config import PolicyConfig, Scenario
 from sim.policy import get_policy
 from sim.records import record_of
 from sim.threads import DEFAULT_TORCH_THREADS
+from sim.units import short_bytes, short_duration
 
 __all__ = [
     "Comparison",
@@ -242,22 +243,6 @@ def format_table(table: pd.DataFrame) -> str:
                        for i, (v, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def short_duration(seconds: float) -> str:
-    """Three significant digits in the largest fitting unit: ``"2.12 h"``, ``"7 min"``."""
-    for unit, scale in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3)):
-        if abs(seconds) >= scale or unit == "ms":
-            return f"{seconds / scale:.3g} {unit}"
-    raise AssertionError("unreachable")
-
-
-def short_bytes(nbytes: float) -> str:
-    """Three significant digits, decimal units: ``"75.4 GB"``."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0)):
-        if abs(nbytes) >= scale or unit == "B":
-            return f"{nbytes / scale:.3g} {unit}"
-    raise AssertionError("unreachable")
 
 
 def normalize_policies(scenario: Any, policies: Sequence[PolicySpec] | None,

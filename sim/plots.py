@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sim.compare import short_bytes, short_duration
+from sim.units import short_bytes, short_duration
 
 __all__ = ["STATE_COLOURS", "bytes_series", "plot_bytes", "plot_loss", "plot_timeline",
            "save_figure", "time_axis"]

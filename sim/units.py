@@ -167,6 +167,22 @@ def format_bytes(nbytes: float) -> str:
 # -- bandwidths -------------------------------------------------------------------------------
 
 
+def short_duration(seconds: float) -> str:
+    """Three significant digits in the largest fitting unit: ``"2.12 h"``, ``"7 min"``."""
+    for unit, scale in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3)):
+        if abs(seconds) >= scale or unit == "ms":
+            return f"{seconds / scale:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
+def short_bytes(nbytes: float) -> str:
+    """Three significant digits, decimal units: ``"75.4 GB"``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1.0)):
+        if abs(nbytes) >= scale or unit == "B":
+            return f"{nbytes / scale:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
 def parse_bandwidth(text: str) -> float:
     """Bandwidth in bytes/s: ``"100Mbit/s"`` -> 1.25e7, ``"1Gbps"`` -> 1.25e8, ``"2GiB/s"``."""
     value, unit = _split(text, "bandwidth", "100Mbit/s")
