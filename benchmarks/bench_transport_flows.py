@@ -17,20 +17,9 @@ import argparse
 import time
 
 import numpy as np
+from bench_maxmin_flows import make_topology  # the same two topologies, one definition
 
 from sim.world import World
-from topologies import clusters_of_clusters, residential
-
-
-def make_topology(name: str, num_nodes: int, seed: int):
-    """Residential access links around one core, or 8 data centres joined by 1 Gbit/s WAN."""
-    if name == "residential":
-        return residential(num_nodes, bandwidth_sigma=0.5, seed=seed)
-    if name == "datacenters":
-        return clusters_of_clusters(num_nodes, num_clusters=min(8, num_nodes),
-                                    intra_latency_s=0.5e-3, intra_bandwidth_Bps=10e9 / 8,
-                                    wan_latency_s=30e-3, wan_bandwidth_Bps=1e9 / 8)
-    raise ValueError(f"--topology: unknown {name!r}; allowed: residential, datacenters")
 
 
 def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: int,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
-class ScenarioError(ValueError):
-    """Invalid scenario input; ``field`` is the dotted path of the offending key."""
+class _FieldNamingError(ValueError):
+    """A refusal that names its field: ``"<field>: <message>"``, both kept as attributes."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -24,7 +24,11 @@ class ScenarioError(ValueError):
         return (type(self), (self.field, self.message))
 
 
-class FieldError(ValueError):
+class ScenarioError(_FieldNamingError):
+    """Invalid scenario input; ``field`` is the dotted path of the offending key."""
+
+
+class FieldError(_FieldNamingError):
     """A component's ``Config`` refuses one of its own fields.
 
     ``field`` is the field's name inside the Config (``"inner_steps"``); the scenario loader
@@ -32,15 +36,6 @@ class FieldError(ValueError):
     ``__post_init__`` so that the loader names the field from this structured data, never by
     reading the message.
     """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-    def __reduce__(self) -> tuple:
-        """Pickle with both arguments (a refusal raised in a worker process reaches the loader)."""
-        return (type(self), (self.field, self.message))
 
 
 class SimFailure(Exception):
