@@ -125,7 +125,8 @@ def test_scenario_blocks_are_valid_scenarios(block: Block) -> None:
         from sim.scenario import read_scenario_file
 
         table = _merged(read_scenario_file(ROOT / base), table)
-    parse_spec(table, base_dir=ROOT / "scenarios")
+    scenario = parse_spec(table, base_dir=ROOT / "scenarios")  # raises, naming the field
+    assert scenario.policy_configs(None), "a documented scenario names at least one policy"
 
 
 def _merged(base: dict, fragment: dict) -> dict:
