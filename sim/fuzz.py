@@ -30,7 +30,9 @@ import numpy as np
 FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "data_parallel": [("ddp", {}), ("diloco", {"inner_steps": 3}),
                       ("noloco", {"inner_steps": 3}), ("gossip", {}),
-                      ("streaming_diloco", {"inner_steps": 4}), ("palsgd", {})],
+                      ("streaming_diloco", {"inner_steps": 4}), ("palsgd", {}),
+                      ("eager_diloco", {"inner_steps": 3}), ("co2", {"inner_steps": 3}),
+                      ("compressed_diloco", {"inner_steps": 3})],
     "pipeline": [("full_pipeline", {}), ("random_skip", {}), ("skippipe", {})],
     "recovery": [("checkfree", {}), ("checkfree_plus", {}), ("checkpointing", {}),
                  ("redundant", {}), ("no_failure", {})],
