@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sim.errors import FieldError, ScenarioError, did_you_mean
+from sim.errors import FieldError, ScenarioError, refuse_unknown_keys
 from sim.tables import check_param_types, check_param_units, si_params
 
 __all__ = ["KINDS", "Component", "component", "config_from_table", "describe", "find",
@@ -199,12 +199,8 @@ def config_from_table(kind: str, name: str, table: Mapping[str, Any], *, where: 
 
 def make_config(config_cls: type, params: Mapping[str, Any], *, where: str) -> Any:
     """Build ``config_cls(**params)``; every refusal is a ScenarioError naming the field."""
-    fields = [f.name for f in dataclasses.fields(config_cls)]
-    for key in params:
-        if key not in fields:
-            raise ScenarioError(f"{where}.{key}", "unknown parameter; allowed: "
-                                f"{', '.join(sorted(fields)) or '(none)'}"
-                                f"{did_you_mean(key, sorted(fields))}")
+    fields = sorted(f.name for f in dataclasses.fields(config_cls))
+    refuse_unknown_keys(params, fields, where=where, what="unknown parameter")
     try:
         return config_cls(**params)
     except FieldError as exc:

@@ -8,7 +8,7 @@ and reacts the way its method says.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 class _FieldNamingError(ValueError):
@@ -100,3 +100,16 @@ def did_you_mean(name: str, allowed: Iterable[str]) -> str:
     options = [str(a) for a in allowed]
     close = difflib.get_close_matches(str(name), options, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def refuse_unknown_keys(keys: Iterable[str], allowed: Sequence[str], *, where: str,
+                        what: str = "unknown key") -> None:
+    """Raise a ScenarioError naming the first of ``keys`` not in ``allowed``.
+
+    The one line reads ``<where>.<key>: <what>; allowed: a, b, c; did you mean 'b'?``, so every
+    table of a scenario refuses a typo the same way.
+    """
+    for key in keys:
+        if key not in allowed:
+            raise ScenarioError(f"{where}.{key}", f"{what}; allowed: "
+                                f"{', '.join(allowed) or '(none)'}{did_you_mean(key, allowed)}")

@@ -25,7 +25,7 @@ from sim.config import (
     PolicyConfig,
     RunConfig,
 )
-from sim.errors import ScenarioError, did_you_mean
+from sim.errors import ScenarioError, refuse_unknown_keys
 from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
 from sim.network.tcp import TcpConfig
 from sim.tables import check_param_types as _check_param_types
@@ -115,11 +115,8 @@ def _check_edge_list(path: str, params: dict[str, Any], num_nodes: int) -> None:
     ``topology_params.node_sites``), or the world would silently simulate another cluster.
     """
     accepted = [p for p in inspect.signature(from_edgelist).parameters if p != "path"]
-    for key in params:
-        if key not in accepted:
-            raise ScenarioError(f"network.topology_params.{key}", "not a parameter of an "
-                                f"edge-list topology; allowed: {', '.join(accepted)}"
-                                f"{did_you_mean(key, accepted)}")
+    refuse_unknown_keys(params, accepted, where="network.topology_params",
+                        what="not a parameter of an edge-list topology")
     try:
         topology = from_edgelist(path, **params)
     except (TypeError, ValueError, OSError, UnicodeDecodeError) as exc:
@@ -248,10 +245,7 @@ def workload_config(section: Mapping[str, Any], base: Path) -> Any:
 
     params = si_params(section, "workload")
     fields = [f.name for f in dataclasses.fields(WorkloadConfig)]
-    for key in params:
-        if key not in fields:
-            raise ScenarioError(f"workload.{key}", f"unknown key; allowed: {', '.join(fields)}"
-                                                   f"{did_you_mean(key, fields)}")
+    refuse_unknown_keys(params, fields, where="workload")
     _check_param_types(WorkloadConfig, params, "workload")
     _check_workload_names(params)
     data = params.get("data")
