@@ -181,16 +181,17 @@ class SkipPipeConfig(SkipConfig):
 
 
 def workload_costs(workload: Any, device: Any, num_stages: int,
-                   head_stage: str = "first") -> MicrobatchCosts:
+                   head_stage: str = "first", *, embedding_stage: bool = False) -> MicrobatchCosts:
     """Per-stage seconds and message sizes of one microbatch of ``workload`` on ``device``.
 
     The timing model prices each stage's blocks; the head (de-embedding + loss) is the loss task
-    on the stage ``head_stage`` names, whose gradient bytes include it.
+    on the stage ``head_stage`` names, whose gradient bytes include it. ``embedding_stage``:
+    stage 0 holds no block (its forward and backward take no time).
     """
     from workloads.llama import stage_layer_ranges
 
     timing, wcfg = workload.timing, workload.config
-    layers = stage_layer_ranges(timing.n_layers, num_stages)
+    layers = stage_layer_ranges(timing.n_layers, num_stages, embedding_stage=embedding_stage)
     fwd = tuple(timing.stage_seconds(device, wcfg.batch, wcfg.seq, num_layers=len(r), phase="fwd")
                 for r in layers)
     bwd = tuple(timing.stage_seconds(device, wcfg.batch, wcfg.seq, num_layers=len(r), phase="bwd")
@@ -201,7 +202,8 @@ def workload_costs(workload: Any, device: Any, num_stages: int,
         loss_s=timing.head_seconds(device, wcfg.batch, wcfg.seq, "fwd_bwd"),
         activation_nbytes=float(timing.activation_bytes(wcfg.batch, wcfg.seq)),
         grad_nbytes=tuple(float(b) for b in
-                          timing.stage_param_bytes(num_stages, head_stage=head_stage)),
+                          timing.stage_param_bytes(num_stages, head_stage=head_stage,
+                                                   embedding_stage=embedding_stage)),
     )
 
 

@@ -19,7 +19,7 @@ class PipelineRecoveryConfig:
     """The pipeline every method of the family runs.
 
     num_stages:
-        Stages ``S`` (stage 0 holds the embedding, the head and the data).
+        Stages ``S``, stage 0 included (it holds the embedding, the head and the data).
     replicas_per_stage:
         Nodes per stage ``R``; stage ``s`` is held by nodes ``s R .. s R + R - 1``, and node
         ``S R`` (if the cluster has it) is the checkpoint store.
@@ -36,6 +36,14 @@ class PipelineRecoveryConfig:
         Fixed seconds added to every activation transfer (host <-> device copies).
     allreduce:
         Average each stage's gradients among its replicas every iteration (ring all-reduce).
+    embedding_stage:
+        ``True`` (the authors' layout): stage 0 holds only the embedding and the head, the
+        blocks are split over stages ``1 .. S-1``, so ``S - 1`` transformer stages; ``False``:
+        stage 0 holds blocks too.
+    within_iteration:
+        ``True`` (the authors' code): a lost stage is rebuilt as soon as its replacement joins
+        and the iteration continues (microbatches wait for it); ``False``: the iteration a
+        failure hits is discarded and the rebuild waits for the next iteration (ablation).
     """
 
     num_stages: int = 4
@@ -45,14 +53,19 @@ class PipelineRecoveryConfig:
     forward_s: float | None = None
     hop_overhead_s: float = 0.0
     allreduce: bool = True
+    embedding_stage: bool = True
+    within_iteration: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_stages", "replicas_per_stage", "microbatches_per_replica",
                      "memory_microbatches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
-        if self.num_stages < 3:
-            raise ValueError(f"num_stages={self.num_stages}: the recovery family needs >= 3")
+        minimum = 4 if self.embedding_stage else 3
+        if self.num_stages < minimum:
+            raise ValueError(
+                f"num_stages={self.num_stages}: the recovery family needs >= 3 transformer "
+                f"stages, so num_stages >= {minimum} with embedding_stage={self.embedding_stage}")
         if self.forward_s is not None and not self.forward_s > 0:
             raise ValueError(f"forward_s={self.forward_s}: must be > 0 seconds or None")
         if self.hop_overhead_s < 0:
@@ -121,10 +134,11 @@ class CheckFreeConfig(PipelineRecoveryConfig, FailureFields):
     squared_norms:
         Weight neighbours by squared gradient norms instead of norms.
     edge_fallback:
-        What plain CheckFree does for a stage without two neighbours (the last stage):
-        ``"checkpoint"`` restores that stage's weights from a weights-only snapshot uploaded to
-        the store every ``edge_checkpoint_every`` iterations (the reference implementation);
-        ``"copy"`` copies its one neighbour.
+        What plain CheckFree does for a stage with one neighbour holding blocks (the last
+        stage; the first transformer stage when stage 0 holds only the embedding): ``"copy"``
+        copies that neighbour (the authors' convergence code, ``ours-grad-avg``);
+        ``"checkpoint"`` restores the stage's weights from a weights-only snapshot uploaded to
+        the store every ``edge_checkpoint_every`` iterations (their ``ours-avg-ablation``).
     edge_checkpoint_every:
         Iterations between the edge-stage snapshots (``"checkpoint"`` fallback).
     """
@@ -132,7 +146,7 @@ class CheckFreeConfig(PipelineRecoveryConfig, FailureFields):
     lr_bump: float = 1.1
     norm_eps: float = 1e-4
     squared_norms: bool = False
-    edge_fallback: str = "checkpoint"
+    edge_fallback: str = "copy"
     edge_checkpoint_every: int = 100
 
     def __post_init__(self) -> None:

@@ -12,15 +12,16 @@ BANDWIDTH_BPS = 125e6
 LATENCY_S = 0.01
 WORKLOAD = WorkloadConfig(learner="tiny-llama", d_model=16, n_layers=4, n_heads=2, batch=4,
                           seq=16, lr=1e-2, warmup_steps=2, timing="llama-125m", eval_batches=1)
-PIPELINE = dict(num_stages=4, replicas_per_stage=2, microbatches_per_replica=1, forward_s=0.5)
+PIPELINE = dict(num_stages=5, replicas_per_stage=2, microbatches_per_replica=1, forward_s=0.5)
+"""The authors' layout: stage 0 holds the embedding and head, stages 1-4 one block each."""
 
 
-def scenario(until_s: float = 60.0, seed: int = 0, eval_every_s: float | None = None
-             ) -> Scenario:
-    """Four stages x two replicas + a store node, 1 Gbit/s access links, no topology core."""
+def scenario(until_s: float = 60.0, seed: int = 0, eval_every_s: float | None = None,
+             num_nodes: int = 11) -> Scenario:
+    """Five stages x two replicas + a store node, 1 Gbit/s access links, no topology core."""
     return Scenario(
         name="tiny-pipeline", seed=seed,
-        cluster=ClusterConfig(num_nodes=9, device="h100"),
+        cluster=ClusterConfig(num_nodes=num_nodes, device="h100"),
         network=NetworkConfig(model="maxmin", topology="uniform", uplink_Bps=BANDWIDTH_BPS,
                               downlink_Bps=BANDWIDTH_BPS, access_latency_s=LATENCY_S),
         workload=WORKLOAD,
@@ -41,14 +42,15 @@ def forced(policy_cls: type, failures: list[tuple[float, int]], rejoin_s: float 
 
 
 def run_policy(name: str, *, until_s: float = 60.0, failures=None, seed: int = 0,
-               strategy_cls: type | None = None, **params):
+               strategy_cls: type | None = None, rejoin_s: float = 2.0, num_nodes: int = 11,
+               **params):
     """Run policy ``name`` on the tiny pipeline; returns (result, policy)."""
     cls = get_policy(name)
     if failures is not None:
-        cls = forced(cls, failures)
+        cls = forced(cls, failures, rejoin_s)
     if strategy_cls is not None:
         cls = type(cls.__name__, (cls,), {"Strategy": strategy_cls})
         cls.name = name
     policy = cls(**{**PIPELINE, **params})
-    result = run(scenario(until_s, seed), policy)
+    result = run(scenario(until_s, seed, num_nodes=num_nodes), policy)
     return result, policy

@@ -2,9 +2,11 @@
 target loss sooner than checkpointing and redundant computation (fixed seed, tiny model).
 
 Published (CheckFree, Gensyn 2025): >12% faster in wall-clock time than both at 5-10%. Here the
-runs are short and the failure process is time-compressed (``policies.recovery.experiment``),
-so the test asserts the direction with a 5% margin, not the paper's numbers.
-The full version: scenarios/checkfree-*.toml, figures in docs/methods/recovery-checkfree.md.
+runs are short (27 iterations) and the failure clock is compressed by kappa = 200
+(``experiment.ci_setup``: at 10%/h a stage fails in an iteration with probability ~4.5%, the
+paper's 0.2%), so the test asserts the direction with a 5% margin, not the paper's numbers.
+The uncompressed reference: scenarios/checkfree-*.toml, figures in
+docs/methods/recovery-checkfree.md.
 """
 
 import pytest
