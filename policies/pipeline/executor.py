@@ -521,13 +521,15 @@ class PipelineExecutor:
 
         Without this, an iteration whose every route crosses a crashed node (``[faults]``) or a
         partition fails at once, and the next one starts at the same instant: simulated time
-        would stop. A lost stage (``fail_stage``) is its owner's to rebuild: no wait then.
+        would stop. A lost stage (``fail_stage``) is its owner's to rebuild: no wait then,
+        unless microbatches wait for lost stages (then its restoration is one of the changes).
         """
-        if self.failed_stages:
+        if self.failed_stages and not self.config.wait_for_lost_stages:
             return
         down = sorted({n for mb in microbatches for n in mb.route.nodes
                        if not self.world.nodes[n].is_up})
         events = [self.world.nodes[n].recovered_event() for n in down]
+        events += [self.stage_restored(s) for s in sorted(self.failed_stages)]
         link_change = getattr(self.world.network, "link_change_event", None)
         if link_change is not None:
             events.append(link_change())

@@ -59,6 +59,8 @@ def test_recovery_with_node_crashes_from_faults_ends_cleanly(policy):
 
     spec = load(SCENARIOS / "checkfree-10pct.toml",
                 ["run.until=15min", "seed=1", "run.timing_only=true",
+                 f"policies.{policy}.time_scale=100",  # stage failures within 15 min
+                 f"policies.{policy}.forward_s=0.5",  # ~6 s iterations: some finish
                  'faults.failures={model="poisson", rate="20/h", downtime="2min"}'])
     config = dict(spec.policies)[policy]
     result = run(dataclasses.replace(spec.scenario, policy=config))

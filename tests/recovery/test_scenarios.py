@@ -1,4 +1,4 @@
-"""Reference scenario files: valid, five methods, one failure setting, the paper's rates as they are."""
+"""Reference scenario files: valid, five methods, one failure setting, the paper's rates."""
 
 from pathlib import Path
 
