@@ -66,6 +66,8 @@ class FamilySetup:
         Seconds until a failed stage's replacement joins (0: at hand, the authors' code).
     checkpoint_every:
         Iterations between checkpoints (1: the authors' convergence baseline).
+    stop_at_target:
+        End each run when it reaches ``target_loss``.
     """
 
     p_hour: float = 0.10
@@ -82,6 +84,7 @@ class FamilySetup:
     device: str = "h100"
     rejoin_delay_s: float = 0.0
     checkpoint_every: int = 1
+    stop_at_target: bool = False
 
 
 def scenario_of(setup: FamilySetup) -> Scenario:
@@ -94,7 +97,7 @@ def scenario_of(setup: FamilySetup) -> Scenario:
                               downlink_Bps=setup.uplink_Bps, access_latency_s=setup.latency_s),
         workload=setup.workload,
         run=RunConfig(until_s=setup.until_s, eval_every_s=setup.eval_every_s,
-                      target_loss=setup.target_loss),
+                      target_loss=setup.target_loss, stop_at_target=setup.stop_at_target),
     )
 
 
@@ -179,15 +182,15 @@ def reference_setup(p_hour: float, *, seed: int = 0) -> FamilySetup:
     The authors' layout (stage 0 = embedding and head, never fails; 4 transformer stages) x 2
     replicas + a store node; 2 microbatches per data node per iteration; each transformer
     stage's forward 5.28 s (:data:`REFERENCE_FORWARD_S`); 800 Mbit/s access links, 10 ms. The
-    failure-free iteration takes ~68 s (the paper's 63-90 s). 4 simulated hours, target 1.2
-    nats (reached after ~2 hours without failures).
+    failure-free iteration takes ~68 s (the paper's 63-90 s). Each run stops at the target,
+    1.2 nats (about 2 simulated hours without failures), or after 4 simulated hours.
     """
     from workloads import WorkloadConfig
 
     return FamilySetup(
         p_hour=p_hour, kappa=1.0, seed=seed, until_s=14400.0, eval_every_s=300.0,
-        target_loss=1.2, workload=WorkloadConfig(**REFERENCE_WORKLOAD), device="emulator",
-        uplink_Bps=100e6, num_nodes=11,
+        target_loss=1.2, stop_at_target=True, workload=WorkloadConfig(**REFERENCE_WORKLOAD),
+        device="emulator", uplink_Bps=100e6, num_nodes=11,
         pipeline=dict(num_stages=5, replicas_per_stage=2, microbatches_per_replica=2,
                       forward_s=REFERENCE_FORWARD_S))
 
@@ -198,9 +201,9 @@ def ci_setup(p_hour: float, *, seed: int = 0) -> FamilySetup:
     The authors' layout with 4 transformer stages of one block each (a 16-wide tiny LLaMA on
     the Markov language) x 2 replicas + a store; LLaMA-125M sizes on the wire (a stage's
     weights are ~87 MB); ``forward_s = 0.5`` s per transformer stage; 1 Gbit/s access links;
-    210 simulated s (about 27 failure-free iterations of ~7.8 s); target loss 2.0 nats. The
-    failure clock is compressed by ``kappa = 200``: at 10%/h a stage fails in an iteration with
-    probability ~4.5% (the paper's 0.2%).
+    300 simulated s (about 38 failure-free iterations of ~7.8 s); target loss 2.0 nats. The
+    failure clock is compressed by ``kappa = 100``: at 10%/h a stage fails in an iteration with
+    probability ~2.3% (the paper's 0.2%).
     """
     from workloads import WorkloadConfig
 
@@ -208,7 +211,7 @@ def ci_setup(p_hour: float, *, seed: int = 0) -> FamilySetup:
                               seq=16, lr=1e-2, warmup_steps=3, timing="llama-125m",
                               eval_batches=2)
     return FamilySetup(
-        p_hour=p_hour, kappa=200.0, seed=seed, until_s=210.0, eval_every_s=5.0,
+        p_hour=p_hour, kappa=100.0, seed=seed, until_s=300.0, eval_every_s=5.0,
         target_loss=2.0, workload=workload, num_nodes=11,
         pipeline=dict(num_stages=5, replicas_per_stage=2, microbatches_per_replica=1,
                       forward_s=0.5))

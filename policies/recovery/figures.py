@@ -29,7 +29,7 @@ def run_rate(pct: int, scenarios_dir: Path, seed: int | None = None) -> tuple[ob
 
     overrides = [] if seed is None else [f"seed={seed}"]
     spec = load(scenarios_dir / f"checkfree-{pct}pct.toml", overrides)
-    comparison = compare(spec)
+    comparison = compare(spec, processes=1)  # the points may already run in worker processes
     return spec, {run.label: run.result for run in comparison.runs}
 
 
