@@ -51,7 +51,6 @@ from policies.pipeline.schedules import (
 from policies.pipeline.training import TrainingHooks, half_path
 from sim.policy import Policy, RunContext, register_policy
 
-
 ALLOCATION_SEARCHES = ("hill_climbing", "genetic", "best_of_both")
 """How the node-to-stage allocation is searched (``PipelineConfig.allocation_search``)."""
 

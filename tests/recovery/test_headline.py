@@ -4,8 +4,9 @@ computation.
 
 Published (CheckFree, Gensyn 2025): >12% faster in wall-clock time than both at 5-10%. Here the
 runs are short (38 iterations of 7.8 s) and the failure clock is compressed by kappa = 100
-(``experiment.ci_setup``: at 10%/h a stage fails in an iteration with probability ~2.3%, the
-paper's 0.2%), so the test asserts the direction with a 3% margin, not the paper's numbers.
+(``experiments.recovery_family.ci_setup``: at 10%/h a stage fails in an iteration with
+probability ~2.3%, the paper's 0.2%), so the test asserts the direction with a 3% margin, not
+the paper's numbers.
 Measured (seed 0, time to 2.0 nats, evaluations every 5 s):
 
     5%/h,  3 failures: checkfree 135 s, checkfree_plus 135 s, checkpointing 140 s, redundant 175 s
@@ -17,11 +18,12 @@ docs/methods/recovery-checkfree.md.
 
 import pytest
 
-from policies.recovery.experiment import (
+from experiments.recovery_family import (
     ci_setup,
     failure_free_iteration_s,
     params_for,
-    scaled_parameters,
+    scaled_checkpoints,
+    scaled_failures,
     scenario_of,
 )
 from sim.config import PolicyConfig
@@ -42,12 +44,12 @@ def iteration_s():
 @pytest.mark.parametrize("method", ["checkfree", "checkfree_plus"])
 def test_checkfree_reaches_target_sooner_than_both_baselines(iteration_s, p_hour, method):
     setup = ci_setup(p_hour)
-    scaled = scaled_parameters(setup, iteration_s)
+    scenario = scenario_of(setup, scaled_failures(setup, iteration_s))  # the [faults] stage model
 
     def policy(name):
-        return PolicyConfig(name=name, params=params_for(name, setup, scaled))
+        return PolicyConfig(name=name, params=params_for(name, setup, scaled_checkpoints(setup)))
 
     for baseline in ("checkpointing", "redundant"):
-        measured = assert_speedup(scenario_of(setup), policy(method), policy(baseline),
+        measured = assert_speedup(scenario, policy(method), policy(baseline),
                                   at_least=1.03, basis="time_to_target", run_fn=run)
         assert measured.baseline["stage_failures"] >= 2  # failures really happened
