@@ -12,11 +12,13 @@ because in a real pipeline each stage lives on different nodes.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from workloads.config import WorkloadConfig
 from workloads.learner import Learner, _flatten, _unflatten_into
-from workloads.llama import StagedModel
+from workloads.llama import Stage, StagedModel
 from workloads.streams import BatchStream
 
 
@@ -160,12 +162,12 @@ def compute_grad_across(owners: list[PipelineLearner]) -> float:
     if len(owners) != first.num_stages:
         raise ValueError(f"owners: one learner per stage ({first.num_stages}), got {len(owners)}")
     x, y = first.next_batch()
-    h = owners[0].model.stages[0].embed_tokens(x)  # (B, T, C)
-    for s, owner in enumerate(owners):
+    stages = [cast(Stage, owner.model.stages[s]) for s, owner in enumerate(owners)]
+    h = stages[0].embed_tokens(x)  # (B, T, C)
+    for owner, stage in zip(owners, stages):
         if not owner.model.training:
             owner.model.train()
-        h = owner.model.stages[s](h)  # (B, T, C)
-    head = first.head_stage
-    loss = first.loss_fn(owners[head].model.stages[head].logits(h), y)
+        h = stage(h)  # (B, T, C)
+    loss = first.loss_fn(stages[first.head_stage].logits(h), y)
     loss.backward()
     return float(loss.detach())

@@ -87,7 +87,7 @@ class TimingModel:
         return embed + layer * self.n_layers + head
 
     def stage_tensor_params(self, num_stages: int, *, head_stage: str = "last") -> list[list[int]]:
-        """:meth:`tensor_params` split by the stage that holds each tensor (see :meth:`stage_params`).
+        """:meth:`tensor_params` split by the stage holding each tensor (as :meth:`stage_params`).
 
         What one stage replica sends when it exchanges per tensor (NoLoCo over pipelines).
         """

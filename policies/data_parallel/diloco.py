@@ -25,6 +25,10 @@ If none was delivered, φ and the outer momentum stay as they are. Every worker,
 included, receives φ and sets θ_i ← φ. Each drop is recorded as event ``outer_gradient_dropped``.
 Evaluated: each live worker's own weights θ_i (mean, best, worst); the global weights φ are
 reported beside them as the averaged model.
+
+Over pipelines (``pipeline_stages`` > 1, :mod:`~policies.data_parallel.pipelines`): every worker
+is one stage replica; each stage has its own φ and all-reduce group of its replicas, on that
+stage's weights (``stage_param_bytes``).
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ from policies.data_parallel.common import (
     wait_or_fail,
 )
 from policies.data_parallel.group import SyncGroup, check_sync_options
-from policies.data_parallel.pipelines import OverPipelines
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
+from policies.data_parallel.pipelines import OverPipelines
 from policies.data_parallel.rules import outer_gradient
 from sim.errors import NodeFailure
 from sim.policy import RunContext, register_policy
@@ -158,6 +162,8 @@ class DiLoCo(DataParallelPolicy):
                 self.round_start_step[node.id] = schedule_step(learner)
 
     def averaged_flat(self, live: list[int]):  # noqa: ANN201
-        """The global weights φ (no worker holds them between outer steps); over pipelines,
-        every stage's φ in stage order."""
+        """The global weights φ (no worker holds them between outer steps).
+
+        Over pipelines: every stage's φ, in stage order.
+        """
         return torch.cat([outer.phi for outer in self.outers])

@@ -25,6 +25,10 @@ from a random live peer (``param_bytes``), takes it as both φ and θ with δ = 
 optimizer, and resumes at that peer's round.
 Evaluated model: each live worker's own weights θ_i (mean, best, worst); the mean of the slow
 weights φ_i is reported beside them as the averaged model.
+
+Over pipelines (``pipeline_stages`` > 1, the paper's setting with ``routing = "random"``,
+:mod:`~policies.data_parallel.pipelines`): every worker is one stage replica and pairs form
+among the replicas of the same stage, exchanging that stage's tensors.
 """
 
 from __future__ import annotations
@@ -279,8 +283,10 @@ class NoLoCo(DataParallelPolicy):
         self.ctx.world.recorder.event("rejoin", node=i, peer=peer, round=self.mail.round_of[i])
 
     def averaged_flat(self, live: list[int]):  # noqa: ANN201
-        """The mean of the live workers' slow weights φ_i (no worker holds it); over pipelines,
-        each stage's mean in stage order."""
+        """The mean of the live workers' slow weights φ_i (no worker holds it).
+
+        Over pipelines: each stage's mean, in stage order.
+        """
         up = set(live)
         means = [average([self.phi[i] for i in members if i in up] or
                          [self.phi[i] for i in members]) for members in self.members]

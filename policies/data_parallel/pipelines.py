@@ -18,7 +18,8 @@ Routing (:func:`replica_route`), per sample and stage boundary:
   For one (j, s) this is a bijection: every replica of stage s+1 receives exactly one
   microbatch of sample number j, so the load stays balanced. The backward pass retraces the
   route (the executor sends each gradient back along the nodes the activation came through, and
-  autograd accumulates into exactly those replicas' stages, :func:`workloads.pipeline.compute_grad_across`).
+  autograd accumulates into exactly those replicas' stages,
+  :func:`workloads.pipeline.compute_grad_across`).
   Evaluation uses fixed routes: model r is replica r of every stage.
 
 Sample number ``j = k·M + m`` for microbatch m of inner step k (the reference counts samples
@@ -123,7 +124,7 @@ class StageReplica:
         self.stage = stage
 
     def get_flat(self) -> torch.Tensor:
-        """This replica's stage weights as a float32 1-D vector."""
+        """Return the replica's stage weights as a float32 1-D vector."""
         return self.column.get_stage_flat(self.stage)
 
     def set_flat(self, flat: torch.Tensor) -> None:
@@ -188,6 +189,11 @@ class PipelinedWorkers(PipelineHooks):
             ExecutorConfig(memory_microbatches=self.microbatches, allreduce=False,
                            loss_on_last_stage=True),
             hooks=self)
+        for node in world.nodes:        # weights, gradients, Adam moments of its stage
+            need = 4 * self.stage_nbytes(self.stage_of(node.id))
+            if not node.allocate(need):
+                raise ScenarioError("cluster.memory", f"a node has {node.memory_bytes:.4g} B but "
+                                    f"a stage replica needs {need:.4g} B")
         self.seed = int(world.policy_rng("pipelines", "routing").integers(2**31))
         self.completed = -1                     # last finished iteration
         self._arrived: dict[int, set[int]] = {}

@@ -51,7 +51,8 @@ def test_random_routing_is_reproducible_from_the_seed_and_actually_random():
     assert routes(3) == routes(3)
     assert routes(3) != routes(4)
     assert len(set(routes(3))) > 4            # not the same few pipelines every time
-    assert all(replica_route(3, j, r, 4, 4, "fixed") == (r,) * 4 for j in range(5) for r in range(4))
+    assert all(replica_route(3, j, r, 4, 4, "fixed") == (r,) * 4
+               for j in range(5) for r in range(4))
 
 
 def test_policy_routes_follow_the_seeded_permutations_and_are_reproducible():
