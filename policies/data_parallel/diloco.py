@@ -67,6 +67,9 @@ class DiLoCoConfig(OverPipelines):
     """All-reduce schedule of the outer gradients: 'ring', 'tree' or 'halving_doubling'."""
     on_failure: str = "drop"
     """'drop': average the survivors; 'wait': hold the round until the failed worker is back."""
+    collective_timeout_s: float = 0.0
+    """Seconds the all-reduce waits for a peer that failed during it before it aborts (gloo's
+    and NCCL's ``timeout``; torch's defaults 1800 and 600). 0: the failure is seen at once."""
     drop_outer_gradient_p: float = 0.0
     """p in [0, 1], probability that one worker's outer gradient of one round is lost in
     delivery (left out of the mean; its bytes are still sent). 0: none is dropped."""
@@ -79,7 +82,7 @@ class DiLoCoConfig(OverPipelines):
                              f"{self.drop_outer_gradient_p}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         self.check_pipelines()
-        check_sync_options(self.allreduce, self.on_failure)
+        check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
 
 
 @register_policy("diloco")
@@ -102,7 +105,8 @@ class DiLoCo(DataParallelPolicy):
                        for group in members]
         self.groups = [SyncGroup(ctx.world, group, nbytes=self.group_nbytes(k),
                                  algorithm=cfg.allreduce, on_failure=cfg.on_failure,
-                                 combine=self._outer_step, label="diloco_allreduce")
+                                 combine=self._outer_step, label="diloco_allreduce",
+                                 timeout_s=cfg.collective_timeout_s)
                        for k, group in enumerate(members)]
         self.outer, self.group = self.outers[0], self.groups[0]   # plain DiLoCo's only ones
         self.drop_rngs = [ctx.world.policy_rng("diloco", "drop_outer", i)
