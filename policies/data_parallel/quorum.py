@@ -149,11 +149,40 @@ class QuorumGroup(SyncGroup):
             self._grace_over[r] = True
             self._try_start()
 
+    def _pull_forward(self, r: int, rnd: Any) -> None:
+        """Move round r + 1's contributions into round ``r``, which is gathering again.
+
+        Contributions made while round r's all-reduce ran went to round r + 1; if that
+        all-reduce aborted (a member failed in it), they belong to r, whose quorum may need
+        them. Their senders wait on r + 1's event, which now fires with round r's result.
+        """
+        nxt = self._rounds.pop(r + 1, None)
+        if nxt is None:
+            return
+        tokens = self.tokens.setdefault(r, {})
+        full = self.full.setdefault(r, {})
+        for m, payload in nxt.arrivals.items():
+            if m in rnd.arrivals:
+                earlier = rnd.arrivals[m]
+                payload = earlier + payload if earlier is not None and payload is not None \
+                    else payload
+                tokens[m] += self.tokens[r + 1][m]
+            else:
+                tokens[m] = self.tokens[r + 1][m]
+            rnd.arrivals[m] = payload
+            rnd.arrived_s[m] = nxt.arrived_s[m]
+            if self.full.get(r + 1, {}).get(m):
+                full[m] = True
+        for table in (self.tokens, self.full, self._grace_over):
+            table.pop(r + 1, None)
+        rnd.done.callbacks.append(lambda ev, later=nxt.done: later.succeed(ev.value))
+
     def _try_start(self) -> None:
         r = self.open_round
         rnd = self._rounds.get(r)
         if rnd is None or rnd.running:
             return
+        self._pull_forward(r, rnd)
         full = sum(1 for m in self.full.get(r, {}) if m in rnd.arrivals)
         live = sum(1 for m in self.members if self.world.nodes[m].is_up)
         needed = max(1, min(self.quorum, live))

@@ -116,3 +116,36 @@ def test_real_training_with_a_straggler_decreases_the_loss():
 def test_bad_fields_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=field):
         QuorumDiLoCoConfig(**{field: value})
+
+
+def test_an_aborted_round_takes_back_what_arrived_while_it_ran():
+    # members 0-2 hand in full blocks at t = 0 and their all-reduce starts (quorum 3); member 3
+    # hands in at 0.5 s (to the next round: this one is running); member 2 fails at 1 s inside
+    # the all-reduce, which aborts at 1 + T. Round 0 then has 0, 1 and 3: a quorum again, so it
+    # re-runs at once among them and member 3 gets round 0's result.
+    from policies.data_parallel.quorum import QuorumGroup
+    from tests.engine.conftest import make_world
+
+    alpha, beta, m, timeout_s = 0.02, 1e6, 4e6, 2.0
+    world = make_world(4, model="maxmin", latency_s=alpha, bandwidth_Bps=beta)
+    group = QuorumGroup(world, [0, 1, 2, 3], quorum=3, grace_window_s=None, nbytes=m,
+                        timeout_s=timeout_s, combine=lambda mean, parts, r: (r, tuple(parts)))
+    seen = {}
+
+    def member(i, at_s):
+        yield world.env.timeout(at_s)
+        value = yield group.contribute(i, None, 1.0, full=True)
+        seen[i] = (world.now, value)
+
+    def faults():
+        yield world.env.timeout(1.0)
+        world.nodes[2].fail()
+
+    for i, at_s in [(0, 0.0), (1, 0.0), (2, 0.0), (3, 0.5)]:
+        world.env.process(member(i, at_s))
+    world.env.process(faults())
+    world.env.run(until=100.0)
+    done_s = 1.0 + timeout_s + C.ring_allreduce_cost(3, m, alpha, beta)
+    for i in (0, 1, 3):
+        assert seen[i][0] == pytest.approx(done_s, rel=1e-9)
+        assert seen[i][1] == (0, (0, 1, 3))
