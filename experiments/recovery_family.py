@@ -9,7 +9,7 @@ iteration time, measured by a ``no_failure`` run) with ``p_iter = 1 - (1 - p_hou
 T_iter / 3600)``:
 
 - ``kappa = 1`` (the reference, :func:`reference_setup` and ``scenarios/checkfree-*.toml``):
-  the paper's rates as they are, on a pipeline whose iteration takes ~68 s;
+  the paper's rates as they are, on a pipeline whose iteration takes ~70 s;
 - ``kappa > 1`` (the CI version, :func:`ci_setup`): the failure clock runs ``kappa`` times
   faster than training, so a run of a few minutes sees a few failures (stated wherever used).
 
@@ -69,6 +69,8 @@ class FamilySetup:
         Iterations between checkpoints (1: the authors' convergence baseline).
     stop_at_target:
         End each run when it reaches ``target_loss``.
+    transport:
+        How transfers move (``sim.config.NetworkConfig.transport``): ``"tcp"`` or ``"fluid"``.
     """
 
     p_hour: float = 0.10
@@ -86,6 +88,7 @@ class FamilySetup:
     rejoin_delay_s: float = 0.0
     checkpoint_every: int = 1
     stop_at_target: bool = False
+    transport: str = "tcp"
 
 
 def scenario_of(setup: FamilySetup, failures: StageFailuresConfig | None = None) -> Scenario:
@@ -96,7 +99,8 @@ def scenario_of(setup: FamilySetup, failures: StageFailuresConfig | None = None)
         cluster=ClusterConfig(num_nodes=setup.num_nodes, device=setup.device),
         faults=FaultsConfig(failures=[failures] if failures is not None else []),
         network=NetworkConfig(model="maxmin", topology="uniform", uplink_Bps=setup.uplink_Bps,
-                              downlink_Bps=setup.uplink_Bps, access_latency_s=setup.latency_s),
+                              downlink_Bps=setup.uplink_Bps, access_latency_s=setup.latency_s,
+                              transport=setup.transport),
         workload=setup.workload,
         run=RunConfig(until_s=setup.until_s, eval_every_s=setup.eval_every_s,
                       target_loss=setup.target_loss, stop_at_target=setup.stop_at_target),
@@ -189,7 +193,7 @@ def reference_setup(p_hour: float, *, seed: int = 0) -> FamilySetup:
     The authors' layout (stage 0 = embedding and head, never fails; 4 transformer stages) x 2
     replicas + a store node; 2 microbatches per data node per iteration; each transformer
     stage's forward 5.28 s (:data:`REFERENCE_FORWARD_S`); 800 Mbit/s access links, 10 ms. The
-    failure-free iteration takes ~68 s (the paper's 63-90 s). Each run stops at the target,
+    failure-free iteration takes ~70 s with tcp (the paper's 63-90 s). Each run stops at the target,
     1.2 nats (about 2 simulated hours without failures), or after 4 simulated hours.
     """
     from workloads import WorkloadConfig
@@ -208,9 +212,10 @@ def ci_setup(p_hour: float, *, seed: int = 0) -> FamilySetup:
     The authors' layout with 4 transformer stages of one block each (a 16-wide tiny LLaMA on
     the Markov language) x 2 replicas + a store; LLaMA-125M sizes on the wire (a stage's
     weights are ~87 MB); ``forward_s = 0.5`` s per transformer stage; 1 Gbit/s access links;
-    300 simulated s (about 38 failure-free iterations of ~7.8 s); target loss 2.0 nats. The
-    failure clock is compressed by ``kappa = 100``: at 10%/h a stage fails in an iteration with
-    probability ~2.3% (the paper's 0.2%).
+    300 simulated s (about 33 failure-free iterations of ~9.1 s with the tcp transport, 43 of
+    ~7.0 s with fluid transfers); target loss 2.0 nats. The failure clock is compressed by
+    ``kappa = 100``: at 10%/h a stage fails in an iteration with probability ~2.6% (the
+    paper's 0.2%).
     """
     from workloads import WorkloadConfig
 

@@ -22,24 +22,25 @@ RATES_PCT = (5, 10, 16)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_rate(pct: int, scenarios_dir: Path, seed: int | None = None) -> tuple[object, dict]:
+def run_rate(pct: int, scenarios_dir: Path, seed: int | None = None,
+             extra: tuple[str, ...] = ()) -> tuple[object, dict]:
     """Run the comparison of one scenario file; return its spec and the runs by label."""
     from sim.compare import compare
     from sim.scenario import load
 
-    overrides = [] if seed is None else [f"seed={seed}"]
+    overrides = ([] if seed is None else [f"seed={seed}"]) + list(extra)
     spec = load(scenarios_dir / f"checkfree-{pct}pct.toml", overrides)
     comparison = compare(spec, processes=1)  # the points may already run in worker processes
     return spec, {run.label: run.result for run in comparison.runs}
 
 
-def run_point(job: tuple[int, int, str]) -> dict:
+def run_point(job: tuple[int, int, str, tuple[str, ...]]) -> dict:
     """One (rate, seed) point, reduced to picklable tables (for worker processes)."""
     import torch
 
     torch.set_num_threads(1)
-    pct, seed, scenarios_dir = job
-    spec, runs = run_rate(pct, Path(scenarios_dir), seed)
+    pct, seed, scenarios_dir, extra = job
+    spec, runs = run_rate(pct, Path(scenarios_dir), seed, extra)
     rows = summary_rows(pct, spec, runs)
     for row in rows:
         row["seed"] = seed
@@ -85,12 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default=",".join(map(str, RATES_PCT)))
     parser.add_argument("--seeds", default="0", help="comma-separated; the figure shows the first")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="scenario override for every file, e.g. network.transport=fluid")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rates = [int(r) for r in args.rates.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(pct, seed, args.scenarios) for seed in seeds for pct in rates]
+    jobs = [(pct, seed, args.scenarios, tuple(args.set)) for seed in seeds for pct in rates]
     if args.processes > 1:
         with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
             points = pool.map(run_point, jobs)
