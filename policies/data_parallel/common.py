@@ -214,27 +214,47 @@ def first_of(env: simpy.Environment, a: simpy.Event, b: simpy.Event) -> simpy.Ev
     the event stops listening to the other one once it has fired.
     """
     first = simpy.Event(env)
-
-    def check(ev: simpy.Event) -> None:
+    watch = _FirstOf(first, a, b)
+    for ev in (a, b):
         if first.triggered:
+            break
+        if ev.callbacks is None:  # already processed
+            watch(ev)
+        else:
+            ev.callbacks.append(watch)
+    return first
+
+
+class _FirstOf:
+    """The callback of :func:`first_of`, hung on both events.
+
+    An object rather than a closure: a closure that removes itself from a callback list must
+    refer to itself, a reference cycle that only the garbage collector frees. Workers wait once
+    per synchronisation, so at 100,000 nodes those cycles kept the collector's full walks busy.
+    Once fired, it drops its references, so the long-lived event it may stay hung on (a node's
+    ``failed_event``) does not keep the others alive.
+    """
+
+    __slots__ = ("first", "a", "b")
+
+    def __init__(self, first: simpy.Event, a: simpy.Event, b: simpy.Event) -> None:
+        self.first: simpy.Event | None = first
+        self.a, self.b = a, b
+
+    def __call__(self, ev: simpy.Event) -> None:
+        first = self.first
+        if first is None or first.triggered:
             return
-        other = b if ev is a else a
-        if other.callbacks is not None and check in other.callbacks:
-            other.callbacks.remove(check)
+        other = self.b if ev is self.a else self.a
+        callbacks = other.callbacks
+        if callbacks is not None and self in callbacks:
+            callbacks.remove(self)
+        self.first = self.a = self.b = None  # type: ignore[assignment]
         if ev.ok:
             first.succeed()
         else:
             ev.defused = True
             first.fail(ev.value)
-
-    for ev in (a, b):
-        if first.triggered:
-            break
-        if ev.callbacks is None:  # already processed
-            check(ev)
-        else:
-            ev.callbacks.append(check)
-    return first
 
 
 def fetch_model(policy: DataParallelPolicy, node: Any, peers: list[int], nbytes: float,

@@ -93,6 +93,7 @@ class SyncGroup:
                  label: str = "allreduce") -> None:
         check_sync_options(algorithm, on_failure)
         self.world = world
+        world.recorder.track_commits()  # a failure discards a member's work since its commit
         self.env: simpy.Environment = world.env
         self.members = sorted(members)
         self.nbytes = float(nbytes)
