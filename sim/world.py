@@ -29,6 +29,10 @@ WATCH_EVERY = 1 << 16
 """Events between two calls of an environment's watchdog (a power of two: a cheap mask test)."""
 WATCH_MASK = WATCH_EVERY - 1
 
+YOUNG_OBJECTS_PER_NODE = 32
+"""A world's :attr:`Environment.young_objects` per node (a synchronous round keeps about 10-20
+tracked objects per node alive: events, generator frames, callbacks, flows)."""
+
 
 class Environment(simpy.Environment):
     """A SimPy environment that counts the events it processes, with a bucketed event queue.
@@ -50,6 +54,17 @@ class Environment(simpy.Environment):
         self.events_processed = 0
         self.watchdog: Any = None
         """Called every :data:`WATCH_EVERY` events (the runner's stall check), if set."""
+        self.young_objects = 0
+        """Objects the collector's youngest generation may gain during :meth:`run` before it
+        is collected (``0``: Python's setting, 700).
+
+        Python assumes most objects die within a few hundred allocations. A synchronous round
+        of N nodes keeps O(N) events, callbacks and flows alive at once, so with 700 nearly
+        all of them are examined, promoted to the older generations and walked again by the
+        full collections that follow: about 30% of the run's time at 10,000 nodes, and the
+        cost per event grew with N. A world sets this to a number of objects per node
+        (:data:`YOUNG_OBJECTS_PER_NODE`), so that a round's objects die young (they are freed
+        by reference counting; the hot path makes no reference cycles)."""
         self._keys: list[tuple[float, int]] = []  # heap of the distinct (time, priority)
         self._buckets: dict[tuple[float, int], deque[simpy.Event]] = {}
         # simpy.Environment binds these once for speed; a subclass must do the same
@@ -87,7 +102,7 @@ class Environment(simpy.Environment):
             del self._buckets[key]
         self._now = key[0]
         # as SimPy: callbacks detached first, a StopSimulation re-queues the remaining ones
-        callbacks, event.callbacks = event.callbacks, None
+        callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
         try:
             for callback in callbacks:
                 callback(event)
@@ -111,13 +126,20 @@ class Environment(simpy.Environment):
         out of those walks for the length of the run (``gc.unfreeze`` puts them back after);
         what the run itself creates is collected as usual. Nothing about the simulation
         changes. Skipped when the collector is off or something else has frozen objects.
+
+        For the same length of run, :attr:`young_objects` raises the collector's first
+        threshold (see there); both settings are restored when the run returns.
         """
         if not gc.isenabled() or gc.get_freeze_count():
             return super().run(until)
+        thresholds = gc.get_threshold()
         gc.freeze()
+        if self.young_objects > thresholds[0]:
+            gc.set_threshold(self.young_objects, *thresholds[1:])
         try:
             return super().run(until)
         finally:
+            gc.set_threshold(*thresholds)
             gc.unfreeze()
 
 
@@ -164,6 +186,7 @@ class World:
         self.topology = topology
         self.failure_horizon_s: float | None = None
         n = topology.num_nodes()
+        self.env.young_objects = YOUNG_OBJECTS_PER_NODE * n
         names = [f"node{i}" for i in range(n)]
         self.recorder = make_recorder(self.env, names, record)
         self.nodes: list[Node] = []

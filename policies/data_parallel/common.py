@@ -59,13 +59,20 @@ class DataParallelPolicy(Policy):
     math, and ``self.steps_done[i]`` the local steps node i has completed.
     """
 
+    def check(self, scenario: Any) -> None:
+        """At least two replicas, before any world is built."""
+        self._check_nodes(scenario.cluster.num_nodes)
+
+    def _check_nodes(self, num_nodes: int) -> None:
+        if num_nodes < 2:
+            raise ScenarioError("cluster.nodes", f"{self.name} is data-parallel and needs at "
+                                                 f"least 2 nodes (replicas), got {num_nodes}")
+
     def setup(self, ctx: RunContext) -> None:
         """Build the learners, groups and state before simulated time starts."""
         self.ctx = ctx
         world, wl = ctx.world, ctx.workload
-        if world.num_nodes < 2:
-            raise ScenarioError("cluster.nodes", f"{self.name} is data-parallel and needs at "
-                                                 f"least 2 nodes (replicas), got {world.num_nodes}")
+        self._check_nodes(world.num_nodes)
         self.timing_only = bool(ctx.run.timing_only)
         self.num_workers = len(world.nodes)
         self.learners = [wl.make_learner(i, timing_only=self.timing_only)
