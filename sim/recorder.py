@@ -99,13 +99,6 @@ class Recorder:
         if end_s > start_s:
             self._discarded.append((node, float(start_s), float(end_s), reason))
 
-    def track_commits(self) -> None:
-        """Declare that the policy commits work and may discard everything since a commit.
-
-        The full record keeps every span anyway; :class:`AggregateRecorder` keeps busy time
-        back to the last commit only for policies that declare this.
-        """
-
     def commit_work(self, node: int, until_s: float) -> None:
         """``node``'s compute before ``until_s`` has survived into the model (never moves back)."""
         if until_s > self.work_committed_s[node]:
@@ -388,10 +381,11 @@ class AggregateRecorder(Recorder):
     both at 1e-9 relative.
 
     Discarded compute refers to the past (a task cut by a failure, the work since a node's
-    last commit), so each node keeps its busy spans back to the start of its latest task, or
-    back to its last :meth:`commit_work` for policies that declare commits with
-    :meth:`track_commits` (every round of a synchronous group does). A discard that reaches
-    further back than that is a bug of the policy and raises.
+    last commit), so each node keeps its busy spans (merged when back to back) back to the
+    earlier of its latest task's start and its last :meth:`commit_work`. Policies that commit
+    (synchronous groups every round, gossip methods every exchange) keep a round's worth; a
+    policy that never commits keeps them all. A discard that reaches further back than that
+    is a bug of the policy and raises.
     """
 
     level = "aggregate"
@@ -415,7 +409,6 @@ class AggregateRecorder(Recorder):
         self._lost_kept: list[list[tuple[float, float]]] = [[] for _ in range(n)]
         self._last_busy_start = [0.0] * n
         self._kept_from = [0.0] * n
-        self._tracks_commits = False
         self._node_metrics: dict[tuple[str, int | None], list[float]] = {}
 
     # -- writing ---------------------------------------------------------------------------
@@ -458,10 +451,6 @@ class AggregateRecorder(Recorder):
         if iv is not None and at_s < iv[2]:
             iv[2] = max(iv[1], at_s)
 
-    def track_commits(self) -> None:
-        """Keep each node's busy time back to its last commit (see the class docstring)."""
-        self._tracks_commits = True
-
     def discard_work(self, node: int, start_s: float, end_s: float, reason: str = "") -> None:
         """Discard ``node``'s busy time over [start_s, end_s) (see :meth:`Recorder`)."""
         if not end_s > start_s:
@@ -470,8 +459,8 @@ class AggregateRecorder(Recorder):
         if start_s < self._kept_from[node]:
             raise RuntimeError(
                 f"aggregate recorder: node {node} discards work from t={start_s}s, before the "
-                f"busy time it kept (from t={self._kept_from[node]}s); a policy that discards "
-                f"since its last commit must call recorder.track_commits()")
+                f"busy time it kept (from t={self._kept_from[node]}s: its latest task's start "
+                f"or its last commit)")
         fresh = _subtract([(float(start_s), float(end_s))], self._lost_kept[node])
         self._discarded_s[node] += _length(_intersect(self._busy_kept[node], fresh))
         self._lost_kept[node] = _union(self._lost_kept[node] + fresh)
@@ -486,46 +475,75 @@ class AggregateRecorder(Recorder):
     # -- the accounting ----------------------------------------------------------------------
 
     def _flush(self, node: int, until_s: float, prune: bool = True) -> None:
-        """Account ``node``'s record from its last accounting up to ``until_s`` (<= now)."""
+        """Account ``node``'s record from its last accounting up to ``until_s`` (<= now).
+
+        One sweep over the interval ends in [last accounting, until_s): each piece between two
+        consecutive ends is down if a down interval covers it, else busy, else communicating,
+        else idle (the priorities of :meth:`Recorder.state_spans`).
+        """
         lo = self._upto[node]
         live = self._live[node]
+        ended = []
         if until_s > lo:
-            raw: dict[str, list[tuple[float, float]]] = {"down": [], "busy": [], "comm": []}
-            for kind, start, end in live.values():
-                a, b = max(start, lo), min(end, until_s)
-                if b > a:
-                    raw[kind].append((a, b))
-            down = _union(raw["down"])
-            busy = _subtract(_union(raw["busy"]), down)
-            comm = _subtract(_subtract(_union(raw["comm"]), down), busy)
-            self._down_s[node] += _length(down)
-            self._busy_s[node] += _length(busy)
-            self._comm_s[node] += _length(comm)
-            if busy:
-                kept = self._busy_kept[node]
-                if kept and kept[-1][1] == busy[0][0]:  # continues the last span: merge
-                    kept[-1] = (kept[-1][0], busy[0][1])
-                    kept.extend(busy[1:])
-                else:
-                    kept.extend(busy)
-                lost = self._lost_kept[node]
-                if lost:  # busy time inside a span discarded earlier (a discard may run ahead)
-                    self._discarded_s[node] += _length(_intersect(busy, lost))
+            ends = []
+            for handle, (kind, start, end) in live.items():
+                if end <= until_s:
+                    ended.append(handle)
+                a = start if start > lo else lo
+                b = end if end < until_s else until_s
+                code = _STATE_CODE.get(kind)
+                if b > a and code is not None:  # (other kinds are not states: ignored)
+                    ends.append((a, 1, code))
+                    ends.append((b, -1, code))
+            if ends:
+                self._sweep(node, ends)
             self._upto[node] = until_s
-        for handle in [h for h, iv in live.items() if iv[2] <= until_s]:
+        else:
+            ended = [h for h, iv in live.items() if iv[2] <= until_s]
+        for handle in ended:
             del live[handle]
         self._flush_at[node] = max(8, 2 * len(live))
         if prune:
             self._prune(node, until_s)
 
+    def _sweep(self, node: int, ends: list[tuple[float, int, int]]) -> None:
+        ends.sort()
+        open_ = [0, 0, 0]  # open down, busy, comm intervals
+        seconds = [0.0, 0.0, 0.0]
+        busy: list[tuple[float, float]] = []
+        prev = ends[0][0]
+        for t, step, code in ends:
+            if t > prev:
+                state = 0 if open_[0] else 1 if open_[1] else 2 if open_[2] else -1
+                if state >= 0:
+                    seconds[state] += t - prev
+                    if state == 1:
+                        if busy and busy[-1][1] == prev:
+                            busy[-1] = (busy[-1][0], t)
+                        else:
+                            busy.append((prev, t))
+                prev = t
+            open_[code] += step
+        self._down_s[node] += seconds[0]
+        self._busy_s[node] += seconds[1]
+        self._comm_s[node] += seconds[2]
+        if busy:
+            kept = self._busy_kept[node]
+            if kept and kept[-1][1] == busy[0][0]:  # continues the last span: merge
+                kept[-1] = (kept[-1][0], busy[0][1])
+                kept.extend(busy[1:])
+            else:
+                kept.extend(busy)
+            lost = self._lost_kept[node]
+            if lost:  # busy time inside a span discarded earlier (a discard may run ahead)
+                self._discarded_s[node] += _length(_intersect(busy, lost))
+
     def _prune(self, node: int, until_s: float) -> None:
         """Forget busy and discarded spans before the earliest start a discard may name."""
-        live = self._live[node]
-        keep = min([self._last_busy_start[node]] + [iv[1] for iv in live.values()
-                                                     if iv[0] == "busy"])
-        if self._tracks_commits:
-            keep = min(keep, float(self.work_committed_s[node]))
-        keep = min(keep, until_s)
+        keep = min(self._last_busy_start[node], float(self.work_committed_s[node]), until_s)
+        for kind, start, _end in self._live[node].values():
+            if kind == "busy" and start < keep:
+                keep = start
         if keep > self._kept_from[node]:
             self._kept_from[node] = keep
             self._busy_kept[node] = _clip_from(self._busy_kept[node], keep)
@@ -578,6 +596,10 @@ class AggregateRecorder(Recorder):
         rows = [(name, step, *agg) for (name, step), agg in self._node_metrics.items()]
         df = pd.DataFrame(rows, columns=["metric", "step", "count", "sum", "min", "max"])
         return df.astype({"step": "Int64", "count": "int64"})
+
+
+_STATE_CODE = {"down": 0, "busy": 1, "comm": 2}
+"""Index of each exclusive state in :meth:`AggregateRecorder._sweep` (priority order)."""
 
 
 def _intersect(a: list[tuple[float, float]],

@@ -208,10 +208,12 @@ class World:
             stragglers.reset()  # models with per-node state start fresh in every world
         stream = self.seeds.child("world", "stragglers")
         for i in range(n):
+            # a node's straggler stream only when it is drawn from (about 1 KiB each)
+            rng = stream.generator(i) if stragglers is not None else None
             self.nodes.append(Node(self, i, name=names[i], site=topology.node_sites[i],
                                    flops_per_s=flops[i], device=device, speed=speeds[i],
                                    memory_bytes=memory_bytes, slots=slots,
-                                   stragglers=stragglers, straggler_rng=stream.generator(i)))
+                                   stragglers=stragglers, straggler_rng=rng))
 
     # -- building from a scenario ----------------------------------------------------------
 

@@ -95,7 +95,8 @@ class DiLoCo(DataParallelPolicy):
                                on_failure=cfg.on_failure, combine=self._outer_step,
                                label="diloco_allreduce", timeout_s=cfg.collective_timeout_s)
         self.drop_rngs = [ctx.world.policy_rng("diloco", "drop_outer", i)
-                          for i in range(self.num_workers)]
+                          for i in range(self.num_workers)] \
+            if cfg.drop_outer_gradient_p > 0 else []  # (1 KiB a node, drawn from only if p > 0)
         # schedule position of each worker when it last set θ ← φ (what a rejoiner adopts)
         self.round_start_step = [0] * self.num_workers
 

@@ -103,7 +103,6 @@ class SyncGroup:
                  label: str = "allreduce", timeout_s: float = 0.0) -> None:
         check_sync_options(algorithm, on_failure, timeout_s)
         self.world = world
-        world.recorder.track_commits()  # a failure discards a member's work since its commit
         self.env: simpy.Environment = world.env
         self.members = sorted(members)
         self.nbytes = float(nbytes)

@@ -126,10 +126,6 @@ def test_random_interval_streams_account_like_the_full_record(seed):
     n = 3
     clock = _Clock()
     full, agg = Recorder(clock, ["a", "b", "c"]), AggregateRecorder(clock, ["a", "b", "c"])
-    track = rng.random() < 0.5
-    if track:
-        full.track_commits()
-        agg.track_commits()
     open_: list[tuple[int, int, int, float]] = []  # (full index, agg handle, node, start)
     last_task: dict[int, float] = {}
     for _ in range(300):
@@ -154,7 +150,7 @@ def test_random_interval_streams_account_like_the_full_record(seed):
         elif op < 0.95:
             for r in (full, agg):
                 r.commit_work(node, clock.now)
-        elif track:
+        else:
             for r in (full, agg):
                 r.discard_uncommitted(node, "failure")
     clock.now += 1.0
@@ -168,12 +164,14 @@ def test_random_interval_streams_account_like_the_full_record(seed):
 def test_a_discard_before_what_was_kept_is_refused():
     clock = _Clock()
     agg = AggregateRecorder(clock, ["a"])
-    for t in range(20):  # 20 one-second tasks back to back, no commits declared
+    for t in range(20):  # 20 one-second tasks back to back, committed as they end
         clock.now = float(t)
         agg.close_interval(agg.interval(0, "busy", clock.now, clock.now + 1.0), clock.now + 1.0)
+        agg.commit_work(0, clock.now)
     clock.now = 20.0
+    agg.commit_work(0, clock.now)
     agg.finish(20.0)
-    with pytest.raises(RuntimeError, match="track_commits"):
+    with pytest.raises(RuntimeError, match="before the busy time it kept"):
         agg.discard_work(0, 0.0, 20.0)
 
 
