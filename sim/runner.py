@@ -184,7 +184,11 @@ def _run(scenario: Scenario, policy: str | Policy | None, *, progress: bool) -> 
     else:
         label, policy_config = scenario.policy_config(policy)
         pol = build_policy(policy_config)
-    world = World.build(scenario)
+    try:
+        groups = pol.failure_groups(scenario.cluster.num_nodes)
+    except ValueError as exc:
+        raise setup_error(pol.name, exc) from None
+    world = World.build(scenario, failure_groups=groups)
     workload = build_workload(scenario, world)
     ctx = RunContext(world, workload, scenario.run)
     env = world.env
