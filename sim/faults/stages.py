@@ -149,13 +149,13 @@ def draw_stage_schedule(config: StageFailuresConfig, groups: Sequence[Sequence[i
     only on the number of stages, the config, the horizon and ``rng``: every method that names
     the same number of stages faces the same schedule.
     """
-    groups = tuple(tuple(int(n) for n in group) for group in groups)
+    stages = tuple(tuple(int(n) for n in group) for group in groups)
     failures: list[StageFailure] = []
-    if config.p_hour > 0.0 and groups:
-        model = GroupFailures([[s] for s in range(len(groups))], config.scaled_p_hour,
+    if config.p_hour > 0.0 and stages:
+        model = GroupFailures([[s] for s in range(len(stages))], config.scaled_p_hour,
                               config.failure_period_s, rejoin_delay_s=config.rejoin_delay_s,
                               exempt=config.exempt)
-        events = model.schedule(num_nodes=len(groups), horizon_s=horizon_s, rng=rng)
+        events = model.schedule(num_nodes=len(stages), horizon_s=horizon_s, rng=rng)
         failures = [StageFailure(time_s=e.time_s, stage=e.nodes[0],
                                  rejoin_s=e.time_s + config.rejoin_delay_s) for e in events]
-    return StageFailureSchedule(failures=tuple(failures), groups=groups, exempt=config.exempt)
+    return StageFailureSchedule(failures=tuple(failures), groups=stages, exempt=config.exempt)
