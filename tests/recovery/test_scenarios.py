@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from policies.recovery.experiment import REFERENCE_CHECKPOINT_EVERY, REFERENCE_ITERATION_S
+from experiments.recovery_family import REFERENCE_CHECKPOINT_EVERY, REFERENCE_ITERATION_S
 from policies.recovery.policies import RECOVERY_POLICIES
 from sim.faults.stages import StageFailuresConfig
 from sim.scenario import load, resolve_policies
@@ -35,7 +35,7 @@ def test_scenario_file(pct):
 @pytest.mark.slow
 def test_scenario_numbers_come_from_the_measured_iteration_time():
     """The TOMLs' failure_period_s is full_setup's failure-free iteration time (~1 min CPU)."""
-    from policies.recovery.experiment import full_setup, params_for, scenario_of
+    from experiments.recovery_family import full_setup, params_for, scenario_of
     from sim.policy import get_policy
     from sim.runner import run
 

@@ -213,7 +213,7 @@ def time_to_loss(result: Any, target: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the CI-size times to target: ``python -m policies.recovery.experiment``."""
+    """Print the CI-size times to target: ``python -m experiments.recovery_family``."""
     import argparse
 
     import torch
