@@ -150,8 +150,8 @@ class World:
         ``failure_groups`` are the node groups that form the training method's pipeline stages
         (:meth:`sim.policy.Policy.failure_groups`); a ``stage`` failure model
         (:mod:`sim.faults.stages`) draws its schedule over them and the world keeps it as
-        :attr:`stage_failures` for the policy. ``None``: the method has no stages, and a
-        ``stage`` model in the scenario is refused.
+        :attr:`stage_failures` for the policy. ``None`` (a world built without a method, or for
+        one without stages: the runner refuses the latter): no stage failures are drawn.
         """
         from sim.faults import (
             FailureEvent,
@@ -193,17 +193,13 @@ class World:
         events: list[FailureEvent] = []
         for i, spec in enumerate(faults.failures):
             if isinstance(spec, StageFailuresConfig):
-                if failure_groups is None:
-                    raise ScenarioError(f"faults.failures[{i}].model",
-                                        "'stage' fails whole pipeline stages, and this training "
-                                        "method has none (its policy names no failure_groups); "
-                                        "run a pipeline method or remove the model")
                 if stage_model_seen:
                     raise ScenarioError(f"faults.failures[{i}].model",
                                         "give at most one 'stage' failure model")
-                world.stage_failures = draw_stage_schedule(
-                    spec, failure_groups, horizon_s=horizon,
-                    rng=seeds.generator(*STAGE_STREAM)) if failure_groups else None
+                if failure_groups:
+                    world.stage_failures = draw_stage_schedule(
+                        spec, failure_groups, horizon_s=horizon,
+                        rng=seeds.generator(*STAGE_STREAM))
                 stage_model_seen = True
                 drawn_any = drawn_any or bool(failure_groups)
                 continue
