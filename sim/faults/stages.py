@@ -43,15 +43,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from sim.components import register_component
-from sim.errors import FieldError
+from sim.errors import FieldError, ScenarioError
 from sim.faults.failures import GroupFailures
 
 __all__ = ["STAGE_STREAM", "StageFailure", "StageFailureSchedule", "StageFailuresConfig",
-           "draw_stage_schedule"]
+           "draw_stage_schedule", "refuse_stage_failures_without_stages"]
 
 STAGE_STREAM = ("world", "stage_failures")
 """The seed-tree path the schedule is drawn from (the same for every method of a comparison)."""
@@ -159,3 +160,13 @@ def draw_stage_schedule(config: StageFailuresConfig, groups: Sequence[Sequence[i
         failures = [StageFailure(time_s=e.time_s, stage=e.nodes[0],
                                  rejoin_s=e.time_s + config.rejoin_delay_s) for e in events]
     return StageFailureSchedule(failures=tuple(failures), groups=stages, exempt=config.exempt)
+
+
+def refuse_stage_failures_without_stages(faults: Any, policy: str) -> None:
+    """Refuse a ``stage`` model for a method that names no stages (``failure_groups`` None)."""
+    for i, spec in enumerate(faults.failures):
+        if isinstance(spec, StageFailuresConfig):
+            raise ScenarioError(f"faults.failures[{i}].model",
+                                f"'stage' fails whole pipeline stages, and policy {policy!r} "
+                                f"has none (it names no failure_groups); run a pipeline method "
+                                f"or remove the model")
