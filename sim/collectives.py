@@ -17,7 +17,14 @@ beta: bandwidth in bytes/s) for tests and back-of-envelope work. On uniform link
 time matches the closed form.
 
 If a member fails, or a message is cut, the collective's process fails with
-:class:`CollectiveAborted` listing the members that are down.
+:class:`CollectiveAborted` listing the members that are down. When that happens depends on the
+library's *timeout* (``run_schedule(..., timeout_s=T)``): gloo and NCCL do not notice a dead
+peer; a rank simply waits for data that never comes, until its wait times out (gloo's
+``timeout``, NCCL's watchdog; torch's defaults are 30 and 10 minutes). With ``T > 0`` a message
+that cannot be delivered stays open, so the members that depend on it block where the schedule
+makes them block, the others go on sending, and the collective fails ``T`` seconds after the
+first failure (or the first cut message) unless it had finished by then. ``T = 0`` (the default)
+is a library that learns of the failure at once.
 """
 
 from __future__ import annotations
@@ -171,22 +178,33 @@ def gossip_schedule(graph: Any, nbytes: float) -> Schedule:
 # -- the executor ----------------------------------------------------------------------------
 
 def run_schedule(world: World, schedule: Schedule, *, name: str = "collective",
-                 label: str = "", window: int = 1, fences: Sequence[int] = ()) -> simpy.Process:
+                 label: str = "", window: int = 1, fences: Sequence[int] = (),
+                 timeout_s: float = 0.0) -> simpy.Process:
     """Run ``schedule`` on the network; a process whose value is the elapsed time (s).
 
     ``window``: rounds a node may have open at once (1: a round starts when the node's earlier
     rounds are done). ``fences``: schedule rounds that start only when all the node's earlier
-    rounds are done, whatever the window.
+    rounds are done, whatever the window. ``timeout_s``: seconds between the first failure
+    (a member down, a message cut) and the collective's abort; the members wait meanwhile
+    (see the module docstring).
     """
     if window < 1:
         raise ValueError(f"run_schedule: window must be >= 1, got {window}")
+    check_timeout(timeout_s)
     return world.env.process(_execute(world, schedule, name, label or name, window,
-                                      frozenset(fences)))
+                                      frozenset(fences), timeout_s))
+
+
+def check_timeout(timeout_s: float, field: str = "timeout_s") -> None:
+    """Raise ValueError naming ``field`` unless ``timeout_s`` is a finite number >= 0."""
+    if not (isinstance(timeout_s, (int, float)) and 0.0 <= timeout_s < math.inf):
+        raise ValueError(f"{field}: seconds a collective waits for a failed peer, a finite "
+                         f"number >= 0; got {timeout_s!r}")
 
 
 def _execute(world: World, schedule: Schedule, name: str, label: str, window: int = 1,
-             fences: frozenset[int] = frozenset()):
-    run = _ScheduleRun(world, schedule, name, label, window, fences)
+             fences: frozenset[int] = frozenset(), timeout_s: float = 0.0):
+    run = _ScheduleRun(world, schedule, name, label, window, fences, timeout_s)
     if not run.members:
         return 0.0
     run.start()
@@ -204,12 +222,19 @@ class _ScheduleRun:
     With a window ``w > 1`` a node has sent the rounds up to ``issued[n] - 1``, at most
     ``position + w - 1``; a fence round is sent only once it is the node's position.
     Storage is O(messages), not O(members x rounds).
+
+    A failure (a member down, a message cut) aborts the run at once when ``timeout_s`` is 0;
+    otherwise it arms a timer of ``timeout_s`` (the first failure only) and the undeliverable
+    message simply stays open: its ends, and whoever waits for them, stop where they are.
     """
 
     def __init__(self, world: World, schedule: Schedule, name: str, label: str,
-                 window: int = 1, fences: frozenset[int] = frozenset()) -> None:
+                 window: int = 1, fences: frozenset[int] = frozenset(),
+                 timeout_s: float = 0.0) -> None:
         self.world = world
         self.window = window
+        self.timeout_s = timeout_s
+        self.timer: simpy.Event | None = None  # armed at the first failure when timeout_s > 0
         self.env = world.env
         self.name = name
         self.label = label
@@ -239,7 +264,9 @@ class _ScheduleRun:
             if fences else None
         self.finished = simpy.Event(self.env)
         self.aborted = False
-        self._watched: list[simpy.Event] = []  # failure events that call :meth:`_abort`
+        # (failure event, its callback) of each member; members whose failure was seen
+        self._watched: list[tuple[simpy.Event, Any]] = []
+        self.failed_members: set[int] = set()
         self.in_flight: dict[simpy.Event, int] = {}  # transfer event -> sender, until delivered
 
     def start(self) -> None:
@@ -247,11 +274,15 @@ class _ScheduleRun:
         nodes = self.world.nodes
         for n in self.members:
             if not nodes[n].is_up:
-                self._abort()
-                return
+                if self.timeout_s == 0:
+                    self._abort()
+                    return
+                self._arm_timer()  # a dead peer at the start: connecting to it times out
+                continue
             failed = nodes[n].failed_event()
-            failed.callbacks.append(self._abort)
-            self._watched.append(failed)
+            watcher = partial(self._on_member_failure, n)
+            failed.callbacks.append(watcher)
+            self._watched.append((failed, watcher))
         for n in self.members:  # members whose first round is round 0 send at once
             if self.rounds[n][0] == 0:
                 self._send(n, 0)
@@ -315,7 +346,8 @@ class _ScheduleRun:
         if self.aborted:
             return
         if not ev.ok:
-            self._abort()
+            ev.defused = True
+            self._on_failure()  # the message stays open: whoever needs it waits
             return
         self.open_count[src][si] -= 1
         self.open_count[dst][di] -= 1
@@ -329,6 +361,22 @@ class _ScheduleRun:
         if dst != src and di == self.position[dst]:
             self._advance(dst)
 
+    def _on_member_failure(self, node: int, _failure: simpy.Event) -> None:
+        self.failed_members.add(node)  # (it may be back before the timeout expires)
+        self._on_failure()
+
+    def _on_failure(self, _failure: simpy.Event | None = None) -> None:
+        """A member failed or a message was cut: abort now, or when the timeout expires."""
+        if self.timeout_s == 0:
+            self._abort()
+        else:
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self.timer is None and not self.finished.triggered:
+            self.timer = self.env.timeout(self.timeout_s)
+            self.timer.callbacks.append(self._abort)
+
     def _abort(self, _failure: simpy.Event | None = None) -> None:
         if self.finished.triggered:
             return
@@ -341,15 +389,15 @@ class _ScheduleRun:
                 network.cancel(src, ev, f"{self.name} aborted")
         self.in_flight.clear()
         nodes = self.world.nodes
-        failed = [n for n in self.members if not nodes[n].is_up]
+        failed = [n for n in self.members if not nodes[n].is_up or n in self.failed_members]
         self.finished.defused = True
         self.finished.fail(CollectiveAborted(failed, self.name))
 
     def _unwatch(self) -> None:
         """Stop listening for failures (a finished collective must not be kept alive)."""
-        for event in self._watched:
+        for event, watcher in self._watched:
             if event.callbacks is not None:  # (None once the failure has been processed)
-                event.callbacks.remove(self._abort)
+                event.callbacks.remove(watcher)
         self._watched = []
 
 
@@ -359,14 +407,16 @@ def _ids(nodes: Sequence[Any]) -> list[int]:
     return [n if isinstance(n, int) else n.id for n in nodes]
 
 
-def ring_allreduce(world: World, nodes: Sequence[Any], nbytes: float) -> simpy.Process:
+def ring_allreduce(world: World, nodes: Sequence[Any], nbytes: float, *,
+                   timeout_s: float = 0.0) -> simpy.Process:
     """All-reduce of ``nbytes`` per node around a ring (the order of ``nodes``)."""
     return run_schedule(world, ring_allreduce_schedule(_ids(nodes), nbytes),
-                        name="ring_allreduce")
+                        name="ring_allreduce", timeout_s=timeout_s)
 
 
 def gloo_ring_allreduce(world: World, nodes: Sequence[Any], nbytes: float, *,
-                        max_segment_bytes: int = GLOO_MAX_SEGMENT_BYTES) -> simpy.Process:
+                        max_segment_bytes: int = GLOO_MAX_SEGMENT_BYTES,
+                        timeout_s: float = 0.0) -> simpy.Process:
     """All-reduce as gloo runs it (what ``torch.distributed.all_reduce`` does on CPU tensors).
 
     See :func:`gloo_ring_allreduce_schedule`: 1 MiB segments, two in flight, rank ``r`` sends
@@ -375,31 +425,32 @@ def gloo_ring_allreduce(world: World, nodes: Sequence[Any], nbytes: float, *,
     schedule, fence = gloo_ring_allreduce_schedule(_ids(nodes), nbytes,
                                                    max_segment_bytes=max_segment_bytes)
     return run_schedule(world, schedule, name="gloo_ring_allreduce", window=GLOO_WINDOW,
-                        fences=(fence,))
+                        fences=(fence,), timeout_s=timeout_s)
 
 
-def halving_doubling_allreduce(world: World, nodes: Sequence[Any],
-                               nbytes: float) -> simpy.Process:
+def halving_doubling_allreduce(world: World, nodes: Sequence[Any], nbytes: float, *,
+                               timeout_s: float = 0.0) -> simpy.Process:
     """All-reduce by recursive halving and doubling (latency-optimal for large k)."""
     return run_schedule(world, halving_doubling_schedule(_ids(nodes), nbytes),
-                        name="halving_doubling_allreduce")
+                        name="halving_doubling_allreduce", timeout_s=timeout_s)
 
 
-def tree_allreduce(world: World, nodes: Sequence[Any], nbytes: float) -> simpy.Process:
+def tree_allreduce(world: World, nodes: Sequence[Any], nbytes: float, *,
+                   timeout_s: float = 0.0) -> simpy.Process:
     """All-reduce by a binomial-tree reduce and broadcast."""
     return run_schedule(world, tree_allreduce_schedule(_ids(nodes), nbytes),
-                        name="tree_allreduce")
+                        name="tree_allreduce", timeout_s=timeout_s)
 
 
 def allreduce(world: World, nodes: Sequence[Any], nbytes: float,
-              algorithm: str = "ring") -> simpy.Process:
-    """All-reduce with ``algorithm`` in ``ALLREDUCE_ALGORITHMS``."""
+              algorithm: str = "ring", *, timeout_s: float = 0.0) -> simpy.Process:
+    """All-reduce with ``algorithm`` in ``ALLREDUCE_ALGORITHMS``; ``timeout_s`` as above."""
     try:
         fn = ALLREDUCE_ALGORITHMS[algorithm]
     except KeyError:
         raise ValueError(f"allreduce algorithm: unknown {algorithm!r}; allowed: "
                          f"{', '.join(sorted(ALLREDUCE_ALGORITHMS))}") from None
-    return fn(world, nodes, nbytes)
+    return fn(world, nodes, nbytes, timeout_s=timeout_s)
 
 
 def reduce_scatter(world: World, nodes: Sequence[Any], nbytes: float) -> simpy.Process:
@@ -408,10 +459,11 @@ def reduce_scatter(world: World, nodes: Sequence[Any], nbytes: float) -> simpy.P
                         name="reduce_scatter")
 
 
-def all_gather(world: World, nodes: Sequence[Any], nbytes: float) -> simpy.Process:
+def all_gather(world: World, nodes: Sequence[Any], nbytes: float, *,
+               timeout_s: float = 0.0) -> simpy.Process:
     """Ring all-gather: every node ends with all k shards (``nbytes`` is the full size)."""
     return run_schedule(world, ring_reduce_scatter_schedule(_ids(nodes), nbytes),
-                        name="all_gather")
+                        name="all_gather", timeout_s=timeout_s)
 
 
 def broadcast(world: World, nodes: Sequence[Any], nbytes: float, root: int = 0) -> simpy.Process:

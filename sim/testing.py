@@ -24,8 +24,8 @@ from typing import Any
 
 from sim.config import PolicyConfig, Scenario
 
-__all__ = ["SpeedupMeasurement", "assert_speedup", "describe_scenario", "measure_speedup",
-           "speedup"]
+__all__ = ["SpeedupMeasurement", "assert_goodput_order", "assert_speedup", "describe_scenario",
+           "measure_goodput", "measure_speedup", "speedup"]
 
 
 @dataclass(frozen=True)
@@ -173,3 +173,33 @@ def assert_speedup(scenario: Any, policy: str | PolicyConfig, baseline: str | Po
     if problems:
         raise AssertionError("; ".join(problems) + "\n" + measured.report())
     return measured
+
+
+def measure_goodput(scenario: Any, policies: list[str | PolicyConfig], *,
+                    run_fn: Callable[..., Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Run ``policies`` on ``scenario``; return each run's record by its label.
+
+    ``record["goodput"]`` is the fraction of up time spent on compute that reached the model
+    (docs/engine.md, "Goodput").
+    """
+    from sim.compare import compare
+
+    comparison = compare(_as_scenario(scenario), list(policies), run_fn=run_fn)
+    return {run.record["label"]: run.record for run in comparison.runs}
+
+
+def assert_goodput_order(scenario: Any, policies: list[str | PolicyConfig], *,
+                         run_fn: Callable[..., Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Fail unless the goodput strictly decreases along ``policies`` (best first).
+
+    The message shows every run's figures and the scenario. Returns the records.
+    """
+    records = measure_goodput(scenario, policies, run_fn=run_fn)
+    values = [record["goodput"] for record in records.values()]
+    if not all(a > b for a, b in zip(values, values[1:], strict=False)):
+        order = " > ".join(f"{label} {record['goodput']:.3f}" for label, record in
+                           records.items())
+        rows = "\n".join(json.dumps(record, default=str) for record in records.values())
+        raise AssertionError(f"expected goodput {order} (in that order)\n{rows}\n"
+                             f"scenario: {describe_scenario(_as_scenario(scenario))}")
+    return records

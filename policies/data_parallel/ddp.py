@@ -33,9 +33,12 @@ class DDPConfig:
     """All-reduce schedule: 'ring', 'tree' or 'halving_doubling'."""
     on_failure: str = "drop"
     """'drop': go on without a failed worker; 'wait': hold the step until it is back."""
+    collective_timeout_s: float = 0.0
+    """Seconds the all-reduce waits for a peer that failed during it before it aborts (gloo's
+    and NCCL's ``timeout``; torch's defaults 1800 and 600). 0: the failure is seen at once."""
 
     def __post_init__(self) -> None:
-        check_sync_options(self.allreduce, self.on_failure)
+        check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
 
 
 def optimizer_moments(workload) -> int:  # noqa: ANN001
@@ -57,7 +60,8 @@ class DDP(DataParallelPolicy):
         super().setup(ctx)
         self.group = SyncGroup(ctx.world, list(range(self.num_workers)),
                                nbytes=self.timing.grad_bytes, algorithm=self.config.allreduce,
-                               on_failure=self.config.on_failure, label="ddp_allreduce")
+                               on_failure=self.config.on_failure, label="ddp_allreduce",
+                               timeout_s=self.config.collective_timeout_s)
         self.rejoin_nbytes = self.timing.param_bytes * (1 + optimizer_moments(ctx.workload))
 
     def worker(self, ctx: RunContext, node):  # noqa: ANN001

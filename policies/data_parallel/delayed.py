@@ -104,6 +104,8 @@ class DelayedDiLoCoConfig:
     """All-reduce schedule of dense messages: 'ring', 'tree' or 'halving_doubling'."""
     on_failure: str = "drop"
     """'drop': average the survivors; 'wait': hold the round until the failed worker is back."""
+    collective_timeout_s: float = 0.0
+    """Seconds the collective waits for a peer that failed during it before it aborts."""
     compress_bits: int = 32
     """b, bits per value sent (32: no quantisation); see :mod:`.compress`."""
     compress_topk_fraction: float = 1.0
@@ -124,7 +126,7 @@ class DelayedDiLoCoConfig:
             raise ValueError(f"momentum_clip_norm: must be > 0 or None, got "
                              f"{self.momentum_clip_norm}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
-        check_sync_options(self.allreduce, self.on_failure)
+        check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
         self.compression  # noqa: B018  (validates the compression fields)
 
     @property
@@ -170,7 +172,8 @@ class GatherGroup(SyncGroup):
 
     def collective(self, participants: list[int]):  # noqa: ANN201
         """Ring all-gather of one ``nbytes`` payload per participant."""
-        return collectives.all_gather(self.world, participants, self.nbytes * len(participants))
+        return collectives.all_gather(self.world, participants, self.nbytes * len(participants),
+                                      timeout_s=self.timeout_s)
 
 
 @register_policy("eager_diloco")
@@ -196,7 +199,8 @@ class DelayedDiLoCo(DataParallelPolicy):
         group_type = GatherGroup if self.compressors[0].needs_gather else SyncGroup
         self.group = group_type(ctx.world, list(range(self.num_workers)), nbytes=nbytes,
                                 algorithm=cfg.allreduce, on_failure=cfg.on_failure,
-                                combine=self._outer_step, label=f"{self.name}_sync")
+                                combine=self._outer_step, label=f"{self.name}_sync",
+                                timeout_s=cfg.collective_timeout_s)
         self.round_start_step = [0] * self.num_workers
 
     def _outer_step(self, mean_delta, participants, r):  # noqa: ANN001

@@ -60,6 +60,9 @@ class DiLoCoConfig:
     """All-reduce schedule of the outer gradients: 'ring', 'tree' or 'halving_doubling'."""
     on_failure: str = "drop"
     """'drop': average the survivors; 'wait': hold the round until the failed worker is back."""
+    collective_timeout_s: float = 0.0
+    """Seconds the all-reduce waits for a peer that failed during it before it aborts (gloo's
+    and NCCL's ``timeout``; torch's defaults 1800 and 600). 0: the failure is seen at once."""
     drop_outer_gradient_p: float = 0.0
     """p in [0, 1], probability that one worker's outer gradient of one round is lost in
     delivery (left out of the mean; its bytes are still sent). 0: none is dropped."""
@@ -71,7 +74,7 @@ class DiLoCoConfig:
             raise ValueError(f"drop_outer_gradient_p: must be in [0, 1], got "
                              f"{self.drop_outer_gradient_p}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
-        check_sync_options(self.allreduce, self.on_failure)
+        check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
 
 
 @register_policy("diloco")
@@ -90,7 +93,7 @@ class DiLoCo(DataParallelPolicy):
         self.group = SyncGroup(ctx.world, list(range(self.num_workers)),
                                nbytes=self.timing.grad_bytes, algorithm=cfg.allreduce,
                                on_failure=cfg.on_failure, combine=self._outer_step,
-                               label="diloco_allreduce")
+                               label="diloco_allreduce", timeout_s=cfg.collective_timeout_s)
         self.drop_rngs = [ctx.world.policy_rng("diloco", "drop_outer", i)
                           for i in range(self.num_workers)]
         # schedule position of each worker when it last set θ ← φ (what a rejoiner adopts)

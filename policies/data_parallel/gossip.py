@@ -17,6 +17,9 @@ and compute g_i; pick a random live neighbour j and exchange models (``param_byt
 (j's current value: j is never blocked); then apply g_i to x_i. If j fails during the exchange,
 the step goes on without averaging.
 
+Goodput (both): a worker's compute up to the model it sent in a completed exchange has reached
+a neighbour and survives; what it computed since is lost if it fails.
+
 Rejoin (both): download the model of a random live neighbour (``param_bytes``), restart the
 optimizer state, resume at that neighbour's step.
 Evaluated: each live worker's own model x_i (mean, best, worst); the mean of the live
@@ -109,13 +112,17 @@ class Gossip(DataParallelPolicy):
             try:
                 s = self.mail.round_of[i]
                 x = None if self.timing_only else learner.get_flat()        # x_{k,i}
+                sent_s = ctx.now
                 if self.config.overlap:                  # gossip runs during the computation
                     self._gossip(i, s, x)
                 yield node.compute(seconds=self.step_s, label="fwd_bwd")
                 loss = learner.compute_grad()
                 if not self.config.overlap:
+                    sent_s = ctx.now
                     self._gossip(i, s, x)
                 received = yield from self.mail.receive(node, nbrs, s)
+                if received:                              # x_{k,i} reached the neighbours too
+                    ctx.world.recorder.commit_work(i, sent_s)
                 if not self.timing_only:
                     grad = learner.get_flat_grad()
                     row = [self.weights[i, j] for j in received]
@@ -127,6 +134,7 @@ class Gossip(DataParallelPolicy):
                 ctx.report(s + 1, loss, node=i)
                 self.mail.enter_round(i, s + 1)
             except NodeFailure:
+                ctx.world.recorder.discard_uncommitted(i, reason="gossip_failure")
                 peer = yield from self.rejoin(node)
                 if peer is not None:
                     self.mail.enter_round(i, self.mail.round_of[peer])
@@ -145,23 +153,28 @@ class Gossip(DataParallelPolicy):
                 loss = learner.compute_grad()                 # g_i at the x_i read now
                 grad = None if self.timing_only else learner.get_flat_grad()
                 j = exchange = None
+                exchange_s = ctx.now
                 if self.config.overlap:                       # exchange during the computation
                     j = self._pick_neighbour(i)
                     exchange = None if j is None else self._exchange(i, j)
                 yield node.compute(seconds=self.step_s, label="fwd_bwd")
                 if not self.config.overlap:
+                    exchange_s = ctx.now
                     j = self._pick_neighbour(i)
                     exchange = None if j is None else self._exchange(i, j)
                 if exchange is not None:
                     delivered = yield from wait_or_fail(node, exchange)
                     if delivered:
                         self._average(i, j)
+                        for m in (i, j):              # work applied by then is in both models
+                            ctx.world.recorder.commit_work(m, exchange_s)
                 if grad is not None:
                     learner.set_flat_grad(grad)
                 learner.optimizer_step()
                 self.steps_done[i] += 1
                 ctx.report(self.steps_done[i], loss, node=i)
             except NodeFailure:
+                ctx.world.recorder.discard_uncommitted(i, reason="gossip_failure")
                 peer = yield from self.rejoin(node)
                 if peer is not None:
                     self.steps_done[i] = max(self.steps_done[i], self.steps_done[peer])

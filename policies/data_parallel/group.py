@@ -25,6 +25,12 @@ Failures (``on_failure``):
 - ``"wait"``: the group keeps expecting the failed member: the open round waits until it has
   recovered, caught up and arrived again.
 
+When a member fails *during* the collective, the survivors notice only when the collective
+library's timeout expires (``timeout_s``, :mod:`sim.collectives`): they stay blocked that long,
+then the round's rule above applies (``drop``: the round re-runs among the survivors, the group
+shrunk until the failed member rejoins; ``wait``: it re-runs once the member is back). The
+rejoining member's download of the model is charged by the policy (``rejoin_group``).
+
 A collective that aborts with every member up (a partition or a link down broke a path) is
 retried once the network changes (a link comes back up) or a member fails, not at once.
 
@@ -52,8 +58,10 @@ from sim.errors import CollectiveAborted
 FAILURE_MODES = ("drop", "wait")
 
 
-def check_sync_options(allreduce: str, on_failure: str | None = None) -> None:
-    """Raise ValueError naming the field if ``allreduce`` or ``on_failure`` is not allowed."""
+def check_sync_options(allreduce: str, on_failure: str | None = None,
+                       collective_timeout_s: float = 0.0) -> None:
+    """Raise ValueError naming the first field among the three that is not allowed."""
+    collectives.check_timeout(collective_timeout_s, "collective_timeout_s")
     if allreduce not in collectives.ALLREDUCE_ALGORITHMS:
         raise ValueError(f"allreduce: unknown algorithm {allreduce!r}; allowed: "
                          f"{', '.join(sorted(collectives.ALLREDUCE_ALGORITHMS))}")
@@ -85,13 +93,15 @@ class SyncGroup:
         ``mean`` None when no payload was delivered; its return value is what every participant
         receives. Default: the mean itself.
     label : name of the traffic in traces and of the recorded metrics.
+    timeout_s : seconds the collective library waits for a failed peer before it aborts
+        (0: it learns of the failure at once).
     """
 
     def __init__(self, world: Any, members: list[int], *, nbytes: float, algorithm: str = "ring",
                  on_failure: str = "drop",
                  combine: Callable[[torch.Tensor | None, list[int], int], Any] | None = None,
-                 label: str = "allreduce") -> None:
-        check_sync_options(algorithm, on_failure)
+                 label: str = "allreduce", timeout_s: float = 0.0) -> None:
+        check_sync_options(algorithm, on_failure, timeout_s)
         self.world = world
         self.env: simpy.Environment = world.env
         self.members = sorted(members)
@@ -100,6 +110,7 @@ class SyncGroup:
         self.on_failure = on_failure
         self.combine = combine or (lambda mean, _participants, _r: mean)
         self.label = label
+        self.timeout_s = float(timeout_s)
         # member -> first round it is expected in (None: dropped until it joins again)
         self.member_from: dict[int, int | None] = {m: 0 for m in self.members}
         self.completed = -1                    # index of the last completed round
@@ -158,7 +169,8 @@ class SyncGroup:
 
         Subclasses change how a round travels (e.g. an all-gather of compressed payloads).
         """
-        return collectives.allreduce(self.world, participants, self.nbytes, self.algorithm)
+        return collectives.allreduce(self.world, participants, self.nbytes, self.algorithm,
+                                     timeout_s=self.timeout_s)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -216,6 +228,8 @@ class SyncGroup:
                 rnd.running = False
                 self._try_start()
                 return
+            # a member that failed after its part was done: the others got the result
+            participants = [m for m in participants if m in rnd.arrivals]
         payloads = [rnd.arrivals[m] for m in participants]
         first = next((x for x in payloads if x is not None), None)
         # timing-only learners send None or empty vectors: nothing to average

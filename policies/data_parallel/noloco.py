@@ -23,6 +23,8 @@ Failures: a partner that is down (or whose message or exchange is cut) drops out
 pairing and the worker takes the outer step alone (group of one). A rejoining worker downloads φ
 from a random live peer (``param_bytes``), takes it as both φ and θ with δ = 0 and a fresh inner
 optimizer, and resumes at that peer's round.
+Goodput: a worker's compute up to a completed exchange is in its partner's weights too and
+survives; what it computed since then is lost if it fails (it rejoins with a peer's φ).
 Evaluated model: each live worker's own weights θ_i (mean, best, worst); the mean of the slow
 weights φ_i is reported beside them as the averaged model.
 """
@@ -141,6 +143,8 @@ class NoLoCo(DataParallelPolicy):
                 yield from self.outer_round(ctx, node, r)
                 self.mail.enter_round(node.id, r + 1)
             except NodeFailure:
+                # its work since its last completed exchange lived only in its own weights
+                ctx.world.recorder.discard_uncommitted(node.id, reason="noloco_failure")
                 yield from self.rejoin(node)
 
     def partner_of(self, i: int, r: int) -> int:
@@ -186,6 +190,8 @@ class NoLoCo(DataParallelPolicy):
                 beta=self.config.beta, gamma=self.config.gamma)
             self.learners[i].set_flat(self.phi[i])              # θ_i ← φ_i
         ctx.world.recorder.metric("sync_s", env.now - start, node=i, step=r)
+        if paired:                      # its work so far is in the partner's weights too
+            ctx.world.recorder.commit_work(i, start)
         if j != i and not paired:
             ctx.world.recorder.event("partner_missing", node=i, partner=j, round=r)
 

@@ -61,3 +61,17 @@ def test_assert_speedup_fails_when_only_one_run_reaches_the_target(small_toml):
     spec = load(small_toml, ["run.target_loss=2.0", "run.eval_every=1min"])
     with pytest.raises(AssertionError, match="the policy did not reach the target"):
         assert_speedup(spec, "diloco", "ddp", at_least=1.0, run_fn=runner)
+
+
+def test_goodput_order_passes_and_fails_with_every_run_shown(small_toml):
+    from sim.testing import assert_goodput_order, measure_goodput
+
+    runner = FakeRunner({"ddp": {"goodput": 0.02}, "diloco": {"goodput": 0.40}})
+    records = measure_goodput(small_toml, ["diloco", "ddp"], run_fn=runner)
+    assert {label: r["goodput"] for label, r in records.items()} == {"diloco": 0.40, "ddp": 0.02}
+    assert_goodput_order(small_toml, ["diloco", "ddp"], run_fn=runner)
+    with pytest.raises(AssertionError) as info:
+        assert_goodput_order(small_toml, ["ddp", "diloco"], run_fn=runner)
+    message = str(info.value)
+    assert "expected goodput ddp 0.020 > diloco 0.400" in message
+    assert "scenario: 'small' seed=3" in message
