@@ -198,8 +198,16 @@ def config_from_table(kind: str, name: str, table: Mapping[str, Any], *, where: 
 
 
 def make_config(config_cls: type, params: Mapping[str, Any], *, where: str) -> Any:
-    """Build ``config_cls(**params)``; every refusal is a ScenarioError naming the field."""
+    """Build ``config_cls(**params)``; every refusal is a ScenarioError naming the field.
+
+    A Config may list former parameters in a class attribute ``RETIRED_FIELDS`` (name -> where
+    the setting went); giving one is refused with that note rather than as an unknown key.
+    """
     fields = sorted(f.name for f in dataclasses.fields(config_cls))
+    retired: Mapping[str, str] = getattr(config_cls, "RETIRED_FIELDS", {})
+    for key in params:
+        if key in retired and key not in fields:
+            raise ScenarioError(f"{where}.{key}", f"no longer a parameter here: {retired[key]}")
     refuse_unknown_keys(params, fields, where=where, what="unknown parameter")
     try:
         return config_cls(**params)

@@ -127,7 +127,8 @@ class ScenarioFile(BaseModel):
     faults: FaultsSection = Field(default_factory=FaultsSection)
     workload: dict[str, Any]
     policy: dict[str, Any] | None = None
-    policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    policies: dict[str, Any] = Field(default_factory=dict)
+    """``[policies.<label>]`` tables, and parameters shared by all of them (plain keys)."""
     run: RunSection
 
     @field_validator("policy")

@@ -59,6 +59,18 @@ class Policy:
         """The process of one node; optional."""
         return None
 
+    def failure_groups(self, num_nodes: int) -> list[list[int]] | None:
+        """The node groups that form this method's pipeline stages (group ``i`` = stage ``i``).
+
+        A ``stage`` failure model in the scenario's ``[faults]`` (:mod:`sim.faults.stages`)
+        fails all nodes of a group at once; the world draws that schedule before the run and
+        hands it to the policy as ``ctx.world.stage_failures``. ``None`` (the default): the
+        method has no stages, and such a model is refused; ``[]``: it has stages, none of which
+        fails (an upper bound without failures). Called before :meth:`setup`, with the cluster
+        size; raise ``ValueError`` naming the field when the stages do not fit.
+        """
+        return None
+
     def evaluate(self, ctx: RunContext) -> float | None:
         """Held-out loss of the method's current model (no simulated time passes)."""
         return None

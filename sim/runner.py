@@ -27,6 +27,7 @@ import pandas as pd
 from sim import components
 from sim.config import PolicyConfig, Scenario
 from sim.errors import ScenarioError
+from sim.faults.stages import refuse_stage_failures_without_stages
 from sim.policy import Policy, RunContext
 from sim.threads import DEFAULT_TORCH_THREADS, torch_threads
 from sim.world import World
@@ -184,7 +185,13 @@ def _run(scenario: Scenario, policy: str | Policy | None, *, progress: bool) -> 
     else:
         label, policy_config = scenario.policy_config(policy)
         pol = build_policy(policy_config)
-    world = World.build(scenario)
+    try:
+        groups = pol.failure_groups(scenario.cluster.num_nodes)
+    except ValueError as exc:
+        raise setup_error(pol.name, exc) from None
+    if groups is None:
+        refuse_stage_failures_without_stages(scenario.faults, pol.name)
+    world = World.build(scenario, failure_groups=groups)
     workload = build_workload(scenario, world)
     ctx = RunContext(world, workload, scenario.run)
     env = world.env

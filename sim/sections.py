@@ -33,8 +33,8 @@ from sim.tables import check_param_units as _check_param_units
 from sim.tables import si_params
 from topologies import from_edgelist, get_topology
 
-__all__ = ["cluster_config", "faults_config", "network_config", "policy_config", "run_config",
-           "workload_config"]
+__all__ = ["cluster_config", "compared_policies", "faults_config", "network_config",
+           "policy_config", "run_config", "workload_config"]
 
 
 def cluster_config(section: ClusterSection) -> ClusterConfig:
@@ -310,6 +310,37 @@ def policy_config(table: Mapping[str, Any], where: str, *,
     return PolicyConfig(name=name, params=si_params(given, where), config=config)
 
 
+def compared_policies(table: Mapping[str, Any]) -> tuple[tuple[str, PolicyConfig], ...]:
+    """``[policies]`` -> ``(label, PolicyConfig)`` of each ``[policies.<label>]`` table.
+
+    A plain key of ``[policies]`` itself (``num_stages = 4``) is a parameter shared by every
+    label, so a comparison states a common setting once; a label's own table overrides it. A
+    shared key that some label's policy does not take is refused, naming both.
+    """
+    shared = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
+    out = []
+    for label, params in table.items():
+        if not isinstance(params, Mapping):
+            continue
+        name = params.get("name", label)
+        entry = find("policy", name)
+        if entry is not None and entry.config is not None:
+            fields = {f.name for f in dataclasses.fields(entry.config)}
+            given = {si: raw for raw, si in zip(shared, si_params(shared, "policies"))}
+            for si, key in given.items():
+                if si not in fields and key not in params:
+                    raise ScenarioError(f"policies.{key}", f"a parameter shared by every "
+                                        f"[policies.<label>] table, but policy {name!r} of "
+                                        f"[policies.{label}] does not take it")
+        merged = {**shared, **params}
+        out.append((label, policy_config(merged, f"policies.{label}", default_name=label)))
+    if shared and not out:
+        key = next(iter(shared))
+        raise ScenarioError(f"policies.{key}", "must be a [policies.<label>] table (plain keys "
+                                               "are parameters shared by those tables)")
+    return tuple(out)
+
+
 WORLD_BYTES_PER_NODE = 4096
 """Memory one simulated node's share of the world takes (node, access links, recorder rows,
 topology entry), measured with tracemalloc on ``World.build`` of 1,000 and 4,000 uniform nodes
@@ -358,9 +389,16 @@ def check_failure_load(faults: FaultsConfig, num_nodes: int, until_s: float | No
     horizon_s = until_s if until_s is not None else DEFAULT_FAILURE_HORIZON_S
     when = "run.until" if until_s is not None else "the default failure horizon of 24h"
     for i, spec in enumerate(faults.failures):
-        if not isinstance(spec, Mapping):
-            continue
         field = f"faults.failures[{i}]"
+        if not isinstance(spec, Mapping):
+            period = getattr(spec, "failure_period_s", None)  # the stage model's draw period
+            if isinstance(period, (int, float)) and horizon_s / period > MAX_FAILURE_EVENTS:
+                raise ScenarioError(f"{field}.failure_period_s",
+                                    f"{period:.3g}s periods over {when} are "
+                                    f"{horizon_s / period:.3g} draws per stage; at most "
+                                    f"{MAX_FAILURE_EVENTS:.0e} (a longer period or a shorter "
+                                    f"run.until)")
+            continue
         rate = spec.get("rate_per_s")
         if isinstance(rate, (int, float)) and rate > 0:
             expected = rate * horizon_s * num_nodes

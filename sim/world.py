@@ -13,15 +13,19 @@ import gc
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 
+from sim.errors import ScenarioError
 from sim.network import network_class
 from sim.node import Node
 from sim.recorder import Recorder
 from sim.seeds import SeedTree
+
+if TYPE_CHECKING:
+    from sim.faults.stages import StageFailureSchedule
 
 WATCH_EVERY = 1 << 16
 """Events between two calls of an environment's watchdog (a power of two: a cheap mask test)."""
@@ -106,6 +110,9 @@ class World:
         self.seeds = SeedTree(seed)
         self.topology = topology
         self.failure_horizon_s: float | None = None
+        self.stage_failures: StageFailureSchedule | None = None
+        """The stage failures drawn for the policy's pipeline stages (:mod:`sim.faults.stages`);
+        ``None`` when the scenario has no ``stage`` failure model or the method no stages."""
         n = topology.num_nodes()
         names = [f"node{i}" for i in range(n)]
         self.recorder = Recorder(self.env, names)
@@ -136,8 +143,16 @@ class World:
     # -- building from a scenario ----------------------------------------------------------
 
     @classmethod
-    def build(cls, scenario: Any, *, horizon_s: float | None = None) -> World:
-        """Build the world a :class:`sim.config.Scenario` describes (failures scheduled)."""
+    def build(cls, scenario: Any, *, horizon_s: float | None = None,
+              failure_groups: Sequence[Sequence[int]] | None = None) -> World:
+        """Build the world a :class:`sim.config.Scenario` describes (failures scheduled).
+
+        ``failure_groups`` are the node groups that form the training method's pipeline stages
+        (:meth:`sim.policy.Policy.failure_groups`); a ``stage`` failure model
+        (:mod:`sim.faults.stages`) draws its schedule over them and the world keeps it as
+        :attr:`stage_failures` for the policy. ``None`` (a world built without a method, or for
+        one without stages: the runner refuses the latter): no stage failures are drawn.
+        """
         from sim.faults import (
             FailureEvent,
             make_failure_model,
@@ -145,6 +160,7 @@ class World:
             speed_multipliers,
         )
         from sim.faults.injector import start_injector
+        from sim.faults.stages import STAGE_STREAM, StageFailuresConfig, draw_stage_schedule
         from workloads import get_device
 
         cluster, net, faults = scenario.cluster, scenario.network, scenario.faults
@@ -172,15 +188,29 @@ class World:
                     stragglers=stragglers, slots=cluster.compute_slots,
                     memory_bytes=cluster.memory_bytes)
         horizon = horizon_s or scenario.run.until_s or DEFAULT_FAILURE_HORIZON_S
-        world.failure_horizon_s = horizon if faults.failures else None
+        drawn_any = False
+        stage_model_seen = False
         events: list[FailureEvent] = []
         for i, spec in enumerate(faults.failures):
+            if isinstance(spec, StageFailuresConfig):
+                if stage_model_seen:
+                    raise ScenarioError(f"faults.failures[{i}].model",
+                                        "give at most one 'stage' failure model")
+                if failure_groups:
+                    world.stage_failures = draw_stage_schedule(
+                        spec, failure_groups, horizon_s=horizon,
+                        rng=seeds.generator(*STAGE_STREAM))
+                stage_model_seen = True
+                drawn_any = drawn_any or bool(failure_groups)
+                continue
+            drawn_any = True
             # a spec table of a built-in model, or the typed Config of a registered one
             model = make_failure_model(dict(spec)) if isinstance(spec, Mapping) else spec.build()
             drawn = model.schedule(num_nodes=cluster.num_nodes, horizon_s=horizon,
                                    rng=seeds.generator("world", "failures", i))
             check_fault_sites(drawn, topology.graph, f"faults.failures[{i}]")
             events += drawn
+        world.failure_horizon_s = horizon if drawn_any else None
         if events:
             events.sort(key=lambda e: (e.time_s, e.nodes))
             start_injector(world, events)
@@ -218,8 +248,6 @@ def check_fault_sites(events: Sequence[Any], graph: Any, field: str) -> None:
     Without this a typo would strike nothing (a partition of unknown sites cuts no link) or
     stop the run part-way; the error names the field and lists what exists.
     """
-    from sim.errors import ScenarioError
-
     sites = sorted(str(s) for s in graph.nodes)
     for event in events:
         for u, v in getattr(event, "links", ()) or ():

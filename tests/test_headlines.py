@@ -115,3 +115,18 @@ def test_skippipe_scheduling_and_collision_awareness_gain_over_their_ablations()
     spec = load(SCENARIOS / "skippipe-reference-ideal.toml", ["run.steps=1"])
     assert_speedup(spec, "skippipe", "random_skip", at_least=1.08, basis="step_time")
     assert_speedup(spec, "skippipe", "skippipe_blind", at_least=1.02, basis="step_time")
+
+
+def test_noloco_trails_diloco_over_pipelines_with_random_routing():
+    # DP x PP (NoLoCo's setting): 4 stages x 2 replicas, NoLoCo's random routing, 100 Mbit/s
+    # WAN, H = 10. Measured (seed 0): DiLoCo reaches 2.2 at 120 s, NoLoCo at 420 s (0.29x);
+    # eval loss after 80 steps 1.27 (DiLoCo) vs 1.67 (NoLoCo). The paper reports NoLoCo up to
+    # 4% faster convergence; here it is slower per step and per second (the reference exchange
+    # moves 4x a stage's bytes per pair). Full size: scenarios/dp-pp-noloco.toml.
+    spec = load(SCENARIOS / "dp-pp-noloco.toml",
+                ["cluster.nodes=8", *TINY_LLAMA, "workload.n_layers=4", "run.steps=80",
+                 "policies.diloco.inner_steps=10", "policies.noloco.inner_steps=10",
+                 "run.eval_every=1min", "run.target_loss=2.2"])
+    measured = assert_speedup(spec, "noloco", "diloco", at_most=0.6, basis="time_to_target")
+    assert measured.policy["final_loss"] > measured.baseline["final_loss"] + 0.1, \
+        measured.report()

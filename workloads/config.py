@@ -11,6 +11,8 @@ SHARDS = ("iid", "dirichlet", "dialects", "contiguous")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
 TEXT_LEVELS = ("byte", "char")
+DATA = ("synthetic-markov", "digits", "python-stdlib")
+"""Named data sets (besides 'text:PATH'); none needs a download."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +32,8 @@ class WorkloadConfig:
     """Preset name ('llama-125m', 'llama-350m', 'llama-1b', 'llama-3b', 'llama-8b') or 'same'
     (derive the timing model from the learner's own shape)."""
     data: str = "synthetic-markov"
-    """'synthetic-markov', 'digits' or 'text:PATH' (a local file)."""
+    """'synthetic-markov', 'digits', 'python-stdlib' (Python's own standard-library source text,
+    :data:`~workloads.datasets.STDLIB_MODULES`) or 'text:PATH' (a local file)."""
     batch: int = 16
     """Samples (sequences or images) per microbatch."""
     seq: int = 32
@@ -97,9 +100,9 @@ class WorkloadConfig:
         check("text_level", self.text_level, TEXT_LEVELS)
         check("param_dtype", self.param_dtype, DTYPES)
         check("activation_dtype", self.activation_dtype, DTYPES)
-        if not (self.data in ("synthetic-markov", "digits") or self.data.startswith("text:")):
+        if not (self.data in DATA or self.data.startswith("text:")):
             raise ValueError(
-                f"workload.data={self.data!r}: allowed 'synthetic-markov', 'digits', 'text:PATH'"
+                f"workload.data={self.data!r}: allowed {', '.join(map(repr, DATA))}, 'text:PATH'"
             )
         for name in ("batch", "seq", "eval_batches"):
             if getattr(self, name) < 1:

@@ -12,11 +12,13 @@ because in a real pipeline each stage lives on different nodes.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from workloads.config import WorkloadConfig
 from workloads.learner import Learner, _flatten, _unflatten_into
-from workloads.llama import StagedModel
+from workloads.llama import Stage, StagedModel
 from workloads.streams import BatchStream
 
 
@@ -144,3 +146,28 @@ class PipelineLearner(Learner):
                 p.grad = torch.zeros_like(p)
         grads = [p.grad for p in params]  # every .grad was filled just above
         _unflatten_into(grads, flat, f"set_stage_flat_grad({stage})")  # type: ignore[arg-type]
+
+
+def compute_grad_across(owners: list[PipelineLearner]) -> float:
+    """Forward one batch through stage s of ``owners[s]`` for every s; backward retraces it.
+
+    DP x PP with per-replica weights: a microbatch's route visits replica ``r_s`` of stage ``s``,
+    whose weights are stage ``s`` of learner ``owners[s]``. The batch is drawn from
+    ``owners[0]``'s stream (the data replica's shard); the embedding is ``owners[0]``'s and the
+    head that of the learner owning the head stage. Autograd records exactly these modules, so
+    ``loss.backward()`` adds gradient into those replicas' stages only (accumulating: call
+    ``zero_grad`` first). Returns the batch loss in nats.
+    """
+    first = owners[0]
+    if len(owners) != first.num_stages:
+        raise ValueError(f"owners: one learner per stage ({first.num_stages}), got {len(owners)}")
+    x, y = first.next_batch()
+    stages = [cast(Stage, owner.model.stages[s]) for s, owner in enumerate(owners)]
+    h = stages[0].embed_tokens(x)  # (B, T, C)
+    for owner, stage in zip(owners, stages):
+        if not owner.model.training:
+            owner.model.train()
+        h = stage(h)  # (B, T, C)
+    loss = first.loss_fn(stages[first.head_stage].logits(h), y)
+    loss.backward()
+    return float(loss.detach())

@@ -86,6 +86,21 @@ class TimingModel:
         embed = [self.embed_params] if self.embed_params else []
         return embed + layer * self.n_layers + head
 
+    def stage_tensor_params(self, num_stages: int, *, head_stage: str = "last") -> list[list[int]]:
+        """:meth:`tensor_params` split by the stage holding each tensor (as :meth:`stage_params`).
+
+        What one stage replica sends when it exchanges per tensor (NoLoCo over pipelines).
+        """
+        if head_stage not in ("first", "last"):
+            raise ValueError(f"head_stage={head_stage!r}: allowed 'first' or 'last'")
+        layer = list(self.layer_tensor_params) or [self.layer_params]
+        head = list(self.head_tensor_params) or ([self.head_params] if self.head_params else [])
+        stages = [layer * len(r) for r in stage_layer_ranges(self.n_layers, num_stages)]
+        if self.embed_params:
+            stages[0] = [self.embed_params] + stages[0]
+        stages[0 if head_stage == "first" else -1] += head
+        return stages
+
     @property
     def grad_bytes(self) -> int:
         """Bytes of the full model's gradient (same dtype as parameters)."""

@@ -22,6 +22,8 @@ from workloads.datasets import (
     iid_partition,
     load_digits_split,
     load_text_tokens,
+    stdlib_source_bytes,
+    tokenize_text,
 )
 from workloads.devices import DeviceProfile, FixedRateProfile
 from workloads.learner import Learner
@@ -142,7 +144,10 @@ class Workload:
             self.held_out = array_held_out(self.arrays.test_x, self.arrays.test_y, batch=cfg.batch)
         else:
             self._require_shards(("iid", "contiguous"))
-            text = load_text_tokens(cfg.data.removeprefix("text:"), level=cfg.text_level)
+            if cfg.data == "python-stdlib":
+                text = tokenize_text(stdlib_source_bytes(), level=cfg.text_level)
+            else:
+                text = load_text_tokens(cfg.data.removeprefix("text:"), level=cfg.text_level)
             self.vocab = text.vocab
             split = int(round(len(text.tokens) * (1.0 - cfg.held_out_fraction)))
             self.train_tokens, held = text.tokens[:split], text.tokens[split:]
@@ -219,7 +224,8 @@ class Workload:
         if self.is_language_model != sequence_data:
             raise ValueError(
                 f"workload.learner={name!r} does not fit data={self.config.data!r}: decoders "
-                "need 'synthetic-markov' or 'text:PATH', classifiers ('mlp', 'cnn') need 'digits'"
+                "need 'synthetic-markov', 'python-stdlib' or 'text:PATH', classifiers ('mlp', "
+                "'cnn') need 'digits'"
             )
 
     def llama_config(self) -> LlamaConfig:

@@ -68,10 +68,17 @@ class DataParallelPolicy(Policy):
                                                  f"least 2 nodes (replicas), got {world.num_nodes}")
         self.timing_only = bool(ctx.run.timing_only)
         self.num_workers = len(world.nodes)
-        self.learners = [wl.make_learner(i, timing_only=self.timing_only)
-                         for i in range(self.num_workers)]
         self.timing = wl.timing
-        reserve_model_memory(world, wl.timing)
+        self.pipeline: Any = None
+        if getattr(self.config, "pipeline_stages", 1) > 1:      # DP x PP (pipelines.py)
+            from policies.data_parallel.pipelines import PipelinedWorkers
+
+            self.pipeline = PipelinedWorkers(ctx, self.config, self.name)
+            self.learners = [self.pipeline.learner(i) for i in range(self.num_workers)]
+        else:
+            self.learners = [wl.make_learner(i, timing_only=self.timing_only)
+                             for i in range(self.num_workers)]
+            reserve_model_memory(world, wl.timing)
         self.step_s = step_seconds(wl, world.nodes[0])
         self.steps_done = [0] * self.num_workers
         self._peer_rngs: dict[int, Any] = {}
@@ -83,6 +90,18 @@ class DataParallelPolicy(Policy):
         if node_id not in self._peer_rngs:
             self._peer_rngs[node_id] = self.ctx.world.policy_rng("peers", node_id)
         return self._peer_rngs[node_id]
+
+    def sync_groups(self) -> list[list[int]]:
+        """The groups an outer step acts on: every worker, or each pipeline stage's replicas."""
+        if self.pipeline is not None:
+            return self.pipeline.stage_groups()
+        return [list(range(self.num_workers))]
+
+    def group_nbytes(self, group: int) -> float:
+        """Bytes of one member's weights in sync group ``group`` (the simulated model's)."""
+        if self.pipeline is not None:
+            return self.pipeline.stage_nbytes(group)
+        return float(self.timing.grad_bytes)
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -103,6 +122,8 @@ class DataParallelPolicy(Policy):
         if self.timing_only:
             return None
         live = [n.id for n in ctx.world.nodes if n.is_up] or list(range(self.num_workers))
+        if self.pipeline is not None:
+            return self._evaluate_pipelines(live)
         seen: list[tuple[torch.Tensor, float]] = []
         losses: dict[int, float] = {}
         for i in live:
@@ -117,6 +138,21 @@ class DataParallelPolicy(Policy):
         return WorkerLosses(mean=sum(values) / len(values), best=min(values), worst=max(values),
                             per_worker=losses,
                             averaged=None if averaged is None else self.evaluate_flat(averaged))
+
+    def _evaluate_pipelines(self, live: list[int]) -> WorkerLosses:
+        """DP x PP: model r is replica r of every stage (fixed routes, as the reference does)."""
+        pipeline = self.pipeline
+        losses = pipeline.column_losses(self.ctx.run.eval_batches)
+        averaged = self.averaged_flat(live)
+        avg_loss = None
+        if averaged is not None:
+            sizes = [pipeline.columns[0].get_stage_flat(s).numel()
+                     for s in range(pipeline.num_stages)]
+            avg_loss = pipeline.evaluate_stage_flats(list(torch.split(averaged, sizes)),
+                                                     self.ctx.run.eval_batches)
+        values = list(losses.values())
+        return WorkerLosses(mean=sum(values) / len(values), best=min(values), worst=max(values),
+                            per_worker=losses, averaged=avg_loss)
 
     def evaluate(self, ctx: RunContext) -> float | None:
         """Mean held-out loss of the live workers' own models; records best, worst, averaged.
@@ -187,8 +223,11 @@ def inner_step(policy: DataParallelPolicy, node: Any, *, label: str = "inner"):
     node fails during the step, in which case no math is done. Returns the batch loss (None in
     timing-only mode).
     """
-    yield node.compute(seconds=policy.step_s, label=label)
-    loss = policy.learners[node.id].train_step()
+    if policy.pipeline is not None:      # DP x PP: the step is a pipeline iteration
+        loss = yield from policy.pipeline.step(node)
+    else:
+        yield node.compute(seconds=policy.step_s, label=label)
+        loss = policy.learners[node.id].train_step()
     policy.steps_done[node.id] += 1
     return loss
 

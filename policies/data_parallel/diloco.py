@@ -25,11 +25,17 @@ If none was delivered, φ and the outer momentum stay as they are. Every worker,
 included, receives φ and sets θ_i ← φ. Each drop is recorded as event ``outer_gradient_dropped``.
 Evaluated: each live worker's own weights θ_i (mean, best, worst); the global weights φ are
 reported beside them as the averaged model.
+
+Over pipelines (``pipeline_stages`` > 1, :mod:`~policies.data_parallel.pipelines`): every worker
+is one stage replica; each stage has its own φ and all-reduce group of its replicas, on that
+stage's weights (``stage_param_bytes``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import torch
 
 from policies.data_parallel.common import (
     DataParallelPolicy,
@@ -41,14 +47,15 @@ from policies.data_parallel.common import (
 )
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
+from policies.data_parallel.pipelines import OverPipelines
 from policies.data_parallel.rules import outer_gradient
 from sim.errors import NodeFailure
 from sim.policy import RunContext, register_policy
 
 
 @dataclass(frozen=True, kw_only=True)
-class DiLoCoConfig:
-    """Parameters of DiLoCo (defaults: the paper's)."""
+class DiLoCoConfig(OverPipelines):
+    """Parameters of DiLoCo (defaults: the paper's); over pipelines: see :class:`OverPipelines`."""
 
     inner_steps: int = 500
     """H, inner steps between synchronisations."""
@@ -74,6 +81,7 @@ class DiLoCoConfig:
             raise ValueError(f"drop_outer_gradient_p: must be in [0, 1], got "
                              f"{self.drop_outer_gradient_p}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
+        self.check_pipelines()
         check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
 
 
@@ -87,13 +95,20 @@ class DiLoCo(DataParallelPolicy):
         """Build the learners, groups and state before simulated time starts."""
         super().setup(ctx)
         cfg = self.config
-        self.outer = OuterNesterov(self.learners[0].get_flat(),
-                                   config=OuterNesterovConfig(lr=cfg.outer_lr,
-                                                              momentum=cfg.outer_momentum))
-        self.group = SyncGroup(ctx.world, list(range(self.num_workers)),
-                               nbytes=self.timing.grad_bytes, algorithm=cfg.allreduce,
-                               on_failure=cfg.on_failure, combine=self._outer_step,
-                               label="diloco_allreduce", timeout_s=cfg.collective_timeout_s)
+        # one φ and one all-reduce group per sync group: all workers, or (over pipelines)
+        # each stage's replicas on that stage's weights
+        members = self.sync_groups()
+        self.group_of = {i: k for k, group in enumerate(members) for i in group}
+        self.outers = [OuterNesterov(self.learners[group[0]].get_flat(),
+                                     config=OuterNesterovConfig(lr=cfg.outer_lr,
+                                                                momentum=cfg.outer_momentum))
+                       for group in members]
+        self.groups = [SyncGroup(ctx.world, group, nbytes=self.group_nbytes(k),
+                                 algorithm=cfg.allreduce, on_failure=cfg.on_failure,
+                                 combine=self._outer_step, label="diloco_allreduce",
+                                 timeout_s=cfg.collective_timeout_s)
+                       for k, group in enumerate(members)]
+        self.outer, self.group = self.outers[0], self.groups[0]   # plain DiLoCo's only ones
         self.drop_rngs = [ctx.world.policy_rng("diloco", "drop_outer", i)
                           for i in range(self.num_workers)]
         # schedule position of each worker when it last set θ ← φ (what a rejoiner adopts)
@@ -107,9 +122,10 @@ class DiLoCo(DataParallelPolicy):
         """
         if self.timing_only:
             return None
+        outer = self.outers[self.group_of[participants[0]]]
         if mean_delta is None:
-            return self.outer.phi.clone()
-        return self.outer.step(mean_delta)
+            return outer.phi.clone()
+        return outer.step(mean_delta)
 
     def outer_payload(self, node_id: int, r: int, learner):  # noqa: ANN001
         """What worker ``node_id`` delivers to round ``r``: φ − θ_i, or None if dropped."""
@@ -119,12 +135,14 @@ class DiLoCo(DataParallelPolicy):
             return None
         if self.timing_only:
             return None
-        return outer_gradient(self.outer.phi, learner.get_flat())
+        return outer_gradient(self.outers[self.group_of[node_id]].phi, learner.get_flat())
 
     def worker(self, ctx: RunContext, node):  # noqa: ANN001
         """Node ``node``'s process: local steps and synchronisations, as the module says."""
         learner = self.learners[node.id]
         H = self.config.inner_steps
+        k = self.group_of[node.id]
+        group, outer = self.groups[k], self.outers[k]
         r = 0
         while True:
             try:
@@ -133,21 +151,23 @@ class DiLoCo(DataParallelPolicy):
                     ctx.report(r * H + h + 1, loss, node=node.id)
                 delta = self.outer_payload(node.id, r, learner)
                 arrived_s = ctx.now
-                phi = yield from wait_or_fail(node, self.group.arrive(node.id, r, delta))
+                phi = yield from wait_or_fail(node, group.arrive(node.id, r, delta))
                 ctx.world.recorder.metric("sync_s", ctx.now - arrived_s, node=node.id, step=r)
                 if phi is not None:
                     learner.set_flat(phi)                      # θ_i ← φ
                 self.round_start_step[node.id] = schedule_step(learner)
                 r += 1
             except NodeFailure:
-                r, peer = yield from rejoin_group(self, node, self.group,
-                                                  self.timing.param_bytes)
-                learner.set_flat(self.outer.phi)               # the downloaded φ
+                r, peer = yield from rejoin_group(self, node, group, self.group_nbytes(k))
+                learner.set_flat(outer.phi)               # the downloaded φ
                 learner.reset_optimizer()
                 if peer is not None:                           # and the peer's schedule
                     set_schedule_step(learner, self.round_start_step[peer])
                 self.round_start_step[node.id] = schedule_step(learner)
 
     def averaged_flat(self, live: list[int]):  # noqa: ANN201
-        """The global weights φ (no worker holds them between outer steps)."""
-        return self.outer.phi
+        """The global weights φ (no worker holds them between outer steps).
+
+        Over pipelines: every stage's φ, in stage order.
+        """
+        return torch.cat([outer.phi for outer in self.outers])

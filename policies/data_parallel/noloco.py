@@ -27,6 +27,10 @@ Goodput: a worker's compute up to a completed exchange is in its partner's weigh
 survives; what it computed since then is lost if it fails (it rejoins with a peer's φ).
 Evaluated model: each live worker's own weights θ_i (mean, best, worst); the mean of the slow
 weights φ_i is reported beside them as the averaged model.
+
+Over pipelines (``pipeline_stages`` > 1, the paper's setting with ``routing = "random"``,
+:mod:`~policies.data_parallel.pipelines`): every worker is one stage replica and pairs form
+among the replicas of the same stage, exchanging that stage's tensors.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from policies.data_parallel.common import (
 )
 from policies.data_parallel.mailbox import Mailbox
 from policies.data_parallel.mixing import shared_seed_pairs
+from policies.data_parallel.pipelines import OverPipelines
 from policies.data_parallel.rules import average, noloco_outer_step
 from sim.errors import NodeFailure, SimFailure
 from sim.policy import RunContext, register_policy
@@ -81,8 +86,11 @@ class _PairExchange:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NoLoCoConfig:
-    """Parameters of NoLoCo (defaults: the paper's)."""
+class NoLoCoConfig(OverPipelines):
+    """Parameters of NoLoCo (defaults: the paper's); over pipelines: see :class:`OverPipelines`.
+
+    The paper's setting is ``pipeline_stages`` > 1 with ``routing = "random"``.
+    """
 
     inner_steps: int = 50
     """H, inner steps between outer steps."""
@@ -104,6 +112,7 @@ class NoLoCoConfig:
             raise ValueError(f"beta: must be in [0, 1), got {self.beta}")
         if self.gamma <= 0:
             raise ValueError(f"gamma: must be > 0, got {self.gamma}")
+        self.check_pipelines()
 
 
 @register_policy("noloco")
@@ -116,17 +125,24 @@ class NoLoCo(DataParallelPolicy):
         """Build the learners, groups and state before simulated time starts."""
         super().setup(ctx)
         k = self.num_workers
-        phi0 = self.learners[0].get_flat()
-        self.phi = [phi0.clone() for _ in range(k)]              # φ_i
-        self.delta = [torch.zeros_like(phi0) for _ in range(k)]  # δ_i
+        self.phi = [self.learners[i].get_flat() for i in range(k)]       # φ_i
+        self.delta = [torch.zeros_like(phi) for phi in self.phi]          # δ_i
+        # pairs form inside a sync group: all workers, or (over pipelines) one stage's replicas
+        self.members = self.sync_groups()
+        self.group_of = {i: g for g, group in enumerate(self.members) for i in group}
         self.mail = Mailbox(ctx.world)          # .round_of[i]: the outer round worker i is in
         self.pairing_seed = int(ctx.world.policy_rng("noloco", "pairing").integers(2**31))
         self._pairings: dict[int, list[int]] = {}
         self._roots: dict[int, set[int]] = {}
-        self.message_nbytes = 2 * self.timing.param_bytes        # φ_i and θ_i − φ_i
+        # φ_i and θ_i − φ_i, per sync group (the whole model, or one stage)
+        self.group_message_nbytes = [2 * self.group_nbytes(g) for g in range(len(self.members))]
+        self.message_nbytes = self.group_message_nbytes[0]
         b = self.timing.bytes_per_param
         # reduce_to_root: one transfer each way per parameter tensor, 2 values per parameter
-        self.tensor_message_nbytes = [2 * n * b for n in self.timing.tensor_params()]
+        tensors = ([self.timing.tensor_params()] if self.pipeline is None else
+                   self.timing.stage_tensor_params(self.pipeline.num_stages, head_stage="last"))
+        self.group_tensor_nbytes = [[2 * n * b for n in group] for group in tensors]
+        self.tensor_message_nbytes = self.group_tensor_nbytes[0]
         self._exchanges: dict[tuple[int, int], _PairExchange] = {}   # (round, root) -> exchange
 
     # -- the worker ------------------------------------------------------------------------
@@ -153,12 +169,13 @@ class NoLoCo(DataParallelPolicy):
             if len(self._pairings) > 8:                       # workers are a few rounds apart
                 oldest = min(self._pairings)
                 del self._pairings[oldest], self._roots[oldest]
-            pairs = shared_seed_pairs(self.pairing_seed, r, self.num_workers)
-            partner = list(range(self.num_workers))
-            for a, b in pairs:
-                partner[a], partner[b] = b, a
+            partner, roots = list(range(self.num_workers)), set()
+            for members in self.members:        # the same draw in every group (per stage)
+                for a, b in shared_seed_pairs(self.pairing_seed, r, len(members)):
+                    partner[members[a]], partner[members[b]] = members[b], members[a]
+                    roots.add(members[a])
             self._pairings[r] = partner
-            self._roots[r] = {a for a, _ in pairs}
+            self._roots[r] = roots
         return self._pairings[r][i]
 
     def is_root(self, i: int, r: int) -> bool:
@@ -175,7 +192,8 @@ class NoLoCo(DataParallelPolicy):
         message = None if self.timing_only else (self.phi[i], theta)
         paired, received = False, {}
         if j != i and self.config.exchange == "swap":
-            self.mail.send(i, j, r, message, self.message_nbytes, label="noloco_pair")
+            self.mail.send(i, j, r, message, self.group_message_nbytes[self.group_of[i]],
+                           label="noloco_pair")
             received = yield from self.mail.receive(node, [j], r)
             paired = j in received
         elif j != i:
@@ -239,7 +257,7 @@ class NoLoCo(DataParallelPolicy):
         """Per tensor t: other → root (φ_t, (θ − φ)_t), then root → other (the two means)."""
         network = self.ctx.world.network
         try:
-            for nbytes in self.tensor_message_nbytes:
+            for nbytes in self.group_tensor_nbytes[self.group_of[ex.root]]:
                 yield network.transfer(ex.other, ex.root, nbytes, label="noloco_reduce")
                 yield network.transfer(ex.root, ex.other, nbytes, label="noloco_return")
             ok = True
@@ -256,8 +274,9 @@ class NoLoCo(DataParallelPolicy):
         while True:
             try:
                 yield from recover(node)
-                peers = [p for p in range(self.num_workers) if p != i]
-                peer = yield from fetch_model(self, node, peers, self.timing.param_bytes)
+                group = self.group_of[i]
+                peers = [p for p in self.members[group] if p != i]
+                peer = yield from fetch_model(self, node, peers, self.group_nbytes(group))
                 break
             except NodeFailure:
                 continue
@@ -270,5 +289,11 @@ class NoLoCo(DataParallelPolicy):
         self.ctx.world.recorder.event("rejoin", node=i, peer=peer, round=self.mail.round_of[i])
 
     def averaged_flat(self, live: list[int]):  # noqa: ANN201
-        """The mean of the live workers' slow weights φ_i (no worker holds it)."""
-        return average([self.phi[i] for i in live])
+        """The mean of the live workers' slow weights φ_i (no worker holds it).
+
+        Over pipelines: each stage's mean, in stage order.
+        """
+        up = set(live)
+        means = [average([self.phi[i] for i in members if i in up] or
+                         [self.phi[i] for i in members]) for members in self.members]
+        return means[0] if len(means) == 1 else torch.cat(means)

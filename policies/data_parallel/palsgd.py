@@ -59,6 +59,8 @@ class PALSGDConfig:
     """All-reduce schedule: 'ring', 'tree' or 'halving_doubling'."""
     on_failure: str = "drop"
     """'drop' or 'wait', as DiLoCo."""
+    collective_timeout_s: float = 0.0
+    """Seconds an all-reduce waits for a peer that failed during it before it aborts."""
 
     def __post_init__(self) -> None:
         if self.inner_steps < 1:
@@ -70,7 +72,7 @@ class PALSGDConfig:
         if self.warmup_ddp_steps < 0:
             raise ValueError(f"warmup_ddp_steps: K0 must be >= 0, got {self.warmup_ddp_steps}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
-        check_sync_options(self.allreduce, self.on_failure)
+        check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
 
 
 @register_policy("palsgd")
@@ -86,12 +88,14 @@ class PALSGD(DataParallelPolicy):
         members = list(range(self.num_workers))
         self.ddp_group = SyncGroup(ctx.world, members, nbytes=self.timing.grad_bytes,
                                    algorithm=cfg.allreduce, on_failure=cfg.on_failure,
-                                   label="palsgd_ddp_allreduce")
+                                   label="palsgd_ddp_allreduce",
+                                   timeout_s=cfg.collective_timeout_s)
         self.outer = OuterNesterov(self.learners[0].get_flat(), config=OuterNesterovConfig(
             lr=cfg.outer_lr, momentum=cfg.outer_momentum))
         self.outer_group = SyncGroup(ctx.world, members, nbytes=self.timing.grad_bytes,
                                      algorithm=cfg.allreduce, on_failure=cfg.on_failure,
-                                     combine=self._outer_step, label="palsgd_outer_allreduce")
+                                     combine=self._outer_step, label="palsgd_outer_allreduce",
+                                     timeout_s=cfg.collective_timeout_s)
         self.local_phase = cfg.warmup_ddp_steps == 0
         self.rngs = [ctx.world.policy_rng("palsgd", "skip", i) for i in members]
         self.pulls = [0] * self.num_workers

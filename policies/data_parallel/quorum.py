@@ -105,6 +105,7 @@ class QuorumGroup(SyncGroup):
         self.tokens: dict[int, dict[int, float]] = {}   # round -> member -> tokens handed in
         self.full: dict[int, dict[int, bool]] = {}      # round -> members with a full block
         self._grace_over: dict[int, bool] = {}          # rounds whose grace window expired
+        self._grace_timer: dict[int, simpy.Event] = {}  # the grace timer armed for a round
 
     def gathering_round(self) -> int:
         """The round a contribution made now goes to (the open one unless it is running)."""
@@ -131,7 +132,8 @@ class QuorumGroup(SyncGroup):
             round_full = self.full.setdefault(r, {})
             if not round_full and self.grace_window_s is not None:
                 timer = self.env.timeout(self.grace_window_s)
-                timer.callbacks.append(lambda _ev, r=r: self._grace_expired(r))
+                self._grace_timer[r] = timer
+                timer.callbacks.append(lambda ev, r=r: self._grace_expired(r, ev))
             round_full[node_id] = True
         return self.arrive(node_id, r, payload)
 
@@ -141,11 +143,11 @@ class QuorumGroup(SyncGroup):
 
     def forget(self, r: int) -> None:
         """Drop the bookkeeping of a completed round."""
-        for table in (self.tokens, self.full, self._grace_over):
+        for table in (self.tokens, self.full, self._grace_over, self._grace_timer):
             table.pop(r, None)
 
-    def _grace_expired(self, r: int) -> None:
-        if r > self.completed:
+    def _grace_expired(self, r: int, timer: simpy.Event) -> None:
+        if r > self.completed and self._grace_timer.get(r) is timer:
             self._grace_over[r] = True
             self._try_start()
 
@@ -173,8 +175,8 @@ class QuorumGroup(SyncGroup):
             rnd.arrived_s[m] = nxt.arrived_s[m]
             if self.full.get(r + 1, {}).get(m):
                 full[m] = True
-        for table in (self.tokens, self.full, self._grace_over):
-            table.pop(r + 1, None)
+        for table in (self.tokens, self.full, self._grace_over, self._grace_timer):
+            table.pop(r + 1, None)          # (a grace timer of round r + 1 no longer counts)
         rnd.done.callbacks.append(lambda ev, later=nxt.done: later.succeed(ev.value))
 
     def _try_start(self) -> None:

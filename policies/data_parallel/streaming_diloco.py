@@ -83,6 +83,8 @@ class StreamingDiLoCoConfig:
     on_failure: str = "drop"
     """'drop': fragments sync among the survivors; 'wait': a fragment's round waits until the
     failed worker is back and has redone its part."""
+    collective_timeout_s: float = 0.0
+    """Seconds an all-reduce waits for a peer that failed during it before it aborts."""
 
     def __post_init__(self) -> None:
         if self.num_fragments < 1:
@@ -96,7 +98,7 @@ class StreamingDiLoCoConfig:
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha: must be in [0, 1], got {self.alpha}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
-        check_sync_options(self.allreduce, self.on_failure)
+        check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
 
 
 def parameter_layers(model: torch.nn.Module) -> list[int]:
@@ -145,7 +147,8 @@ class StreamingDiLoCo(DataParallelPolicy):
         members = list(range(self.num_workers))
         self.groups = [SyncGroup(ctx.world, members, nbytes=self.sync_nbytes,
                                  algorithm=cfg.allreduce, on_failure=cfg.on_failure,
-                                 combine=self._outer_step(p), label=f"fragment{p}_allreduce")
+                                 combine=self._outer_step(p), label=f"fragment{p}_allreduce",
+                                 timeout_s=cfg.collective_timeout_s)
                        for p in range(P)]
 
     def _outer_step(self, p: int):

@@ -176,11 +176,16 @@ class ExecutorConfig:
         Fixed seconds added after every activation / gradient transfer (host <-> device copy).
     allreduce:
         Average each stage's gradients among its replicas at the end of every iteration.
+    loss_on_last_stage:
+        The loss runs on the route's last node (the head lives on the last stage, as in a
+        classic pipeline or NoLoCo's): no hop back to the data node before it, and the backward
+        starts there. False: the microbatch returns to its data node for the loss (SkipPipe).
     """
 
     memory_microbatches: int = 3
     hop_overhead_s: float = 0.0
     allreduce: bool = True
+    loss_on_last_stage: bool = False
 
     def __post_init__(self) -> None:
         if self.memory_microbatches < 1:
@@ -425,7 +430,6 @@ class PipelineExecutor:
         """One microbatch's forward, loss and backward; value: a MicrobatchResult."""
         costs, route = self.costs, mb.route
         stages, nodes = route.stages, route.nodes
-        source = self.world.nodes[route.source]
         held: list[tuple[simpy.Resource, Any]] = []
         start = self.env.now
         try:
@@ -440,11 +444,13 @@ class PipelineExecutor:
                 seconds = costs.forward_s[stage] + self.hooks.extra_forward_s(self, mb, pos)
                 yield self.world.nodes[node_id].compute(
                     seconds=seconds, label=f"F{stage} mb{mb.index}")
-            # Loss on the data node.
-            yield from self._hop(nodes[-1], route.source, f"act mb{mb.index}")
-            yield source.compute(seconds=costs.loss_s, label=f"L mb{mb.index}")
+            # Loss on the data node (or where the route ends, with loss_on_last_stage).
+            loss_node = nodes[-1] if self.config.loss_on_last_stage else route.source
+            yield from self._hop(nodes[-1], loss_node, f"act mb{mb.index}")
+            yield self.world.nodes[loss_node].compute(seconds=costs.loss_s,
+                                                      label=f"L mb{mb.index}")
             # Backward: B(stage) in reverse order, gradients hop back; each frees its slot.
-            prev = route.source
+            prev = loss_node
             for pos in range(len(stages) - 1, -1, -1):
                 stage, node_id = stages[pos], nodes[pos]
                 yield from self._hop(prev, node_id, f"grad mb{mb.index}")

@@ -24,6 +24,7 @@ from sim.faults.failures import (
     partition_cut_links,
 )
 from sim.faults.injector import fail_at, start_injector
+from sim.faults.stages import StageFailure, StageFailureSchedule, StageFailuresConfig
 from sim.faults.stragglers import (
     Bimodal,
     BurstyPattern,
@@ -59,6 +60,9 @@ __all__ = [
     "PoissonCrashes",
     "ShiftedExponential",
     "SpotPreemption",
+    "StageFailure",
+    "StageFailureSchedule",
+    "StageFailuresConfig",
     "StragglerModel",
     "TraceFailures",
     "TraceReplay",

@@ -1,6 +1,6 @@
 """Run the data-parallel regression scenarios (scenarios/dp-*.toml) at full size; print figures.
 
-Usage: python scenarios/dp_regressions.py [NAME ...] [--set KEY=VALUE ...]
+Usage: python -m experiments.dp_regressions [NAME ...] [--set KEY=VALUE ...]
 (names: see EXPERIMENTS; default all; ``--set`` overrides keys of every scenario file run)
 
 Every figure in docs/methods/data-parallel.md comes from this script. The fast CI versions of
@@ -18,13 +18,13 @@ from sim.policy import get_policy
 from sim.runner import run
 from sim.scenario import load, resolve_policies
 
-HERE = Path(__file__).resolve().parent
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 OVERRIDES: list[str] = []
 
 
 def run_file(name: str, overrides: list[str] = (), labels=None) -> dict:
     """``{label: (result, policy)}`` for the policies of ``<name>.toml``."""
-    spec = load(HERE / f"{name}.toml", [*OVERRIDES, *overrides])
+    spec = load(SCENARIOS / f"{name}.toml", [*OVERRIDES, *overrides])
     out = {}
     for label, pc in resolve_policies(spec):
         if labels is None or label in labels:
@@ -116,6 +116,39 @@ def outer_drop(probabilities=(0.0, 0.5)) -> None:
               f"{result.time_to_target_s}, bytes sent {result.summary['bytes_sent']:.6g}")
 
 
+def first_below(result, thresholds, metric="eval_loss") -> dict:
+    """Simulated seconds at which ``metric`` first reached each threshold (None: never)."""
+    h = result.history.query(f"metric == '{metric}'")
+    return {t: (float(h[h.value <= t].time_s.iloc[0]) if (h.value <= t).any() else None)
+            for t in thresholds}
+
+
+def stdlib_proxy() -> None:
+    """The slow-WAN comparison on Python's standard-library source text (the real-text proxy)."""
+    runs = run_file("dp-slow-wan", ["workload.data=python-stdlib", "run.stop_at_target=false"])
+    for label, (r, _) in runs.items():
+        print(f"stdlib: {label:8s} final eval loss {r.final_loss:.4f} after {r.steps} steps, "
+              f"sim time {r.summary['sim_time_s']:.0f} s; first time at or below "
+              f"{first_below(r, THRESHOLDS)}")
+
+
+THRESHOLDS = (4.0, 3.5, 3.0, 2.8, 2.6, 2.4, 2.0, 1.6, 1.4, 1.3)
+"""Eval losses whose first crossing time is printed (Markov proxy: 2.0..1.3; stdlib: 4..2.4)."""
+
+
+def dp_pp(routings=("random",)) -> None:
+    """NoLoCo vs DiLoCo over pipelines (4 stages x 4 replicas), with the given routing(s)."""
+    for routing in routings:
+        runs = run_file("dp-pp-noloco", [f"policies.diloco.routing={routing}",
+                                         f"policies.noloco.routing={routing}"])
+        for label, (r, _) in runs.items():
+            print(f"dp-pp: {routing:6s} {label:7s} final eval loss {r.final_loss:.4f} after "
+                  f"{r.steps} steps, sim time {r.summary['sim_time_s']:.0f} s, time to "
+                  f"target {r.time_to_target_s}, mean sync step {sync_mean_s(r):.2f} s, "
+                  f"bytes {r.summary['bytes_sent']:.4g}; first time at or below "
+                  f"{first_below(r, THRESHOLDS)}")
+
+
 def throughput(result, policy) -> float:
     """Samples per second processed by all workers together (local steps x batch / time)."""
     batch = policy.ctx.workload.config.batch
@@ -134,7 +167,9 @@ def hetero_gossip() -> None:
 
 EXPERIMENTS = {"bytes": byte_ratio, "slow-wan": slow_wan, "sync-vs-nodes": sync_vs_nodes,
                "stragglers": stragglers, "streaming": streaming, "palsgd": palsgd,
-               "outer-drop": outer_drop, "hetero-gossip": hetero_gossip}
+               "outer-drop": outer_drop, "hetero-gossip": hetero_gossip,
+               "stdlib": stdlib_proxy, "dp-pp": dp_pp,
+               "dp-pp-fixed": lambda: dp_pp(("fixed",))}
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
