@@ -111,6 +111,7 @@ class RunSection(_Section):
     eval_every: Duration | None = None
     eval_batches: int = Field(default=4, ge=1)
     timing_only: bool = False
+    record: Literal["full", "aggregate"] = "full"
     seed: int | None = Field(default=None, ge=0)
 
 
