@@ -44,8 +44,9 @@ class NetworkConfig:
         ``"ideal"`` (latency + bytes / bottleneck bandwidth, no sharing) or ``"maxmin"``
         (flow-level max-min fair sharing).
     transport:
-        ``"fluid"`` (bytes move at the model's rate from the first byte) or ``"tcp"``
-        (connections with slow start, window cap and headers: :mod:`sim.network.tcp`).
+        ``"tcp"`` (the default: connections with slow start, window cap and headers,
+        :mod:`sim.network.tcp`) or ``"fluid"`` (bytes move at the model's rate from the first
+        byte; for reproducing simulators that model the network that way).
     tcp:
         Parameters of the ``tcp`` transport (a ``sim.network.tcp.TcpConfig``; ``None``: its
         defaults).
@@ -62,7 +63,7 @@ class NetworkConfig:
     """
 
     model: str = "maxmin"
-    transport: str = "fluid"
+    transport: str = "tcp"
     tcp: Any = None
     topology: str = "uniform"
     topology_params: dict[str, Any] = field(default_factory=dict)

@@ -159,8 +159,8 @@ class World:
     network:
         ``"ideal"`` or ``"maxmin"``.
     transport, tcp:
-        ``"fluid"`` or ``"tcp"``, and the latter's ``sim.network.TcpConfig`` (``None``:
-        defaults).
+        ``"tcp"`` (default) or ``"fluid"``, and the former's ``sim.network.TcpConfig``
+        (``None``: defaults).
     uplink_Bps, downlink_Bps, access_latency_s, tcp_efficiency:
         Access links and TCP efficiency (see :class:`sim.network.Network`).
     device:
@@ -178,7 +178,7 @@ class World:
     """
 
     def __init__(self, topology: Any, *, seed: int = 0, network: str = "maxmin",
-                 transport: str = "fluid", tcp: Any = None,
+                 transport: str = "tcp", tcp: Any = None,
                  uplink_Bps: float | None = None, downlink_Bps: float | None = None,
                  access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
                  device: Any = None, flops_per_s: float | Sequence[float] | None = None,
