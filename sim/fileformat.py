@@ -90,7 +90,7 @@ class NetworkSection(_Section):
     downlink: Bandwidth = None
     latency: Duration = 0.0
     tcp_efficiency: float = Field(default=1.0, gt=0.0, le=1.0)
-    transport: Literal["fluid", "tcp"] = "fluid"
+    transport: Literal["fluid", "tcp"] = "tcp"
     tcp: TcpSection = Field(default_factory=TcpSection)
 
 
@@ -111,6 +111,7 @@ class RunSection(_Section):
     eval_every: Duration | None = None
     eval_batches: int = Field(default=4, ge=1)
     timing_only: bool = False
+    record: Literal["full", "aggregate"] = "full"
     seed: int | None = Field(default=None, ge=0)
 
 

@@ -20,7 +20,7 @@ from sim import components
 from sim.components import make_config
 
 if TYPE_CHECKING:
-    from sim.config import RunConfig
+    from sim.config import RunConfig, Scenario
     from sim.node import Node
     from sim.world import Environment, World
 
@@ -47,6 +47,18 @@ class Policy:
         elif params:
             config = dataclasses.replace(config, **params)
         self.config = config
+
+    def check(self, scenario: Scenario) -> None:
+        """Refuse a scenario this policy cannot run, before any world is built or run.
+
+        For checks across fields that need the scenario, not the world: a shape against the
+        cluster's node count, code parameters against the number of workers. Raise
+        ``ValueError`` (or :class:`~sim.errors.ScenarioError`) naming the field as the file
+        spells it (``policy.s``, ``cluster.nodes``). Every entry point calls it for every
+        policy it is about to run before the first one starts (a comparison does not run its
+        first policy and then refuse its second), and the runner calls it again before
+        :meth:`setup`. Cheap: no learners, no world.
+        """
 
     def setup(self, ctx: RunContext) -> None:
         """Build learners and state before simulated time starts."""

@@ -185,6 +185,7 @@ def _run(scenario: Scenario, policy: str | Policy | None, *, progress: bool) -> 
     else:
         label, policy_config = scenario.policy_config(policy)
         pol = build_policy(policy_config)
+    check_policy(pol, scenario)
     try:
         groups = pol.failure_groups(scenario.cluster.num_nodes)
     except ValueError as exc:
@@ -262,6 +263,20 @@ def _policy_figures(pol: Policy) -> dict[str, Any]:
         return dict(pol.summary() or {})
     except Exception as exc:  # noqa: BLE001  (the run's own figures must still come back)
         return {"policy_summary_error": f"{type(exc).__name__}: {exc}"}
+
+
+def check_policy(policy: Policy | PolicyConfig, scenario: Scenario) -> Policy:
+    """Run ``policy``'s :meth:`~sim.policy.Policy.check` on ``scenario``; bad input is exit 2.
+
+    Returns the policy (built from its config when given one). Raises
+    :class:`~sim.errors.ScenarioError` naming the field the policy refused.
+    """
+    pol = policy if isinstance(policy, Policy) else build_policy(policy)
+    try:
+        pol.check(scenario)
+    except ValueError as exc:
+        raise setup_error(pol.name, exc) from None
+    return pol
 
 
 def setup_error(policy: str, exc: ValueError) -> ScenarioError:

@@ -258,7 +258,7 @@ def run_config(section: RunSection) -> RunConfig:
     return RunConfig(until_s=section.until, max_steps=section.steps,
                      target_loss=section.target_loss, stop_at_target=section.stop_at_target,
                      eval_every_s=section.eval_every, eval_batches=section.eval_batches,
-                     timing_only=section.timing_only)
+                     timing_only=section.timing_only, record=section.record)
 
 
 def policy_config(table: Mapping[str, Any], where: str, *,

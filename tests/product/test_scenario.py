@@ -110,7 +110,8 @@ def test_tcp_transport_and_its_table_become_a_tcp_config(small_toml):
     assert (tcp.max_window_bytes, tcp.initial_window_segments, tcp.min_rto_s) == (
         8 * 1024 * 1024, 4, 1.0)
     assert tcp.slow_start_after_idle and tcp.mss_bytes == 1448
-    assert load_scenario(small_toml).network.transport == "fluid"
+    assert load_scenario(small_toml).network.transport == "tcp"  # the default (issue 12)
+    assert load_scenario(small_toml, ["network.transport=fluid"]).network.transport == "fluid"
 
 
 @pytest.mark.parametrize(("override", "message"), [

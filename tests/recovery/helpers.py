@@ -25,12 +25,15 @@ def scenario(until_s: float = 60.0, seed: int = 0, eval_every_s: float | None = 
     """Four stages x two replicas + a store node, 1 Gbit/s access links, no topology core.
 
     ``faults``: the ``[faults]`` stage-failure model every method faces (``None``: none).
+    Fluid transfers: the tests force failures at instants chosen from, and compare recovery
+    times with, the fluid transfer time (latency + bytes / rate).
     """
     return Scenario(
         name="tiny-pipeline", seed=seed,
         cluster=ClusterConfig(num_nodes=9, device="h100"),
         faults=FaultsConfig(failures=[faults] if faults is not None else []),
-        network=NetworkConfig(model="maxmin", topology="uniform", uplink_Bps=BANDWIDTH_BPS,
+        network=NetworkConfig(model="maxmin", transport="fluid", topology="uniform",
+                              uplink_Bps=BANDWIDTH_BPS,
                               downlink_Bps=BANDWIDTH_BPS, access_latency_s=LATENCY_S),
         workload=WORKLOAD,
         run=RunConfig(until_s=until_s, eval_every_s=eval_every_s))
