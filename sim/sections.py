@@ -95,7 +95,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
         tcp = TcpConfig(mss_bytes=t.mss, frame_bytes=t.frame,
                         initial_window_segments=t.initial_window, max_window_bytes=t.max_window,
                         slow_start_after_idle=t.slow_start_after_idle, min_rto_s=t.min_rto,
-                        parallel_streams=t.parallel_streams, handshake=t.handshake)
+                        parallel_streams=t.parallel_streams, handshake=t.handshake,
+                        hystart_short_rtt_exit=t.hystart_short_rtt_exit)
     except ValueError as err:  # name the scenario's key, not the config's field
         field_name, _, message = str(err).partition(": ")
         keys = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
