@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from sim.errors import FieldError
+
 EDGE_FALLBACKS = ("checkpoint", "copy")
 
 _MOVED_TO_FAULTS = ("stage failures are the scenario's, not a method's: give them once as "
@@ -69,16 +71,16 @@ class PipelineRecoveryConfig:
         for name in ("num_stages", "replicas_per_stage", "microbatches_per_replica",
                      "memory_microbatches"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+                raise FieldError(name, f"must be >= 1, got {getattr(self, name)}")
         minimum = 4 if self.embedding_stage else 3
         if self.num_stages < minimum:
-            raise ValueError(
-                f"num_stages={self.num_stages}: the recovery family needs >= 3 transformer "
-                f"stages, so num_stages >= {minimum} with embedding_stage={self.embedding_stage}")
+            raise FieldError(
+                "num_stages", f"the recovery family needs >= 3 transformer stages, so "
+                f">= {minimum} with embedding_stage={self.embedding_stage}, got {self.num_stages}")
         if self.forward_s is not None and not self.forward_s > 0:
-            raise ValueError(f"forward_s={self.forward_s}: must be > 0 seconds or None")
+            raise FieldError("forward_s", f"must be > 0 seconds or None, got {self.forward_s}")
         if self.hop_overhead_s < 0:
-            raise ValueError(f"hop_overhead_s={self.hop_overhead_s}: must be >= 0 seconds")
+            raise FieldError("hop_overhead_s", f"must be >= 0 seconds, got {self.hop_overhead_s}")
 
     def stage_nodes(self, num_nodes: int) -> list[list[int]]:
         """Node ids of each stage: stage ``s`` is nodes ``s R .. s R + R - 1``.
@@ -132,14 +134,15 @@ class CheckFreeConfig(PipelineRecoveryConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.lr_bump > 0:
-            raise ValueError(f"lr_bump={self.lr_bump}: must be > 0")
+            raise FieldError("lr_bump", f"must be > 0, got {self.lr_bump}")
         if not self.norm_eps >= 0:
-            raise ValueError(f"norm_eps={self.norm_eps}: must be >= 0")
+            raise FieldError("norm_eps", f"must be >= 0, got {self.norm_eps}")
         if self.edge_fallback not in EDGE_FALLBACKS:
-            raise ValueError(
-                f"edge_fallback={self.edge_fallback!r}: allowed {list(EDGE_FALLBACKS)}")
+            raise FieldError("edge_fallback",
+                             f"allowed {list(EDGE_FALLBACKS)}, got {self.edge_fallback!r}")
         if self.edge_checkpoint_every < 1:
-            raise ValueError(f"edge_checkpoint_every={self.edge_checkpoint_every}: must be >= 1")
+            raise FieldError("edge_checkpoint_every",
+                             f"must be >= 1, got {self.edge_checkpoint_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,7 +159,8 @@ class CheckFreePlusConfig(CheckFreeConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.embedding_copy_every < 0:
-            raise ValueError(f"embedding_copy_every={self.embedding_copy_every}: must be >= 0")
+            raise FieldError("embedding_copy_every",
+                             f"must be >= 0, got {self.embedding_copy_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,7 +176,7 @@ class CheckpointingConfig(PipelineRecoveryConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every={self.checkpoint_every}: must be >= 1")
+            raise FieldError("checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,5 +193,5 @@ class RedundantConfig(PipelineRecoveryConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.backup_memory_microbatches < 0:
-            raise ValueError(
-                f"backup_memory_microbatches={self.backup_memory_microbatches}: must be >= 0")
+            raise FieldError("backup_memory_microbatches",
+                             f"must be >= 0, got {self.backup_memory_microbatches}")

@@ -185,11 +185,11 @@ def test_every_method_faces_the_same_failures_and_runs_are_deterministic():
 def test_bad_parameters_name_the_field():
     with pytest.raises(ValueError, match="edge_fallback"):
         get_policy("checkfree")(edge_fallback="zeros")
-    with pytest.raises(ValueError, match="checkpoint_every=0"):
+    with pytest.raises(ValueError, match="checkpoint_every: must be >= 1, got 0"):
         get_policy("checkpointing")(checkpoint_every=0)
-    with pytest.raises(ValueError, match="num_stages=2"):
+    with pytest.raises(ValueError, match="num_stages: the recovery family needs >= 3 .*got 2"):
         get_policy("no_failure")(num_stages=2)
-    with pytest.raises(ValueError, match="num_stages=3"):
+    with pytest.raises(ValueError, match="num_stages: .* >= 4 with embedding_stage=True, got 3"):
         get_policy("no_failure")(num_stages=3)  # stage 0 holds no block: 2 transformer stages
 
 
