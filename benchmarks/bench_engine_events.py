@@ -61,7 +61,7 @@ def make_world(processes: int, model: str, shared: bool) -> World:
     if shared:
         access = (100e6 / 8,) * processes
         topo = dataclasses.replace(topo, uplink_Bps=access, downlink_Bps=access)
-    return World(topo, network=model)
+    return World(topo, network=model, transport="fluid")  # the engine, not the tcp layer
 
 
 def engine(scenario: str, processes: int, per_process: int, seed: int) -> tuple[float, int]:

@@ -71,7 +71,7 @@ def run_workload(topology, *, naive: bool, flow_events: int, flows_per_node: int
     window sees the steady state (about ``nodes * flows_per_node`` flows in flight), not the
     start-up burst.
     """
-    world = World(topology, network="maxmin", seed=seed)
+    world = World(topology, network="maxmin", transport="fluid", seed=seed)  # the fluid solver
     if naive:
         world.network = GlobalRecomputeNetwork(world, topology)
     net = world.network

@@ -52,9 +52,12 @@ BOUNDS: dict[str, list[str]] = {
 
 
 def labels_of(path: Path) -> list[str]:
-    """The policy labels a scenario file configures, in file order."""
+    """The policy labels a scenario file configures, in file order.
+
+    Plain keys of ``[policies]`` are parameters shared by the labels, not labels.
+    """
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    labels = list(data.get("policies", {}))
+    labels = [k for k, v in data.get("policies", {}).items() if isinstance(v, dict)]
     return labels or [data["policy"]["name"]]
 
 

@@ -308,9 +308,12 @@ def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
         CPU threads torch trains on in each run, here or in a worker (default one, as in the
         ``dtsim`` command; see :mod:`sim.threads`); ``None`` leaves torch's setting alone.
     """
+    from sim.runner import check_policy
     from sim.runs import RunTask, execute, run_result
 
     base, chosen = normalize_policies(scenario, policies)
+    for _label, config in chosen:  # refuse bad input before the first policy runs
+        check_policy(config, dataclasses.replace(base, policy=config))
     if processes is not None and processes < 1:
         raise ValueError(f"compare: processes must be >= 1, got {processes}")
     if backend is None:

@@ -44,8 +44,9 @@ class NetworkConfig:
         ``"ideal"`` (latency + bytes / bottleneck bandwidth, no sharing) or ``"maxmin"``
         (flow-level max-min fair sharing).
     transport:
-        ``"fluid"`` (bytes move at the model's rate from the first byte) or ``"tcp"``
-        (connections with slow start, window cap and headers: :mod:`sim.network.tcp`).
+        ``"tcp"`` (the default: connections with slow start, window cap and headers,
+        :mod:`sim.network.tcp`) or ``"fluid"`` (bytes move at the model's rate from the first
+        byte; for reproducing simulators that model the network that way).
     tcp:
         Parameters of the ``tcp`` transport (a ``sim.network.tcp.TcpConfig``; ``None``: its
         defaults).
@@ -62,7 +63,7 @@ class NetworkConfig:
     """
 
     model: str = "maxmin"
-    transport: str = "fluid"
+    transport: str = "tcp"
     tcp: Any = None
     topology: str = "uniform"
     topology_params: dict[str, Any] = field(default_factory=dict)
@@ -126,6 +127,11 @@ class RunConfig:
         Held-out batches per evaluation.
     timing_only:
         Run the policy with learners that do no math (no losses): for large sweeps.
+    record:
+        What the recorder keeps: ``"full"`` (every interval and metric row: timelines, Chrome
+        traces with every task and flow) or ``"aggregate"`` (per-node totals and per-step sums
+        of per-node metrics: memory grows with the nodes, not with the run's length; see
+        ``sim.recorder.AggregateRecorder``).
     """
 
     until_s: float | None = None
@@ -135,8 +141,11 @@ class RunConfig:
     eval_every_s: float | None = None
     eval_batches: int = 4
     timing_only: bool = False
+    record: str = "full"
 
     def __post_init__(self) -> None:
+        if self.record not in ("full", "aggregate"):
+            raise ValueError(f"run.record: must be 'full' or 'aggregate', got {self.record!r}")
         if self.eval_every_s is not None and not self.eval_every_s > 0:
             raise ValueError(f"run.eval_every: must be > 0 s, got {self.eval_every_s}")
         if self.target_loss is not None and self.eval_every_s is None:

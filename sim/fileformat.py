@@ -78,6 +78,7 @@ class TcpSection(_Section):
     min_rto: Duration = 0.2
     parallel_streams: int = Field(default=1, ge=1)
     handshake: bool = False
+    hystart_short_rtt_exit: bool = False
 
 
 class NetworkSection(_Section):
@@ -90,7 +91,7 @@ class NetworkSection(_Section):
     downlink: Bandwidth = None
     latency: Duration = 0.0
     tcp_efficiency: float = Field(default=1.0, gt=0.0, le=1.0)
-    transport: Literal["fluid", "tcp"] = "fluid"
+    transport: Literal["fluid", "tcp"] = "tcp"
     tcp: TcpSection = Field(default_factory=TcpSection)
 
 
@@ -111,6 +112,7 @@ class RunSection(_Section):
     eval_every: Duration | None = None
     eval_batches: int = Field(default=4, ge=1)
     timing_only: bool = False
+    record: Literal["full", "aggregate"] = "full"
     seed: int | None = Field(default=None, ge=0)
 
 
@@ -127,7 +129,8 @@ class ScenarioFile(BaseModel):
     faults: FaultsSection = Field(default_factory=FaultsSection)
     workload: dict[str, Any]
     policy: dict[str, Any] | None = None
-    policies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    policies: dict[str, Any] = Field(default_factory=dict)
+    """``[policies.<label>]`` tables, and parameters shared by all of them (plain keys)."""
     run: RunSection
 
     @field_validator("policy")

@@ -65,9 +65,9 @@ class Case:
         """One line: the case's faults, for logs."""
         faults = self.table.get("faults", {})
         kinds = [f["model"] + (f":{f['rate']}" if "rate" in f else "")
-                 for f in faults.get("failures", [])]
+                 for f in faults.get("failures", []) if f["model"] != "stage"]
         strag = faults.get("stragglers", {}).get("model", "none")
-        extra = {k: v for k, v in self.table["policy"].items() if k in ("p_hour",)}
+        extra = {k: f[k] for f in faults.get("failures", []) for k in ("p_hour",) if k in f}
         return (f"seed={self.seed} {self.family}/{self.policy} nodes="
                 f"{self.table['cluster']['nodes']} failures={kinds or 'none'} "
                 f"stragglers={strag} {extra or ''}").rstrip()
@@ -88,29 +88,33 @@ class Outcome:
     """Whether the case ran twice (and gave the same trace)."""
 
 
-def _shape(family: str, policy: str, rng: np.random.Generator) -> tuple[int, dict[str, Any]]:
-    """Nodes and shape parameters that fit ``policy``."""
+def _shape(family: str, policy: str, rng: np.random.Generator
+           ) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    """Nodes and shape parameters that fit ``policy``, and the family's own failure models."""
     if family == "data_parallel":
-        return int(rng.integers(2, 7)), {}
+        return int(rng.integers(2, 7)), {}, []
     if family == "pipeline":
         sizes = [int(s) for s in rng.integers(1, 3, size=int(rng.integers(2, 4)))]
         return sum(sizes) + int(rng.integers(0, 2)), {"stage_sizes": sizes,
                                                       "microbatches_per_data_node": 2,
-                                                      "hop_overhead_s": 0.01}
+                                                      "hop_overhead_s": 0.01}, []
     if family == "recovery":
         stages, replicas = int(rng.integers(3, 5)), int(rng.integers(1, 3))
         params: dict[str, Any] = {"num_stages": stages, "replicas_per_stage": replicas,
                                   "microbatches_per_replica": 1, "forward_s": 0.05}
-        if policy != "no_failure":
-            params.update(p_hour=float(rng.choice([0.0, 0.1, 0.5, 0.9])),
-                          failure_period_s=5.0, rejoin_delay_s=float(rng.choice([1.0, 10.0])))
+        stage_failures = []
+        if policy != "no_failure":  # (no_failure names no stage that fails: none drawn)
+            stage_failures.append({"model": "stage",
+                                   "p_hour": float(rng.choice([0.0, 0.1, 0.5, 0.9])),
+                                   "failure_period_s": 5.0,
+                                   "rejoin_delay_s": float(rng.choice([1.0, 10.0]))})
         if policy == "checkpointing":
             params["checkpoint_every"] = int(rng.integers(1, 4))
-        return stages * replicas + 1, params  # + the checkpoint store
+        return stages * replicas + 1, params, stage_failures  # + the checkpoint store
     n = int(rng.integers(4, 8))  # gradient coding: a master and n - 1 workers
     if policy == "gc_fractional" and (n - 1) % 2:
         n += 1  # fractional repetition with s = 1 needs s + 1 = 2 to divide the workers
-    return n, {}
+    return n, {}, []
 
 
 def _failures(rng: np.random.Generator, num_nodes: int) -> list[dict[str, Any]]:
@@ -154,8 +158,8 @@ def make_case(seed: int, family: str) -> Case:
     """
     rng = np.random.default_rng([seed, sorted(FAMILIES).index(family)])
     policy, params = FAMILIES[family][seed % len(FAMILIES[family])]  # every policy in turn
-    num_nodes, shape = _shape(family, policy, rng)
-    faults: dict[str, Any] = {"failures": _failures(rng, num_nodes)}
+    num_nodes, shape, stage_failures = _shape(family, policy, rng)
+    faults: dict[str, Any] = {"failures": _failures(rng, num_nodes) + stage_failures}
     stragglers = _stragglers(rng)
     if stragglers:
         faults["stragglers"] = stragglers

@@ -20,7 +20,7 @@ from sim import components
 from sim.components import make_config
 
 if TYPE_CHECKING:
-    from sim.config import RunConfig
+    from sim.config import RunConfig, Scenario
     from sim.node import Node
     from sim.world import Environment, World
 
@@ -48,6 +48,18 @@ class Policy:
             config = dataclasses.replace(config, **params)
         self.config = config
 
+    def check(self, scenario: Scenario) -> None:
+        """Refuse a scenario this policy cannot run, before any world is built or run.
+
+        For checks across fields that need the scenario, not the world: a shape against the
+        cluster's node count, code parameters against the number of workers. Raise
+        ``ValueError`` (or :class:`~sim.errors.ScenarioError`) naming the field as the file
+        spells it (``policy.s``, ``cluster.nodes``). Every entry point calls it for every
+        policy it is about to run before the first one starts (a comparison does not run its
+        first policy and then refuse its second), and the runner calls it again before
+        :meth:`setup`. Cheap: no learners, no world.
+        """
+
     def setup(self, ctx: RunContext) -> None:
         """Build learners and state before simulated time starts."""
 
@@ -57,6 +69,18 @@ class Policy:
 
     def worker(self, ctx: RunContext, node: Node) -> Generator | None:
         """The process of one node; optional."""
+        return None
+
+    def failure_groups(self, num_nodes: int) -> list[list[int]] | None:
+        """The node groups that form this method's pipeline stages (group ``i`` = stage ``i``).
+
+        A ``stage`` failure model in the scenario's ``[faults]`` (:mod:`sim.faults.stages`)
+        fails all nodes of a group at once; the world draws that schedule before the run and
+        hands it to the policy as ``ctx.world.stage_failures``. ``None`` (the default): the
+        method has no stages, and such a model is refused; ``[]``: it has stages, none of which
+        fails (an upper bound without failures). Called before :meth:`setup`, with the cluster
+        size; raise ``ValueError`` naming the field when the stages do not fit.
+        """
         return None
 
     def evaluate(self, ctx: RunContext) -> float | None:

@@ -38,7 +38,13 @@ Interval = tuple
 
 
 class Recorder:
-    """Collects a run's records; exports DataFrames, CSV/Parquet, JSON and a Chrome trace."""
+    """Collects a run's records; exports DataFrames, CSV/Parquet, JSON and a Chrome trace.
+
+    This is the ``full`` level (``[run] record``): every interval and metric row is kept. For
+    large runs :class:`AggregateRecorder` keeps per-node totals instead.
+    """
+
+    level = "full"
 
     def __init__(self, env: Any, node_names: list[str]) -> None:
         self.env = env
@@ -333,3 +339,288 @@ def _subtract(spans: list[tuple[float, float]],
 
 def _length(spans: list[tuple[float, float]]) -> float:
     return float(sum(b - a for a, b in spans))
+
+
+RECORD_LEVELS = ("full", "aggregate")
+"""What a run keeps (``[run] record``): every interval and metric row, or aggregates."""
+
+
+def make_recorder(env: Any, node_names: list[str], level: str = "full") -> Recorder:
+    """The recorder of ``level`` (one of :data:`RECORD_LEVELS`)."""
+    if level == "full":
+        return Recorder(env, node_names)
+    if level == "aggregate":
+        return AggregateRecorder(env, node_names)
+    raise ValueError(f"run.record: unknown level {level!r}; allowed: {', '.join(RECORD_LEVELS)}")
+
+
+class AggregateRecorder(Recorder):
+    """A recorder that keeps per-node totals instead of every interval and per-node metric row.
+
+    For runs of many nodes, where the full record (an interval per task and per flow end, a
+    metric row per node and step) grows to gigabytes, this keeps what the summary and the
+    per-node breakdowns need, and memory grows with the nodes, not with the run's length:
+
+    - intervals: per node, the seconds down, busy and communicating (exclusive, with the
+      priorities of the module docstring) and the busy seconds discarded (goodput), counted
+      as the run goes; :meth:`intervals` and :meth:`state_spans` (the timeline) are not
+      available, and the Chrome trace has events and counters but no intervals;
+    - metrics: rows without a node (evaluations, totals) are kept as they are; rows of one
+      node (a node's loss, its ``sync_s``) are summed per ``(metric, step)``:
+      :meth:`metric_aggregates` gives count, sum, min and max; :meth:`history` has only the
+      rows without a node;
+    - events, bytes per node and per link: as in :class:`Recorder`.
+
+    How the totals stay exact: an interval starts at or after the current time and is only
+    ever cut at the current time, so every node's record before ``now`` is final. Each node's
+    open intervals wait in a small table; from time to time (when the table has grown, before
+    a discard, and when the record is read) the span since the node's last accounting up to
+    ``now`` is split into down, busy and communicating exactly as :meth:`Recorder.state_spans`
+    does, and the intervals that have ended are dropped. The sums equal the full recorder's up
+    to floating-point rounding (one span may be added in several pieces): the tests compare
+    both at 1e-9 relative.
+
+    Discarded compute refers to the past (a task cut by a failure, the work since a node's
+    last commit), so each node keeps its busy spans (merged when back to back) back to the
+    earlier of its latest task's start and its last :meth:`commit_work`. Policies that commit
+    (synchronous groups every round, gossip methods every exchange) keep a round's worth; a
+    policy that never commits keeps them all. A discard that reaches further back than that
+    is a bug of the policy and raises.
+    """
+
+    level = "aggregate"
+
+    def __init__(self, env: Any, node_names: list[str]) -> None:
+        super().__init__(env, node_names)
+        n = len(node_names)
+        self._n = n
+        self._seq = 0
+        # per node: open (or not yet accounted) intervals, handle -> [kind, start_s, end_s]
+        self._live: list[dict[int, list]] = [{} for _ in range(n)]
+        self._flush_at = [8] * n        # flush a node's table when it reaches this size
+        self._upto = [0.0] * n          # the node's record is accounted up to this time
+        self._down_s = [0.0] * n
+        self._busy_s = [0.0] * n
+        self._comm_s = [0.0] * n
+        self._discarded_s = [0.0] * n
+        self.interval_counts: dict[str, int] = defaultdict(int)
+        # per node, kept for discards: busy (not down) spans and discarded spans, since _keep_from
+        self._busy_kept: list[list[tuple[float, float]]] = [[] for _ in range(n)]
+        self._lost_kept: list[list[tuple[float, float]]] = [[] for _ in range(n)]
+        self._last_busy_start = [0.0] * n
+        self._kept_from = [0.0] * n
+        self._node_metrics: dict[tuple[str, int | None], list[float]] = {}
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def metric(self, name: str, value: float, node: int | None = None,
+               step: int | None = None) -> None:
+        """Record ``value`` of ``name`` now: kept if ``node`` is None, else summed per step."""
+        if node is None:
+            self._metrics.append((self.env.now, None, step, name, float(value)))
+            return
+        value = float(value)
+        agg = self._node_metrics.get((name, step))
+        if agg is None:
+            self._node_metrics[(name, step)] = [1, value, value, value]
+        else:
+            agg[0] += 1
+            agg[1] += value
+            if value < agg[2]:
+                agg[2] = value
+            if value > agg[3]:
+                agg[3] = value
+
+    def interval(self, node: int, kind: str, start_s: float, end_s: float,
+                 label: str = "") -> int:
+        """Count an interval of ``node`` (see :meth:`Recorder.interval`); returns its handle."""
+        live = self._live[node]
+        if len(live) >= self._flush_at[node]:
+            self._flush(node, self.env.now)
+        self._seq += 1
+        handle = self._seq * self._n + node
+        live[handle] = [kind, start_s, end_s]
+        self.interval_counts[kind] += 1
+        if kind == "busy" and start_s > self._last_busy_start[node]:
+            self._last_busy_start[node] = start_s
+        return handle
+
+    def close_interval(self, index: int, at_s: float) -> None:
+        """End the interval ``index`` at ``at_s`` if it would end later (never extends it)."""
+        iv = self._live[index % self._n].get(index)
+        if iv is not None and at_s < iv[2]:
+            iv[2] = max(iv[1], at_s)
+
+    def discard_work(self, node: int, start_s: float, end_s: float, reason: str = "") -> None:
+        """Discard ``node``'s busy time over [start_s, end_s) (see :meth:`Recorder`)."""
+        if not end_s > start_s:
+            return
+        self._flush(node, self.env.now, prune=False)
+        if start_s < self._kept_from[node]:
+            raise RuntimeError(
+                f"aggregate recorder: node {node} discards work from t={start_s}s, before the "
+                f"busy time it kept (from t={self._kept_from[node]}s: its latest task's start "
+                f"or its last commit)")
+        fresh = _subtract([(float(start_s), float(end_s))], self._lost_kept[node])
+        self._discarded_s[node] += _length(_intersect(self._busy_kept[node], fresh))
+        self._lost_kept[node] = _union(self._lost_kept[node] + fresh)
+        self._prune(node, self.env.now)
+
+    def finish(self, end_time_s: float) -> None:
+        """Close the record at the run's end; open intervals are cut there."""
+        self.end_time_s = end_time_s
+        for node in range(self._n):
+            self._flush(node, end_time_s)
+
+    # -- the accounting ----------------------------------------------------------------------
+
+    def _flush(self, node: int, until_s: float, prune: bool = True) -> None:
+        """Account ``node``'s record from its last accounting up to ``until_s`` (<= now).
+
+        One sweep over the interval ends in [last accounting, until_s): each piece between two
+        consecutive ends is down if a down interval covers it, else busy, else communicating,
+        else idle (the priorities of :meth:`Recorder.state_spans`).
+        """
+        lo = self._upto[node]
+        live = self._live[node]
+        ended = []
+        if until_s > lo:
+            ends = []
+            for handle, (kind, start, end) in live.items():
+                if end <= until_s:
+                    ended.append(handle)
+                a = start if start > lo else lo
+                b = end if end < until_s else until_s
+                code = _STATE_CODE.get(kind)
+                if b > a and code is not None:  # (other kinds are not states: ignored)
+                    ends.append((a, 1, code))
+                    ends.append((b, -1, code))
+            if ends:
+                self._sweep(node, ends)
+            self._upto[node] = until_s
+        else:
+            ended = [h for h, iv in live.items() if iv[2] <= until_s]
+        for handle in ended:
+            del live[handle]
+        self._flush_at[node] = max(8, 2 * len(live))
+        if prune:
+            self._prune(node, until_s)
+
+    def _sweep(self, node: int, ends: list[tuple[float, int, int]]) -> None:
+        ends.sort()
+        open_ = [0, 0, 0]  # open down, busy, comm intervals
+        seconds = [0.0, 0.0, 0.0]
+        busy: list[tuple[float, float]] = []
+        prev = ends[0][0]
+        for t, step, code in ends:
+            if t > prev:
+                state = 0 if open_[0] else 1 if open_[1] else 2 if open_[2] else -1
+                if state >= 0:
+                    seconds[state] += t - prev
+                    if state == 1:
+                        if busy and busy[-1][1] == prev:
+                            busy[-1] = (busy[-1][0], t)
+                        else:
+                            busy.append((prev, t))
+                prev = t
+            open_[code] += step
+        self._down_s[node] += seconds[0]
+        self._busy_s[node] += seconds[1]
+        self._comm_s[node] += seconds[2]
+        if busy:
+            kept = self._busy_kept[node]
+            if kept and kept[-1][1] == busy[0][0]:  # continues the last span: merge
+                kept[-1] = (kept[-1][0], busy[0][1])
+                kept.extend(busy[1:])
+            else:
+                kept.extend(busy)
+            lost = self._lost_kept[node]
+            if lost:  # busy time inside a span discarded earlier (a discard may run ahead)
+                self._discarded_s[node] += _length(_intersect(busy, lost))
+
+    def _prune(self, node: int, until_s: float) -> None:
+        """Forget busy and discarded spans before the earliest start a discard may name."""
+        keep = min(self._last_busy_start[node], float(self.work_committed_s[node]), until_s)
+        for kind, start, _end in self._live[node].values():
+            if kind == "busy" and start < keep:
+                keep = start
+        if keep > self._kept_from[node]:
+            self._kept_from[node] = keep
+            self._busy_kept[node] = _clip_from(self._busy_kept[node], keep)
+            self._lost_kept[node] = _clip_from(self._lost_kept[node], keep)
+
+    def _flush_all(self) -> None:
+        until = self.elapsed_s
+        for node in range(self._n):
+            self._flush(node, until)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _not_kept(self, what: str) -> ValueError:
+        return ValueError(f"{what} is not available: the run kept aggregates only "
+                          f"(run.record = \"aggregate\"); rerun with run.record = \"full\"")
+
+    def intervals(self) -> pd.DataFrame:
+        """Not kept at this level: raises ``ValueError``."""
+        raise self._not_kept("the interval record")
+
+    def state_spans(self) -> list[dict[str, list[tuple[float, float]]]]:
+        """Not kept at this level: raises ``ValueError``."""
+        raise self._not_kept("the per-node timeline (state spans)")
+
+    def node_time_breakdown(self) -> pd.DataFrame:
+        """Per node: busy_s, comm_s, idle_s, down_s (idle is the rest of the elapsed time)."""
+        self._flush_all()
+        elapsed = self.elapsed_s
+        rows = []
+        for node in range(self._n):
+            busy_s, comm_s, down_s = self._busy_s[node], self._comm_s[node], self._down_s[node]
+            idle_s = elapsed - busy_s - comm_s - down_s
+            if idle_s < 0:  # only rounding can make it negative
+                assert idle_s > -1e-9 * max(1.0, elapsed), idle_s
+                idle_s = 0.0
+            rows.append({"node": node, "busy_s": busy_s, "comm_s": comm_s, "idle_s": idle_s,
+                         "down_s": down_s})
+        return pd.DataFrame(rows)
+
+    def goodput_breakdown(self) -> pd.DataFrame:
+        """Per node: busy_s split into useful_s and discarded_s."""
+        self._flush_all()
+        return pd.DataFrame([
+            {"node": node, "busy_s": self._busy_s[node],
+             "useful_s": self._busy_s[node] - self._discarded_s[node],
+             "discarded_s": self._discarded_s[node]} for node in range(self._n)])
+
+    def metric_aggregates(self) -> pd.DataFrame:
+        """Per-node metrics summed per step: metric, step, count, sum, min, max."""
+        rows = [(name, step, *agg) for (name, step), agg in self._node_metrics.items()]
+        df = pd.DataFrame(rows, columns=["metric", "step", "count", "sum", "min", "max"])
+        return df.astype({"step": "Int64", "count": "int64"})
+
+
+_STATE_CODE = {"down": 0, "busy": 1, "comm": 2}
+"""Index of each exclusive state in :meth:`AggregateRecorder._sweep` (priority order)."""
+
+
+def _intersect(a: list[tuple[float, float]],
+               b: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Disjoint sorted ``a`` intersected with disjoint sorted ``b``."""
+    out = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if hi > lo:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _clip_from(spans: list[tuple[float, float]], at_s: float) -> list[tuple[float, float]]:
+    """Disjoint sorted ``spans``, without those that end at or before ``at_s``."""
+    k = 0
+    while k < len(spans) and spans[k][1] <= at_s:
+        k += 1
+    return spans[k:] if k else spans

@@ -27,6 +27,7 @@ import pandas as pd
 from sim import components
 from sim.config import PolicyConfig, Scenario
 from sim.errors import ScenarioError
+from sim.faults.stages import refuse_stage_failures_without_stages
 from sim.policy import Policy, RunContext
 from sim.threads import DEFAULT_TORCH_THREADS, torch_threads
 from sim.world import World
@@ -184,7 +185,14 @@ def _run(scenario: Scenario, policy: str | Policy | None, *, progress: bool) -> 
     else:
         label, policy_config = scenario.policy_config(policy)
         pol = build_policy(policy_config)
-    world = World.build(scenario)
+    check_policy(pol, scenario)
+    try:
+        groups = pol.failure_groups(scenario.cluster.num_nodes)
+    except ValueError as exc:
+        raise setup_error(pol.name, exc) from None
+    if groups is None:
+        refuse_stage_failures_without_stages(scenario.faults, pol.name)
+    world = World.build(scenario, failure_groups=groups)
     workload = build_workload(scenario, world)
     ctx = RunContext(world, workload, scenario.run)
     env = world.env
@@ -255,6 +263,20 @@ def _policy_figures(pol: Policy) -> dict[str, Any]:
         return dict(pol.summary() or {})
     except Exception as exc:  # noqa: BLE001  (the run's own figures must still come back)
         return {"policy_summary_error": f"{type(exc).__name__}: {exc}"}
+
+
+def check_policy(policy: Policy | PolicyConfig, scenario: Scenario) -> Policy:
+    """Run ``policy``'s :meth:`~sim.policy.Policy.check` on ``scenario``; bad input is exit 2.
+
+    Returns the policy (built from its config when given one). Raises
+    :class:`~sim.errors.ScenarioError` naming the field the policy refused.
+    """
+    pol = policy if isinstance(policy, Policy) else build_policy(policy)
+    try:
+        pol.check(scenario)
+    except ValueError as exc:
+        raise setup_error(pol.name, exc) from None
+    return pol
 
 
 def setup_error(policy: str, exc: ValueError) -> ScenarioError:

@@ -87,9 +87,7 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     run = sections.run_config(model.run)
     sections.check_failure_load(faults, cluster.num_nodes, run.until_s)
 
-    compared = tuple((label, sections.policy_config(params, f"policies.{label}",
-                                                    default_name=label))
-                     for label, params in model.policies.items())
+    compared = sections.compared_policies(model.policies)
     if model.policy is not None:
         policy = sections.policy_config(model.policy, "policy")
     elif compared:

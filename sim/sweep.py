@@ -26,6 +26,7 @@ field's name.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
@@ -94,6 +95,7 @@ def sweep_tasks(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequenc
     ``policies=None`` runs the scenario's own list at every point (``[policies.<label>]``
     tables, or the single ``[policy]``), as :func:`sim.compare.compare` does.
     """
+    from sim.runner import check_policy
     from sim.scenario import apply_overrides, read_scenario_file, resolve_policies
 
     if isinstance(base, (str, Path)):
@@ -107,9 +109,10 @@ def sweep_tasks(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequenc
         for key, value in point.items():
             point_raw = set_dotted(point_raw, key, value)
         spec = parse_spec(point_raw, base_dir=base_dir)  # fail fast on a bad grid value
-        labels = [label for label, _ in resolve_policies(
-            spec, list(policies) if policies is not None else None)]
-        for label in labels:
+        chosen = resolve_policies(spec, list(policies) if policies is not None else None)
+        for _label, config in chosen:  # and on a policy that cannot run at this point
+            check_policy(config, dataclasses.replace(spec.scenario, policy=config))
+        for label, _ in chosen:
             tasks.append(RunTask(key=run_key(point_raw, label), point=point, policy=label,
                                  raw=point_raw, base_dir=base_dir,
                                  torch_threads=torch_threads))

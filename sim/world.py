@@ -10,42 +10,115 @@ scenario faces the same world.
 from __future__ import annotations
 
 import gc
+import heapq
 import math
 import os
+from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 
+from sim.errors import ScenarioError
 from sim.network import network_class
 from sim.node import Node
-from sim.recorder import Recorder
+from sim.recorder import make_recorder
 from sim.seeds import SeedTree
+
+if TYPE_CHECKING:
+    from sim.faults.stages import StageFailureSchedule
 
 WATCH_EVERY = 1 << 16
 """Events between two calls of an environment's watchdog (a power of two: a cheap mask test)."""
 WATCH_MASK = WATCH_EVERY - 1
 
+YOUNG_OBJECTS_PER_NODE = 32
+"""A world's :attr:`Environment.young_objects` per node (a synchronous round keeps about 10-20
+tracked objects per node alive: events, generator frames, callbacks, flows)."""
+
 
 class Environment(simpy.Environment):
-    """A SimPy environment that counts the events it processes."""
+    """A SimPy environment that counts the events it processes, with a bucketed event queue.
+
+    SimPy keeps every scheduled event in one heap of ``(time, priority, id, event)`` entries and
+    processes them in that order. In a large synchronous run most events share their instant:
+    10,000 nodes whose compute steps all end at one time put 10,000 equal times in the heap,
+    and every push and pop pays ``log2(heap)`` comparisons of tuples that tie on time and
+    priority, walking a heap too large for the CPU's caches. That made the cost per event grow
+    with the number of nodes. Here the heap holds each distinct ``(time, priority)`` once, and
+    the events of one key wait in a FIFO bucket: the same order as SimPy's (events of equal
+    time and priority in the order they were scheduled, which is what SimPy's increasing ids
+    give), so a run is event-for-event the same, at O(1) per event within an instant and
+    O(log distinct instants) per new instant.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.events_processed = 0
         self.watchdog: Any = None
         """Called every :data:`WATCH_EVERY` events (the runner's stall check), if set."""
+        self.young_objects = 0
+        """Objects the collector's youngest generation may gain during :meth:`run` before it
+        is collected (``0``: Python's setting, 700).
+
+        Python assumes most objects die within a few hundred allocations. A synchronous round
+        of N nodes keeps O(N) events, callbacks and flows alive at once, so with 700 nearly
+        all of them are examined, promoted to the older generations and walked again by the
+        full collections that follow: about 30% of the run's time at 10,000 nodes, and the
+        cost per event grew with N. A world sets this to a number of objects per node
+        (:data:`YOUNG_OBJECTS_PER_NODE`), so that a round's objects die young (they are freed
+        by reference counting; the hot path makes no reference cycles)."""
+        self._keys: list[tuple[float, int]] = []  # heap of the distinct (time, priority)
+        self._buckets: dict[tuple[float, int], deque[simpy.Event]] = {}
         # simpy.Environment binds these once for speed; a subclass must do the same
         for name in ("event", "timeout", "process", "all_of", "any_of"):
             setattr(self, name, getattr(self, name))
 
+    def schedule(self, event: simpy.Event, priority: int = simpy.core.NORMAL,
+                 delay: float = 0) -> None:
+        """Schedule ``event`` with ``priority`` after ``delay`` simulated seconds."""
+        key = (self._now + delay, priority)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._buckets[key] = deque((event,))
+            heapq.heappush(self._keys, key)
+        else:
+            bucket.append(event)
+
+    def peek(self) -> float:
+        """Time of the next scheduled event (``inf`` if there is none)."""
+        return self._keys[0][0] if self._keys else math.inf
+
     def step(self) -> None:
-        """Process the next event (and count it)."""
-        self.events_processed += 1
+        """Process the next event (and count it): SimPy's ``step`` on the bucketed queue."""
+        self.events_processed += 1  # (counted before the empty check, as before)
         if not self.events_processed & WATCH_MASK and self.watchdog is not None:
             self.watchdog()
-        super().step()
+        keys = self._keys
+        if not keys:
+            raise simpy.core.EmptySchedule
+        key = keys[0]
+        bucket = self._buckets[key]
+        event = bucket.popleft()
+        if not bucket:
+            heapq.heappop(keys)
+            del self._buckets[key]
+        self._now = key[0]
+        # as SimPy: callbacks detached first, a StopSimulation re-queues the remaining ones
+        callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+        try:
+            for callback in callbacks:
+                callback(event)
+        except simpy.core.StopSimulation:
+            event.callbacks = callbacks[callbacks.index(callback) + 1:]
+            self.schedule(event, -1)
+            raise
+        if not event._ok and not hasattr(event, "_defused"):
+            # a failed event nobody handled crashes the run, as in SimPy
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
 
     def run(self, until: Any = None) -> Any:
         """SimPy's ``run``, with every object that exists when it starts frozen for the GC.
@@ -57,13 +130,20 @@ class Environment(simpy.Environment):
         out of those walks for the length of the run (``gc.unfreeze`` puts them back after);
         what the run itself creates is collected as usual. Nothing about the simulation
         changes. Skipped when the collector is off or something else has frozen objects.
+
+        For the same length of run, :attr:`young_objects` raises the collector's first
+        threshold (see there); both settings are restored when the run returns.
         """
         if not gc.isenabled() or gc.get_freeze_count():
             return super().run(until)
+        thresholds = gc.get_threshold()
         gc.freeze()
+        if self.young_objects > thresholds[0]:
+            gc.set_threshold(self.young_objects, *thresholds[1:])
         try:
             return super().run(until)
         finally:
+            gc.set_threshold(*thresholds)
             gc.unfreeze()
 
 
@@ -79,8 +159,8 @@ class World:
     network:
         ``"ideal"`` or ``"maxmin"``.
     transport, tcp:
-        ``"fluid"`` or ``"tcp"``, and the latter's ``sim.network.TcpConfig`` (``None``:
-        defaults).
+        ``"tcp"`` (default) or ``"fluid"``, and the former's ``sim.network.TcpConfig``
+        (``None``: defaults).
     uplink_Bps, downlink_Bps, access_latency_s, tcp_efficiency:
         Access links and TCP efficiency (see :class:`sim.network.Network`).
     device:
@@ -93,22 +173,29 @@ class World:
         A straggler model (``sim.faults``), or ``None``.
     slots, memory_bytes:
         Compute slots and memory per node.
+    record:
+        What the recorder keeps: ``"full"`` or ``"aggregate"`` (``sim.recorder.make_recorder``).
     """
 
     def __init__(self, topology: Any, *, seed: int = 0, network: str = "maxmin",
-                 transport: str = "fluid", tcp: Any = None,
+                 transport: str = "tcp", tcp: Any = None,
                  uplink_Bps: float | None = None, downlink_Bps: float | None = None,
                  access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
                  device: Any = None, flops_per_s: float | Sequence[float] | None = None,
                  speeds: Sequence[float] | np.ndarray | None = None, stragglers: Any = None,
-                 slots: int = 1, memory_bytes: float | None = None) -> None:
+                 slots: int = 1, memory_bytes: float | None = None,
+                 record: str = "full") -> None:
         self.env = Environment()
         self.seeds = SeedTree(seed)
         self.topology = topology
         self.failure_horizon_s: float | None = None
+        self.stage_failures: StageFailureSchedule | None = None
+        """The stage failures drawn for the policy's pipeline stages (:mod:`sim.faults.stages`);
+        ``None`` when the scenario has no ``stage`` failure model or the method no stages."""
         n = topology.num_nodes()
+        self.env.young_objects = YOUNG_OBJECTS_PER_NODE * n
         names = [f"node{i}" for i in range(n)]
-        self.recorder = Recorder(self.env, names)
+        self.recorder = make_recorder(self.env, names, record)
         self.nodes: list[Node] = []
         extra = {"tcp": tcp} if transport == "tcp" else {}
         self.network = network_class(network, transport)(
@@ -128,16 +215,26 @@ class World:
             stragglers.reset()  # models with per-node state start fresh in every world
         stream = self.seeds.child("world", "stragglers")
         for i in range(n):
+            # a node's straggler stream only when it is drawn from (about 1 KiB each)
+            rng = stream.generator(i) if stragglers is not None else None
             self.nodes.append(Node(self, i, name=names[i], site=topology.node_sites[i],
                                    flops_per_s=flops[i], device=device, speed=speeds[i],
                                    memory_bytes=memory_bytes, slots=slots,
-                                   stragglers=stragglers, straggler_rng=stream.generator(i)))
+                                   stragglers=stragglers, straggler_rng=rng))
 
     # -- building from a scenario ----------------------------------------------------------
 
     @classmethod
-    def build(cls, scenario: Any, *, horizon_s: float | None = None) -> World:
-        """Build the world a :class:`sim.config.Scenario` describes (failures scheduled)."""
+    def build(cls, scenario: Any, *, horizon_s: float | None = None,
+              failure_groups: Sequence[Sequence[int]] | None = None) -> World:
+        """Build the world a :class:`sim.config.Scenario` describes (failures scheduled).
+
+        ``failure_groups`` are the node groups that form the training method's pipeline stages
+        (:meth:`sim.policy.Policy.failure_groups`); a ``stage`` failure model
+        (:mod:`sim.faults.stages`) draws its schedule over them and the world keeps it as
+        :attr:`stage_failures` for the policy. ``None`` (a world built without a method, or for
+        one without stages: the runner refuses the latter): no stage failures are drawn.
+        """
         from sim.faults import (
             FailureEvent,
             make_failure_model,
@@ -145,6 +242,7 @@ class World:
             speed_multipliers,
         )
         from sim.faults.injector import start_injector
+        from sim.faults.stages import STAGE_STREAM, StageFailuresConfig, draw_stage_schedule
         from workloads import get_device
 
         cluster, net, faults = scenario.cluster, scenario.network, scenario.faults
@@ -170,17 +268,31 @@ class World:
                     downlink_Bps=net.downlink_Bps, access_latency_s=net.access_latency_s,
                     tcp_efficiency=net.tcp_efficiency, device=device, speeds=speeds,
                     stragglers=stragglers, slots=cluster.compute_slots,
-                    memory_bytes=cluster.memory_bytes)
+                    memory_bytes=cluster.memory_bytes, record=scenario.run.record)
         horizon = horizon_s or scenario.run.until_s or DEFAULT_FAILURE_HORIZON_S
-        world.failure_horizon_s = horizon if faults.failures else None
+        drawn_any = False
+        stage_model_seen = False
         events: list[FailureEvent] = []
         for i, spec in enumerate(faults.failures):
+            if isinstance(spec, StageFailuresConfig):
+                if stage_model_seen:
+                    raise ScenarioError(f"faults.failures[{i}].model",
+                                        "give at most one 'stage' failure model")
+                if failure_groups:
+                    world.stage_failures = draw_stage_schedule(
+                        spec, failure_groups, horizon_s=horizon,
+                        rng=seeds.generator(*STAGE_STREAM))
+                stage_model_seen = True
+                drawn_any = drawn_any or bool(failure_groups)
+                continue
+            drawn_any = True
             # a spec table of a built-in model, or the typed Config of a registered one
             model = make_failure_model(dict(spec)) if isinstance(spec, Mapping) else spec.build()
             drawn = model.schedule(num_nodes=cluster.num_nodes, horizon_s=horizon,
                                    rng=seeds.generator("world", "failures", i))
             check_fault_sites(drawn, topology.graph, f"faults.failures[{i}]")
             events += drawn
+        world.failure_horizon_s = horizon if drawn_any else None
         if events:
             events.sort(key=lambda e: (e.time_s, e.nodes))
             start_injector(world, events)
@@ -218,8 +330,6 @@ def check_fault_sites(events: Sequence[Any], graph: Any, field: str) -> None:
     Without this a typo would strike nothing (a partition of unknown sites cuts no link) or
     stop the run part-way; the error names the field and lists what exists.
     """
-    from sim.errors import ScenarioError
-
     sites = sorted(str(s) for s in graph.nodes)
     for event in events:
         for u, v in getattr(event, "links", ()) or ():

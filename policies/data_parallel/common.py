@@ -59,13 +59,20 @@ class DataParallelPolicy(Policy):
     math, and ``self.steps_done[i]`` the local steps node i has completed.
     """
 
+    def check(self, scenario: Any) -> None:
+        """At least two replicas, before any world is built."""
+        self._check_nodes(scenario.cluster.num_nodes)
+
+    def _check_nodes(self, num_nodes: int) -> None:
+        if num_nodes < 2:
+            raise ScenarioError("cluster.nodes", f"{self.name} is data-parallel and needs at "
+                                                 f"least 2 nodes (replicas), got {num_nodes}")
+
     def setup(self, ctx: RunContext) -> None:
         """Build the learners, groups and state before simulated time starts."""
         self.ctx = ctx
         world, wl = ctx.world, ctx.workload
-        if world.num_nodes < 2:
-            raise ScenarioError("cluster.nodes", f"{self.name} is data-parallel and needs at "
-                                                 f"least 2 nodes (replicas), got {world.num_nodes}")
+        self._check_nodes(world.num_nodes)
         self.timing_only = bool(ctx.run.timing_only)
         self.num_workers = len(world.nodes)
         self.timing = wl.timing
@@ -253,27 +260,47 @@ def first_of(env: simpy.Environment, a: simpy.Event, b: simpy.Event) -> simpy.Ev
     the event stops listening to the other one once it has fired.
     """
     first = simpy.Event(env)
-
-    def check(ev: simpy.Event) -> None:
+    watch = _FirstOf(first, a, b)
+    for ev in (a, b):
         if first.triggered:
+            break
+        if ev.callbacks is None:  # already processed
+            watch(ev)
+        else:
+            ev.callbacks.append(watch)
+    return first
+
+
+class _FirstOf:
+    """The callback of :func:`first_of`, hung on both events.
+
+    An object rather than a closure: a closure that removes itself from a callback list must
+    refer to itself, a reference cycle that only the garbage collector frees. Workers wait once
+    per synchronisation, so at 100,000 nodes those cycles kept the collector's full walks busy.
+    Once fired, it drops its references, so the long-lived event it may stay hung on (a node's
+    ``failed_event``) does not keep the others alive.
+    """
+
+    __slots__ = ("first", "a", "b")
+
+    def __init__(self, first: simpy.Event, a: simpy.Event, b: simpy.Event) -> None:
+        self.first: simpy.Event | None = first
+        self.a, self.b = a, b
+
+    def __call__(self, ev: simpy.Event) -> None:
+        first = self.first
+        if first is None or first.triggered:
             return
-        other = b if ev is a else a
-        if other.callbacks is not None and check in other.callbacks:
-            other.callbacks.remove(check)
+        other = self.b if ev is self.a else self.a
+        callbacks = other.callbacks
+        if callbacks is not None and self in callbacks:
+            callbacks.remove(self)
+        self.first = self.a = self.b = None  # type: ignore[assignment]
         if ev.ok:
             first.succeed()
         else:
             ev.defused = True
             first.fail(ev.value)
-
-    for ev in (a, b):
-        if first.triggered:
-            break
-        if ev.callbacks is None:  # already processed
-            check(ev)
-        else:
-            ev.callbacks.append(check)
-    return first
 
 
 def fetch_model(policy: DataParallelPolicy, node: Any, peers: list[int], nbytes: float,

@@ -110,7 +110,8 @@ class DiLoCo(DataParallelPolicy):
                        for k, group in enumerate(members)]
         self.outer, self.group = self.outers[0], self.groups[0]   # plain DiLoCo's only ones
         self.drop_rngs = [ctx.world.policy_rng("diloco", "drop_outer", i)
-                          for i in range(self.num_workers)]
+                          for i in range(self.num_workers)] \
+            if cfg.drop_outer_gradient_p > 0 else []  # (1 KiB a node, drawn from only if p > 0)
         # schedule position of each worker when it last set θ ← φ (what a rejoiner adopts)
         self.round_start_step = [0] * self.num_workers
 

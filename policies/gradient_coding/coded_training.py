@@ -107,19 +107,30 @@ class CodedTraining(Policy):
 
     # -- setup --------------------------------------------------------------------------------
 
-    def setup(self, ctx: RunContext) -> None:
-        """Pick master and workers, build the code and the learners."""
-        world, cfg = ctx.world, self.config
-        num_nodes = world.num_nodes
+    def check(self, scenario: Any) -> None:
+        """Master id, worker count and ``s`` against the cluster, before any world is built."""
+        n = self._check_shape(scenario.cluster.num_nodes)
+        self._check_s(getattr(self.config, "s", 0), n)
+
+    def _check_shape(self, num_nodes: int) -> int:
+        """The master's id on ``num_nodes`` nodes is valid and a worker is left: return n."""
+        cfg = self.config
         master = num_nodes - 1 if cfg.master is None else cfg.master
         if not 0 <= master < num_nodes:
             raise ValueError(f"policy.{self.name}.master: must be a node id in 0..{num_nodes - 1},"
                              f" got {master}")
+        if num_nodes - 1 < 1:
+            raise ValueError(f"policy.{self.name}: needs at least 2 nodes (a master and a worker)")
+        return num_nodes - 1
+
+    def setup(self, ctx: RunContext) -> None:
+        """Pick master and workers, build the code and the learners."""
+        world, cfg = ctx.world, self.config
+        num_nodes = world.num_nodes
+        n = self._check_shape(num_nodes)
+        master = num_nodes - 1 if cfg.master is None else cfg.master
         self.master = world.nodes[master]
         self.workers = [node for node in world.nodes if node.id != master]
-        n = len(self.workers)
-        if n < 1:
-            raise ValueError(f"policy.{self.name}: needs at least 2 nodes (a master and a worker)")
         self.n = n
         self.code = self._make_code(n, world.policy_rng("gradient_coding", "H"))
         self.wait_for = self._wait_for(n)

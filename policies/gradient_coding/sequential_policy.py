@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import simpy
@@ -97,27 +97,38 @@ class SequentialCoding(Policy):
     scheme: ClassVar[str] = ""
     Config = SequentialConfig
 
-    def setup(self, ctx: RunContext) -> None:
-        """Pick master and workers, build the schedule and one learner per model."""
-        world, cfg, where = ctx.world, self.config, f"policy.{self.name}"
-        num_nodes = world.num_nodes
+    def check(self, scenario: Any) -> None:
+        """Master id and the schedule's parameters against the cluster, before any world."""
+        self._check_shape(scenario.cluster.num_nodes)
+
+    def _check_shape(self, num_nodes: int) -> SequentialScheme:
+        """Check the master id and build the schedule for ``num_nodes`` nodes."""
+        cfg, where = self.config, f"policy.{self.name}"
         master = num_nodes - 1 if cfg.master is None else cfg.master
         if not 0 <= master < num_nodes:
             raise ValueError(f"{where}.master: must be a node id in 0..{num_nodes - 1}, "
                              f"got {master}")
         if cfg.mu < 0:
             raise ValueError(f"{where}.mu: must be >= 0, got {cfg.mu}")
+        try:
+            schedule = make_schedule(self.scheme, num_nodes - 1, cfg.num_jobs, B=cfg.B, W=cfg.W,
+                                     lam=cfg.lam)
+        except ValueError as exc:
+            raise ValueError(f"{where}.{exc}") from None
+        if cfg.num_models <= schedule.delay:
+            raise ValueError(f"{where}.num_models: must exceed the delay T="
+                             f"{schedule.delay} of {self.scheme}, got {cfg.num_models}")
+        return schedule
+
+    def setup(self, ctx: RunContext) -> None:
+        """Pick master and workers, build the schedule and one learner per model."""
+        world, cfg, where = ctx.world, self.config, f"policy.{self.name}"
+        num_nodes = world.num_nodes
+        self.schedule: SequentialScheme = self._check_shape(num_nodes)
+        master = num_nodes - 1 if cfg.master is None else cfg.master
         self.master = world.nodes[master]
         self.workers = [node for node in world.nodes if node.id != master]
         n = len(self.workers)
-        try:
-            self.schedule: SequentialScheme = make_schedule(
-                self.scheme, n, cfg.num_jobs, B=cfg.B, W=cfg.W, lam=cfg.lam)
-        except ValueError as exc:
-            raise ValueError(f"{where}.{exc}") from None
-        if cfg.num_models <= self.schedule.delay:
-            raise ValueError(f"{where}.num_models: must exceed the delay T="
-                             f"{self.schedule.delay} of {self.scheme}, got {cfg.num_models}")
         job_batches = n if cfg.job_batches is None else cfg.job_batches
         if job_batches < 1:
             raise ValueError(f"{where}.job_batches: must be >= 1, got {job_batches}")

@@ -221,14 +221,21 @@ class PipelinePolicy(Policy):
         """The executor's hooks: real training when a learner is given (override to extend)."""
         return TrainingHooks(learner, streams) if learner is not None else PipelineHooks()
 
+    def check(self, scenario: Any) -> None:
+        """The stages fit on the cluster, before any world is built."""
+        self._check_shape(scenario.cluster.num_nodes)
+
+    def _check_shape(self, num_nodes: int) -> None:
+        sizes = list(self.config.stage_sizes)
+        if sum(sizes) > num_nodes:
+            raise ValueError(f"policy.stage_sizes: {sizes} needs {sum(sizes)} nodes; "
+                             f"the cluster has {num_nodes}")
+
     def setup(self, ctx: RunContext) -> None:
         """Costs, allocation, learner and executor; then the method's own planning."""
         cfg, world = self.config, ctx.world
         num_stages = len(cfg.stage_sizes)
-        if sum(cfg.stage_sizes) > world.num_nodes:
-            raise ValueError(
-                f"policy.stage_sizes: {list(cfg.stage_sizes)} needs {sum(cfg.stage_sizes)} nodes; "
-                f"the cluster has {world.num_nodes}")
+        self._check_shape(world.num_nodes)
         costs = workload_costs(ctx.workload, world.nodes[0].device, num_stages)
         latency, bandwidth = network_matrices(world.network, world.num_nodes)
         hop_s = hop_cost_matrix(latency, bandwidth, costs.activation_nbytes, cfg.hop_overhead_s)

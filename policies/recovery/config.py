@@ -1,17 +1,23 @@
-"""Configurations of the recovery family: one pipeline, one failure model, five strategies.
+"""Configurations of the recovery family: one pipeline, five strategies.
 
-Every method of the family runs the same pipeline (:class:`PipelineRecoveryConfig`) against the
-same stage failures (:class:`FailureFields`); each adds only the parameters of its own recovery
-strategy. A field that a method would never read is not in its config.
+Every method of the family runs the same pipeline (:class:`PipelineRecoveryConfig`); each adds
+only the parameters of its own recovery strategy. A field that a method would never read is not
+in its config. The stage failures they face are not a method's parameter: they are the
+scenario's ``[faults]`` ``stage`` model (:mod:`sim.faults.stages`), the same for every method.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from policies.recovery.failures import StageFailureConfig
+from sim.errors import FieldError
 
 EDGE_FALLBACKS = ("checkpoint", "copy")
+
+_MOVED_TO_FAULTS = ("stage failures are the scenario's, not a method's: give them once as "
+                    "[faults.failures] model = \"stage\" with p_hour, time_scale, "
+                    "failure_period_s, rejoin_delay_s, exempt (docs/faults.md)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +44,11 @@ class PipelineRecoveryConfig:
         Average each stage's gradients among its replicas every iteration (ring all-reduce).
     """
 
+    RETIRED_FIELDS: ClassVar[dict[str, str]] = {
+        name: _MOVED_TO_FAULTS for name in ("p_hour", "time_scale", "failure_period_s",
+                                            "rejoin_delay_s", "exempt_stages")}
+    """Former parameters, refused with where they went (:func:`sim.components.make_config`)."""
+
     num_stages: int = 4
     replicas_per_stage: int = 2
     microbatches_per_replica: int = 2
@@ -50,16 +61,25 @@ class PipelineRecoveryConfig:
         for name in ("num_stages", "replicas_per_stage", "microbatches_per_replica",
                      "memory_microbatches"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+                raise FieldError(name, f"must be >= 1, got {getattr(self, name)}")
         if self.num_stages < 3:
-            raise ValueError(f"num_stages={self.num_stages}: the recovery family needs >= 3")
+            raise FieldError("num_stages", f"the recovery family needs >= 3, got {self.num_stages}")
         if self.forward_s is not None and not self.forward_s > 0:
-            raise ValueError(f"forward_s={self.forward_s}: must be > 0 seconds or None")
+            raise FieldError("forward_s", f"must be > 0 seconds or None, got {self.forward_s}")
         if self.hop_overhead_s < 0:
-            raise ValueError(f"hop_overhead_s={self.hop_overhead_s}: must be >= 0 seconds")
-        parent = getattr(super(), "__post_init__", None)
-        if parent is not None:  # FailureFields, when mixed in
-            parent()
+            raise FieldError("hop_overhead_s", f"must be >= 0 seconds, got {self.hop_overhead_s}")
+
+    def stage_nodes(self, num_nodes: int) -> list[list[int]]:
+        """Node ids of each stage: stage ``s`` is nodes ``s R .. s R + R - 1``.
+
+        Raises ``ValueError`` naming ``policy.num_stages`` when the cluster is too small.
+        """
+        S, R = self.num_stages, self.replicas_per_stage
+        if num_nodes < self.num_pipeline_nodes:
+            raise ValueError(
+                f"policy.num_stages: num_stages x replicas_per_stage = {S} x {R} = "
+                f"{self.num_pipeline_nodes} nodes; the cluster has {num_nodes}")
+        return [[s * R + r for r in range(R)] for s in range(S)]
 
     @property
     def num_pipeline_nodes(self) -> int:
@@ -68,50 +88,12 @@ class PipelineRecoveryConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FailureFields:
-    """Stage-failure injection (see :mod:`policies.recovery.failures` for the scaling).
-
-    p_hour:
-        Failure probability of one stage per hour (0.05, 0.10, 0.16 in the paper).
-    time_scale:
-        Seconds of failure exposure per simulated second (rate multiplier).
-    failure_period_s:
-        Length of one failure draw period, seconds (about one iteration).
-    rejoin_delay_s:
-        Seconds until a failed stage's replacement nodes join, empty.
-    exempt_stages:
-        Stages that never fail (stage 0 in the reference).
-    """
-
-    p_hour: float = 0.10
-    time_scale: float = 1.0
-    failure_period_s: float = 10.0
-    rejoin_delay_s: float = 30.0
-    exempt_stages: tuple[int, ...] = (0,)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "exempt_stages", tuple(int(s) for s in self.exempt_stages))
-        self.failure_config()  # validates, naming the field
-
-    def failure_config(self, horizon_s: float | None = None) -> StageFailureConfig:
-        """Return these fields as a :class:`StageFailureConfig`."""
-        return StageFailureConfig(
-            p_hour=self.p_hour,
-            time_scale=self.time_scale,
-            failure_period_s=self.failure_period_s,
-            rejoin_delay_s=self.rejoin_delay_s,
-            exempt=tuple(self.exempt_stages),
-            horizon_s=horizon_s,
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
 class NoFailureConfig(PipelineRecoveryConfig):
     """The upper bound: the same pipeline, no failures."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class CheckFreeConfig(PipelineRecoveryConfig, FailureFields):
+class CheckFreeConfig(PipelineRecoveryConfig):
     """CheckFree: rebuild a lost stage from its neighbours.
 
     lr_bump:
@@ -138,14 +120,15 @@ class CheckFreeConfig(PipelineRecoveryConfig, FailureFields):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.lr_bump > 0:
-            raise ValueError(f"lr_bump={self.lr_bump}: must be > 0")
+            raise FieldError("lr_bump", f"must be > 0, got {self.lr_bump}")
         if not self.norm_eps >= 0:
-            raise ValueError(f"norm_eps={self.norm_eps}: must be >= 0")
+            raise FieldError("norm_eps", f"must be >= 0, got {self.norm_eps}")
         if self.edge_fallback not in EDGE_FALLBACKS:
-            raise ValueError(
-                f"edge_fallback={self.edge_fallback!r}: allowed {list(EDGE_FALLBACKS)}")
+            raise FieldError("edge_fallback",
+                             f"allowed {list(EDGE_FALLBACKS)}, got {self.edge_fallback!r}")
         if self.edge_checkpoint_every < 1:
-            raise ValueError(f"edge_checkpoint_every={self.edge_checkpoint_every}: must be >= 1")
+            raise FieldError("edge_checkpoint_every",
+                             f"must be >= 1, got {self.edge_checkpoint_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,11 +145,12 @@ class CheckFreePlusConfig(CheckFreeConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.embedding_copy_every < 0:
-            raise ValueError(f"embedding_copy_every={self.embedding_copy_every}: must be >= 0")
+            raise FieldError("embedding_copy_every",
+                             f"must be >= 0, got {self.embedding_copy_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
-class CheckpointingConfig(PipelineRecoveryConfig, FailureFields):
+class CheckpointingConfig(PipelineRecoveryConfig):
     """Checkpointing: upload every stage's state to a store; on failure, roll back.
 
     checkpoint_every:
@@ -178,11 +162,11 @@ class CheckpointingConfig(PipelineRecoveryConfig, FailureFields):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every={self.checkpoint_every}: must be >= 1")
+            raise FieldError("checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
-class RedundantConfig(PipelineRecoveryConfig, FailureFields):
+class RedundantConfig(PipelineRecoveryConfig):
     """Redundant computation (Bamboo-style): each stage also runs its successor's forward.
 
     backup_memory_microbatches:
@@ -195,5 +179,5 @@ class RedundantConfig(PipelineRecoveryConfig, FailureFields):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.backup_memory_microbatches < 0:
-            raise ValueError(
-                f"backup_memory_microbatches={self.backup_memory_microbatches}: must be >= 0")
+            raise FieldError("backup_memory_microbatches",
+                             f"must be >= 0, got {self.backup_memory_microbatches}")

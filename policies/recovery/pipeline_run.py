@@ -45,14 +45,10 @@ from policies.pipeline.executor import (
     StagePlacement,
 )
 from policies.recovery.config import PipelineRecoveryConfig
-from policies.recovery.failures import (
-    FailureFeed,
-    StageFailure,
-    StageFailureConfig,
-    draw_stage_failures,
-)
+from policies.recovery.failures import FailureFeed
 from policies.recovery.swaps import microbatch_path
 from sim.errors import SimFailure
+from sim.faults.stages import StageFailure, StageFailureSchedule
 
 HEAD_STAGE = "first"
 """Stage 0 holds the embedding and the head: a microbatch returns to its data node for the loss
@@ -98,24 +94,21 @@ class RecoveringPipeline(PipelineHooks):
     strategy:
         The recovery strategy.
     failures:
-        Stage-failure injection; ``None``: no failures (the upper bound).
+        The run's stage failures, drawn by the world from the scenario's ``[faults]``
+        (``world.stage_failures``); ``None``: no stage ever fails.
     """
 
     def __init__(self, ctx: Any, config: PipelineRecoveryConfig, strategy: Any,
-                 failures: StageFailureConfig | None) -> None:
+                 failures: StageFailureSchedule | None) -> None:
         world = ctx.world
         self.ctx = ctx
         self.world = world
         self.env = world.env
         self.config = config
         self.strategy = strategy
-        S, R = config.num_stages, config.replicas_per_stage
-        if world.num_nodes < config.num_pipeline_nodes:
-            raise ValueError(
-                f"policy.num_stages: num_stages x replicas_per_stage = {S} x {R} = "
-                f"{config.num_pipeline_nodes} nodes; the cluster has {world.num_nodes}")
+        S = config.num_stages
         self.num_stages = S
-        self.placement = StagePlacement([[s * R + r for r in range(R)] for s in range(S)])
+        self.placement = StagePlacement(config.stage_nodes(world.num_nodes))
         self.store_node: int | None = (
             config.num_pipeline_nodes if world.num_nodes > config.num_pipeline_nodes else None)
         """The checkpoint store (the first node outside the pipeline), if the cluster has one."""
@@ -152,18 +145,9 @@ class RecoveringPipeline(PipelineHooks):
         self._losses: list[float] = []
         self._ok_microbatches = 0
 
-        if failures is not None:
-            horizon = failures.horizon_s or ctx.run.until_s
-            if horizon is None:
-                raise ValueError("run.until_s: stage failures need a time horizon (set "
-                                 "run.until_s or the failure horizon)")
-            schedule = draw_stage_failures(failures, num_stages=S, horizon_s=horizon,
-                                           rng=world.world_rng("stage_failures"))
-        else:
-            schedule = []
-        self.schedule = schedule
-        """Every stage failure of the run, drawn from the world's stream before it starts."""
-        self.config_exempt = tuple(failures.exempt) if failures is not None else tuple(range(S))
+        self.schedule: list[StageFailure] = list(failures.failures) if failures else []
+        """Every stage failure of the run, drawn by the world before it starts."""
+        self.config_exempt = failures.exempt if failures is not None else tuple(range(S))
         """Stages that never fail."""
         strategy.setup(self)
 

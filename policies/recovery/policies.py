@@ -24,7 +24,6 @@ from policies.recovery.config import (
     CheckFreeConfig,
     CheckFreePlusConfig,
     CheckpointingConfig,
-    FailureFields,
     NoFailureConfig,
     RedundantConfig,
 )
@@ -47,12 +46,15 @@ class PipelineRecoveryPolicy(Policy):
 
     Strategy: ClassVar[type] = NoRecovery
 
+    def failure_groups(self, num_nodes: int) -> list[list[int]]:
+        """Stage ``s`` is nodes ``s R .. s R + R - 1``: a ``stage`` failure takes them all."""
+        return self.config.stage_nodes(num_nodes)
+
     def setup(self, ctx: RunContext) -> None:
-        """Build the pipeline, the learner and the failure schedule."""
-        failures = (self.config.failure_config() if isinstance(self.config, FailureFields)
-                    else None)
+        """Build the pipeline and the learner; the stage failures are the world's."""
         self.strategy = self.Strategy(self.config)
-        self.pipe = RecoveringPipeline(ctx, self.config, self.strategy, failures)
+        self.pipe = RecoveringPipeline(ctx, self.config, self.strategy,
+                                       ctx.world.stage_failures)
 
     def coordinator(self, ctx: RunContext) -> Generator:
         """Run iterations until the run stops."""
@@ -78,6 +80,11 @@ class NoFailurePipeline(PipelineRecoveryPolicy):
 
     Config = NoFailureConfig
     Strategy = NoRecovery
+
+    def failure_groups(self, num_nodes: int) -> list[list[int]]:
+        """None of its stages fails: the scenario's stage failures are switched off."""
+        self.config.stage_nodes(num_nodes)  # the same check of the cluster size
+        return []
 
 
 @register_policy("checkfree")

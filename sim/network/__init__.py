@@ -1,8 +1,8 @@
 """Network models: ``ideal`` (no sharing) and ``maxmin`` (max-min fair sharing).
 
-A *transport* sits on top of the model: ``fluid`` (bytes move at the model's rate from the first
-byte) or ``tcp`` (connections with slow start, a window cap and header overhead,
-:mod:`sim.network.tcp`).
+A *transport* sits on top of the model: ``tcp`` (the default: connections with slow start, a
+window cap and header overhead, :mod:`sim.network.tcp`) or ``fluid`` (bytes move at the model's
+rate from the first byte, as the papers' own simulators assume).
 """
 
 import dataclasses
@@ -32,7 +32,7 @@ def _register() -> None:
 _register()
 
 
-def network_class(model: str, transport: str = "fluid") -> type[Network]:
+def network_class(model: str, transport: str = "tcp") -> type[Network]:
     """The network class for a scenario's ``network.model`` and ``network.transport``."""
     if transport not in TRANSPORTS:
         raise ValueError(f"network.transport: unknown transport {transport!r}; allowed: "

@@ -15,12 +15,17 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def tiny_scenario(policy: str, *, nodes: int = 4, steps: int | None = 20, timing_only=False,
                   failures=None, workload=None, network=None, run_extra=None, seed: int = 1,
                   **params):
-    """A small, fast scenario: tiny proxy model, 1 Gbit/s links 10 ms apart."""
+    """A small, fast scenario: tiny proxy model, 1 Gbit/s links 10 ms apart.
+
+    The transport is ``fluid``: the tests check the methods' timings against the collectives'
+    closed forms (``sim.collectives.*_cost``), which are fluid's; ``network={"transport":
+    "tcp"}`` gives the product's default.
+    """
     wl = dict(learner="tiny-llama", timing="same", data="synthetic-markov", batch=4, seq=16,
               d_model=16, n_layers=2, n_heads=2)
     wl.update(workload or {})
-    net = dict(model="maxmin", topology="uniform", uplink="1Gbit/s", downlink="1Gbit/s",
-               topology_params={"latency": "10ms"})
+    net = dict(model="maxmin", transport="fluid", topology="uniform", uplink="1Gbit/s",
+               downlink="1Gbit/s", topology_params={"latency": "10ms"})
     net.update(network or {})
     run_section = dict(timing_only=timing_only)
     if steps is not None:

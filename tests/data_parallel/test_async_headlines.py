@@ -3,7 +3,7 @@
 Fast CI versions of scenarios/co2-overlap.toml, scenarios/compressed-ef.toml and
 scenarios/dp-goodput.toml; the full runs
 and their figures are in docs/methods/async-compressed.md
-(``python scenarios/dp_regressions.py co2 compressed``).
+(``python -m experiments.dp_regressions co2 compressed``).
 """
 
 from pathlib import Path
@@ -58,6 +58,9 @@ def test_goodput_under_failures_and_stragglers_quorum_over_diloco_over_ddp():
     # 8 nodes, 10 Gbit/s, node 7 at half speed, bimodal stragglers, ~30 crashes per node-hour
     # (20 s down), 5 s collective timeout. Measured over 100 s, seeds 0-2 (fluid transport):
     # quorum DiLoCo 51.7 / 48.3 / 48.7 %, DiLoCo 39.2 / 39.2 / 39.0 %, DDP 2.2 / 2.2 / 2.3 %.
-    spec = load(SCENARIOS / "dp-goodput.toml", ["run.until=100s"])
+    # Fluid: the measured figures above. Under tcp (issue 12's default; seed 0: quorum 15.6 %,
+    # DiLoCo 18.4 %, DDP 0.4 %) the 4 MiB window caps a connection at ~210 MB/s on the 20 ms
+    # RTT of these 10 Gbit/s links and the order of quorum and DiLoCo does not hold.
+    spec = load(SCENARIOS / "dp-goodput.toml", ["run.until=100s", "network.transport=fluid"])
     records = assert_goodput_order(spec, ["quorum_diloco", "diloco", "ddp"])
     assert records["quorum_diloco"]["goodput"] > records["diloco"]["goodput"] + 0.05

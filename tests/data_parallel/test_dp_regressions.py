@@ -25,7 +25,8 @@ def test_diloco_moves_exactly_h_times_fewer_bytes_than_ddp():
 
 @pytest.mark.parametrize("nodes", [16, 64])
 def test_sync_step_matches_closed_forms(nodes):
-    runs = run_file("dp-sync-vs-nodes", [f"cluster.nodes={nodes}"])
+    # the closed forms are the fluid transport's (latency + bytes / rate per message)
+    runs = run_file("dp-sync-vs-nodes", [f"cluster.nodes={nodes}", "network.transport=fluid"])
     alpha_s, beta_Bps = 0.1, 1e9 / 8
     sync = {}
     for label, (result, pol) in runs.items():
@@ -44,8 +45,10 @@ def test_sync_step_matches_closed_forms(nodes):
 
 def test_sync_step_ratio_grows_with_node_count():
     ratio = {"noloco": {}, "noloco_swap": {}}
-    for nodes in (16, 64, 256):
-        runs = run_file("dp-sync-vs-nodes", [f"cluster.nodes={nodes}", "run.steps=6"])
+    for nodes in (16, 64, 256):  # fluid: the figures of docs/methods/data-parallel.md (tcp:
+        # the growth holds, but the reference overtakes DiLoCo's tree at 256 nodes: 1.26x)
+        runs = run_file("dp-sync-vs-nodes", [f"cluster.nodes={nodes}", "run.steps=6",
+                                             "network.transport=fluid"])
         means = {label: r.history.query("metric == 'sync_s'").value.mean()
                  for label, (r, _) in runs.items()}
         for label in ratio:
@@ -63,9 +66,13 @@ def test_sync_step_ratio_grows_with_node_count():
     'faults.stragglers={model="pareto", alpha=2.0}',
 ])
 def test_noloco_idles_less_than_diloco_and_ddp_under_stragglers(stragglers):
-    runs = run_file("dp-stragglers", ["cluster.nodes=8", "run.steps=100", stragglers])
+    runs = run_file("dp-stragglers", ["cluster.nodes=8", "run.steps=100", stragglers,
+                                      "network.transport=fluid"])
     idle = {label: r.summary["idle_fraction"] for label, (r, _) in runs.items()}
-    # measured: bimodal DDP 0.20, DiLoCo 0.18, NoLoCo 0.08; Pareto 0.39, 0.46, 0.28
+    # measured: bimodal DDP 0.20, DiLoCo 0.18, NoLoCo 0.08; Pareto 0.39, 0.46, 0.28 (fluid:
+    # the figures of docs/methods/data-parallel.md). Under tcp (issue 12's default) the 4 MiB
+    # window caps a connection at 2 GB/s on the 2 ms-RTT, 100 Gbit/s links, communication
+    # dominates and with Pareto stragglers NoLoCo idles 0.171 against DDP's 0.146.
     assert idle["noloco"] < 0.8 * min(idle["ddp"], idle["diloco"]), idle
 
 

@@ -13,12 +13,18 @@ BIG = 1e18  # a core so fast it never limits a flow
 
 
 def make_world(num_nodes: int, *, model: str = "maxmin", latency_s: float = 0.0,
-               bandwidth_Bps: float = BIG, uplink=None, downlink=None, **kwargs) -> World:
-    """``num_nodes`` behind one switch; optional per-node access capacities (None = unlimited)."""
+               bandwidth_Bps: float = BIG, uplink=None, downlink=None, transport: str = "fluid",
+               **kwargs) -> World:
+    """``num_nodes`` behind one switch; optional per-node access capacities (None = unlimited).
+
+    The transport is ``fluid`` unless a test asks for ``tcp``: the engine tests check the
+    fluid models against closed forms (latency + bytes / rate); ``test_tcp.py`` checks the
+    ``tcp`` transport (the product's default) on top of them.
+    """
     topo = uniform(num_nodes, latency_s=latency_s, bandwidth_Bps=bandwidth_Bps)
     if uplink is not None or downlink is not None:
         topo = dataclasses.replace(topo, uplink_Bps=uplink, downlink_Bps=downlink)
-    return World(topo, network=model, **kwargs)
+    return World(topo, network=model, transport=transport, **kwargs)
 
 
 @pytest.fixture(params=["ideal", "maxmin"])

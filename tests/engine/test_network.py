@@ -102,7 +102,7 @@ def test_link_down_cuts_flows_and_reroutes_nothing_on_a_star():
     from sim.world import World
     from topologies import star
 
-    world = World(star(3, latency_s=0.0, bandwidth_Bps=1e6), network="maxmin")
+    world = World(star(3, latency_s=0.0, bandwidth_Bps=1e6), network="maxmin", transport="fluid")
     ev = world.network.transfer(0, 1, 1e6)
     world.env.run(until=0.25)
     site0, site1 = world.nodes[0].site, world.nodes[1].site

@@ -24,7 +24,8 @@ STAGE_OF = {n: s for s, nodes in enumerate(PLACEMENT) for n in nodes}
 
 
 def make(network="ideal", memory=2, overhead=0.35, allreduce=False, hooks=None, n=10):
-    world = World(gcp_regions(n), network=network, flops_per_s=1e12)
+    # fluid transfers: the pure timeline and the ring closed form are the emulator's
+    world = World(gcp_regions(n), network=network, transport="fluid", flops_per_s=1e12)
     costs = MicrobatchCosts.uniform(num_stages=4, forward_s=1.76, activation_nbytes=ACT,
                                     grad_nbytes=1e8)
     ex = PipelineExecutor(world, StagePlacement(PLACEMENT), costs,

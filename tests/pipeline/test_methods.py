@@ -8,7 +8,8 @@ from sim.runner import run
 from workloads import WorkloadConfig
 
 # CI version of the reference: 12 nodes in the 12 GCP regions, 6 stages x 2 replicas, the
-# reference's 350M timing (1.76 s forward per microbatch, 32 MiB activations).
+# reference's 350M timing (1.76 s forward per microbatch, 32 MiB activations), and like the
+# reference scenarios the authors' emulator's network: fluid transfers, no TCP.
 WORKLOAD = WorkloadConfig(learner="tiny-llama", timing="llama-350m", batch=8, seq=1024)
 SIZES = (2, 2, 2, 2, 2, 2)
 
@@ -17,7 +18,8 @@ def scenario(name, network="ideal", seed=0, **params):
     params = dict(dict(stage_sizes=SIZES, allreduce=False, iterations=1), **params)
     return Scenario(name="ci-skippipe", seed=seed,
                     cluster=ClusterConfig(num_nodes=12, device="emulator"),
-                    network=NetworkConfig(model=network, topology="gcp-12-regions"),
+                    network=NetworkConfig(model=network, transport="fluid",
+                                          topology="gcp-12-regions"),
                     workload=WORKLOAD, policy=PolicyConfig(name=name, params=params),
                     run=RunConfig(timing_only=True))
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from policies.recovery.failures import StageFailure
-from sim.config import ClusterConfig, NetworkConfig, RunConfig, Scenario
+from sim.config import ClusterConfig, FaultsConfig, NetworkConfig, RunConfig, Scenario
+from sim.faults.stages import StageFailuresConfig
 from sim.policy import get_policy
 from sim.runner import run
 from workloads import WorkloadConfig
@@ -15,13 +16,24 @@ WORKLOAD = WorkloadConfig(learner="tiny-llama", d_model=16, n_layers=4, n_heads=
 PIPELINE = dict(num_stages=4, replicas_per_stage=2, microbatches_per_replica=1, forward_s=0.5)
 
 
-def scenario(until_s: float = 60.0, seed: int = 0, eval_every_s: float | None = None
-             ) -> Scenario:
-    """Four stages x two replicas + a store node, 1 Gbit/s access links, no topology core."""
+NO_STAGE_FAILURES = StageFailuresConfig(p_hour=0.0)
+"""Stages 1-3 can fail (stage 0 is exempt), but none does unless a test forces it."""
+
+
+def scenario(until_s: float = 60.0, seed: int = 0, eval_every_s: float | None = None,
+             faults: StageFailuresConfig | None = NO_STAGE_FAILURES) -> Scenario:
+    """Four stages x two replicas + a store node, 1 Gbit/s access links, no topology core.
+
+    ``faults``: the ``[faults]`` stage-failure model every method faces (``None``: none).
+    Fluid transfers: the tests force failures at instants chosen from, and compare recovery
+    times with, the fluid transfer time (latency + bytes / rate).
+    """
     return Scenario(
         name="tiny-pipeline", seed=seed,
         cluster=ClusterConfig(num_nodes=9, device="h100"),
-        network=NetworkConfig(model="maxmin", topology="uniform", uplink_Bps=BANDWIDTH_BPS,
+        faults=FaultsConfig(failures=[faults] if faults is not None else []),
+        network=NetworkConfig(model="maxmin", transport="fluid", topology="uniform",
+                              uplink_Bps=BANDWIDTH_BPS,
                               downlink_Bps=BANDWIDTH_BPS, access_latency_s=LATENCY_S),
         workload=WORKLOAD,
         run=RunConfig(until_s=until_s, eval_every_s=eval_every_s))
@@ -41,8 +53,13 @@ def forced(policy_cls: type, failures: list[tuple[float, int]], rejoin_s: float 
 
 
 def run_policy(name: str, *, until_s: float = 60.0, failures=None, seed: int = 0,
-               strategy_cls: type | None = None, **params):
-    """Run policy ``name`` on the tiny pipeline; returns (result, policy)."""
+               strategy_cls: type | None = None,
+               faults: StageFailuresConfig | None = NO_STAGE_FAILURES, **params):
+    """Run policy ``name`` on the tiny pipeline; returns (result, policy).
+
+    ``failures``: force exactly these ``(time_s, stage)`` failures; ``faults``: the scenario's
+    stage-failure model.
+    """
     cls = get_policy(name)
     if failures is not None:
         cls = forced(cls, failures)
@@ -50,5 +67,5 @@ def run_policy(name: str, *, until_s: float = 60.0, failures=None, seed: int = 0
         cls = type(cls.__name__, (cls,), {"Strategy": strategy_cls})
         cls.name = name
     policy = cls(**{**PIPELINE, **params})
-    result = run(scenario(until_s, seed), policy)
+    result = run(scenario(until_s, seed, faults=faults), policy)
     return result, policy

@@ -2,14 +2,14 @@
 target loss sooner than checkpointing and redundant computation (fixed seed, tiny model).
 
 Published (CheckFree, Gensyn 2025): >12% faster in wall-clock time than both at 5-10%. Here the
-runs are short and the failure process is time-compressed (``policies.recovery.experiment``),
+runs are short and the failure process is time-compressed (``experiments.recovery_family``),
 so the test asserts the direction with a 5% margin, not the paper's numbers.
 The full version: scenarios/checkfree-*.toml, figures in docs/methods/recovery-checkfree.md.
 """
 
 import pytest
 
-from policies.recovery.experiment import ci_setup, run_family, time_to_loss
+from experiments.recovery_family import ci_setup, run_family, time_to_loss
 
 TARGET = 2.0
 

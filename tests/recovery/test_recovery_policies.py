@@ -8,6 +8,7 @@ import torch
 
 from policies.recovery.policies import RECOVERY_POLICIES
 from policies.recovery.strategies import CheckFree, CheckFreePlus, Redundant
+from sim.faults.stages import StageFailuresConfig
 from sim.policy import get_policy
 from tests.recovery.helpers import BANDWIDTH_BPS, LATENCY_S, run_policy
 
@@ -136,22 +137,24 @@ def test_redundant_restores_the_exact_state_and_pays_in_time():
                for k in s.before["weights"])
     assert s.before["optimizer"]["step_count"] == s.after["optimizer"]["step_count"]
     base, _ = run_policy("no_failure", until_s=40.0)
-    red, _ = run_policy("redundant", until_s=40.0, p_hour=0.0)
+    red, _ = run_policy("redundant", until_s=40.0)
     assert red.steps < base.steps  # the successor's forward on every microbatch
 
 
 def test_every_method_faces_the_same_failures_and_runs_are_deterministic():
-    params = dict(p_hour=0.16, time_scale=400.0, failure_period_s=5.0, rejoin_delay_s=5.0)
+    faults = StageFailuresConfig(p_hour=0.16, time_scale=400.0, failure_period_s=5.0,
+                                 rejoin_delay_s=5.0)
     schedules = []
     for name in ("checkfree", "checkpointing", "redundant"):
-        _, policy = run_policy(name, until_s=5.0, **params)
+        _, policy = run_policy(name, until_s=5.0, faults=faults)
         schedules.append(policy.pipe.schedule)
     assert schedules[0] and schedules[0] == schedules[1] == schedules[2]
     assert all(f.stage != 0 for f in schedules[0])
-    a, _ = run_policy("checkfree", until_s=30.0, **params)
-    b, _ = run_policy("checkfree", until_s=30.0, **params)
+    a, _ = run_policy("checkfree", until_s=30.0, faults=faults)
+    b, _ = run_policy("checkfree", until_s=30.0, faults=faults)
     assert a.trace_hash() == b.trace_hash()
-    nf, _ = run_policy("no_failure", until_s=30.0)
+    # the upper bound names no stage that can fail: the same [faults] strike nothing
+    nf, _ = run_policy("no_failure", until_s=30.0, faults=faults)
     events = nf.recorder.events()
     assert len(events) == 0 or (events["kind"] == "failure").sum() == 0
 
@@ -159,9 +162,9 @@ def test_every_method_faces_the_same_failures_and_runs_are_deterministic():
 def test_bad_parameters_name_the_field():
     with pytest.raises(ValueError, match="edge_fallback"):
         get_policy("checkfree")(edge_fallback="zeros")
-    with pytest.raises(ValueError, match="checkpoint_every=0"):
+    with pytest.raises(ValueError, match="checkpoint_every: must be >= 1, got 0"):
         get_policy("checkpointing")(checkpoint_every=0)
-    with pytest.raises(ValueError, match="num_stages=2"):
+    with pytest.raises(ValueError, match="num_stages: the recovery family needs >= 3, got 2"):
         get_policy("no_failure")(num_stages=2)
 
 
@@ -174,7 +177,7 @@ def test_checkfree_plus_rebuilds_stage0_from_stage1_and_the_embedding_copies():
             self.rebuilt0 = pipe.stage_weights(0)
 
     _, policy = run_policy("checkfree_plus", until_s=35.0, failures=[(FAIL_AT_S, 0)],
-                           strategy_cls=SpyPlus, exempt_stages=())
+                           strategy_cls=SpyPlus, faults=StageFailuresConfig(exempt=()))
     s = policy.strategy
     assert sorted(s.copy_at_failure) == ["embed.weight", "head.weight", "norm.weight"]
     for name, value in s.rebuilt0.items():

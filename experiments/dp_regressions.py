@@ -1,6 +1,6 @@
 """Run the data-parallel regression scenarios (scenarios/dp-*.toml) at full size; print figures.
 
-Usage: python scenarios/dp_regressions.py [NAME ...] [--set KEY=VALUE ...]
+Usage: python -m experiments.dp_regressions [NAME ...] [--set KEY=VALUE ...]
 (names: see EXPERIMENTS; default all; ``--set`` overrides keys of every scenario file run)
 
 Every figure in docs/methods/data-parallel.md comes from this script. The fast CI versions of
@@ -18,13 +18,13 @@ from sim.policy import get_policy
 from sim.runner import run
 from sim.scenario import load, resolve_policies
 
-HERE = Path(__file__).resolve().parent
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 OVERRIDES: list[str] = []
 
 
 def run_file(name: str, overrides: list[str] = (), labels=None) -> dict:
     """``{label: (result, policy)}`` for the policies of ``<name>.toml``."""
-    spec = load(HERE / f"{name}.toml", [*OVERRIDES, *overrides])
+    spec = load(SCENARIOS / f"{name}.toml", [*OVERRIDES, *overrides])
     out = {}
     for label, pc in resolve_policies(spec):
         if labels is None or label in labels:

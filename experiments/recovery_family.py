@@ -25,7 +25,8 @@ import math
 from typing import Any
 
 from policies.recovery.policies import RECOVERY_POLICIES
-from sim.config import ClusterConfig, NetworkConfig, RunConfig, Scenario
+from sim.config import ClusterConfig, FaultsConfig, NetworkConfig, RunConfig, Scenario
+from sim.faults.stages import StageFailuresConfig
 from sim.policy import get_policy
 
 REFERENCE_ITERATION_S = 20.5
@@ -79,12 +80,13 @@ class FamilySetup:
     device: str = "h100"
 
 
-def scenario_of(setup: FamilySetup) -> Scenario:
-    """Build the shared scenario (no policy: each run passes its own policy object)."""
+def scenario_of(setup: FamilySetup, failures: StageFailuresConfig | None = None) -> Scenario:
+    """Build the shared scenario, with its stage failures (no policy: each run passes its own)."""
     return Scenario(
         name=f"checkfree-{round(setup.p_hour * 100)}pct",
         seed=setup.seed,
         cluster=ClusterConfig(num_nodes=setup.num_nodes, device=setup.device),
+        faults=FaultsConfig(failures=[failures] if failures is not None else []),
         network=NetworkConfig(model="maxmin", topology="uniform", uplink_Bps=setup.uplink_Bps,
                               downlink_Bps=setup.uplink_Bps, access_latency_s=setup.latency_s),
         workload=setup.workload,
@@ -93,19 +95,19 @@ def scenario_of(setup: FamilySetup) -> Scenario:
     )
 
 
-def scaled_parameters(setup: FamilySetup, iteration_s: float) -> dict[str, Any]:
-    """Failure and checkpoint parameters after the time compression (module docstring)."""
+def scaled_failures(setup: FamilySetup, iteration_s: float) -> StageFailuresConfig:
+    """The ``[faults]`` stage model after the time compression (module docstring)."""
     if not iteration_s > 0:
         raise ValueError(f"iteration_s={iteration_s}: must be > 0")
+    return StageFailuresConfig(p_hour=setup.p_hour,
+                               time_scale=setup.kappa * REFERENCE_ITERATION_S / iteration_s,
+                               failure_period_s=iteration_s, rejoin_delay_s=iteration_s)
+
+
+def scaled_checkpoints(setup: FamilySetup) -> dict[str, Any]:
+    """The checkpoint intervals after the same compression: ``max(1, round(100 / kappa))``."""
     every = max(1, round(REFERENCE_CHECKPOINT_EVERY / setup.kappa))
-    return {
-        "p_hour": setup.p_hour,
-        "time_scale": setup.kappa * REFERENCE_ITERATION_S / iteration_s,
-        "failure_period_s": iteration_s,
-        "rejoin_delay_s": iteration_s,
-        "checkpoint_every": every,
-        "edge_checkpoint_every": every,
-    }
+    return {"checkpoint_every": every, "edge_checkpoint_every": every}
 
 
 def params_for(name: str, setup: FamilySetup, scaled: dict[str, Any]) -> dict[str, Any]:
@@ -121,23 +123,28 @@ def run_family(setup: FamilySetup, names: tuple[str, ...] = RECOVERY_POLICIES, *
 
     ``no_failure`` runs first (or ``baseline``, a finished ``no_failure`` run of the same
     scenario, is reused: it does not depend on the failure rate): its mean iteration time sets
-    the failure clock (:func:`scaled_parameters`). Returns name -> ``sim.runner.Result``; each
+    the failure clock (:func:`scaled_failures`). Every other method then runs on one scenario
+    whose ``[faults]`` hold those stage failures. Returns name -> ``sim.runner.Result``; each
     result's ``extra`` holds the scaled parameters and counts of failures, recoveries and
     rollbacks.
     """
     from sim.runner import run
 
-    scenario = scenario_of(setup)
     if baseline is None:
-        baseline = run(scenario, get_policy("no_failure")(**params_for("no_failure", setup, {})))
+        baseline = run(scenario_of(setup),
+                       get_policy("no_failure")(**params_for("no_failure", setup, {})))
     iteration_s = baseline.sim_time_s / max(baseline.steps, 1)
-    scaled = scaled_parameters(setup, iteration_s)
+    failures = scaled_failures(setup, iteration_s)
+    checkpoints = scaled_checkpoints(setup)
+    scenario = scenario_of(setup, failures)
+    scaled = {**{f.name: getattr(failures, f.name) for f in dataclasses.fields(failures)
+                 if f.name != "exempt"}, **checkpoints}
     results = {}
     for name in names:
         if name == "no_failure":
             result = baseline
         else:
-            policy = get_policy(name)(**params_for(name, setup, scaled))
+            policy = get_policy(name)(**params_for(name, setup, checkpoints))
             result = run(scenario, policy)
         result.extra.update({"scaled": scaled, "iteration_s": iteration_s,
                              **result_summary(result)})
@@ -206,7 +213,7 @@ def time_to_loss(result: Any, target: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the CI-size times to target: ``python -m policies.recovery.experiment``."""
+    """Print the CI-size times to target: ``python -m experiments.recovery_family``."""
     import argparse
 
     import torch

@@ -1,4 +1,4 @@
-"""Reproduce the family's full-version figure: ``python -m policies.recovery.figures``.
+"""Reproduce the family's full-version figure: ``python -m experiments.recovery_figures``.
 
 Runs the five methods of ``scenarios/checkfree-{5,10,16}pct.toml`` (about 2-3 minutes of CPU
 per file), plots held-out loss against simulated wall-clock time, one panel per failure rate,
@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 RATES_PCT = (5, 10, 16)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_rate(pct: int, scenarios_dir: Path, seed: int | None = None) -> tuple[object, dict]:
@@ -49,7 +49,7 @@ def run_point(job: tuple[int, int, str]) -> dict:
 
 def summary_rows(pct: int, spec: object, runs: dict) -> list[dict]:
     """One row per method: time to target, final loss, steps, failures, rollbacks."""
-    from policies.recovery.experiment import result_summary, time_to_loss
+    from experiments.recovery_family import result_summary, time_to_loss
 
     target = spec.scenario.run.target_loss
     rows = []

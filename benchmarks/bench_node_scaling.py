@@ -1,0 +1,137 @@
+"""Timing-only DiLoCo at 1,000 / 10,000 / 100,000 nodes: is the cost per node-step flat?
+
+The issue's target: simulating a node-step (one node's inner step plus its share of the
+all-reduce) costs about as much at 100,000 nodes as at 1,000 (within 1.5x), and memory grows
+with what the run was asked to keep. Each (nodes, record level, network) runs in its own Python
+process, so that its peak memory is its own; the parent prints the table with each cost next
+to the smallest size's:
+
+    cost per node-step = CPU seconds of the later outer steps / (outer steps x nodes)
+
+The first outer step is reported apart (building the world: topology, nodes, routes). Peak
+memory is the process's peak resident set minus what it held before building the world (the
+imported libraries). Scenario: ``uniform`` topology (10 ms apart, 1 Gbit/s access links),
+DiLoCo with H = 1 and a ``tree`` all-reduce of llama-125m's outer gradient (2 (N - 1) messages
+per outer step), timing-only learners, the scenario's default transport unless ``--transport``
+says otherwise.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_node_scaling.py                       # 1k, 10k, 100k
+    .venv/bin/python benchmarks/bench_node_scaling.py --sizes 1000 --steps 300   # memory vs level
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_RATIO = 1.5
+"""The issue's target: cost per node-step at the largest size within 1.5x of the smallest."""
+
+
+def child(nodes: int, level: str, network: str, steps: int, transport: str | None) -> dict:
+    """Run one size in this process; return its figures (called in a fresh process)."""
+    rss_before_MiB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_timing_only_scale import TimedDiLoCo, scenario  # noqa: PLC0415
+
+    from sim.runner import run  # noqa: PLC0415
+
+    args = argparse.Namespace(nodes=nodes, steps=steps, inner_steps=1, topology="uniform",
+                              latency_s=0.01, bandwidth_Bps=1.25e8, seed=0, clusters=8)
+    scen = scenario(args, network)
+    scen = dataclasses.replace(scen, run=dataclasses.replace(scen.run, record=level))
+    if transport is not None:
+        scen = dataclasses.replace(scen, network=dataclasses.replace(scen.network,
+                                                                     transport=transport))
+    rss_before_MiB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    policy = TimedDiLoCo(inner_steps=1, allreduce="tree")
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = run(scen, policy)
+    cpu1, wall1 = time.process_time(), time.perf_counter()
+    marks = policy.cpu_marks
+    later = (marks[-1] - marks[0]) / (len(marks) - 1)
+    return {"nodes": nodes, "level": level, "network": network,
+            "transport": scen.network.transport, "outer_steps": len(marks),
+            "events": result.world.env.events_processed,
+            "first_step_s": marks[0] - cpu0, "later_step_s": later,
+            "us_per_node_step": later / nodes * 1e6, "total_cpu_s": cpu1 - cpu0,
+            "total_wall_s": wall1 - wall0,
+            "peak_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before_MiB}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--steps", type=int, default=5, help="outer steps per run (>= 2)")
+    parser.add_argument("--levels", nargs="+", default=["full", "aggregate"],
+                        choices=["full", "aggregate"], help="run.record levels")
+    parser.add_argument("--networks", nargs="+", default=["ideal"], choices=["ideal", "maxmin"])
+    parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
+                        help="network.transport (default: the scenario default)")
+    parser.add_argument("--timeout-s", type=float, default=900.0, help="per run")
+    parser.add_argument("--child", nargs=3, metavar=("NODES", "LEVEL", "NETWORK"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        nodes, level, network = args.child
+        print(json.dumps(child(int(nodes), level, network, args.steps, args.transport)))
+        return
+
+    print(f"timing-only DiLoCo, H = 1, tree all-reduce, uniform topology, {args.steps} outer "
+          f"steps per run; each run in its own process")
+    rows = []
+    for network in args.networks:
+        for level in args.levels:
+            for nodes in sorted(args.sizes):
+                cmd = [sys.executable, __file__, "--child", str(nodes), level, network,
+                       "--steps", str(args.steps)]
+                if args.transport:
+                    cmd += ["--transport", args.transport]
+                try:
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                         timeout=args.timeout_s)
+                except subprocess.TimeoutExpired:
+                    print(f"  {network} {level} {nodes}: over {args.timeout_s:.0f} s, skipped")
+                    continue
+                except subprocess.CalledProcessError as exc:
+                    print(f"  {network} {level} {nodes}: failed\n{exc.stderr[-2000:]}")
+                    continue
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(f"  done: {network} {level} {nodes}", flush=True)
+    header = ("network", "transport", "record", "nodes", "outer steps", "events",
+              "first step s (cpu)", "later step s (cpu)", "µs per node-step (cpu)",
+              "ratio to smallest", "peak memory MiB", "MiB per 1k nodes")
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    smallest: dict[tuple[str, str], float] = {}
+    verdicts = []
+    for r in rows:
+        key = (r["network"], r["level"])
+        base = smallest.setdefault(key, r["us_per_node_step"])
+        ratio = r["us_per_node_step"] / base
+        print(f"| {r['network']} | {r['transport']} | {r['level']} | {r['nodes']:,} | "
+              f"{r['outer_steps']} | {r['events']:,} | {r['first_step_s']:.2f} | "
+              f"{r['later_step_s']:.3f} | {r['us_per_node_step']:.1f} | {ratio:.2f}x | "
+              f"{r['peak_MiB']:,.0f} | {r['peak_MiB'] / r['nodes'] * 1000:.1f} |")
+        verdicts.append((key, r["nodes"], ratio))
+    print(f"\ntarget: cost per node-step at the largest size within {TARGET_RATIO}x of the "
+          f"smallest")
+    for key in smallest:
+        last = [v for v in verdicts if v[0] == key][-1]
+        verdict = "meets" if last[2] <= TARGET_RATIO else "misses"
+        print(f"  {key[0]}, record={key[1]}: {last[1]:,} nodes at {last[2]:.2f}x -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()
