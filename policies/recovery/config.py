@@ -25,7 +25,7 @@ class PipelineRecoveryConfig:
     """The pipeline every method of the family runs.
 
     num_stages:
-        Stages ``S`` (stage 0 holds the embedding, the head and the data).
+        Stages ``S``, stage 0 included (it holds the embedding, the head and the data).
     replicas_per_stage:
         Nodes per stage ``R``; stage ``s`` is held by nodes ``s R .. s R + R - 1``, and node
         ``S R`` (if the cluster has it) is the checkpoint store.
@@ -42,6 +42,14 @@ class PipelineRecoveryConfig:
         Fixed seconds added to every activation transfer (host <-> device copies).
     allreduce:
         Average each stage's gradients among its replicas every iteration (ring all-reduce).
+    embedding_stage:
+        ``True`` (the authors' layout): stage 0 holds only the embedding and the head, the
+        blocks are split over stages ``1 .. S-1``, so ``S - 1`` transformer stages; ``False``:
+        stage 0 holds blocks too.
+    within_iteration:
+        ``True`` (the authors' code): a lost stage is rebuilt as soon as its replacement joins
+        and the iteration continues (microbatches wait for it); ``False``: the iteration a
+        failure hits is discarded and the rebuild waits for the next iteration (ablation).
     """
 
     RETIRED_FIELDS: ClassVar[dict[str, str]] = {
@@ -49,21 +57,26 @@ class PipelineRecoveryConfig:
                                             "rejoin_delay_s", "exempt_stages")}
     """Former parameters, refused with where they went (:func:`sim.components.make_config`)."""
 
-    num_stages: int = 4
+    num_stages: int = 5
     replicas_per_stage: int = 2
     microbatches_per_replica: int = 2
     memory_microbatches: int = 3
     forward_s: float | None = None
     hop_overhead_s: float = 0.0
     allreduce: bool = True
+    embedding_stage: bool = True
+    within_iteration: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_stages", "replicas_per_stage", "microbatches_per_replica",
                      "memory_microbatches"):
             if getattr(self, name) < 1:
                 raise FieldError(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.num_stages < 3:
-            raise FieldError("num_stages", f"the recovery family needs >= 3, got {self.num_stages}")
+        minimum = 4 if self.embedding_stage else 3
+        if self.num_stages < minimum:
+            raise FieldError(
+                "num_stages", f"the recovery family needs >= 3 transformer stages, so "
+                f">= {minimum} with embedding_stage={self.embedding_stage}, got {self.num_stages}")
         if self.forward_s is not None and not self.forward_s > 0:
             raise FieldError("forward_s", f"must be > 0 seconds or None, got {self.forward_s}")
         if self.hop_overhead_s < 0:
@@ -103,10 +116,11 @@ class CheckFreeConfig(PipelineRecoveryConfig):
     squared_norms:
         Weight neighbours by squared gradient norms instead of norms.
     edge_fallback:
-        What plain CheckFree does for a stage without two neighbours (the last stage):
-        ``"checkpoint"`` restores that stage's weights from a weights-only snapshot uploaded to
-        the store every ``edge_checkpoint_every`` iterations (the reference implementation);
-        ``"copy"`` copies its one neighbour.
+        What plain CheckFree does for a stage with one neighbour holding blocks (the last
+        stage; the first transformer stage when stage 0 holds only the embedding): ``"copy"``
+        copies that neighbour (the authors' convergence code, ``ours-grad-avg``);
+        ``"checkpoint"`` restores the stage's weights from a weights-only snapshot uploaded to
+        the store every ``edge_checkpoint_every`` iterations (their ``ours-avg-ablation``).
     edge_checkpoint_every:
         Iterations between the edge-stage snapshots (``"checkpoint"`` fallback).
     """
@@ -114,7 +128,7 @@ class CheckFreeConfig(PipelineRecoveryConfig):
     lr_bump: float = 1.1
     norm_eps: float = 1e-4
     squared_norms: bool = False
-    edge_fallback: str = "checkpoint"
+    edge_fallback: str = "copy"
     edge_checkpoint_every: int = 100
 
     def __post_init__(self) -> None:
