@@ -94,16 +94,17 @@ def palsgd() -> None:
     """PALSGD's time to target against DDP (compute-bound)."""
     runs = run_file("dp-palsgd")
     t = {label: r.time_to_target_s for label, (r, _) in runs.items()}
-    print(f"palsgd: time to target {t}; PALSGD {100 * (1 - t['palsgd'] / t['ddp']):.1f}% "
-          f"faster than DDP")
+    faster = (f"PALSGD {100 * (1 - t['palsgd'] / t['ddp']):.1f}% faster than DDP"
+              if t["palsgd"] and t["ddp"] else "not both reached the target")
+    print(f"palsgd: time to target {t}; {faster}")
     for label, (r, _) in runs.items():
+        print(f"palsgd: {label:7s} final eval loss {r.final_loss:.4f} after {r.steps} steps, "
+              f"sim time {r.summary['sim_time_s']:.0f} s")
         for metric in ("eval_loss", "eval_loss_averaged"):
-            curve = r.loss_curve(metric)
-            if curve.empty:
+            if r.loss_curve(metric).empty:
                 continue
-            first = {target: float(curve[curve.value <= target].time_s.min())
-                     for target in (2.0, 1.6, 1.4, 1.3, 1.2)}
-            print(f"palsgd: {label:7s} first time at or below each {metric}: {first}")
+            print(f"palsgd: {label:7s} first time at or below each {metric}: "
+                  f"{first_below(r, (*THRESHOLDS, 1.2), metric)}")
 
 
 def outer_drop(probabilities=(0.0, 0.5)) -> None:

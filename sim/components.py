@@ -103,7 +103,8 @@ def register(kind: str, name: str, *, config: type | None = None,
     if kind not in KINDS:
         raise ValueError(f"kind: unknown component kind {kind!r}; allowed: {', '.join(KINDS)}")
     if parameters is None:
-        parameters = tuple(f.name for f in dataclasses.fields(config)) if config else ()
+        parameters = (tuple(f.name for f in dataclasses.fields(config) if f.init)
+                      if config else ())
     if build is None:
         if config is None or not hasattr(config, "build"):
             raise ValueError(f"{kind} {name!r}: give build=, or a Config with a build method")
@@ -152,7 +153,7 @@ def names(kind: str) -> list[str]:
     return sorted(_REGISTRY[kind])
 
 
-def component(kind: str, name: str, *, field: str | None = None) -> Component:
+def component(kind: str, name: Any, *, field: str | None = None) -> Component:
     """The component ``name`` of ``kind``; an unknown name is a ScenarioError naming ``field``."""
     load_builtins()
     try:
@@ -191,7 +192,7 @@ def config_from_table(kind: str, name: str, table: Mapping[str, Any], *, where: 
             raise ScenarioError(f"{where}.{next(iter(params))}",
                                 "unknown parameter; allowed: (none)")
         return None
-    fields = [f.name for f in dataclasses.fields(config_cls)]
+    fields = [f.name for f in dataclasses.fields(config_cls) if f.init]
     check_param_units(params, fields, where)
     check_param_types(config_cls, params, where)
     return make_config(config_cls, params, where=where)
@@ -203,12 +204,18 @@ def make_config(config_cls: type, params: Mapping[str, Any], *, where: str) -> A
     A Config may list former parameters in a class attribute ``RETIRED_FIELDS`` (name -> where
     the setting went); giving one is refused with that note rather than as an unknown key.
     """
-    fields = sorted(f.name for f in dataclasses.fields(config_cls))
+    fields = sorted(f.name for f in dataclasses.fields(config_cls) if f.init)
     retired: Mapping[str, str] = getattr(config_cls, "RETIRED_FIELDS", {})
     for key in params:
         if key in retired and key not in fields:
             raise ScenarioError(f"{where}.{key}", f"no longer a parameter here: {retired[key]}")
     refuse_unknown_keys(params, fields, where=where, what="unknown parameter")
+    required = [f.name for f in dataclasses.fields(config_cls) if f.init
+                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    for name in required:
+        if name not in params:
+            raise ScenarioError(f"{where}.{name}", f"required; parameters: {', '.join(fields)} "
+                                                   f"(required: {', '.join(required)})")
     try:
         return config_cls(**params)
     except FieldError as exc:

@@ -78,6 +78,7 @@ class TcpSection(_Section):
     min_rto: Duration = 0.2
     parallel_streams: int = Field(default=1, ge=1)
     handshake: bool = False
+    hystart_short_rtt_exit: bool = False
 
 
 class NetworkSection(_Section):

@@ -99,7 +99,8 @@ def _shape(family: str, policy: str, rng: np.random.Generator
                                                       "microbatches_per_data_node": 2,
                                                       "hop_overhead_s": 0.01}, []
     if family == "recovery":
-        stages, replicas = int(rng.integers(3, 5)), int(rng.integers(1, 3))
+        # stage 0 (embedding, head) + 3 or 4 transformer stages: the authors' layout
+        stages, replicas = int(rng.integers(4, 6)), int(rng.integers(1, 3))
         params: dict[str, Any] = {"num_stages": stages, "replicas_per_stage": replicas,
                                   "microbatches_per_replica": 1, "forward_s": 0.05}
         stage_failures = []
@@ -165,7 +166,7 @@ def make_case(seed: int, family: str) -> Case:
         faults["stragglers"] = stragglers
     workload = {"learner": "tiny-llama", "timing": "llama-125m", "batch": 2, "seq": 8}
     if family == "recovery":
-        workload["n_layers"] = 12  # equal blocks per stage for 3 or 4 stages (CheckFree+)
+        workload["n_layers"] = 12  # equal blocks per stage for 3 or 4 transformer stages
     table = {
         "name": f"fuzz-{family}-{seed}", "seed": seed,
         "cluster": {"nodes": num_nodes},

@@ -95,7 +95,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
         tcp = TcpConfig(mss_bytes=t.mss, frame_bytes=t.frame,
                         initial_window_segments=t.initial_window, max_window_bytes=t.max_window,
                         slow_start_after_idle=t.slow_start_after_idle, min_rto_s=t.min_rto,
-                        parallel_streams=t.parallel_streams, handshake=t.handshake)
+                        parallel_streams=t.parallel_streams, handshake=t.handshake,
+                        hystart_short_rtt_exit=t.hystart_short_rtt_exit)
     except ValueError as err:  # name the scenario's key, not the config's field
         field_name, _, message = str(err).partition(": ")
         keys = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
@@ -156,66 +157,28 @@ def _resolve_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:
     return spec
 
 
-# Dimensioned parameters of the fault models (sim.faults): a bare number for the unsuffixed key
-# (``downtime = 600``) is refused with an example unit.
-_FAULT_SI_KEYS = ("rate_per_s", "downtime_s", "notice_s", "start_s", "duration_s",
-                  "iteration_s", "rejoin_delay_s", "nominal_s")
-
-
 def faults_config(section: FaultsSection, num_nodes: int, base: Path) -> FaultsConfig:
-    """``[faults]`` -> :class:`FaultsConfig`.
+    """``[faults]`` -> :class:`FaultsConfig` of typed fault-model Configs.
 
-    Registered fault models with a Config are kept typed; the built-in ones as spec tables (SI
-    units, checked by building the model once).
+    Each table names a registered model (``model = "poisson"``); its parameters become that
+    model's Config through :func:`sim.components.config_from_table` (units, unknown keys, the
+    Config's own checks, each refusal naming its field). A trace's relative ``path`` resolves
+    in the scenario file's folder.
     """
     failures_raw = section.failures if isinstance(section.failures, list) else (
         [section.failures] if section.failures else [])
-    stragglers = _typed_fault("stragglers", section.stragglers, "faults.stragglers")
-    if stragglers is None:
-        stragglers = _resolve_path(si_params(section.stragglers, "faults.stragglers"), base)
-        _check_param_units(stragglers, _FAULT_SI_KEYS, "faults.stragglers")
-        _check_stragglers(stragglers, num_nodes)
-    failures = []
-    for i, raw in enumerate(failures_raw):
-        where = f"faults.failures[{i}]"
-        spec = _typed_fault("failures", raw, where)
-        if spec is None:
-            spec = _resolve_path(si_params(raw, where), base)
-            _check_param_units(spec, _FAULT_SI_KEYS, where)
-            _check_failures([spec], num_nodes, first=i)
-        failures.append(spec)
+    stragglers = (_fault("stragglers", section.stragglers, "faults.stragglers", base)
+                  if section.stragglers else {})
+    failures = [_fault("failures", raw, f"faults.failures[{i}]", base)
+                for i, raw in enumerate(failures_raw)]
     return FaultsConfig(stragglers=stragglers, failures=failures)
 
 
-def _typed_fault(kind: str, table: Mapping[str, Any], where: str) -> Any:
-    """The typed Config of a fault model that has one (``None``: a spec-table model)."""
-    entry = find(kind, table.get("model")) if table else None
-    if entry is None or entry.config is None:
-        return None
-    params = {k: v for k, v in table.items() if k != "model"}
+def _fault(kind: str, table: Mapping[str, Any], where: str, base: Path) -> Any:
+    """One fault table -> the typed Config of the model it names."""
+    entry = component(kind, table.get("model"), field=f"{where}.model")
+    params = _resolve_path({k: v for k, v in table.items() if k != "model"}, base)
     return config_from_table(kind, entry.name, params, where=where)
-
-
-def _check_stragglers(stragglers: dict[str, Any], num_nodes: int) -> None:
-    if stragglers:
-        import numpy as np
-
-        from sim.faults.stragglers import make_straggler_model
-
-        try:
-            make_straggler_model(stragglers, num_nodes=num_nodes, rng=np.random.default_rng(0))
-        except (TypeError, ValueError, OSError) as exc:
-            raise _as_scenario_error("faults.stragglers", exc) from None
-
-
-def _check_failures(failures: list[dict[str, Any]], num_nodes: int, first: int = 0) -> None:
-    from sim.faults.failures import make_failure_model
-
-    for i, spec in enumerate(failures, start=first):
-        try:
-            make_failure_model(spec)
-        except (TypeError, ValueError, OSError) as exc:
-            raise _as_scenario_error(f"faults.failures[{i}]", exc) from None
 
 
 _SECTION_NAMES = ("cluster", "network", "faults", "workload", "policy", "policies", "run")
@@ -381,8 +344,7 @@ def check_failure_load(faults: FaultsConfig, num_nodes: int, until_s: float | No
     Schedules are drawn before the run, over ``run.until`` (or the world's default failure
     horizon), so a rate of 1e9/h is refused here instead of spinning in the draw. The estimate is
     the count with no downtime, ``rate x horizon x nodes`` (an upper bound on the expected count);
-    group failures are bounded by the iterations they draw, ``horizon / iteration``. (Typed fault
-    Configs are bounded by their own checks.)
+    group and stage failures are bounded by the periods they draw, ``horizon / period``.
     """
     from sim.world import DEFAULT_FAILURE_HORIZON_S
 
@@ -390,16 +352,14 @@ def check_failure_load(faults: FaultsConfig, num_nodes: int, until_s: float | No
     when = "run.until" if until_s is not None else "the default failure horizon of 24h"
     for i, spec in enumerate(faults.failures):
         field = f"faults.failures[{i}]"
-        if not isinstance(spec, Mapping):
-            period = getattr(spec, "failure_period_s", None)  # the stage model's draw period
-            if isinstance(period, (int, float)) and horizon_s / period > MAX_FAILURE_EVENTS:
-                raise ScenarioError(f"{field}.failure_period_s",
-                                    f"{period:.3g}s periods over {when} are "
-                                    f"{horizon_s / period:.3g} draws per stage; at most "
-                                    f"{MAX_FAILURE_EVENTS:.0e} (a longer period or a shorter "
-                                    f"run.until)")
-            continue
-        rate = spec.get("rate_per_s")
+        period = getattr(spec, "failure_period_s", None)  # the stage model's draw period
+        if isinstance(period, (int, float)) and horizon_s / period > MAX_FAILURE_EVENTS:
+            raise ScenarioError(f"{field}.failure_period_s",
+                                f"{period:.3g}s periods over {when} are "
+                                f"{horizon_s / period:.3g} draws per stage; at most "
+                                f"{MAX_FAILURE_EVENTS:.0e} (a longer period or a shorter "
+                                f"run.until)")
+        rate = getattr(spec, "rate_per_s", None)
         if isinstance(rate, (int, float)) and rate > 0:
             expected = rate * horizon_s * num_nodes
             if expected > MAX_FAILURE_EVENTS:
@@ -407,7 +367,7 @@ def check_failure_load(faults: FaultsConfig, num_nodes: int, until_s: float | No
                                     f"over {when} draws about {expected:.3g} failures; at most "
                                     f"{MAX_FAILURE_EVENTS:.0e} can be simulated (lower the rate "
                                     f"or run.until)")
-        iteration = spec.get("iteration_s")
+        iteration = getattr(spec, "iteration_s", None)
         if isinstance(iteration, (int, float)) and iteration > 0:
             draws = horizon_s / iteration
             if draws > MAX_FAILURE_EVENTS:

@@ -117,16 +117,17 @@ def test_skippipe_scheduling_and_collision_awareness_gain_over_their_ablations()
     assert_speedup(spec, "skippipe", "skippipe_blind", at_least=1.02, basis="step_time")
 
 
-def test_noloco_trails_diloco_over_pipelines_with_random_routing():
+def test_over_pipelines_noloco_converges_further_per_step_but_diloco_sooner_in_time():
     # DP x PP (NoLoCo's setting): 4 stages x 2 replicas, NoLoCo's random routing, 100 Mbit/s
-    # WAN, H = 10. Measured (seed 0): DiLoCo reaches 2.2 at 120 s, NoLoCo at 420 s (0.29x);
-    # eval loss after 80 steps 1.27 (DiLoCo) vs 1.67 (NoLoCo). The paper reports NoLoCo up to
-    # 4% faster convergence; here it is slower per step and per second (the reference exchange
-    # moves 4x a stage's bytes per pair). Full size: scenarios/dp-pp-noloco.toml.
+    # WAN, H = 10, on the real-text proxy (Python's stdlib source). Measured (seed 0): eval
+    # loss after 100 steps NoLoCo 2.759, DiLoCo 2.857 on either transport (NoLoCo further per
+    # step, as the paper reports); time to 3.0 NoLoCo 840 s, DiLoCo 540 s (0.64x) with
+    # transport tcp, 420 s and 180 s (0.43x) with fluid: the reference exchange moves 4x a
+    # stage's bytes per pair. Full size: python -m experiments.dp_regressions dp-pp.
     spec = load(SCENARIOS / "dp-pp-noloco.toml",
-                ["cluster.nodes=8", *TINY_LLAMA, "workload.n_layers=4", "run.steps=80",
+                ["cluster.nodes=8", "workload.data=python-stdlib", "run.steps=100",
                  "policies.diloco.inner_steps=10", "policies.noloco.inner_steps=10",
-                 "run.eval_every=1min", "run.target_loss=2.2"])
-    measured = assert_speedup(spec, "noloco", "diloco", at_most=0.6, basis="time_to_target")
-    assert measured.policy["final_loss"] > measured.baseline["final_loss"] + 0.1, \
+                 "run.eval_every=1min", "run.target_loss=3.0"])
+    measured = assert_speedup(spec, "noloco", "diloco", at_most=0.8, basis="time_to_target")
+    assert measured.policy["final_loss"] < measured.baseline["final_loss"] - 0.05, \
         measured.report()

@@ -192,11 +192,17 @@ def init_llama_weights(model: nn.Module, generator: torch.Generator) -> None:
 # Pipeline stages
 
 
-def stage_layer_ranges(n_layers: int, num_stages: int) -> list[range]:
+def stage_layer_ranges(n_layers: int, num_stages: int, *,
+                       embedding_stage: bool = False) -> list[range]:
     """Split ``n_layers`` consecutive blocks into ``num_stages`` near-equal ranges.
 
-    The first ``n_layers % num_stages`` stages get one extra block.
+    The first ``n_layers % num_stages`` stages get one extra block. With ``embedding_stage``,
+    stage 0 holds no block (only the embedding and head: CheckFree's layout, where that stage
+    never fails) and the blocks are split over stages ``1 .. num_stages - 1``.
     """
+    if embedding_stage:
+        return [range(0, 0), *(range(r.start, r.stop) for r in
+                               stage_layer_ranges(n_layers, num_stages - 1))]
     if not 1 <= num_stages <= n_layers:
         raise ValueError(f"num_stages={num_stages}: must be between 1 and n_layers={n_layers}")
     base, extra = divmod(n_layers, num_stages)
@@ -254,12 +260,14 @@ class StagedModel(nn.Module):
     it in reverse and fills gradients only of the stages that ran.
     """
 
-    def __init__(self, model: Llama, num_stages: int, *, head_stage: str = "first") -> None:
+    def __init__(self, model: Llama, num_stages: int, *, head_stage: str = "first",
+                 embedding_stage: bool = False) -> None:
         super().__init__()
         if head_stage not in ("first", "last"):
             raise ValueError(f"head_stage={head_stage!r}: allowed 'first' or 'last'")
         self.cfg = model.cfg
-        self.layer_ranges = stage_layer_ranges(model.cfg.n_layers, num_stages)
+        self.layer_ranges = stage_layer_ranges(model.cfg.n_layers, num_stages,
+                                               embedding_stage=embedding_stage)
         self.head_index = 0 if head_stage == "first" else num_stages - 1
         src = copy.deepcopy(model)  # stages own copies, like separate nodes
         rope = (src.rope_cos, src.rope_sin)

@@ -106,24 +106,29 @@ class TimingModel:
         """Bytes of the full model's gradient (same dtype as parameters)."""
         return self.num_params * self.bytes_per_param
 
-    def stage_params(self, num_stages: int, *, head_stage: str = "last") -> list[int]:
+    def stage_params(self, num_stages: int, *, head_stage: str = "last",
+                     embedding_stage: bool = False) -> list[int]:
         """Parameters held by each of ``num_stages`` stages of consecutive blocks.
 
         Stage 0 holds the embedding; the head sits on stage 0 (``head_stage='first'``) or on the
-        last stage (``'last'``). Blocks are split as :func:`workloads.llama.stage_layer_ranges`.
+        last stage (``'last'``). Blocks are split as :func:`workloads.llama.stage_layer_ranges`
+        (``embedding_stage``: stage 0 holds no block).
         """
         if head_stage not in ("first", "last"):
             raise ValueError(f"head_stage={head_stage!r}: allowed 'first' or 'last'")
-        ranges = stage_layer_ranges(self.n_layers, num_stages)
+        ranges = stage_layer_ranges(self.n_layers, num_stages, embedding_stage=embedding_stage)
         counts = [len(r) * self.layer_params for r in ranges]
         counts[0] += self.embed_params
         counts[0 if head_stage == "first" else -1] += self.head_params
         return counts
 
-    def stage_param_bytes(self, num_stages: int, *, head_stage: str = "last") -> list[int]:
+    def stage_param_bytes(self, num_stages: int, *, head_stage: str = "last",
+                          embedding_stage: bool = False) -> list[int]:
         """Bytes of parameters (equally, of gradients) per stage."""
         return [
-            n * self.bytes_per_param for n in self.stage_params(num_stages, head_stage=head_stage)
+            n * self.bytes_per_param
+            for n in self.stage_params(num_stages, head_stage=head_stage,
+                                       embedding_stage=embedding_stage)
         ]
 
     def samples_to_tokens(self, batch: int, seq: int) -> int:

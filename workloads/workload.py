@@ -265,12 +265,14 @@ class Workload:
         *,
         rank: int = 0,
         head_stage: str = "first",
+        embedding_stage: bool = False,
         timing_only: bool = False,
     ) -> PipelineLearner | TimingOnlyLearner:
         """Build a stage-split decoder learner reading node ``rank``'s data.
 
         ``head_stage='first'`` puts the final norm and head on stage 0 (SkipPipe: paths return
         to their stage-0 node); ``'last'`` puts them on stage S-1 (a classic pipeline).
+        ``embedding_stage=True`` leaves stage 0 without blocks (CheckFree's layout).
         """
         if not self.is_language_model:
             raise ValueError(
@@ -282,7 +284,8 @@ class Workload:
             )
         model = self.make_model()
         assert isinstance(model, Llama)
-        staged = StagedModel(model, num_stages, head_stage=head_stage)
+        staged = StagedModel(model, num_stages, head_stage=head_stage,
+                             embedding_stage=embedding_stage)
         return PipelineLearner(staged, self.make_stream(rank), self.config, device=self.device)
 
     # ---- timing ----------------------------------------------------------------------------

@@ -201,6 +201,7 @@ class PipelinedWorkers(PipelineHooks):
         self._running = False
         self.visits: dict[int, int] = {}
         self.losses: dict[int, list[float]] = {}
+        self._finished: list[Microbatch] = []
         for node in world.nodes:
             world.env.process(self._watch(node))
 
@@ -289,34 +290,39 @@ class PipelinedWorkers(PipelineHooks):
     # -- the math (executor hooks) -----------------------------------------------------------
 
     def iteration_started(self, ex: PipelineExecutor, iteration: int) -> Generator | None:
-        """Zero every replica's gradient and the visit counts."""
-        self.visits, self.losses = {}, {}
-        if not self.timing_only:
-            for column in self.columns:
-                column.zero_grad()
+        """Forget the last iteration's microbatches, visits and losses."""
+        self.visits, self.losses, self._finished = {}, {}, []
         return None
 
     def microbatch_done(self, ex: PipelineExecutor, mb: Microbatch,
                         result: MicrobatchResult) -> None:
-        """Forward through the route's replicas, backward retracing it (real math)."""
+        """Count the visits of a microbatch that got through (its math runs at the end)."""
         if not result.ok:
             return
+        self._finished.append(mb)
         for node in mb.route.nodes:
             self.visits[node] = self.visits.get(node, 0) + 1
-        if self.timing_only:
-            return
-        from workloads.pipeline import compute_grad_across
-
-        owners = [self.columns[self.replica_of(n)] for n in mb.route.nodes]
-        loss = compute_grad_across(owners)
-        for node in (mb.route.nodes[0], mb.route.nodes[-1]):   # data node and loss node
-            self.losses.setdefault(node, []).append(loss)
 
     def iteration_finished(self, ex: PipelineExecutor, stats: IterationStats
                            ) -> Generator | None:
-        """Every visited replica steps its stage with its gradient averaged over its visits."""
+        """The real math, in microbatch order; then every visited replica steps its stage.
+
+        Each finished microbatch runs forward through its route's replicas and backward
+        retracing it, in index order (so the math does not depend on which microbatch happened
+        to finish first: the same on every network model); each visited replica then steps
+        with its gradient averaged over its visits.
+        """
         if self.timing_only:
             return None
+        from workloads.pipeline import compute_grad_across
+
+        for column in self.columns:
+            column.zero_grad()
+        for mb in sorted(self._finished, key=lambda m: m.index):
+            owners = [self.columns[self.replica_of(n)] for n in mb.route.nodes]
+            loss = compute_grad_across(owners)
+            for node in (mb.route.nodes[0], mb.route.nodes[-1]):   # data node and loss node
+                self.losses.setdefault(node, []).append(loss)
         for node, count in sorted(self.visits.items()):
             column, s = self.columns[self.replica_of(node)], self.stage_of(node)
             column.set_stage_flat_grad(s, column.get_stage_flat_grad(s) / count)

@@ -142,6 +142,51 @@ def search_allocation(hop_s: np.ndarray, stage_sizes: Sequence[int], rng: np.ran
     return best
 
 
+def genetic_allocation(hop_s: np.ndarray, stage_sizes: Sequence[int], rng: np.random.Generator,
+                       *, population: int = 200, trials: int = 8000,
+                       dp_weight: float = 0.0) -> Allocation:
+    """A steady-state genetic search over node orders (DT-FM's method, SkipPipe's settings).
+
+    An individual is a permutation of the nodes: the first ``sum(stage_sizes)`` fill the stages
+    in order, the rest are spares (as in :func:`search_allocation`). ``population`` random
+    individuals start; each of ``trials`` trials picks two parents uniformly, makes a child by
+    order crossover (a random slice of the first parent, the other nodes in the second parent's
+    order), swaps two random positions with probability 1/2, and replaces the population's
+    worst when it is cheaper. Returns the cheapest individual. Deterministic for ``rng``.
+    Used to check that the hill climbing finds allocations at least as cheap
+    (``benchmarks/bench_allocation_search.py``).
+    """
+    if population < 2 or trials < 0:
+        raise ValueError(f"population >= 2 and trials >= 0, got {population}, {trials}")
+    n = len(hop_s)
+    check_stage_sizes(stage_sizes, n)
+    bounds = np.cumsum([0, *stage_sizes])
+
+    def cost(order: list[int]) -> float:
+        return allocation_cost(hop_s, [order[bounds[s]:bounds[s + 1]]
+                                       for s in range(len(stage_sizes))], dp_weight)
+
+    pool = [[int(x) for x in rng.permutation(n)] for _ in range(population)]
+    costs = [cost(order) for order in pool]
+    for _ in range(trials):
+        i, j = (int(x) for x in rng.choice(population, size=2, replace=False))
+        a, b = sorted(int(x) for x in rng.integers(0, n + 1, size=2))
+        kept = pool[i][a:b]
+        rest = [node for node in pool[j] if node not in kept]
+        child = rest[:a] + kept + rest[a:]
+        if rng.random() < 0.5:
+            x, y = (int(v) for v in rng.choice(n, size=2, replace=False))
+            child[x], child[y] = child[y], child[x]
+        worst = int(np.argmax(costs))
+        c = cost(child)
+        if c < costs[worst]:
+            pool[worst], costs[worst] = child, c
+    best = int(np.argmin(costs))
+    order = pool[best]
+    return Allocation(replicas=tuple(tuple(order[bounds[s]:bounds[s + 1]])
+                                     for s in range(len(stage_sizes))), cost_s=costs[best])
+
+
 def full_pipeline_routes(allocation: Allocation, microbatches_per_data_node: int
                          ) -> list[tuple[int, ...]]:
     """Node routes of every microbatch of an iteration in a full pipeline, data node by data node.

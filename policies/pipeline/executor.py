@@ -29,6 +29,14 @@ Deadlock: waiting for memory while holding memory elsewhere can deadlock for arb
 nodes in one global order (e.g. increasing stage, as in a full pipeline or DT-FM-skip). If it
 happens anyway, :meth:`PipelineExecutor.run_iteration` never finishes and the run ends early.
 
+Lost stages (``fail_stage``): by default a microbatch that reaches a lost stage fails and the
+iteration goes on without it. With ``ExecutorConfig.wait_for_lost_stages`` (CheckFree's model:
+a replacement fetches the stage's weights and training continues within the iteration) a
+microbatch whose forward reaches a lost stage waits there until ``restore_stage``; one that lost
+work on a stage while in flight (its activations or gradient lived on the lost replicas: the
+stage failed after the microbatch's forward there) starts again from its data node once every
+stage of its route is back. ``microbatch_done`` then sees only the attempt that finished.
+
 At the end of an iteration, when every microbatch is done (the *pipeline time*), the replicas of
 each stage average their gradients: one ``ring_allreduce`` of ``grad_nbytes[s]`` per stage, all
 stages at once. That part is optional (``ExecutorConfig.allreduce``) and reported separately
@@ -176,6 +184,9 @@ class ExecutorConfig:
         Fixed seconds added after every activation / gradient transfer (host <-> device copy).
     allreduce:
         Average each stage's gradients among its replicas at the end of every iteration.
+    wait_for_lost_stages:
+        A microbatch meeting a lost stage waits for its restoration (and restarts if it lost
+        work there) instead of failing: recovery within the iteration (module docstring).
     loss_on_last_stage:
         The loss runs on the route's last node (the head lives on the last stage, as in a
         classic pipeline or NoLoCo's): no hop back to the data node before it, and the backward
@@ -185,6 +196,7 @@ class ExecutorConfig:
     memory_microbatches: int = 3
     hop_overhead_s: float = 0.0
     allreduce: bool = True
+    wait_for_lost_stages: bool = False
     loss_on_last_stage: bool = False
 
     def __post_init__(self) -> None:
@@ -256,13 +268,17 @@ class StagePlacement:
 
 @dataclass(frozen=True, kw_only=True)
 class MicrobatchResult:
-    """How one microbatch went: ``ok`` (finished its backward) or ``error`` (why not)."""
+    """How one microbatch went: ``ok`` (finished its backward) or ``error`` (why not).
+
+    ``lost_stage``: the lost stage that ended it, if that was the reason.
+    """
 
     microbatch: Microbatch
     ok: bool
     start_s: float
     end_s: float
     error: str | None = None
+    lost_stage: int | None = None
 
 
 @dataclass(kw_only=True)
@@ -359,11 +375,18 @@ class PipelineExecutor:
         self.hooks = hooks or PipelineHooks()
         self.failed_stages: set[int] = set()
         self._memory: dict[int, simpy.Resource] = {}
+        self._generation = [0] * placement.num_stages
+        """Times each stage was lost: work done on an older generation is gone."""
+        self._restored: dict[int, simpy.Event] = {}
+        """For each lost stage, the event its restoration triggers."""
 
     # -- stage state -----------------------------------------------------------------------
 
     def fail_stage(self, stage: int) -> None:
         """Every replica of ``stage`` is lost: microbatches that reach it fail until restored."""
+        if stage not in self.failed_stages:
+            self._generation[stage] += 1
+            self._restored[stage] = self.env.event()
         self.failed_stages.add(stage)
         self.world.recorder.event("stage_failed", stage=stage)
 
@@ -377,7 +400,18 @@ class PipelineExecutor:
                 if a != b:
                     self.placement.replace_node(a, b)
         self.failed_stages.discard(stage)
+        restored = self._restored.pop(stage, None)
+        if restored is not None:
+            restored.succeed()
         self.world.recorder.event("stage_restored", stage=stage)
+
+    def stage_restored(self, stage: int) -> simpy.Event:
+        """An event that triggers when ``stage`` is up (at once if it is up now)."""
+        if stage in self._restored:
+            return self._restored[stage]
+        event = self.env.event()
+        event.succeed()
+        return event
 
     def memory(self, node: int) -> simpy.Resource:
         """The activation-memory slots of ``node`` (capacity ``m``)."""
@@ -422,7 +456,14 @@ class PipelineExecutor:
 
     def _chain(self, chain: list[Microbatch], stats: IterationStats) -> Generator:
         for mb in chain:
-            result = yield self.env.process(self._microbatch(mb))
+            while True:
+                result = yield self.env.process(self._microbatch(mb))
+                if result.ok or result.lost_stage is None or not self.config.wait_for_lost_stages:
+                    break
+                self.world.recorder.event("microbatch_restarted", microbatch=mb.index,
+                                          stage=result.lost_stage)
+                for stage in mb.route.stages:  # start again once the whole route is up
+                    yield self.stage_restored(stage)
             stats.results.append(result)
             self.hooks.microbatch_done(self, mb, result)
 
@@ -432,18 +473,23 @@ class PipelineExecutor:
         stages, nodes = route.stages, route.nodes
         held: list[tuple[simpy.Resource, Any]] = []
         start = self.env.now
+        generation: dict[int, int] = {}  # stage -> its generation when this microbatch got there
         try:
             # Forward: F(stage) at each node, activations hop to the next one.
             for pos, (stage, node_id) in enumerate(zip(stages, nodes)):
                 if pos > 0:
                     yield from self._hop(nodes[pos - 1], node_id, f"act mb{mb.index}")
+                if self.config.wait_for_lost_stages and stage in self.failed_stages:
+                    yield self.stage_restored(stage)  # a replacement is rebuilding it
                 self._check_stage(stage)
+                generation[stage] = self._generation[stage]
                 request = self.memory(node_id).request()
                 held.append((self.memory(node_id), request))
                 yield request
                 seconds = costs.forward_s[stage] + self.hooks.extra_forward_s(self, mb, pos)
                 yield self.world.nodes[node_id].compute(
                     seconds=seconds, label=f"F{stage} mb{mb.index}")
+                self._check_generation(stage, generation)
             # Loss on the data node (or where the route ends, with loss_on_last_stage).
             loss_node = nodes[-1] if self.config.loss_on_last_stage else route.source
             yield from self._hop(nodes[-1], loss_node, f"act mb{mb.index}")
@@ -454,17 +500,20 @@ class PipelineExecutor:
             for pos in range(len(stages) - 1, -1, -1):
                 stage, node_id = stages[pos], nodes[pos]
                 yield from self._hop(prev, node_id, f"grad mb{mb.index}")
-                self._check_stage(stage)
+                self._check_generation(stage, generation)
                 seconds = costs.backward_s[stage] + self.hooks.extra_backward_s(self, mb, pos)
                 yield self.world.nodes[node_id].compute(
                     seconds=seconds, label=f"B{stage} mb{mb.index}")
                 resource, request = held.pop()
                 resource.release(request)
                 prev = node_id
+            for stage in stages:  # a stage's share of this microbatch's gradient lived there
+                self._check_generation(stage, generation)
         except SimFailure as exc:
             self.world.recorder.event("microbatch_failed", microbatch=mb.index, reason=str(exc))
             return MicrobatchResult(microbatch=mb, ok=False, start_s=start, end_s=self.env.now,
-                                    error=str(exc))
+                                    error=str(exc),
+                                    lost_stage=exc.stage if isinstance(exc, StageDown) else None)
         finally:
             for resource, request in held:
                 if request.triggered:
@@ -478,13 +527,15 @@ class PipelineExecutor:
 
         Without this, an iteration whose every route crosses a crashed node (``[faults]``) or a
         partition fails at once, and the next one starts at the same instant: simulated time
-        would stop. A lost stage (``fail_stage``) is its owner's to rebuild: no wait then.
+        would stop. A lost stage (``fail_stage``) is its owner's to rebuild: no wait then,
+        unless microbatches wait for lost stages (then its restoration is one of the changes).
         """
-        if self.failed_stages:
+        if self.failed_stages and not self.config.wait_for_lost_stages:
             return
         down = sorted({n for mb in microbatches for n in mb.route.nodes
                        if not self.world.nodes[n].is_up})
         events = [self.world.nodes[n].recovered_event() for n in down]
+        events += [self.stage_restored(s) for s in sorted(self.failed_stages)]
         link_change = getattr(self.world.network, "link_change_event", None)
         if link_change is not None:
             events.append(link_change())
@@ -502,6 +553,12 @@ class PipelineExecutor:
 
     def _check_stage(self, stage: int) -> None:
         if stage in self.failed_stages:
+            raise StageDown(stage)
+
+    def _check_generation(self, stage: int, generation: dict[int, int]) -> None:
+        """Raise StageDown if ``stage`` is down or was lost since the microbatch's forward."""
+        self._check_stage(stage)
+        if generation[stage] != self._generation[stage]:
             raise StageDown(stage)
 
     # -- gradient averaging ----------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from sim.errors import FieldError
+
 EDGE_FALLBACKS = ("checkpoint", "copy")
 
 _MOVED_TO_FAULTS = ("stage failures are the scenario's, not a method's: give them once as "
@@ -23,7 +25,7 @@ class PipelineRecoveryConfig:
     """The pipeline every method of the family runs.
 
     num_stages:
-        Stages ``S`` (stage 0 holds the embedding, the head and the data).
+        Stages ``S``, stage 0 included (it holds the embedding, the head and the data).
     replicas_per_stage:
         Nodes per stage ``R``; stage ``s`` is held by nodes ``s R .. s R + R - 1``, and node
         ``S R`` (if the cluster has it) is the checkpoint store.
@@ -40,6 +42,14 @@ class PipelineRecoveryConfig:
         Fixed seconds added to every activation transfer (host <-> device copies).
     allreduce:
         Average each stage's gradients among its replicas every iteration (ring all-reduce).
+    embedding_stage:
+        ``True`` (the authors' layout): stage 0 holds only the embedding and the head, the
+        blocks are split over stages ``1 .. S-1``, so ``S - 1`` transformer stages; ``False``:
+        stage 0 holds blocks too.
+    within_iteration:
+        ``True`` (the authors' code): a lost stage is rebuilt as soon as its replacement joins
+        and the iteration continues (microbatches wait for it); ``False``: the iteration a
+        failure hits is discarded and the rebuild waits for the next iteration (ablation).
     """
 
     RETIRED_FIELDS: ClassVar[dict[str, str]] = {
@@ -47,25 +57,30 @@ class PipelineRecoveryConfig:
                                             "rejoin_delay_s", "exempt_stages")}
     """Former parameters, refused with where they went (:func:`sim.components.make_config`)."""
 
-    num_stages: int = 4
+    num_stages: int = 5
     replicas_per_stage: int = 2
     microbatches_per_replica: int = 2
     memory_microbatches: int = 3
     forward_s: float | None = None
     hop_overhead_s: float = 0.0
     allreduce: bool = True
+    embedding_stage: bool = True
+    within_iteration: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_stages", "replicas_per_stage", "microbatches_per_replica",
                      "memory_microbatches"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
-        if self.num_stages < 3:
-            raise ValueError(f"num_stages={self.num_stages}: the recovery family needs >= 3")
+                raise FieldError(name, f"must be >= 1, got {getattr(self, name)}")
+        minimum = 4 if self.embedding_stage else 3
+        if self.num_stages < minimum:
+            raise FieldError(
+                "num_stages", f"the recovery family needs >= 3 transformer stages, so "
+                f">= {minimum} with embedding_stage={self.embedding_stage}, got {self.num_stages}")
         if self.forward_s is not None and not self.forward_s > 0:
-            raise ValueError(f"forward_s={self.forward_s}: must be > 0 seconds or None")
+            raise FieldError("forward_s", f"must be > 0 seconds or None, got {self.forward_s}")
         if self.hop_overhead_s < 0:
-            raise ValueError(f"hop_overhead_s={self.hop_overhead_s}: must be >= 0 seconds")
+            raise FieldError("hop_overhead_s", f"must be >= 0 seconds, got {self.hop_overhead_s}")
 
     def stage_nodes(self, num_nodes: int) -> list[list[int]]:
         """Node ids of each stage: stage ``s`` is nodes ``s R .. s R + R - 1``.
@@ -101,10 +116,11 @@ class CheckFreeConfig(PipelineRecoveryConfig):
     squared_norms:
         Weight neighbours by squared gradient norms instead of norms.
     edge_fallback:
-        What plain CheckFree does for a stage without two neighbours (the last stage):
-        ``"checkpoint"`` restores that stage's weights from a weights-only snapshot uploaded to
-        the store every ``edge_checkpoint_every`` iterations (the reference implementation);
-        ``"copy"`` copies its one neighbour.
+        What plain CheckFree does for a stage with one neighbour holding blocks (the last
+        stage; the first transformer stage when stage 0 holds only the embedding): ``"copy"``
+        copies that neighbour (the authors' convergence code, ``ours-grad-avg``);
+        ``"checkpoint"`` restores the stage's weights from a weights-only snapshot uploaded to
+        the store every ``edge_checkpoint_every`` iterations (their ``ours-avg-ablation``).
     edge_checkpoint_every:
         Iterations between the edge-stage snapshots (``"checkpoint"`` fallback).
     """
@@ -112,20 +128,21 @@ class CheckFreeConfig(PipelineRecoveryConfig):
     lr_bump: float = 1.1
     norm_eps: float = 1e-4
     squared_norms: bool = False
-    edge_fallback: str = "checkpoint"
+    edge_fallback: str = "copy"
     edge_checkpoint_every: int = 100
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.lr_bump > 0:
-            raise ValueError(f"lr_bump={self.lr_bump}: must be > 0")
+            raise FieldError("lr_bump", f"must be > 0, got {self.lr_bump}")
         if not self.norm_eps >= 0:
-            raise ValueError(f"norm_eps={self.norm_eps}: must be >= 0")
+            raise FieldError("norm_eps", f"must be >= 0, got {self.norm_eps}")
         if self.edge_fallback not in EDGE_FALLBACKS:
-            raise ValueError(
-                f"edge_fallback={self.edge_fallback!r}: allowed {list(EDGE_FALLBACKS)}")
+            raise FieldError("edge_fallback",
+                             f"allowed {list(EDGE_FALLBACKS)}, got {self.edge_fallback!r}")
         if self.edge_checkpoint_every < 1:
-            raise ValueError(f"edge_checkpoint_every={self.edge_checkpoint_every}: must be >= 1")
+            raise FieldError("edge_checkpoint_every",
+                             f"must be >= 1, got {self.edge_checkpoint_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,7 +159,8 @@ class CheckFreePlusConfig(CheckFreeConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.embedding_copy_every < 0:
-            raise ValueError(f"embedding_copy_every={self.embedding_copy_every}: must be >= 0")
+            raise FieldError("embedding_copy_every",
+                             f"must be >= 0, got {self.embedding_copy_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +176,7 @@ class CheckpointingConfig(PipelineRecoveryConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every={self.checkpoint_every}: must be >= 1")
+            raise FieldError("checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,5 +193,5 @@ class RedundantConfig(PipelineRecoveryConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.backup_memory_microbatches < 0:
-            raise ValueError(
-                f"backup_memory_microbatches={self.backup_memory_microbatches}: must be >= 0")
+            raise FieldError("backup_memory_microbatches",
+                             f"must be >= 0, got {self.backup_memory_microbatches}")

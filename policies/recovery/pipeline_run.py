@@ -4,22 +4,28 @@
 compute tasks, activation hops, stage all-reduces) and a ``workloads.PipelineLearner`` (the
 math: one stage-split model whose stage ``s`` stands for all replicas of stage ``s``, which hold
 identical weights because they average gradients every iteration). It is the executor's hooks
-object. The story of one iteration:
+object. The story of one
+iteration (``within_iteration=True``, the authors' model):
 
-1. ``iteration_started``: if stages are lost, wait for their replacements to join
-   (``rejoin_delay_s`` after the failure) and let the strategy rebuild them (network transfers,
-   then new weights); checkpointing rolls the whole model back here.
-2. The executor runs the microbatches; each finished one runs its real forward and backward
-   along its route's stage order (``microbatch_done``), accumulating gradients.
-3. ``iteration_finished`` (after the stage all-reduces): if a failure struck during the
-   iteration, its gradients are thrown away (the lost stage's replicas died mid-iteration);
-   otherwise gradients are averaged over microbatches, each stage's clipped gradient norm is
-   kept (CheckFree weighs neighbours by it), every stage steps, and the strategy may start
-   background uploads.
+1. The executor runs the microbatches; each finished one runs its real forward and backward
+   along its route's stage order (``microbatch_done``), accumulating gradients and counting,
+   per stage, the microbatches that reached it.
+2. A failure strikes at its scheduled simulated time (a separate process): the stage is marked
+   down in the executor and its weights are wiped (the replacement really starts empty), and
+   the gradient it had accumulated is gone with its replicas. At once a recovery process waits
+   for the replacement to join (``rejoin_delay_s``) and lets the strategy rebuild the stage
+   (network transfers, then new weights; checkpointing rolls the whole model back). Meanwhile
+   microbatches that reach the stage wait for it, and those that had work on it start again
+   (``ExecutorConfig.wait_for_lost_stages``): the iteration continues, nothing else is lost.
+3. ``iteration_finished`` (after the stage all-reduces): each stage's gradient is averaged over
+   the microbatches that reached it, each stage's clipped gradient norm is kept (CheckFree
+   weighs neighbours by it), every stage with a gradient steps, and the strategy may start
+   background uploads. Only a rollback (checkpointing restoring an older step) discards the
+   iteration: the method itself lost that work.
 
-Failures strike at their scheduled simulated times (a separate process): the stage is marked
-down in the executor, so microbatches that reach it fail, and its weights are wiped, so a
-replacement really starts empty.
+``within_iteration=False`` is dtsim's earlier model, kept as an ablation: the iteration a
+failure hits is discarded, microbatches reaching the lost stage fail, and rebuilding waits for
+the next iteration's start.
 
 The strategy is any object with the methods of
 :class:`policies.recovery.strategies.RecoveryStrategy`.
@@ -62,24 +68,30 @@ def microbatch_costs(workload: Any, config: PipelineRecoveryConfig, device: Any)
     """Per-stage forward/backward seconds, loss seconds and message sizes of one microbatch.
 
     With ``config.forward_s`` every stage's forward takes that long (backward 1.5x, loss 0.25x:
-    the emulators' rule). Otherwise the workload's timing model prices each stage's blocks on
-    ``device`` (the head's time is the loss task on the data node).
+    the emulators' rule; with ``embedding_stage`` stage 0 holds no block and takes no time).
+    Otherwise the workload's timing model prices each stage's blocks on ``device`` (the head's
+    time is the loss task on the data node).
     """
     timing, wl = workload.timing, workload.config
     S = config.num_stages
-    grad_nbytes = tuple(float(b) for b in timing.stage_param_bytes(S, head_stage=HEAD_STAGE))
+    grad_nbytes = tuple(float(b) for b in timing.stage_param_bytes(
+        S, head_stage=HEAD_STAGE, embedding_stage=config.embedding_stage))
     act_nbytes = float(timing.activation_bytes(wl.batch, wl.seq))
     if config.forward_s is not None:
+        forward = [config.forward_s] * S
+        if config.embedding_stage:
+            forward[0] = 0.0
         return MicrobatchCosts(
-            forward_s=(config.forward_s,) * S,
-            backward_s=(1.5 * config.forward_s,) * S,
+            forward_s=tuple(forward),
+            backward_s=tuple(1.5 * f for f in forward),
             loss_s=0.25 * config.forward_s,
             activation_nbytes=act_nbytes,
             grad_nbytes=grad_nbytes,
         )
     from policies.pipeline.methods import workload_costs
 
-    return workload_costs(workload, device, S, head_stage=HEAD_STAGE)
+    return workload_costs(workload, device, S, head_stage=HEAD_STAGE,
+                          embedding_stage=config.embedding_stage)
 
 
 class RecoveringPipeline(PipelineHooks):
@@ -115,11 +127,13 @@ class RecoveringPipeline(PipelineHooks):
 
         wl = ctx.workload
         self.learner = wl.make_pipeline_learner(S, rank=0, head_stage=HEAD_STAGE,
+                                                embedding_stage=config.embedding_stage,
                                                 timing_only=ctx.run.timing_only)
         self.timing_only = bool(ctx.run.timing_only)
         self.costs = microbatch_costs(wl, config, world.nodes[0].device)
         timing = wl.timing
-        self.param_nbytes = [float(b) for b in timing.stage_param_bytes(S, head_stage=HEAD_STAGE)]
+        self.param_nbytes = [float(b) for b in timing.stage_param_bytes(
+            S, head_stage=HEAD_STAGE, embedding_stage=config.embedding_stage)]
         """Bytes of each stage's weights (the timing model's, which may be larger than the
         learner's)."""
         self.embed_nbytes = float(timing.embed_params * timing.bytes_per_param)
@@ -128,7 +142,8 @@ class RecoveringPipeline(PipelineHooks):
         self.executor = PipelineExecutor(
             world, self.placement, self.costs,
             ExecutorConfig(memory_microbatches=memory, hop_overhead_s=config.hop_overhead_s,
-                           allreduce=config.allreduce),
+                           allreduce=config.allreduce,
+                           wait_for_lost_stages=config.within_iteration),
             hooks=self)
         self.swap_pairs = strategy.swap_pairs(S)
 
@@ -143,7 +158,11 @@ class RecoveringPipeline(PipelineHooks):
         self.recoveries = 0
         self._struck_this_iteration = False
         self._losses: list[float] = []
-        self._ok_microbatches = 0
+        self._reached = [0] * S
+        """Microbatches of this iteration whose gradient each stage holds."""
+        self._iteration_step = 0
+        """``step`` when the iteration started (a rollback moves ``step`` below it)."""
+        self._recovering = False
 
         self.schedule: list[StageFailure] = list(failures.failures) if failures else []
         """Every stage failure of the run, drawn by the world before it starts."""
@@ -176,10 +195,24 @@ class RecoveringPipeline(PipelineHooks):
         self._struck_this_iteration = True
         self.executor.fail_stage(s)
         self.world.recorder.event("failure", stage=s, nodes=list(self.placement.replicas[s]))
+        self._reached[s] = 0  # the gradient the stage accumulated died with its replicas
         if not self.timing_only:
             with torch.no_grad():
                 for p in self.learner.model.stages[s].parameters():
                     p.fill_(math.nan)  # the replacement holds no weights
+                    if p.grad is not None:
+                        p.grad.zero_()
+        if self.config.within_iteration and not self._recovering:
+            self.env.process(self._recovery())
+
+    def _recovery(self) -> Generator:
+        """Rebuild lost stages as soon as their replacements join (within the iteration)."""
+        self._recovering = True
+        try:
+            while self.lost and not self.ctx.should_stop:
+                yield from self._recover()
+        finally:
+            self._recovering = False
 
     # -- the microbatches of one iteration -------------------------------------------------
 
@@ -204,12 +237,13 @@ class RecoveringPipeline(PipelineHooks):
     # -- executor hooks -------------------------------------------------------------------
 
     def iteration_started(self, ex: PipelineExecutor, iteration: int) -> Generator:
-        """Rebuild lost stages before the first microbatch; reset the accumulators."""
-        while self.lost:
+        """Reset the accumulators (``within_iteration=False``: first rebuild lost stages)."""
+        while self.lost and not self.config.within_iteration:
             yield from self._recover()
         self._struck_this_iteration = False
         self._losses = []
-        self._ok_microbatches = 0
+        self._reached = [0] * self.num_stages
+        self._iteration_step = self.step
         if not self.timing_only:
             self.learner.zero_grad()
 
@@ -238,25 +272,34 @@ class RecoveringPipeline(PipelineHooks):
     def microbatch_done(self, ex: PipelineExecutor, mb: Microbatch,
                         result: MicrobatchResult) -> None:
         """Real forward and backward of a finished microbatch along its route."""
-        if not result.ok or self._struck_this_iteration:
+        if not result.ok or (self._struck_this_iteration and not self.config.within_iteration):
             return
-        self._ok_microbatches += 1
+        for s in mb.route.stages:
+            self._reached[s] += 1
         loss = self.learner.compute_grad(list(mb.route.stages), accumulate=True)
         if loss is not None:
             self._losses.append(loss)
 
     def iteration_finished(self, ex: PipelineExecutor, stats: IterationStats) -> Generator:
-        """Step (or, after a failure, discard) the iteration's gradients; then the strategy."""
+        """Step the iteration's gradients (or discard them, see the module docstring)."""
         rec = self.world.recorder
-        if self._struck_this_iteration or self._ok_microbatches == 0:
+        lost_work = (self._struck_this_iteration if not self.config.within_iteration
+                     else self.step != self._iteration_step)  # a rollback
+        stepped = [s for s in range(self.num_stages) if self._reached[s] > 0 and s not in self.lost]
+        if lost_work or not stepped:
             rec.event("iteration_lost", iteration=stats.iteration)
             return
         if not self.timing_only:
             with torch.no_grad():
-                for p in self.learner.params:
-                    p.grad.div_(self._ok_microbatches)  # mean over microbatches = DP average
-            self.grad_norms = [self.clipped_grad_norm(s) for s in range(self.num_stages)]
-        self.learner.optimizer_step()
+                for s in stepped:  # mean over the microbatches that reached it = DP average
+                    for p in self.learner.groups[s].params:
+                        p.grad.div_(self._reached[s])
+            for s in stepped:
+                self.grad_norms[s] = self.clipped_grad_norm(s)
+        if len(stepped) < self.num_stages:
+            rec.event("stages_not_stepped", iteration=stats.iteration,
+                      stages=[s for s in range(self.num_stages) if s not in stepped])
+        self.learner.optimizer_step(stepped)
         self.step += 1
         loss = sum(self._losses) / len(self._losses) if self._losses else None
         self.ctx.report(self.step, loss, iteration_s=stats.iteration_s)
@@ -308,7 +351,8 @@ class RecoveringPipeline(PipelineHooks):
 
         n_layers = (self.learner.model.cfg.n_layers if not self.timing_only
                     else self.ctx.workload.timing.n_layers)
-        return stage_layer_ranges(n_layers, self.num_stages)
+        return stage_layer_ranges(n_layers, self.num_stages,
+                                  embedding_stage=self.config.embedding_stage)
 
     def data_state(self) -> Any:
         """Position of the training data stream (a checkpoint restores it too)."""

@@ -7,9 +7,10 @@ five strategies, and the strategies are built from each other's parts:
 - :class:`NoRecovery`: nothing to do (the no-failure upper bound never loses a stage).
 - :class:`CheckFree`: rebuild a lost stage as the gradient-norm-weighted average of its two
   neighbours (:func:`~policies.recovery.formula.checkfree_average`), fresh Adam state, learning
-  rate x ``lr_bump``. The replacement fetches both neighbours' weights over the network. The
-  last stage has one neighbour only: it is restored from a weights-only snapshot kept in the
-  store (:class:`StageUploads`, the reference implementation) or copied from its neighbour.
+  rate x ``lr_bump``. The replacement fetches both neighbours' weights over the network. An
+  edge stage (the last; the first transformer stage when stage 0 holds only the embedding) has
+  one neighbour: it copies it (the authors' code) or restores a weights-only snapshot kept in
+  the store (:class:`StageUploads`, their ablation).
 - :class:`CheckFreePlus`: CheckFree plus the swap schedule (odd microbatches run the edge pairs
   swapped, :func:`~policies.recovery.swaps.edge_swap_pairs`), so an edge stage is rebuilt by
   copying its swap partner; and copies of stage 0's embedding and head kept on its neighbours.
@@ -107,6 +108,9 @@ class StageUploads:
         self.with_optimizer = with_optimizer
         self.store = CheckpointStore(len(self.stages))
         self.uploads_started = 0
+        self.uploads_skipped = 0
+        self.in_flight = 0
+        """Stage uploads started and not arrived yet."""
         self.epoch = 0
         """Incremented by a rollback: uploads started before it describe a lost future."""
 
@@ -129,16 +133,29 @@ class StageUploads:
         return pipe.stage_state(stage) if self.with_optimizer else pipe.stage_weights(stage)
 
     def maybe_upload(self, pipe: Pipe) -> None:
-        """Start the uploads if this step is a multiple of ``every``."""
+        """Start the uploads if this step is a multiple of ``every``.
+
+        Skipped (and counted in ``uploads_skipped``) while the previous upload is still in
+        flight, or while one of the stages is lost: a checkpoint needs every stage's state.
+        """
         if pipe.step % self.every != 0:
+            return
+        if self.in_flight or any(s in pipe.lost for s in self.stages):
+            self.uploads_skipped += 1
             return
         step, now, epoch = pipe.step, pipe.env.now, self.epoch
         self.uploads_started += 1
+        self.in_flight = len(self.stages)
+
+        def landed() -> None:
+            self.in_flight -= 1
+
         for i, s in enumerate(self.stages):
             state, nbytes = self._state(pipe, s), self.nbytes(pipe, s)
             src = pipe.placement.replicas[s][0]
 
             def arrived(i: int = i, state: Any = state, nbytes: float = nbytes) -> None:
+                landed()
                 if epoch != self.epoch:
                     return  # a rollback happened while this upload was in flight
                 if self.store.put(stage=i, step=step, state=state, nbytes=nbytes,
@@ -157,6 +174,7 @@ class StageUploads:
     def forget_in_flight(self) -> None:
         """Drop every upload not yet complete (called on a rollback)."""
         self.epoch += 1
+        self.in_flight = 0
         self.store.discard_pending()
 
     def stored(self, stage: int) -> Any:
@@ -183,6 +201,8 @@ class CheckFree(RecoveryStrategy):
 
     def __init__(self, config: Any) -> None:
         self.config = config
+        self.first_block_stage = 0
+        """The first stage holding blocks (1 in the authors' layout); set by :meth:`setup`."""
         self.edge_uploads: StageUploads | None = None
         self.rebuilt: list[dict[str, Any]] = []
         """One record per rebuilt stage: stage, how, sources, coefficients (for tests/plots)."""
@@ -190,7 +210,10 @@ class CheckFree(RecoveryStrategy):
     def setup(self, pipe: Pipe) -> None:
         """With the checkpoint fallback, keep weights-only snapshots of the fallback stages."""
         S = pipe.num_stages
-        layers = [len(r) for r in pipe.learner_layer_ranges()]
+        self.first_block_stage = 1 if pipe.config.embedding_stage else 0
+        self.initial = {s: pipe.stage_weights(s) for s in range(S)}
+        """Initial weights (every node can build them from the seed, no transfer)."""
+        layers = [len(r) for r in pipe.learner_layer_ranges()][self.first_block_stage:]
         if len(set(layers)) > 1:
             raise ValueError(
                 f"workload.n_layers={sum(layers)}: {type(self).__name__} rebuilds a stage from "
@@ -205,7 +228,8 @@ class CheckFree(RecoveryStrategy):
 
     def rule(self, stage: int, num_stages: int) -> Rebuild:
         """How ``stage`` is rebuilt (:func:`~policies.recovery.swaps.rebuild_rule`)."""
-        return rebuild_rule(stage, num_stages, swap_pairs=self.swap_pairs(num_stages))
+        return rebuild_rule(stage, num_stages, swap_pairs=self.swap_pairs(num_stages),
+                            first_block_stage=self.first_block_stage)
 
     def after_step(self, pipe: Pipe) -> Generator:
         """Upload the edge snapshots when due."""
@@ -258,7 +282,8 @@ class CheckFree(RecoveryStrategy):
         In order: the method's rule (:meth:`rule`) if all its sources are available; for a
         stage with no two neighbours, the stored snapshot (``edge_fallback="checkpoint"``);
         the average of both neighbours; a copy of one neighbour; the snapshot if there is
-        one; a copy of the nearest available stage.
+        one; a copy of the nearest available stage; the stage's initial weights when every
+        stage with blocks is lost (``"initial"``, built from the seed without a transfer).
         """
         rule = self.rule(stage, num_stages)
         if rule.kind != "fallback" and all(available(n) for n in rule.sources):
@@ -266,7 +291,8 @@ class CheckFree(RecoveryStrategy):
         has_snapshot = self.edge_uploads is not None and stage in self.edge_uploads.stages
         if rule.kind == "fallback" and has_snapshot:
             return "fallback", ()
-        neighbours = [n for n in (stage - 1, stage + 1) if 0 <= n < num_stages and available(n)]
+        neighbours = [n for n in (stage - 1, stage + 1)
+                      if self.first_block_stage <= n < num_stages and available(n)]
         if len(neighbours) == 2:
             return "average", tuple(neighbours)
         if neighbours:
@@ -274,9 +300,10 @@ class CheckFree(RecoveryStrategy):
         if has_snapshot:
             return "fallback", ()
         by_distance = sorted(range(num_stages), key=lambda n: (abs(n - stage), n))
-        nearest = [n for n in by_distance if n != stage and available(n)]
+        nearest = [n for n in by_distance
+                   if n != stage and n >= self.first_block_stage and available(n)]
         if not nearest:
-            raise RuntimeError(f"stage {stage}: every other stage is lost too")
+            return "initial", ()  # every stage with blocks is lost: nothing to rebuild from
         return "copy", (nearest[0],)
 
     def install(self, pipe: Pipe, stage: int, kind: str, sources: tuple[int, ...]) -> None:
@@ -293,6 +320,8 @@ class CheckFree(RecoveryStrategy):
                 names=names, eps=self.config.norm_eps, squared=self.config.squared_norms)
         elif kind == "copy":
             weights = copy_weights(pipe.stage_weights(sources[0]), names)
+        elif kind == "initial":
+            weights = copy_weights(self.initial[stage], names)
         else:
             weights = copy_weights(self.fallback_weights(pipe, stage), names)
             record["snapshot_step"] = self.edge_uploads.stored_step if self.edge_uploads else None
@@ -406,12 +435,15 @@ class Checkpointing(RecoveryStrategy):
         step = self.uploads.stored_step
         for s in range(pipe.num_stages):  # the others restore their own local copy
             pipe.load_stage_state(s, self.uploads.stored(s))
+        if step == pipe.step:
+            return None  # the checkpoint holds the current step: no progress is lost
         pipe.restore_data_state(self._data_state[step])
         self._data_state = {k: v for k, v in self._data_state.items() if k <= step}
         self.uploads.forget_in_flight()
         self.rollbacks.append({"time_s": pipe.env.now, "from_step": pipe.step, "to_step": step})
         pipe.world.recorder.event("rollback", from_step=pipe.step, to_step=step)
         pipe.step = step
+        return None
 
 
 class Redundant(RecoveryStrategy):

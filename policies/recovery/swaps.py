@@ -5,8 +5,9 @@ needs two neighbours. CheckFree+ fixes that by training each edge stage to stand
 neighbour: on every odd microbatch the edge stage and its neighbour run in swapped order, so
 later either one is a good copy of the other.
 
-Stage indices follow ``workloads.llama.StagedModel``: stage 0 holds the embedding and some
-blocks, stages ``1..S-1`` hold blocks, and the final norm and head live in stage 0 or ``S-1``.
+Stage indices follow ``workloads.llama.StagedModel``: stage 0 holds the embedding (and, in the
+authors' layout, nothing else; otherwise some blocks too), stages ``1..S-1`` hold blocks, and the
+final norm and head live in stage 0 or ``S-1``.
 A microbatch's path always starts at stage 0 (the embedding), so the first swap pair that can
 run out of order is ``(1, 2)``; the last is ``(S-2, S-1)``.
 """
@@ -68,12 +69,14 @@ class Rebuild:
     sources: tuple[int, ...]
 
 
-def rebuild_rule(stage: int, num_stages: int, *, swap_pairs: list[tuple[int, int]] | tuple = ()
-                 ) -> Rebuild:
+def rebuild_rule(stage: int, num_stages: int, *, swap_pairs: list[tuple[int, int]] | tuple = (),
+                 first_block_stage: int = 0) -> Rebuild:
     """Where lost ``stage`` comes from: its swap partner, else its two neighbours, else neither.
 
     The reference implementation copies the swap partner even when the stage also has two
-    neighbours (for the pair ``(1, 2)``), so a partner takes precedence.
+    neighbours (for the pair ``(1, 2)``), so a partner takes precedence. Only stages holding
+    blocks (``first_block_stage`` on; 1 when stage 0 holds only the embedding) can be averaged
+    from, so in the authors' layout stage 1 has one neighbour, like the last stage.
     """
     if not 0 <= stage < num_stages:
         raise ValueError(f"stage={stage}: must be in 0..{num_stages - 1}")
@@ -82,6 +85,6 @@ def rebuild_rule(stage: int, num_stages: int, *, swap_pairs: list[tuple[int, int
             return Rebuild("copy", (j,))
         if stage == j:
             return Rebuild("copy", (i,))
-    if 1 <= stage <= num_stages - 2:
+    if first_block_stage + 1 <= stage <= num_stages - 2:
         return Rebuild("average", (stage - 1, stage + 1))
     return Rebuild("fallback", ())

@@ -1,11 +1,15 @@
-"""Fault models: stragglers (per-task slowdowns) and failures (nodes, links, partitions).
+"""Fault models: stragglers (per-task slowdowns) and failures (nodes, links, partitions, stages).
 
 Pure models that produce numbers or schedules live in :mod:`~sim.faults.stragglers`,
-:mod:`~sim.faults.bursty`, :mod:`~sim.faults.failures` and :mod:`~sim.faults.traces`; only
-:mod:`~sim.faults.injector` touches SimPy.
+:mod:`~sim.faults.bursty`, :mod:`~sim.faults.failures`, :mod:`~sim.faults.stages` and
+:mod:`~sim.faults.traces`; only :mod:`~sim.faults.injector` touches SimPy. Each built-in model
+is a component (:mod:`sim.components`) with a typed Config, registered by its own module:
+:mod:`~sim.faults.straggler_configs`, :mod:`~sim.faults.failure_configs` and ``stage`` in
+:mod:`~sim.faults.stages`.
 """
 
 from sim.faults.bursty import check_bursty_pattern, generate_bursty_pattern, max_straggle_fraction
+from sim.faults.failure_configs import make_failure_model
 from sim.faults.failures import (
     CombinedFailures,
     Downtime,
@@ -19,12 +23,12 @@ from sim.faults.failures import (
     SpotPreemption,
     TraceFailures,
     draw_stage_failures,
-    make_failure_model,
     p_iter,
     partition_cut_links,
 )
 from sim.faults.injector import fail_at, start_injector
 from sim.faults.stages import StageFailure, StageFailureSchedule, StageFailuresConfig
+from sim.faults.straggler_configs import make_straggler_model
 from sim.faults.stragglers import (
     Bimodal,
     BurstyPattern,
@@ -36,7 +40,6 @@ from sim.faults.stragglers import (
     ShiftedExponential,
     StragglerModel,
     TraceReplay,
-    make_straggler_model,
     speed_multipliers,
 )
 from sim.faults.traces import read_failure_trace, read_straggler_trace, write_failure_trace
@@ -82,23 +85,3 @@ __all__ = [
     "write_failure_trace",
 ]
 
-
-def _register_fault_models() -> None:
-    """Make every straggler and failure model a ``sim.components`` entry (``dtsim list``).
-
-    These models still take their scenario table (a spec dict in SI units) rather than a typed
-    Config: ``build(spec, **context)`` is :func:`make_straggler_model` or
-    :func:`make_failure_model`.
-    """
-    from sim import components
-    from sim.faults import failures, stragglers
-
-    for kind, module, make in (("stragglers", stragglers, make_straggler_model),
-                               ("failures", failures, make_failure_model)):
-        for name, (required, optional) in module.PARAMETERS.items():
-            components.register(kind, name, build=make,
-                                parameters=(*sorted(required), *sorted(optional)),
-                                summary=f"{kind} model {name!r}")
-
-
-_register_fault_models()

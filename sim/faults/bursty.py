@@ -25,16 +25,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.errors import FieldError
 
-def _check_params(B: int, W: int, lam: int) -> None:
-    if int(W) != W or W < 1:
-        raise ValueError(f"W (window, rounds) must be an integer >= 1, got {W!r}")
-    if int(B) != B or not 1 <= B <= W:
-        raise ValueError(f"B (burst length, rounds) must be an integer in [1, W={W}], got {B!r}")
-    if int(lam) != lam or lam < 0:
-        raise ValueError(
-            f"lam (distinct stragglers per window) must be an integer >= 0, got {lam!r}"
-        )
+
+def check_bursty_params(B: int, W: int, lam: int) -> None:
+    """Refuse a ``(B, W, lam)`` that is not a bursty model, naming the parameter."""
+    def is_int(value: object) -> bool:
+        return (isinstance(value, (int, float, np.integer)) and not isinstance(value, bool)
+                and float(value).is_integer())
+
+    if not is_int(W) or W < 1:
+        raise FieldError("W", f"(window, rounds) must be an integer >= 1, got {W!r}")
+    if not is_int(B) or not 1 <= B <= W:
+        raise FieldError("B", f"(burst length, rounds) must be an integer in [1, W={W}], "
+                              f"got {B!r}")
+    if not is_int(lam) or lam < 0:
+        raise FieldError("lam", f"(distinct stragglers per window) must be an integer >= 0, "
+                                f"got {lam!r}")
 
 
 def max_straggle_fraction(*, B: int, W: int, lam: int, num_workers: int) -> float:
@@ -42,7 +49,7 @@ def max_straggle_fraction(*, B: int, W: int, lam: int, num_workers: int) -> floa
 
     ``min(lam, n) * B / ((B + W - 1) * n)``.
     """
-    _check_params(B, W, lam)
+    check_bursty_params(B, W, lam)
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1, got {num_workers!r}")
     return min(lam, num_workers) * B / ((B + W - 1) * num_workers)
@@ -79,7 +86,7 @@ def generate_bursty_pattern(
         Probability in [0, 1] that an admissible new burst starts (1.0: adversarial, as many
         straggles as the model admits; lower values give sparser random conformant patterns).
     """
-    _check_params(B, W, lam)
+    check_bursty_params(B, W, lam)
     if num_rounds < 0 or num_workers < 0:
         raise ValueError(
             f"num_rounds and num_workers must be >= 0, got {num_rounds!r}, {num_workers!r}"
@@ -133,7 +140,7 @@ def check_bursty_pattern(pattern: np.ndarray, *, B: int, W: int, lam: int) -> li
 
     Windows are the ``rounds - W + 1`` full windows (one window if the pattern is shorter).
     """
-    _check_params(B, W, lam)
+    check_bursty_params(B, W, lam)
     pattern = np.asarray(pattern)
     if pattern.ndim != 2 or pattern.dtype != np.bool_:
         raise ValueError(

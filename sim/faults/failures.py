@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.errors import did_you_mean
+from sim.errors import FieldError
 from sim.faults.downtime import Downtime
 from sim.faults.events import FailureEvent, sort_events
 from sim.faults.traces import read_failure_trace
@@ -54,11 +54,13 @@ SPOT_MONTHLY_BUCKETS: dict[str, float] = {
 # ---------------------------------------------------------------- models
 
 
-def _check_rate(name: str, value: float) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{name} must be a finite rate >= 0 (per second), got {value!r}")
-    return value
+def check_rate(name: str, value: float, *, what: str = "a finite rate >= 0 (per second)"
+               ) -> float:
+    """``value`` as a finite number >= 0; refuses it naming ``name`` (a :class:`FieldError`)."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0.0):
+        raise FieldError(name, f"must be {what}, got {value!r}")
+    return float(value)
 
 
 def _check_nodes(nodes: Iterable[int], num_nodes: int, what: str) -> None:
@@ -118,7 +120,7 @@ class PoissonCrashes(FailureModel):
         rejoin: bool = True,
         exempt: Sequence[int] = (),
     ):
-        self.rate_per_s = _check_rate("rate_per_s", rate_per_s)
+        self.rate_per_s = check_rate("rate_per_s", rate_per_s)
         self.downtime = Downtime.from_spec(downtime)
         self.rejoin = bool(rejoin)
         self.exempt = tuple(sorted(int(i) for i in exempt))
@@ -186,9 +188,7 @@ class SpotPreemption(PoissonCrashes):
         exempt: Sequence[int] = (),
     ):
         super().__init__(rate_per_s, downtime, rejoin=rejoin, exempt=exempt)
-        self.notice_s = float(notice_s)
-        if not (math.isfinite(self.notice_s) and self.notice_s >= 0.0):
-            raise ValueError(f"notice_s must be a finite number of seconds >= 0, got {notice_s!r}")
+        self.notice_s = check_rate("notice_s", notice_s, what="a finite number of seconds >= 0")
 
     @staticmethod
     def rate_from_monthly(fraction_or_bucket: float | str) -> float:
@@ -420,125 +420,3 @@ class CombinedFailures(FailureModel):
         for model, child in zip(self.models, rng.spawn(len(self.models))):
             events.extend(model.schedule(num_nodes=num_nodes, horizon_s=horizon_s, rng=child))
         return sort_events(events)
-
-
-# ---------------------------------------------------------------- scenario dict -> model
-
-_DOWN = frozenset({"downtime_s", "downtime", "rejoin", "exempt"})
-
-PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "none": (frozenset(), frozenset()),
-    "poisson": (frozenset({"rate_per_s"}), _DOWN),
-    "spot": (frozenset(), _DOWN | {"rate_per_s", "monthly_fraction", "monthly_bucket",
-                                    "notice_s"}),
-    "link_down": (frozenset({"links", "start_s"}), frozenset({"duration_s"})),
-    "partition": (frozenset({"groups", "start_s"}), frozenset({"duration_s"})),
-    "group": (frozenset({"groups", "p_hour", "iteration_s"}),
-              frozenset({"rejoin_delay_s", "exempt"})),
-    "trace": (frozenset({"path"}), frozenset()),
-}
-"""(required, optional) parameters of each failure model, in SI units."""
-
-FAILURE_MODELS = tuple(PARAMETERS)
-
-_FIELD = "faults.failures"
-
-
-def _params(spec: Mapping[str, Any], name: str) -> dict:
-    required, optional = PARAMETERS[name]
-    params = {k: v for k, v in spec.items() if k != "model"}
-    unknown = sorted(set(params) - required - optional)  # first: a typo also makes a key missing
-    if unknown:
-        raise ValueError(
-            f"{_FIELD}.{unknown[0]} is not a parameter of model {name!r} "
-            f"(required: {sorted(required)}, optional: {sorted(optional)})"
-            f"{did_you_mean(unknown[0], sorted(required | optional))}"
-        )
-    missing = sorted(required - set(params))
-    if missing:
-        raise ValueError(
-            f"{_FIELD}.{missing[0]} is required for model {name!r} "
-            f"(required: {sorted(required)}, optional: {sorted(optional)})"
-        )
-    return params
-
-
-def _downtime(params: dict) -> Downtime:
-    if "downtime_s" in params and "downtime" in params:
-        raise ValueError(f"{_FIELD}: give downtime_s or downtime, not both")
-    if "downtime" in params:
-        return Downtime.from_spec(params["downtime"])
-    return Downtime.from_spec(float(params.get("downtime_s", 0.0)))
-
-
-def make_failure_model(
-    spec: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
-) -> FailureModel:
-    """Build a failure model from a scenario dict (or a list of them, combined).
-
-    Names and parameters (SI units): ``none``; ``poisson`` (``rate_per_s``, ``downtime_s`` or
-    ``downtime``, ``rejoin``, ``exempt``); ``spot`` (``rate_per_s`` or ``monthly_fraction`` or
-    ``monthly_bucket``, ``notice_s``, ``downtime_s``/``downtime``, ``rejoin``, ``exempt``);
-    ``link_down`` (``links``, ``start_s``, ``duration_s``); ``partition`` (``groups``,
-    ``start_s``, ``duration_s``); ``group`` (``groups``, ``p_hour``, ``iteration_s``,
-    ``rejoin_delay_s``, ``exempt``); ``trace`` (``path``).
-    """
-    if not spec:
-        return NoFailures()
-    if not isinstance(spec, Mapping):
-        return CombinedFailures([make_failure_model(s) for s in spec])
-    name = spec.get("model")
-    if name not in FAILURE_MODELS:
-        raise ValueError(f"{_FIELD}.model must be one of {list(FAILURE_MODELS)}, got {name!r}")
-    try:
-        if name == "none":
-            _params(spec, name)
-            return NoFailures()
-        if name == "poisson":
-            p = _params(spec, name)
-            return PoissonCrashes(
-                p["rate_per_s"],
-                _downtime(p),
-                rejoin=p.get("rejoin", True),
-                exempt=p.get("exempt", ()),
-            )
-        if name == "spot":
-            rates = {"rate_per_s", "monthly_fraction", "monthly_bucket"}
-            p = _params(spec, name)
-            given = sorted(rates & set(p))
-            if len(given) != 1:
-                raise ValueError(
-                    f"{_FIELD}: model 'spot' needs exactly one of {sorted(rates)}, got {given}"
-                )
-            rate = p.get("rate_per_s")
-            if rate is None:
-                monthly = p["monthly_fraction"] if "monthly_fraction" in p else p["monthly_bucket"]
-                rate = SpotPreemption.rate_from_monthly(monthly)
-            return SpotPreemption(
-                rate,
-                notice_s=p.get("notice_s", 120.0),
-                downtime=_downtime(p),
-                rejoin=p.get("rejoin", True),
-                exempt=p.get("exempt", ()),
-            )
-        if name == "link_down":
-            p = _params(spec, name)
-            return LinkDown(p["links"], p["start_s"], p.get("duration_s"))
-        if name == "partition":
-            p = _params(spec, name)
-            return Partition(p["groups"], p["start_s"], p.get("duration_s"))
-        if name == "group":
-            p = _params(spec, name)
-            return GroupFailures(
-                p["groups"],
-                p["p_hour"],
-                p["iteration_s"],
-                p.get("rejoin_delay_s", 0.0),
-                p.get("exempt", (0,)),
-            )
-        p = _params(spec, name)
-        return TraceFailures.from_csv(p["path"])
-    except ValueError as err:
-        if str(err).startswith(_FIELD):
-            raise
-        raise ValueError(f"{_FIELD} (model {name!r}): {err}") from err

@@ -29,10 +29,10 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 
+from sim.errors import FieldError
 from sim.faults.speeds import speed_multipliers
 
 __all__ = [
@@ -46,27 +46,33 @@ __all__ = [
     "ShiftedExponential",
     "StragglerModel",
     "TraceReplay",
-    "make_straggler_model",
     "speed_multipliers",  # re-exported from sim.faults.speeds
 ]
 
 _STANDARD_NORMAL = NormalDist()
 
 
-def _check_probability(name: str, value: float, *, open_low: bool = False) -> float:
-    value = float(value)
-    low_ok = value > 0.0 if open_low else value >= 0.0
+def check_probability(name: str, value: float, *, open_low: bool = False) -> float:
+    """``value`` as a probability; refuses it naming ``name`` (a :class:`FieldError`)."""
+    low_ok = isinstance(value, (int, float)) and (value > 0.0 if open_low else value >= 0.0)
     if not (low_ok and value <= 1.0 and math.isfinite(value)):
         interval = "(0, 1]" if open_low else "[0, 1]"
-        raise ValueError(f"{name} must be a probability in {interval}, got {value!r}")
-    return value
+        raise FieldError(name, f"must be a probability in {interval}, got {value!r}")
+    return float(value)
 
 
-def _check_positive(name: str, value: float) -> float:
-    value = float(value)
-    if not (value > 0.0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
+def check_positive(name: str, value: float) -> float:
+    """``value`` as a finite number > 0; refuses it naming ``name``."""
+    if not (isinstance(value, (int, float)) and value > 0.0 and math.isfinite(value)):
+        raise FieldError(name, f"must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_slowdown(value: float, name: str = "slowdown") -> float:
+    """A straggler's slowdown factor: a finite number >= 1."""
+    if not (isinstance(value, (int, float)) and value >= 1.0 and math.isfinite(value)):
+        raise FieldError(name, f"must be a finite number >= 1, got {value!r}")
+    return float(value)
 
 
 def _check_quantile_level(q: float) -> float:
@@ -142,8 +148,8 @@ class ShiftedExponential(StragglerModel):
     """
 
     def __init__(self, mu: float, shift: float = 1.0):
-        self.mu = _check_positive("mu", mu)
-        self.shift = _check_positive("shift", shift)
+        self.mu = check_positive("mu", mu)
+        self.shift = check_positive("shift", shift)
         self.floor = self.shift
 
     def factor(self, node_id: int, rng: np.random.Generator) -> float:
@@ -179,8 +185,8 @@ class Pareto(StragglerModel):
     """
 
     def __init__(self, alpha: float, scale: float = 1.0):
-        self.alpha = _check_positive("alpha", alpha)
-        self.scale = _check_positive("scale", scale)
+        self.alpha = check_positive("alpha", alpha)
+        self.scale = check_positive("scale", scale)
         self.floor = self.scale
 
     def factor(self, node_id: int, rng: np.random.Generator) -> float:
@@ -222,9 +228,9 @@ class LogNormal(StragglerModel):
     floor = 0.0
 
     def __init__(self, sigma: float, mu: float = 0.0):
-        self.sigma = _check_positive("sigma", sigma)
+        self.sigma = check_positive("sigma", sigma)
         if not math.isfinite(float(mu)):
-            raise ValueError(f"mu must be finite, got {mu!r}")
+            raise FieldError("mu", f"must be finite, got {mu!r}")
         self.mu = float(mu)
 
     def factor(self, node_id: int, rng: np.random.Generator) -> float:
@@ -273,10 +279,8 @@ class Bimodal(StragglerModel):
     """
 
     def __init__(self, p: float, slowdown: float):
-        self.p = _check_probability("p", p)
-        self.slowdown = float(slowdown)
-        if not (self.slowdown >= 1.0 and math.isfinite(self.slowdown)):
-            raise ValueError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
+        self.p = check_probability("p", p)
+        self.slowdown = check_slowdown(slowdown)
 
     def factor(self, node_id: int, rng: np.random.Generator) -> float:
         """Return ``kappa`` if ``U < p`` else 1 (one uniform draw per task)."""
@@ -314,11 +318,9 @@ class GilbertElliott(StragglerModel):
     """
 
     def __init__(self, p_good_to_bad: float, p_bad_to_good: float, slowdown: float):
-        self.p_good_to_bad = _check_probability("p_good_to_bad", p_good_to_bad)
-        self.p_bad_to_good = _check_probability("p_bad_to_good", p_bad_to_good, open_low=True)
-        self.slowdown = float(slowdown)
-        if not (self.slowdown >= 1.0 and math.isfinite(self.slowdown)):
-            raise ValueError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
+        self.p_good_to_bad = check_probability("p_good_to_bad", p_good_to_bad)
+        self.p_bad_to_good = check_probability("p_bad_to_good", p_bad_to_good, open_low=True)
+        self.slowdown = check_slowdown(slowdown)
         self._is_bad: dict[int, bool] = {}  # node id -> chain state after its last task
 
     @property
@@ -410,9 +412,7 @@ class BurstyPattern(_RoundIndexed):
             )
         self.pattern = pattern.copy()
         self.pattern.flags.writeable = False
-        self.slowdown = float(slowdown)
-        if not (self.slowdown >= 1.0 and math.isfinite(self.slowdown)):
-            raise ValueError(f"slowdown must be a finite number >= 1, got {slowdown!r}")
+        self.slowdown = check_slowdown(slowdown)
 
     def factor_at(self, node_id: int, round_index: int) -> float:
         """Return ``slowdown`` if ``pattern[round_index, node_id]`` else 1."""
@@ -575,115 +575,3 @@ class PerNodeModels(StragglerModel):
         for node_id in sorted(self.models):
             self.models[node_id].reset()
         self.default.reset()
-
-
-# ---------------------------------------------------------------- scenario dict -> model
-
-PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "none": (frozenset(), frozenset()),
-    "shifted_exponential": (frozenset({"mu"}), frozenset({"shift"})),
-    "pareto": (frozenset({"alpha"}), frozenset({"scale"})),
-    "lognormal": (frozenset({"sigma"}), frozenset({"mu"})),
-    "bimodal": (frozenset({"p", "slowdown"}), frozenset()),
-    "gilbert_elliott": (frozenset({"p_good_to_bad", "p_bad_to_good", "slowdown"}), frozenset()),
-    "bursty": (frozenset({"B", "W", "lam", "num_rounds", "slowdown"}), frozenset({"intensity"})),
-    "trace": (frozenset({"path"}), frozenset({"nominal_s"})),
-    "per_node": (frozenset(), frozenset({"models", "shifts", "rates"})),
-}
-"""(required, optional) parameters of each straggler model, in SI units."""
-
-STRAGGLER_MODELS = tuple(PARAMETERS)
-
-_FIELD = "faults.stragglers"
-
-
-def _take(spec: Mapping[str, Any], name: str) -> dict:
-    """Check a spec's parameter names and return them (without ``model``)."""
-    required, optional = PARAMETERS[name]
-    params = {k: v for k, v in spec.items() if k != "model"}
-    missing = sorted(required - set(params))
-    if missing:
-        raise ValueError(
-            f"{_FIELD}.{missing[0]} is required for model {name!r} "
-            f"(required: {sorted(required)}, optional: {sorted(optional)})"
-        )
-    unknown = sorted(set(params) - required - optional)
-    if unknown:
-        raise ValueError(
-            f"{_FIELD}.{unknown[0]} is not a parameter of model {name!r} "
-            f"(required: {sorted(required)}, optional: {sorted(optional)})"
-        )
-    return params
-
-
-def make_straggler_model(
-    spec: Mapping[str, Any] | None,
-    *,
-    num_nodes: int | None = None,
-    rng: np.random.Generator | None = None,
-) -> StragglerModel:
-    """Build a straggler model from a scenario dict such as ``{"model": "bimodal", "p": 0.05}``.
-
-    ``num_nodes`` and ``rng`` are needed only by ``"bursty"``, which draws its pattern once
-    (parameters ``B, W, lam, num_rounds, slowdown``, optional ``intensity``). ``"trace"`` takes
-    ``path`` (and optional ``nominal_s``); ``"per_node"`` takes ``models`` (a list of specs, one
-    per node) or ``shifts`` and ``rates`` (per-worker shifted exponential). An empty spec or
-    ``None`` means no stragglers.
-    """
-    if not spec:
-        return NoStragglers()
-    name = spec.get("model")
-    if name not in STRAGGLER_MODELS:
-        raise ValueError(f"{_FIELD}.model must be one of {list(STRAGGLER_MODELS)}, got {name!r}")
-    try:
-        if name == "none":
-            _take(spec, name)
-            return NoStragglers()
-        if name == "shifted_exponential":
-            return ShiftedExponential(**_take(spec, name))
-        if name == "pareto":
-            return Pareto(**_take(spec, name))
-        if name == "lognormal":
-            return LogNormal(**_take(spec, name))
-        if name == "bimodal":
-            return Bimodal(**_take(spec, name))
-        if name == "gilbert_elliott":
-            return GilbertElliott(
-                **_take(spec, name)
-            )
-        if name == "trace":
-            return TraceReplay.from_csv(**_take(spec, name))
-        if name == "bursty":
-            params = _take(spec, name)
-            if num_nodes is None or rng is None:
-                raise ValueError(
-                    f"{_FIELD}: model 'bursty' needs num_nodes and rng to draw its pattern"
-                )
-            from sim.faults.bursty import generate_bursty_pattern
-
-            pattern = generate_bursty_pattern(
-                int(params["num_rounds"]),
-                num_nodes,
-                B=int(params["B"]),
-                W=int(params["W"]),
-                lam=int(params["lam"]),
-                rng=rng,
-                intensity=float(params.get("intensity", 1.0)),
-            )
-            return BurstyPattern(pattern, params["slowdown"])
-        # per_node
-        params = _take(spec, name)
-        if "models" in params:
-            if "shifts" in params or "rates" in params:
-                raise ValueError(f"{_FIELD}: give either models or shifts/rates, not both")
-            return PerNodeModels(
-                [make_straggler_model(s, num_nodes=num_nodes, rng=rng) for s in params["models"]]
-            )
-        if "shifts" not in params or "rates" not in params:
-            raise ValueError(f"{_FIELD}.models (or shifts and rates) is required for 'per_node'")
-        return PerNodeModels.shifted_exponential(params["shifts"], params["rates"])
-    except ValueError as err:
-        message = str(err)
-        if message.startswith(_FIELD):
-            raise
-        raise ValueError(f"{_FIELD} (model {name!r}): {message}") from err

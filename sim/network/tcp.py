@@ -28,6 +28,14 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   than its retransmission timeout, ``cwnd`` is halved once per RTO of idleness, down to IW
   (Linux ``tcp_cwnd_restart``), and slow start resumes. RTO = RTT + ``min_rto_s`` (Linux:
   srtt + max(4 rttvar, 200 ms) on a path of steady RTT).
+- **HyStart's exit on short-RTT paths** (``hystart_short_rtt_exit``; off by default, on for the
+  ns-3 comparison). CUBIC's HyStart leaves slow start when a round's ACK train, ACKs no more than
+  2 ms apart, lasts longer than the minimum RTT. In ns-3 (and Linux before 5.7, which has since
+  scaled the ACK spacing to the rate) a path whose RTT minus the round's sending time is at most
+  2 ms never breaks the train, so slow start ends at the first round whose window reaches
+  ``HYSTART_LOW_WINDOW_SEGMENTS`` (16) segments, long before the pipe is full. With no loss yet
+  CUBIC knows no W_max and grows the window by one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20)
+  segments acknowledged, 5% per RTT, until a round fills the pipe; then the share rules.
 - **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
   WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
   maximum window; the share on a contended bottleneck is *not* multiplied (left out).
@@ -60,6 +68,15 @@ from sim.network.maxmin import MaxMinNetwork
 FULL_ROUND = 1 - 1e-9
 """A round whose chunks kept the model busy this fraction of an RTT had a full pipe."""
 
+HYSTART_LOW_WINDOW_SEGMENTS = 16
+"""HyStart acts only on windows of at least this many segments (Linux and ns-3)."""
+
+HYSTART_ACK_DELTA_S = 0.002
+"""ACKs at most this far apart form one train (Linux before 5.7 and ns-3: 2 ms)."""
+
+CUBIC_ACKS_PER_SEGMENT = 20
+"""CUBIC with no known W_max grows the window one segment per this many ACKed (5% per RTT)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class TcpConfig:
@@ -83,6 +100,9 @@ class TcpConfig:
         Connections a transfer is split over (windows times n).
     handshake:
         A cold connection spends one RTT on the handshake before its first byte.
+    hystart_short_rtt_exit:
+        HyStart's ACK-train exit on paths whose idle gap between rounds is at most 2 ms (ns-3
+        and Linux before 5.7; see the module docstring). Off: Linux 5.7+ (the default).
     """
 
     mss_bytes: int = 1448
@@ -93,6 +113,7 @@ class TcpConfig:
     min_rto_s: float = 0.2
     parallel_streams: int = 1
     handshake: bool = False
+    hystart_short_rtt_exit: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
@@ -135,13 +156,14 @@ class Connection:
     waiting behind it.
     """
 
-    __slots__ = ("cwnd", "slow_start", "round_start_s", "round_window", "round_sent",
+    __slots__ = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
                  "round_busy_s", "chunk_start_s", "last_sent_s", "ready_s", "head", "queue",
                  "rtt_s", "token", "used")
 
     def __init__(self, cwnd: float) -> None:
         self.cwnd = cwnd
         self.slow_start = True
+        self.probing = False      # after HyStart's early exit: +5% per RTT until the pipe fills
         self.round_start_s = -INF
         self.round_window = 0.0
         self.round_sent = 0.0
@@ -257,6 +279,7 @@ class TcpTransport(Network):
                     idle -= rto
                 conn.cwnd = max(cwnd, restart)
                 conn.slow_start = True
+                conn.probing = False
                 conn.round_start_s = -INF  # a new round starts with the message
                 conn.round_window = conn.round_sent = 0.0
         self._pump(conn)
@@ -265,7 +288,7 @@ class TcpTransport(Network):
         """True when the window cannot limit this message: send it as one fluid flow."""
         if conn.rtt_s <= 0:
             return True
-        if conn.slow_start:
+        if conn.slow_start or conn.probing:
             return False
         usable = min((self.capacity_Bps[link] for link in flow.links), default=INF)
         return usable * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
@@ -296,17 +319,26 @@ class TcpTransport(Network):
     def _new_round(self, conn: Connection) -> None:
         """Close the last round (grow cwnd or leave slow start) and open one now."""
         now = self.env.now
-        cap = self.tcp.window_cap_bytes
-        if conn.round_window > 0 and conn.slow_start:
+        tcp = self.tcp
+        cap = tcp.window_cap_bytes
+        if conn.round_window > 0 and (conn.slow_start or conn.probing):
             if conn.round_busy_s >= FULL_ROUND * conn.rtt_s:
-                conn.slow_start = False  # the window filled the pipe at the fair share
+                conn.slow_start = conn.probing = False  # the window filled the pipe
+            elif conn.probing:
+                conn.cwnd = min(conn.cwnd + conn.round_sent / CUBIC_ACKS_PER_SEGMENT, cap)
+                conn.probing = conn.cwnd < cap
             else:
                 conn.cwnd = min(conn.cwnd + conn.round_sent, cap)  # +1 byte per byte ACKed
                 if conn.cwnd >= cap:
                     conn.slow_start = False
+                elif (tcp.hystart_short_rtt_exit and conn.round_sent >= conn.round_window
+                      and conn.cwnd >= HYSTART_LOW_WINDOW_SEGMENTS * tcp.mss_bytes
+                      * tcp.parallel_streams
+                      and conn.rtt_s - conn.round_busy_s <= HYSTART_ACK_DELTA_S):
+                    conn.slow_start, conn.probing = False, True  # the ACK train never broke
         conn.round_start_s = now
-        # out of slow start the connection sends at its share; only the cap limits a round
-        conn.round_window = conn.cwnd if conn.slow_start else cap
+        # past slow start and probing the connection sends at its share; only the cap limits
+        conn.round_window = conn.cwnd if conn.slow_start or conn.probing else cap
         conn.round_sent = 0.0
         conn.round_busy_s = 0.0
         self.rounds_started += 1

@@ -13,6 +13,7 @@ import torch
 from policies.data_parallel.diloco import DiLoCo
 from policies.data_parallel.noloco import reduce_to_root_cost_s
 from policies.data_parallel.pipelines import boundary_permutation, replica_route
+from policies.pipeline.executor import MicrobatchResult
 from sim.errors import ScenarioError
 from sim.runner import run
 from tests.data_parallel.helpers import run_policy, tiny_scenario
@@ -193,3 +194,26 @@ def test_node_count_must_be_stages_times_replicas():
 def test_routing_must_be_named():
     with pytest.raises(ValueError, match="routing"):
         tiny_scenario("noloco", pipeline_stages=2, routing="shuffle")
+
+
+def test_the_math_does_not_depend_on_which_microbatch_finishes_first():
+    # on another network microbatches finish in another order; the math runs in index order
+    _, pol = run_policy(pp_scenario("noloco", stages=2, replicas=2, steps=2, inner_steps=10,
+                                    pipeline_microbatches=3))
+    hooks, columns = pol.pipeline, pol.pipeline.columns
+    saved = [column.snapshot() for column in columns]
+    mbs = hooks.microbatches_of(5)
+    flats = []
+    for order in (mbs, mbs[::-1]):
+        for column, state in zip(columns, saved):
+            column.restore(state)
+        hooks.iteration_started(hooks.executor, 5)
+        for mb in order:
+            hooks.microbatch_done(hooks.executor, mb, MicrobatchResult(
+                microbatch=mb, ok=True, start_s=0.0, end_s=0.0))
+        hooks.iteration_finished(hooks.executor, None)
+        flats.append(torch.cat([column.get_flat() for column in columns]))
+    assert torch.equal(flats[0], flats[1])
+    for column, state in zip(columns, saved):
+        column.restore(state)
+    assert not torch.equal(flats[0], torch.cat([column.get_flat() for column in columns]))

@@ -228,3 +228,36 @@ def test_tcp_efficiency_and_tcp_transport_do_not_mix():
 def test_unknown_transport_is_refused_naming_the_field():
     with pytest.raises(ValueError, match="network.transport"):
         make_world(2, transport="udp")
+
+
+def test_hystart_short_rtt_exit_then_cubic_grows_five_percent_per_rtt(model):
+    """1 Gbit/s, 0.5 ms one way: RTT 1 ms, payload rate r = 125e6 * 1448/1514 = 119.5 MB/s.
+
+    Round 0 sends IW = 10 segments in 0.12 ms; the 0.88 ms until the next round is under
+    HyStart's 2 ms ACK spacing, so the train never breaks and the window, now 20 segments
+    (>= 16), leaves slow start. With no loss yet CUBIC adds one segment per 20 ACKed: windows
+    10, 20, 21, 22.05, 23.1525 segments, each round one RTT (none fills the 119.5 kB pipe). A
+    message of exactly those 96.2025 segments ends in round 4: 4 RTTs + 23.1525 segments / r +
+    0.5 ms. Without the exit (slow start: 10, 20, 40, then 26.2025 of 80 segments in round 3)
+    it takes 3 RTTs + 26.2025 segments / r + 0.5 ms.
+    """
+    r, seg, nbytes = 125e6 * EFF, 1448, 96.2025 * 1448
+    world = tcp_world(model=model, latency_s=0.0005, bandwidth_Bps=125e6,
+                      hystart_short_rtt_exit=True)
+    ev = world.network.transfer(0, 1, nbytes)
+    world.env.run()
+    assert ev.value.end_s == pytest.approx(4e-3 + 23.1525 * seg / r + 0.0005, rel=1e-9)
+    plain = tcp_world(model=model, latency_s=0.0005, bandwidth_Bps=125e6)
+    ev = plain.network.transfer(0, 1, nbytes)
+    plain.env.run()
+    assert ev.value.end_s == pytest.approx(3e-3 + 26.2025 * seg / r + 0.0005, rel=1e-9)
+
+
+def test_hystart_short_rtt_exit_leaves_paths_with_longer_gaps_alone(model):
+    # 100 Mbit/s, 150 ms RTT: the gap between rounds is far above 2 ms, slow start runs to the
+    # full pipe exactly as without the option (the closed form of the 10 MB test above)
+    world = tcp_world(model=model, hystart_short_rtt_exit=True)
+    ev = world.network.transfer(0, 1, 10e6)
+    world.env.run()
+    assert ev.value.end_s == pytest.approx(
+        slow_start_send_time_s(10e6, 0.15, 12.5e6 * EFF) + 0.075, rel=1e-12)

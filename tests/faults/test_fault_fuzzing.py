@@ -59,7 +59,10 @@ def test_recovery_with_node_crashes_from_faults_ends_cleanly(policy):
 
     spec = load(SCENARIOS / "checkfree-10pct.toml",
                 ["run.until=15min", "seed=1", "run.timing_only=true",
-                 'faults.failures={model="poisson", rate="20/h", downtime="2min"}'])
+                 f"policies.{policy}.forward_s=0.5",  # ~6 s iterations: some finish
+                 # stage failures (compressed: some within 15 min) and node crashes
+                 'faults.failures=[{model="stage", p_hour=0.1, time_scale=100.0, '
+                 'failure_period_s=6.0}, {model="poisson", rate="20/h", downtime="2min"}]'])
     config = dict(spec.policies)[policy]
     result = run(dataclasses.replace(spec.scenario, policy=config))
     assert result.error is None and result.stop_reason == "until_s"

@@ -81,12 +81,12 @@ def test_bad_config_names_field(field, value):
 
 def _table(**faults):
     return {
-        "cluster": {"nodes": 9},
+        "cluster": {"nodes": 11},
         "network": {"model": "maxmin"},
         "workload": {"learner": "tiny-llama", "timing": "llama-125m", "batch": 4, "seq": 16,
                      "d_model": 16, "n_layers": 4, "n_heads": 2},
         "faults": faults,
-        "policies": {"num_stages": 4, "checkfree": {}, "no_failure": {}},
+        "policies": {"num_stages": 5, "checkfree": {}, "no_failure": {}},
         "run": {"until": "60s"},
     }
 
@@ -120,7 +120,7 @@ def test_checkfree_scenarios_state_failures_and_pipeline_once():
         (stage,) = spec.faults.failures
         assert isinstance(stage, StageFailuresConfig) and stage.p_hour == pytest.approx(pct / 100)
         for _, policy in spec.policies:
-            assert policy.config.num_stages == 4 and policy.config.replicas_per_stage == 2
+            assert policy.config.num_stages == 5 and policy.config.replicas_per_stage == 2
 
 
 def test_a_method_without_stages_refuses_the_stage_model(capsys, tmp_path):

@@ -9,6 +9,7 @@ from policies.pipeline.allocation import (
     Allocation,
     allocation_cost,
     full_pipeline_routes,
+    genetic_allocation,
     random_allocation,
     search_allocation,
 )
@@ -49,6 +50,26 @@ def test_search_finds_the_brute_force_optimum():
     assert found.cost_s == pytest.approx(allocation_cost(hop, found.replicas))
     used = [n for r in found.replicas for n in r]
     assert len(set(used)) == 6 and [len(r) for r in found.replicas] == sizes
+
+
+@pytest.mark.parametrize("dp_weight", [0.0, 0.5])
+def test_genetic_search_finds_the_brute_force_optimum(dp_weight):
+    # DT-FM's genetic search (SkipPipe's allocation), the comparison for the hill climbing
+    rng = np.random.default_rng(3)
+    hop = rng.uniform(0.1, 5.0, size=(7, 7))
+    np.fill_diagonal(hop, 0.0)
+    best = min(
+        allocation_cost(hop, [p[0:2], p[2:4], p[4:6]], dp_weight)
+        for p in itertools.permutations(range(7), 6)
+    )
+    found = genetic_allocation(hop, [2, 2, 2], np.random.default_rng(0), dp_weight=dp_weight)
+    assert found.cost_s == pytest.approx(best)
+    assert found.cost_s == pytest.approx(allocation_cost(hop, found.replicas, dp_weight))
+    assert found == genetic_allocation(hop, [2, 2, 2], np.random.default_rng(0),
+                                       dp_weight=dp_weight)  # deterministic
+    hill = search_allocation(hop, [2, 2, 2], np.random.default_rng(0), restarts=8,
+                             dp_weight=dp_weight)
+    assert hill.cost_s == pytest.approx(best)
 
 
 def test_search_beats_many_random_allocations_on_gcp():

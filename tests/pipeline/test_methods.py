@@ -68,6 +68,7 @@ def test_same_seed_same_trace_and_parameters_change_behaviour():
     (dict(skip_ratio=1.5), "skip_ratio"),
     (dict(max_expansions=0), "max_expansions"),
     (dict(memory_microbatches=0), "memory_microbatches"),
+    (dict(allocation_search="annealing"), "allocation_search"),
 ])
 def test_bad_parameters_name_the_field(params, field):
     with pytest.raises(ValueError, match=field):
@@ -85,6 +86,7 @@ def test_too_many_stage_nodes_for_the_cluster():
     ("full_pipeline", dict(memory_microbatches=1)),
     ("full_pipeline", dict(allocation_restarts=1, seed=2)),   # seeds 0, 1: one restart suffices
     ("full_pipeline", dict(stage_sizes=(3, 2, 2, 2, 2))),
+    ("full_pipeline", dict(allocation_search="genetic")),
     ("random_skip", dict(resample=False, iterations=2)),
     ("random_skip", dict(skip_ratio=0.5)),
     ("skippipe", dict(max_swaps=0)),

@@ -9,6 +9,8 @@ from product_helpers import SMALL_TOML, SMALL_YAML
 
 from sim.config import PolicyConfig, Scenario
 from sim.errors import ScenarioError
+from sim.faults.failure_configs import PoissonConfig
+from sim.faults.straggler_configs import BimodalConfig
 from sim.policy import Policy, register_policy
 from sim.scenario import (
     ScenarioBuilder,
@@ -33,9 +35,11 @@ def test_toml_file_becomes_si_config(small_toml):
     assert s.network.access_latency_s == pytest.approx(0.005)
     assert s.network.topology_params == {"latency_s": pytest.approx(0.02),
                                          "bandwidth_Bps": 1.25e9}
-    assert s.faults.stragglers == {"model": "bimodal", "p": 0.1, "slowdown": 3}
-    assert s.faults.failures == [{"model": "poisson", "rate_per_s": pytest.approx(0.1 / 3600),
-                                  "downtime_s": 600.0}]
+    # each fault table becomes the typed Config of the model it names, in SI units
+    assert s.faults.stragglers == BimodalConfig(p=0.1, slowdown=3)
+    (crashes,) = s.faults.failures
+    assert isinstance(crashes, PoissonConfig)
+    assert (crashes.rate_per_s, crashes.downtime_s) == (pytest.approx(0.1 / 3600), 600.0)
     assert (s.workload.learner, s.workload.batch, s.workload.seq) == ("tiny-llama", 8, 16)
     assert s.policy == PolicyConfig(name="diloco", params={"inner_steps": 10})
     assert (s.run.until_s, s.run.eval_every_s) == (1200.0, 60.0)
@@ -129,9 +133,9 @@ def test_tcp_transport_and_its_table_become_a_tcp_config(small_toml):
     ("cluster.device=tpu", r"^cluster\.device: unknown device 'tpu'; allowed: .*h100"),
     ("cluster.speed.sigma=-1", r"^cluster\.speed\.sigma: must be >= 0"),
     ("cluster.speed=[1.0, 2.0]", r"^cluster\.speed\.values: must have one entry per node \(4\)"),
-    ("faults.stragglers.p=2", r"^faults\.stragglers: .*probability"),
+    ("faults.stragglers.p=2", r"^faults\.stragglers\.p: .*probability"),
     ("faults.failures.rate=5", r"^faults\.failures\[0\]\.rate: 5 has no unit"),
-    ("faults.failures.model=meteor", r"^faults\.failures\.model: must be one of"),
+    ("faults.failures.model=meteor", r"^faults\.failures\[0\]\.model: unknown failures 'meteor'"),
     ("workload.batch=0", r"^workload\.batch: must be >= 1 \(got 0\)"),
     ("workload.learner=gpt5", r"^workload\.learner: unknown learner 'gpt5'; allowed:"),
     ("workload.colour=1", r"^workload\.colour: unknown key; allowed: learner"),

@@ -13,16 +13,18 @@ BANDWIDTH_BPS = 125e6
 LATENCY_S = 0.01
 WORKLOAD = WorkloadConfig(learner="tiny-llama", d_model=16, n_layers=4, n_heads=2, batch=4,
                           seq=16, lr=1e-2, warmup_steps=2, timing="llama-125m", eval_batches=1)
-PIPELINE = dict(num_stages=4, replicas_per_stage=2, microbatches_per_replica=1, forward_s=0.5)
+PIPELINE = dict(num_stages=5, replicas_per_stage=2, microbatches_per_replica=1, forward_s=0.5)
+"""The authors' layout: stage 0 holds the embedding and head, stages 1-4 one block each."""
 
 
 NO_STAGE_FAILURES = StageFailuresConfig(p_hour=0.0)
-"""Stages 1-3 can fail (stage 0 is exempt), but none does unless a test forces it."""
+"""Stages 1-4 can fail (stage 0 is exempt), but none does unless a test forces it."""
 
 
 def scenario(until_s: float = 60.0, seed: int = 0, eval_every_s: float | None = None,
-             faults: StageFailuresConfig | None = NO_STAGE_FAILURES) -> Scenario:
-    """Four stages x two replicas + a store node, 1 Gbit/s access links, no topology core.
+             faults: StageFailuresConfig | None = NO_STAGE_FAILURES,
+             num_nodes: int = 11) -> Scenario:
+    """Five stages x two replicas + a store node, 1 Gbit/s access links, no topology core.
 
     ``faults``: the ``[faults]`` stage-failure model every method faces (``None``: none).
     Fluid transfers: the tests force failures at instants chosen from, and compare recovery
@@ -30,7 +32,7 @@ def scenario(until_s: float = 60.0, seed: int = 0, eval_every_s: float | None = 
     """
     return Scenario(
         name="tiny-pipeline", seed=seed,
-        cluster=ClusterConfig(num_nodes=9, device="h100"),
+        cluster=ClusterConfig(num_nodes=num_nodes, device="h100"),
         faults=FaultsConfig(failures=[faults] if faults is not None else []),
         network=NetworkConfig(model="maxmin", transport="fluid", topology="uniform",
                               uplink_Bps=BANDWIDTH_BPS,
@@ -53,19 +55,19 @@ def forced(policy_cls: type, failures: list[tuple[float, int]], rejoin_s: float 
 
 
 def run_policy(name: str, *, until_s: float = 60.0, failures=None, seed: int = 0,
-               strategy_cls: type | None = None,
+               strategy_cls: type | None = None, rejoin_s: float = 2.0, num_nodes: int = 11,
                faults: StageFailuresConfig | None = NO_STAGE_FAILURES, **params):
     """Run policy ``name`` on the tiny pipeline; returns (result, policy).
 
-    ``failures``: force exactly these ``(time_s, stage)`` failures; ``faults``: the scenario's
-    stage-failure model.
+    ``failures``: force exactly these ``(time_s, stage)`` failures (replacements join
+    ``rejoin_s`` later); ``faults``: the scenario's stage-failure model.
     """
     cls = get_policy(name)
     if failures is not None:
-        cls = forced(cls, failures)
+        cls = forced(cls, failures, rejoin_s)
     if strategy_cls is not None:
         cls = type(cls.__name__, (cls,), {"Strategy": strategy_cls})
         cls.name = name
     policy = cls(**{**PIPELINE, **params})
-    result = run(scenario(until_s, seed, faults=faults), policy)
+    result = run(scenario(until_s, seed, faults=faults, num_nodes=num_nodes), policy)
     return result, policy

@@ -21,6 +21,9 @@ class SpyCheckFree(CheckFree):
     def install(self, pipe, stage, kind, sources):
         seen = {"kind": kind, "sources": sources, "norms": list(pipe.grad_norms),
                 "neighbours": {s: pipe.stage_weights(s) for s in sources}}
+        if kind == "fallback":
+            seen["snapshot"] = self.fallback_weights(pipe, stage)
+            seen["snapshot_step"] = self.edge_uploads.stored_step
         super().install(pipe, stage, kind, sources)
         seen["rebuilt"] = pipe.stage_weights(stage)
         seen["lr_scale"] = pipe.learner.groups[stage].lr_scale
@@ -55,17 +58,17 @@ def test_rebuilt_stage_equals_the_formula_exactly():
 
 
 def test_squared_norms_and_lr_bump_parameters_change_the_rebuild():
-    _, plain = run_policy("checkfree", until_s=25.0, failures=[(FAIL_AT_S, 1)],
+    _, plain = run_policy("checkfree", until_s=25.0, failures=[(FAIL_AT_S, 3)],
                           strategy_cls=SpyCheckFree)
-    _, squared = run_policy("checkfree", until_s=25.0, failures=[(FAIL_AT_S, 1)],
+    _, squared = run_policy("checkfree", until_s=25.0, failures=[(FAIL_AT_S, 3)],
                             strategy_cls=SpyCheckFree, squared_norms=True, lr_bump=1.2)
     a, b = plain.strategy.spied[0], squared.strategy.spied[0]
     name = next(iter(a["rebuilt"]))
     assert not torch.equal(a["rebuilt"][name], b["rebuilt"][name])
     assert b["lr_scale"] == pytest.approx(1.2)
-    g_prev, g_next = b["norms"][0], b["norms"][2]
+    g_prev, g_next = b["norms"][2], b["norms"][4]
     w = (g_next**2 + 1e-4) / (g_next**2 + g_prev**2 + 2e-4)  # weight of W_{i+1}
-    expected = w * b["neighbours"][2][name] + (1 - w) * b["neighbours"][0][name]
+    expected = w * b["neighbours"][4][name] + (1 - w) * b["neighbours"][2][name]
     assert torch.allclose(b["rebuilt"][name], expected, atol=1e-6)
 
 
@@ -82,29 +85,49 @@ def test_recovery_transfer_time_is_the_network_time():
     assert rec.downtime_s >= rec.transfer_s + 2.0 - 1e-9  # rejoin delay first
 
 
-def test_last_stage_uses_the_snapshot_in_checkfree_and_the_partner_in_checkfree_plus():
-    class SpyPlus(CheckFreePlus, SpyCheckFree):
-        pass
+class SpyPlus(CheckFreePlus, SpyCheckFree):
+    pass
 
-    _, cf = run_policy("checkfree", until_s=35.0, failures=[(FAIL_AT_S, 3)],
-                       strategy_cls=SpyCheckFree, edge_checkpoint_every=2)
+
+@pytest.mark.parametrize("stage, copied_from", [(1, 2), (4, 3)])
+def test_edge_stages_copy_their_neighbour_as_the_authors_code_does(stage, copied_from):
+    # The authors' layout: stage 0 holds only the embedding, so the first transformer stage
+    # (1) has one neighbour with blocks, like the last (4). Their convergence code copies it
+    # (plain CheckFree: the only neighbour; CheckFree+: the swap partner, the same stage here).
+    for name, cls in (("checkfree", SpyCheckFree), ("checkfree_plus", SpyPlus)):
+        _, policy = run_policy(name, until_s=25.0, failures=[(FAIL_AT_S, stage)],
+                               strategy_cls=cls)
+        (seen,) = policy.strategy.spied
+        assert seen["kind"] == "copy" and seen["sources"] == (copied_from,), name
+        assert all(torch.equal(v, seen["neighbours"][copied_from][k])
+                   for k, v in seen["rebuilt"].items())
+
+
+def test_checkfree_plus_copies_its_partner_where_checkfree_averages():
+    _, cf = run_policy("checkfree", until_s=25.0, failures=[(FAIL_AT_S, 3)],
+                       strategy_cls=SpyCheckFree)
+    _, plus = run_policy("checkfree_plus", until_s=25.0, failures=[(FAIL_AT_S, 3)],
+                         strategy_cls=SpyPlus)
+    assert (cf.strategy.spied[0]["kind"], cf.strategy.spied[0]["sources"]) == ("average", (2, 4))
+    assert (plus.strategy.spied[0]["kind"], plus.strategy.spied[0]["sources"]) == ("copy", (4,))
+
+
+def test_edge_snapshot_fallback_restores_the_stored_weights():
+    _, cf = run_policy("checkfree", until_s=35.0, failures=[(FAIL_AT_S, 4)],
+                       strategy_cls=SpyCheckFree, edge_fallback="checkpoint",
+                       edge_checkpoint_every=2)
     seen = cf.strategy.spied[0]
     assert seen["kind"] == "fallback"
-    stored = cf.strategy.edge_uploads.stored(3)
+    stored = seen["snapshot"]
     assert all(torch.equal(seen["rebuilt"][k], stored[k]) for k in stored)
-    assert cf.strategy.edge_uploads.stored_step % 2 == 0
-
-    _, plus = run_policy("checkfree_plus", until_s=35.0, failures=[(FAIL_AT_S, 3)],
-                         strategy_cls=SpyPlus)
-    seen = plus.strategy.spied[0]
-    assert seen["kind"] == "copy" and seen["sources"] == (2,)
-    assert all(torch.equal(v, seen["neighbours"][2][k]) for k, v in seen["rebuilt"].items())
+    assert seen["snapshot_step"] % 2 == 0 and seen["snapshot_step"] > 0
+    assert cf.strategy.edge_uploads.stages == [1, 4]  # both edge stages are snapshotted
 
 
 def test_checkfree_plus_swaps_edge_pairs_on_odd_microbatches():
     _, policy = run_policy("checkfree_plus", until_s=1.0, microbatches_per_replica=2)
     routes = [mb.route.stages for mb in policy.pipe.microbatches()]
-    assert routes == [(0, 1, 2, 3), (0, 1, 3, 2)] * 2  # S=4: only the pair (2, 3)
+    assert routes == [(0, 1, 2, 3, 4), (0, 2, 1, 4, 3)] * 2  # pairs (1, 2) and (3, 4)
 
 
 def test_checkpointing_rolls_back_to_the_stored_step():
@@ -162,10 +185,12 @@ def test_every_method_faces_the_same_failures_and_runs_are_deterministic():
 def test_bad_parameters_name_the_field():
     with pytest.raises(ValueError, match="edge_fallback"):
         get_policy("checkfree")(edge_fallback="zeros")
-    with pytest.raises(ValueError, match="checkpoint_every=0"):
+    with pytest.raises(ValueError, match="checkpoint_every: must be >= 1, got 0"):
         get_policy("checkpointing")(checkpoint_every=0)
-    with pytest.raises(ValueError, match="num_stages=2"):
+    with pytest.raises(ValueError, match="num_stages: the recovery family needs >= 3 .*got 2"):
         get_policy("no_failure")(num_stages=2)
+    with pytest.raises(ValueError, match="num_stages: .* >= 4 with embedding_stage=True, got 3"):
+        get_policy("no_failure")(num_stages=3)  # stage 0 holds no block: 2 transformer stages
 
 
 def test_checkfree_plus_rebuilds_stage0_from_stage1_and_the_embedding_copies():
@@ -177,7 +202,8 @@ def test_checkfree_plus_rebuilds_stage0_from_stage1_and_the_embedding_copies():
             self.rebuilt0 = pipe.stage_weights(0)
 
     _, policy = run_policy("checkfree_plus", until_s=35.0, failures=[(FAIL_AT_S, 0)],
-                           strategy_cls=SpyPlus, faults=StageFailuresConfig(exempt=()))
+                           strategy_cls=SpyPlus, faults=StageFailuresConfig(exempt=()),
+                           embedding_stage=False, num_stages=4, num_nodes=9)
     s = policy.strategy
     assert sorted(s.copy_at_failure) == ["embed.weight", "head.weight", "norm.weight"]
     for name, value in s.rebuilt0.items():
@@ -196,13 +222,17 @@ def test_costs_from_the_timing_model_match_the_emulator_rule():
 
     wl = build_workload(WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=32),
                         num_replicas=1, seed=0)
-    costs = microbatch_costs(wl, NoFailureConfig(num_stages=4), get_device("emulator"))
+    costs = microbatch_costs(wl, NoFailureConfig(num_stages=4, embedding_stage=False),
+                             get_device("emulator"))
     assert costs.forward_s == pytest.approx((0.055 * 8 * 3,) * 4)
     assert costs.backward_s == pytest.approx((1.5 * 0.055 * 8 * 3,) * 4)
     assert costs.loss_s == pytest.approx(0.25 * 0.055 * 8 * 4)
     assert costs.activation_nbytes == 8 * 32 * 768 * 4  # B T C fp32
-    fixed = microbatch_costs(wl, NoFailureConfig(num_stages=4, forward_s=2.0), SimpleNamespace())
-    assert fixed.forward_s == (2.0,) * 4 and fixed.loss_s == 0.5
+    # the authors' layout: stage 0 (embedding, head) computes nothing per stage, 4 x 3 blocks
+    authors = microbatch_costs(wl, NoFailureConfig(num_stages=5), get_device("emulator"))
+    assert authors.forward_s == pytest.approx((0.0,) + (0.055 * 8 * 3,) * 4)
+    fixed = microbatch_costs(wl, NoFailureConfig(num_stages=5, forward_s=2.0), SimpleNamespace())
+    assert fixed.forward_s == (0.0,) + (2.0,) * 4 and fixed.loss_s == 0.5
 
 
 def test_redundant_gives_up_one_memory_slot_and_charges_the_successor_forward():
@@ -212,4 +242,5 @@ def test_redundant_gives_up_one_memory_slot_and_charges_the_successor_forward():
     assert base.pipe.executor.config.memory_microbatches == 3
     forward = red.pipe.costs.forward_s
     assert red.strategy.extra_forward_s(red.pipe, 1) == forward[2]
-    assert red.strategy.extra_forward_s(red.pipe, 3) == 0.0  # successor is stage 0: exempt
+    assert red.strategy.extra_forward_s(red.pipe, 0) == forward[1]  # stage 0 backs up stage 1
+    assert red.strategy.extra_forward_s(red.pipe, 4) == 0.0  # successor is stage 0: exempt

@@ -35,5 +35,8 @@ def test_rebuild_rules():
     assert rebuild_rule(4, 5, swap_pairs=pairs) == Rebuild("copy", (3,))
     assert rebuild_rule(3, 5, swap_pairs=pairs) == Rebuild("copy", (4,))
     assert rebuild_rule(1, 5, swap_pairs=pairs) == Rebuild("copy", (2,))
+    # the authors' layout: stage 0 holds no block, so stage 1 has one neighbour to copy from
+    assert rebuild_rule(1, 5, first_block_stage=1) == Rebuild("fallback", ())
+    assert rebuild_rule(2, 5, first_block_stage=1) == Rebuild("average", (1, 3))
     with pytest.raises(ValueError, match="stage=5"):
         rebuild_rule(5, 5)
