@@ -35,6 +35,7 @@ import time
 import numpy as np
 import simpy
 
+from sim.config import NetworkConfig
 from sim.world import World
 from topologies import uniform
 
@@ -61,7 +62,8 @@ def make_world(processes: int, model: str, shared: bool) -> World:
     if shared:
         access = (100e6 / 8,) * processes
         topo = dataclasses.replace(topo, uplink_Bps=access, downlink_Bps=access)
-    return World(topo, network=model, transport="fluid")  # the engine, not the tcp layer
+    # fluid: the engine, not the tcp layer
+    return World(topo, network=NetworkConfig(model=model, transport="fluid"))
 
 
 def engine(scenario: str, processes: int, per_process: int, seed: int) -> tuple[float, int]:

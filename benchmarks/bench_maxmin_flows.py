@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from sim.config import NetworkConfig
 from sim.network.base import Flow
 from sim.network.maxmin import MaxMinNetwork
 from sim.world import World
@@ -71,7 +72,8 @@ def run_workload(topology, *, naive: bool, flow_events: int, flows_per_node: int
     window sees the steady state (about ``nodes * flows_per_node`` flows in flight), not the
     start-up burst.
     """
-    world = World(topology, network="maxmin", transport="fluid", seed=seed)  # the fluid solver
+    world = World(topology, network=NetworkConfig(model="maxmin", transport="fluid"),
+                  seed=seed)  # the fluid solver
     if naive:
         world.network = GlobalRecomputeNetwork(world, topology)
     net = world.network

@@ -39,12 +39,13 @@ def bench_schedule(seed: int) -> None:
         skippipe_routes,
         stage_of_nodes,
     )
+    from sim.config import NetworkConfig
     from sim.world import World
     from topologies import gcp_regions
 
     n, sizes, m = 20, [5, 3, 3, 3, 3, 3], 3
-    world = World(gcp_regions(n), network="ideal", transport="fluid",  # the authors' emulator
-                  flops_per_s=1e12)
+    world = World(gcp_regions(n), network=NetworkConfig(model="ideal", transport="fluid"),
+                  flops_per_s=1e12)  # fluid: the authors' emulator
     t0 = time.perf_counter()
     hop = hop_cost_matrix(*network_matrices(world.network, n), 32 * 2**20, 0.35)
     costs = NodeCosts(hop_s=hop, forward_s=np.full(n, 0.055 * 8 * 4))

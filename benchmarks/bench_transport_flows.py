@@ -19,13 +19,14 @@ import time
 import numpy as np
 from bench_maxmin_flows import make_topology  # the same two topologies, one definition
 
+from sim.config import NetworkConfig
 from sim.world import World
 
 
 def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: int,
                  median_bytes: float, seed: int) -> dict:
     """CPU time of ``flow_events`` message starts and ends after a warm-up."""
-    world = World(topology, network="maxmin", transport=transport, seed=seed)
+    world = World(topology, network=NetworkConfig(model="maxmin", transport=transport), seed=seed)
     net = world.network
     n = world.num_nodes
 

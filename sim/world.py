@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
+from sim.config import NetworkConfig
 from sim.errors import ScenarioError
 from sim.network import network_class
 from sim.node import Node
@@ -155,14 +156,13 @@ class World:
     topology:
         A ``topologies.Topology`` (sites, links, each node's site).
     seed:
-        Root of every random stream.
+        Root of every random stream, or the run's :class:`~sim.seeds.SeedTree` itself
+        (:meth:`build` passes the tree it drew the topology and the faults from: one per run).
     network:
-        ``"ideal"`` or ``"maxmin"``.
-    transport, tcp:
-        ``"tcp"`` (default) or ``"fluid"``, and the former's ``sim.network.TcpConfig``
-        (``None``: defaults).
-    uplink_Bps, downlink_Bps, access_latency_s, tcp_efficiency:
-        Access links and TCP efficiency (see :class:`sim.network.Network`).
+        The network: a :class:`~sim.config.NetworkConfig` (model, transport and its
+        ``TcpConfig``, access links, TCP efficiency; its topology fields are not read: the
+        ``topology`` is given), or just a model name (``"ideal"``, ``"maxmin"``) for the
+        defaults of the rest.
     device:
         A device profile (``workloads.get_device``), or ``None``.
     flops_per_s:
@@ -177,16 +177,14 @@ class World:
         What the recorder keeps: ``"full"`` or ``"aggregate"`` (``sim.recorder.make_recorder``).
     """
 
-    def __init__(self, topology: Any, *, seed: int = 0, network: str = "maxmin",
-                 transport: str = "tcp", tcp: Any = None,
-                 uplink_Bps: float | None = None, downlink_Bps: float | None = None,
-                 access_latency_s: float = 0.0, tcp_efficiency: float = 1.0,
-                 device: Any = None, flops_per_s: float | Sequence[float] | None = None,
+    def __init__(self, topology: Any, *, seed: int | SeedTree = 0,
+                 network: NetworkConfig | str = "maxmin", device: Any = None,
+                 flops_per_s: float | Sequence[float] | None = None,
                  speeds: Sequence[float] | np.ndarray | None = None, stragglers: Any = None,
                  slots: int = 1, memory_bytes: float | None = None,
                  record: str = "full") -> None:
         self.env = Environment()
-        self.seeds = SeedTree(seed)
+        self.seeds = seed if isinstance(seed, SeedTree) else SeedTree(seed)
         self.topology = topology
         self.failure_horizon_s: float | None = None
         self.stage_failures: StageFailureSchedule | None = None
@@ -197,10 +195,11 @@ class World:
         names = [f"node{i}" for i in range(n)]
         self.recorder = make_recorder(self.env, names, record)
         self.nodes: list[Node] = []
-        extra = {"tcp": tcp} if transport == "tcp" else {}
-        self.network = network_class(network, transport)(
-            self, topology, uplink_Bps=uplink_Bps, downlink_Bps=downlink_Bps,
-            access_latency_s=access_latency_s, tcp_efficiency=tcp_efficiency, **extra)
+        net = NetworkConfig(model=network) if isinstance(network, str) else network
+        extra = {"tcp": net.tcp} if net.transport == "tcp" else {}
+        self.network = network_class(net.model, net.transport)(
+            self, topology, uplink_Bps=net.uplink_Bps, downlink_Bps=net.downlink_Bps,
+            access_latency_s=net.access_latency_s, tcp_efficiency=net.tcp_efficiency, **extra)
         if flops_per_s is None:
             peak = getattr(device, "peak_flops_per_s", None)
             flops_per_s = peak * getattr(device, "efficiency", 1.0) if peak else math.nan
@@ -263,10 +262,7 @@ class World:
                                                num_nodes=cluster.num_nodes, rng=rng)
                           if isinstance(faults.stragglers, Mapping)
                           else faults.stragglers.build(num_nodes=cluster.num_nodes, rng=rng))
-        world = cls(topology, seed=scenario.seed, network=net.model,
-                    transport=net.transport, tcp=net.tcp, uplink_Bps=net.uplink_Bps,
-                    downlink_Bps=net.downlink_Bps, access_latency_s=net.access_latency_s,
-                    tcp_efficiency=net.tcp_efficiency, device=device, speeds=speeds,
+        world = cls(topology, seed=seeds, network=net, device=device, speeds=speeds,
                     stragglers=stragglers, slots=cluster.compute_slots,
                     memory_bytes=cluster.memory_bytes, record=scenario.run.record)
         horizon = horizon_s or scenario.run.until_s or DEFAULT_FAILURE_HORIZON_S

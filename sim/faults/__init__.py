@@ -27,19 +27,16 @@ from sim.faults.failures import (
     partition_cut_links,
 )
 from sim.faults.injector import fail_at, start_injector
+from sim.faults.node_stragglers import BurstyPattern, GilbertElliott, PerNodeModels, TraceReplay
 from sim.faults.stages import StageFailure, StageFailureSchedule, StageFailuresConfig
 from sim.faults.straggler_configs import make_straggler_model
 from sim.faults.stragglers import (
     Bimodal,
-    BurstyPattern,
-    GilbertElliott,
     LogNormal,
     NoStragglers,
     Pareto,
-    PerNodeModels,
     ShiftedExponential,
     StragglerModel,
-    TraceReplay,
     speed_multipliers,
 )
 from sim.faults.traces import read_failure_trace, read_straggler_trace, write_failure_trace

@@ -14,7 +14,7 @@ A pattern is a boolean array of shape ``(rounds, workers)``: ``pattern[r, i]`` i
 worker ``i`` straggles in round ``r``. :func:`generate_bursty_pattern` draws a conformant
 pattern with as many straggles as the model admits; :func:`check_bursty_pattern` lists the
 violations of any pattern. Both are pure (no SimPy); replay a pattern with
-:class:`sim.faults.stragglers.BurstyPattern`.
+:class:`sim.faults.node_stragglers.BurstyPattern`.
 
 The densest conformant pattern has ``min(lam, n) * B`` straggles every ``B + W - 1`` rounds
 (a window can hold ``lam`` workers, and a worker that ends a burst must then stay quiet for

@@ -25,17 +25,14 @@ import numpy as np
 from sim.components import component, make_config, register_component
 from sim.errors import FieldError, ScenarioError
 from sim.faults.bursty import check_bursty_params, generate_bursty_pattern
+from sim.faults.node_stragglers import BurstyPattern, GilbertElliott, PerNodeModels, TraceReplay
 from sim.faults.stragglers import (
     Bimodal,
-    BurstyPattern,
-    GilbertElliott,
     LogNormal,
     NoStragglers,
     Pareto,
-    PerNodeModels,
     ShiftedExponential,
     StragglerModel,
-    TraceReplay,
     check_positive,
     check_probability,
     check_slowdown,

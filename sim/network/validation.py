@@ -90,6 +90,7 @@ class Case:
 def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
             tcp: TcpConfig | None = None) -> list[float]:
     """Delivery time of every message of ``case`` in dtsim (s)."""
+    from sim.config import NetworkConfig
     from sim.world import World
     from topologies import uniform
 
@@ -98,8 +99,8 @@ def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
     up = tuple(r / 8 for r in case.rate_bps)
     down = tuple(r / 8 for r in case.down_bps) if case.down_bps else up
     topo = replace(topo, uplink_Bps=up, downlink_Bps=down, access_latency_s=tuple(case.delay_s))
-    world = World(topo, network=model, transport=transport,
-                  tcp=tcp if transport == "tcp" else None)
+    world = World(topo, network=NetworkConfig(model=model, transport=transport,
+                                              tcp=tcp if transport == "tcp" else None))
     messages = case.messages
     delivered = [-1.0] * len(messages)
     launched = [False] * len(messages)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.config import NetworkConfig
 from sim.errors import SimFailure
 from sim.network.base import Flow, Network
 from sim.world import World
@@ -111,7 +112,7 @@ def access_world(n: int, uplinks: list, downlinks: list, core_Bps: float) -> Wor
     """``n`` nodes behind one switch (core links ``core_Bps``) with per-node access links."""
     topo = dataclasses.replace(uniform(n, latency_s=0.001, bandwidth_Bps=core_Bps),
                                uplink_Bps=tuple(uplinks), downlink_Bps=tuple(downlinks))
-    return World(topo, network="maxmin", transport="fluid")
+    return World(topo, network=NetworkConfig(model="maxmin", transport="fluid"))
 
 
 def datacenter_world(n: int, clusters: int, wan_Bps: float) -> World:
@@ -119,7 +120,8 @@ def datacenter_world(n: int, clusters: int, wan_Bps: float) -> World:
     topo = clusters_of_clusters(n, num_clusters=clusters, intra_latency_s=0.001,
                                 intra_bandwidth_Bps=10.0, wan_latency_s=0.01,
                                 wan_bandwidth_Bps=wan_Bps)
-    return World(topo, network="maxmin", transport="fluid", tcp_efficiency=0.9)
+    return World(topo, network=NetworkConfig(model="maxmin", transport="fluid",
+                                             tcp_efficiency=0.9))
 
 
 bandwidth = st.one_of(st.none(), st.sampled_from([1.0, 2.0, 3.0, 5.0, 8.0]))
@@ -187,8 +189,8 @@ def test_rates_equal_global_progressive_filling_at_any_moment(world, plan, momen
 @given(world=worlds(), plan=transfers,
        kills=st.lists(st.tuples(st.floats(0, 4), st.integers(0, 7)), max_size=2))
 def test_completion_times_equal_the_naive_global_recompute(world, plan, kills):
-    twin = World(world.topology, network="maxmin", transport="fluid",
-                 tcp_efficiency=world.network.efficiency)
+    twin = World(world.topology, network=NetworkConfig(
+        model="maxmin", transport="fluid", tcp_efficiency=world.network.efficiency))
     twin.network = NaiveNetwork(twin, twin.topology, tcp_efficiency=world.network.efficiency)
     incremental, naive = start(world, plan, kills), start(twin, plan, kills)
     world.env.run()
@@ -275,11 +277,11 @@ def test_coalesced_rerating_equals_the_oracle_and_per_change_rerating(world, pla
     end at the same instants as others (the collective's pattern that coalescing is for).
     """
     efficiency = world.network.efficiency
-    per_change = World(world.topology, network="maxmin", transport="fluid",
-                       tcp_efficiency=efficiency)
+    per_change = World(world.topology, network=NetworkConfig(
+        model="maxmin", transport="fluid", tcp_efficiency=efficiency))
     per_change.network.coalesce = False
-    naive = World(world.topology, network="maxmin", transport="fluid",
-                  tcp_efficiency=efficiency)
+    naive = World(world.topology, network=NetworkConfig(
+        model="maxmin", transport="fluid", tcp_efficiency=efficiency))
     naive.network = NaiveNetwork(naive, naive.topology, tcp_efficiency=efficiency)
     runs = [start(w, plan, kills) for w in (world, per_change, naive)]
     for w in (world, per_change, naive):

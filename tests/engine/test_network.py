@@ -99,10 +99,12 @@ def test_transfer_to_a_failed_node_is_cut_and_accounted(model):
 
 
 def test_link_down_cuts_flows_and_reroutes_nothing_on_a_star():
+    from sim.config import NetworkConfig
     from sim.world import World
     from topologies import star
 
-    world = World(star(3, latency_s=0.0, bandwidth_Bps=1e6), network="maxmin", transport="fluid")
+    world = World(star(3, latency_s=0.0, bandwidth_Bps=1e6),
+                  network=NetworkConfig(model="maxmin", transport="fluid"))
     ev = world.network.transfer(0, 1, 1e6)
     world.env.run(until=0.25)
     site0, site1 = world.nodes[0].site, world.nodes[1].site

@@ -68,6 +68,7 @@ def test_a_schedule_as_messages_runs_like_the_executor(transport):
     from dataclasses import replace
 
     from sim import collectives as C
+    from sim.config import NetworkConfig
     from sim.network.validation import Case, schedule_messages
     from sim.world import World
     from topologies import uniform
@@ -78,7 +79,7 @@ def test_a_schedule_as_messages_runs_like_the_executor(transport):
                 messages=schedule_messages(schedule, window=C.GLOO_WINDOW, fences=(fence,)))
     topo = replace(uniform(k), uplink_Bps=(12.5e6,) * k, downlink_Bps=(12.5e6,) * k,
                    access_latency_s=(0.005,) * k)
-    world = World(topo, network="maxmin", transport=transport)
+    world = World(topo, network=NetworkConfig(model="maxmin", transport=transport))
     proc = C.gloo_ring_allreduce(world, list(range(k)), m)
     world.env.run()
     assert case.makespan_s(predict(case, transport=transport)) == pytest.approx(proc.value,

@@ -16,6 +16,7 @@ import pytest
 
 import sim.network.base as base
 from sim import collectives
+from sim.config import NetworkConfig
 from sim.errors import CollectiveAborted
 from sim.world import World
 from topologies import (
@@ -104,8 +105,8 @@ def check_routes_match(net) -> None:
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
 def test_every_route_equals_a_per_node_dijkstra(name):
-    world = World(TOPOLOGIES[name](), network="ideal", uplink_Bps=1e8, downlink_Bps=2e8,
-                  access_latency_s=1e-3)
+    world = World(TOPOLOGIES[name](), network=NetworkConfig(
+        model="ideal", uplink_Bps=1e8, downlink_Bps=2e8, access_latency_s=1e-3))
     check_routes_match(world.network)
 
 

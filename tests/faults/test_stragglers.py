@@ -13,17 +13,14 @@ import math
 import numpy as np
 import pytest
 
+from sim.faults.node_stragglers import BurstyPattern, GilbertElliott, PerNodeModels, TraceReplay
 from sim.faults.straggler_configs import make_straggler_model
 from sim.faults.stragglers import (
     Bimodal,
-    BurstyPattern,
-    GilbertElliott,
     LogNormal,
     NoStragglers,
     Pareto,
-    PerNodeModels,
     ShiftedExponential,
-    TraceReplay,
     speed_multipliers,
 )
 

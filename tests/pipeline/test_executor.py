@@ -15,6 +15,7 @@ from policies.pipeline.executor import (
 )
 from policies.pipeline.timeline import simulate_iteration
 from sim import collectives
+from sim.config import NetworkConfig
 from sim.world import World
 from topologies import gcp_regions
 
@@ -25,7 +26,8 @@ STAGE_OF = {n: s for s, nodes in enumerate(PLACEMENT) for n in nodes}
 
 def make(network="ideal", memory=2, overhead=0.35, allreduce=False, hooks=None, n=10):
     # fluid transfers: the pure timeline and the ring closed form are the emulator's
-    world = World(gcp_regions(n), network=network, transport="fluid", flops_per_s=1e12)
+    world = World(gcp_regions(n), network=NetworkConfig(model=network, transport="fluid"),
+                  flops_per_s=1e12)
     costs = MicrobatchCosts.uniform(num_stages=4, forward_s=1.76, activation_nbytes=ACT,
                                     grad_nbytes=1e8)
     ex = PipelineExecutor(world, StagePlacement(PLACEMENT), costs,
