@@ -105,7 +105,9 @@ def scenario(args: argparse.Namespace, network: str) -> Scenario:
         seed=args.seed,
         cluster=ClusterConfig(num_nodes=args.nodes, device="h100"),
         network=NetworkConfig(model=network, topology=args.topology, topology_params=topo_params,
-                              uplink_Bps=args.bandwidth_Bps, downlink_Bps=args.bandwidth_Bps),
+                              uplink_Bps=args.bandwidth_Bps, downlink_Bps=args.bandwidth_Bps,
+                              **({"transport": args.transport} if getattr(args, "transport", None)
+                                 else {})),
         workload=WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=128),
         policy=PolicyConfig(name="diloco", params={}),
         # a node reports inner step H*S + 1 right after outer step S completes: S outer steps
@@ -168,13 +170,17 @@ def main() -> None:
     parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"],
                         choices=["ideal", "maxmin", "maxmin-per-change"],
                         help="maxmin-per-change: re-rate at every flow start/end (no coalescing)")
+    parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
+                        help="network.transport (default: the scenario default, tcp)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the top N functions of a cProfile of each run")
     args = parser.parse_args()
 
+    transport = args.transport or NetworkConfig().transport
     print(f"timing-only DiLoCo: {args.nodes} nodes, H={args.inner_steps}, {args.allreduce} "
-          f"all-reduce, {args.topology} topology, {args.steps} outer steps per run")
+          f"all-reduce, {args.topology} topology, {transport} transport, {args.steps} outer "
+          f"steps per run")
     rows = [measure(args, network) for network in args.networks]
     header = ("network", "outer steps", "events", "flows", "first step s (cpu)",
               "later steps ms (cpu)", "whole run s (wall / cpu)", "events/s (cpu)",
