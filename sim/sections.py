@@ -25,7 +25,7 @@ from sim.config import (
     PolicyConfig,
     RunConfig,
 )
-from sim.errors import ScenarioError, refuse_unknown_keys
+from sim.errors import FieldError, ScenarioError, refuse_unknown_keys
 from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
 from sim.network.tcp import TcpConfig
 from sim.tables import check_param_types as _check_param_types
@@ -52,8 +52,10 @@ def cluster_config(section: ClusterSection) -> ClusterConfig:
         try:
             speed_multipliers(section.nodes, dist=speed.get("dist", "constant"),
                               rng=np.random.default_rng(0), **params)
-        except (TypeError, ValueError) as exc:
-            raise _as_scenario_error("cluster.speed", exc) from None
+        except ScenarioError:
+            raise  # names its key (cluster.speed.sigma, ...)
+        except (TypeError, ValueError) as exc:  # a value that is not a number, e.g. sigma = "x"
+            raise ScenarioError("cluster.speed", str(exc)) from None
     _check_device(section.device)
     return ClusterConfig(num_nodes=section.nodes, device=section.device, speed=speed,
                          compute_slots=section.compute_slots, memory_bytes=section.memory)
@@ -221,8 +223,10 @@ def workload_config(section: Mapping[str, Any], base: Path) -> Any:
         params["data"] = f"text:{path.resolve()}"
     try:
         return WorkloadConfig(**params)
+    except FieldError as exc:
+        raise ScenarioError(f"workload.{exc.field}", exc.message) from None
     except (TypeError, ValueError) as exc:
-        raise _as_scenario_error("workload", exc) from None
+        raise ScenarioError("workload", str(exc)) from None
 
 
 def _check_workload_names(params: Mapping[str, Any]) -> None:

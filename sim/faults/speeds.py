@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.errors import ScenarioError
+
 SPEED_DISTRIBUTIONS = ("constant", "lognormal", "uniform", "list")
 
 
@@ -28,6 +30,11 @@ def speed_multipliers(
         ``"list"`` (``values``: one speed per node, e.g. mixed GPU generations).
     rng:
         Random stream (drawn from only by ``lognormal`` and ``uniform``).
+
+    Raises
+    ------
+    ScenarioError
+        Naming the ``cluster.speed`` key that is not allowed (a scenario's ``[cluster] speed``).
     """
     if num_nodes < 0:
         raise ValueError(f"num_nodes must be >= 0, got {num_nodes!r}")
@@ -38,40 +45,36 @@ def speed_multipliers(
         "list": {"values"},
     }
     if dist not in allowed:
-        raise ValueError(
-            f"cluster.speed.dist must be one of {list(SPEED_DISTRIBUTIONS)}, got {dist!r}"
-        )
+        raise ScenarioError("cluster.speed.dist", f"must be one of {list(SPEED_DISTRIBUTIONS)}, "
+                                                  f"got {dist!r}")
     unknown = sorted(set(params) - allowed[dist])
     if unknown:
-        raise ValueError(
-            f"cluster.speed: unknown parameter(s) {unknown} for dist {dist!r}; "
-            f"allowed: {sorted(allowed[dist])}"
-        )
+        raise ScenarioError(f"cluster.speed.{unknown[0]}", f"unknown parameter for dist {dist!r}; "
+                                                           f"allowed: {sorted(allowed[dist])}")
     if dist == "constant":
         speeds = np.full(num_nodes, float(params.get("value", 1.0)))
     elif dist == "lognormal":
         if "sigma" not in params:
-            raise ValueError("cluster.speed.sigma is required for dist 'lognormal'")
+            raise ScenarioError("cluster.speed.sigma", "required for dist 'lognormal'")
         sigma = float(params["sigma"])
         if not sigma >= 0.0:
-            raise ValueError(f"cluster.speed.sigma must be >= 0, got {sigma!r}")
+            raise ScenarioError("cluster.speed.sigma", f"must be >= 0, got {sigma!r}")
         speeds = np.exp(float(params.get("mu", 0.0)) + sigma * rng.standard_normal(num_nodes))
     elif dist == "uniform":
         if "low" not in params or "high" not in params:
-            raise ValueError("cluster.speed.low and cluster.speed.high are required for 'uniform'")
+            raise ScenarioError("cluster.speed", "low and high are required for dist 'uniform'")
         low, high = float(params["low"]), float(params["high"])
         if not 0.0 < low <= high:
-            raise ValueError(f"cluster.speed needs 0 < low <= high, got low={low!r}, high={high!r}")
+            raise ScenarioError("cluster.speed", f"needs 0 < low <= high, got low={low!r}, "
+                                                 f"high={high!r}")
         speeds = rng.uniform(low, high, size=num_nodes)
     else:
         if "values" not in params:
-            raise ValueError("cluster.speed.values is required for dist 'list'")
+            raise ScenarioError("cluster.speed.values", "required for dist 'list'")
         speeds = np.asarray(params["values"], dtype=float).reshape(-1)
         if speeds.size != num_nodes:
-            raise ValueError(
-                f"cluster.speed.values must have one entry per node ({num_nodes}), "
-                f"got {speeds.size}"
-            )
+            raise ScenarioError("cluster.speed.values", f"must have one entry per node "
+                                                        f"({num_nodes}), got {speeds.size}")
     if not np.all(np.isfinite(speeds) & (speeds > 0)):
-        raise ValueError(f"cluster.speed: every speed must be finite and > 0, got {speeds!r}")
+        raise ScenarioError("cluster.speed", f"every speed must be finite and > 0, got {speeds!r}")
     return speeds

@@ -135,3 +135,43 @@ def test_gradient_coding_check_names_the_field(tmp_path, capsys, nodes, extra, f
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and field in err[0] and words in err[0]
+
+
+@pytest.mark.parametrize(("table", "field", "message"), [
+    ({"batch": 0}, "batch", "must be >= 1 (got 0)"),
+    ({"optimizer": "adam"}, "optimizer", "allowed ['adamw', 'sgd'] (got 'adam')"),
+    ({"warmup_steps": 5, "total_steps": 3}, "total_steps",
+     "must exceed warmup_steps=5 (or be None) (got 3)"),
+    ({"held_out_fraction": 1.0}, "held_out_fraction", "must be in (0, 1) (got 1.0)"),
+])
+def test_workload_config_refuses_with_field_errors(tmp_path, table, field, message):
+    """``WorkloadConfig`` raises FieldError; the loader writes ``workload.<field>`` from it."""
+    from sim.sections import workload_config
+    from workloads.config import WorkloadConfig
+
+    with pytest.raises(FieldError) as raised:
+        WorkloadConfig(**table)
+    assert (raised.value.field, raised.value.message) == (field, message)
+    with pytest.raises(ScenarioError) as loaded:
+        workload_config(table, tmp_path)
+    assert str(loaded.value) == f"workload.{field}: {message}"
+
+
+@pytest.mark.parametrize(("speed", "field", "words"), [
+    ({"dist": "moon"}, "cluster.speed.dist", "must be one of"),
+    ({"dist": "lognormal", "sigma": -1.0}, "cluster.speed.sigma", "must be >= 0"),
+    ({"dist": "lognormal"}, "cluster.speed.sigma", "required for dist 'lognormal'"),
+    ({"dist": "lognormal", "sgma": 1.0}, "cluster.speed.sgma", "allowed: ['mu', 'sigma']"),
+    ({"dist": "list", "values": [1.0]}, "cluster.speed.values", "one entry per node (4), got 1"),
+    ({"dist": "uniform", "low": 2.0, "high": 1.0}, "cluster.speed", "0 < low <= high"),
+])
+def test_speed_refusals_name_their_key(speed, field, words):
+    """``speed_multipliers`` raises ScenarioError naming the key; nothing reads the message."""
+    import numpy as np
+
+    from sim.faults.speeds import speed_multipliers
+
+    params = {k: v for k, v in speed.items() if k != "dist"}
+    with pytest.raises(ScenarioError) as refused:
+        speed_multipliers(4, dist=speed["dist"], rng=np.random.default_rng(0), **params)
+    assert (refused.value.field, words in refused.value.message) == (field, True)
