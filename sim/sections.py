@@ -25,7 +25,7 @@ from sim.config import (
     PolicyConfig,
     RunConfig,
 )
-from sim.errors import FieldError, ScenarioError, refuse_unknown_keys
+from sim.errors import ScenarioError, refuse_unknown_keys
 from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
 from sim.network.tcp import TcpConfig
 from sim.tables import check_param_types as _check_param_types
@@ -223,10 +223,8 @@ def workload_config(section: Mapping[str, Any], base: Path) -> Any:
         params["data"] = f"text:{path.resolve()}"
     try:
         return WorkloadConfig(**params)
-    except FieldError as exc:
-        raise ScenarioError(f"workload.{exc.field}", exc.message) from None
     except (TypeError, ValueError) as exc:
-        raise ScenarioError("workload", str(exc)) from None
+        raise _as_scenario_error("workload", exc) from None
 
 
 def _check_workload_names(params: Mapping[str, Any]) -> None:

@@ -137,26 +137,6 @@ def test_gradient_coding_check_names_the_field(tmp_path, capsys, nodes, extra, f
     assert len(err) == 1 and field in err[0] and words in err[0]
 
 
-@pytest.mark.parametrize(("table", "field", "message"), [
-    ({"batch": 0}, "batch", "must be >= 1 (got 0)"),
-    ({"optimizer": "adam"}, "optimizer", "allowed ['adamw', 'sgd'] (got 'adam')"),
-    ({"warmup_steps": 5, "total_steps": 3}, "total_steps",
-     "must exceed warmup_steps=5 (or be None) (got 3)"),
-    ({"held_out_fraction": 1.0}, "held_out_fraction", "must be in (0, 1) (got 1.0)"),
-])
-def test_workload_config_refuses_with_field_errors(tmp_path, table, field, message):
-    """``WorkloadConfig`` raises FieldError; the loader writes ``workload.<field>`` from it."""
-    from sim.sections import workload_config
-    from workloads.config import WorkloadConfig
-
-    with pytest.raises(FieldError) as raised:
-        WorkloadConfig(**table)
-    assert (raised.value.field, raised.value.message) == (field, message)
-    with pytest.raises(ScenarioError) as loaded:
-        workload_config(table, tmp_path)
-    assert str(loaded.value) == f"workload.{field}: {message}"
-
-
 @pytest.mark.parametrize(("speed", "field", "words"), [
     ({"dist": "moon"}, "cluster.speed.dist", "must be one of"),
     ({"dist": "lognormal", "sigma": -1.0}, "cluster.speed.sigma", "must be >= 0"),
