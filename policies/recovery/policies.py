@@ -36,6 +36,31 @@ from policies.recovery.strategies import (
     Redundant,
 )
 from sim.policy import Policy, RunContext, register_policy
+from workloads.config import WorkloadConfig
+from workloads.timing import preset_config, preset_names
+from workloads.workload import DEFAULT_LLAMA, TINY_LLAMA
+
+
+def model_blocks(workload: WorkloadConfig, *, timing_only: bool) -> tuple[int, ...]:
+    """Blocks of the models a run would split into stages, from the configuration alone.
+
+    The timing model's ``n_layers`` (it prices every stage) and, unless ``timing_only``, the
+    decoder learner's (its stages hold real blocks); the same numbers
+    :class:`~workloads.workload.Workload` builds, without building data or weights. A learner
+    that is not a decoder is refused when the run sets up.
+    """
+    learner = workload.n_layers
+    if learner is None:
+        if workload.learner in preset_names():
+            learner = preset_config(workload.learner).n_layers
+        elif workload.learner not in ("mlp", "cnn"):
+            learner = int((TINY_LLAMA if workload.learner == "tiny-llama" else DEFAULT_LLAMA)
+                          ["n_layers"])
+    timing = (preset_config(workload.timing).n_layers if workload.timing in preset_names()
+              else learner)
+    counts = (timing,) if timing_only else (timing, learner)
+    return tuple(dict.fromkeys(n for n in counts if n is not None))
+
 
 RECOVERY_POLICIES = ("checkfree", "checkfree_plus", "checkpointing", "redundant", "no_failure")
 """The registered names of the family, in the order figures list them."""
@@ -50,8 +75,29 @@ class PipelineRecoveryPolicy(Policy):
         """Stage ``s`` is nodes ``s R .. s R + R - 1``: a ``stage`` failure takes them all."""
         return self.config.stage_nodes(num_nodes)
 
+    def check(self, scenario: Any) -> None:
+        """The pipeline fits the cluster and the model, before any world is built."""
+        self._check_shape(scenario.cluster.num_nodes,
+                          model_blocks(scenario.workload, timing_only=scenario.run.timing_only))
+
+    def _check_shape(self, num_nodes: int, blocks: tuple[int, ...]) -> None:
+        """One rule for :meth:`check` and :meth:`setup`: nodes, store node, blocks per stage.
+
+        ``blocks``: the block counts the stages split (the timing model's, and the learner's
+        when it does math).
+        """
+        self.config.stage_nodes(num_nodes)
+        if self.Strategy.store_for is not None:
+            self.config.check_store_node(num_nodes, self.Strategy.store_for)
+        for n_layers in blocks:
+            self.config.check_blocks(n_layers, equal=self.Strategy.equal_stages)
+
     def setup(self, ctx: RunContext) -> None:
         """Build the pipeline and the learner; the stage failures are the world's."""
+        wl = ctx.workload
+        learner = () if ctx.run.timing_only or not wl.is_language_model else (
+            wl.llama_config().n_layers,)
+        self._check_shape(ctx.world.num_nodes, (wl.timing.n_layers, *learner))
         self.strategy = self.Strategy(self.config)
         self.pipe = RecoveringPipeline(ctx, self.config, self.strategy,
                                        ctx.world.stage_failures)

@@ -25,7 +25,7 @@ five strategies, and the strategies are built from each other's parts:
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -44,6 +44,11 @@ class RecoveryStrategy:
     config:
         The method's config (read by the subclasses that have parameters).
     """
+
+    equal_stages: ClassVar[bool] = False
+    """Every transformer stage must hold the same number of blocks (checked before the run)."""
+    store_for: ClassVar[str | None] = None
+    """What needs the checkpoint store node (checked before the run), ``None``: nothing."""
 
     def __init__(self, config: Any = None) -> None:
         self.config = config
@@ -121,10 +126,7 @@ class StageUploads:
 
     def setup(self, pipe: Pipe, what: str) -> None:
         """Check the store node exists; the initial state is a free checkpoint of step 0."""
-        if pipe.store_node is None:
-            raise ValueError(
-                f"cluster.num_nodes={pipe.world.num_nodes}: {what} needs a store node; use "
-                f"num_stages x replicas_per_stage + 1 = {pipe.config.num_pipeline_nodes + 1}")
+        pipe.config.check_store_node(pipe.world.num_nodes, what)
         self.store.seed_initial(
             {i: self._state(pipe, s) for i, s in enumerate(self.stages)},
             {i: self.nbytes(pipe, s) for i, s in enumerate(self.stages)})
@@ -199,6 +201,8 @@ class CheckFree(RecoveryStrategy):
         ``squared_norms``, ``edge_fallback``, ``edge_checkpoint_every``).
     """
 
+    equal_stages = True  # a stage is rebuilt from its neighbours' weights
+
     def __init__(self, config: Any) -> None:
         self.config = config
         self.first_block_stage = 0
@@ -213,12 +217,6 @@ class CheckFree(RecoveryStrategy):
         self.first_block_stage = 1 if pipe.config.embedding_stage else 0
         self.initial = {s: pipe.stage_weights(s) for s in range(S)}
         """Initial weights (every node can build them from the seed, no transfer)."""
-        layers = [len(r) for r in pipe.learner_layer_ranges()][self.first_block_stage:]
-        if len(set(layers)) > 1:
-            raise ValueError(
-                f"workload.n_layers={sum(layers)}: {type(self).__name__} rebuilds a stage from "
-                f"its neighbours, so every stage needs the same number of blocks; "
-                f"num_stages={S} gives {layers}")
         fallback = [s for s in range(S) if s not in pipe.config_exempt
                     and self.rule(s, S).kind == "fallback"]
         if fallback and self.config.edge_fallback == "checkpoint":
@@ -403,6 +401,8 @@ class Checkpointing(RecoveryStrategy):
     config:
         A :class:`~policies.recovery.config.CheckpointingConfig` (``checkpoint_every``).
     """
+
+    store_for = "checkpointing"
 
     def __init__(self, config: Any) -> None:
         self.config = config
