@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from sim.errors import CollectiveAborted
+from sim.errors import CollectiveAborted, FieldError
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -196,10 +196,10 @@ def run_schedule(world: World, schedule: Schedule, *, name: str = "collective",
 
 
 def check_timeout(timeout_s: float, field: str = "timeout_s") -> None:
-    """Raise ValueError naming ``field`` unless ``timeout_s`` is a finite number >= 0."""
+    """Raise FieldError naming ``field`` unless ``timeout_s`` is a finite number >= 0."""
     if not (isinstance(timeout_s, (int, float)) and 0.0 <= timeout_s < math.inf):
-        raise ValueError(f"{field}: seconds a collective waits for a failed peer, a finite "
-                         f"number >= 0; got {timeout_s!r}")
+        raise FieldError(field, f"seconds a collective waits for a failed peer, a finite "
+                                f"number >= 0; got {timeout_s!r}")
 
 
 def _execute(world: World, schedule: Schedule, name: str, label: str, window: int = 1,

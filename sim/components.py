@@ -10,10 +10,10 @@ data set, a device profile. Each is registered under ``(kind, name)`` with
 
 :func:`config_from_table` is the one way a scenario table becomes a Config: it applies the unit
 rules of :mod:`sim.tables`, refuses unknown keys, checks simple types, builds the Config and
-turns a refusal into a :class:`~sim.errors.ScenarioError` that names the field. A Config that
-raises :class:`~sim.errors.FieldError` names its field structurally. (Configs written before
-``FieldError`` existed raise ``ValueError("field: message")``; the field is then taken from the
-message only when it is one of the Config's own field names. New Configs use ``FieldError``.)
+turns a refusal into a :class:`~sim.errors.ScenarioError` that names the field. A Config
+refuses a value by raising :class:`~sim.errors.FieldError` (the field's name and the message);
+the field is taken from the exception, never read from the message. Any other ``ValueError`` or
+``TypeError`` from a Config is reported against the whole table, its message unchanged.
 
 Registering a component is one decorator in the component's own file; nothing else is edited::
 
@@ -222,9 +222,5 @@ def make_config(config_cls: type, params: Mapping[str, Any], *, where: str) -> A
         raise ScenarioError(f"{where}.{exc.field}", exc.message) from None
     except ScenarioError:
         raise
-    except (TypeError, ValueError) as exc:
-        message = str(exc)
-        head, sep, rest = message.partition(":")
-        if sep and head in fields:  # the legacy "field: message" form of a Config's refusal
-            raise ScenarioError(f"{where}.{head}", rest.strip()) from None
-        raise ScenarioError(where, message) from None
+    except (TypeError, ValueError) as exc:  # not a FieldError: name the table, keep the message
+        raise ScenarioError(where, str(exc)) from None

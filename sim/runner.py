@@ -26,7 +26,7 @@ import pandas as pd
 
 from sim import components
 from sim.config import PolicyConfig, Scenario
-from sim.errors import ScenarioError
+from sim.errors import FieldError, ScenarioError
 from sim.faults.stages import refuse_stage_failures_without_stages
 from sim.policy import Policy, RunContext
 from sim.threads import DEFAULT_TORCH_THREADS, torch_threads
@@ -283,11 +283,15 @@ def setup_error(policy: str, exc: ValueError) -> ScenarioError:
     """A policy refused the scenario in ``setup`` (before any simulated time): bad input.
 
     Policies check what needs the world (stage sizes against the cluster, code parameters
-    against the node count) when they set up and raise ``ValueError`` naming the field; the
-    field is written as in the file (``policy.s``, not ``policy.gc_cyclic.s``).
+    against the node count) in ``check``/``setup`` and raise
+    :class:`~sim.errors.FieldError` naming their Config's field; it is written as in the file
+    (``policy.s``, not ``policy.gc_cyclic.s``). A plain ``ValueError`` whose message starts with
+    a dotted field (``"policy.num_stages: ..."``) is still read for that field.
     """
     if isinstance(exc, ScenarioError):
         return exc
+    if isinstance(exc, FieldError):
+        return ScenarioError(f"policy.{exc.field}", exc.message)
     from sim.sections import _as_scenario_error
 
     message = " ".join(str(exc).split())

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import torch
 
 from policies.data_parallel.quantize import roundtrip_e3m0
+from sim.errors import FieldError
 
 FORMATS = ("uniform", "e3m0")
 TOPK_PASSES = 4
@@ -66,13 +67,13 @@ class CompressionConfig:
 
     def __post_init__(self) -> None:
         if not (self.bits == 32 or 1 <= self.bits <= 16):
-            raise ValueError(f"bits: must be 32 or in 1..16, got {self.bits}")
+            raise FieldError("bits", f"must be 32 or in 1..16, got {self.bits}")
         if not 0.0 < self.topk_fraction <= 1.0:
-            raise ValueError(f"topk_fraction: must be in (0, 1], got {self.topk_fraction}")
+            raise FieldError("topk_fraction", f"must be in (0, 1], got {self.topk_fraction}")
         if self.format not in FORMATS:
-            raise ValueError(f"format: got {self.format!r}; allowed: {', '.join(FORMATS)}")
+            raise FieldError("format", f"got {self.format!r}; allowed: {', '.join(FORMATS)}")
         if self.format == "e3m0" and self.bits != 4:
-            raise ValueError(f"bits: format 'e3m0' sends 4 bits, got {self.bits}")
+            raise FieldError("bits", f"format 'e3m0' sends 4 bits, got {self.bits}")
 
     @property
     def active(self) -> bool:

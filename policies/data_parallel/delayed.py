@@ -61,7 +61,7 @@ from policies.data_parallel.compress import CompressionConfig, Compressor
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterovConfig
 from sim import collectives
-from sim.errors import NodeFailure
+from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
 
@@ -117,13 +117,13 @@ class DelayedDiLoCoConfig:
 
     def __post_init__(self) -> None:
         if self.inner_steps < 1:
-            raise ValueError(f"inner_steps: H must be >= 1, got {self.inner_steps}")
+            raise FieldError("inner_steps", f"H must be >= 1, got {self.inner_steps}")
         if self.delay_rounds not in (0, 1):
-            raise ValueError(f"delay_rounds: must be 0 or 1, got {self.delay_rounds}")
+            raise FieldError("delay_rounds", f"must be 0 or 1, got {self.delay_rounds}")
         if self.staleness_penalty < 0:
-            raise ValueError(f"staleness_penalty: must be >= 0, got {self.staleness_penalty}")
+            raise FieldError("staleness_penalty", f"must be >= 0, got {self.staleness_penalty}")
         if self.momentum_clip_norm is not None and self.momentum_clip_norm <= 0:
-            raise ValueError(f"momentum_clip_norm: must be > 0 or None, got "
+            raise FieldError("momentum_clip_norm", f"must be > 0 or None, got "
                              f"{self.momentum_clip_norm}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
@@ -137,8 +137,8 @@ class DelayedDiLoCoConfig:
                                      topk_fraction=self.compress_topk_fraction,
                                      error_feedback=self.error_feedback,
                                      format=self.compress_format)
-        except ValueError as exc:
-            raise ValueError(f"compress_{exc}") from None
+        except FieldError as exc:  # CompressionConfig's ``bits`` is this Config's ``compress_bits``
+            raise FieldError(f"compress_{exc.field}", exc.message) from None
 
 
 @dataclass(frozen=True, kw_only=True)

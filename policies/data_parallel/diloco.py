@@ -49,7 +49,7 @@ from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
 from policies.data_parallel.pipelines import OverPipelines
 from policies.data_parallel.rules import outer_gradient
-from sim.errors import NodeFailure
+from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
 
@@ -76,9 +76,9 @@ class DiLoCoConfig(OverPipelines):
 
     def __post_init__(self) -> None:
         if self.inner_steps < 1:
-            raise ValueError(f"inner_steps: H must be >= 1, got {self.inner_steps}")
+            raise FieldError("inner_steps", f"H must be >= 1, got {self.inner_steps}")
         if not 0.0 <= self.drop_outer_gradient_p <= 1.0:
-            raise ValueError(f"drop_outer_gradient_p: must be in [0, 1], got "
+            raise FieldError("drop_outer_gradient_p", f"must be in [0, 1], got "
                              f"{self.drop_outer_gradient_p}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         self.check_pipelines()

@@ -36,7 +36,7 @@ from policies.data_parallel.common import DataParallelPolicy, fetch_model, recov
 from policies.data_parallel.mailbox import Mailbox
 from policies.data_parallel.mixing import gossip_neighbours, metropolis_hastings_weights
 from policies.data_parallel.rules import average, mix, pairwise_average
-from sim.errors import NodeFailure
+from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
 VARIANTS = ("dpsgd", "adpsgd")
@@ -56,7 +56,7 @@ class GossipConfig:
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
-            raise ValueError(f"variant: got {self.variant!r}; allowed: {', '.join(VARIANTS)}")
+            raise FieldError("variant", f"got {self.variant!r}; allowed: {', '.join(VARIANTS)}")
         gossip_neighbours(self.graph, 2)          # raises on an unknown graph name
 
 

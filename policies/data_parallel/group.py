@@ -53,7 +53,7 @@ import torch
 
 from policies.data_parallel.rules import average_kept
 from sim import collectives
-from sim.errors import CollectiveAborted
+from sim.errors import CollectiveAborted, FieldError
 
 FAILURE_MODES = ("drop", "wait")
 
@@ -63,10 +63,10 @@ def check_sync_options(allreduce: str, on_failure: str | None = None,
     """Raise ValueError naming the first field among the three that is not allowed."""
     collectives.check_timeout(collective_timeout_s, "collective_timeout_s")
     if allreduce not in collectives.ALLREDUCE_ALGORITHMS:
-        raise ValueError(f"allreduce: unknown algorithm {allreduce!r}; allowed: "
+        raise FieldError("allreduce", f"unknown algorithm {allreduce!r}; allowed: "
                          f"{', '.join(sorted(collectives.ALLREDUCE_ALGORITHMS))}")
     if on_failure is not None and on_failure not in FAILURE_MODES:
-        raise ValueError(f"on_failure: got {on_failure!r}; allowed: {', '.join(FAILURE_MODES)}")
+        raise FieldError("on_failure", f"got {on_failure!r}; allowed: {', '.join(FAILURE_MODES)}")
 
 
 @dataclass(eq=False)

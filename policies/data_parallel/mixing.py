@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.errors import FieldError
+
 
 def gossip_neighbours(kind: str, n: int) -> list[list[int]]:
     """Adjacency lists of the logical gossip graph over workers 0..n−1.
@@ -16,7 +18,7 @@ def gossip_neighbours(kind: str, n: int) -> list[list[int]]:
     i talks to i XOR 2^b for every bit b. Lists are sorted, self excluded.
     """
     if n < 1:
-        raise ValueError(f"num_workers: must be >= 1, got {n}")
+        raise FieldError("num_workers", f"must be >= 1, got {n}")
     if kind == "ring":
         if n == 1:
             return [[]]
@@ -25,10 +27,10 @@ def gossip_neighbours(kind: str, n: int) -> list[list[int]]:
         return [[j for j in range(n) if j != i] for i in range(n)]
     if kind == "hypercube":
         if n & (n - 1):
-            raise ValueError(f"graph: 'hypercube' needs a power-of-two worker count, got {n}")
+            raise FieldError("graph", f"'hypercube' needs a power-of-two worker count, got {n}")
         bits = n.bit_length() - 1
         return [sorted(i ^ (1 << b) for b in range(bits)) for i in range(n)]
-    raise ValueError(f"graph: unknown gossip graph {kind!r}; allowed: complete, hypercube, ring")
+    raise FieldError("graph", f"unknown gossip graph {kind!r}; allowed: complete, hypercube, ring")
 
 
 def metropolis_hastings_weights(neighbours: list[list[int]]) -> np.ndarray:

@@ -52,7 +52,7 @@ from policies.data_parallel.mailbox import Mailbox
 from policies.data_parallel.mixing import shared_seed_pairs
 from policies.data_parallel.pipelines import OverPipelines
 from policies.data_parallel.rules import average, noloco_outer_step
-from sim.errors import NodeFailure, SimFailure
+from sim.errors import FieldError, NodeFailure, SimFailure
 from sim.policy import RunContext, register_policy
 
 EXCHANGES = ("reduce_to_root", "swap")
@@ -105,13 +105,13 @@ class NoLoCoConfig(OverPipelines):
 
     def __post_init__(self) -> None:
         if self.exchange not in EXCHANGES:
-            raise ValueError(f"exchange: got {self.exchange!r}; allowed: {', '.join(EXCHANGES)}")
+            raise FieldError("exchange", f"got {self.exchange!r}; allowed: {', '.join(EXCHANGES)}")
         if self.inner_steps < 1:
-            raise ValueError(f"inner_steps: H must be >= 1, got {self.inner_steps}")
+            raise FieldError("inner_steps", f"H must be >= 1, got {self.inner_steps}")
         if not 0.0 <= self.beta < 1.0:
-            raise ValueError(f"beta: must be in [0, 1), got {self.beta}")
+            raise FieldError("beta", f"must be in [0, 1), got {self.beta}")
         if self.gamma <= 0:
-            raise ValueError(f"gamma: must be > 0, got {self.gamma}")
+            raise FieldError("gamma", f"must be > 0, got {self.gamma}")
         self.check_pipelines()
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from policies.data_parallel.rules import nesterov_outer_step
+from sim.errors import FieldError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,9 +27,9 @@ class OuterNesterovConfig:
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
-            raise ValueError(f"outer_lr: must be > 0, got {self.lr}")
+            raise FieldError("outer_lr", f"must be > 0, got {self.lr}")
         if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"outer_momentum: must be in [0, 1), got {self.momentum}")
+            raise FieldError("outer_momentum", f"must be in [0, 1), got {self.momentum}")
 
 
 class OuterNesterov:

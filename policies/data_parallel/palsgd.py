@@ -31,7 +31,7 @@ from policies.data_parallel.ddp import copy_replica, optimizer_moments
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
 from policies.data_parallel.rules import outer_gradient, palsgd_inner_lr, palsgd_pull
-from sim.errors import NodeFailure
+from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
 
@@ -64,13 +64,14 @@ class PALSGDConfig:
 
     def __post_init__(self) -> None:
         if self.inner_steps < 1:
-            raise ValueError(f"inner_steps: H must be >= 1, got {self.inner_steps}")
+            raise FieldError("inner_steps", f"H must be >= 1, got {self.inner_steps}")
         if not 0.0 < self.skip_probability < 1.0:
-            raise ValueError(f"skip_probability: p must be in (0, 1), got {self.skip_probability}")
+            raise FieldError("skip_probability",
+                             f"p must be in (0, 1), got {self.skip_probability}")
         if self.eta <= 0:
-            raise ValueError(f"eta: must be > 0, got {self.eta}")
+            raise FieldError("eta", f"must be > 0, got {self.eta}")
         if self.warmup_ddp_steps < 0:
-            raise ValueError(f"warmup_ddp_steps: K0 must be >= 0, got {self.warmup_ddp_steps}")
+            raise FieldError("warmup_ddp_steps", f"K0 must be >= 0, got {self.warmup_ddp_steps}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
 

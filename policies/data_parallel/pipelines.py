@@ -56,7 +56,7 @@ from policies.pipeline.executor import (
     Route,
     StagePlacement,
 )
-from sim.errors import ScenarioError
+from sim.errors import FieldError, ScenarioError
 
 ROUTINGS = ("fixed", "random")
 
@@ -77,11 +77,11 @@ class OverPipelines:
     def check_pipelines(self) -> None:
         """Raise ValueError naming the field if a pipeline field is not allowed."""
         if self.pipeline_stages < 1:
-            raise ValueError(f"pipeline_stages: must be >= 1, got {self.pipeline_stages}")
+            raise FieldError("pipeline_stages", f"must be >= 1, got {self.pipeline_stages}")
         if self.routing not in ROUTINGS:
-            raise ValueError(f"routing: got {self.routing!r}; allowed: {', '.join(ROUTINGS)}")
+            raise FieldError("routing", f"got {self.routing!r}; allowed: {', '.join(ROUTINGS)}")
         if self.pipeline_microbatches < 1:
-            raise ValueError(f"pipeline_microbatches: must be >= 1, got "
+            raise FieldError("pipeline_microbatches", f"must be >= 1, got "
                              f"{self.pipeline_microbatches}")
 
 

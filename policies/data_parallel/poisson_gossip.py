@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from policies.data_parallel.common import inner_step
 from policies.data_parallel.gossip import Gossip
 from policies.data_parallel.mixing import gossip_neighbours
-from sim.errors import NodeFailure
+from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
 
@@ -54,10 +54,10 @@ class PoissonGossipConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.grad_rate_per_step_time < 1.0:
-            raise ValueError(f"grad_rate_per_step_time: must be in [0, 1), got "
+            raise FieldError("grad_rate_per_step_time", f"must be in [0, 1), got "
                              f"{self.grad_rate_per_step_time}")
         if not self.gossip_rate_per_step_time > 0.0:
-            raise ValueError(f"gossip_rate_per_step_time: must be > 0, got "
+            raise FieldError("gossip_rate_per_step_time", f"must be > 0, got "
                              f"{self.gossip_rate_per_step_time}")
         gossip_neighbours(self.graph, 2)          # raises on an unknown graph name
 

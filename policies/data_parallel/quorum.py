@@ -53,7 +53,7 @@ from policies.data_parallel.common import (
 )
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
-from sim.errors import NodeFailure
+from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
 
@@ -80,11 +80,11 @@ class QuorumDiLoCoConfig:
 
     def __post_init__(self) -> None:
         if self.inner_steps < 1:
-            raise ValueError(f"inner_steps: H must be >= 1, got {self.inner_steps}")
+            raise FieldError("inner_steps", f"H must be >= 1, got {self.inner_steps}")
         if not 0.0 < self.quorum_fraction <= 1.0:
-            raise ValueError(f"quorum_fraction: must be in (0, 1], got {self.quorum_fraction}")
+            raise FieldError("quorum_fraction", f"must be in (0, 1], got {self.quorum_fraction}")
         if self.grace_window_s is not None and not 0.0 <= self.grace_window_s < math.inf:
-            raise ValueError(f"grace_window_s: seconds >= 0 or None, got {self.grace_window_s}")
+            raise FieldError("grace_window_s", f"seconds >= 0 or None, got {self.grace_window_s}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, "drop", self.collective_timeout_s)
 

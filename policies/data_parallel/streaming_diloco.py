@@ -55,7 +55,7 @@ from policies.data_parallel.mixing import layer_stride_fragments
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
 from policies.data_parallel.quantize import quantized_nbytes, roundtrip_e3m0
 from policies.data_parallel.rules import alpha_merge, outer_gradient
-from sim.errors import NodeFailure
+from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
 
@@ -88,15 +88,15 @@ class StreamingDiLoCoConfig:
 
     def __post_init__(self) -> None:
         if self.num_fragments < 1:
-            raise ValueError(f"num_fragments: P must be >= 1, got {self.num_fragments}")
+            raise FieldError("num_fragments", f"P must be >= 1, got {self.num_fragments}")
         if self.inner_steps < self.num_fragments:
-            raise ValueError(f"inner_steps: H={self.inner_steps} must be >= num_fragments="
+            raise FieldError("inner_steps", f"H={self.inner_steps} must be >= num_fragments="
                              f"{self.num_fragments}")
         if not 0 <= self.overlap_steps < self.inner_steps / self.num_fragments:
-            raise ValueError(f"overlap_steps: τ must satisfy 0 <= τ < H/P = "
+            raise FieldError("overlap_steps", f"τ must satisfy 0 <= τ < H/P = "
                              f"{self.inner_steps / self.num_fragments:g}, got {self.overlap_steps}")
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha: must be in [0, 1], got {self.alpha}")
+            raise FieldError("alpha", f"must be in [0, 1], got {self.alpha}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
 

@@ -43,7 +43,7 @@ import simpy
 import torch
 
 from policies.gradient_coding.codes import Decoding, GradientCode, make_code
-from sim.errors import SimFailure
+from sim.errors import FieldError, ScenarioError, SimFailure
 from sim.policy import Policy, RunContext, register_policy
 
 
@@ -117,10 +117,10 @@ class CodedTraining(Policy):
         cfg = self.config
         master = num_nodes - 1 if cfg.master is None else cfg.master
         if not 0 <= master < num_nodes:
-            raise ValueError(f"policy.{self.name}.master: must be a node id in 0..{num_nodes - 1},"
-                             f" got {master}")
+            raise FieldError("master", f"must be a node id in 0..{num_nodes - 1}, got {master}")
         if num_nodes - 1 < 1:
-            raise ValueError(f"policy.{self.name}: needs at least 2 nodes (a master and a worker)")
+            raise ScenarioError("cluster.nodes", f"policy {self.name!r} needs at least 2 nodes "
+                                                 f"(a master and a worker), got {num_nodes}")
         return num_nodes - 1
 
     def setup(self, ctx: RunContext) -> None:
@@ -168,16 +168,12 @@ class CodedTraining(Policy):
         if scheme == "approx":
             scheme = self.config.code
             if scheme not in ("cyclic", "expander"):
-                raise ValueError(f"policy.{self.name}.code: must be 'cyclic' or 'expander', "
-                                 f"got {scheme!r}")
-        try:
-            return make_code(scheme, n, s, rng=rng)
-        except ValueError as exc:
-            raise ValueError(f"policy.{self.name}.{exc}") from None
+                raise FieldError("code", f"must be 'cyclic' or 'expander', got {scheme!r}")
+        return make_code(scheme, n, s, rng=rng)  # refusals of ``s`` are FieldErrors
 
     def _check_s(self, s: int, n: int) -> None:
         if not 0 <= s < n:
-            raise ValueError(f"policy.{self.name}.s: must be in [0, n={n}) for {n} workers, "
+            raise FieldError("s", f"must be in [0, n={n}) for {n} workers, "
                              f"got {s}")
 
     def _wait_for(self, n: int) -> int:
@@ -187,7 +183,7 @@ class CodedTraining(Policy):
             k = self.config.wait_for
             k = max(1, n - 2 * self.config.s) if k is None else k
             if not 1 <= k <= n:
-                raise ValueError(f"policy.{self.name}.wait_for: must be in [1, n={n}], got {k}")
+                raise FieldError("wait_for", f"must be in [1, n={n}], got {k}")
             return k
         return n - self.code.s
 

@@ -31,6 +31,8 @@ from math import comb
 
 import numpy as np
 
+from sim.errors import FieldError
+
 #: Residual below which a decoding counts as exact (infinity norm of ``B_F^T a - 1``).
 EXACT_TOL = 1e-6
 
@@ -66,7 +68,7 @@ def _check_ns(n: int, s: int) -> None:
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n: must be a positive integer, got {n!r}")
     if not isinstance(s, (int, np.integer)) or not 0 <= s < n:
-        raise ValueError(f"s: must be an integer with 0 <= s < n={n}, got {s!r}")
+        raise FieldError("s", f"must be an integer with 0 <= s < n={n}, got {s!r}")
 
 
 def uncoded_matrix(n: int) -> np.ndarray:
@@ -83,7 +85,7 @@ def fractional_repetition_matrix(n: int, s: int) -> np.ndarray:
     """
     _check_ns(n, s)
     if n % (s + 1) != 0:
-        raise ValueError(f"s: fractional repetition needs (s+1) to divide n={n}, got s={s}")
+        raise FieldError("s", f"fractional repetition needs (s+1) to divide n={n}, got s={s}")
     group_size = s + 1
     B = np.zeros((n, n), dtype=np.float64)
     for i in range(n):
@@ -148,9 +150,9 @@ def expander_matrix(n: int, degree: int, rng: np.random.Generator) -> np.ndarray
     import networkx as nx
 
     if not 1 <= degree < n:
-        raise ValueError(f"s: the expander degree s+1 must be in [1, n={n}), got {degree}")
+        raise FieldError("s", f"the expander degree s+1 must be in [1, n={n}), got {degree}")
     if (n * degree) % 2:
-        raise ValueError(f"s: an expander needs n*(s+1) even, got n={n}, s+1={degree}")
+        raise FieldError("s", f"an expander needs n*(s+1) even, got n={n}, s+1={degree}")
     graph = nx.random_regular_graph(degree, n, seed=int(rng.integers(2**31)))
     return nx.to_numpy_array(graph, nodelist=range(n), dtype=np.float64)
 
@@ -290,7 +292,7 @@ def make_code(scheme: str, n: int, s: int, rng: np.random.Generator | None = Non
     """Build the gradient code ``scheme`` for ``n`` workers tolerating ``s`` stragglers."""
     if scheme == "uncoded":
         if s != 0:
-            raise ValueError(f"s: the uncoded scheme tolerates no stragglers, got s={s}")
+            raise FieldError("s", f"the uncoded scheme tolerates no stragglers, got s={s}")
         B = uncoded_matrix(n)
     elif scheme == "fractional":
         B = fractional_repetition_matrix(n, s)
@@ -302,7 +304,8 @@ def make_code(scheme: str, n: int, s: int, rng: np.random.Generator | None = Non
             raise ValueError("rng: an expander code needs a numpy Generator")
         B = expander_matrix(n, s + 1, rng)
     else:
-        raise ValueError(f"scheme: unknown gradient code {scheme!r}; allowed: {', '.join(SCHEMES)}")
+        raise FieldError("scheme",
+                         f"unknown gradient code {scheme!r}; allowed: {', '.join(SCHEMES)}")
     return GradientCode(scheme=scheme, n=n, s=s, B=B)
 
 

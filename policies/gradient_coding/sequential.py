@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.errors import FieldError
 from sim.faults.bursty import check_bursty_pattern
 
 SCHEMES = ("gc", "sr_sgc", "m_sgc")
@@ -42,11 +43,11 @@ def _check_bursty(n: int, B: int, W: int, lam: int) -> None:
     if n < 1:
         raise ValueError(f"n: must be >= 1 worker, got {n!r}")
     if not 1 <= W:
-        raise ValueError(f"W: window must be >= 1 round, got {W!r}")
+        raise FieldError("W", f"window must be >= 1 round, got {W!r}")
     if not 1 <= B <= W:
-        raise ValueError(f"B: burst length must be in [1, W={W}] rounds, got {B!r}")
+        raise FieldError("B", f"burst length must be in [1, W={W}] rounds, got {B!r}")
     if not 0 <= lam < n:
-        raise ValueError(f"lam: stragglers per window must be in [0, n={n}), got {lam!r}")
+        raise FieldError("lam", f"stragglers per window must be in [0, n={n}), got {lam!r}")
 
 
 # ------------------------------------------------------------------------------ load formulas
@@ -54,7 +55,7 @@ def _check_bursty(n: int, B: int, W: int, lam: int) -> None:
 def gc_load(n: int, s: int) -> float:
     """Load of GC(n, s): each worker computes on ``(s+1)/n`` of a job's data (optimal)."""
     if not 0 <= s < n:
-        raise ValueError(f"s: must be in [0, n={n}), got {s!r}")
+        raise FieldError("s", f"must be in [0, n={n}), got {s!r}")
     return (s + 1) / n
 
 
@@ -116,7 +117,7 @@ class SequentialScheme:
 
     def __init__(self, n: int, num_jobs: int) -> None:
         if num_jobs < 1:
-            raise ValueError(f"num_jobs: must be >= 1, got {num_jobs!r}")
+            raise FieldError("num_jobs", f"must be >= 1, got {num_jobs!r}")
         self.n = n
         self.num_jobs = num_jobs
         self.round = 0
@@ -235,7 +236,7 @@ class SRSGCSchedule(SequentialScheme):
         if (W - 1) % B != 0:
             # Without it a reattempting worker may straggle again in round t (its next burst may
             # start W rounds after the last one ended) and job t-B misses its deadline.
-            raise ValueError(f"B: SR-SGC needs B to divide W-1={W - 1}, got B={B}")
+            raise FieldError("B", f"SR-SGC needs B to divide W-1={W - 1}, got B={B}")
         super().__init__(n, num_jobs)
         self.B, self.W, self.lam = B, W, lam
         self.s = sr_sgc_tolerance(B, W, lam)
@@ -334,7 +335,8 @@ def make_schedule(scheme: str, n: int, num_jobs: int, *, B: int, W: int,
         return SRSGCSchedule(n, num_jobs, B=B, W=W, lam=lam)
     if scheme == "m_sgc":
         return MSGCSchedule(n, num_jobs, B=B, W=W, lam=lam)
-    raise ValueError(f"scheme: unknown sequential scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+    raise FieldError("scheme",
+                     f"unknown sequential scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
 
 
 # ------------------------------------------------------------------------------ round rule
@@ -361,7 +363,7 @@ def threshold_round(arrival_s: np.ndarray, mu: float,
     """
     arrival_s = np.asarray(arrival_s, dtype=float)
     if mu < 0:
-        raise ValueError(f"mu: straggler threshold must be >= 0, got {mu!r}")
+        raise FieldError("mu", f"straggler threshold must be >= 0, got {mu!r}")
     threshold_s = (1.0 + mu) * float(arrival_s.min())
     stragglers = arrival_s > threshold_s
     if not stragglers.any():

@@ -38,7 +38,7 @@ import numpy as np
 import simpy
 
 from policies.gradient_coding.sequential import SequentialScheme, make_schedule
-from sim.errors import SimFailure
+from sim.errors import FieldError, SimFailure
 from sim.policy import Policy, RunContext, register_policy
 
 
@@ -103,26 +103,24 @@ class SequentialCoding(Policy):
 
     def _check_shape(self, num_nodes: int) -> SequentialScheme:
         """Check the master id and build the schedule for ``num_nodes`` nodes."""
-        cfg, where = self.config, f"policy.{self.name}"
+        cfg = self.config
         master = num_nodes - 1 if cfg.master is None else cfg.master
         if not 0 <= master < num_nodes:
-            raise ValueError(f"{where}.master: must be a node id in 0..{num_nodes - 1}, "
+            raise FieldError("master", f"must be a node id in 0..{num_nodes - 1}, "
                              f"got {master}")
         if cfg.mu < 0:
-            raise ValueError(f"{where}.mu: must be >= 0, got {cfg.mu}")
-        try:
-            schedule = make_schedule(self.scheme, num_nodes - 1, cfg.num_jobs, B=cfg.B, W=cfg.W,
-                                     lam=cfg.lam)
-        except ValueError as exc:
-            raise ValueError(f"{where}.{exc}") from None
+            raise FieldError("mu", f"must be >= 0, got {cfg.mu}")
+        # refusals of B, W, lam and num_jobs are FieldErrors naming the Config's field
+        schedule = make_schedule(self.scheme, num_nodes - 1, cfg.num_jobs, B=cfg.B, W=cfg.W,
+                                 lam=cfg.lam)
         if cfg.num_models <= schedule.delay:
-            raise ValueError(f"{where}.num_models: must exceed the delay T="
+            raise FieldError("num_models", f"must exceed the delay T="
                              f"{schedule.delay} of {self.scheme}, got {cfg.num_models}")
         return schedule
 
     def setup(self, ctx: RunContext) -> None:
         """Pick master and workers, build the schedule and one learner per model."""
-        world, cfg, where = ctx.world, self.config, f"policy.{self.name}"
+        world, cfg = ctx.world, self.config
         num_nodes = world.num_nodes
         self.schedule: SequentialScheme = self._check_shape(num_nodes)
         master = num_nodes - 1 if cfg.master is None else cfg.master
@@ -131,7 +129,7 @@ class SequentialCoding(Policy):
         n = len(self.workers)
         job_batches = n if cfg.job_batches is None else cfg.job_batches
         if job_batches < 1:
-            raise ValueError(f"{where}.job_batches: must be >= 1, got {job_batches}")
+            raise FieldError("job_batches", f"must be >= 1, got {job_batches}")
         timing, wl = ctx.workload.timing, ctx.workload.config
         device = self.master.device
         if device is not None:
@@ -139,12 +137,12 @@ class SequentialCoding(Policy):
         else:
             batch_s = timing.step_flops(wl.batch, wl.seq) / self.master.flops_per_s
         if cfg.job_samples is not None and cfg.job_samples < 1:
-            raise ValueError(f"{where}.job_samples: must be >= 1 sample, got {cfg.job_samples}")
+            raise FieldError("job_samples", f"must be >= 1 sample, got {cfg.job_samples}")
         if not cfg.invoke_s >= 0:
-            raise ValueError(f"{where}.invoke_s: must be >= 0 seconds, got {cfg.invoke_s}")
+            raise FieldError("invoke_s", f"must be >= 0 seconds, got {cfg.invoke_s}")
         self.job_s = job_batches * batch_s
         if cfg.sample_s is not None and not cfg.sample_s > 0:
-            raise ValueError(f"{where}.sample_s: must be > 0 seconds, got {cfg.sample_s}")
+            raise FieldError("sample_s", f"must be > 0 seconds, got {cfg.sample_s}")
         self.sample_s = batch_s / wl.batch if cfg.sample_s is None else cfg.sample_s
         self.grad_bytes = timing.grad_bytes
         self.param_bytes = timing.param_bytes
@@ -319,12 +317,12 @@ class DelayProbe(SequentialCoding):
 
     def setup(self, ctx: RunContext) -> None:
         """Check the probe's load and rounds, then set up as the schemes do."""
-        cfg, where = self.config, f"policy.{self.name}"
+        cfg = self.config
         if not 0.0 <= cfg.load <= 1.0:
-            raise ValueError(f"{where}.load: must be in [0, 1] (fraction of a job), "
+            raise FieldError("load", f"must be in [0, 1] (fraction of a job), "
                              f"got {cfg.load}")
         if cfg.rounds < 1:
-            raise ValueError(f"{where}.rounds: must be >= 1, got {cfg.rounds}")
+            raise FieldError("rounds", f"must be >= 1, got {cfg.rounds}")
         super().setup(ctx)
         self.response_s = np.full((len(self.workers), cfg.rounds), np.nan)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.errors import FieldError
+
 
 @dataclass(frozen=True, kw_only=True)
 class Allocation:
@@ -51,10 +53,10 @@ class Allocation:
 def check_stage_sizes(stage_sizes: Sequence[int], num_nodes: int) -> None:
     """Raise ValueError unless the stage sizes are positive and fit on ``num_nodes`` nodes."""
     if not stage_sizes or min(stage_sizes) < 1:
-        raise ValueError(f"stage_sizes: every stage needs >= 1 node, got {list(stage_sizes)}")
+        raise FieldError("stage_sizes", f"every stage needs >= 1 node, got {list(stage_sizes)}")
     if sum(stage_sizes) > num_nodes:
-        raise ValueError(
-            f"stage_sizes: {list(stage_sizes)} needs {sum(stage_sizes)} nodes; only {num_nodes}")
+        raise FieldError(
+            "stage_sizes", f"{list(stage_sizes)} needs {sum(stage_sizes)} nodes; only {num_nodes}")
 
 
 def feeds(num_data_nodes: int, num_pipelines: int) -> list[list[int]]:

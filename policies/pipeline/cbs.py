@@ -40,6 +40,7 @@ from functools import partial
 from policies.pipeline.astar import Agent, AgentConstraints, AgentPlan, plan_path
 from policies.pipeline.costs import NodeCosts
 from policies.pipeline.paths import PathRules
+from sim.errors import FieldError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +65,7 @@ class CBSConfig:
     def __post_init__(self) -> None:
         for name in ("max_expansions", "branching", "max_candidates"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+                raise FieldError(name, f"must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, kw_only=True)

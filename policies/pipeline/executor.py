@@ -79,7 +79,7 @@ from typing import Any
 
 import simpy
 
-from sim.errors import SimFailure
+from sim.errors import FieldError, SimFailure
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,10 +209,10 @@ class ExecutorConfig:
 
     def __post_init__(self) -> None:
         if self.memory_microbatches < 1:
-            raise ValueError(
-                f"memory_microbatches: must be >= 1, got {self.memory_microbatches}")
+            raise FieldError(
+                "memory_microbatches", f"must be >= 1, got {self.memory_microbatches}")
         if self.hop_overhead_s < 0:
-            raise ValueError(f"hop_overhead_s: must be >= 0, got {self.hop_overhead_s}")
+            raise FieldError("hop_overhead_s", f"must be >= 0, got {self.hop_overhead_s}")
 
 
 class StagePlacement:

@@ -49,6 +49,7 @@ from policies.pipeline.schedules import (
     stage_of_nodes,
 )
 from policies.pipeline.training import TrainingHooks, half_path
+from sim.errors import FieldError
 from sim.policy import Policy, RunContext, register_policy
 
 ALLOCATION_SEARCHES = ("hill_climbing", "genetic", "best_of_both")
@@ -102,18 +103,18 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "stage_sizes", tuple(int(s) for s in self.stage_sizes))
         if len(self.stage_sizes) < 1 or min(self.stage_sizes) < 1:
-            raise ValueError(f"stage_sizes: every stage needs >= 1 node, got {self.stage_sizes}")
+            raise FieldError("stage_sizes", f"every stage needs >= 1 node, got {self.stage_sizes}")
         for name in ("microbatches_per_data_node", "memory_microbatches", "allocation_restarts"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+                raise FieldError(name, f"must be >= 1, got {getattr(self, name)}")
         if self.hop_overhead_s < 0:
-            raise ValueError(f"hop_overhead_s: must be >= 0, got {self.hop_overhead_s}")
+            raise FieldError("hop_overhead_s", f"must be >= 0, got {self.hop_overhead_s}")
         if self.dp_weight is not None and not self.dp_weight >= 0:
-            raise ValueError(f"dp_weight: must be >= 0 or None, got {self.dp_weight}")
+            raise FieldError("dp_weight", f"must be >= 0 or None, got {self.dp_weight}")
         if self.iterations is not None and self.iterations < 1:
-            raise ValueError(f"iterations: must be >= 1 or None, got {self.iterations}")
+            raise FieldError("iterations", f"must be >= 1 or None, got {self.iterations}")
         if self.allocation_search not in ALLOCATION_SEARCHES:
-            raise ValueError(f"allocation_search: {self.allocation_search!r}; allowed "
+            raise FieldError("allocation_search", f"{self.allocation_search!r}; allowed "
                              f"{list(ALLOCATION_SEARCHES)}")
 
 
@@ -144,7 +145,7 @@ class SkipConfig(PipelineConfig):
         super().__post_init__()
         self.rules()  # validates the rule fields
         if self.paths_per_data_node is not None and self.paths_per_data_node < 1:
-            raise ValueError(f"paths_per_data_node: must be >= 1 or None, "
+            raise FieldError("paths_per_data_node", f"must be >= 1 or None, "
                              f"got {self.paths_per_data_node}")
 
     @property
@@ -242,7 +243,7 @@ class PipelinePolicy(Policy):
     def _check_shape(self, num_nodes: int) -> None:
         sizes = list(self.config.stage_sizes)
         if sum(sizes) > num_nodes:
-            raise ValueError(f"policy.stage_sizes: {sizes} needs {sum(sizes)} nodes; "
+            raise FieldError("stage_sizes", f"{sizes} needs {sum(sizes)} nodes; "
                              f"the cluster has {num_nodes}")
 
     def setup(self, ctx: RunContext) -> None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from sim.errors import FieldError
+
 
 @dataclass(frozen=True, kw_only=True)
 class PathRules:
@@ -46,19 +48,19 @@ class PathRules:
 
     def __post_init__(self) -> None:
         if self.num_stages < 1:
-            raise ValueError(f"num_stages: must be >= 1, got {self.num_stages}")
+            raise FieldError("num_stages", f"must be >= 1, got {self.num_stages}")
         if not 1 <= self.length <= self.num_stages:
-            raise ValueError(
-                f"length: must be in 1..num_stages={self.num_stages}, got {self.length}")
+            raise FieldError(
+                "length", f"must be in 1..num_stages={self.num_stages}, got {self.length}")
         for name in ("max_swaps", "max_swap_distance", "max_jump_skip"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+                raise FieldError(name, f"must be >= 0, got {getattr(self, name)}")
 
     @classmethod
     def for_skip_ratio(cls, num_stages: int, skip_ratio: float, **limits: int) -> PathRules:
         """Rules whose paths visit ``round(S * (1 - skip_ratio))`` stages (at least 1)."""
         if not 0 <= skip_ratio < 1:
-            raise ValueError(f"skip_ratio: must be in [0, 1), got {skip_ratio}")
+            raise FieldError("skip_ratio", f"must be in [0, 1), got {skip_ratio}")
         length = max(1, round(num_stages * (1 - skip_ratio)))
         return cls(num_stages=num_stages, length=length, **limits)
 
