@@ -37,6 +37,14 @@ work on a stage while in flight (its activations or gradient lived on the lost r
 stage failed after the microbatch's forward there) starts again from its data node once every
 stage of its route is back. ``microbatch_done`` then sees only the attempt that finished.
 
+Lost work (goodput, docs/engine.md): the compute of a microbatch attempt that does not finish
+(it failed, or restarts because a stage it had worked on was lost) never reaches a gradient, so
+every task of that attempt is declared discarded (``Recorder.discard_work``, reason
+``microbatch_lost``). The hooks' extra forward / backward seconds are work beside the
+microbatch's own gradient (redundant computation of another stage's forward): the model never
+reads it, so that tail of each task is discarded too (reason ``redundant``). Discarding whole
+iterations (a rollback, an ablation) is the owner's business: see ``discard_since``.
+
 At the end of an iteration, when every microbatch is done (the *pipeline time*), the replicas of
 each stage average their gradients: one ``ring_allreduce`` of ``grad_nbytes[s]`` per stage, all
 stages at once. That part is optional (``ExecutorConfig.allreduce``) and reported separately
@@ -56,8 +64,8 @@ API (what a policy, or another method built on this one, uses)
 Hooks (subclass :class:`PipelineHooks`; generators may spend simulated time)::
 
     iteration_started(ex, iteration)        before the first microbatch starts      (generator)
-    extra_forward_s(ex, mb, position)       extra seconds on each forward task     (redundancy)
-    extra_backward_s(ex, mb, position)      extra seconds on each backward task
+    extra_forward_s(ex, mb, position)       extra seconds on each forward task     (redundancy,
+    extra_backward_s(ex, mb, position)      extra seconds on each backward task     not goodput)
     microbatch_done(ex, mb, result)         when a microbatch ends (ok or failed): real math here
     pipeline_drained(ex, stats)             all microbatches done, before the all-reduce (generator)
     iteration_finished(ex, stats)           after the all-reduce: optimizer step, failures (gen.)
@@ -474,6 +482,7 @@ class PipelineExecutor:
         held: list[tuple[simpy.Resource, Any]] = []
         start = self.env.now
         generation: dict[int, int] = {}  # stage -> its generation when this microbatch got there
+        spans: list[tuple[int, float, float]] = []  # (node, start_s, end_s) of finished tasks
         try:
             # Forward: F(stage) at each node, activations hop to the next one.
             for pos, (stage, node_id) in enumerate(zip(stages, nodes)):
@@ -486,31 +495,33 @@ class PipelineExecutor:
                 request = self.memory(node_id).request()
                 held.append((self.memory(node_id), request))
                 yield request
-                seconds = costs.forward_s[stage] + self.hooks.extra_forward_s(self, mb, pos)
-                yield self.world.nodes[node_id].compute(
-                    seconds=seconds, label=f"F{stage} mb{mb.index}")
+                yield from self._compute(node_id, costs.forward_s[stage],
+                                         self.hooks.extra_forward_s(self, mb, pos),
+                                         f"F{stage} mb{mb.index}", spans)
                 self._check_generation(stage, generation)
             # Loss on the data node (or where the route ends, with loss_on_last_stage).
             loss_node = nodes[-1] if self.config.loss_on_last_stage else route.source
             yield from self._hop(nodes[-1], loss_node, f"act mb{mb.index}")
-            yield self.world.nodes[loss_node].compute(seconds=costs.loss_s,
-                                                      label=f"L mb{mb.index}")
+            yield from self._compute(loss_node, costs.loss_s, 0.0, f"L mb{mb.index}", spans)
             # Backward: B(stage) in reverse order, gradients hop back; each frees its slot.
             prev = loss_node
             for pos in range(len(stages) - 1, -1, -1):
                 stage, node_id = stages[pos], nodes[pos]
                 yield from self._hop(prev, node_id, f"grad mb{mb.index}")
                 self._check_generation(stage, generation)
-                seconds = costs.backward_s[stage] + self.hooks.extra_backward_s(self, mb, pos)
-                yield self.world.nodes[node_id].compute(
-                    seconds=seconds, label=f"B{stage} mb{mb.index}")
+                yield from self._compute(node_id, costs.backward_s[stage],
+                                         self.hooks.extra_backward_s(self, mb, pos),
+                                         f"B{stage} mb{mb.index}", spans)
                 resource, request = held.pop()
                 resource.release(request)
                 prev = node_id
             for stage in stages:  # a stage's share of this microbatch's gradient lived there
                 self._check_generation(stage, generation)
         except SimFailure as exc:
-            self.world.recorder.event("microbatch_failed", microbatch=mb.index, reason=str(exc))
+            rec = self.world.recorder
+            rec.event("microbatch_failed", microbatch=mb.index, reason=str(exc))
+            for node_id, t0, t1 in spans:  # this attempt's work reaches no gradient
+                rec.discard_work(node_id, t0, t1, "microbatch_lost")
             return MicrobatchResult(microbatch=mb, ok=False, start_s=start, end_s=self.env.now,
                                     error=str(exc),
                                     lost_stage=exc.stage if isinstance(exc, StageDown) else None)
@@ -521,6 +532,31 @@ class PipelineExecutor:
                 else:
                     request.cancel()
         return MicrobatchResult(microbatch=mb, ok=True, start_s=start, end_s=self.env.now)
+
+    def _compute(self, node_id: int, seconds: float, extra_s: float, label: str,
+                 spans: list[tuple[int, float, float]]) -> Generator:
+        """One task of ``seconds + extra_s`` nominal seconds; its span is added to ``spans``.
+
+        The ``extra_s`` part (redundant work, module docstring) is discarded at once: the task's
+        last ``extra_s / (seconds + extra_s)`` of its duration.
+        """
+        total = seconds + extra_s
+        duration = yield self.world.nodes[node_id].compute(seconds=total, label=label)
+        end = self.env.now
+        spans.append((node_id, end - duration, end))
+        if extra_s > 0:
+            self.world.recorder.discard_work(node_id, end - duration * extra_s / total, end,
+                                             "redundant")
+
+    def discard_since(self, start_s: float, reason: str,
+                      nodes: Sequence[int] | None = None) -> None:
+        """Declare the compute of ``nodes`` (every stage node) since ``start_s`` lost.
+
+        For an owner that throws work away: a rollback to an older step, an iteration
+        discarded because a failure hit it, a lost stage's accumulated gradient.
+        """
+        for node_id in self.placement.nodes() if nodes is None else nodes:
+            self.world.recorder.discard_work(node_id, start_s, self.env.now, reason)
 
     def _wait_for_a_change(self, microbatches: list[Microbatch]) -> Generator:
         """No microbatch got through: wait until a node of a route is back or a link changes.

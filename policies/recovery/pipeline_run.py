@@ -23,6 +23,13 @@ iteration (``within_iteration=True``, the authors' model):
    background uploads. Only a rollback (checkpointing restoring an older step) discards the
    iteration: the method itself lost that work.
 
+Goodput (docs/engine.md): the executor declares a lost microbatch attempt's compute and the
+redundant forward (never read by the model) discarded; this class declares discarded the lost
+stage's nodes' compute since the last step (the gradient that died with its replicas; the
+stage's earlier training is not: it shaped the neighbours a rebuild starts from, and its loss
+shows in the loss curve), every stage node's compute since the restored step's time at a
+rollback, and an iteration's compute when the iteration is discarded (``iteration_lost``).
+
 ``within_iteration=False`` is dtsim's earlier model, kept as an ablation: the iteration a
 failure hits is discarded, microbatches reaching the lost stage fail, and rebuilding waits for
 the next iteration's start.
@@ -163,6 +170,10 @@ class RecoveringPipeline(PipelineHooks):
         self._iteration_step = 0
         """``step`` when the iteration started (a rollback moves ``step`` below it)."""
         self._recovering = False
+        self._step_time_s = {0: self.env.now}
+        """When the model reached each step (a rollback to step k loses the work since then)."""
+        self._gradient_since_s = self.env.now
+        """Start of the compute whose gradient is accumulating (not yet stepped)."""
 
         self.schedule: list[StageFailure] = list(failures.failures) if failures else []
         """Every stage failure of the run, drawn by the world before it starts."""
@@ -196,6 +207,8 @@ class RecoveringPipeline(PipelineHooks):
         self.executor.fail_stage(s)
         self.world.recorder.event("failure", stage=s, nodes=list(self.placement.replicas[s]))
         self._reached[s] = 0  # the gradient the stage accumulated died with its replicas
+        self.executor.discard_since(self._gradient_since_s, "stage_lost",
+                                    self.placement.replicas[s])
         if not self.timing_only:
             with torch.no_grad():
                 for p in self.learner.model.stages[s].parameters():
@@ -244,6 +257,7 @@ class RecoveringPipeline(PipelineHooks):
         self._losses = []
         self._reached = [0] * self.num_stages
         self._iteration_step = self.step
+        self._gradient_since_s = self.env.now
         if not self.timing_only:
             self.learner.zero_grad()
 
@@ -254,8 +268,11 @@ class RecoveringPipeline(PipelineHooks):
             yield self.env.timeout(rejoin_s - self.env.now)  # replacements join, empty
         for s in sorted(lost):
             self.world.recorder.event("replacement_joined", stage=s)
-        started = self.env.now
+        started, step = self.env.now, self.step
         recovered = yield from self.strategy.recover(self, sorted(lost))
+        if self.step < step:  # a rollback: every step since the restored one is lost work
+            self.executor.discard_since(self._step_time_s[self.step], "rollback")
+            self._step_time_s = {k: t for k, t in self._step_time_s.items() if k <= self.step}
         for s in sorted(lost) if recovered is None else recovered:
             if self.lost.get(s) is lost[s]:
                 del self.lost[s]
@@ -288,6 +305,7 @@ class RecoveringPipeline(PipelineHooks):
         stepped = [s for s in range(self.num_stages) if self._reached[s] > 0 and s not in self.lost]
         if lost_work or not stepped:
             rec.event("iteration_lost", iteration=stats.iteration)
+            ex.discard_since(stats.start_s, "iteration_lost")
             return
         if not self.timing_only:
             with torch.no_grad():
@@ -301,6 +319,7 @@ class RecoveringPipeline(PipelineHooks):
                       stages=[s for s in range(self.num_stages) if s not in stepped])
         self.learner.optimizer_step(stepped)
         self.step += 1
+        self._step_time_s[self.step] = self._gradient_since_s = self.env.now
         loss = sum(self._losses) / len(self._losses) if self._losses else None
         self.ctx.report(self.step, loss, iteration_s=stats.iteration_s)
         yield from self.strategy.after_step(self)
