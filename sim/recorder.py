@@ -162,15 +162,8 @@ class Recorder:
     def node_time_breakdown(self) -> pd.DataFrame:
         """Per node: busy_s, comm_s, idle_s, down_s; their sum is the elapsed time exactly."""
         elapsed = self.elapsed_s
-        rows = []
-        for node, spans in enumerate(self.state_spans()):
-            down_s, busy_s, comm_s = (_length(spans[k]) for k in ("down", "busy", "comm"))
-            idle_s = elapsed - busy_s - comm_s - down_s
-            if idle_s < 0:  # only rounding can make it negative: the spans are disjoint
-                assert idle_s > -1e-9 * max(1.0, elapsed), idle_s
-                idle_s = 0.0
-            rows.append({"node": node, "busy_s": busy_s, "comm_s": comm_s, "idle_s": idle_s,
-                         "down_s": down_s})
+        rows = [_time_row(node, elapsed, *(_length(spans[k]) for k in ("busy", "comm", "down")))
+                for node, spans in enumerate(self.state_spans())]
         return pd.DataFrame(rows)
 
     def goodput_breakdown(self) -> pd.DataFrame:
@@ -335,6 +328,20 @@ def _subtract(spans: list[tuple[float, float]],
         if cur < end:
             out.append((cur, end))
     return out
+
+
+def _time_row(node: int, elapsed_s: float, busy_s: float, comm_s: float,
+              down_s: float) -> dict[str, float]:
+    """One node's row of the time breakdown; idle is the rest of the elapsed time (s).
+
+    busy, comm and down are disjoint, so only rounding can make idle negative.
+    """
+    idle_s = elapsed_s - busy_s - comm_s - down_s
+    if idle_s < 0:
+        assert idle_s > -1e-9 * max(1.0, elapsed_s), idle_s
+        idle_s = 0.0
+    return {"node": node, "busy_s": busy_s, "comm_s": comm_s, "idle_s": idle_s,
+            "down_s": down_s}
 
 
 def _length(spans: list[tuple[float, float]]) -> float:
@@ -572,15 +579,8 @@ class AggregateRecorder(Recorder):
         """Per node: busy_s, comm_s, idle_s, down_s (idle is the rest of the elapsed time)."""
         self._flush_all()
         elapsed = self.elapsed_s
-        rows = []
-        for node in range(self._n):
-            busy_s, comm_s, down_s = self._busy_s[node], self._comm_s[node], self._down_s[node]
-            idle_s = elapsed - busy_s - comm_s - down_s
-            if idle_s < 0:  # only rounding can make it negative
-                assert idle_s > -1e-9 * max(1.0, elapsed), idle_s
-                idle_s = 0.0
-            rows.append({"node": node, "busy_s": busy_s, "comm_s": comm_s, "idle_s": idle_s,
-                         "down_s": down_s})
+        rows = [_time_row(node, elapsed, self._busy_s[node], self._comm_s[node],
+                          self._down_s[node]) for node in range(self._n)]
         return pd.DataFrame(rows)
 
     def goodput_breakdown(self) -> pd.DataFrame:
