@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 LEARNERS = ("tiny-llama", "llama", "mlp", "cnn")
 """Learner names; any timing preset name ('llama-125m', ...) also builds that shape for real."""
+CLASSIFIERS = ("mlp", "cnn")
+"""The learners that are classifiers, not decoders: a pipeline cannot split them into stages."""
 OPTIMIZERS = ("adamw", "sgd")
 SHARDS = ("iid", "dirichlet", "dialects", "contiguous")
 DEVICES = ("cpu", "cuda")
@@ -88,6 +90,11 @@ class WorkloadConfig:
     """Dtype the timing model charges for parameters and gradients on the wire."""
     activation_dtype: str = "fp32"
     """Dtype the timing model charges for activations between stages."""
+
+    @property
+    def is_decoder(self) -> bool:
+        """Whether the learner is a decoder (splits into pipeline stages), not a classifier."""
+        return self.learner not in CLASSIFIERS
 
     def __post_init__(self) -> None:
         def check(field: str, value: object, allowed: tuple) -> None:

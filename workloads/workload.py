@@ -212,7 +212,7 @@ class Workload:
     @property
     def is_language_model(self) -> bool:
         """Whether the learner is a decoder (as opposed to a classifier)."""
-        return self.config.learner not in ("mlp", "cnn")
+        return self.config.is_decoder
 
     def _check_learner(self) -> None:
         name = self.config.learner

@@ -49,7 +49,7 @@ from policies.pipeline.schedules import (
     stage_of_nodes,
 )
 from policies.pipeline.training import TrainingHooks, half_path
-from sim.errors import FieldError
+from sim.errors import FieldError, ScenarioError
 from sim.policy import Policy, RunContext, register_policy
 
 ALLOCATION_SEARCHES = ("hill_climbing", "genetic", "best_of_both")
@@ -193,6 +193,18 @@ class SkipPipeConfig(SkipConfig):
                          max_candidates=self.max_candidates)
 
 
+def check_decoder(workload: Any) -> None:
+    """A pipeline splits a decoder into stages: refuse a classifier learner before any run.
+
+    Raises :class:`ScenarioError` naming ``workload.learner`` (the workload builds only decoder
+    learners for pipelines, :meth:`workloads.Workload.make_pipeline_learner`).
+    """
+    if not workload.is_decoder:
+        raise ScenarioError("workload.learner", "pipeline methods need a decoder learner "
+                            "('tiny-llama', 'llama' or a LLaMA preset), not the classifier "
+                            f"{workload.learner!r}")
+
+
 def workload_costs(workload: Any, device: Any, num_stages: int,
                    head_stage: str = "first", *, embedding_stage: bool = False) -> MicrobatchCosts:
     """Per-stage seconds and message sizes of one microbatch of ``workload`` on ``device``.
@@ -237,7 +249,8 @@ class PipelinePolicy(Policy):
         return TrainingHooks(learner, streams) if learner is not None else PipelineHooks()
 
     def check(self, scenario: Any) -> None:
-        """The stages fit on the cluster, before any world is built."""
+        """The learner is a decoder and the stages fit on the cluster (before any world)."""
+        check_decoder(scenario.workload)
         self._check_shape(scenario.cluster.num_nodes)
 
     def _check_shape(self, num_nodes: int) -> None:

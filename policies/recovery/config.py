@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sim.errors import FieldError
+from sim.errors import FieldError, ScenarioError
 
 EDGE_FALLBACKS = ("checkpoint", "copy")
 
@@ -85,41 +85,42 @@ class PipelineRecoveryConfig:
     def stage_nodes(self, num_nodes: int) -> list[list[int]]:
         """Node ids of each stage: stage ``s`` is nodes ``s R .. s R + R - 1``.
 
-        Raises ``ValueError`` naming ``policy.num_stages`` when the cluster is too small.
+        Raises :class:`FieldError` naming ``num_stages`` when the cluster is too small.
         """
         S, R = self.num_stages, self.replicas_per_stage
         if num_nodes < self.num_pipeline_nodes:
-            raise ValueError(
-                f"policy.num_stages: num_stages x replicas_per_stage = {S} x {R} = "
+            raise FieldError(
+                "num_stages", f"num_stages x replicas_per_stage = {S} x {R} = "
                 f"{self.num_pipeline_nodes} nodes; the cluster has {num_nodes}")
         return [[s * R + r for r in range(R)] for s in range(S)]
 
     def check_store_node(self, num_nodes: int, what: str) -> int:
         """The checkpoint store's node id, ``S R``: ``what`` needs the cluster to have it.
 
-        Raises ``ValueError`` naming ``cluster.nodes`` when the cluster has no node left over.
+        Raises :class:`ScenarioError` naming ``cluster.nodes`` when the cluster has no node
+        left over.
         """
         if num_nodes <= self.num_pipeline_nodes:
-            raise ValueError(
-                f"cluster.nodes={num_nodes}: {what} needs a store node; use num_stages x "
-                f"replicas_per_stage + 1 = {self.num_pipeline_nodes + 1}")
+            raise ScenarioError(
+                "cluster.nodes", f"{num_nodes} nodes: {what} needs a store node; use "
+                f"num_stages x replicas_per_stage + 1 = {self.num_pipeline_nodes + 1}")
         return self.num_pipeline_nodes
 
     def check_blocks(self, n_layers: int, *, equal: bool = False) -> None:
         """The model's ``n_layers`` blocks fill every transformer stage (equally if ``equal``).
 
         With ``embedding_stage`` stage 0 holds no block, so ``S - 1`` stages share them.
-        Raises ``ValueError`` naming ``policy.num_stages``.
+        Raises :class:`FieldError` naming ``num_stages``.
         """
         stages = self.num_stages - (1 if self.embedding_stage else 0)
         if stages > n_layers:
-            raise ValueError(
-                f"policy.num_stages: {self.num_stages} stages give {stages} transformer stages "
+            raise FieldError(
+                "num_stages", f"{self.num_stages} stages give {stages} transformer stages "
                 f"(embedding_stage={self.embedding_stage}) but the model has "
                 f"n_layers={n_layers} blocks")
         if equal and n_layers % stages:
-            raise ValueError(
-                f"policy.num_stages: a lost stage is rebuilt from its neighbours, so every "
+            raise FieldError(
+                "num_stages", f"a lost stage is rebuilt from its neighbours, so every "
                 f"stage needs the same number of blocks; n_layers={n_layers} over {stages} "
                 f"transformer stages is uneven")
 

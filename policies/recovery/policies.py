@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, ClassVar
 
+from policies.pipeline.methods import check_decoder
 from policies.recovery.config import (
     CheckFreeConfig,
     CheckFreePlusConfig,
@@ -53,7 +54,7 @@ def model_blocks(workload: WorkloadConfig, *, timing_only: bool) -> tuple[int, .
     if learner is None:
         if workload.learner in preset_names():
             learner = preset_config(workload.learner).n_layers
-        elif workload.learner not in ("mlp", "cnn"):
+        elif workload.is_decoder:
             learner = int((TINY_LLAMA if workload.learner == "tiny-llama" else DEFAULT_LLAMA)
                           ["n_layers"])
     timing = (preset_config(workload.timing).n_layers if workload.timing in preset_names()
@@ -76,7 +77,8 @@ class PipelineRecoveryPolicy(Policy):
         return self.config.stage_nodes(num_nodes)
 
     def check(self, scenario: Any) -> None:
-        """The pipeline fits the cluster and the model, before any world is built."""
+        """A decoder learner; the pipeline fits the cluster and the model (before any world)."""
+        check_decoder(scenario.workload)
         self._check_shape(scenario.cluster.num_nodes,
                           model_blocks(scenario.workload, timing_only=scenario.run.timing_only))
 

@@ -185,3 +185,16 @@ def test_the_checked_block_counts_are_the_ones_the_workload_builds(workload):
     assert model_blocks(config, timing_only=True) == (built.timing.n_layers,)
     assert set(model_blocks(config, timing_only=False)) == {
         built.timing.n_layers, built.llama_config().n_layers}
+
+
+@pytest.mark.parametrize("second", ['name = "checkfree"\nnum_stages = 4\nreplicas_per_stage = 1',
+                                    'name = "full_pipeline"\nstage_sizes = [1, 1]'])
+def test_a_pipeline_method_refuses_a_classifier_learner_before_running_the_first(
+        tmp_path, capsys, no_simulation, second):
+    path = scenario_file(tmp_path, second)
+    path.write_text(path.read_text().replace('learner = "tiny-llama"',
+                                             'learner = "mlp"\ndata = "digits"'))
+    code = main(["compare", str(path), "--processes", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "workload.learner" in err[0] and "'mlp'" in err[0], err
