@@ -1,6 +1,9 @@
 """Exceptions of the engine.
 
-Two kinds. ``ScenarioError`` is bad input: it names the field, the bad value and what is allowed.
+Two kinds. ``ScenarioError`` is bad input: it names the field, the bad value and what is allowed
+(its sibling ``FieldError``, a Config refusing one of its own fields, is defined in the leaf
+package :mod:`dtsim_errors` so that ``workloads`` and ``topologies`` can raise it too, and is
+re-exported here).
 ``SimFailure`` and its subclasses are *simulated* faults thrown into a process that was waiting
 on a compute task, a transfer or a collective when a node or a link failed; a policy catches them
 and reacts the way its method says.
@@ -10,32 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from dtsim_errors import FieldError, FieldRefusal
 
-class _FieldNamingError(ValueError):
-    """A refusal that names its field: ``"<field>: <message>"``, both kept as attributes."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-    def __reduce__(self) -> tuple:
-        """Pickle with both arguments (a refusal raised in a worker process reaches the CLI)."""
-        return (type(self), (self.field, self.message))
+__all__ = ["CollectiveAborted", "FieldError", "NodeFailure", "ScenarioError", "SimFailure",
+           "TransferCut", "did_you_mean", "refuse_unknown_keys"]
 
 
-class ScenarioError(_FieldNamingError):
+class ScenarioError(FieldRefusal):
     """Invalid scenario input; ``field`` is the dotted path of the offending key."""
-
-
-class FieldError(_FieldNamingError):
-    """A component's ``Config`` refuses one of its own fields.
-
-    ``field`` is the field's name inside the Config (``"inner_steps"``); the scenario loader
-    prefixes the table's dotted path (``policies.diloco.inner_steps``). A Config raises it from
-    ``__post_init__`` so that the loader names the field from this structured data, never by
-    reading the message.
-    """
 
 
 class SimFailure(Exception):

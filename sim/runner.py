@@ -280,25 +280,22 @@ def check_policy(policy: Policy | PolicyConfig, scenario: Scenario) -> Policy:
 
 
 def setup_error(policy: str, exc: ValueError) -> ScenarioError:
-    """A policy refused the scenario in ``setup`` (before any simulated time): bad input.
+    """A policy refused the scenario in ``check``/``setup`` (before any simulated time): bad input.
 
     Policies check what needs the world (stage sizes against the cluster, code parameters
     against the node count) in ``check``/``setup`` and raise
     :class:`~sim.errors.FieldError` naming their Config's field; it is written as in the file
-    (``policy.s``, not ``policy.gc_cyclic.s``). A plain ``ValueError`` whose message starts with
-    a dotted field (``"policy.num_stages: ..."``) is still read for that field.
+    (``policy.s``, not ``policy.gc_cyclic.s``). A refusal of another section's key is a
+    :class:`~sim.errors.ScenarioError` naming it (``cluster.nodes``) and passes unchanged. Any
+    other ``ValueError`` (a third-party policy's) is reported against the policy as a whole, in
+    one line, its message unchanged and never read for a field name.
     """
     if isinstance(exc, ScenarioError):
         return exc
     if isinstance(exc, FieldError):
         return ScenarioError(f"policy.{exc.field}", exc.message)
-    from sim.sections import _as_scenario_error
-
-    message = " ".join(str(exc).split())
-    prefix = f"policy.{policy}"
-    if message.startswith(prefix):
-        message = "policy" + message[len(prefix):]
-    return _as_scenario_error("policy", ValueError(message))
+    message = " ".join(str(exc).split())  # one line, whatever the message's layout
+    return ScenarioError("policy", f"{policy!r} refused the scenario: {message}")
 
 
 def _params(pol: Policy) -> dict[str, Any]:

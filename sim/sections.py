@@ -12,12 +12,11 @@ import dataclasses
 import inspect
 import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sim.components import component, config_from_table, find, names
+from sim.components import component, config_from_table, find, make_config, names
 from sim.config import (
     ClusterConfig,
     FaultsConfig,
@@ -25,13 +24,14 @@ from sim.config import (
     PolicyConfig,
     RunConfig,
 )
-from sim.errors import ScenarioError, refuse_unknown_keys
+from sim.errors import FieldError, ScenarioError, refuse_unknown_keys
 from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
 from sim.network.tcp import TcpConfig
 from sim.tables import check_param_types as _check_param_types
 from sim.tables import check_param_units as _check_param_units
 from sim.tables import si_params
 from topologies import from_edgelist, get_topology
+from workloads.config import WorkloadConfig
 
 __all__ = ["cluster_config", "compared_policies", "faults_config", "network_config",
            "policy_config", "run_config", "workload_config"]
@@ -99,16 +99,18 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
                         slow_start_after_idle=t.slow_start_after_idle, min_rto_s=t.min_rto,
                         parallel_streams=t.parallel_streams, handshake=t.handshake,
                         hystart_short_rtt_exit=t.hystart_short_rtt_exit)
-    except ValueError as err:  # name the scenario's key, not the config's field
-        field_name, _, message = str(err).partition(": ")
-        keys = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
-                "max_window_bytes": "max_window", "min_rto_s": "min_rto"}
-        prefix, _, name = field_name.rpartition(".")
-        raise ScenarioError(f"{prefix}.{keys.get(name, name)}", message) from None
+    except FieldError as err:  # name the scenario's key, not the config's field
+        raise ScenarioError(f"network.tcp.{_TCP_KEYS.get(err.field, err.field)}",
+                            err.message) from None
     return NetworkConfig(model=section.model, transport=section.transport, tcp=tcp,
                          topology=topology, topology_params=params,
                          uplink_Bps=section.uplink, downlink_Bps=section.downlink,
                          access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
+
+
+_TCP_KEYS = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
+             "max_window_bytes": "max_window", "min_rto_s": "min_rto"}
+"""``[network.tcp]`` keys whose :class:`TcpConfig` field has another name."""
 
 
 def _check_edge_list(path: str, params: dict[str, Any], num_nodes: int) -> None:
@@ -143,12 +145,15 @@ def _check_preset(name: str, params: dict[str, Any], num_nodes: int) -> None:
         kwargs["seed"] = 0  # only checking here; the world passes its own seed
     try:
         get_topology(name, **kwargs)  # the builder, with its parameters named on a mismatch
-    except (TypeError, ValueError) as exc:
-        message = str(exc)
-        if message.startswith("topology"):
-            message = message.split(":", 1)[-1].strip() if message.startswith("topology:") \
-                else message
-        raise ScenarioError("network.topology_params", message) from None
+    except FieldError as exc:  # a parameter of the preset: named from the exception
+        if exc.field == "num_nodes" and "num_nodes" not in params:
+            raise ScenarioError("cluster.nodes", f"{exc.message} for topology {name!r}") from None
+        where = (f"network.topology_params.{exc.field}" if exc.field in accepted
+                 else "network.topology_params")
+        message = exc.message if exc.field in accepted else str(exc)
+        raise ScenarioError(where, message) from None
+    except (TypeError, ValueError) as exc:  # any other refusal: the table, message whole
+        raise ScenarioError("network.topology_params", str(exc)) from None
 
 
 def _resolve_path(spec: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -183,31 +188,12 @@ def _fault(kind: str, table: Mapping[str, Any], where: str, base: Path) -> Any:
     return config_from_table(kind, entry.name, params, where=where)
 
 
-_SECTION_NAMES = ("cluster", "network", "faults", "workload", "policy", "policies", "run")
+def workload_config(section: Mapping[str, Any], base: Path) -> WorkloadConfig:
+    """Build ``workloads.WorkloadConfig`` from the ``[workload]`` table (units converted).
 
-
-def _as_scenario_error(field: str, exc: Exception) -> ScenarioError:
-    """Keep a message that already names its field (``"cluster.speed.sigma must be..."``)."""
-    if isinstance(exc, FileNotFoundError) and exc.filename:
-        return ScenarioError(field, f"file {str(exc.filename)!r} does not exist")
-    if isinstance(exc, OSError):
-        return ScenarioError(field, f"cannot read {str(exc.filename)!r}: {exc.strerror}")
-    message = " ".join(str(exc).split())
-    match = re.match(rf"^((?:{'|'.join(_SECTION_NAMES)})(?:[.\[][\w.\[\]-]*)?)", message)
-    if match:
-        named = match.group(1)
-        rest = message[len(named):]
-        got = re.match(r"^=(.*?): (.*)$", rest)  # "workload.batch=0: must be >= 1"
-        if got:
-            return ScenarioError(named, f"{got.group(2)} (got {got.group(1)})")
-        return ScenarioError(named, rest.lstrip(" :"))
-    return ScenarioError(field, message)
-
-
-def workload_config(section: Mapping[str, Any], base: Path) -> Any:
-    """Build ``workloads.WorkloadConfig`` from the ``[workload]`` table (units converted)."""
-    from workloads.config import WorkloadConfig
-
+    The Config's own refusals are :class:`~dtsim_errors.FieldError` (``batch``), named here as
+    ``workload.batch`` by :func:`sim.components.make_config`, as for every other table.
+    """
     params = si_params(section, "workload")
     fields = [f.name for f in dataclasses.fields(WorkloadConfig)]
     refuse_unknown_keys(params, fields, where="workload")
@@ -221,10 +207,7 @@ def workload_config(section: Mapping[str, Any], base: Path) -> Any:
             raise ScenarioError("workload.data", f"text file {data[5:]!r} does not exist "
                                                  f"(looked for {str(path)!r})")
         params["data"] = f"text:{path.resolve()}"
-    try:
-        return WorkloadConfig(**params)
-    except (TypeError, ValueError) as exc:
-        raise _as_scenario_error("workload", exc) from None
+    return make_config(WorkloadConfig, params, where="workload")
 
 
 def _check_workload_names(params: Mapping[str, Any]) -> None:

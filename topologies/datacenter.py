@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from dtsim_errors import FieldError
 from topologies.shapes import node_site
 from topologies.topology import (
     Topology,
@@ -61,10 +62,10 @@ def clusters_of_clusters(
     """
     check_num_nodes(num_nodes)
     if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 1:
-        raise ValueError(f"num_clusters: got {num_clusters!r}; allowed: an int >= 1")
+        raise FieldError("num_clusters", f"got {num_clusters!r}; allowed: an int >= 1")
     if num_clusters > num_nodes:
-        raise ValueError(
-            f"num_clusters: got {num_clusters} for {num_nodes} nodes; allowed: <= num_nodes"
+        raise FieldError(
+            "num_clusters", f"got {num_clusters} for {num_nodes} nodes; allowed: <= num_nodes"
         )
     check_non_negative("intra_latency_s", intra_latency_s)
     check_bandwidth("intra_bandwidth_Bps", intra_bandwidth_Bps)

@@ -23,6 +23,7 @@ from importlib import resources
 import networkx as nx
 import numpy as np
 
+from dtsim_errors import FieldError
 from topologies.topology import (
     Topology,
     check_bandwidth,
@@ -133,7 +134,7 @@ def gcp_regions(
         rng = np.random.default_rng(seed)
         node_sites = tuple(regions[int(k)] for k in rng.integers(len(regions), size=num_nodes))
     else:
-        raise ValueError(f"placement: got {placement!r}; allowed: {list(PLACEMENTS)}")
+        raise FieldError("placement", f"got {placement!r}; allowed: {list(PLACEMENTS)}")
     return from_graph(
         graph, node_sites, routing=routing, name=f"gcp-12-regions({num_nodes}, {placement})"
     )

@@ -12,6 +12,7 @@ import math
 import networkx as nx
 import numpy as np
 
+from dtsim_errors import FieldError
 from topologies.topology import (
     Topology,
     check_bandwidth,
@@ -110,7 +111,7 @@ def torus_2d(rows: int, cols: int, *, latency_s: float, bandwidth_Bps: float) ->
     """
     for field_name, value in (("rows", rows), ("cols", cols)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{field_name}: got {value!r}; allowed: an int >= 1")
+            raise FieldError(field_name, f"got {value!r}; allowed: an int >= 1")
     num_nodes = rows * cols
     if num_nodes < 2:
         raise ValueError(f"rows * cols: got {num_nodes}; allowed: >= 2 nodes")
@@ -152,10 +153,10 @@ def random_regular(
     """
     check_num_nodes(num_nodes, minimum=3)
     if isinstance(degree, bool) or not isinstance(degree, int) or not 2 <= degree < num_nodes:
-        raise ValueError(f"degree: got {degree!r}; allowed: an int with 2 <= degree < num_nodes")
+        raise FieldError("degree", f"got {degree!r}; allowed: an int with 2 <= degree < num_nodes")
     if num_nodes * degree % 2:
-        raise ValueError(
-            f"degree: got {degree} with num_nodes={num_nodes}; allowed: num_nodes * degree even"
+        raise FieldError(
+            "degree", f"got {degree} with num_nodes={num_nodes}; allowed: num_nodes * degree even"
         )
     check_non_negative("latency_s", latency_s)
     check_bandwidth("bandwidth_Bps", bandwidth_Bps)
@@ -165,8 +166,8 @@ def random_regular(
         if nx.is_connected(drawn):
             break
     else:
-        raise ValueError(
-            f"degree: no connected {degree}-regular graph on {num_nodes} nodes in "
+        raise FieldError(
+            "degree", f"no connected {degree}-regular graph on {num_nodes} nodes in "
             f"{MAX_REGULAR_DRAWS} draws; allowed: a larger degree"
         )
     graph = _sites_graph(num_nodes)

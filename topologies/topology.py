@@ -28,6 +28,8 @@ from typing import Any
 
 import networkx as nx
 
+from dtsim_errors import FieldError
+
 #: How a transfer between two sites chooses its path (see ``Topology.routing``).
 ROUTINGS = ("min_latency", "direct")
 
@@ -94,7 +96,7 @@ class Topology:
             for i, value in enumerate(self.access_latency_s):
                 check_non_negative(f"access_latency_s[{i}]", value)
         if self.routing not in ROUTINGS:
-            raise ValueError(f"routing: got {self.routing!r}; allowed: {list(ROUTINGS)}")
+            raise FieldError("routing", f"got {self.routing!r}; allowed: {list(ROUTINGS)}")
         if self.routing == "direct":
             hosts = sorted_sites(set(self.node_sites))
             for a_index, a in enumerate(hosts):
@@ -223,7 +225,7 @@ def place_round_robin(sites: Sequence[str], num_nodes: int) -> tuple[str, ...]:
 def check_num_nodes(num_nodes: int, *, minimum: int = 1) -> None:
     """Raise ``ValueError`` unless ``num_nodes`` is an int of at least ``minimum``."""
     if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < minimum:
-        raise ValueError(f"num_nodes: got {num_nodes!r}; allowed: an int >= {minimum}")
+        raise FieldError("num_nodes", f"got {num_nodes!r}; allowed: an int >= {minimum}")
 
 
 def _floats(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -250,13 +252,13 @@ def _is_real(value: Any) -> bool:
 def check_bandwidth(field_name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``value`` is a bandwidth: a number > 0, ``inf`` = unlimited."""
     if not _is_real(value) or math.isnan(float(value)) or float(value) <= 0:
-        raise ValueError(f"{field_name}: got {value!r}; allowed: a number > 0 (inf = unlimited)")
+        raise FieldError(field_name, f"got {value!r}; allowed: a number > 0 (inf = unlimited)")
 
 
 def check_non_negative(field_name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite number >= 0."""
     if not _is_real(value) or not math.isfinite(float(value)) or float(value) < 0:
-        raise ValueError(f"{field_name}: got {value!r}; allowed: a finite number >= 0")
+        raise FieldError(field_name, f"got {value!r}; allowed: a finite number >= 0")
 
 
 def _check_length(field_name: str, values: Sequence[Any], num_nodes: int) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dtsim_errors import FieldError
+
 LEARNERS = ("tiny-llama", "llama", "mlp", "cnn")
 """Learner names; any timing preset name ('llama-125m', ...) also builds that shape for real."""
 CLASSIFIERS = ("mlp", "cnn")
@@ -99,7 +101,7 @@ class WorkloadConfig:
     def __post_init__(self) -> None:
         def check(field: str, value: object, allowed: tuple) -> None:
             if value not in allowed:
-                raise ValueError(f"workload.{field}={value!r}: allowed {list(allowed)}")
+                raise FieldError(field, f"allowed {list(allowed)} (got {value!r})")
 
         check("optimizer", self.optimizer, OPTIMIZERS)
         check("shards", self.shards, SHARDS)
@@ -108,24 +110,20 @@ class WorkloadConfig:
         check("param_dtype", self.param_dtype, DTYPES)
         check("activation_dtype", self.activation_dtype, DTYPES)
         if not (self.data in DATA or self.data.startswith("text:")):
-            raise ValueError(
-                f"workload.data={self.data!r}: allowed {', '.join(map(repr, DATA))}, 'text:PATH'"
-            )
+            raise FieldError("data", f"allowed {', '.join(map(repr, DATA))}, 'text:PATH' "
+                                     f"(got {self.data!r})")
         for name in ("batch", "seq", "eval_batches"):
             if getattr(self, name) < 1:
-                raise ValueError(f"workload.{name}={getattr(self, name)}: must be >= 1")
+                raise FieldError(name, f"must be >= 1 (got {getattr(self, name)})")
         if self.lr <= 0:
-            raise ValueError(f"workload.lr={self.lr}: must be > 0")
+            raise FieldError("lr", f"must be > 0 (got {self.lr})")
         if self.warmup_steps < 0:
-            raise ValueError(f"workload.warmup_steps={self.warmup_steps}: must be >= 0")
+            raise FieldError("warmup_steps", f"must be >= 0 (got {self.warmup_steps})")
         if self.total_steps is not None and self.total_steps <= self.warmup_steps:
-            raise ValueError(
-                f"workload.total_steps={self.total_steps}: must exceed warmup_steps="
-                f"{self.warmup_steps} (or be None)"
-            )
+            raise FieldError("total_steps", f"must exceed warmup_steps={self.warmup_steps} "
+                                            f"(or be None) (got {self.total_steps})")
         if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"workload.grad_clip={self.grad_clip}: must be > 0 or None")
+            raise FieldError("grad_clip", f"must be > 0 or None (got {self.grad_clip})")
         if not 0.0 < self.held_out_fraction < 1.0:
-            raise ValueError(
-                f"workload.held_out_fraction={self.held_out_fraction}: must be in (0, 1)"
-            )
+            raise FieldError("held_out_fraction",
+                             f"must be in (0, 1) (got {self.held_out_fraction})")

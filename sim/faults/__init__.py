@@ -1,7 +1,8 @@
 """Fault models: stragglers (per-task slowdowns) and failures (nodes, links, partitions, stages).
 
 Pure models that produce numbers or schedules live in :mod:`~sim.faults.stragglers`,
-:mod:`~sim.faults.bursty`, :mod:`~sim.faults.failures`, :mod:`~sim.faults.stages` and
+:mod:`~sim.faults.bursty`, :mod:`~sim.faults.failures` (the contract and node failures),
+:mod:`~sim.faults.link_failures`, :mod:`~sim.faults.group_failures`, :mod:`~sim.faults.stages` and
 :mod:`~sim.faults.traces`; only :mod:`~sim.faults.injector` touches SimPy. Each built-in model
 is a component (:mod:`sim.components`) with a typed Config, registered by its own module:
 :mod:`~sim.faults.straggler_configs`, :mod:`~sim.faults.failure_configs` and ``stage`` in
@@ -15,18 +16,14 @@ from sim.faults.failures import (
     Downtime,
     FailureEvent,
     FailureModel,
-    GroupFailures,
-    LinkDown,
     NoFailures,
-    Partition,
     PoissonCrashes,
     SpotPreemption,
     TraceFailures,
-    draw_stage_failures,
-    p_iter,
-    partition_cut_links,
 )
+from sim.faults.group_failures import GroupFailures, draw_stage_failures, p_iter
 from sim.faults.injector import fail_at, start_injector
+from sim.faults.link_failures import LinkDown, Partition, partition_cut_links
 from sim.faults.node_stragglers import BurstyPattern, GilbertElliott, PerNodeModels, TraceReplay
 from sim.faults.stages import StageFailure, StageFailureSchedule, StageFailuresConfig
 from sim.faults.straggler_configs import make_straggler_model

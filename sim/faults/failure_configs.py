@@ -26,15 +26,14 @@ from sim.faults.failures import (
     SPOT_MONTHLY_BUCKETS,
     CombinedFailures,
     FailureModel,
-    GroupFailures,
-    LinkDown,
     NoFailures,
-    Partition,
     PoissonCrashes,
     SpotPreemption,
     TraceFailures,
     check_rate,
 )
+from sim.faults.group_failures import GroupFailures
+from sim.faults.link_failures import LinkDown, Partition
 from sim.faults.traces import read_failure_trace
 
 __all__ = ["failure_config", "make_failure_model"]
@@ -197,7 +196,7 @@ class LinkDownConfig:
         _window(self.start_s, self.duration_s)
 
     def build(self) -> FailureModel:
-        """Return :class:`~sim.faults.failures.LinkDown`."""
+        """Return :class:`~sim.faults.link_failures.LinkDown`."""
         return LinkDown(self.links, self.start_s, self.duration_s)
 
 
@@ -227,7 +226,7 @@ class PartitionConfig:
         _window(self.start_s, self.duration_s)
 
     def build(self) -> FailureModel:
-        """Return :class:`~sim.faults.failures.Partition` (its cut resolved by the injector)."""
+        """Return :class:`~sim.faults.link_failures.Partition` (the injector resolves its cut)."""
         return Partition(self.groups, self.start_s, self.duration_s)
 
 
@@ -268,7 +267,7 @@ class GroupConfig:
         object.__setattr__(self, "exempt", _node_ids("exempt", self.exempt))
 
     def build(self) -> FailureModel:
-        """Return :class:`~sim.faults.failures.GroupFailures`."""
+        """Return :class:`~sim.faults.group_failures.GroupFailures`."""
         return GroupFailures(self.groups, self.p_hour, self.iteration_s, self.rejoin_delay_s,
                              self.exempt)
 

@@ -1,4 +1,4 @@
-"""Failure schedules: which nodes or links go down, when, and for how long.
+"""Failure schedules: the :class:`FailureModel` contract and the models that fail nodes.
 
 A :class:`FailureModel` draws a whole schedule up front from the world's random stream, as a
 sorted list of :class:`FailureEvent`. Drawing the schedule before the run (rather than inside
@@ -6,7 +6,7 @@ SimPy processes) makes it a plain list one can print, test, save as a trace and 
 keeps it independent of what the training policy does. :mod:`sim.faults.injector` applies a
 schedule to a running World.
 
-Models (rates per second, durations in seconds; the scenario layer converts units):
+Models here (rates per second, durations in seconds; the scenario layer converts units):
 
 - :class:`PoissonCrashes`: each node alternates up-times ``~ Exp(rate_per_s)`` and downtimes
   from a :class:`Downtime` distribution (or never returns). Expected crashes in ``[0, H)`` per
@@ -14,11 +14,13 @@ Models (rates per second, durations in seconds; the scenario layer converts unit
   downtime ``d`` the long-run count is ``H / (1 / rate_per_s + d)`` (renewal theorem).
 - :class:`SpotPreemption`: like crashes, but each kill is announced ``notice_s`` before it
   (AWS 120 s, GCP about 30 s).
-- :class:`LinkDown`, :class:`Partition`: given links, or every link between groups of sites,
-  down for a window.
-- :class:`GroupFailures`: every replica of a pipeline stage at once, with per-iteration
-  probability ``p_iter = 1 - (1 - p_hour)^(T_iter / 3600)`` (CheckFree's model).
 - :class:`TraceFailures`: replay a CSV (see :mod:`sim.faults.traces`).
+- :class:`CombinedFailures`: several models at once, each on its own child stream.
+
+The other models are written against the same contract, each family in its own module:
+links and partitions in :mod:`sim.faults.link_failures` (:class:`LinkDown`,
+:class:`Partition`), correlated failures of whole groups of nodes (every replica of a pipeline
+stage at once, CheckFree's model) in :mod:`sim.faults.group_failures` (:class:`GroupFailures`).
 
 A schedule's events are :class:`~sim.faults.events.FailureEvent` (re-exported here).
 """
@@ -63,7 +65,8 @@ def check_rate(name: str, value: float, *, what: str = "a finite rate >= 0 (per 
     return float(value)
 
 
-def _check_nodes(nodes: Iterable[int], num_nodes: int, what: str) -> None:
+def check_nodes(nodes: Iterable[int], num_nodes: int, what: str) -> None:
+    """Refuse a node id outside ``[0, num_nodes)`` (``what`` says whose id it is)."""
     for node in nodes:
         if not 0 <= node < num_nodes:
             raise ValueError(f"{what}: node id {node!r} is outside [0, num_nodes={num_nodes})")
@@ -207,182 +210,6 @@ class SpotPreemption(PoissonCrashes):
         return -math.log1p(-fraction) / SECONDS_PER_MONTH
 
 
-class LinkDown(FailureModel):
-    """Given topology links go down at ``start_s`` for ``duration_s`` (``None``: for good)."""
-
-    def __init__(
-        self, links: Sequence[Sequence[str]], start_s: float, duration_s: float | None = None
-    ):
-        self.links = tuple((str(u), str(v)) for u, v in links)
-        if not self.links:
-            raise ValueError("links must name at least one (u, v) pair of sites")
-        self.start_s = float(start_s)
-        self.duration_s = None if duration_s is None else float(duration_s)
-
-    def schedule(
-        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
-    ) -> list[FailureEvent]:
-        """One ``link_down`` event if it starts before the horizon."""
-        if self.start_s >= horizon_s:
-            return []
-        return [
-            FailureEvent(
-                time_s=self.start_s, kind="link_down", links=self.links, duration_s=self.duration_s
-            )
-        ]
-
-
-def partition_cut_links(
-    edges: Iterable[tuple[str, str]], groups: Sequence[Sequence[str]]
-) -> tuple[tuple[str, str], ...]:
-    """Links joining two different groups of sites (sites in no group form one more group)."""
-    group_of: dict[str, int] = {}
-    for index, group in enumerate(groups):
-        for site in group:
-            if site in group_of:
-                raise ValueError(f"partition groups: site {site!r} is in more than one group")
-            group_of[site] = index
-    rest = len(groups)
-    cut = [
-        (str(u), str(v))
-        for u, v in edges
-        if group_of.get(str(u), rest) != group_of.get(str(v), rest)
-    ]
-    return tuple(sorted(cut))
-
-
-class Partition(FailureModel):
-    """The network splits into groups of sites from ``start_s`` for ``duration_s``.
-
-    With ``edges`` (the topology's links) the cut is computed here; otherwise the event carries
-    the groups and the injector cuts the links of the world's topology graph.
-    """
-
-    def __init__(
-        self,
-        groups: Sequence[Sequence[str]],
-        start_s: float,
-        duration_s: float | None = None,
-        *,
-        edges: Iterable[tuple[str, str]] | None = None,
-    ):
-        self.groups = tuple(tuple(str(site) for site in group) for group in groups)
-        if len(self.groups) < 1:
-            raise ValueError("partition groups must list at least one group of sites")
-        self.start_s = float(start_s)
-        self.duration_s = None if duration_s is None else float(duration_s)
-        self.links = partition_cut_links(edges, self.groups) if edges is not None else ()
-
-    def schedule(
-        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
-    ) -> list[FailureEvent]:
-        """One ``partition`` event if it starts before the horizon."""
-        if self.start_s >= horizon_s:
-            return []
-        return [
-            FailureEvent(
-                time_s=self.start_s,
-                kind="partition",
-                links=self.links,
-                groups=self.groups,
-                duration_s=self.duration_s,
-            )
-        ]
-
-
-def p_iter(p_hour: float, iteration_s: float) -> float:
-    """Per-iteration failure probability ``1 - (1 - p_hour)^(iteration_s / 3600)``."""
-    if not 0.0 <= p_hour <= 1.0:
-        raise ValueError(f"p_hour must be a probability in [0, 1], got {p_hour!r}")
-    if not iteration_s > 0.0:
-        raise ValueError(f"iteration_s must be > 0 seconds, got {iteration_s!r}")
-    if p_hour == 1.0:
-        return 1.0
-    return -math.expm1(math.log1p(-p_hour) * iteration_s / 3600.0)
-
-
-def draw_stage_failures(
-    num_stages: int, p_iter: float, rng: np.random.Generator, exempt: Sequence[int] = (0,)
-) -> list[int]:
-    """Stages that fail in one iteration, each independently with probability ``p_iter``.
-
-    Exactly ``num_stages`` uniforms are drawn whatever ``exempt`` is, so changing the exempt
-    stages does not shift the random stream.
-    """
-    if not 0.0 <= p_iter <= 1.0:
-        raise ValueError(f"p_iter must be a probability in [0, 1], got {p_iter!r}")
-    draws = rng.random(num_stages)
-    return [s for s in range(num_stages) if draws[s] < p_iter and s not in exempt]
-
-
-class GroupFailures(FailureModel):
-    """Correlated failures: all nodes of a group (e.g. every replica of a stage) at once.
-
-    Iteration ``k`` covers ``[k T, (k+1) T)`` with ``T = iteration_s``. In each iteration
-    every group that is up and not exempt fails with probability
-    ``p_iter(p_hour, T)`` at a uniform time inside the iteration, and stays down for
-    ``rejoin_delay_s`` (replacements join with no weights).
-
-    Parameters
-    ----------
-    groups:
-        Node ids of each group; group index = stage index.
-    p_hour:
-        Failure probability of one group per hour (CheckFree studies 0.05-0.33).
-    iteration_s:
-        Duration of one training iteration, seconds.
-    rejoin_delay_s:
-        Downtime of a failed group, seconds (``None``: never back).
-    exempt:
-        Group indices that never fail (stage 0 holds the embeddings and data).
-    """
-
-    def __init__(
-        self,
-        groups: Sequence[Sequence[int]],
-        p_hour: float,
-        iteration_s: float,
-        rejoin_delay_s: float | None = 0.0,
-        exempt: Sequence[int] = (0,),
-    ):
-        self.groups = tuple(tuple(int(n) for n in group) for group in groups)
-        if not self.groups or not all(self.groups):
-            raise ValueError("groups must be a non-empty list of non-empty lists of node ids")
-        self.p_hour = float(p_hour)
-        self.iteration_s = float(iteration_s)
-        self.p_iter = p_iter(self.p_hour, self.iteration_s)
-        self.rejoin_delay_s = None if rejoin_delay_s is None else float(rejoin_delay_s)
-        if self.rejoin_delay_s is not None and self.rejoin_delay_s < 0:
-            raise ValueError(f"rejoin_delay_s must be >= 0 or None, got {rejoin_delay_s!r}")
-        self.exempt = tuple(sorted(int(s) for s in exempt))
-
-    def schedule(
-        self, *, num_nodes: int, horizon_s: float, rng: np.random.Generator
-    ) -> list[FailureEvent]:
-        """Draw every iteration's stage failures (one uniform per group per iteration)."""
-        for group in self.groups:
-            _check_nodes(group, num_nodes, "GroupFailures.groups")
-        events = []
-        back_at = [0.0] * len(self.groups)  # time each group is up again
-        num_iterations = math.ceil(horizon_s / self.iteration_s)
-        for k in range(num_iterations):
-            for stage in draw_stage_failures(len(self.groups), self.p_iter, rng, self.exempt):
-                at = (k + float(rng.random())) * self.iteration_s
-                if at < back_at[stage] or at >= horizon_s:
-                    continue  # still down from the last failure, or past the horizon
-                events.append(
-                    FailureEvent(
-                        time_s=at,
-                        kind="group",
-                        nodes=self.groups[stage],
-                        duration_s=self.rejoin_delay_s,
-                    )
-                )
-                down_s = math.inf if self.rejoin_delay_s is None else self.rejoin_delay_s
-                back_at[stage] = at + down_s
-        return sort_events(events)
-
-
 class TraceFailures(FailureModel):
     """Replay a fixed list of events (events at or after the horizon are dropped)."""
 
@@ -399,7 +226,7 @@ class TraceFailures(FailureModel):
     ) -> list[FailureEvent]:
         """Return the trace's events that begin before ``horizon_s`` (``rng`` is not used)."""
         for event in self.events:
-            _check_nodes(event.nodes, num_nodes, "failure trace")
+            check_nodes(event.nodes, num_nodes, "failure trace")
         return [event for event in self.events if event.time_s - event.notice_s < horizon_s]
 
 

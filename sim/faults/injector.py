@@ -29,7 +29,8 @@ from typing import Any
 
 import simpy
 
-from sim.faults.failures import FailureEvent, partition_cut_links, sort_events
+from sim.faults.events import FailureEvent, sort_events
+from sim.faults.link_failures import partition_cut_links
 
 
 def _begin_s(event: FailureEvent) -> float:

@@ -22,7 +22,7 @@ The draw
 --------
 Time is cut into periods of ``T = failure_period_s``. In each period every stage that is up and
 not exempt fails with probability ``p_iter = 1 - (1 - p_hour')^(T / 3600)`` at a uniform time in
-the period (:class:`sim.faults.failures.GroupFailures`), and its replacement joins, empty,
+the period (:class:`sim.faults.group_failures.GroupFailures`), and its replacement joins, empty,
 ``rejoin_delay_s`` later; a stage cannot fail again before that.
 
 Rate scaling
@@ -49,7 +49,7 @@ import numpy as np
 
 from sim.components import register_component
 from sim.errors import FieldError, ScenarioError
-from sim.faults.failures import GroupFailures
+from sim.faults.group_failures import GroupFailures
 
 __all__ = ["STAGE_STREAM", "StageFailure", "StageFailureSchedule", "StageFailuresConfig",
            "draw_stage_schedule", "refuse_stage_failures_without_stages"]

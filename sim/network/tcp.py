@@ -61,6 +61,7 @@ from dataclasses import dataclass
 
 import simpy
 
+from sim.errors import FieldError
 from sim.network.base import INF, Flow, Network
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
@@ -117,19 +118,18 @@ class TcpConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
-            raise ValueError(f"network.tcp.mss_bytes: must be in (0, frame_bytes="
-                             f"{self.frame_bytes}], got {self.mss_bytes}")
+            raise FieldError("mss_bytes", f"must be in (0, frame_bytes={self.frame_bytes}], got "
+                                          f"{self.mss_bytes}")
         if self.initial_window_segments < 1:
-            raise ValueError(f"network.tcp.initial_window_segments: must be >= 1, got "
-                             f"{self.initial_window_segments}")
+            raise FieldError("initial_window_segments",
+                             f"must be >= 1, got {self.initial_window_segments}")
         if not self.max_window_bytes >= self.mss_bytes:
-            raise ValueError(f"network.tcp.max_window_bytes: must be >= mss_bytes, got "
-                             f"{self.max_window_bytes}")
+            raise FieldError("max_window_bytes",
+                             f"must be >= mss_bytes, got {self.max_window_bytes}")
         if self.min_rto_s < 0:
-            raise ValueError(f"network.tcp.min_rto_s: must be >= 0 s, got {self.min_rto_s}")
+            raise FieldError("min_rto_s", f"must be >= 0 s, got {self.min_rto_s}")
         if self.parallel_streams < 1:
-            raise ValueError(f"network.tcp.parallel_streams: must be >= 1, got "
-                             f"{self.parallel_streams}")
+            raise FieldError("parallel_streams", f"must be >= 1, got {self.parallel_streams}")
 
     @property
     def efficiency(self) -> float:

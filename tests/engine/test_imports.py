@@ -1,6 +1,9 @@
 """Import direction: the engine never imports a method, the leaf packages never import the
 engine, and no two modules import each other (not even from inside a function).
 
+``dtsim_errors`` (the refusal that names its field, ``FieldError``) sits below every layer:
+it imports nothing of the project, and every package may import it.
+
 Imports under ``if TYPE_CHECKING:`` are type-only and not counted.
 """
 
@@ -10,7 +13,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("sim", "topologies", "workloads")
+PACKAGES = ("sim", "topologies", "workloads", "dtsim_errors")
+PROJECT = ("sim", "topologies", "workloads", "policies", "dtsim_errors")
 
 
 def _modules() -> dict[str, Path]:
@@ -60,6 +64,26 @@ def test_topologies_and_workloads_never_import_the_engine():
     offenders = {name: sorted(i for i in imports if i.split(".")[0] == "sim")
                  for name, imports in _graph().items() if not name.startswith("sim")}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_error_package_imports_nothing_of_the_project():
+    graph = _graph()
+    leaf = {name: sorted(i for i in imports if i.split(".")[0] in PROJECT)
+            for name, imports in graph.items() if name.split(".")[0] == "dtsim_errors"}
+    assert leaf == {"dtsim_errors": []}
+
+
+def test_the_leaf_packages_raise_the_shared_field_error():
+    """workloads' Config refuses with the one FieldError the engine reads (no second class)."""
+    import dtsim_errors
+    import sim.errors
+    import workloads.config
+
+    assert sim.errors.FieldError is dtsim_errors.FieldError
+    assert "dtsim_errors" in _graph()["workloads.config"]
+    assert issubclass(sim.errors.ScenarioError, dtsim_errors.FieldRefusal)
+    assert not issubclass(sim.errors.ScenarioError, dtsim_errors.FieldError)
+    assert workloads.config.FieldError is dtsim_errors.FieldError
 
 
 def test_no_import_cycles():

@@ -17,17 +17,13 @@ from sim.faults.failures import (
     CombinedFailures,
     Downtime,
     FailureEvent,
-    GroupFailures,
-    LinkDown,
     NoFailures,
-    Partition,
     PoissonCrashes,
     SpotPreemption,
     TraceFailures,
-    draw_stage_failures,
-    p_iter,
-    partition_cut_links,
 )
+from sim.faults.group_failures import GroupFailures, draw_stage_failures, p_iter
+from sim.faults.link_failures import LinkDown, Partition, partition_cut_links
 from sim.faults.traces import read_failure_trace, write_failure_trace
 
 

@@ -155,3 +155,182 @@ def test_speed_refusals_name_their_key(speed, field, words):
     with pytest.raises(ScenarioError) as refused:
         speed_multipliers(4, dist=speed["dist"], rng=np.random.default_rng(0), **params)
     assert (refused.value.field, words in refused.value.message) == (field, True)
+
+
+# ---------------------------------------------------------------- [workload] and [network.tcp]
+
+# (field, bad value, words of the message): every check of WorkloadConfig.__post_init__.
+WORKLOAD_REFUSED = [
+    ("optimizer", "lion", "allowed ['adamw', 'sgd'] (got 'lion')"),
+    ("shards", "random", "allowed ['iid', 'dirichlet', 'dialects', 'contiguous']"),
+    ("device", "tpu", "allowed ['cpu', 'cuda'] (got 'tpu')"),
+    ("text_level", "word", "(got 'word')"),
+    ("param_dtype", "fp8", "allowed ['fp32', 'bf16', 'fp16'] (got 'fp8')"),
+    ("activation_dtype", "int4", "(got 'int4')"),
+    ("data", "imagenet", "'text:PATH' (got 'imagenet')"),
+    ("batch", 0, "must be >= 1 (got 0)"),
+    ("seq", 0, "must be >= 1 (got 0)"),
+    ("eval_batches", 0, "must be >= 1 (got 0)"),
+    ("lr", 0.0, "must be > 0 (got 0.0)"),
+    ("warmup_steps", -1, "must be >= 0 (got -1)"),
+    ("total_steps", 0, "must exceed warmup_steps=20 (or be None) (got 0)"),
+    ("grad_clip", 0.0, "must be > 0 or None (got 0.0)"),
+    ("held_out_fraction", 1.0, "must be in (0, 1) (got 1.0)"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "words"), WORKLOAD_REFUSED,
+                         ids=[case[0] for case in WORKLOAD_REFUSED])
+def test_workload_refusal_is_a_field_error(field, value, words):
+    """WorkloadConfig (package workloads, below the engine) raises the shared FieldError; the
+    loader names ``workload.<field>`` from its attribute, the message kept as it is."""
+    from sim.sections import workload_config
+    from workloads.config import WorkloadConfig
+
+    with pytest.raises(FieldError) as raised:
+        WorkloadConfig(**{field: value})
+    assert (raised.value.field, words in raised.value.message) == (field, True)
+    with pytest.raises(ScenarioError) as loaded:
+        workload_config({field: value}, base=None)
+    assert str(loaded.value) == f"workload.{field}: {raised.value.message}"
+
+
+def test_workload_field_is_taken_from_the_exception_not_its_text(monkeypatch):
+    """A FieldError whose message looks like another field is still named by its attribute."""
+    import workloads.config
+    from sim.sections import workload_config
+
+    def refuse(self):
+        raise FieldError("lr", "cluster.nodes=3: looks like a field, is not one")
+
+    monkeypatch.setattr(workloads.config.WorkloadConfig, "__post_init__", refuse)
+    with pytest.raises(ScenarioError) as loaded:
+        workload_config({}, base=None)
+    assert loaded.value.field == "workload.lr"
+
+
+def test_the_loader_parses_no_message():
+    """No module of the scenario loader reads a field name out of an exception's text."""
+    import inspect
+    import re
+
+    import sim.components
+    import sim.runner
+    import sim.sections
+
+    for module in (sim.sections, sim.components, sim.runner):
+        source = inspect.getsource(module)
+        assert "_as_scenario_error" not in source, module.__name__
+        reads_text = r"(message|str\(\w+\))\.(partition|rpartition|startswith|split)\((?!\))"
+        assert not re.search(reads_text, source), module.__name__
+        assert "import re\n" not in source, module.__name__
+
+
+MINIMAL_TOML = """
+[cluster]
+nodes = {nodes}
+[network]
+model = "ideal"
+{network}
+[workload]
+learner = "tiny-llama"
+timing = "llama-125m"
+batch = 4
+seq = 16
+[policy]
+name = "{policy}"
+[run]
+steps = 1
+timing_only = true
+{tail}
+"""
+
+
+def _scenario(tmp_path, *, nodes=4, network="", policy="ddp", tail=""):
+    path = tmp_path / "s.toml"
+    path.write_text(MINIMAL_TOML.format(nodes=nodes, network=network, policy=policy, tail=tail))
+    return path
+
+
+@pytest.mark.parametrize(("key", "value", "field", "words"), [
+    ("mss", "2000", "network.tcp.mss", "must be in (0, frame_bytes=1514], got 2000"),
+    ("max_window", "\"1000B\"", "network.tcp.max_window", "must be >= mss_bytes, got 1000"),
+])
+def test_tcp_refusals_name_the_files_key(tmp_path, key, value, field, words):
+    """TcpConfig raises FieldError(mss_bytes, ...); the loader writes the file's key (mss)."""
+    from sim.network.tcp import TcpConfig
+
+    with pytest.raises(FieldError) as raised:
+        TcpConfig(mss_bytes=2000.0)
+    assert raised.value.field == "mss_bytes"
+    path = _scenario(tmp_path, tail=f"[network.tcp]\n{key} = {value}\n")
+    with pytest.raises(ScenarioError) as refused:
+        load(path)
+    assert (refused.value.field, words in refused.value.message) == (field, True), refused.value
+
+
+# ---------------------------------------------------------------- a policy's check and setup
+
+
+def _third_party_policy(name: str, error: ValueError):
+    """A registered policy whose check raises ``error`` (registered under a fresh name)."""
+    from sim.policy import Policy, register_policy
+
+    @register_policy(name)
+    class Refusing(Policy):
+        """Refuses every scenario in check."""
+
+        def check(self, scenario):
+            raise error
+
+    return Refusing
+
+
+def test_setup_error_names_a_field_error_and_never_parses_a_plain_one():
+    """FieldError -> ``policy.<field>``; a plain ValueError is one line against the policy, its
+    text kept whole even when it looks like a dotted field."""
+    from sim.runner import setup_error
+
+    named = setup_error("mine", FieldError("num_stages", "must be >= 2, got 1"))
+    assert (named.field, str(named)) == ("policy.num_stages",
+                                         "policy.num_stages: must be >= 2, got 1")
+    plain = setup_error("mine", ValueError("policy.num_stages: must be\n  >= 2"))
+    assert plain.field == "policy"
+    assert str(plain) == "policy: 'mine' refused the scenario: policy.num_stages: must be >= 2"
+    passed = ScenarioError("cluster.nodes", "needs 4")
+    assert setup_error("mine", passed) is passed
+
+
+def test_third_party_plain_value_error_is_exit_2_one_line(tmp_path, capsys):
+    """A third-party policy raising a plain ValueError in check: exit 2, one line, no field read."""
+    _third_party_policy("refuses_plainly_s311", ValueError("workload.batch=3: odd batches only"))
+    path = _scenario(tmp_path, policy="refuses_plainly_s311")
+    assert main(["run", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dtsim: error: policy: 'refuses_plainly_s311' refused the scenario: "
+                   "workload.batch=3: odd batches only"]
+
+
+# ---------------------------------------------------------------- topology presets
+
+
+@pytest.mark.parametrize(("topology", "nodes", "params", "field", "words"), [
+    ("random-regular", 4, "degree = 1, latency = \"1ms\", bandwidth = \"1Gbit/s\"",
+     "network.topology_params.degree", "got 1; allowed: an int with 2 <= degree < num_nodes"),
+    ("random-regular", 5, "degree = 3, latency = \"1ms\", bandwidth = \"1Gbit/s\"",
+     "network.topology_params.degree", "num_nodes * degree even"),
+    ("clusters-of-clusters", 4, "num_clusters = 0, intra_latency = \"1ms\", "
+     "intra_bandwidth = \"1Gbit/s\", wan_latency = \"50ms\", wan_bandwidth = \"100Mbit/s\"",
+     "network.topology_params.num_clusters", "got 0; allowed: an int >= 1"),
+    ("random-regular", 2, "degree = 2, latency = \"1ms\", bandwidth = \"1Gbit/s\"",
+     "cluster.nodes", "allowed: an int >= 3 for topology 'random-regular'"),
+])
+def test_topology_preset_refusals_name_the_parameter(tmp_path, topology, nodes, params, field,
+                                                      words):
+    """A preset raises FieldError(<parameter>); the loader names it under topology_params (or
+    cluster.nodes, which the loader passes as num_nodes), from the attribute."""
+    path = _scenario(tmp_path, nodes=nodes, network=f'topology = "{topology}"\n'
+                     f"topology_params = {{ {params} }}")
+    with pytest.raises(ScenarioError) as refused:
+        load(path)
+    assert (refused.value.field, words in refused.value.message) == (field, True), refused.value
