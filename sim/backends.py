@@ -20,8 +20,10 @@ files, resuming, the progress bar. Three backends, one interface:
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,9 +76,6 @@ class ProcessBackend(Backend):
     def map_unordered(self, fn: Callable[[Any], Any], tasks: Sequence[Any],
                       ) -> Iterator[tuple[int, Any]]:
         """Submit every task; yield each result as its worker returns it."""
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
         if not tasks:
             return
         workers = max(1, min(self.processes, len(tasks)))
@@ -175,7 +174,7 @@ def _ray_get(ray: Any, ref: Any) -> Any:
 def require_ray() -> Any:
     """Import Ray, or fail with one line that says what to install."""
     try:
-        import ray
+        import ray  # deferred: the optional [ray] extra
     except ImportError:
         raise ScenarioError("--backend", RAY_MISSING) from None
     return ray

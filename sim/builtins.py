@@ -14,7 +14,7 @@ import inspect
 import topologies
 from sim import components
 from workloads import DEVICES, get_device, preset_names
-from workloads.config import LEARNERS
+from workloads.config import DATA_SETS, LEARNERS
 
 TOPOLOGY_FILLED_IN = ("num_nodes", "seed")
 """Preset arguments the world passes itself (not scenario keys)."""
@@ -30,9 +30,7 @@ def _register() -> None:
         components.register("learner", name, build=_named, summary=f"learner {name!r}")
     for name in ["same", *preset_names()]:
         components.register("timing", name, build=_named, summary=f"timing model {name!r}")
-    for name, summary in (("synthetic-markov", "a synthetic Markov language"),
-                          ("digits", "scikit-learn's 8x8 digits"),
-                          ("text:PATH", "a local text file")):
+    for name, summary in [*DATA_SETS.items(), ("text:PATH", "a local text file")]:
         components.register("data", name, build=_named, summary=summary)
     for name in sorted(DEVICES):
         components.register("device", name, build=get_device, summary=f"device {name!r}")

@@ -24,6 +24,7 @@ wrong and what is allowed>``, on stderr and exits with code 2, without a traceba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -31,7 +32,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import pandas as pd
+
+from sim.backends import SerialBackend, make_backend
+from sim.compare import check_plot_format, compare, format_table, record_of
+from sim.components import describe
 from sim.errors import ScenarioError
+from sim.runner import run
+from sim.scenario import (
+    apply_overrides,
+    default_scenario_path,
+    load,
+    parse_override_value,
+    read_scenario_file,
+    resolve_policies,
+)
+from sim.sweep import sweep
 from sim.threads import check_threads
 
 EXIT_BAD_INPUT = 2
@@ -162,9 +178,6 @@ def _split_names(text: str | None) -> list[str] | None:
 
 def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace,
                     out_dir: str | None) -> int:
-    from sim.compare import check_plot_format, compare
-    from sim.scenario import resolve_policies
-
     chosen = resolve_policies(spec, names)
     check_output_file("--trace", getattr(args, "trace", None))
     check_output_folder("--out", out_dir)
@@ -192,16 +205,12 @@ def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace
 
 def cmd_default(args: argparse.Namespace) -> int:
     """``dtsim`` alone: the built-in default comparison, table printed, plots written."""
-    from sim.scenario import default_scenario_path, load
-
     spec = load(default_scenario_path(), args.overrides)
     return _run_comparison(spec, None, args, args.out)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``dtsim compare``: several policies on one scenario; table, plots, trace."""
-    from sim.scenario import load
-
     spec = load(args.scenario, args.overrides)
     return _run_comparison(spec, _split_names(args.policies), args,
                            None if args.no_plots else args.out)
@@ -209,12 +218,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``dtsim run``: one policy on one scenario."""
-    import dataclasses
-
-    from sim.compare import format_table, record_of
-    from sim.runner import run
-    from sim.scenario import load, resolve_policies
-
     spec = load(args.scenario, args.overrides)
     label, config = resolve_policies(spec, [args.policy], flag="--policy")[0] if args.policy \
         else (spec.scenario.policy.name, spec.scenario.policy)
@@ -225,8 +228,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(record)
     else:
-        import pandas as pd
-
         print(f"scenario {spec.scenario.name!r} (seed {spec.scenario.seed})")
         row = {**record, "policy": label, "speedup": None, "speedup_basis": ""}
         print(format_table(pd.DataFrame([row]).drop(columns=["speedup", "speedup_basis"])))
@@ -270,8 +271,6 @@ def check_output_folder(flag: str, path: str | None) -> None:
 
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``["network.uplink=10Mbit/s,100Mbit/s"]`` -> ``{"network.uplink": ["10Mbit/s", ...]}``."""
-    from sim.scenario import parse_override_value
-
     grid: dict[str, list[Any]] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -287,8 +286,6 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 
 def _backend(args: argparse.Namespace, *, default_processes: int) -> Any:
     """The backend the options ask for; one process means this process."""
-    from sim.backends import SerialBackend, make_backend
-
     processes = args.processes if args.processes is not None else default_processes
     backend = make_backend(args.backend, processes=processes, address=args.address,
                            max_retries=args.max_retries)
@@ -299,9 +296,6 @@ def _backend(args: argparse.Namespace, *, default_processes: int) -> Any:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``dtsim sweep``: a parameter grid in parallel processes (or Ray tasks), resumable."""
-    from sim.scenario import apply_overrides, read_scenario_file
-    from sim.sweep import sweep
-
     backend = _backend(args, default_processes=os.cpu_count() or 1)
     grid = parse_grid(args.grid)
     check_output_folder("--out", args.records)
@@ -334,8 +328,6 @@ LIST_KINDS = {"policies": "policy", "topologies": "topology", "networks": "netwo
 
 def listing() -> dict[str, Any]:
     """Collect what ``dtsim list`` shows: every registered component and its parameters."""
-    from sim.components import describe
-
     everything = describe()
     out: dict[str, Any] = {section: everything[kind] for section, kind in LIST_KINDS.items()}
     out["devices"] = sorted(everything["device"])
@@ -381,7 +373,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dtsim: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

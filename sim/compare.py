@@ -33,8 +33,13 @@ import pandas as pd
 
 from sim.backends import Backend, ProcessBackend, SerialBackend
 from sim.config import PolicyConfig, Scenario
+from sim.errors import ScenarioError
+from sim.output import fresh_output_dir
 from sim.policy import get_policy
 from sim.records import record_of
+from sim.runner import check_policy
+from sim.runner import run as default_run
+from sim.runs import RunTask, execute, run_result
 from sim.threads import DEFAULT_TORCH_THREADS
 from sim.units import short_bytes, short_duration
 
@@ -133,7 +138,7 @@ class Comparison:
 
     def plot_loss(self, path: str | Path | None = None) -> Any:
         """Loss against simulated wall-clock time, one line per policy (format by suffix)."""
-        from sim.plots import plot_loss
+        from sim.plots import plot_loss  # deferred: sim.plots loads matplotlib
 
         first = self.runs[0].record if self.runs else {}
         return plot_loss(self._pairs(), path, target_loss=first.get("target_loss"),
@@ -141,13 +146,13 @@ class Comparison:
 
     def plot_timeline(self, path: str | Path | None = None) -> Any:
         """Per-node timeline, one panel per policy on one shared time axis (format by suffix)."""
-        from sim.plots import plot_timeline
+        from sim.plots import plot_timeline  # deferred: sim.plots loads matplotlib
 
         return plot_timeline(self._pairs(), path)
 
     def plot_bytes(self, path: str | Path | None = None) -> Any:
         """Bytes sent per node by each policy, as bars and over time (format by suffix)."""
-        from sim.plots import plot_bytes
+        from sim.plots import plot_bytes  # deferred: sim.plots loads matplotlib
 
         return plot_bytes(self._pairs(), path)
 
@@ -167,8 +172,7 @@ class Comparison:
         overwrite:
             Replace the files in ``out_dir``.
         """
-        from sim.output import fresh_output_dir
-        from sim.plots import save_figure
+        from sim.plots import save_figure  # deferred: sim.plots loads matplotlib
 
         formats = [check_plot_format(f) for f in formats]
         if not formats:
@@ -203,8 +207,6 @@ class Comparison:
 
 def check_plot_format(fmt: str) -> str:
     """Return ``fmt`` lower-cased, or raise :class:`~sim.errors.ScenarioError` naming the rest."""
-    from sim.errors import ScenarioError
-
     name = fmt.strip().lower().lstrip(".")
     if name not in PLOT_FORMATS:
         raise ScenarioError("--plot-format", f"unknown format {fmt!r}; allowed: "
@@ -308,9 +310,6 @@ def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
         CPU threads torch trains on in each run, here or in a worker (default one, as in the
         ``dtsim`` command; see :mod:`sim.threads`); ``None`` leaves torch's setting alone.
     """
-    from sim.runner import check_policy
-    from sim.runs import RunTask, execute, run_result
-
     base, chosen = normalize_policies(scenario, policies)
     for _label, config in chosen:  # refuse bad input before the first policy runs
         check_policy(config, dataclasses.replace(base, policy=config))
@@ -327,8 +326,6 @@ def compare(scenario: Any, policies: Sequence[PolicySpec] | None = None, *,
                      torch_threads=threads) for i, (label, config) in enumerate(chosen)]
     if isinstance(backend, SerialBackend):
         if run_fn is None:
-            from sim.runner import run as default_run
-
             run_fn = functools.partial(default_run, threads=threads)
         fn: Callable[[RunTask], Any] = functools.partial(_run_here, run_fn=run_fn)
     else:

@@ -11,6 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.components import component
+from sim.components import names as registered
+from sim.errors import ScenarioError, did_you_mean
+
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
@@ -208,7 +212,6 @@ class Scenario:
             return name, labels[name]
         if name == self.policy.name:
             return name, self.policy
-        from sim.components import component
 
         component("policy", name, field="policy.name")
         return name, PolicyConfig(name=name, params={}, configured=False)
@@ -220,9 +223,6 @@ class Scenario:
         ``None`` means the ``[policies]`` tables, or the scenario's own policy when it has none.
         An unknown name is a ScenarioError on ``flag`` that lists the labels and names.
         """
-        from sim.components import names as registered
-        from sim.errors import ScenarioError, did_you_mean
-
         if names is None:
             return list(self.policies) or [(self.policy.name, self.policy)]
         if not names:

@@ -11,6 +11,7 @@ and reacts the way its method says.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 
 from dtsim_errors import FieldError, FieldRefusal
@@ -80,8 +81,6 @@ def did_you_mean(name: str, allowed: Iterable[str]) -> str:
     Closeness is :func:`difflib.get_close_matches` (a ratio of matching characters), so a typo
     such as ``nodse`` finds ``nodes`` and an unrelated word finds nothing.
     """
-    import difflib
-
     options = [str(a) for a in allowed]
     close = difflib.get_close_matches(str(name), options, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""

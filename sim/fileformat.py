@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomllib
+import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -214,8 +215,6 @@ def read_scenario_file(path: str | Path) -> dict[str, Any]:
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError("scenario", f"{str(path)!r} is not valid TOML: {exc}") from None
     else:
-        import yaml
-
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from sim.runner import RunFailed, run
+from sim.scenario import scenario_from_dict
+
 FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "data_parallel": [("ddp", {}), ("diloco", {"inner_steps": 3}),
                       ("noloco", {"inner_steps": 3}), ("gossip", {}),
@@ -191,9 +194,6 @@ def _alarm(_signum: int, _frame: Any) -> None:
 
 def run_case(case: Case, *, wall_limit_s: float = 60.0) -> Outcome:
     """Run ``case`` once and check the invariants; a run past ``wall_limit_s`` is a hang."""
-    from sim.runner import RunFailed, run
-    from sim.scenario import scenario_from_dict
-
     out = Outcome(case=case)
     start = time.perf_counter()
     previous = signal.signal(signal.SIGALRM, _alarm)
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--wall-limit", type=float, default=60.0, help="seconds per run")
     args = parser.parse_args(argv)
-    import torch
+    import torch  # deferred: heavy; `import sim` does not load it
 
     torch.set_num_threads(1)  # tiny learners: one thread is fastest, more fight over cores
     families = [f for f in args.families.split(",") if f]

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
 from sim.units import short_bytes, short_duration
 
@@ -192,8 +194,6 @@ def _percent(part: float, whole: float) -> str:
 
 
 def _patch(colour: str, label: str) -> Any:
-    from matplotlib.patches import Patch
-
     return Patch(facecolor=colour, label=label)
 
 
@@ -238,8 +238,6 @@ def plot_bytes(runs: Sequence[tuple[str, Any]], path: str | Path | None = None) 
     simulated time on a logarithmic axis, so that runs an order of magnitude apart are both
     readable.
     """
-    from matplotlib.ticker import FuncFormatter
-
     fig = Figure(figsize=(10, 3.4 + 0.15 * len(runs)), layout="constrained")
     bars, lines = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.25]})
     totals = [float(result.recorder.bytes_sent.mean()) if len(result.recorder.bytes_sent)

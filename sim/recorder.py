@@ -274,7 +274,7 @@ class Recorder:
     def to_parquet(self, path: str) -> None:
         """Metrics history as Parquet (needs pyarrow: ``pip install 'dtsim[parquet]'``)."""
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow  # noqa: F401  # deferred: optional, only for Parquet
         except ImportError:  # pragma: no cover - depends on the environment
             raise ImportError(
                 "Parquet export needs pyarrow: pip install 'dtsim[parquet]'") from None

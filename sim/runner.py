@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from sim import components
 from sim.config import PolicyConfig, Scenario
@@ -156,8 +157,8 @@ def build_policy(config: PolicyConfig) -> Policy:
 
 def build_workload(scenario: Scenario, world: World) -> Any:
     """The scenario's workload, seeded from the policy's half of the seed tree."""
-    from workloads import WorkloadConfig
-    from workloads import build_workload as build
+    from workloads import WorkloadConfig  # deferred: the workloads package loads torch
+    from workloads import build_workload as build  # deferred: as above
 
     config = scenario.workload if scenario.workload is not None else WorkloadConfig()
     return build(config, num_replicas=world.num_nodes,
@@ -386,8 +387,6 @@ def _final_eval(ctx: RunContext, pol: Policy) -> None:
 
 
 def _progress_bar(ctx: RunContext, scenario: Scenario):
-    from tqdm import tqdm
-
     total = scenario.run.until_s or scenario.run.max_steps
     unit = "sim-s" if scenario.run.until_s else "step"
     bar = tqdm(total=total, unit=unit, desc=scenario.name, leave=False)

@@ -34,8 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from sim.backends import Backend, SerialBackend
 from sim.records import record_of
+from sim.runner import run
+from sim.scenario import parse_spec
 from sim.threads import DEFAULT_TORCH_THREADS
 
 __all__ = ["Execution", "RunTask", "detach", "execute", "load_records", "run_key",
@@ -84,8 +88,6 @@ def run_record(task: RunTask, run_fn: Callable[..., Any] | None = None) -> dict[
     The record holds ``key``, ``point``, ``policy``, ``status``, ``record`` (the run's
     ``--json`` figures) or ``error`` and ``traceback``, and ``wall_time_s``.
     """
-    from sim.scenario import parse_spec
-
     record: dict[str, Any] = {"key": task.key, "point": task.point, "policy": task.policy}
     started = time.perf_counter()
     try:
@@ -94,9 +96,7 @@ def run_record(task: RunTask, run_fn: Callable[..., Any] | None = None) -> dict[
         spec = parse_spec(task.raw, base_dir=task.base_dir)
         label, config = spec.policy_configs([task.policy] if task.policy else None)[0]
         if run_fn is None:
-            from sim.runner import run as default_run
-
-            run_fn = functools.partial(default_run, threads=task.torch_threads)
+            run_fn = functools.partial(run, threads=task.torch_threads)
         result = run_fn(dataclasses.replace(spec, policy=config))
         record.update(status="ok", record=record_of(result, label))
     except Exception as exc:  # a failed run is a result of the sweep, not the end of it
@@ -108,8 +108,6 @@ def run_record(task: RunTask, run_fn: Callable[..., Any] | None = None) -> dict[
 
 def run_result(task: RunTask) -> Any:
     """Run a comparison's task (its ready scenario); return the detached Result."""
-    from sim.runner import run
-
     return detach(run(task.scenario, threads=task.torch_threads))
 
 
@@ -201,8 +199,6 @@ def execute(tasks: Sequence[RunTask], fn: Callable[[RunTask], Any], *,
     todo = [t for t, d in zip(tasks, done) if not d]
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="run",
                    desc=f"{desc} [{backend.describe()}]")
     try:

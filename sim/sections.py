@@ -14,7 +14,9 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from sim.components import component, config_from_table, find, make_config, names
 from sim.config import (
@@ -25,13 +27,17 @@ from sim.config import (
     RunConfig,
 )
 from sim.errors import FieldError, ScenarioError, refuse_unknown_keys
+from sim.faults.stragglers import speed_multipliers
 from sim.fileformat import ClusterSection, FaultsSection, NetworkSection, RunSection
 from sim.network.tcp import TcpConfig
 from sim.tables import check_param_types as _check_param_types
 from sim.tables import check_param_units as _check_param_units
 from sim.tables import si_params
+from sim.world import DEFAULT_FAILURE_HORIZON_S
 from topologies import from_edgelist, get_topology
-from workloads.config import WorkloadConfig
+
+if TYPE_CHECKING:
+    from workloads.config import WorkloadConfig
 
 __all__ = ["cluster_config", "compared_policies", "faults_config", "network_config",
            "policy_config", "run_config", "workload_config"]
@@ -44,10 +50,6 @@ def cluster_config(section: ClusterSection) -> ClusterConfig:
         speed = {"dist": "list", "values": [float(v) for v in speed]}
     speed = dict(speed)
     if speed:
-        import numpy as np
-
-        from sim.faults.stragglers import speed_multipliers
-
         params = {k: v for k, v in speed.items() if k != "dist"}
         try:
             speed_multipliers(section.nodes, dist=speed.get("dist", "constant"),
@@ -194,6 +196,8 @@ def workload_config(section: Mapping[str, Any], base: Path) -> WorkloadConfig:
     The Config's own refusals are :class:`~dtsim_errors.FieldError` (``batch``), named here as
     ``workload.batch`` by :func:`sim.components.make_config`, as for every other table.
     """
+    from workloads.config import WorkloadConfig  # deferred: the workloads package loads torch
+
     params = si_params(section, "workload")
     fields = [f.name for f in dataclasses.fields(WorkloadConfig)]
     refuse_unknown_keys(params, fields, where="workload")
@@ -331,8 +335,6 @@ def check_failure_load(faults: FaultsConfig, num_nodes: int, until_s: float | No
     the count with no downtime, ``rate x horizon x nodes`` (an upper bound on the expected count);
     group and stage failures are bounded by the periods they draw, ``horizon / period``.
     """
-    from sim.world import DEFAULT_FAILURE_HORIZON_S
-
     horizon_s = until_s if until_s is not None else DEFAULT_FAILURE_HORIZON_S
     when = "run.until" if until_s is not None else "the default failure horizon of 24h"
     for i, spec in enumerate(faults.failures):

@@ -36,8 +36,15 @@ from typing import Any
 import pandas as pd
 
 from sim.backends import Backend, ProcessBackend, SerialBackend
+from sim.runner import check_policy
 from sim.runs import RunTask, execute, load_records, run_key, run_record
-from sim.scenario import ScenarioError, parse_spec
+from sim.scenario import (
+    ScenarioError,
+    apply_overrides,
+    parse_spec,
+    read_scenario_file,
+    resolve_policies,
+)
 from sim.threads import DEFAULT_TORCH_THREADS
 
 __all__ = ["grid_points", "load_records", "load_table", "run_key", "sweep",
@@ -95,9 +102,6 @@ def sweep_tasks(base: Mapping[str, Any] | str | Path, grid: Mapping[str, Sequenc
     ``policies=None`` runs the scenario's own list at every point (``[policies.<label>]``
     tables, or the single ``[policy]``), as :func:`sim.compare.compare` does.
     """
-    from sim.runner import check_policy
-    from sim.scenario import apply_overrides, read_scenario_file, resolve_policies
-
     if isinstance(base, (str, Path)):
         raw, base_dir = read_scenario_file(base), str(Path(base).resolve().parent)
     else:

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sim.compare import compare, speedup_between
 from sim.config import PolicyConfig, Scenario
+from sim.scenario import ScenarioBuilder, ScenarioSpec, load
+from sim.units import format_bandwidth, format_duration
 
 __all__ = ["SpeedupMeasurement", "assert_goodput_order", "assert_speedup", "describe_scenario",
            "measure_goodput", "measure_speedup", "speedup"]
@@ -81,8 +84,6 @@ def _cell(value: Any) -> str:
 
 def describe_scenario(scenario: Scenario) -> str:
     """Describe a scenario in one compact paragraph in human units."""
-    from sim.units import format_bandwidth, format_duration
-
     c, n, r = scenario.cluster, scenario.network, scenario.run
     parts = [f"{scenario.name!r} seed={scenario.seed}",
              f"{c.num_nodes} x {c.device}" + (f" speed={c.speed}" if c.speed else ""),
@@ -110,8 +111,6 @@ def describe_scenario(scenario: Scenario) -> str:
 
 def _as_scenario(scenario: Any) -> Any:
     """Accept a Scenario, a ScenarioSpec, a ScenarioBuilder or a scenario file path."""
-    from sim.scenario import ScenarioBuilder, ScenarioSpec, load
-
     if isinstance(scenario, (str, Path)):
         return load(scenario)
     if isinstance(scenario, ScenarioBuilder):
@@ -125,8 +124,6 @@ def _as_scenario(scenario: Any) -> Any:
 def measure_speedup(scenario: Any, policy: str | PolicyConfig, baseline: str | PolicyConfig, *,
                     run_fn: Callable[..., Any] | None = None) -> SpeedupMeasurement:
     """Run ``baseline`` and ``policy`` on ``scenario`` and measure the speed-up."""
-    from sim.compare import compare, speedup_between
-
     comparison = compare(_as_scenario(scenario), [baseline, policy], run_fn=run_fn)
     base_record, policy_record = (run.record for run in comparison.runs)
     value, basis = speedup_between(policy_record, base_record)
@@ -182,8 +179,6 @@ def measure_goodput(scenario: Any, policies: list[str | PolicyConfig], *,
     ``record["goodput"]`` is the fraction of up time spent on compute that reached the model
     (docs/engine.md, "Goodput").
     """
-    from sim.compare import compare
-
     comparison = compare(_as_scenario(scenario), list(policies), run_fn=run_fn)
     return {run.record["label"]: run.record for run in comparison.runs}
 

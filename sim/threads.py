@@ -44,7 +44,7 @@ def torch_threads(threads: int | None = DEFAULT_TORCH_THREADS) -> Iterator[None]
     if threads is None:
         yield
         return
-    import torch
+    import torch  # deferred: heavy; `import sim` does not load it
 
     saved = torch.get_num_threads()
     if saved != threads:

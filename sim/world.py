@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import inspect
 import math
 import os
 from collections import deque
@@ -20,8 +21,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
+import topologies
 from sim.config import NetworkConfig
 from sim.errors import ScenarioError
+from sim.faults import FailureEvent, make_failure_model, make_straggler_model, speed_multipliers
+from sim.faults.injector import start_injector
+from sim.faults.stages import STAGE_STREAM, StageFailuresConfig, draw_stage_schedule
 from sim.network import network_class
 from sim.node import Node
 from sim.recorder import make_recorder
@@ -234,15 +239,7 @@ class World:
         :attr:`stage_failures` for the policy. ``None`` (a world built without a method, or for
         one without stages: the runner refuses the latter): no stage failures are drawn.
         """
-        from sim.faults import (
-            FailureEvent,
-            make_failure_model,
-            make_straggler_model,
-            speed_multipliers,
-        )
-        from sim.faults.injector import start_injector
-        from sim.faults.stages import STAGE_STREAM, StageFailuresConfig, draw_stage_schedule
-        from workloads import get_device
+        from workloads import get_device  # deferred: the workloads package loads torch
 
         cluster, net, faults = scenario.cluster, scenario.network, scenario.faults
         seeds = SeedTree(scenario.seed)
@@ -349,15 +346,12 @@ horizon used as ``failure_horizon_s``)."""
 
 def build_topology(name: str, num_nodes: int, params: dict[str, Any], *, seed: int) -> Any:
     """A topology preset by name, or a graph file (edge list) by path."""
-    import topologies
-
     looks_like_path = os.sep in name or name.endswith((".csv", ".txt", ".edges", ".edgelist"))
     if looks_like_path:
         if not os.path.exists(name):
             raise ValueError(f"network.topology: file {name!r} does not exist")
         return topologies.from_edgelist(name, **params) if params else \
             topologies.from_edgelist(name)
-    import inspect
     builder = topologies.PRESETS.get(name)
     kwargs = dict(params)
     if builder is not None:

@@ -33,7 +33,7 @@ def fit_h100(blend_powers: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -
 
     Efficiency and overhead are searched on a log grid then refined by Nelder-Mead (scipy).
     """
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # deferred: heavy, only calibration needs it
 
     base = get_device("h100")
     assert isinstance(base, DeviceProfile)

@@ -15,8 +15,14 @@ SHARDS = ("iid", "dirichlet", "dialects", "contiguous")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
 TEXT_LEVELS = ("byte", "char")
-DATA = ("synthetic-markov", "digits", "python-stdlib")
-"""Named data sets (besides 'text:PATH'); none needs a download."""
+DATA_SETS = {
+    "synthetic-markov": "a synthetic Markov language (known entropy rate)",
+    "digits": "scikit-learn's 8x8 digits (bundled with scikit-learn)",
+    "python-stdlib": "the interpreter's own standard-library source text",
+}
+"""Named data sets (besides 'text:PATH') with one line each for ``dtsim list``; none needs a
+download."""
+DATA = tuple(DATA_SETS)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     if path.is_file():
         table = np.loadtxt(path, delimiter=",")
         return table[:, :-1], table[:, -1].astype(np.int64)
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # deferred: heavy, only the digits set needs it
 
     digits = load_digits()
     return digits.data, digits.target
@@ -99,8 +100,6 @@ def stdlib_source_bytes(modules: tuple[str, ...] = STDLIB_MODULES) -> bytes:
     far before their use), unlike the first-order Markov language, whose optimum a tiny model
     reaches. The text depends on the Python version (recorded by the run's environment).
     """
-    import sysconfig
-
     root = Path(sysconfig.get_paths()["stdlib"])
     missing = [m for m in modules if not (root / m).is_file()]
     if missing:

@@ -219,7 +219,8 @@ def step_seconds(workload: Any, node: Any) -> float:
         return float(timing.step_seconds(device, cfg.batch, cfg.seq))
     flops_per_s = node.flops_per_s
     if not flops_per_s or math.isnan(flops_per_s):
-        raise ValueError("cluster.device: the node has neither a device profile nor a FLOP/s rate")
+        raise ScenarioError("cluster.device",
+                            "the node has neither a device profile nor a FLOP/s rate")
     return float(timing.step_flops(cfg.batch, cfg.seq)) / flops_per_s
 
 

@@ -24,6 +24,7 @@ from sim.faults.stragglers import (
     two_point_cdf,
     two_point_quantile,
 )
+from sim.faults.traces import read_straggler_trace
 
 __all__ = ["BurstyPattern", "GilbertElliott", "PerNodeModels", "TraceReplay"]
 
@@ -205,8 +206,6 @@ class TraceReplay(_RoundIndexed):
         With ``duration_s`` the factor is ``duration_s / nominal_s``; ``nominal_s`` defaults
         to the shortest duration in the trace, so the fastest task observed has factor 1.
         """
-        from sim.faults.traces import read_straggler_trace
-
         return cls(read_straggler_trace(path, nominal_s=nominal_s))
 
     def factor_at(self, node_id: int, round_index: int) -> float:

@@ -7,6 +7,7 @@ rate from the first byte, as the papers' own simulators assume).
 
 import dataclasses
 
+from sim import components
 from sim.network.base import Delivery, Flow, Network
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
@@ -17,8 +18,6 @@ TRANSPORTS = ("fluid", "tcp")
 
 
 def _register() -> None:
-    from sim import components
-
     for name, cls in MODELS.items():
         components.register("network", name, build=cls,
                             summary=(cls.__doc__ or "").strip().split("\n")[0])

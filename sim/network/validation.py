@@ -17,7 +17,10 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sim.config import NetworkConfig
 from sim.network.tcp import TcpConfig
+from sim.world import World
+from topologies import uniform
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,10 +93,6 @@ class Case:
 def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
             tcp: TcpConfig | None = None) -> list[float]:
     """Delivery time of every message of ``case`` in dtsim (s)."""
-    from sim.config import NetworkConfig
-    from sim.world import World
-    from topologies import uniform
-
     n = len(case.rate_bps)
     topo = uniform(n)
     up = tuple(r / 8 for r in case.rate_bps)

@@ -66,6 +66,52 @@ def test_topologies_and_workloads_never_import_the_engine():
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+#: What a function may import instead of its module's top, and why: each is heavy or optional,
+#: and ``import sim`` (the CLI, ``dtsim list``, a scenario check) does not need it.
+DEFERRED = {
+    "torch": "heavy (seconds to import); only a run that trains needs it",
+    "workloads": "its package imports torch",
+    "matplotlib": "heavy; only writing a plot needs it",
+    "sim.plots": "imports matplotlib",
+    "ray": "optional extra [ray]",
+    "pyarrow": "optional: only Parquet output needs it",
+    "scipy": "heavy; only workload calibration needs it",
+    "sklearn": "heavy; only the digits data set needs it",
+}
+
+
+def _function_imports(path: Path) -> list[tuple[int, str, str]]:
+    """``(line, imported module, source line)`` of each import inside a function body."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    tree = ast.parse(text)
+    out = []
+    for func in ast.walk(tree):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module]
+            else:
+                continue
+            out += [(node.lineno, m, lines[node.lineno - 1]) for m in modules]
+    return out
+
+
+def test_imports_sit_at_module_top_unless_deferred_for_a_stated_reason():
+    """Imports inside functions hide the dependency graph; only heavy or optional modules
+    (DEFERRED) may be imported there, each with a ``# deferred: <why>`` comment at the site."""
+    offenders = []
+    for name, path in _modules().items():
+        for line, module, source in _function_imports(path):
+            allowed = any(module == d or module.startswith(f"{d}.") for d in DEFERRED)
+            if not allowed or "# deferred:" not in source:
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {source.strip()}")
+    assert offenders == []
+
+
 def test_the_error_package_imports_nothing_of_the_project():
     graph = _graph()
     leaf = {name: sorted(i for i in imports if i.split(".")[0] in PROJECT)

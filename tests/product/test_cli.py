@@ -86,6 +86,30 @@ def test_list_shows_every_kind(capsys):
     assert code == 0 and "h100" in out.split()
 
 
+def test_list_shows_every_registered_component_of_every_kind(capsys):
+    """Every kind of the registry, every name in it, is in ``dtsim list`` (fault models with
+    their parameters), and the data sets listed are exactly the ones the workload accepts."""
+    from sim import components
+    from sim.cli import LIST_KINDS
+    from workloads.config import DATA
+
+    code, out, _ = run_cli(capsys, "list", "--json")
+    assert code == 0
+    listing = json.loads(out)
+    shown = {kind: set(listing[section]) for section, kind in LIST_KINDS.items()}
+    shown.update(learner=set(listing["workloads"]["learners"]),
+                 timing=set(listing["workloads"]["timing"]),
+                 data=set(listing["workloads"]["data"]))
+    assert set(shown) == set(components.KINDS)
+    for kind in components.KINDS:
+        assert shown[kind] == set(components.names(kind)), kind
+    assert shown["data"] == {*DATA, "text:PATH"}
+    assert "python-stdlib" in shown["data"]
+    assert listing["failures"]["poisson"][:1] == ["rate_per_s"]
+    assert "p_hour" in listing["failures"]["stage"]
+    assert listing["stragglers"]["pareto"] == ["alpha", "scale"]
+
+
 def test_run_json_is_one_object_and_deterministic(capsys, fast_toml, tmp_path):
     trace = tmp_path / "trace.json"
     code, out, _ = run_cli(capsys, "run", str(fast_toml), "--json", "--quiet",
