@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,54 @@ def test_a_new_fault_model_is_one_file(import_new_file):
                                      {"failures": {"model": "ext_crash_at", "node": 1,
                                                    "at": 3}}))
     assert bad.value.field == "faults.failures[0].at"   # a bare number for a duration
+
+
+# ---------------------------------------------------------------- the documented examples
+
+ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+
+
+def _documented_block(heading: str) -> str:
+    """The first ``python`` code block under ``heading`` in docs/architecture.md."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+    """Registrations made by the test vanish after it (the documented names are generic)."""
+    components.names("policy")  # the built-ins are registered first
+    for kind in ("policy", "failures"):
+        monkeypatch.setitem(components._REGISTRY, kind, dict(components._REGISTRY[kind]))
+
+
+def test_the_documented_policy_example_is_one_working_file(import_new_file, own_registry):
+    """docs/architecture.md's policy contract, copied into a file as it is, registers, takes
+    its units and names its field; its hooks are empty, so the run ends at once."""
+    import_new_file("doc_my_method", _documented_block("### Policy contract"))
+    assert components.describe()["policy"]["my_method"] == ["inner_steps", "sync_timeout_s"]
+    scenario = scenario_from_dict(_scenario({"name": "my_method", "sync_timeout": "45s"}))
+    assert scenario.policy.config.sync_timeout_s == 45.0
+    assert run(scenario).stop_reason == "policy_done"
+    with pytest.raises(ScenarioError) as bad:
+        scenario_from_dict(_scenario({"name": "my_method", "inner_steps": 0}))
+    assert (bad.value.field, bad.value.message) == ("policy.inner_steps", "H must be >= 1, got 0")
+
+
+def test_the_documented_fault_model_example_is_one_working_file(import_new_file, own_registry):
+    """docs/architecture.md's fault model, copied into a file as it is, runs from the scenario
+    line the page gives."""
+    import_new_file("ext_policy3", POLICY_MODULE.replace("ext_compute_only", "ext_compute_3"))
+    import_new_file("doc_crash_at", _documented_block("### Fault model contract"))
+    scenario = scenario_from_dict(_scenario(
+        {"name": "ext_compute_3", "steps": 10, "step": "1s"},
+        {"failures": {"model": "crash_at", "node": 1, "at": "5s"}}))
+    events = run(scenario).recorder.events()
+    failures = events[events.kind == "failure"]
+    assert list(zip(failures.time_s, failures.node)) == [(5.0, 1)]
+    with pytest.raises(ScenarioError) as bad:
+        scenario_from_dict(_scenario({"name": "ext_compute_3"},
+                                     {"failures": {"model": "crash_at", "node": 1, "at": "-1s"}}))
+    assert bad.value.field.startswith("faults.failures[0].at")

@@ -272,9 +272,12 @@ def test_tcp_refusals_name_the_files_key(tmp_path, key, value, field, words):
 # ---------------------------------------------------------------- a policy's check and setup
 
 
-def _third_party_policy(name: str, error: ValueError):
-    """A registered policy whose check raises ``error`` (registered under a fresh name)."""
+def _third_party_policy(monkeypatch, name: str, error: ValueError):
+    """A policy whose check raises ``error``, registered for this test only."""
     from sim.policy import Policy, register_policy
+
+    components.names("policy")  # the built-ins first, then a copy this test may add to
+    monkeypatch.setitem(components._REGISTRY, "policy", dict(components._REGISTRY["policy"]))
 
     @register_policy(name)
     class Refusing(Policy):
@@ -301,13 +304,14 @@ def test_setup_error_names_a_field_error_and_never_parses_a_plain_one():
     assert setup_error("mine", passed) is passed
 
 
-def test_third_party_plain_value_error_is_exit_2_one_line(tmp_path, capsys):
+def test_third_party_plain_value_error_is_exit_2_one_line(tmp_path, capsys, monkeypatch):
     """A third-party policy raising a plain ValueError in check: exit 2, one line, no field read."""
-    _third_party_policy("refuses_plainly_s311", ValueError("workload.batch=3: odd batches only"))
-    path = _scenario(tmp_path, policy="refuses_plainly_s311")
+    _third_party_policy(monkeypatch, "refuses_plainly",
+                        ValueError("workload.batch=3: odd batches only"))
+    path = _scenario(tmp_path, policy="refuses_plainly")
     assert main(["run", str(path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["dtsim: error: policy: 'refuses_plainly_s311' refused the scenario: "
+    assert err == ["dtsim: error: policy: 'refuses_plainly' refused the scenario: "
                    "workload.batch=3: odd batches only"]
 
 
