@@ -185,10 +185,9 @@ def first_error_line(exc: ValidationError) -> ScenarioError:
         allowed = ", ".join(model.model_fields)
         hint = did_you_mean(loc[-1], model.model_fields)
         return ScenarioError(path, f"unknown key; allowed: {allowed}{hint}")
-    message = err["msg"]
-    if message.startswith("Value error, "):
-        return ScenarioError(path, message[len("Value error, "):])
-    return ScenarioError(path, f"{message} (got {value!r})")
+    if kind == "value_error":  # a validator refused: its own message, without pydantic's tag
+        return ScenarioError(path, str(err["ctx"]["error"]))
+    return ScenarioError(path, f"{err['msg']} (got {value!r})")
 
 
 # ---------------------------------------------------------------- reading and overriding

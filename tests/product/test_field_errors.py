@@ -215,10 +215,12 @@ def test_the_loader_parses_no_message():
     import re
 
     import sim.components
+    import sim.fileformat
     import sim.runner
+    import sim.scenario
     import sim.sections
 
-    for module in (sim.sections, sim.components, sim.runner):
+    for module in (sim.fileformat, sim.scenario, sim.sections, sim.components, sim.runner):
         source = inspect.getsource(module)
         assert "_as_scenario_error" not in source, module.__name__
         reads_text = r"(message|str\(\w+\))\.(partition|rpartition|startswith|split)\((?!\))"
