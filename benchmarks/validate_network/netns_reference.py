@@ -44,7 +44,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 
 from sim.collectives import GLOO_WINDOW, gloo_ring_allreduce_schedule  # noqa: E402
 from sim.network.validation import Case, Message, predict, schedule_messages  # noqa: E402
@@ -106,14 +106,14 @@ class Lab:
 
     def build(self) -> None:
         sw = self.switch
+        self.created.append(sw)  # first: a signal between the two still removes it
         sh("ip", "netns", "add", sw)
-        self.created.append(sw)
         sh("ip", "-n", sw, "link", "set", "lo", "up")
         sh("ip", "-n", sw, "link", "add", "name", "br0", "type", "bridge")
         sh("ip", "-n", sw, "link", "set", "br0", "up")
         for i, ns in enumerate(self.hosts):
-            sh("ip", "netns", "add", ns)
             self.created.append(ns)
+            sh("ip", "netns", "add", ns)
             sh("ip", "-n", sw, "link", "add", "name", f"p{i}", "type", "veth",
                "peer", "name", "eth0", "netns", ns)
             sh("ip", "-n", sw, "link", "set", f"p{i}", "master", "br0", "up")
@@ -207,8 +207,9 @@ class Run:
 
     makespan_s:
         Last byte received minus the common start instant, s.
-    late_s:
-        How long after that instant the last sender (or gloo rank) actually began, s: time the
+    starts_s:
+        Per message, when its sender actually began after that instant, s (a gloo message:
+        when both its ranks had begun, as gloo sends only into a posted receive): time the
         network did not see, lost to the CPU.
     wire_s:
         The busiest shaped link's bytes (counted by its tbf) divided by its rate, s: the
@@ -216,12 +217,17 @@ class Run:
     """
 
     makespan_s: float
-    late_s: float
+    starts_s: tuple[float, ...]
     wire_s: float
 
+    @property
+    def late_s(self) -> float:
+        """How late the last message began, s."""
+        return max(self.starts_s)
 
-def run_transfers(lab: Lab, case: Case) -> tuple[float, float]:
-    """Start every message at one instant; (makespan to the last byte received, lateness)."""
+
+def run_transfers(lab: Lab, case: Case) -> tuple[float, list[float]]:
+    """Start every message at one instant; (makespan to the last byte, each one's start)."""
     agents = {i: lab.spawn(i, [sys.executable, str(HERE / "netns_agent.py")])
               for i in range(len(case.rate_bps))}
     try:
@@ -245,7 +251,7 @@ def run_transfers(lab: Lab, case: Case) -> tuple[float, float]:
                                        f"not {lab.cc!r}")
             ends.append(got["end"])
             begins.append(sent["begin"])
-        return max(ends) - at, max(begins) - at
+        return max(ends) - at, [b - at for b in begins]
     finally:
         for proc in agents.values():
             _tell(proc, {"op": "quit"}, quiet=True)
@@ -308,16 +314,17 @@ def gloo_cases() -> list[tuple[Case, str, float]]:
 
 
 def run_gloo(lab: Lab, case: Case, pattern: str, nbytes: float, port: int,
-             repeats: int) -> list[tuple[float, float]]:
-    """``repeats`` gloo operations in one process group; (makespan, lateness) of each.
+             repeats: int) -> list[tuple[float, list[float]]]:
+    """``repeats`` gloo operations in one process group; (makespan, rank starts) of each.
 
     The makespan runs from the first rank's start (after a barrier) to the last rank's end;
-    the lateness is how much later the last rank started.
+    each rank's start is given from the first one's.
     """
     k = len(case.rate_bps)
     procs = []
     for r in range(k):
         env = dict(os.environ, GLOO_SOCKET_IFNAME="eth0", OMP_NUM_THREADS="1")
+        env.pop("LOCAL_WORLD_SIZE", None)  # else gloo may all-reduce through shared memory
         procs.append(lab.spawn(r, [sys.executable, str(HERE / "netns_gloo.py"), str(r), str(k),
                                    lab.ip_of(0), str(port), pattern, str(int(nbytes)),
                                    str(repeats)], env=env))
@@ -336,7 +343,7 @@ def run_gloo(lab: Lab, case: Case, pattern: str, nbytes: float, port: int,
     for rep in range(repeats):
         starts = [spans[rep][0] for spans in results]
         ends = [spans[rep][1] for spans in results]
-        out.append((max(ends) - min(starts), max(starts) - min(starts)))
+        out.append((max(ends) - min(starts), [t - min(starts) for t in starts]))
     return out
 
 
@@ -367,13 +374,15 @@ def measure(lab: Lab, case: Case, pattern: str | None, nbytes: float, *, repeats
         before = lab.bytes_sent()
         timed = run_gloo(lab, case, pattern, nbytes, port, repeats)
         wire = wire_s(before, lab.bytes_sent(), repeats)
-        return [Run(makespan_s=m, late_s=late, wire_s=wire) for m, late in timed]
+        return [Run(makespan_s=makespan, wire_s=wire,
+                    starts_s=tuple(max(ranks[msg.src], ranks[msg.dst]) for msg in case.messages))
+                for makespan, ranks in timed]
     runs = []
     for _ in range(repeats):
         before = lab.bytes_sent()
-        makespan, late = run_transfers(lab, case)
-        runs.append(Run(makespan_s=makespan, late_s=late, wire_s=wire_s(before, lab.bytes_sent(),
-                                                                        1)))
+        makespan, starts = run_transfers(lab, case)
+        runs.append(Run(makespan_s=makespan, starts_s=tuple(starts),
+                        wire_s=wire_s(before, lab.bytes_sent(), 1)))
     return runs
 
 
@@ -383,22 +392,52 @@ def row(case: Case, runs: list[Run]) -> dict:
     med = statistics.median(measured)
     tcp = case.makespan_s(predict(case))
     fluid = case.makespan_s(predict(case, transport="fluid"))
+    started = statistics.median(max(predict(started_case(case, r))) / r.makespan_s - 1
+                                for r in runs)
     return {"case": case.name, "runs": len(runs), "median_s": med, "min_s": min(measured),
             "max_s": max(measured), "wire_s": statistics.median(r.wire_s for r in runs),
-            "late_ms": 1e3 * max(r.late_s for r in runs), "tcp_s": tcp,
-            "tcp_error": tcp / med - 1, "fluid_s": fluid, "fluid_error": fluid / med - 1}
+            "late_ms": 1e3 * statistics.median(r.late_s for r in runs), "tcp_s": tcp,
+            "tcp_error": tcp / med - 1, "tcp_started_error": started, "fluid_s": fluid,
+            "fluid_error": fluid / med - 1}
+
+
+def started_case(case: Case, run: Run) -> Case:
+    """``case`` with each message starting when it actually began in ``run``."""
+    return replace(case, messages=tuple(replace(m, start_s=t)
+                                        for m, t in zip(case.messages, run.starts_s)))
 
 
 def table(rows: list[dict]) -> str:
     """The rows as a markdown table."""
     lines = ["| case | measured median (min-max) s | busiest link's bytes / rate s | "
-             "latest start ms | dtsim tcp s | error | dtsim fluid s | error |",
-             "|---|---|---|---|---|---|---|---|"]
+             "latest start ms | dtsim tcp s | error | error from the actual starts | "
+             "dtsim fluid s | error |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['median_s']:.3f} ({r['min_s']:.3f}-{r['max_s']:.3f}) "
                      f"| {r['wire_s']:.3f} | {r['late_ms']:.0f} | {r['tcp_s']:.3f} | "
-                     f"{r['tcp_error']:+.1%} | {r['fluid_s']:.3f} | {r['fluid_error']:+.1%} |")
+                     f"{r['tcp_error']:+.1%} | {r['tcp_started_error']:+.1%} | "
+                     f"{r['fluid_s']:.3f} | {r['fluid_error']:+.1%} |")
     return "\n".join(lines)
+
+
+def save_runs(path: str | Path, measured: list[tuple[Case, list[Run]]], meta: dict) -> None:
+    """Write every run (makespan, starts, wire time) and how they were taken, as JSON."""
+    cases = [{"case": case.name, "runs": [{"makespan_s": round(r.makespan_s, 6),
+                                           "starts_s": [round(t, 6) for t in r.starts_s],
+                                           "wire_s": round(r.wire_s, 6)} for r in runs]}
+             for case, runs in measured]
+    Path(path).write_text(json.dumps({"meta": meta, "cases": cases}, indent=1) + "\n")
+
+
+def load_runs(path: str | Path) -> tuple[list[tuple[Case, list[Run]]], dict]:
+    """Inverse of :func:`save_runs`: the cases (from :func:`all_work`, by name) and their runs."""
+    data = json.loads(Path(path).read_text())
+    by_name = {case.name: case for case, _, _ in all_work()}
+    measured = [(by_name[c["case"]], [Run(makespan_s=r["makespan_s"],
+                                          starts_s=tuple(r["starts_s"]), wire_s=r["wire_s"])
+                                      for r in c["runs"]]) for c in data["cases"]]
+    return measured, data["meta"]
 
 
 def main(argv=None) -> int:
@@ -411,6 +450,10 @@ def main(argv=None) -> int:
                         help="drop-tail queue of every shaped link, ms at its rate")
     parser.add_argument("--cc", default="cubic",
                         help="congestion control of every connection ('' = the host's default)")
+    parser.add_argument("--save", default="", help="also write every run here (JSON)")
+    parser.add_argument("--table-from", default="",
+                        help="measure nothing: the table of runs saved with --save, predicted "
+                             "by this dtsim (no root needed)")
     args = parser.parse_args(argv)
     if not 1 <= args.repeats <= 50:
         print("netns_reference: --repeats must be 1 to 50", file=sys.stderr)
@@ -418,9 +461,12 @@ def main(argv=None) -> int:
     if not 1.0 <= args.queue_ms <= 1000.0:
         print("netns_reference: --queue-ms must be 1 to 1000", file=sys.stderr)
         return 2
-    reason = why_not()
-    if reason:
-        print(f"netns_reference: skipped: {reason}")
+    if args.table_from:
+        measured, meta = load_runs(args.table_from)
+        print(f"runs of {meta['date']}: {meta['repeats']} repeats, congestion control "
+              f"{meta['cc']}, queue {meta['queue_ms']:g} ms, load {meta['load_before']} -> "
+              f"{meta['load_after']}")
+        print(table([row(case, runs) for case, runs in measured]))
         return 0
     lab = Lab(num_hosts=4, cc=args.cc, queue_s=args.queue_ms / 1e3)
 
@@ -428,31 +474,44 @@ def main(argv=None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    rows = []
+    rows, measured = [], []
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     try:
+        reason = why_not()  # after the handlers: its probe namespace is removed on a signal too
+        if reason:
+            print(f"netns_reference: skipped: {reason}")
+            return 0
         lab.build()
         for n, (case, pattern, nbytes) in enumerate(all_work()):
             if args.only not in case.name:
                 continue
             runs = measure(lab, case, pattern, nbytes, repeats=args.repeats,
                            port=29500 + 100 * n)
+            measured.append((case, runs))
             rows.append(row(case, runs))
             r = rows[-1]
             print(f"{case.name}: measured {r['median_s']:.3f} s (min {r['min_s']:.3f}, max "
                   f"{r['max_s']:.3f}, each {[round(x.makespan_s, 3) for x in runs]}); wire "
                   f"{r['wire_s']:.3f}; late {r['late_ms']:.0f} ms; dtsim tcp {r['tcp_s']:.3f} "
-                  f"({r['tcp_error']:+.1%}), fluid {r['fluid_s']:.3f} ({r['fluid_error']:+.1%})",
+                  f"({r['tcp_error']:+.1%}; {r['tcp_started_error']:+.1%} from the actual "
+                  f"starts), fluid {r['fluid_s']:.3f} ({r['fluid_error']:+.1%})",
                   flush=True)
     finally:
         lab.close()
         for s, handler in old.items():
             signal.signal(s, handler)
+    load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"congestion control: {args.cc or 'host default'}; queue {args.queue_ms:g} ms; "
-          f"load average before the end: "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+          f"load average (1, 5, 15 min) {load_before} before, {load_after} after")
     print(table(rows))
     if args.out:
         Path(args.out).write_text(table(rows) + "\n")
+    if args.save:
+        save_runs(args.save, measured, {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cc": args.cc,
+            "queue_ms": args.queue_ms, "repeats": args.repeats, "kernel": os.uname().release,
+            "cpus": os.cpu_count(), "load_before": load_before, "load_after": load_after,
+            "nice": os.nice(0)})
     return 0
 
 
