@@ -1,10 +1,12 @@
-"""The real-network reference (``benchmarks/validate_network/netns_reference.py``), small.
+"""The real-network reference (``benchmarks/validate_network/netns_reference.py``).
 
-It needs root, ``ip`` and ``tc`` and a kernel that lets it create namespaces, veth pairs, a
-bridge and ``tbf`` qdiscs; where any of that is missing the lab tests skip and say which. Where
-it can run, a fan-in of two 3 MB transfers into one 100 Mbit/s downlink (about half a second)
-is measured against dtsim, and the lab must leave no namespace behind, also when it is killed.
-The full table (``--repeats 5``, every case) is in docs/network-model.md.
+The runs it measured on real Linux TCP (CUBIC, tbf-shaped veth links; the table in
+docs/network-model.md) are shipped as ``benchmarks/validate_network/netns_runs.json``, and dtsim's
+predictions are checked against them here without root. The lab itself needs root, ``ip`` and
+``tc`` and a kernel that lets it create namespaces, veth pairs, a bridge and ``tbf`` qdiscs;
+where any of that is missing the lab tests skip and say which. Where it can run, a fan-in of two
+3 MB transfers into one 100 Mbit/s downlink (about half a second) is measured against dtsim,
+and the lab must leave no namespace behind, also when it is killed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sim.network.validation import Case, Message, predict
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "validate_network" / "netns_reference.py"
+RUNS = ROOT / "benchmarks" / "validate_network" / "netns_runs.json"
 
 
 def _load():
@@ -45,6 +48,51 @@ def lab_ok():
 def _namespaces() -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30)
     return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    measured, meta = netns.load_runs(RUNS)
+    assert meta["cc"] == "cubic" and meta["repeats"] >= 5
+    return {case.name: netns.row(case, runs) for case, runs in measured}
+
+
+ONE_WAY = ("fan-out", "fan-in", "two bottlenecks", "gloo send/recv 3 -> rank 0")
+
+
+def test_shipped_runs_cover_the_table(shipped):
+    assert set(shipped) == {case.name for case, _, _ in netns.all_work()}
+
+
+def test_one_direction_cases_within_one_percent(shipped):
+    """Links carrying data one way: the header factor 1448/1514 is the whole difference."""
+    for name, row in shipped.items():
+        if name.startswith(ONE_WAY):
+            assert abs(row["tcp_error"]) <= 0.01, (name, row["tcp_error"])
+            assert row["fluid_error"] <= -0.04, name  # fluid ignores the headers
+            # the kernel's own count of the bytes through the busiest link agrees
+            assert row["wire_s"] == pytest.approx(row["tcp_s"], rel=0.005), name
+
+
+def test_raw_tcp_cases_within_five_percent(shipped):
+    """The issue's target, on every raw TCP case (data both ways included)."""
+    for case, pattern, _ in netns.all_work():
+        if pattern is None:
+            assert abs(shipped[case.name]["tcp_error"]) <= 0.05, case.name
+
+
+def test_gloo_cases_within_the_measured_bounds(shipped):
+    """gloo where links carry data both ways: NOT the 5% target (missed, measured -5.6% to
+    -8.8%; docs/network-model.md says why: idle link time that the bytes do not explain). This
+    bound keeps the comparison from getting worse; the one-way gather is held to 1% above."""
+    for case, pattern, _ in netns.all_work():
+        if pattern is not None:
+            assert abs(shipped[case.name]["tcp_error"]) <= 0.10, case.name
+
+
+def test_tcp_closer_than_fluid_everywhere(shipped):
+    for name, row in shipped.items():
+        assert abs(row["tcp_error"]) < abs(row["fluid_error"]), name
 
 
 def test_bad_repeats_exit_2():
