@@ -105,6 +105,24 @@ class OverPipelines:
                              f"{self.pipeline_microbatches}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class NotOverPipelines:
+    """The ``pipeline_stages`` field of a method that cannot run over pipelines: it must be 1.
+
+    A method refuses with the reason it is not defined there (``refuse_pipelines``), so the
+    scenario error says why instead of calling the key unknown.
+    """
+
+    pipeline_stages: int = 1
+    """Must be 1: this method does not run over pipelines (its docstring says why)."""
+
+    def refuse_pipelines(self, reason: str) -> None:
+        """Raise FieldError('pipeline_stages') with ``reason`` unless it is 1."""
+        if self.pipeline_stages != 1:
+            raise FieldError("pipeline_stages", f"must be 1 (got {self.pipeline_stages}): "
+                             f"{reason}")
+
+
 def boundary_permutation(seed: int, sample: int, boundary: int, replicas: int) -> np.ndarray:
     """``perm`` for sample number ``sample`` at stage boundary ``boundary`` (stage s -> s+1).
 

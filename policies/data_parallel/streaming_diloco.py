@@ -162,7 +162,7 @@ class StreamingDiLoCo(DataParallelPolicy):
             nbytes = quantized_nbytes(fragment_bytes) if cfg.quantize else fragment_bytes
             self.fragment_groups.append([
                 SyncGroup(ctx.world, group, nbytes=nbytes, algorithm=cfg.allreduce,
-                          on_failure=cfg.on_failure, combine=self._outer_step(k, p),
+                          on_failure=cfg.on_failure, combine=self._outer_step(p, k),
                           label=f"fragment{p}_allreduce", timeout_s=cfg.collective_timeout_s)
                 for p in range(P)])
         # group 0's under the names of plain (one-group) data parallelism
@@ -170,7 +170,8 @@ class StreamingDiLoCo(DataParallelPolicy):
         self.sync_nbytes = self.groups[0].nbytes
         self.offsets = [p * cfg.inner_steps // P for p in range(P)]
 
-    def _outer_step(self, k: int, p: int):
+    def _outer_step(self, p: int, k: int = 0):
+        """The combine hook of fragment p's group in sync group k: φ_p ← Nesterov(φ_p, Δ̄_p)."""
         outer = self.outers[k]
 
         def combine(mean_delta, participants, r):  # noqa: ANN001
