@@ -35,7 +35,6 @@ from policies.data_parallel.rules import outer_gradient, palsgd_inner_lr, palsgd
 from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
-
 PIPELINES_REFUSAL = ("PALSGD skips a worker's forward/backward on that worker's own draw, but a "
                      "stage replica that skips its part of a pipeline iteration drops every "
                      "microbatch routed through it")

@@ -68,7 +68,6 @@ import torch
 
 from policies.pipeline.executor import (
     ExecutorConfig,
-    IterationStats,
     Microbatch,
     MicrobatchResult,
     PipelineExecutor,
@@ -214,7 +213,7 @@ class StageReplica:
         self.column.groups[self.stage].step_count = int(step)
 
     def snapshot(self) -> dict:
-        """This replica's stage weights and optimizer state (what a DDP rejoiner copies)."""
+        """Return the stage weights and optimizer state (what a DDP rejoiner copies)."""
         return {"flat": self.get_flat().clone(),
                 "optimizer": self.column.get_stage_optimizer_state(self.stage)}
 

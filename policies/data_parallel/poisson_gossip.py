@@ -44,7 +44,6 @@ from policies.data_parallel.pipelines import NotOverPipelines
 from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
-
 PIPELINES_REFUSAL = ("poisson_gossip's gradient steps fire on each worker's own clock, but a "
                      "stage replica can only step inside a pipeline iteration shared with its "
                      "neighbours")

@@ -199,7 +199,6 @@ class StreamingDiLoCo(DataParallelPolicy):
     def worker(self, ctx: RunContext, node):  # noqa: ANN001
         """Node ``node``'s process: local steps and synchronisations, as the module says."""
         cfg, i = self.config, node.id
-        learner = self.learners[i]
         groups = self.fragment_groups[self.group_of[i]]
         t = 0
         pending: dict[int, tuple[int, object]] = {}   # fragment -> (merge step, done event)

@@ -343,7 +343,7 @@ class PipelineHooks:
         return None
 
     def task_done(self, ex: PipelineExecutor, mb: Microbatch, position: int, phase: str) -> None:
-        """After ``mb``'s ``phase`` task ('forward' or 'backward') at route position ``position``."""
+        """After ``mb``'s ``phase`` task ('forward' or 'backward') at route index ``position``."""
         return None
 
     def extra_forward_s(self, ex: PipelineExecutor, mb: Microbatch, position: int) -> float:
