@@ -75,6 +75,10 @@ def test_every_policy_runs_over_two_stages_of_two_replicas(policy, params):
     # the same seed gives the same trace
     again, _ = run_policy(pp_scenario(policy, steps=8, **params))
     assert again.trace_hash() == result.trace_hash()
+    # and the clock alone runs the same schedule
+    timed, _ = run_policy(pp_scenario(policy, steps=8, timing_only=True, **params))
+    assert timed.steps == 8
+    assert_invariants(timed)
 
 
 def test_ddp_over_pipelines_keeps_each_stages_replicas_identical():
@@ -180,6 +184,7 @@ def test_a_slow_replica_delays_only_the_workers_that_depend_on_it():
     ("diloco", {"inner_steps": 3, "on_failure": "drop"}),
     ("noloco", {"inner_steps": 3}),
     ("ddp", {"on_failure": "drop"}),
+    ("gossip", {"variant": "dpsgd"}),
 ])
 def test_a_crash_during_dp_x_pp(tmp_path, policy, params):
     # node 2 (stage 1, replica 0) crashes at 0.2 s and is back at 0.6 s. Microbatches routed
