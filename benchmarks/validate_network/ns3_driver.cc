@@ -4,7 +4,9 @@
 // directions) and one-way delay_s[i]; each end of the link has a drop-tail device queue of
 // queue_pkts[i] packets and no queue discipline. So a message from a to b crosses a's link
 // (a's uplink) and b's link (b's downlink), one-way latency delay_s[a] + delay_s[b], as in
-// dtsim's access links.
+// dtsim's access links. Without a queue discipline ns-3's traffic-control layer discards,
+// silently (no drop trace fires), a packet that finds its device queue full: the trace below
+// reports the queue reaching its limit instead.
 //
 // Traffic: one TCP connection per ordered pair that sends anything, opened at t = 0. Message m
 // is written into its connection's socket once t >= start_s[m] and every message in its
@@ -44,6 +46,61 @@ struct Connection
     uint64_t received = 0; // bytes the receiver read
     std::deque<int> open;  // messages (ready order) not yet delivered
 };
+
+// An optional event trace (ns3_reference.py --trace): rows of (time s, kind, id, value) with
+// kind 0 = a connection's cwnd (bytes), 1 = its congestion state (0 open, 1 disorder, 2 cwr,
+// 3 recovery, 4 loss: a retransmission timeout), 2 = its ssthresh (bytes), 3 = a device queue
+// reaching its limit (id 2 i for host i's own end, 2 i + 1 for the router's end; value: packets).
+bool g_tracing = false;
+std::vector<std::vector<double>> g_events;
+std::vector<uint32_t> g_queue_limit;
+
+void
+Record(double kind, int id, double value)
+{
+    g_events.push_back({Simulator::Now().GetSeconds(), kind, double(id), value});
+}
+
+void
+OnCwnd(int c, uint32_t before, uint32_t after)
+{
+    Record(0, c, after);
+}
+
+void
+OnCongState(int c, TcpSocketState::TcpCongState_t before, TcpSocketState::TcpCongState_t after)
+{
+    Record(1, c, after);
+}
+
+void
+OnSsThresh(int c, uint32_t before, uint32_t after)
+{
+    Record(2, c, after);
+}
+
+void
+OnQueueLength(int d, uint32_t before, uint32_t after)
+{
+    if (after > before && after >= g_queue_limit[d])
+    {
+        Record(3, d, after); // full: ns-3's traffic control drops what comes next, silently
+    }
+}
+
+void
+EnableTrace(bool on)
+{
+    g_tracing = on;
+}
+
+std::vector<std::vector<double>>
+TakeTrace()
+{
+    std::vector<std::vector<double>> out;
+    out.swap(g_events);
+    return out;
+}
 
 class Driver;
 void OnAccept(Driver* d, int c, Ptr<Socket> s, const Address& from);
@@ -207,6 +264,19 @@ RunCase(const std::vector<double>& rate_bps,
         address[i] = ifaces.GetAddress(0);
         TrafficControlHelper tch; // assigning an address installed FqCoDel: take it off
         tch.Uninstall(devices);
+        if (g_tracing)
+        {
+            g_queue_limit.resize(2 * n);
+            for (int end = 0; end < 2; ++end)
+            {
+                int d = 2 * i + end;
+                g_queue_limit[d] = queue_pkts[i];
+                DynamicCast<PointToPointNetDevice>(devices.Get(end))
+                    ->GetQueue()
+                    ->TraceConnectWithoutContext("PacketsInQueue",
+                                                 MakeBoundCallback(&OnQueueLength, d));
+            }
+        }
     }
     Ipv4GlobalRoutingHelper::PopulateRoutingTables();
 
@@ -233,6 +303,13 @@ RunCase(const std::vector<double>& rate_bps,
             tx->Connect(InetSocketAddress(address[dst[m]], port));
             tx->SetSendCallback(MakeBoundCallback(&OnSendSpace, &driver, c));
             driver.conns[c].tx = tx;
+            if (g_tracing)
+            {
+                tx->TraceConnectWithoutContext("CongestionWindow", MakeBoundCallback(&OnCwnd, c));
+                tx->TraceConnectWithoutContext("CongState", MakeBoundCallback(&OnCongState, c));
+                tx->TraceConnectWithoutContext("SlowStartThreshold",
+                                               MakeBoundCallback(&OnSsThresh, c));
+            }
         }
         Message msg;
         msg.conn = conn_of[key];
