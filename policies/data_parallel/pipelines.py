@@ -4,10 +4,14 @@ NoLoCo's setting (and DiPaCo's): the model is cut into ``S`` stages of consecuti
 stage has ``R`` replicas, and node ``s·R + r`` holds replica ``r`` of stage ``s`` (its own
 weights, its own optimizer). One *inner step* of every worker is one pipeline iteration: each
 data replica (the replicas of stage 0) sends ``M`` microbatches through the stages, and every
-replica steps its stage with the gradient its microbatches left there. A data-parallel method's
-outer step then acts per *stage group* (the R replicas of one stage, on that stage's weights):
-DiLoCo all-reduces each stage's outer gradient among its replicas, NoLoCo pairs replicas of the
-same stage. Nothing is ever exchanged between stages except activations and their gradients.
+replica ends the step holding its stage's gradient (the mean over its microbatches). The
+data-parallel method's own rule then acts per *stage group* (the R replicas of one stage, on that
+stage's weights; ``DataParallelPolicy.sync_groups``): DDP all-reduces the stage's gradient, the
+DiLoCo family all-reduces each stage's outer gradient among its replicas, NoLoCo pairs replicas
+of the same stage, gossip draws its graph over each stage's replicas. Nothing is ever exchanged
+between stages except activations and their gradients. Methods whose steps cannot be a shared
+pipeline iteration (PALSGD's per-worker skips, Poisson-clock gossip) refuse ``pipeline_stages``
+(:class:`NotOverPipelines`).
 
 Routing (:func:`replica_route`), per sample and stage boundary:
 

@@ -211,3 +211,23 @@ def test_a_crash_during_dp_x_pp(tmp_path, policy, params):
     node0 = rows[rows.node == 0].time_s
     assert ((node0 > 0.25) & (node0 < 0.6)).sum() >= 2
     assert all(torch.isfinite(learner.get_flat()).all() for learner in pol.learners)
+
+
+def test_under_random_routing_a_slow_replica_reaches_every_pipeline():
+    # node 1 at a tenth of the speed (its F0 + B0 take 10x: more than the hops' slack), and
+    # microbatches switch pipelines at random: the fast data replica now meets the slow
+    # pipeline and falls behind its own pace T, though not to the slow pipeline's T'
+    runs = {}
+    for routing in ("fixed", "random"):
+        result, pol = run_policy(pp_scenario(
+            "diloco", steps=8, routing=routing, network={"model": "ideal"},
+            cluster={"speed": {"dist": "list", "values": [1.0, 0.1, 1.0, 1.0]}},
+            inner_steps=100))
+        rows = result.history.query("metric == 'stage_iteration_s' and node == 0")
+        runs[routing] = float(rows.time_s.iloc[5])          # node 0 ends its 6th iteration
+    c = pol.pipeline.costs
+    hop = LATENCY_S + c.activation_nbytes / BANDWIDTH_BPS
+    T = sum(c.forward_s) + sum(c.backward_s) + c.loss_s + 2 * hop
+    T_slow = T + 9 * (c.forward_s[0] + c.backward_s[0])
+    assert runs["fixed"] == pytest.approx(6 * T, rel=1e-9)
+    assert 6 * T * 1.1 < runs["random"] < 6 * T_slow
