@@ -9,6 +9,7 @@ the same checks are in tests/data_parallel/test_dp_regressions.py.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -117,6 +118,36 @@ def outer_drop(probabilities=(0.0, 0.5)) -> None:
               f"{result.time_to_target_s}, bytes sent {result.summary['bytes_sent']:.6g}")
 
 
+def outer_drop_seeds(seeds=(0, 1, 2), nodes=(16, 8), half_workers=True) -> None:
+    """Outer-gradient dropping over several seeds, and the cost of simply having fewer workers.
+
+    For each seed: DiLoCo with p = 0 and p = 0.5 on ``nodes[0]`` workers, and p = 0 on
+    ``nodes[1]`` (= half) workers, which on average delivers as many outer gradients per round
+    as p = 0.5 does. Final eval loss (mean of the workers' own models) and perplexity ratios.
+    """
+    rows = []
+    for seed in seeds:
+        loss = {}
+        cases = [(nodes[0], 0.0), (nodes[0], 0.5)] + ([(nodes[1], 0.0)] if half_workers else [])
+        for n, p in cases:
+            runs = run_file("dp-slow-wan", [f"seed={seed}", f"cluster.nodes={n}",
+                                            f"policies.diloco.drop_outer_gradient_p={p}",
+                                            "run.stop_at_target=false"], labels=["diloco"])
+            loss[(n, p)] = runs["diloco"][0].final_loss
+        drop = math.exp(loss[(nodes[0], 0.5)] - loss[(nodes[0], 0.0)]) - 1
+        rows.append(drop)
+        print(f"outer-drop-seeds: seed {seed}: final eval loss {nodes[0]} workers p=0 "
+              f"{loss[(nodes[0], 0.0)]:.4f}, p=0.5 {loss[(nodes[0], 0.5)]:.4f} "
+              f"({100 * drop:+.1f}% perplexity)", flush=True)
+        if half_workers:
+            half = math.exp(loss[(nodes[1], 0.0)] - loss[(nodes[0], 0.0)]) - 1
+            print(f"outer-drop-seeds: seed {seed}: {nodes[1]} workers p=0 "
+                  f"{loss[(nodes[1], 0.0)]:.4f} ({100 * half:+.1f}% perplexity)", flush=True)
+    print(f"outer-drop-seeds: p=0.5 costs {100 * sum(rows) / len(rows):+.1f}% perplexity on "
+          f"average over seeds {list(seeds)} (min {100 * min(rows):+.1f}%, "
+          f"max {100 * max(rows):+.1f}%)")
+
+
 def first_below(result, thresholds, metric="eval_loss") -> dict:
     """Simulated seconds at which ``metric`` first reached each threshold (None: never)."""
     h = result.history.query(f"metric == '{metric}'")
@@ -168,7 +199,9 @@ def hetero_gossip() -> None:
 
 EXPERIMENTS = {"bytes": byte_ratio, "slow-wan": slow_wan, "sync-vs-nodes": sync_vs_nodes,
                "stragglers": stragglers, "streaming": streaming, "palsgd": palsgd,
-               "outer-drop": outer_drop, "hetero-gossip": hetero_gossip,
+               "outer-drop": outer_drop, "outer-drop-seeds": outer_drop_seeds,
+               "outer-drop-seeds-12": lambda: outer_drop_seeds((1, 2), half_workers=False),
+               "hetero-gossip": hetero_gossip,
                "stdlib": stdlib_proxy, "dp-pp": dp_pp,
                "dp-pp-fixed": lambda: dp_pp(("fixed",))}
 
