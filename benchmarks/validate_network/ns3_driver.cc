@@ -18,6 +18,7 @@
 #include "ns3/point-to-point-module.h"
 #include "ns3/traffic-control-module.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <string>
@@ -100,6 +101,19 @@ TakeTrace()
     std::vector<std::vector<double>> out;
     out.swap(g_events);
     return out;
+}
+
+// HyStart's delay threshold (ns3_reference.py --hystart-delay linux). ns-3's CUBIC leaves slow
+// start when an RTT sample exceeds the min RTT plus the min RTT itself clamped to
+// [HyStartDelayMin, HyStartDelayMax] (4 ms, 1 s); Linux adds the min RTT / 8 clamped to
+// [4 ms, 16 ms] (tcp_cubic.c, HYSTART_DELAY_THRESH). Setting both ns-3 bounds to Linux's value
+// for the connection's path gives Linux's threshold on that path.
+bool g_linux_hystart_delay = false;
+
+void
+UseLinuxHystartDelay(bool on)
+{
+    g_linux_hystart_delay = on;
 }
 
 class Driver;
@@ -299,6 +313,15 @@ RunCase(const std::vector<double>& rate_bps,
                                         MakeBoundCallback(&OnAccept, &driver, c));
             Ptr<Socket> tx =
                 Socket::CreateSocket(hosts.Get(src[m]), TcpSocketFactory::GetTypeId());
+            if (g_linux_hystart_delay)
+            {
+                double min_rtt_s = 2 * (delay_s[src[m]] + delay_s[dst[m]]);
+                double thresh_s = std::min(std::max(min_rtt_s / 8, 0.004), 0.016);
+                Ptr<TcpCubic> cubic = CreateObject<TcpCubic>();
+                cubic->SetAttribute("HyStartDelayMin", TimeValue(Seconds(thresh_s)));
+                cubic->SetAttribute("HyStartDelayMax", TimeValue(Seconds(thresh_s)));
+                DynamicCast<TcpSocketBase>(tx)->SetCongestionControlAlgorithm(cubic);
+            }
             tx->Bind();
             tx->Connect(InetSocketAddress(address[dst[m]], port));
             tx->SetSendCallback(MakeBoundCallback(&OnSendSpace, &driver, c));

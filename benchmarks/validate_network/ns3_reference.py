@@ -121,6 +121,9 @@ def main(argv=None) -> int:
     parser.add_argument("--trace", default="",
                         help="run only the case of this name, print its connections' events "
                              "(cwnd at state changes, timeouts, full queues); writes nothing")
+    parser.add_argument("--hystart-delay", choices=("ns3", "linux"), default="ns3",
+                        help="HyStart's delay threshold: ns-3's (the min RTT clamped to 4 ms-1 s; "
+                             "the shipped CSV) or Linux's (the min RTT / 8 clamped to 4-16 ms)")
     parser.add_argument("--limit-s", type=float, default=3600.0,
                         help="stop starting new cases after this many wall seconds")
     args = parser.parse_args(argv)
@@ -130,6 +133,7 @@ def main(argv=None) -> int:
         from ns import ns
         ns.Config.SetDefault("ns3::TcpSocket::DelAckCount", ns.UintegerValue(1))
         suffix = " [ack every segment]"
+    ref.UseLinuxHystartDelay(args.hystart_delay == "linux")
     if args.trace:
         ref.EnableTrace(True)
         for case in all_cases():
