@@ -56,6 +56,9 @@ LATE = 2
 COMPACT_STALE = 4
 """Rebuild the finish-time heap when it holds this many entries per rated flow (most stale)."""
 
+COMPACT_SLACK = 64
+"""Entries allowed on top of that, so that a network of few flows never rebuilds its heap."""
+
 
 class MaxMinNetwork(Network):
     """Max-min fair bandwidth sharing with local, verified re-rating."""
@@ -79,6 +82,7 @@ class MaxMinNetwork(Network):
         self.reallocations = 0
         self.flows_rerated = 0
         self.repair_rounds = 0
+        self.heap_compactions = 0
 
     # -- flow life -------------------------------------------------------------------------
 
@@ -371,9 +375,10 @@ class MaxMinNetwork(Network):
         """
         heap = self._finish_heap
         heapq.heappush(heap, (finish_s, flow.id, flow.version, flow))
-        if len(heap) > COMPACT_STALE * (len(self._bottleneck) + 64):
+        if len(heap) > COMPACT_STALE * (len(self._bottleneck) + COMPACT_SLACK):
             heap[:] = [e for e in heap if e[2] == e[3].version and e[3].state == "sending"]
             heapq.heapify(heap)
+            self.heap_compactions += 1
 
     def _arm_timer(self) -> None:
         heap = self._finish_heap
