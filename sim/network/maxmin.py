@@ -29,7 +29,10 @@ rated at once (nobody else can change).
 
 Completion times live in one heap with a version per flow (a re-rated flow pushes a new entry,
 the old one goes stale) and one SimPy timer waits for the earliest of them, so re-rating costs
-heap pushes, not SimPy events. A flow whose rate did not change keeps its heap entry.
+heap pushes, not SimPy events. A flow whose rate did not change keeps its heap entry; when stale
+entries outnumber live ones the heap is rebuilt from the live ones (same order). A flow that ends
+alone on its links leaves nobody to re-rate and schedules nothing (docs/performance.md, "The
+network hot path").
 """
 
 from __future__ import annotations
