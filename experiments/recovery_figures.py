@@ -8,7 +8,9 @@ the target loss. Writes ``docs/methods/recovery-checkfree/loss-vs-time.png``, ``
 time to target, and the mean speed-up over the faster baseline) there (or ``--out``).
 ``--seeds 0,1,2`` repeats every file with other seeds (other failure schedules, data and
 initial weights; the figure shows the first seed); ``--processes N`` runs the points in
-parallel.
+parallel. Each finished point is appended to ``points.csv`` in the output folder at once (so a
+long run can be watched, and a cut-off run keeps what it did); it is removed once
+``summary.csv`` is written.
 """
 
 from __future__ import annotations
@@ -94,11 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     rates = [int(r) for r in args.rates.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(pct, seed, args.scenarios, tuple(args.set)) for seed in seeds for pct in rates]
+    points_csv = out / "points.csv"  # one row per run, appended as each point finishes
+    points_csv.unlink(missing_ok=True)
+    points = []
+
+    def keep(point: dict) -> None:
+        points.append(point)
+        pd.DataFrame(point["rows"]).to_csv(points_csv, mode="a", index=False,
+                                           header=not points_csv.exists())
+        print(f"done: {point['pct']}%/h seed {point['seed']}", flush=True)
+
     if args.processes > 1:
         with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
-            points = pool.map(run_point, jobs)
+            for point in pool.imap_unordered(run_point, jobs):
+                keep(point)
     else:
-        points = [run_point(job) for job in jobs]
+        for job in jobs:
+            keep(run_point(job))
+    points.sort(key=lambda p: (seeds.index(p["seed"]), rates.index(p["pct"])))
+    points_csv.unlink()  # everything is in summary.csv now
 
     fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4), sharey=True,
                              squeeze=False)
