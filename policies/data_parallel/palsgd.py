@@ -30,13 +30,18 @@ from policies.data_parallel.common import (
 from policies.data_parallel.ddp import copy_replica, optimizer_moments
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
+from policies.data_parallel.pipelines import NotOverPipelines
 from policies.data_parallel.rules import outer_gradient, palsgd_inner_lr, palsgd_pull
 from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
+PIPELINES_REFUSAL = ("PALSGD skips a worker's forward/backward on that worker's own draw, but a "
+                     "stage replica that skips its part of a pipeline iteration drops every "
+                     "microbatch routed through it")
+
 
 @dataclass(frozen=True, kw_only=True)
-class PALSGDConfig:
+class PALSGDConfig(NotOverPipelines):
     """Parameters of PALSGD (defaults: the reference's config).
 
     Its example run uses H = 32, η = 1, K0 = 32 with AdamW lr 0.01 on 4 workers, as
@@ -74,6 +79,7 @@ class PALSGDConfig:
             raise FieldError("warmup_ddp_steps", f"K0 must be >= 0, got {self.warmup_ddp_steps}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
+        self.refuse_pipelines(PIPELINES_REFUSAL)
 
 
 @register_policy("palsgd")

@@ -117,8 +117,8 @@ def test_other_policies_survive_a_crash_and_rejoin(tmp_path, policy, params):
 class RecordingStreaming(StreamingDiLoCo):
     """Streaming DiLoCo that notes who took part in each fragment round."""
 
-    def _outer_step(self, p):
-        combine = super()._outer_step(p)
+    def _outer_step(self, p, k=0):
+        combine = super()._outer_step(p, k)
 
         def recording(mean, participants, r):
             self.rounds.append((p, r, tuple(participants)))
