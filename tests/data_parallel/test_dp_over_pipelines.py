@@ -232,3 +232,23 @@ def test_under_random_routing_a_slow_replica_reaches_every_pipeline():
     T_slow = T + 9 * (c.forward_s[0] + c.backward_s[0])
     assert runs["fixed"] == pytest.approx(6 * T, rel=1e-9)
     assert 6 * T * 1.1 < runs["random"] < 6 * T_slow
+
+
+def test_quorum_diloco_over_pipelines_goes_ahead_without_the_slow_pipeline():
+    # fixed routes, node 1 (stage 0 of pipeline 1) at a tenth of the speed, q = ceil(0.5·2) = 1:
+    # in stage 0 the fast replica starts rounds alone and the slow one becomes late: it cuts its
+    # block short, hands in its partial block and catches up (then, with blocks out of phase,
+    # others can be late too)
+    result, pol = run_policy(pp_scenario(
+        "quorum_diloco", steps=12, routing="fixed", inner_steps=3, quorum_fraction=0.5,
+        cluster={"speed": {"dist": "list", "values": [1.0, 0.1, 1.0, 1.0]}}))
+    assert pol.quorum == 1
+    assert_invariants(result)
+    ev = result.recorder.events()
+    late = ev[ev.kind == "late_block"]
+    assert 1 in set(late.node)
+    assert pol.versions[0] >= 3 and pol.versions[1] >= 3
+    # rounds weight each member by its tokens: a round with the slow replica's partial block
+    # gives it less than half
+    assert any(0 < w[1] < 0.5 for w in pol.weights if 1 in w)
+    assert all(sum(w.values()) == pytest.approx(1.0) for w in pol.weights)
