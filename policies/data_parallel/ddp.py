@@ -86,7 +86,10 @@ class DDP(DataParallelPolicy):
         while True:
             try:
                 loss = yield from compute_gradient(self, node, step=step)
-                done = group.arrive(node.id, step, learner.get_flat_grad())
+                # over pipelines a replica no microbatch reached (failures) has no gradient:
+                # it takes part but is left out of the mean, as an undelivered payload
+                grad = learner.get_flat_grad() if getattr(learner, "has_grad", True) else None
+                done = group.arrive(node.id, step, grad)
                 mean_grad = yield from wait_or_fail(node, done)
                 if mean_grad is not None:
                     learner.set_flat_grad(mean_grad)

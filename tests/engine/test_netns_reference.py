@@ -1,7 +1,7 @@
 """The real-network reference (``benchmarks/validate_network/netns_reference.py``).
 
 The runs it measured on real Linux TCP (CUBIC, tbf-shaped veth links; the table in
-docs/network-model.md) are shipped as ``benchmarks/validate_network/netns_runs.json``, and dtsim's
+docs/network-model.md) are shipped as ``benchmarks/validate_network/netns_runs*.json``, and dtsim's
 predictions are checked against them here without root. The lab itself needs root, ``ip`` and
 ``tc`` and a kernel that lets it create namespaces, veth pairs, a bridge and ``tbf`` qdiscs;
 where any of that is missing the lab tests skip and say which. Where it can run, a fan-in of two
@@ -24,7 +24,8 @@ from sim.network.validation import Case, Message, predict
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "validate_network" / "netns_reference.py"
-RUNS = ROOT / "benchmarks" / "validate_network" / "netns_runs.json"
+RUNS = [ROOT / "benchmarks" / "validate_network" / name
+        for name in ("netns_runs.json", "netns_runs_2.json")]  # two runs, other loads
 
 
 def _load():
@@ -50,9 +51,9 @@ def _namespaces() -> list[str]:
     return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    measured, meta = netns.load_runs(RUNS)
+@pytest.fixture(scope="module", params=RUNS, ids=lambda path: path.stem)
+def shipped(request):
+    measured, meta = netns.load_runs(request.param)
     assert meta["cc"] == "cubic" and meta["repeats"] >= 5
     return {case.name: netns.row(case, runs) for case, runs in measured}
 
