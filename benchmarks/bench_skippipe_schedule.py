@@ -14,6 +14,7 @@ pipeline.
     python benchmarks/bench_skippipe_schedule.py --reference ideal
     python benchmarks/bench_skippipe_schedule.py --reference maxmin
     python benchmarks/bench_skippipe_schedule.py --training    # real training, a few minutes
+    python benchmarks/bench_skippipe_schedule.py --collisions reference   # or: ci
 """
 
 from __future__ import annotations
@@ -77,6 +78,68 @@ def bench_schedule(seed: int) -> None:
     print(f"total (allocation + aware CBS) {t2 - t1 + t5 - t4:.2f} s")
 
 
+def collision_budget(n: int, sizes: list[int], seed: int) -> None:
+    """Where each method's predicted iteration goes (fluid, ideal network, timeline model).
+
+    For the routes of each method on ``n`` nodes in the GCP regions with ``sizes`` replicas per
+    stage, print the predicted iteration, the same routes with unlimited memory slots (what the
+    ``m`` slots cost), the slowest microbatch alone (no other traffic), the busiest node's
+    compute, and the mean number of microbatch visits per non-data node (the load that makes
+    collisions possible; the cap is ``m``).
+    """
+    from policies.pipeline.allocation import search_allocation
+    from policies.pipeline.cbs import CBSConfig
+    from policies.pipeline.costs import NodeCosts, hop_cost_matrix, network_matrices
+    from policies.pipeline.paths import PathRules
+    from policies.pipeline.schedules import (
+        agent_microbatches,
+        full_pipeline_microbatches,
+        make_agents,
+        random_skip_routes,
+        skippipe_routes,
+        stage_of_nodes,
+    )
+    from policies.pipeline.timeline import simulate_iteration
+    from sim.config import NetworkConfig
+    from sim.world import World
+    from topologies import gcp_regions
+
+    m = 3
+    world = World(gcp_regions(n), network=NetworkConfig(model="ideal", transport="fluid"),
+                  flops_per_s=1e12)
+    hop = hop_cost_matrix(*network_matrices(world.network, n), 32 * 2**20, 0.35)
+    costs = NodeCosts(hop_s=hop, forward_s=np.full(n, 0.055 * 8 * 4))
+    alloc = search_allocation(hop, sizes, np.random.default_rng(seed), restarts=8)
+    stage_of = stage_of_nodes(alloc.replicas, n)
+    agents, loads = make_agents(alloc.replicas[0], 6, m, costs.forward_s)
+    rules = PathRules.for_skip_ratio(len(sizes), 1 / 3)
+    routes = {
+        "full": full_pipeline_microbatches(alloc, 6),
+        "random": agent_microbatches(random_skip_routes(agents, alloc.replicas, rules, m,
+                                                        np.random.default_rng(seed + 1)), loads),
+        "blind": skippipe_routes(agents, loads, costs, stage_of, rules, m,
+                                 CBSConfig(collision_aware=False))[0],
+        "aware": skippipe_routes(agents, loads, costs, stage_of, rules, m,
+                                 CBSConfig(collision_aware=True))[0],
+    }
+    data = set(alloc.replicas[0])
+    print(f"{n} nodes, stages {sizes}, m = {m}")
+    print(f"{'routes':<8} {'iteration':>9} {'no m limit':>10} {'slowest alone':>13} "
+          f"{'busiest node':>12} {'visits/node':>11}")
+    for label, mbs in routes.items():
+        nodes = [mb.nodes for mb in mbs]
+        chains = [mb.chain for mb in mbs]
+        tl = simulate_iteration(costs, nodes, memory=m, chains=chains)
+        free = simulate_iteration(costs, nodes, memory=10**6, chains=chains)
+        alone = max(simulate_iteration(costs, [r], memory=m).makespan_s for r in nodes)
+        busy = np.zeros(n)
+        for t in tl.tasks:
+            busy[t.node] += t.end_s - t.start_s
+        visits = sum(1 for r in nodes for v in r[1:] if v not in data) / (n - len(data))
+        print(f"{label:<8} {tl.makespan_s:9.2f} {free.makespan_s:10.2f} {alone:13.2f} "
+              f"{busy.max():12.2f} {visits:11.2f}")
+
+
 def reference_table(network: str, overrides: list[str] | None = None) -> None:
     from sim.compare import compare
     from sim.scenario import load
@@ -122,10 +185,15 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="scenario override for --reference, "
                              "e.g. policies.skippipe.pipelined=false")
+    parser.add_argument("--collisions", choices=["ci", "reference"], default=None,
+                        help="where the predicted iteration goes: 12 nodes (6 x 2) or 20")
     parser.add_argument("--training", action="store_true",
                         help="real training: scenarios/skippipe-training.toml")
     args = parser.parse_args()
-    if args.training:
+    if args.collisions:
+        n, sizes = (12, [2] * 6) if args.collisions == "ci" else (20, [5, 3, 3, 3, 3, 3])
+        collision_budget(n, sizes, args.seed)
+    elif args.training:
         training_table()
     elif args.reference:
         reference_table(args.reference, args.overrides)

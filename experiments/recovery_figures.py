@@ -8,7 +8,9 @@ the target loss. Writes ``docs/methods/recovery-checkfree/loss-vs-time.png``, ``
 time to target, and the mean speed-up over the faster baseline) there (or ``--out``).
 ``--seeds 0,1,2`` repeats every file with other seeds (other failure schedules, data and
 initial weights; the figure shows the first seed); ``--processes N`` runs the points in
-parallel.
+parallel. Each finished point is appended to ``points.csv`` in the output folder at once (so a
+long run can be watched, and a cut-off run keeps what it did); it is removed once
+``summary.csv`` is written.
 """
 
 from __future__ import annotations
@@ -23,28 +25,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_rate(pct: int, scenarios_dir: Path, seed: int | None = None,
-             extra: tuple[str, ...] = ()) -> tuple[object, dict]:
-    """Run the comparison of one scenario file; return its spec and the runs by label."""
+             extra: tuple[str, ...] = (), methods: tuple[str, ...] = ()) -> tuple[object, dict]:
+    """Run the comparison of one scenario file; return its spec and the runs by label.
+
+    ``methods``: the labels to run (default: every ``[policies.<label>]`` table of the file).
+    """
     from sim.compare import compare
     from sim.scenario import load
 
     overrides = ([] if seed is None else [f"seed={seed}"]) + list(extra)
     spec = load(scenarios_dir / f"checkfree-{pct}pct.toml", overrides)
-    comparison = compare(spec, processes=1)  # the points may already run in worker processes
+    comparison = compare(spec, list(methods) or None,
+                         processes=1)  # the points may already run in worker processes
     return spec, {run.label: run.result for run in comparison.runs}
 
 
-def run_point(job: tuple[int, int, str, tuple[str, ...]]) -> dict:
+def run_point(job: tuple[int, int, str, tuple[str, ...], tuple[str, ...]]) -> dict:
     """One (rate, seed) point, reduced to picklable tables (for worker processes)."""
     import torch
 
     torch.set_num_threads(1)
-    pct, seed, scenarios_dir, extra = job
-    spec, runs = run_rate(pct, Path(scenarios_dir), seed, extra)
+    pct, seed, scenarios_dir, extra, methods = job
+    spec, runs = run_rate(pct, Path(scenarios_dir), seed, extra, methods)
     rows = summary_rows(pct, spec, runs)
     for row in rows:
         row["seed"] = seed
-    events = runs["checkfree"].recorder.events()
+    failing = [label for label in runs if label != "no_failure"] or list(runs)
+    events = runs[failing[0]].recorder.events()  # every failing method faces the same ones
     failures = [] if not len(events) else events[events["kind"] == "failure"].time_s.tolist()
     return {"pct": pct, "seed": seed, "rows": rows, "target": spec.scenario.run.target_loss,
             "curves": {label: r.loss_curve() for label, r in runs.items()},
@@ -86,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default=",".join(map(str, RATES_PCT)))
     parser.add_argument("--seeds", default="0", help="comma-separated; the figure shows the first")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--methods", default="",
+                        help="comma-separated labels to run (default: all five)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="scenario override for every file, e.g. network.transport=fluid")
     args = parser.parse_args(argv)
@@ -93,12 +102,28 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rates = [int(r) for r in args.rates.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(pct, seed, args.scenarios, tuple(args.set)) for seed in seeds for pct in rates]
+    methods = tuple(m for m in args.methods.split(",") if m)
+    jobs = [(pct, seed, args.scenarios, tuple(args.set), methods)
+            for seed in seeds for pct in rates]
+    points_csv = out / "points.csv"  # one row per run, appended as each point finishes
+    points_csv.unlink(missing_ok=True)
+    points = []
+
+    def keep(point: dict) -> None:
+        points.append(point)
+        pd.DataFrame(point["rows"]).to_csv(points_csv, mode="a", index=False,
+                                           header=not points_csv.exists())
+        print(f"done: {point['pct']}%/h seed {point['seed']}", flush=True)
+
     if args.processes > 1:
         with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
-            points = pool.map(run_point, jobs)
+            for point in pool.imap_unordered(run_point, jobs):
+                keep(point)
     else:
-        points = [run_point(job) for job in jobs]
+        for job in jobs:
+            keep(run_point(job))
+    points.sort(key=lambda p: (seeds.index(p["seed"]), rates.index(p["pct"])))
+    points_csv.unlink()  # everything is in summary.csv now
 
     fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4), sharey=True,
                              squeeze=False)

@@ -24,17 +24,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-# An interval is a tuple (node, kind, start_s, end_s, label). Tuples of plain values are not
-# tracked by the garbage collector, which matters for long runs with millions of intervals; an
-# owner that must cut one short (a failure, a flow that ends) closes it by its index.
+# An interval, as the reading methods see it: a tuple (node, kind, start_s, end_s, label). It is
+# stored as one row of a packed column (see Recorder); an owner that must cut one short (a
+# failure, a flow that ends) closes it by its index.
 Interval = tuple
+
+IV_WIDTH = 4
+"""Doubles per interval in :attr:`Recorder._iv`: node, (kind, label) code, start_s, end_s."""
+
+METRIC_WIDTH = 5
+"""Doubles per metric row in :attr:`Recorder._mv`: time_s, node, step, metric code, value
+(``nan`` for a node or step that is ``None``)."""
+
+NAN = math.nan
 
 
 class Recorder:
@@ -42,6 +53,14 @@ class Recorder:
 
     This is the ``full`` level (``[run] record``): every interval and metric row is kept. For
     large runs :class:`AggregateRecorder` keeps per-node totals instead.
+
+    How they are kept: intervals and metric rows are the bulk of a long run's memory (several
+    per node and step), so each is a row of doubles in one packed, growable ``array('d')``
+    (:data:`IV_WIDTH` and :data:`METRIC_WIDTH` per row), with the strings (an interval's kind
+    and label, a metric's name) replaced by the index of a table of the distinct ones. A row
+    costs 32 or 40 bytes instead of a tuple of Python objects (about 140 bytes), allocates no
+    object that outlives the call, and gives the garbage collector nothing to track; the
+    reading methods rebuild exactly the tables the rows describe.
     """
 
     level = "full"
@@ -50,9 +69,15 @@ class Recorder:
         self.env = env
         self.node_names = list(node_names)
         n = len(node_names)
-        self._metrics: list[tuple[float, int | None, int | None, str, float]] = []
+        # metric rows (time_s, node, step, name code, value), METRIC_WIDTH doubles each
+        self._mv = array("d")
+        self._metric_names: list[str] = []
+        self._metric_code: dict[str, int] = {}
         self._events: list[dict[str, Any]] = []
-        self._intervals: list[Interval] = []
+        # intervals (node, (kind, label) code, start_s, end_s), IV_WIDTH doubles each
+        self._iv = array("d")
+        self._iv_kinds: list[tuple[str, str]] = []
+        self._iv_code: dict[tuple[str, str], int] = {}
         self.bytes_sent = np.zeros(n)
         self.bytes_received = np.zeros(n)
         self.bytes_cut = np.zeros(n)  # as sender: messages that never arrived
@@ -68,7 +93,12 @@ class Recorder:
     def metric(self, name: str, value: float, node: int | None = None,
                step: int | None = None) -> None:
         """Record ``value`` of ``name`` now."""
-        self._metrics.append((self.env.now, node, step, name, float(value)))
+        code = self._metric_code.get(name)
+        if code is None:
+            code = self._metric_code[name] = len(self._metric_names)
+            self._metric_names.append(name)
+        self._mv.fromlist([self.env.now, NAN if node is None else node,
+                           NAN if step is None else step, code, float(value)])
 
     def event(self, kind: str, node: int | None = None, **fields: Any) -> None:
         """Record a discrete event (failure, recovery, notice, ...) now."""
@@ -81,14 +111,21 @@ class Recorder:
         ``end_s`` may be ``inf`` for an interval whose end is not known yet (see
         :meth:`close_interval`).
         """
-        self._intervals.append((node, kind, start_s, end_s, label))
-        return len(self._intervals) - 1
+        code = self._iv_code.get((kind, label))
+        if code is None:
+            code = self._iv_code[(kind, label)] = len(self._iv_kinds)
+            self._iv_kinds.append((kind, label))
+        iv = self._iv
+        iv.fromlist([node, code, start_s, end_s])
+        return len(iv) // IV_WIDTH - 1
 
     def close_interval(self, index: int, at_s: float) -> None:
         """End interval ``index`` at ``at_s`` if it would end later (never extends it)."""
-        node, kind, start, end, label = self._intervals[index]
-        if at_s < end:
-            self._intervals[index] = (node, kind, start, max(start, at_s), label)
+        iv = self._iv
+        end = IV_WIDTH * index + 3
+        if at_s < iv[end]:
+            start = iv[end - 1]
+            iv[end] = at_s if at_s > start else start
 
     def discard_work(self, node: int, start_s: float, end_s: float, reason: str = "") -> None:
         """Declare ``node``'s compute over [start_s, end_s) lost: it is not goodput.
@@ -113,11 +150,41 @@ class Recorder:
     def finish(self, end_time_s: float) -> None:
         """Close the record at the run's end; open intervals are cut there."""
         self.end_time_s = end_time_s
-        for index, iv in enumerate(self._intervals):
-            if iv[3] > end_time_s:
-                self.close_interval(index, end_time_s)
+        if self._iv:
+            view = np.frombuffer(self._iv).reshape(-1, IV_WIDTH)
+            late = view[:, 3] > end_time_s
+            view[late, 3] = np.maximum(view[late, 2], end_time_s)
+            del view  # (the array cannot grow while a view of it exists)
 
     # -- reading ---------------------------------------------------------------------------
+
+    def _interval_rows(self) -> Iterator[Interval]:
+        """Every interval recorded, in order, as a tuple (node, kind, start_s, end_s, label)."""
+        kinds = self._iv_kinds
+        rows = np.frombuffer(self._iv).reshape(-1, IV_WIDTH).tolist()
+        for node, code, start, end in rows:
+            kind, label = kinds[int(code)]
+            yield int(node), kind, start, end, label
+
+    def _metric_rows(self) -> list[tuple[float, int | None, int | None, str, float]]:
+        """Every metric row recorded, in order, as a tuple (time_s, node, step, metric, value)."""
+        names = self._metric_names
+        rows = np.frombuffer(self._mv).reshape(-1, METRIC_WIDTH).tolist()
+        return [(time_s, None if node != node else int(node), None if step != step else int(step),
+                 names[int(code)], value) for time_s, node, step, code, value in rows]
+
+    def has_metric(self, name: str, time_s: float) -> bool:
+        """Whether a row of ``name`` without a node was recorded at ``time_s``."""
+        code = self._metric_code.get(name)
+        if code is None or not self._mv:
+            return False
+        rows = np.frombuffer(self._mv).reshape(-1, METRIC_WIDTH)
+        return bool(np.any((rows[:, 3] == code) & (rows[:, 0] == time_s) & np.isnan(rows[:, 1])))
+
+    @property
+    def intervals_kept(self) -> int:
+        """Number of intervals kept (recorded with :meth:`interval`, empty ones included)."""
+        return len(self._iv) // IV_WIDTH
 
     @property
     def elapsed_s(self) -> float:
@@ -125,18 +192,34 @@ class Recorder:
         return self.env.now if self.end_time_s is None else self.end_time_s
 
     def history(self) -> pd.DataFrame:
-        """Metrics as a long DataFrame: time_s, node, step, metric, value."""
-        df = pd.DataFrame(self._metrics, columns=["time_s", "node", "step", "metric", "value"])
-        return df.astype({"node": "Int64", "step": "Int64"})
+        """Metrics as a long DataFrame: time_s, node, step, metric, value (time_s: float64)."""
+        columns = ["time_s", "node", "step", "metric", "value"]
+        if not self._mv:
+            return pd.DataFrame([], columns=columns).astype({"node": "Int64", "step": "Int64"})
+        rows = np.frombuffer(self._mv).reshape(-1, METRIC_WIDTH).copy()
+        names = np.array(self._metric_names, dtype=object)
+        return pd.DataFrame({
+            "time_s": rows[:, 0], "node": pd.array(rows[:, 1], dtype="Int64"),
+            "step": pd.array(rows[:, 2], dtype="Int64"), "metric": names[rows[:, 3].astype(int)],
+            "value": rows[:, 4]}, columns=columns)
 
     def events(self) -> pd.DataFrame:
         """Discrete events as a DataFrame (one column per field seen)."""
         return pd.DataFrame(self._events)
 
     def intervals(self) -> pd.DataFrame:
-        """Node-state intervals: node, kind, start_s, end_s, label."""
-        rows = [iv for iv in self._intervals if iv[3] > iv[2]]
-        return pd.DataFrame(rows, columns=["node", "kind", "start_s", "end_s", "label"])
+        """Node-state intervals: node, kind, start_s, end_s (float64), label."""
+        columns = ["node", "kind", "start_s", "end_s", "label"]
+        rows = np.frombuffer(self._iv).reshape(-1, IV_WIDTH)
+        rows = rows[rows[:, 3] > rows[:, 2]]  # (a copy)
+        if not len(rows):
+            return pd.DataFrame([], columns=columns)
+        codes = rows[:, 1].astype(int)
+        kinds = np.array([kind for kind, _ in self._iv_kinds], dtype=object)
+        labels = np.array([label for _, label in self._iv_kinds], dtype=object)
+        return pd.DataFrame({"node": rows[:, 0].astype(np.int64), "kind": kinds[codes],
+                             "start_s": rows[:, 2], "end_s": rows[:, 3],
+                             "label": labels[codes]}, columns=columns)
 
     def state_spans(self) -> list[dict[str, list[tuple[float, float]]]]:
         """Per node, disjoint sorted ``[start_s, end_s)`` spans of each exclusive state.
@@ -147,7 +230,7 @@ class Recorder:
         """
         elapsed = self.elapsed_s
         raw: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
-        for node, kind, start, end, _ in self._intervals:
+        for node, kind, start, end, _ in self._interval_rows():
             end = min(end, elapsed)
             if end > start:
                 raw[(node, kind)].append((start, end))
@@ -172,7 +255,7 @@ class Recorder:
         busy: dict[int, list[tuple[float, float]]] = defaultdict(list)
         down: dict[int, list[tuple[float, float]]] = defaultdict(list)
         lost: dict[int, list[tuple[float, float]]] = defaultdict(list)
-        for node, kind, start, end, _ in self._intervals:
+        for node, kind, start, end, _ in self._interval_rows():
             end = min(end, elapsed)
             if end > start and kind in ("busy", "down"):
                 (busy if kind == "busy" else down)[node].append((start, end))
@@ -242,7 +325,7 @@ class Recorder:
                           "args": {"name": name}})
             trace.append({"ph": "M", "name": "thread_sort_index", "pid": 0, "tid": node,
                           "args": {"sort_index": node}})
-        for node, kind, start, end, label in sorted(self._intervals, key=_interval_key):
+        for node, kind, start, end, label in sorted(self._interval_rows(), key=_interval_key):
             if end > start:
                 trace.append({"ph": "X", "pid": 0, "tid": node, "cat": kind,
                               "name": label or kind, "ts": _us(start), "dur": _us(end - start)})
@@ -251,7 +334,7 @@ class Recorder:
             tid = ev["node"] if ev["node"] is not None else 0
             trace.append({"ph": "i", "pid": 0, "tid": tid, "s": "t" if ev["node"] is not None
                           else "g", "name": ev["kind"], "ts": _us(ev["time_s"]), "args": args})
-        for time_s, metric_node, _, name, value in self._metrics:
+        for time_s, metric_node, _, name, value in self._metric_rows():
             if metric_node is None:
                 trace.append({"ph": "C", "pid": 0, "tid": 0, "name": name, "ts": _us(time_s),
                               "args": {name: value}})
@@ -424,7 +507,7 @@ class AggregateRecorder(Recorder):
                step: int | None = None) -> None:
         """Record ``value`` of ``name`` now: kept if ``node`` is None, else summed per step."""
         if node is None:
-            self._metrics.append((self.env.now, None, step, name, float(value)))
+            super().metric(name, value, None, step)
             return
         value = float(value)
         agg = self._node_metrics.get((name, step))

@@ -375,9 +375,7 @@ class _Watchdog:
 
 
 def _final_eval(ctx: RunContext, pol: Policy) -> None:
-    history_at_end = [r for r in ctx.world.recorder._metrics
-                      if r[3] == "eval_loss" and r[0] == ctx.now and r[1] is None]
-    if history_at_end:
+    if ctx.world.recorder.has_metric("eval_loss", ctx.now):
         return
     loss = pol.evaluate(ctx)
     if loss is not None:

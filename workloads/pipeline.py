@@ -148,7 +148,7 @@ class PipelineLearner(Learner):
         _unflatten_into(grads, flat, f"set_stage_flat_grad({stage})")  # type: ignore[arg-type]
 
 
-def compute_grad_across(owners: list[PipelineLearner]) -> float:
+def compute_grad_across(owners: list[PipelineLearner], batch: tuple | None = None) -> float:
     """Forward one batch through stage s of ``owners[s]`` for every s; backward retraces it.
 
     DP x PP with per-replica weights: a microbatch's route visits replica ``r_s`` of stage ``s``,
@@ -156,12 +156,14 @@ def compute_grad_across(owners: list[PipelineLearner]) -> float:
     ``owners[0]``'s stream (the data replica's shard); the embedding is ``owners[0]``'s and the
     head that of the learner owning the head stage. Autograd records exactly these modules, so
     ``loss.backward()`` adds gradient into those replicas' stages only (accumulating: call
-    ``zero_grad`` first). Returns the batch loss in nats.
+    ``zero_grad`` first). ``batch``: the (inputs, targets) to use instead of the stream's next
+    (a caller that must not depend on the order microbatches are computed in draws them ahead).
+    Returns the batch loss in nats.
     """
     first = owners[0]
     if len(owners) != first.num_stages:
         raise ValueError(f"owners: one learner per stage ({first.num_stages}), got {len(owners)}")
-    x, y = first.next_batch()
+    x, y = first.next_batch() if batch is None else batch
     stages = [cast(Stage, owner.model.stages[s]) for s, owner in enumerate(owners)]
     h = stages[0].embed_tokens(x)  # (B, T, C)
     for owner, stage in zip(owners, stages):

@@ -3,9 +3,12 @@
 Reads one JSON command per line on stdin and answers one JSON line per finished job on stdout:
 
 - ``{"op": "serve", "id": j, "port": p, "nbytes": n}``: accept one connection on ``port`` and
-  read ``n`` bytes; answers ``{"id": j, "end": t}`` (wall clock when the last byte arrived).
+  read ``n`` bytes; answers ``{"id": j, "end": t, "short": s, "cc": c}`` (wall clock when the
+  last byte arrived, bytes missing, the connection's congestion control).
 - ``{"op": "send", "id": j, "host": ip, "port": p, "nbytes": n, "at": t}``: connect now, wait
-  until wall-clock ``t``, send ``n`` bytes; answers ``{"id": j, "sent": t_end}``.
+  until wall-clock ``t``, send ``n`` bytes; answers ``{"id": j, "begin": t0, "sent": t_end,
+  "cc": c}`` (``begin``: when the first byte was handed to the socket; late if the host's CPU
+  was busy elsewhere).
 - ``{"op": "quit"}``.
 
 Every socket has a timeout, so no job can hang for ever.
@@ -30,6 +33,11 @@ def answer(obj: dict) -> None:
         sys.stdout.flush()
 
 
+def congestion_control(sock: socket.socket) -> str:
+    """The congestion control algorithm the kernel gave this connection."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0")[0].decode()
+
+
 def serve(job: dict, ready: threading.Event) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as srv:
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,19 +54,22 @@ def serve(job: dict, ready: threading.Event) -> None:
                 if not data:
                     break
                 left -= len(data)
-            answer({"id": job["id"], "end": time.time(), "short": left})
+            answer({"id": job["id"], "end": time.time(), "short": left,
+                    "cc": congestion_control(conn)})
 
 
 def send(job: dict) -> None:
     payload = b"\0" * CHUNK
     with socket.create_connection((job["host"], job["port"]), timeout=TIMEOUT_S) as conn:
         time.sleep(max(0.0, job["at"] - time.time()))
+        begin = time.time()
         left = job["nbytes"]
         while left > 0:
             n = conn.send(payload[:min(CHUNK, left)])
             left -= n
         conn.shutdown(socket.SHUT_WR)
-        answer({"id": job["id"], "sent": time.time()})
+        answer({"id": job["id"], "begin": begin, "sent": time.time(),
+                "cc": congestion_control(conn)})
 
 
 def main() -> None:

@@ -4,7 +4,9 @@
 // directions) and one-way delay_s[i]; each end of the link has a drop-tail device queue of
 // queue_pkts[i] packets and no queue discipline. So a message from a to b crosses a's link
 // (a's uplink) and b's link (b's downlink), one-way latency delay_s[a] + delay_s[b], as in
-// dtsim's access links.
+// dtsim's access links. Without a queue discipline ns-3's traffic-control layer discards,
+// silently (no drop trace fires), a packet that finds its device queue full: the trace below
+// reports the queue reaching its limit instead.
 //
 // Traffic: one TCP connection per ordered pair that sends anything, opened at t = 0. Message m
 // is written into its connection's socket once t >= start_s[m] and every message in its
@@ -16,6 +18,7 @@
 #include "ns3/point-to-point-module.h"
 #include "ns3/traffic-control-module.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <string>
@@ -44,6 +47,74 @@ struct Connection
     uint64_t received = 0; // bytes the receiver read
     std::deque<int> open;  // messages (ready order) not yet delivered
 };
+
+// An optional event trace (ns3_reference.py --trace): rows of (time s, kind, id, value) with
+// kind 0 = a connection's cwnd (bytes), 1 = its congestion state (0 open, 1 disorder, 2 cwr,
+// 3 recovery, 4 loss: a retransmission timeout), 2 = its ssthresh (bytes), 3 = a device queue
+// reaching its limit (id 2 i for host i's own end, 2 i + 1 for the router's end; value: packets).
+bool g_tracing = false;
+std::vector<std::vector<double>> g_events;
+std::vector<uint32_t> g_queue_limit;
+
+void
+Record(double kind, int id, double value)
+{
+    g_events.push_back({Simulator::Now().GetSeconds(), kind, double(id), value});
+}
+
+void
+OnCwnd(int c, uint32_t before, uint32_t after)
+{
+    Record(0, c, after);
+}
+
+void
+OnCongState(int c, TcpSocketState::TcpCongState_t before, TcpSocketState::TcpCongState_t after)
+{
+    Record(1, c, after);
+}
+
+void
+OnSsThresh(int c, uint32_t before, uint32_t after)
+{
+    Record(2, c, after);
+}
+
+void
+OnQueueLength(int d, uint32_t before, uint32_t after)
+{
+    if (after > before && after >= g_queue_limit[d])
+    {
+        Record(3, d, after); // full: ns-3's traffic control drops what comes next, silently
+    }
+}
+
+void
+EnableTrace(bool on)
+{
+    g_tracing = on;
+}
+
+std::vector<std::vector<double>>
+TakeTrace()
+{
+    std::vector<std::vector<double>> out;
+    out.swap(g_events);
+    return out;
+}
+
+// HyStart's delay threshold (ns3_reference.py --hystart-delay linux). ns-3's CUBIC leaves slow
+// start when an RTT sample exceeds the min RTT plus the min RTT itself clamped to
+// [HyStartDelayMin, HyStartDelayMax] (4 ms, 1 s); Linux adds the min RTT / 8 clamped to
+// [4 ms, 16 ms] (tcp_cubic.c, HYSTART_DELAY_THRESH). Setting both ns-3 bounds to Linux's value
+// for the connection's path gives Linux's threshold on that path.
+bool g_linux_hystart_delay = false;
+
+void
+UseLinuxHystartDelay(bool on)
+{
+    g_linux_hystart_delay = on;
+}
 
 class Driver;
 void OnAccept(Driver* d, int c, Ptr<Socket> s, const Address& from);
@@ -207,6 +278,19 @@ RunCase(const std::vector<double>& rate_bps,
         address[i] = ifaces.GetAddress(0);
         TrafficControlHelper tch; // assigning an address installed FqCoDel: take it off
         tch.Uninstall(devices);
+        if (g_tracing)
+        {
+            g_queue_limit.resize(2 * n);
+            for (int end = 0; end < 2; ++end)
+            {
+                int d = 2 * i + end;
+                g_queue_limit[d] = queue_pkts[i];
+                DynamicCast<PointToPointNetDevice>(devices.Get(end))
+                    ->GetQueue()
+                    ->TraceConnectWithoutContext("PacketsInQueue",
+                                                 MakeBoundCallback(&OnQueueLength, d));
+            }
+        }
     }
     Ipv4GlobalRoutingHelper::PopulateRoutingTables();
 
@@ -229,10 +313,26 @@ RunCase(const std::vector<double>& rate_bps,
                                         MakeBoundCallback(&OnAccept, &driver, c));
             Ptr<Socket> tx =
                 Socket::CreateSocket(hosts.Get(src[m]), TcpSocketFactory::GetTypeId());
+            if (g_linux_hystart_delay)
+            {
+                double min_rtt_s = 2 * (delay_s[src[m]] + delay_s[dst[m]]);
+                double thresh_s = std::min(std::max(min_rtt_s / 8, 0.004), 0.016);
+                Ptr<TcpCubic> cubic = CreateObject<TcpCubic>();
+                cubic->SetAttribute("HyStartDelayMin", TimeValue(Seconds(thresh_s)));
+                cubic->SetAttribute("HyStartDelayMax", TimeValue(Seconds(thresh_s)));
+                DynamicCast<TcpSocketBase>(tx)->SetCongestionControlAlgorithm(cubic);
+            }
             tx->Bind();
             tx->Connect(InetSocketAddress(address[dst[m]], port));
             tx->SetSendCallback(MakeBoundCallback(&OnSendSpace, &driver, c));
             driver.conns[c].tx = tx;
+            if (g_tracing)
+            {
+                tx->TraceConnectWithoutContext("CongestionWindow", MakeBoundCallback(&OnCwnd, c));
+                tx->TraceConnectWithoutContext("CongState", MakeBoundCallback(&OnCongState, c));
+                tx->TraceConnectWithoutContext("SlowStartThreshold",
+                                               MakeBoundCallback(&OnSsThresh, c));
+            }
         }
         Message msg;
         msg.conn = conn_of[key];

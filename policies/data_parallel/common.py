@@ -110,6 +110,38 @@ class DataParallelPolicy(Policy):
             return self.pipeline.stage_nbytes(group)
         return float(self.timing.grad_bytes)
 
+    def node_nbytes(self, node_id: int) -> float:
+        """Bytes of worker ``node_id``'s weights (its stage's over pipelines; the model's else)."""
+        if self.pipeline is not None:
+            return self.pipeline.stage_nbytes(self.pipeline.stage_of(node_id))
+        return float(self.timing.param_bytes)
+
+    def group_neighbours(self, graph: str) -> list[list[int]]:
+        """Adjacency lists (node ids) of the gossip graph ``graph`` inside each sync group.
+
+        Plain data parallelism: one graph over every worker; over pipelines: one graph over
+        each stage's replicas (no edge between stages: their weights are different tensors).
+        """
+        from policies.data_parallel.mixing import gossip_neighbours
+
+        neighbours: list[list[int]] = [[] for _ in range(self.num_workers)]
+        for members in self.sync_groups():
+            for a, nbrs in enumerate(gossip_neighbours(graph, len(members))):
+                neighbours[members[a]] = sorted(members[b] for b in nbrs)
+        return neighbours
+
+    def group_means(self, live: list[int], flat_of: Any) -> torch.Tensor:
+        """Mean of ``flat_of(i)`` over the live members of each sync group, groups in order.
+
+        A group with no live member uses all its members.
+        """
+        from policies.data_parallel.rules import average
+
+        up = set(live)
+        means = [average([flat_of(i) for i in members if i in up] or
+                         [flat_of(i) for i in members]) for members in self.sync_groups()]
+        return means[0] if len(means) == 1 else torch.cat(means)
+
     # -- evaluation ----------------------------------------------------------------------------
 
     def worker_flat(self, i: int) -> torch.Tensor:
@@ -224,20 +256,40 @@ def step_seconds(workload: Any, node: Any) -> float:
     return float(timing.step_flops(cfg.batch, cfg.seq)) / flops_per_s
 
 
-def inner_step(policy: DataParallelPolicy, node: Any, *, label: str = "inner"):
+def inner_step(policy: DataParallelPolicy, node: Any, *, label: str = "inner",
+               step: int | None = None):
     """One local training step on ``node``: simulated time first, then the real math.
 
-    A generator (use ``loss = yield from inner_step(...)``); raises :class:`NodeFailure` if the
-    node fails during the step, in which case no math is done. Returns the batch loss (None in
-    timing-only mode).
+    A generator (use ``loss = yield from inner_step(...)``): :func:`compute_gradient`, then the
+    learner's optimizer step. Raises :class:`NodeFailure` if the node fails during the step, in
+    which case no math is done. Returns the batch loss (None in timing-only mode). ``step``: the
+    worker's step number in its method's count (over pipelines, the iteration it takes part in).
     """
-    if policy.pipeline is not None:      # DP x PP: the step is a pipeline iteration
-        loss = yield from policy.pipeline.step(node)
+    if policy.pipeline is not None:      # DP x PP: the step is the worker's pipeline iteration
+        loss = yield from compute_gradient(policy, node, label=label, step=step)
+        policy.learners[node.id].optimizer_step()
     else:
         yield node.compute(seconds=policy.step_s, label=label)
         loss = policy.learners[node.id].train_step()
     policy.steps_done[node.id] += 1
     return loss
+
+
+def compute_gradient(policy: DataParallelPolicy, node: Any, *, label: str = "fwd_bwd",
+                     step: int | None = None):
+    """A forward and backward on ``node`` without the optimizer step; returns the loss.
+
+    A generator. Afterwards ``policy.learners[node.id]`` holds the gradient, for methods that
+    do something with it before stepping (DDP's all-reduce, D-PSGD's mix). Plain data
+    parallelism: one compute task of the step time, then the learner's ``compute_grad``. Over
+    pipelines: the worker's part of pipeline iteration ``step`` (its stage's gradient, see
+    :meth:`~policies.data_parallel.pipelines.PipelinedWorkers.gradient`).
+    """
+    if policy.pipeline is not None:
+        loss = yield from policy.pipeline.gradient(node, step)
+        return loss
+    yield node.compute(seconds=policy.step_s, label=label)
+    return policy.learners[node.id].compute_grad()
 
 
 def wait_or_fail(node: Any, event: simpy.Event):

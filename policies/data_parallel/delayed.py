@@ -40,12 +40,17 @@ are not goodput.
 Failures: as DiLoCo (``drop`` or ``wait``, :func:`~policies.data_parallel.common.rejoin_group`):
 a rejoining worker downloads φ (``param_bytes``), resets its optimizer, its error-feedback
 residual and its stale round, and adopts its peer's schedule position.
-Evaluated model: φ.
+Evaluated model: each worker's own θ_i (the one definition of ``common.py``); φ beside it.
+
+Over pipelines (``pipeline_stages`` > 1, :mod:`~policies.data_parallel.pipelines`): every worker
+is one stage replica and each stage group (that stage's replicas) has its own φ, Nesterov buffer,
+staleness-gap history and collective, on that stage's weights; compression acts on the stage's
+outer gradient.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -60,6 +65,7 @@ from policies.data_parallel.common import (
 from policies.data_parallel.compress import CompressionConfig, Compressor
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterovConfig
+from policies.data_parallel.pipelines import OverPipelines
 from sim import collectives
 from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
@@ -85,8 +91,11 @@ def clip_norm(v: torch.Tensor, max_norm: float | None) -> torch.Tensor:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DelayedDiLoCoConfig:
-    """Parameters of the delayed outer step (defaults: eager DiLoCo, DiLoCo's outer optimizer)."""
+class DelayedDiLoCoConfig(OverPipelines):
+    """Parameters of the delayed outer step (defaults: eager DiLoCo, DiLoCo's outer optimizer).
+
+    Over pipelines: see :class:`OverPipelines`.
+    """
 
     inner_steps: int = 500
     """H (τ in CO2), inner steps per block."""
@@ -128,6 +137,7 @@ class DelayedDiLoCoConfig:
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
         self.compression  # noqa: B018  (validates the compression fields)
+        self.check_pipelines()
 
     @property
     def compression(self) -> CompressionConfig:
@@ -163,6 +173,16 @@ class CompressedDiLoCoConfig(DelayedDiLoCoConfig):
     """f: 1% of the outer gradient's values are sent."""
 
 
+@dataclass(eq=False)
+class _OuterState:
+    """One sync group's outer model: φ, the Nesterov buffer v and the last round's Δ̄."""
+
+    phi: torch.Tensor
+    velocity: torch.Tensor
+    previous_mean: torch.Tensor | None = None
+    gaps: list[float] = field(default_factory=list)
+
+
 class GatherGroup(SyncGroup):
     """A :class:`SyncGroup` whose round is an all-gather of every member's payload.
 
@@ -183,42 +203,66 @@ class DelayedDiLoCo(DataParallelPolicy):
     Config = DelayedDiLoCoConfig
 
     def setup(self, ctx: RunContext) -> None:
-        """Build the learners, the group, φ and the compressors before simulated time starts."""
+        """Build the learners, the group, φ and the compressors before simulated time starts.
+
+        One outer state and one collective per sync group (every worker, or each stage).
+        """
         super().setup(ctx)
         cfg = self.config
-        self.phi = self.learners[0].get_flat().detach().to(torch.float32).clone()
-        self.velocity = torch.zeros_like(self.phi)
-        self.previous_mean: torch.Tensor | None = None
-        self.gaps: list[float] = []                      # Λ_t per completed round
+        members = self.sync_groups()
+        self.group_of = {i: k for k, group in enumerate(members) for i in group}
+        self.states = [_OuterState(phi=phi, velocity=torch.zeros_like(phi))
+                       for phi in (self.learners[group[0]].get_flat().detach()
+                                   .to(torch.float32).clone() for group in members)]
         compression = cfg.compression
-        self.compressors = [Compressor(compression, num_values=self.timing.num_params)
-                            for _ in range(self.num_workers)]
-        dense_ratio = self.compressors[0].nbytes / (4 * self.timing.num_params)
-        nbytes = self.timing.grad_bytes * dense_ratio if not self.compressors[0].needs_gather \
-            else self.compressors[0].nbytes
-        group_type = GatherGroup if self.compressors[0].needs_gather else SyncGroup
-        self.group = group_type(ctx.world, list(range(self.num_workers)), nbytes=nbytes,
-                                algorithm=cfg.allreduce, on_failure=cfg.on_failure,
-                                combine=self._outer_step, label=f"{self.name}_sync",
-                                timeout_s=cfg.collective_timeout_s)
+        b = self.timing.bytes_per_param
+        values = [int(self.group_nbytes(k) // b) for k in range(len(members))]
+        self.compressors = [Compressor(compression, num_values=values[self.group_of[i]])
+                            for i in range(self.num_workers)]
+        self.groups = []
+        for k, group in enumerate(members):
+            compressor = self.compressors[group[0]]
+            dense_ratio = compressor.nbytes / (4 * values[k])
+            nbytes = self.group_nbytes(k) * dense_ratio if not compressor.needs_gather \
+                else compressor.nbytes
+            group_type = GatherGroup if compressor.needs_gather else SyncGroup
+            self.groups.append(group_type(ctx.world, group, nbytes=nbytes,
+                                          algorithm=cfg.allreduce, on_failure=cfg.on_failure,
+                                          combine=self._outer_step, label=f"{self.name}_sync",
+                                          timeout_s=cfg.collective_timeout_s))
+        self.group = self.groups[0]
         self.round_start_step = [0] * self.num_workers
+
+    # group 0's outer state under the names of plain (one-group) data parallelism
+    phi = property(lambda self: self.states[0].phi,
+                   lambda self, v: setattr(self.states[0], "phi", v))
+    velocity = property(lambda self: self.states[0].velocity,
+                        lambda self, v: setattr(self.states[0], "velocity", v))
+    previous_mean = property(lambda self: self.states[0].previous_mean,
+                             lambda self, v: setattr(self.states[0], "previous_mean", v))
+
+    @property
+    def gaps(self) -> list[float]:
+        """Λ_t of every completed round of group 0 (the only group without pipelines)."""
+        return self.states[0].gaps
 
     def _outer_step(self, mean_delta, participants, r):  # noqa: ANN001
         """Once per round: φ ← Nesterov(φ, Δ̄/Λ) with momentum clipping; returns φ (a copy)."""
         if self.timing_only:
             return None
+        state = self.states[self.group_of[participants[0]]]
         if mean_delta is None:
-            return self.phi.clone()
+            return state.phi.clone()
         cfg = self.config
-        gap = staleness_gap(mean_delta, self.previous_mean, penalty=cfg.staleness_penalty)
-        self.gaps.append(gap)
-        self.previous_mean = mean_delta.clone()
+        gap = staleness_gap(mean_delta, state.previous_mean, penalty=cfg.staleness_penalty)
+        state.gaps.append(gap)
+        state.previous_mean = mean_delta.clone()
         delta = mean_delta / gap
         # rules.nesterov_outer_step with the new momentum clipped before it is used
-        self.velocity = clip_norm(cfg.outer_momentum * self.velocity + delta,
-                                  cfg.momentum_clip_norm)
-        self.phi = self.phi - cfg.outer_lr * (delta + cfg.outer_momentum * self.velocity)
-        return self.phi.clone()
+        state.velocity = clip_norm(cfg.outer_momentum * state.velocity + delta,
+                                   cfg.momentum_clip_norm)
+        state.phi = state.phi - cfg.outer_lr * (delta + cfg.outer_momentum * state.velocity)
+        return state.phi.clone()
 
     def _send(self, node, start, learner):  # noqa: ANN001
         """Compress Δ_i = s_i − θ_i on the node (charged, not goodput); return the payload."""
@@ -235,7 +279,8 @@ class DelayedDiLoCo(DataParallelPolicy):
     def _receive(self, node, r: int, done):  # noqa: ANN001
         """Wait for round ``r`` (its ``done`` event); decompress the payloads; return φ."""
         phi = yield from wait_or_fail(node, done)
-        messages = len(self.group.expected(r)) - 1 if self.compressors[node.id].needs_gather else 1
+        group = self.groups[self.group_of[node.id]]
+        messages = len(group.expected(r)) - 1 if self.compressors[node.id].needs_gather else 1
         seconds = self.compressors[node.id].decompress_seconds(node, messages)
         if seconds > 0:
             t0 = self.ctx.now
@@ -247,6 +292,8 @@ class DelayedDiLoCo(DataParallelPolicy):
         """Node ``node``'s process: blocks of H steps, each handing its round to the group."""
         learner = self.learners[node.id]
         H, delay = self.config.inner_steps, self.config.delay_rounds
+        k = self.group_of[node.id]
+        group, state = self.groups[k], self.states[k]
         r = 0
         pending: tuple | None = None   # (round, its done event) this worker waits for next
         while True:
@@ -254,10 +301,10 @@ class DelayedDiLoCo(DataParallelPolicy):
                 start = None if self.timing_only else learner.get_flat().to(torch.float32)
                 block_start_s = ctx.now
                 for h in range(H):
-                    loss = yield from inner_step(self, node)
+                    loss = yield from inner_step(self, node, step=r * H + h)
                     ctx.report(r * H + h + 1, loss, node=node.id)
                 payload = yield from self._send(node, start, learner)
-                done = self.group.arrive(node.id, r, payload)
+                done = group.arrive(node.id, r, payload)
                 waited_for = (r, done) if delay == 0 else pending
                 pending = (r, done)
                 if waited_for is not None:
@@ -272,12 +319,11 @@ class DelayedDiLoCo(DataParallelPolicy):
                                           step=r)
                 r += 1
             except NodeFailure:
-                r, peer = yield from rejoin_group(self, node, self.group,
-                                                  self.timing.param_bytes)
+                r, peer = yield from rejoin_group(self, node, group, self.group_nbytes(k))
                 pending = None
                 self.compressors[node.id].reset()
                 if not self.timing_only:
-                    learner.set_flat(self.phi)                 # the downloaded φ
+                    learner.set_flat(state.phi)                # the downloaded φ
                 learner.reset_optimizer()
                 if peer is not None:
                     set_schedule_step(learner, self.round_start_step[peer])
@@ -287,9 +333,9 @@ class DelayedDiLoCo(DataParallelPolicy):
         """φ, the outer model, scored as a labelled extra as for DiLoCo.
 
         ``eval_loss`` is the mean over the workers' own models, the one definition every
-        data-parallel method uses (``common.py``).
+        data-parallel method uses (``common.py``). Over pipelines: every stage's φ, in order.
         """
-        return self.phi
+        return torch.cat([state.phi for state in self.states])
 
 
 @register_policy("co2")

@@ -148,7 +148,7 @@ class DiLoCo(DataParallelPolicy):
         while True:
             try:
                 for h in range(H):
-                    loss = yield from inner_step(self, node)
+                    loss = yield from inner_step(self, node, step=r * H + h)
                     ctx.report(r * H + h + 1, loss, node=node.id)
                 delta = self.outer_payload(node.id, r, learner)
                 arrived_s = ctx.now

@@ -24,6 +24,14 @@ Rejoin (both): download the model of a random live neighbour (``param_bytes``), 
 optimizer state, resume at that neighbour's step.
 Evaluated: each live worker's own model x_i (mean, best, worst); the mean of the live
 workers' models is reported beside them as the averaged model.
+
+Over pipelines (``pipeline_stages`` > 1, :mod:`~policies.data_parallel.pipelines`): every worker
+is one stage replica and the graph is drawn over each stage's replicas (one ``graph`` per stage,
+no edge between stages); a step's gradient is the worker's part of a pipeline iteration, and
+messages carry that stage's weights. Both variants keep their rules: D-PSGD sends x_k at the
+iteration's start and mixes before its optimizer step; AD-PSGD exchanges during the iteration
+and averages before applying the gradient (computed during the iteration, at the weights it held
+when each microbatch went through).
 """
 
 from __future__ import annotations
@@ -32,10 +40,17 @@ from dataclasses import dataclass
 
 import simpy
 
-from policies.data_parallel.common import DataParallelPolicy, fetch_model, recover, wait_or_fail
+from policies.data_parallel.common import (
+    DataParallelPolicy,
+    compute_gradient,
+    fetch_model,
+    recover,
+    wait_or_fail,
+)
 from policies.data_parallel.mailbox import Mailbox
 from policies.data_parallel.mixing import gossip_neighbours, metropolis_hastings_weights
-from policies.data_parallel.rules import average, mix, pairwise_average
+from policies.data_parallel.pipelines import OverPipelines
+from policies.data_parallel.rules import mix, pairwise_average
 from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
@@ -43,8 +58,8 @@ VARIANTS = ("dpsgd", "adpsgd")
 
 
 @dataclass(frozen=True, kw_only=True)
-class GossipConfig:
-    """Parameters of gossip SGD."""
+class GossipConfig(OverPipelines):
+    """Parameters of gossip SGD; over pipelines: see :class:`OverPipelines`."""
 
     variant: str = "dpsgd"
     """'dpsgd' (synchronous mixing with every neighbour) or 'adpsgd' (asynchronous pairs)."""
@@ -58,6 +73,7 @@ class GossipConfig:
         if self.variant not in VARIANTS:
             raise FieldError("variant", f"got {self.variant!r}; allowed: {', '.join(VARIANTS)}")
         gossip_neighbours(self.graph, 2)          # raises on an unknown graph name
+        self.check_pipelines()
 
 
 @register_policy("gossip")
@@ -69,7 +85,7 @@ class Gossip(DataParallelPolicy):
     def setup(self, ctx: RunContext) -> None:
         """Build the learners, the graph, W and the variant's state."""
         super().setup(ctx)
-        self.neighbours = gossip_neighbours(self.config.graph, self.num_workers)
+        self.neighbours = self.group_neighbours(self.config.graph)
         self.weights = metropolis_hastings_weights(self.neighbours)
         self.mail = Mailbox(ctx.world)            # D-PSGD: .round_of[i] is i's step
         self.rngs = [ctx.world.policy_rng("adpsgd", i) for i in range(self.num_workers)]
@@ -87,7 +103,7 @@ class Gossip(DataParallelPolicy):
             try:
                 yield from recover(node)
                 peer = yield from fetch_model(self, node, self.neighbours[node.id],
-                                              self.timing.param_bytes)
+                                              self.node_nbytes(node.id))
                 break
             except NodeFailure:
                 continue
@@ -99,8 +115,8 @@ class Gossip(DataParallelPolicy):
         return peer
 
     def averaged_flat(self, live: list[int]):  # noqa: ANN201
-        """The mean of the live workers' models (no worker holds it)."""
-        return average([self.learners[i].get_flat() for i in live])
+        """The mean of the live workers' models (no worker holds it); per stage over pipelines."""
+        return self.group_means(live, lambda i: self.learners[i].get_flat())
 
 
     def dpsgd_worker(self, ctx: RunContext, node):  # noqa: ANN001
@@ -115,8 +131,7 @@ class Gossip(DataParallelPolicy):
                 sent_s = ctx.now
                 if self.config.overlap:                  # gossip runs during the computation
                     self._gossip(i, s, x)
-                yield node.compute(seconds=self.step_s, label="fwd_bwd")
-                loss = learner.compute_grad()
+                loss = yield from compute_gradient(self, node, step=s)
                 if not self.config.overlap:
                     sent_s = ctx.now
                     self._gossip(i, s, x)
@@ -142,22 +157,29 @@ class Gossip(DataParallelPolicy):
     def _gossip(self, i: int, s: int, x) -> None:  # noqa: ANN001
         """Send x_{s,i} to every neighbour of i, tagged with step s."""
         for j in self.neighbours[i]:
-            self.mail.send(i, j, s, x, self.timing.param_bytes, label="dpsgd_gossip")
+            self.mail.send(i, j, s, x, self.node_nbytes(i), label="dpsgd_gossip")
 
     def adpsgd_worker(self, ctx: RunContext, node):  # noqa: ANN001
         """AD-PSGD: gradient, then an atomic average with one random live neighbour."""
         i = node.id
         learner = self.learners[i]
+        over_pipelines = self.pipeline is not None
         while True:
             try:
-                loss = learner.compute_grad()                 # g_i at the x_i read now
-                grad = None if self.timing_only else learner.get_flat_grad()
+                loss = grad = None
+                if not over_pipelines:
+                    loss = learner.compute_grad()             # g_i at the x_i read now
+                    grad = None if self.timing_only else learner.get_flat_grad()
                 j = exchange = None
                 exchange_s = ctx.now
                 if self.config.overlap:                       # exchange during the computation
                     j = self._pick_neighbour(i)
                     exchange = None if j is None else self._exchange(i, j)
-                yield node.compute(seconds=self.step_s, label="fwd_bwd")
+                if over_pipelines:                            # the pipeline iteration
+                    loss = yield from compute_gradient(self, node, step=self.steps_done[i])
+                    grad = None if self.timing_only else learner.get_flat_grad()
+                else:
+                    yield node.compute(seconds=self.step_s, label="fwd_bwd")
                 if not self.config.overlap:
                     exchange_s = ctx.now
                     j = self._pick_neighbour(i)
@@ -186,7 +208,7 @@ class Gossip(DataParallelPolicy):
 
     def _exchange(self, i: int, j: int) -> simpy.Event:
         """Swap models with j (``param_bytes`` each way); fires with whether both arrived."""
-        network, nbytes = self.ctx.world.network, self.timing.param_bytes
+        network, nbytes = self.ctx.world.network, self.node_nbytes(i)
         transfers = [network.transfer(i, j, nbytes, label="adpsgd_pair"),
                      network.transfer(j, i, nbytes, label="adpsgd_pair")]
         done = simpy.Event(self.ctx.env)

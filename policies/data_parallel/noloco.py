@@ -154,7 +154,7 @@ class NoLoCo(DataParallelPolicy):
             try:
                 r = self.mail.round_of[node.id]
                 for h in range(H):
-                    loss = yield from inner_step(self, node)
+                    loss = yield from inner_step(self, node, step=r * H + h)
                     ctx.report(r * H + h + 1, loss, node=node.id)
                 yield from self.outer_round(ctx, node, r)
                 self.mail.enter_round(node.id, r + 1)

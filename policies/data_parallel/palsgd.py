@@ -8,6 +8,21 @@
 3. Every H local steps, DiLoCo's outer step (shared :class:`OuterNesterov`): Δ = mean(x̄ − x_i),
    Nesterov update of x̄, x_i ← x̄.
 
+What the reference code (Hiroki11x/Pseudo-Asynchronous-LocalSGD, ``postadaptive_localsgd
+_decoupled.py``) does beyond that, and dtsim charges or reproduces:
+
+- its warm-up all-reduces the optimizer state (AdamW's m and v) after the gradients at every
+  DDP step (``average_optimizer_state``), so a warm-up step moves ``grad_bytes`` plus one
+  ``param_bytes`` per optimizer moment (one collective here; the math is a no-op, the replicas'
+  states are identical);
+- its example run (``is_intended_impl False``, ``grad_accu_step`` 16) tests "time to
+  average?" on every micro-batch call of the step that ends a round, so it all-reduces and
+  steps the outer optimizer 16 times per synchronisation: once with Δ, then 15 times with the
+  outer gradient x̄ − x_i = 0 (x_i was just set to x̄), i.e. momentum-only Nesterov steps,
+  which multiply the first round's step from 0.19·Δ to 0.83·Δ at lr_out 0.1, μ 0.9.
+  ``outer_steps_per_sync`` = R repeats exactly that: R all-reduces, each followed by x_i ← x̄.
+  R = 1 is the paper's Algorithm 1 (the reference's default ``is_intended_impl True``).
+
 Its wall-clock gain over DDP in a compute-bound setting comes from the skipped fraction p of
 forward/backward passes and the H-fold rarer communication.
 Failures (``on_failure``, as DiLoCo): ``drop`` goes on without the failed worker, which rejoins
@@ -30,13 +45,18 @@ from policies.data_parallel.common import (
 from policies.data_parallel.ddp import copy_replica, optimizer_moments
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
+from policies.data_parallel.pipelines import NotOverPipelines
 from policies.data_parallel.rules import outer_gradient, palsgd_inner_lr, palsgd_pull
 from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
+PIPELINES_REFUSAL = ("PALSGD skips a worker's forward/backward on that worker's own draw, but a "
+                     "stage replica that skips its part of a pipeline iteration drops every "
+                     "microbatch routed through it")
+
 
 @dataclass(frozen=True, kw_only=True)
-class PALSGDConfig:
+class PALSGDConfig(NotOverPipelines):
     """Parameters of PALSGD (defaults: the reference's config).
 
     Its example run uses H = 32, η = 1, K0 = 32 with AdamW lr 0.01 on 4 workers, as
@@ -55,6 +75,10 @@ class PALSGDConfig:
     """lr_out of the outer Nesterov step (the reference's 0.1; DiLoCo's default is 0.7)."""
     outer_momentum: float = 0.9
     """μ of the outer Nesterov step."""
+    outer_steps_per_sync: int = 1
+    """R, outer Nesterov steps (each one all-reduce) per synchronisation: the first on Δ, the
+    others on the then-zero x̄ − x_i (momentum only). 1: the paper's Algorithm 1; the reference's
+    example run takes one per micro-batch of its 16-step gradient accumulation: 16."""
     allreduce: str = "ring"
     """All-reduce schedule: 'ring', 'tree' or 'halving_doubling'."""
     on_failure: str = "drop"
@@ -72,8 +96,12 @@ class PALSGDConfig:
             raise FieldError("eta", f"must be > 0, got {self.eta}")
         if self.warmup_ddp_steps < 0:
             raise FieldError("warmup_ddp_steps", f"K0 must be >= 0, got {self.warmup_ddp_steps}")
+        if self.outer_steps_per_sync < 1:
+            raise FieldError("outer_steps_per_sync",
+                             f"R must be >= 1, got {self.outer_steps_per_sync}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
+        self.refuse_pipelines(PIPELINES_REFUSAL)
 
 
 @register_policy("palsgd")
@@ -87,7 +115,10 @@ class PALSGD(DataParallelPolicy):
         super().setup(ctx)
         cfg = self.config
         members = list(range(self.num_workers))
-        self.ddp_group = SyncGroup(ctx.world, members, nbytes=self.timing.grad_bytes,
+        self.ddp_nbytes = self.timing.param_bytes * (1 + optimizer_moments(ctx.workload))
+        warmup_nbytes = (self.timing.grad_bytes
+                         + self.timing.param_bytes * optimizer_moments(ctx.workload))
+        self.ddp_group = SyncGroup(ctx.world, members, nbytes=warmup_nbytes,
                                    algorithm=cfg.allreduce, on_failure=cfg.on_failure,
                                    label="palsgd_ddp_allreduce",
                                    timeout_s=cfg.collective_timeout_s)
@@ -100,7 +131,6 @@ class PALSGD(DataParallelPolicy):
         self.local_phase = cfg.warmup_ddp_steps == 0
         self.rngs = [ctx.world.policy_rng("palsgd", "skip", i) for i in members]
         self.pulls = [0] * self.num_workers
-        self.ddp_nbytes = self.timing.param_bytes * (1 + optimizer_moments(ctx.workload))
 
     def _outer_step(self, mean_delta, participants, r):  # noqa: ANN001
         return None if mean_delta is None else self.outer.step(mean_delta)
@@ -109,7 +139,7 @@ class PALSGD(DataParallelPolicy):
         """Node ``node``'s process: local steps and synchronisations, as the module says."""
         cfg, i = self.config, node.id
         learner = self.learners[i]
-        step, r = 0, 0                   # local steps done; outer round
+        step, r = 0, 0                   # local steps done; outer all-reduces done
         while True:
             try:
                 while step < cfg.warmup_ddp_steps:            # 1. DDP warm start
@@ -125,6 +155,9 @@ class PALSGD(DataParallelPolicy):
                 if not self.local_phase:                      # replicas are identical here
                     self.local_phase = True
                     self.outer.phi = learner.get_flat()
+                while r % cfg.outer_steps_per_sync:           # a rejoiner ends its sync
+                    yield from self._outer_allreduce(node, r)
+                    r += 1
                 learner.lr_scale = palsgd_inner_lr(1.0, cfg.skip_probability)  # γ/(1−p)
                 for _ in range(cfg.inner_steps):               # 2. local steps
                     if self.rngs[i].random() < cfg.skip_probability:
@@ -135,14 +168,19 @@ class PALSGD(DataParallelPolicy):
                         loss = yield from inner_step(self, node)
                     step += 1
                     ctx.report(step, loss, node=i)
-                delta = None if self.timing_only else outer_gradient(self.outer.phi,
-                                                                     learner.get_flat())
-                phi = yield from wait_or_fail(node, self.outer_group.arrive(i, r, delta))
-                if phi is not None:                           # 3. x_i ← x̄
-                    learner.set_flat(phi)
-                r += 1
+                for _ in range(cfg.outer_steps_per_sync):      # 3. outer step(s)
+                    yield from self._outer_allreduce(node, r)
+                    r += 1
             except NodeFailure:
                 step, r = yield from self.rejoin(node, step)
+
+    def _outer_allreduce(self, node, r: int):  # noqa: ANN001
+        """Outer all-reduce number ``r``: send x̄ − x_i, get the new x̄, set x_i ← x̄."""
+        learner = self.learners[node.id]
+        delta = None if self.timing_only else outer_gradient(self.outer.phi, learner.get_flat())
+        phi = yield from wait_or_fail(node, self.outer_group.arrive(node.id, r, delta))
+        if phi is not None:
+            learner.set_flat(phi)
 
     def _pull(self, learner) -> None:  # noqa: ANN001
         """Pull: x ← x − (γ/p)·η·(x − x̄), with γ the scheduled inner rate."""
@@ -163,9 +201,10 @@ class PALSGD(DataParallelPolicy):
                 copy_replica(self.learners[peer], learner)
             return s, 0
         r, _peer = yield from rejoin_group(self, node, self.outer_group, self.timing.param_bytes)
+        syncs = -(-r // cfg.outer_steps_per_sync)     # entered mid-sync: its local steps are done
         learner.set_flat(self.outer.phi)
         learner.reset_optimizer()
-        return max(step, cfg.warmup_ddp_steps + r * cfg.inner_steps), r
+        return max(step, cfg.warmup_ddp_steps + syncs * cfg.inner_steps), r
 
     def averaged_flat(self, live: list[int]):  # noqa: ANN201
         """The global model x̄ after the warm start (none before: replicas are identical)."""

@@ -26,6 +26,11 @@ neighbour's model and survives; on a failure the rest (since that exchange) is l
 worker downloads a live neighbour's model, restarts its optimizer state and rejoins; its clocks
 keep running but its rings are ignored while it is down or downloading.
 Evaluated: each live worker's own x_i; the mean of the live workers' models beside it.
+
+Not over pipelines (``pipeline_stages`` must be 1): its gradient steps fire on each worker's own
+clock, independently of every other worker, while a stage replica can only step inside a pipeline
+iteration shared with its neighbours (it needs the previous stage's activations and the next
+stage's gradients). A shared clock per pipeline would be another method.
 """
 
 from __future__ import annotations
@@ -35,12 +40,17 @@ from dataclasses import dataclass
 from policies.data_parallel.common import inner_step
 from policies.data_parallel.gossip import Gossip
 from policies.data_parallel.mixing import gossip_neighbours
+from policies.data_parallel.pipelines import NotOverPipelines
 from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
+PIPELINES_REFUSAL = ("poisson_gossip's gradient steps fire on each worker's own clock, but a "
+                     "stage replica can only step inside a pipeline iteration shared with its "
+                     "neighbours")
+
 
 @dataclass(frozen=True, kw_only=True)
-class PoissonGossipConfig:
+class PoissonGossipConfig(NotOverPipelines):
     """Parameters of Poisson-clock gossip (rates relative to the nominal step time T_step)."""
 
     graph: str = "ring"
@@ -60,6 +70,7 @@ class PoissonGossipConfig:
             raise FieldError("gossip_rate_per_step_time", f"must be > 0, got "
                              f"{self.gossip_rate_per_step_time}")
         gossip_neighbours(self.graph, 2)          # raises on an unknown graph name
+        self.refuse_pipelines(PIPELINES_REFUSAL)
 
 
 @register_policy("poisson_gossip")

@@ -31,6 +31,13 @@ optimizer state, adopts a peer's schedule position and starts a new block. A fai
 the all-reduce blocks the others for ``collective_timeout_s`` (:mod:`sim.collectives`), then
 the round re-runs among the survivors.
 Evaluated: each live worker's own θ_i; φ is reported beside them as the averaged model.
+
+Over pipelines (``pipeline_stages`` > 1, :mod:`~policies.data_parallel.pipelines`): every worker
+is one stage replica; each stage group (that stage's R replicas) has its own φ, outer version
+and quorum group, on that stage's weights, with q = ceil(``quorum_fraction``·R). A late worker
+cuts its block short as above; its pipeline iterations go on uninterrupted (its step count, the
+iteration it takes part in, keeps running). A rejoining worker takes its peer's step count, so
+that it enters the iteration its pipeline neighbours are in.
 """
 
 from __future__ import annotations
@@ -53,13 +60,17 @@ from policies.data_parallel.common import (
 )
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
+from policies.data_parallel.pipelines import OverPipelines
 from sim.errors import FieldError, NodeFailure
 from sim.policy import RunContext, register_policy
 
 
 @dataclass(frozen=True, kw_only=True)
-class QuorumDiLoCoConfig:
-    """Parameters of quorum DiLoCo (outer optimizer defaults: DiLoCo's)."""
+class QuorumDiLoCoConfig(OverPipelines):
+    """Parameters of quorum DiLoCo (outer optimizer defaults: DiLoCo's).
+
+    Over pipelines: see :class:`OverPipelines`.
+    """
 
     inner_steps: int = 500
     """H, inner steps of a full block."""
@@ -87,6 +98,7 @@ class QuorumDiLoCoConfig:
             raise FieldError("grace_window_s", f"seconds >= 0 or None, got {self.grace_window_s}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, "drop", self.collective_timeout_s)
+        self.check_pipelines()
 
 
 class QuorumGroup(SyncGroup):
@@ -203,30 +215,42 @@ class QuorumDiLoCo(DataParallelPolicy):
         """Build the learners, the group and φ before simulated time starts."""
         super().setup(ctx)
         cfg = self.config
-        self.outer = OuterNesterov(self.learners[0].get_flat(),
-                                   config=OuterNesterovConfig(lr=cfg.outer_lr,
-                                                              momentum=cfg.outer_momentum))
-        self.quorum = math.ceil(cfg.quorum_fraction * self.num_workers - 1e-9)
-        self.group = QuorumGroup(ctx.world, list(range(self.num_workers)),
-                                 quorum=self.quorum, grace_window_s=cfg.grace_window_s,
-                                 nbytes=self.timing.grad_bytes, algorithm=cfg.allreduce,
-                                 combine=self._outer_step, label="quorum_diloco_allreduce",
-                                 timeout_s=cfg.collective_timeout_s)
+        members = self.sync_groups()           # every worker, or each stage's replicas
+        self.group_of = {i: k for k, group in enumerate(members) for i in group}
+        self.outers = [OuterNesterov(self.learners[group[0]].get_flat(),
+                                     config=OuterNesterovConfig(lr=cfg.outer_lr,
+                                                                momentum=cfg.outer_momentum))
+                       for group in members]
+        self.quorum = math.ceil(cfg.quorum_fraction * len(members[0]) - 1e-9)
+        self.groups = [QuorumGroup(ctx.world, group, quorum=self.quorum,
+                                   grace_window_s=cfg.grace_window_s,
+                                   nbytes=self.group_nbytes(k), algorithm=cfg.allreduce,
+                                   combine=self._outer_step, label="quorum_diloco_allreduce",
+                                   timeout_s=cfg.collective_timeout_s)
+                       for k, group in enumerate(members)]
+        self.outer, self.group = self.outers[0], self.groups[0]   # plain DP's only ones
         self.tokens_per_step = float(ctx.workload.config.batch * ctx.workload.config.seq)
-        self.version = 0                       # outer steps taken so far
+        self.versions = [0] * len(members)     # outer steps each group has taken so far
         self.round_start_step = [0] * self.num_workers
         self.weights: list[dict[int, float]] = []   # n_i / Σ n of each completed round
 
+    @property
+    def version(self) -> int:
+        """Outer steps taken so far (group 0's: the only group without pipelines)."""
+        return self.versions[0]
+
     def _outer_step(self, mean, participants, r):  # noqa: ANN001
         """Once per round: Δ̄ = Σ n_i Δ_i / Σ n_i, φ ← Nesterov(φ, Δ̄); returns φ (a copy)."""
-        total = self.group.round_tokens(r, participants)
-        self.weights.append({m: self.group.tokens[r][m] / total for m in participants})
-        self.group.forget(r)
-        self.version += 1
+        k = self.group_of[participants[0]]
+        group, outer = self.groups[k], self.outers[k]
+        total = group.round_tokens(r, participants)
+        self.weights.append({m: group.tokens[r][m] / total for m in participants})
+        group.forget(r)
+        self.versions[k] += 1
         if mean is None:
-            return None if self.timing_only else self.outer.phi.clone()
+            return None if self.timing_only else outer.phi.clone()
         # ``mean`` is (1/|P|) Σ n_i Δ_i (the all-reduce averages what it is given)
-        return self.outer.step(mean * (len(participants) / total))
+        return outer.step(mean * (len(participants) / total))
 
     def _payload(self, start: torch.Tensor | None, learner, tokens: float):  # noqa: ANN001
         """n_i·(s_i − θ_i), or None in timing-only mode."""
@@ -238,60 +262,69 @@ class QuorumDiLoCo(DataParallelPolicy):
         """Node ``node``'s process: blocks of up to H steps, as the module says."""
         learner = self.learners[node.id]
         H = self.config.inner_steps
+        k = self.group_of[node.id]
+        group, outer = self.groups[k], self.outers[k]
         while True:
             try:
-                version = self.version
+                version = self.versions[k]
                 start = None if self.timing_only else learner.get_flat().to(torch.float32)
                 steps = 0
                 while steps < H:
-                    loss = yield from inner_step(self, node)
+                    loss = yield from inner_step(self, node, step=self.steps_done[node.id])
                     steps += 1
                     ctx.report(self.steps_done[node.id], loss, node=node.id)
-                    if self.version > version and steps < H:
+                    if self.versions[k] > version and steps < H:
                         break                               # late: φ moved on without us
                 tokens = steps * self.tokens_per_step
                 payload = self._payload(start, learner, tokens)
                 if steps == H:
                     arrived_s = ctx.now
-                    done = self.group.contribute(node.id, payload, tokens, full=True)
+                    done = group.contribute(node.id, payload, tokens, full=True)
                     phi = yield from wait_or_fail(node, done)
                     ctx.world.recorder.metric("sync_s", ctx.now - arrived_s, node=node.id,
-                                              step=self.version)
+                                              step=self.versions[k])
                     if phi is not None:
                         learner.set_flat(phi)               # θ_i ← φ
                     self.round_start_step[node.id] = schedule_step(learner)
                 else:
-                    self.group.contribute(node.id, payload, tokens, full=False)
+                    group.contribute(node.id, payload, tokens, full=False)
                     ctx.world.recorder.event("late_block", node=node.id, steps=steps,
-                                             round=self.version)
-                    yield from fetch_model(self, node, self.group.live_peers(node.id),
-                                           self.timing.param_bytes, label="catch_up")
+                                             round=self.versions[k])
+                    yield from fetch_model(self, node, group.live_peers(node.id),
+                                           self.group_nbytes(k), label="catch_up")
                     if not self.timing_only:
-                        learner.set_flat(self.outer.phi)    # the downloaded φ
+                        learner.set_flat(outer.phi)         # the downloaded φ
                     self.round_start_step[node.id] = schedule_step(learner)
             except NodeFailure:
                 yield from self._rejoin(node, learner)
 
     def _rejoin(self, node, learner):  # noqa: ANN001
-        """After a failure: recover, download φ, fresh optimizer, a peer's schedule position."""
+        """After a failure: recover, download φ, fresh optimizer, a peer's schedule position.
+
+        Over pipelines it also takes the peer's step count (the iteration to enter).
+        """
+        k = self.group_of[node.id]
+        group = self.groups[k]
         while True:
             try:
                 yield from recover(node)
-                self.group.join(node.id, self.group.open_round)
+                group.join(node.id, group.open_round)
                 ctx = self.ctx
-                ctx.world.recorder.event("rejoin", node=node.id, round=self.version)
-                peer = yield from fetch_model(self, node, self.group.live_peers(node.id),
-                                              self.timing.param_bytes)
+                ctx.world.recorder.event("rejoin", node=node.id, round=self.versions[k])
+                peer = yield from fetch_model(self, node, group.live_peers(node.id),
+                                              self.group_nbytes(k))
                 break
             except NodeFailure:
                 continue
         if not self.timing_only:
-            learner.set_flat(self.outer.phi)
+            learner.set_flat(self.outers[k].phi)
         learner.reset_optimizer()
         if peer is not None:
             set_schedule_step(learner, self.round_start_step[peer])
+            if self.pipeline is not None:
+                self.steps_done[node.id] = self.steps_done[peer]
         self.round_start_step[node.id] = schedule_step(learner)
 
     def averaged_flat(self, live: list[int]):  # noqa: ANN201
-        """The global weights φ."""
-        return self.outer.phi
+        """The global weights φ (over pipelines: every stage's, in order)."""
+        return torch.cat([outer.phi for outer in self.outers])

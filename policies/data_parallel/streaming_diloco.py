@@ -33,6 +33,12 @@ Either way the rejoiner's learning-rate schedule moves to the step it resumes at
 position: every worker takes one optimizer step per step).
 Evaluated: each live worker's own weights θ_i (mean, best, worst); the global weights φ are
 reported beside them as the averaged model.
+
+Over pipelines (``pipeline_stages`` > 1, :mod:`~policies.data_parallel.pipelines`): every worker
+is one stage replica; each stage group (that stage's replicas) has its own φ and its own P
+fragments, made of that stage's layers (layer l of the stage in fragment l mod P), each synced
+among the stage's replicas with ``stage_param_bytes``/P. The schedule (offsets, τ, α) is the
+same in every stage.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from policies.data_parallel.common import (
 from policies.data_parallel.group import SyncGroup, check_sync_options
 from policies.data_parallel.mixing import layer_stride_fragments
 from policies.data_parallel.outer import OuterNesterov, OuterNesterovConfig
+from policies.data_parallel.pipelines import OverPipelines
 from policies.data_parallel.quantize import quantized_nbytes, roundtrip_e3m0
 from policies.data_parallel.rules import alpha_merge, outer_gradient
 from sim.errors import FieldError, NodeFailure
@@ -60,8 +67,8 @@ from sim.policy import RunContext, register_policy
 
 
 @dataclass(frozen=True, kw_only=True)
-class StreamingDiLoCoConfig:
-    """Parameters of Streaming DiLoCo."""
+class StreamingDiLoCoConfig(OverPipelines):
+    """Parameters of Streaming DiLoCo; over pipelines: see :class:`OverPipelines`."""
 
     inner_steps: int = 100
     """H, inner steps between two syncs of the same fragment."""
@@ -99,6 +106,7 @@ class StreamingDiLoCoConfig:
             raise FieldError("alpha", f"must be in [0, 1], got {self.alpha}")
         OuterNesterovConfig(lr=self.outer_lr, momentum=self.outer_momentum)
         check_sync_options(self.allreduce, self.on_failure, self.collective_timeout_s)
+        self.check_pipelines()
 
 
 def parameter_layers(model: torch.nn.Module) -> list[int]:
@@ -128,32 +136,46 @@ class StreamingDiLoCo(DataParallelPolicy):
     Config = StreamingDiLoCoConfig
 
     def setup(self, ctx: RunContext) -> None:
-        """Build the learners, groups and state before simulated time starts."""
+        """Build the learners, groups and state before simulated time starts.
+
+        One φ (with its fragments) and P fragment groups per sync group: every worker, or each
+        stage's replicas on that stage's layers.
+        """
         super().setup(ctx)
         cfg = self.config
         P = cfg.num_fragments
-        phi0 = self.learners[0].get_flat()
-        if self.timing_only:
-            fragments = [torch.arange(0) for _ in range(P)]
-        else:
-            layers = parameter_layers(self.learners[0].model)
-            fragments = [torch.tensor(f, dtype=torch.long)
-                         for f in layer_stride_fragments(layers, P)]
-        self.outer = OuterNesterov(phi0, fragments=fragments, config=OuterNesterovConfig(
-            lr=cfg.outer_lr, momentum=cfg.outer_momentum))
+        members = self.sync_groups()
+        self.group_of = {i: k for k, group in enumerate(members) for i in group}
+        self.outers, self.fragment_groups = [], []
+        for k, group in enumerate(members):
+            learner = self.learners[group[0]]
+            if self.timing_only:
+                fragments = [torch.arange(0) for _ in range(P)]
+            else:
+                layers = parameter_layers(learner.model)
+                fragments = [torch.tensor(f, dtype=torch.long)
+                             for f in layer_stride_fragments(layers, P)]
+            self.outers.append(OuterNesterov(learner.get_flat(), fragments=fragments,
+                                             config=OuterNesterovConfig(
+                                                 lr=cfg.outer_lr, momentum=cfg.outer_momentum)))
+            fragment_bytes = self.group_nbytes(k) / P
+            nbytes = quantized_nbytes(fragment_bytes) if cfg.quantize else fragment_bytes
+            self.fragment_groups.append([
+                SyncGroup(ctx.world, group, nbytes=nbytes, algorithm=cfg.allreduce,
+                          on_failure=cfg.on_failure, combine=self._outer_step(p, k),
+                          label=f"fragment{p}_allreduce", timeout_s=cfg.collective_timeout_s)
+                for p in range(P)])
+        # group 0's under the names of plain (one-group) data parallelism
+        self.outer, self.groups = self.outers[0], self.fragment_groups[0]
+        self.sync_nbytes = self.groups[0].nbytes
         self.offsets = [p * cfg.inner_steps // P for p in range(P)]
-        fragment_bytes = self.timing.grad_bytes / P
-        self.sync_nbytes = quantized_nbytes(fragment_bytes) if cfg.quantize else fragment_bytes
-        members = list(range(self.num_workers))
-        self.groups = [SyncGroup(ctx.world, members, nbytes=self.sync_nbytes,
-                                 algorithm=cfg.allreduce, on_failure=cfg.on_failure,
-                                 combine=self._outer_step(p), label=f"fragment{p}_allreduce",
-                                 timeout_s=cfg.collective_timeout_s)
-                       for p in range(P)]
 
-    def _outer_step(self, p: int):
+    def _outer_step(self, p: int, k: int = 0):
+        """The combine hook of fragment p's group in sync group k: φ_p ← Nesterov(φ_p, Δ̄_p)."""
+        outer = self.outers[k]
+
         def combine(mean_delta, participants, r):  # noqa: ANN001
-            return None if mean_delta is None else self.outer.step(mean_delta, p)
+            return None if mean_delta is None else outer.step(mean_delta, p)
         return combine
 
     # -- schedule --------------------------------------------------------------------------
@@ -177,12 +199,12 @@ class StreamingDiLoCo(DataParallelPolicy):
     def worker(self, ctx: RunContext, node):  # noqa: ANN001
         """Node ``node``'s process: local steps and synchronisations, as the module says."""
         cfg, i = self.config, node.id
-        learner = self.learners[i]
+        groups = self.fragment_groups[self.group_of[i]]
         t = 0
         pending: dict[int, tuple[int, object]] = {}   # fragment -> (merge step, done event)
         while True:
             try:
-                loss = yield from inner_step(self, node)
+                loss = yield from inner_step(self, node, step=t)
                 t += 1
                 ctx.report(t, loss, node=i)
                 for p in sorted(pending):
@@ -190,34 +212,36 @@ class StreamingDiLoCo(DataParallelPolicy):
                     if due == t:
                         del pending[p]
                         phi_p = yield from wait_or_fail(node, done)
-                        self._merge(learner, p, phi_p)
+                        self._merge(i, p, phi_p)
                 for p in range(cfg.num_fragments):
                     q = self.sync_round(p, t)
-                    if q is None or q <= self.groups[p].completed:
+                    if q is None or q <= groups[p].completed:
                         continue          # no sync now, or one done while this worker was down
-                    done = self.groups[p].arrive(i, q, self._payload(learner, p))
+                    done = groups[p].arrive(i, q, self._payload(i, p))
                     if cfg.overlap_steps == 0:
                         phi_p = yield from wait_or_fail(node, done)
-                        self._merge(learner, p, phi_p)
+                        self._merge(i, p, phi_p)
                     else:
                         pending[p] = (t + cfg.overlap_steps, done)
             except NodeFailure:
                 t = yield from self.rejoin(node)
                 pending = {}
 
-    def _payload(self, learner, p: int):  # noqa: ANN001
-        """Worker's outer gradient of fragment p, as the receivers will see it."""
+    def _payload(self, i: int, p: int):  # noqa: ANN202
+        """Worker i's outer gradient of fragment p, as the receivers will see it."""
         if self.timing_only:
             return None
-        idx = self.outer.fragments[p]
-        delta = outer_gradient(self.outer.phi[idx], learner.get_flat()[idx])
+        outer = self.outers[self.group_of[i]]
+        idx = outer.fragments[p]
+        delta = outer_gradient(outer.phi[idx], self.learners[i].get_flat()[idx])
         return roundtrip_e3m0(delta) if self.config.quantize else delta
 
-    def _merge(self, learner, p: int, phi_p) -> None:  # noqa: ANN001
-        """θ_p ← α·θ_p + (1 − α)·φ_p."""
+    def _merge(self, i: int, p: int, phi_p) -> None:  # noqa: ANN001
+        """Worker i's θ_p ← α·θ_p + (1 − α)·φ_p."""
         if phi_p is None:
             return
-        idx = self.outer.fragments[p]
+        learner = self.learners[i]
+        idx = self.outers[self.group_of[i]].fragments[p]
         theta = learner.get_flat()
         theta[idx] = alpha_merge(theta[idx], phi_p, alpha=self.config.alpha)
         learner.set_flat(theta)
@@ -229,45 +253,47 @@ class StreamingDiLoCo(DataParallelPolicy):
         ``wait``: download φ and resume H steps before the earliest open fragment round.
         """
         cfg, i = self.config, node.id
-        first = self.groups[0]
+        k = self.group_of[i]
+        groups = self.fragment_groups[k]
+        first = groups[0]
         while True:
             try:
                 yield from recover(node)
                 if cfg.on_failure == "wait":
-                    t = self.resume_step_after_wait()
+                    t = self.resume_step_after_wait(groups)
                     self.ctx.world.recorder.event("rejoin", node=i, step=t)
-                    yield from fetch_model(self, node, first.live_peers(i),
-                                           self.timing.param_bytes)
+                    yield from fetch_model(self, node, first.live_peers(i), self.group_nbytes(k))
                     break
                 q0 = first.open_round
                 if any(m != i for m in first.expected(q0)):
                     yield from wait_or_fail(node, first.round_event(q0))
                 # peers sent fragment 0's round q0 after step t0 and merge it at t0 + τ
                 t = self.offsets[0] + (q0 + 1) * cfg.inner_steps + cfg.overlap_steps
-                for p, group in enumerate(self.groups):
+                for p, group in enumerate(groups):
                     group.join(i, self.next_round(p, t))
                 self.ctx.world.recorder.event("rejoin", node=i, step=t)
                 peers = first.live_peers(i)
-                yield from fetch_model(self, node, peers, self.timing.param_bytes)
+                yield from fetch_model(self, node, peers, self.group_nbytes(k))
                 break
             except NodeFailure:
                 continue
-        self.learners[i].set_flat(self.outer.phi)
+        self.learners[i].set_flat(self.outers[k].phi)
         self.learners[i].reset_optimizer()
         set_schedule_step(self.learners[i], t)
         return t
 
-    def resume_step_after_wait(self) -> int:
+    def resume_step_after_wait(self, groups: list[SyncGroup] | None = None) -> int:
         """``wait`` mode: the step a recovered worker resumes at, s* − H.
 
-        s* is the step after which the earliest open fragment round is sent (no round can have
-        completed without the worker, so the groups' open rounds are where it stopped).
+        s* is the step after which the earliest open fragment round of ``groups`` (the worker's
+        fragment groups; default group 0's) is sent (no round can have completed without the
+        worker, so the groups' open rounds are where it stopped).
         """
         H = self.config.inner_steps
         s_star = min(self.offsets[p] + (group.open_round + 1) * H
-                     for p, group in enumerate(self.groups))
+                     for p, group in enumerate(groups or self.groups))
         return s_star - H
 
     def averaged_flat(self, live: list[int]):  # noqa: ANN201
-        """The global weights φ, all fragments."""
-        return self.outer.phi
+        """The global weights φ, all fragments (over pipelines: every stage's, in order)."""
+        return torch.cat([outer.phi for outer in self.outers])

@@ -64,6 +64,8 @@ API (what a policy, or another method built on this one, uses)
 Hooks (subclass :class:`PipelineHooks`; generators may spend simulated time)::
 
     iteration_started(ex, iteration)        before the first microbatch starts      (generator)
+    node_ready(ex, mb, position)            before a forward task: wait or fail     (generator)
+    task_done(ex, mb, position, phase)      after each forward / backward task
     extra_forward_s(ex, mb, position)       extra seconds on each forward task     (redundancy,
     extra_backward_s(ex, mb, position)      extra seconds on each backward task     not goodput)
     microbatch_done(ex, mb, result)         when a microbatch ends (ok or failed): real math here
@@ -332,6 +334,18 @@ class PipelineHooks:
         """Before the first microbatch of ``iteration`` starts (generator)."""
         return None
 
+    def node_ready(self, ex: PipelineExecutor, mb: Microbatch, position: int) -> Generator | None:
+        """Before ``mb``'s forward at ``mb.route.nodes[position]`` (generator).
+
+        A generator may wait until that node is ready for the microbatch, or raise a
+        :class:`~sim.errors.SimFailure` to fail it (e.g. the node is not taking part).
+        """
+        return None
+
+    def task_done(self, ex: PipelineExecutor, mb: Microbatch, position: int, phase: str) -> None:
+        """After ``mb``'s ``phase`` task ('forward' or 'backward') at route index ``position``."""
+        return None
+
     def extra_forward_s(self, ex: PipelineExecutor, mb: Microbatch, position: int) -> float:
         """Extra nominal seconds on the forward task at ``mb.route.nodes[position]``."""
         return 0.0
@@ -488,6 +502,7 @@ class PipelineExecutor:
             for pos, (stage, node_id) in enumerate(zip(stages, nodes)):
                 if pos > 0:
                     yield from self._hop(nodes[pos - 1], node_id, f"act mb{mb.index}")
+                yield from self._maybe(self.hooks.node_ready(self, mb, pos))
                 if self.config.wait_for_lost_stages and stage in self.failed_stages:
                     yield self.stage_restored(stage)  # a replacement is rebuilding it
                 self._check_stage(stage)
@@ -499,6 +514,7 @@ class PipelineExecutor:
                                          self.hooks.extra_forward_s(self, mb, pos),
                                          f"F{stage} mb{mb.index}", spans)
                 self._check_generation(stage, generation)
+                self.hooks.task_done(self, mb, pos, "forward")
             # Loss on the data node (or where the route ends, with loss_on_last_stage).
             loss_node = nodes[-1] if self.config.loss_on_last_stage else route.source
             yield from self._hop(nodes[-1], loss_node, f"act mb{mb.index}")
@@ -514,6 +530,7 @@ class PipelineExecutor:
                                          f"B{stage} mb{mb.index}", spans)
                 resource, request = held.pop()
                 resource.release(request)
+                self.hooks.task_done(self, mb, pos, "backward")
                 prev = node_id
             for stage in stages:  # a stage's share of this microbatch's gradient lived there
                 self._check_generation(stage, generation)

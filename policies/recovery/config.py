@@ -14,6 +14,7 @@ from typing import ClassVar
 from sim.errors import FieldError, ScenarioError
 
 EDGE_FALLBACKS = ("checkpoint", "copy")
+CHECKPOINT_RESTORES = ("rollback", "stale_stage")
 
 _MOVED_TO_FAULTS = ("stage failures are the scenario's, not a method's: give them once as "
                     "[faults.failures] model = \"stage\" with p_hour, time_scale, "
@@ -195,18 +196,28 @@ class CheckFreePlusConfig(CheckFreeConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class CheckpointingConfig(PipelineRecoveryConfig):
-    """Checkpointing: upload every stage's state to a store; on failure, roll back.
+    """Checkpointing: upload every stage's state to a store; on failure, restore from it.
 
     checkpoint_every:
-        Iterations between checkpoints ``C`` (the reference: 100).
+        Iterations between checkpoints ``C`` (the paper's reference and the authors'
+        throughput code: 100).
+    restore:
+        What a failure restores. ``"rollback"``: every stage goes back to the newest complete
+        checkpoint (the lost progress is redone). ``"stale_stage"`` (the paper's Figure 1a and
+        the authors' throughput code): only the lost stage downloads its stored, possibly stale,
+        state; the other stages keep theirs and training continues from the current step.
     """
 
     checkpoint_every: int = 100
+    restore: str = "rollback"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.checkpoint_every < 1:
             raise FieldError("checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
+        if self.restore not in CHECKPOINT_RESTORES:
+            raise FieldError("restore",
+                             f"allowed {list(CHECKPOINT_RESTORES)}, got {self.restore!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -119,6 +119,8 @@ class PipelineRecoveryPolicy(Policy):
         if isinstance(self.strategy, Checkpointing):
             out["rollback_steps"] = sum(r["from_step"] - r["to_step"]
                                         for r in self.strategy.rollbacks)
+            out["stale_restore_steps"] = sum(r["age_steps"]
+                                             for r in self.strategy.stale_restores)
         return out
 
 

@@ -394,12 +394,13 @@ class CheckFreePlus(CheckFree):
 
 
 class Checkpointing(RecoveryStrategy):
-    """Periodic checkpoints to a store node; a failure rolls the whole model back.
+    """Periodic checkpoints to a store node; a failure restores from the newest one.
 
     Parameters
     ----------
     config:
-        A :class:`~policies.recovery.config.CheckpointingConfig` (``checkpoint_every``).
+        A :class:`~policies.recovery.config.CheckpointingConfig` (``checkpoint_every``,
+        ``restore``).
     """
 
     store_for = "checkpointing"
@@ -409,6 +410,8 @@ class Checkpointing(RecoveryStrategy):
         self.uploads: StageUploads | None = None
         self.rollbacks: list[dict[str, Any]] = []
         """One record per rollback: time, from step, to step."""
+        self.stale_restores: list[dict[str, Any]] = []
+        """One record per stage restored alone (``restore = "stale_stage"``): time, stage, age."""
 
     def setup(self, pipe: Pipe) -> None:
         """Every stage is checkpointed; step 0 is the free initial checkpoint."""
@@ -429,10 +432,23 @@ class Checkpointing(RecoveryStrategy):
         yield  # pragma: no cover
 
     def recover(self, pipe: Pipe, stages: list[int]) -> Generator:
-        """Download the lost stages' state; every stage rolls back to the checkpoint's step."""
+        """Download the lost stages' state, then restore (``config.restore``).
+
+        ``"rollback"``: every stage goes back to the checkpoint's step. ``"stale_stage"``:
+        only the lost stages take the stored state, which is ``pipe.step - stored step``
+        iterations old (recorded as ``stale_restore`` events); nothing else moves.
+        """
         assert self.uploads is not None
         yield from self.uploads.download(pipe, stages)
         step = self.uploads.stored_step
+        if self.config.restore == "stale_stage":
+            for s in stages:
+                pipe.load_stage_state(s, self.uploads.stored(s))
+                self.stale_restores.append({"time_s": pipe.env.now, "stage": s,
+                                            "age_steps": pipe.step - step})
+                pipe.world.recorder.event("stale_restore", stage=s, stored_step=step,
+                                          age_steps=pipe.step - step)
+            return None
         for s in range(pipe.num_stages):  # the others restore their own local copy
             pipe.load_stage_state(s, self.uploads.stored(s))
         if step == pipe.step:

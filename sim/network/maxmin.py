@@ -29,7 +29,10 @@ rated at once (nobody else can change).
 
 Completion times live in one heap with a version per flow (a re-rated flow pushes a new entry,
 the old one goes stale) and one SimPy timer waits for the earliest of them, so re-rating costs
-heap pushes, not SimPy events. A flow whose rate did not change keeps its heap entry.
+heap pushes, not SimPy events. A flow whose rate did not change keeps its heap entry; when stale
+entries outnumber live ones the heap is rebuilt from the live ones (same order). A flow that ends
+alone on its links leaves nobody to re-rate and schedules nothing (docs/performance.md, "The
+network hot path").
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ MAX_REPAIR_ROUNDS = 4
 
 LATE = 2
 """SimPy priority of the coalesced re-rating: after every URGENT (0) and NORMAL (1) event."""
+
+COMPACT_STALE = 4
+"""Rebuild the finish-time heap when it holds this many entries per rated flow (most stale)."""
+
+COMPACT_SLACK = 64
+"""Entries allowed on top of that, so that a network of few flows never rebuilds its heap."""
 
 
 class MaxMinNetwork(Network):
@@ -76,6 +85,7 @@ class MaxMinNetwork(Network):
         self.reallocations = 0
         self.flows_rerated = 0
         self.repair_rounds = 0
+        self.heap_compactions = 0
 
     # -- flow life -------------------------------------------------------------------------
 
@@ -114,34 +124,48 @@ class MaxMinNetwork(Network):
             load[other] += rate
         flow.rate = rate
         flow.version += 1
-        heapq.heappush(self._finish_heap,
-                       (self.env.now + flow.remaining / rate, flow.id, flow.version, flow))
+        self._push_finish(flow, self.env.now + flow.remaining / rate)
         self._arm_timer()
 
     def _stop(self, flow: Flow) -> None:
         self._detach([flow])
 
     def _detach(self, flows: list[Flow]) -> None:
-        """Take sending flows off their links and re-rate the flows they shared links with."""
+        """Take sending flows off their links and re-rate the flows they shared links with.
+
+        A link left with no flow needs no re-rating (nobody is there to gain), so a flow that
+        ends alone on its links costs no re-rating and no SimPy event.
+        """
         now = self.env.now
+        on_link, load, bottleneck = self._on_link, self._load, self._bottleneck
         touched: list[int] = []
         for flow in flows:
             flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.last_s))
             flow.last_s = now
             flow.version += 1
-            self._bottleneck.pop(flow.id, None)
+            bottleneck.pop(flow.id, None)
+            rate = flow.rate
             for link in flow.links:
-                del self._on_link[link][flow.id]
-                self._load[link] = self._load[link] - flow.rate if self._on_link[link] else 0.0
-                touched.append(link)
-        self._changed(touched)
+                others = on_link[link]
+                del others[flow.id]
+                if others:
+                    load[link] -= rate
+                    touched.append(link)
+                else:
+                    load[link] = 0.0
+        touched = [link for link in touched if on_link[link]]
+        if touched:
+            self._changed(touched)
 
     def _changed(self, links: tuple[int, ...] | list[int]) -> None:
         """Flows on ``links`` changed: re-rate now, or once at the end of this instant."""
         if not self.coalesce:
             self._reallocate(links)
+            self._arm_timer()
             return
-        self._pending.update(dict.fromkeys(links))
+        pending = self._pending
+        for link in links:
+            pending[link] = None
         if self._pending_event is None:
             event = simpy.Event(self.env)
             event._ok, event._value = True, None  # a triggered event, processed at LATE
@@ -165,9 +189,10 @@ class MaxMinNetwork(Network):
         """
         seeds = seed_links if isinstance(seed_links, dict) else dict.fromkeys(seed_links)
         region: dict[int, Flow] = {}
+        on_link, held_by = self._on_link, self._bottleneck.get
         for link in seeds:
-            for fid, flow in self._on_link[link].items():
-                if self._bottleneck.get(fid, link) in seeds:
+            for fid, flow in on_link[link].items():
+                if held_by(fid, link) in seeds:
                     region[fid] = flow
         if not region:
             return
@@ -192,24 +217,24 @@ class MaxMinNetwork(Network):
 
     def _apply(self, region: dict[int, Flow], rates: dict[int, float],
                bottleneck: dict[int, int]) -> None:
-        """Give the region's flows their new rates and finish times; arm the timer."""
+        """Give the region's flows their new rates and finish times (the caller arms the timer)."""
         self.flows_rerated += len(region)
         self._bottleneck.update(bottleneck)
         now = self.env.now
+        load = self._load
         for fid, flow in region.items():
             rate = rates[fid]
-            if rate == flow.rate:
+            old = flow.rate
+            if rate == old:
                 continue  # same rate, same finish time: its heap entry stays valid
-            flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.last_s))
+            flow.remaining = max(0.0, flow.remaining - old * (now - flow.last_s))
             flow.last_s = now
             for link in flow.links:
-                self._load[link] += rate - flow.rate
+                load[link] += rate - old
             flow.rate = rate
             flow.version += 1
             if rate > 0:
-                finish = now + flow.remaining / rate
-                heapq.heappush(self._finish_heap, (finish, fid, flow.version, flow))
-        self._arm_timer()
+                self._push_finish(flow, now + flow.remaining / rate)
 
     def _fill(self, region: dict[int, Flow]) -> tuple[dict[int, float], dict[int, int]]:
         """Progressive filling of the flows in ``region``; every other flow keeps its rate.
@@ -238,11 +263,20 @@ class MaxMinNetwork(Network):
             capacity[link] = left
             unfrozen[link] = len(flows)
             heap.append((left / len(flows) if left > 0 else 0.0, link))
-        heapq.heapify(heap)
         rates: dict[int, float] = {}
         bottleneck: dict[int, int] = {}
+        first_share, first = min(heap)
+        if len(members[first]) == len(region):
+            # Every flow crosses the link that fills first: all freeze there at one share (what
+            # the heap below would do in its first pop), e.g. flows sharing one WAN link.
+            for fid in region:
+                rates[fid] = first_share
+                bottleneck[fid] = first
+            return rates, bottleneck
+        heapq.heapify(heap)
         pop, push = heapq.heappop, heapq.heappush
-        while heap:
+        todo = len(region)
+        while todo:  # (once every flow is frozen, every link left in the heap has none unfrozen)
             share, link = pop(heap)
             count = unfrozen[link]
             if count == 0:
@@ -258,6 +292,7 @@ class MaxMinNetwork(Network):
                     continue
                 rates[fid] = actual
                 bottleneck[fid] = link
+                todo -= 1
                 for other in flow.links:
                     capacity[other] -= actual
                     unfrozen[other] -= 1
@@ -274,7 +309,7 @@ class MaxMinNetwork(Network):
         joins the region. Only links whose set of flows or whose rates changed can make a flow
         outside fail, and only if its recorded bottleneck is one of them.
         """
-        on_link = self._on_link
+        on_link, usable, held_by = self._on_link, self._capacity, self._bottleneck
         stats: dict[int, tuple[float, float]] = {}  # link -> (load in bytes/s, fastest rate)
 
         def is_bottleneck(link: int, rate: float) -> bool:
@@ -282,27 +317,30 @@ class MaxMinNetwork(Network):
                 flow_rates = [rates.get(fid, f.rate) for fid, f in on_link[link].items()]
                 stats[link] = (sum(flow_rates), max(flow_rates))
             load, fastest = stats[link]
-            return load >= self._capacity[link] * (1 - TOLERANCE) and \
-                rate >= fastest * (1 - TOLERANCE)
+            return load >= usable[link] * (1 - TOLERANCE) and rate >= fastest * (1 - TOLERANCE)
 
         failed: dict[int, Flow] = {}
         changed = dict.fromkeys(seed_links)
         for fid, flow in region.items():
             if rates[fid] != flow.rate:
-                changed.update(dict.fromkeys(flow.links))
+                for link in flow.links:
+                    changed[link] = None
+        outside: dict[int, list[Flow]] = {}  # link -> its flows outside the region
         for fid, flow in region.items():
             own = bottleneck[fid]
-            if own not in changed and own == self._bottleneck.get(fid):
+            if own not in changed and own == held_by.get(fid):
                 continue  # same rate, same bottleneck, and nothing changed there
             if not is_bottleneck(own, rates[fid]):
                 # ``own`` is full (filling froze the flow there), so someone outside is faster
                 limit = rates[fid] * (1 + TOLERANCE)
-                for gid, other in on_link[own].items():
-                    if gid not in region and other.rate > limit:
-                        failed[gid] = other
+                if own not in outside:
+                    outside[own] = [f for gid, f in on_link[own].items() if gid not in region]
+                for other in outside[own]:
+                    if other.rate > limit:
+                        failed[other.id] = other
         for link in changed:
             for fid, flow in on_link[link].items():
-                if fid in region or fid in failed or self._bottleneck[fid] not in changed:
+                if fid in region or fid in failed or held_by[fid] not in changed:
                     continue
                 for candidate in flow.links:
                     if is_bottleneck(candidate, flow.rate):
@@ -331,9 +369,26 @@ class MaxMinNetwork(Network):
 
     # -- completions -----------------------------------------------------------------------
 
+    def _push_finish(self, flow: Flow, finish_s: float) -> None:
+        """Enter a (re-)rated flow's finish time; its older entries go stale.
+
+        Stale entries are dropped when they reach the top; when they outnumber the live ones
+        ``COMPACT_STALE`` to one, the heap is rebuilt from the live ones (the same order, since
+        entries never tie: (time, flow id, version) is unique), so pops stay O(log live flows).
+        """
+        heap = self._finish_heap
+        heapq.heappush(heap, (finish_s, flow.id, flow.version, flow))
+        if len(heap) > COMPACT_STALE * (len(self._bottleneck) + COMPACT_SLACK):
+            heap[:] = [e for e in heap if e[2] == e[3].version and e[3].state == "sending"]
+            heapq.heapify(heap)
+            self.heap_compactions += 1
+
     def _arm_timer(self) -> None:
         heap = self._finish_heap
-        while heap and (heap[0][3].state != "sending" or heap[0][2] != heap[0][3].version):
+        while heap:
+            _, _, version, flow = heap[0]
+            if version == flow.version and flow.state == "sending":
+                break
             heapq.heappop(heap)  # stale
         if not heap or heap[0][0] >= self._timer_at:
             return

@@ -98,6 +98,9 @@ def test_noloco_reference_exchange_cut_by_a_crash_leaves_the_partner_alone(tmp_p
                               on_failure="wait")),
     ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2)),
     ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2, on_failure="wait")),
+    ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2, outer_steps_per_sync=3)),
+    ("palsgd", dict(inner_steps=4, warmup_ddp_steps=2, outer_steps_per_sync=3,
+                    on_failure="wait")),
     ("gossip", dict(variant="dpsgd", graph="ring")),
     ("gossip", dict(variant="adpsgd", graph="ring")),
 ])
@@ -117,8 +120,8 @@ def test_other_policies_survive_a_crash_and_rejoin(tmp_path, policy, params):
 class RecordingStreaming(StreamingDiLoCo):
     """Streaming DiLoCo that notes who took part in each fragment round."""
 
-    def _outer_step(self, p):
-        combine = super()._outer_step(p)
+    def _outer_step(self, p, k=0):
+        combine = super()._outer_step(p, k)
 
         def recording(mean, participants, r):
             self.rounds.append((p, r, tuple(participants)))

@@ -63,7 +63,9 @@ def test_policy_routes_follow_the_seeded_permutations_and_are_reproducible():
         mbs = a.pipeline.microbatches_of(k)
         assert [mb.route for mb in mbs] == [mb.route for mb in b.pipeline.microbatches_of(k)]
         for mb in mbs:
-            r, sample = divmod(mb.index, a.pipeline.microbatches)
+            assert a.pipeline.iteration_of(mb.index) == k          # numbers unique in the run
+            r, sample = divmod(mb.index - k * 4 * a.pipeline.microbatches,
+                               a.pipeline.microbatches)
             perm = boundary_permutation(a.pipeline.seed, k * a.pipeline.microbatches + sample, 0, 4)
             assert mb.route.nodes == (r, 4 + int(perm[r]))
 
@@ -95,14 +97,26 @@ def test_backward_retraces_the_route_into_exactly_its_replicas():
 
 def test_iteration_time_is_one_microbatchs_round_trip_on_an_ideal_network():
     # 2 stages x 2 replicas, M = 1: the two microbatches use disjoint nodes (a bijection), so
-    # one iteration = F0 + hop + F1 + L + B1 + hop + B0 (loss on the last stage, no return hop)
-    result, pol = run_policy(pp_scenario("diloco", stages=2, replicas=2, steps=3,
+    # one iteration = F0 + hop + F1 + L + B1 + hop + B0 (loss on the last stage, no return hop).
+    # Each data replica (stage 0) takes exactly that per iteration, back to back; a stage-1
+    # replica ends its first iteration at its own backward, F0 + hop + F1 + L + B1, then one
+    # round trip per iteration.
+    result, pol = run_policy(pp_scenario("diloco", stages=2, replicas=2, steps=4,
                                          network={"model": "ideal"}, inner_steps=100))
     c = pol.pipeline.costs
     hop = LATENCY_S + c.activation_nbytes / BANDWIDTH_BPS
     by_hand = sum(c.forward_s) + sum(c.backward_s) + c.loss_s + 2 * hop
-    times = result.history.query("metric == 'pipeline_time_s'").value
-    assert list(times) == pytest.approx([by_hand] * 3, rel=1e-9)
+    first_stage1 = c.forward_s[0] + hop + c.forward_s[1] + c.loss_s + c.backward_s[1]
+    rows = result.history.query("metric == 'stage_iteration_s'")
+    for node in (0, 1):
+        mine = rows[rows.node == node].iloc[:3]
+        assert list(mine.value) == pytest.approx([by_hand] * 3, rel=1e-9)
+        assert list(mine.time_s) == pytest.approx([by_hand * k for k in (1, 2, 3)], rel=1e-9)
+    for node in (2, 3):
+        mine = rows[rows.node == node]
+        assert len(mine) == 4
+        assert list(mine.time_s) == pytest.approx(
+            [first_stage1 + by_hand * k for k in range(len(mine))], rel=1e-9)
 
 
 def test_stage_replicas_step_their_own_stage_only():
@@ -112,24 +126,27 @@ def test_stage_replicas_step_their_own_stage_only():
     flats = [lr.get_flat() for lr in learners]
     assert flats[0].numel() == flats[1].numel() != flats[2].numel() == flats[3].numel()
     assert not torch.equal(flats[0], flats[1]) and not torch.equal(flats[2], flats[3])
-    assert all(lr.step == 3 for lr in learners)
+    # the run stops when the first worker ends step 3: the stage-1 replicas, whose part of an
+    # iteration ends with their backward, before the data replicas' backward
+    assert [lr.step for lr in learners] == [2, 2, 3, 3]
 
 
 # -- outer steps per stage group -----------------------------------------------------------------
 
 class _DiLoCoProbe(DiLoCo):
-    """DiLoCo that keeps every worker's weights as inner step 5 starts (after outer step 0)."""
+    """DiLoCo that keeps every worker's weights as it enters iteration 4 (after outer step 0)."""
 
     def setup(self, ctx):
         super().setup(ctx)
-        self.seen, started = {}, self.pipeline.iteration_started
+        self.seen, self.seen_phi = {}, {}
+        gradient = self.pipeline.gradient
 
-        def probe(ex, k):
-            if k == 4:
-                self.seen = {i: lr.get_flat() for i, lr in enumerate(self.learners)}
-                self.seen_phi = [outer.phi.clone() for outer in self.outers]
-            return started(ex, k)
-        self.pipeline.iteration_started = probe
+        def probe(node, iteration=None):
+            if iteration == 4:
+                self.seen[node.id] = self.learners[node.id].get_flat()
+                self.seen_phi[node.id] = self.outers[self.group_of[node.id]].phi.clone()
+            return gradient(node, iteration)
+        self.pipeline.gradient = probe
 
 
 def test_diloco_outer_step_all_reduces_each_stage_among_its_replicas():
@@ -137,9 +154,11 @@ def test_diloco_outer_step_all_reduces_each_stage_among_its_replicas():
     pol = _DiLoCoProbe(**scenario.policy.params)
     run(scenario, pol)
     # right after the outer step every replica of a stage holds that stage's φ
+    assert sorted(pol.seen) == [0, 1, 2, 3]
     for s, group in enumerate(pol.pipeline.stage_groups()):
         for i in group:
-            assert torch.equal(pol.seen[i], pol.seen_phi[s])
+            assert torch.equal(pol.seen[i], pol.seen_phi[i])
+            assert pol.seen[i].numel() == pol.pipeline.columns[0].stage_num_params(s)
     assert [g.members for g in pol.groups] == [[0, 1], [2, 3]]
     assert [g.nbytes for g in pol.groups] == pytest.approx(list(pol.pipeline.costs.grad_nbytes))
 
@@ -197,21 +216,33 @@ def test_routing_must_be_named():
 
 
 def test_the_math_does_not_depend_on_which_microbatch_finishes_first():
-    # on another network microbatches finish in another order; the math runs in index order
+    # on another network microbatches reach the last stage (where their math runs) in another
+    # order; each worker sums its microbatches' gradients in microbatch order, and the data
+    # replicas drew their batches in that order when they entered the iteration
     _, pol = run_policy(pp_scenario("noloco", stages=2, replicas=2, steps=2, inner_steps=10,
                                     pipeline_microbatches=3))
     hooks, columns = pol.pipeline, pol.pipeline.columns
     saved = [column.snapshot() for column in columns]
-    mbs = hooks.microbatches_of(5)
+    k = 5
+    mbs = hooks.microbatches_of(k)
     flats = []
     for order in (mbs, mbs[::-1]):
         for column, state in zip(columns, saved):
             column.restore(state)
-        hooks.iteration_started(hooks.executor, 5)
-        for mb in order:
+        hooks._iterations.pop(k, None)
+        hooks._ended.pop(k, None)
+        for n in range(4):
+            hooks._enter(n, k)
+        for mb in order:                                    # forward reaches the last stage
+            hooks.task_done(hooks.executor, mb, 1, "forward")
+        for mb in order:                                    # backward at stage 1, then 0
+            for position in (1, 0):
+                hooks.task_done(hooks.executor, mb, position, "backward")
             hooks.microbatch_done(hooks.executor, mb, MicrobatchResult(
                 microbatch=mb, ok=True, start_s=0.0, end_s=0.0))
-        hooks.iteration_finished(hooks.executor, None)
+        assert all(hooks._done[n].triggered for n in range(4))
+        for learner in pol.learners:
+            learner.optimizer_step()
         flats.append(torch.cat([column.get_flat() for column in columns]))
     assert torch.equal(flats[0], flats[1])
     for column, state in zip(columns, saved):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sim.config import NetworkConfig
 from sim.errors import SimFailure
 from sim.network.base import Flow, Network
+from sim.network.tcp import TcpConfig, TcpMaxMinNetwork, TcpTransport
 from sim.world import World
 from topologies import clusters_of_clusters, uniform
 
@@ -315,3 +316,88 @@ def test_flows_starting_together_are_rerated_once():
     # the first flow is alone (rated at once); then one re-rating for the five others, or one
     # each; when all six end together nobody is left to re-rate
     assert reallocations == {True: 2, False: 6}
+
+
+# -- the tcp transport's chunks on the same solver ---------------------------------------------
+
+class NaiveTcpNetwork(TcpTransport, NaiveNetwork):
+    """The tcp transport over the oracle: every chunk start and end re-rates every flow."""
+
+
+TINY_TCP = TcpConfig(mss_bytes=1, frame_bytes=1, initial_window_segments=1,
+                     max_window_bytes=8, min_rto_s=0.0)
+"""1-byte segments on B/s links 2 ms apart: slow start (1, 2, 4, 8 bytes) and window-capped
+rounds (8 bytes per 2 ms RTT = 4,000 B/s) both happen on paths of 1,000-8,000 B/s."""
+
+tcp_bandwidth = st.one_of(st.none(), st.sampled_from([1000.0, 2000.0, 5000.0, 8000.0]))
+
+
+@st.composite
+def tcp_worlds(draw) -> tuple[World, World]:
+    """The same switched world twice: tcp over ``maxmin``, and tcp over the oracle."""
+    n = draw(st.integers(2, 7))
+    world = access_world(n, draw(st.lists(tcp_bandwidth, min_size=n, max_size=n)),
+                         draw(st.lists(tcp_bandwidth, min_size=n, max_size=n)),
+                         draw(st.sampled_from([4000.0, 7000.0, 1e18])))
+    twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
+    world.network = TcpMaxMinNetwork(world, world.topology, tcp=TINY_TCP)
+    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=TINY_TCP)
+    return world, twin
+
+
+tcp_transfers = st.lists(st.tuples(st.sampled_from([0.0, 0.001, 0.004, 0.01]),
+                                   st.integers(0, 7), st.integers(0, 7),
+                                   st.sampled_from([3.0, 20.0, 60.0, 150.0])),
+                         min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(worlds=tcp_worlds(), plan=tcp_transfers,
+       kills=st.lists(st.tuples(st.floats(0, 0.05), st.integers(0, 7)), max_size=1))
+def test_tcp_chunks_on_maxmin_equal_the_oracle(worlds, plan, kills):
+    """Slow-start and window-capped rounds start and end chunks at many instants, several of
+    them shared; completion times equal the oracle's (global water-filling at every chunk
+    start and end) to ``COALESCE_REL``, with node failures cutting chunks and queues."""
+    world, twin = worlds
+    got, want = start(world, plan, kills), start(twin, plan, kills)
+    world.env.run()
+    twin.env.run()
+    n = world.num_nodes
+    if not kills and any(a % n != b % n for _, a, b, _ in plan):
+        assert world.network.rounds_started > 0  # the chunks this test is about
+    for a, b in zip(got, want, strict=True):
+        if isinstance(b, tuple):
+            assert a == ("cut", pytest.approx(b[1], rel=COALESCE_REL, abs=1e-12))
+        else:
+            assert a == pytest.approx(b, rel=COALESCE_REL, abs=1e-12)
+
+
+# -- bookkeeping that costs nothing in results -----------------------------------------------
+
+def test_a_message_alone_on_its_links_costs_three_events():
+    """Send timer, propagation timer, delivery: its end re-rates nobody, so no more events."""
+    world = access_world(2, [5.0, None], [None, None], 1e18)
+    event = world.network.transfer(0, 1, 10.0)
+    world.env.run()
+    assert event.value.end_s == pytest.approx(10.0 / 5.0 + 0.001, rel=1e-12)
+    assert world.env.events_processed == 3 + 1  # (the count includes the final empty step)
+    assert world.network.reallocations == 1  # its start, rated directly
+
+
+def test_the_finish_heap_is_compacted_and_completions_still_equal_the_oracle():
+    """Hundreds of staggered flows on shared links leave stale finish entries behind every
+    re-rating; rebuilding the heap from the live ones keeps its order (entries never tie),
+    so completion times stay equal to the oracle's."""
+    rng = __import__("random").Random(7)
+    plan = [(rng.uniform(0, 20), rng.randrange(8), rng.randrange(8), rng.choice([2.0, 5.0, 9.0]))
+            for _ in range(400)]
+    world = access_world(8, [3.0, 5.0, None, 8.0, 2.0, None, 4.0, 1.0],
+                         [None, 6.0, 2.0, None, 3.0, 5.0, None, 7.0], 9.0)
+    twin = access_world(8, [3.0, 5.0, None, 8.0, 2.0, None, 4.0, 1.0],
+                        [None, 6.0, 2.0, None, 3.0, 5.0, None, 7.0], 9.0)
+    twin.network = NaiveNetwork(twin, twin.topology)
+    got, want = start(world, plan), start(twin, plan)
+    world.env.run()
+    twin.env.run()
+    assert world.network.heap_compactions > 0
+    assert got == [pytest.approx(w, rel=COALESCE_REL, abs=1e-12) for w in want]

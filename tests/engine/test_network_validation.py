@@ -22,11 +22,13 @@ CSV = ROOT / "benchmarks" / "validate_network" / "ns3_reference.csv"
 PPP = TcpConfig(frame_bytes=1502, slow_start_after_idle=False, hystart_short_rtt_exit=True)
 
 # The issue's target is 90% of the cases within 10% and every case within 20%. Measured (see
-# docs/network-model.md): 86% within 10% (44 of 51), worst -44% (a ring all-reduce of 4 nodes,
-# 10 MB). The misses are the losses of slow start's overshoot on a one-BDP buffer and three of
-# the four ring all-reduces; the transport models neither. These bounds keep what is reached
-# from regressing; they are not the target.
-TCP_WITHIN_10 = 0.85
+# docs/network-model.md): 86% within 10% (44 of 51), worst -44.3% (a ring all-reduce of 4
+# nodes, 10 MB). Every miss was traced in ns-3 (ns3_reference.py --trace) to a retransmission
+# timeout or a recovery at a message's tail: after slow start overshoots a one-BDP buffer (ns-3's
+# HyStart does not stop it there) or after a warm window's burst overflows the sender's own
+# device queue (ring all-reduce); the transport models no losses. These bounds keep what is
+# reached from regressing; they are not the target.
+TCP_WITHIN_10 = 0.86
 TCP_WORST = 0.45
 
 

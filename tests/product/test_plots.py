@@ -32,8 +32,10 @@ def fake_run(end_s: float, *, nodes: int = 3, step_s: float = 10.0, busy_s: floa
             t += step_s
     rec.interval(0, "down", 20.0, 30.0)
     for k, t in enumerate(np.linspace(0, end_s, 5)[1:], start=1):
-        rec._metrics.append((float(t), None, None, "bytes_sent", nodes * bytes_per_node * k / 4))
-        rec._metrics.append((float(t), None, None, "eval_loss", 3.0 - k * 0.3))
+        rec.env.now = float(t)
+        rec.metric("bytes_sent", nodes * bytes_per_node * k / 4)
+        rec.metric("eval_loss", 3.0 - k * 0.3)
+    rec.env.now = end_s
     rec.bytes_sent[:] = bytes_per_node
     rec.finish(end_s)
     summary = {"stop_reason": "target_loss" if reached else "until_s",

@@ -116,6 +116,42 @@ def test_checkpointing_every_iteration_rolls_back_to_the_newest_complete_checkpo
     assert (ev.kind == "iteration_lost").sum() == 1
 
 
+def test_the_papers_checkpointing_restores_only_the_lost_stage_with_its_stale_state():
+    # The paper's checkpointing (its Figure 1a; the authors' throughput code): every C = 100
+    # iterations, and a replacement "receives stale weights from the storage and continues
+    # training". With C = 100 only the free step-0 checkpoint exists here, so stage 2's
+    # replacement downloads its initial state (3 x its bytes: weights + Adam), 3 steps old,
+    # while the other stages keep theirs: no rollback, no lost iteration, and the failure's
+    # iteration ends at restore + the rest of the pipeline, as CheckFree's does.
+    start = 3 * ITERATION_S
+    fail_s = start + 0.16
+    result, policy = run_policy("checkpointing", until_s=5 * ITERATION_S + 4.0,
+                                failures=[(fail_s, 2)], rejoin_s=REJOIN_S, checkpoint_every=100,
+                                restore="stale_stage", replicas_per_stage=1, num_nodes=6)
+    pipe, s = policy.pipe, policy.strategy
+    restored_s = fail_s + REJOIN_S + 3 * pipe.param_nbytes[2] / BANDWIDTH_BPS + 0.02
+    ev = result.recorder.events()
+    (stale,) = ev[ev.kind == "stale_restore"].itertuples()
+    assert stale.time_s == pytest.approx(restored_s, abs=1e-9)
+    assert (stale.stage, stale.stored_step, stale.age_steps) == (2, 0, 3)
+    assert s.rollbacks == [] and (ev.kind == "iteration_lost").sum() == 0
+    # the microbatch was at stage 1 (no work on stage 2 yet): it waits, then F2..F4, loss,
+    # four backwards and 8 hops (1->2->3->4->0->4->3->2->1->0 minus the one already made)
+    end_s = restored_s + 3 * 0.5 + 0.125 + 4 * 0.75 + 8 * HOP_S
+    assert pipeline_times(result)[3][0] == pytest.approx(end_s, abs=1e-9)
+    assert policy.summary()["stale_restore_steps"] == 3
+    # the step counter went on (a rollback would have set it back to 0)
+    assert result.steps == len(pipeline_times(result)) >= 4
+
+
+def test_checkpointing_refuses_an_unknown_restore():
+    from policies.recovery.config import CheckpointingConfig
+    from sim.errors import FieldError
+
+    with pytest.raises(FieldError, match="restore"):
+        CheckpointingConfig(restore="rewind")
+
+
 def test_the_stage_layout_is_the_authors():
     # stage 0: embedding + head, no block; stages 1..S-1: equal blocks; stage 0 never fails
     _, policy = run_policy("checkfree", until_s=1.0)

@@ -27,7 +27,10 @@ def test_scenario_file(pct):
     assert p_iter(pct / 100, failures.failure_period_s) == pytest.approx(
         PAPER_P_ITER[pct / 100], rel=0.2)
     assert failures.rejoin_delay_s == 0.0  # a replacement at hand, as in the authors' code
-    assert chosen["checkpointing"].params["checkpoint_every"] == 1  # every iteration
+    # the paper's checkpointing (its Figure 1a, the authors' throughput code): every 100
+    # iterations, a replacement restores its stage's stale state, the others keep theirs
+    assert chosen["checkpointing"].params["checkpoint_every"] == 100
+    assert chosen["checkpointing"].params["restore"] == "stale_stage"
     for config in chosen.values():  # one pipeline shape (the authors' layout), stated once
         assert (config.config.num_stages, config.config.replicas_per_stage,
                 config.config.microbatches_per_replica, config.config.embedding_stage) == (
