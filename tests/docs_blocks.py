@@ -48,6 +48,7 @@ import contextlib
 import io
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,11 +144,16 @@ def extra_overrides(overrides: list[str]):
         reads[0] += 1
         return scenario_module.apply_overrides(real(path), overrides)
 
-    scenario_module.read_scenario_file = read_with_overrides
+    # every module that imported the reader by name (sim.scenario, sim.cli, sim.sweep)
+    holders = [m for m in list(sys.modules.values())
+               if getattr(m, "read_scenario_file", None) is real]
+    for module in holders:
+        module.read_scenario_file = read_with_overrides
     try:
         yield reads
     finally:
-        scenario_module.read_scenario_file = real
+        for module in holders:
+            module.read_scenario_file = real
 
 
 def shell_commands(text: str) -> list[list[str]]:
