@@ -6,7 +6,7 @@ policies short:
 - :class:`DataParallelPolicy` builds one learner per node (real or timing-only) from the same
   initial weights, and knows what an inner step costs in simulated seconds;
 - :func:`inner_step` charges that time on the node, then runs the real step for its loss;
-- :func:`wait_or_fail` waits for an event unless the node fails first;
+- :func:`wait_or_fail` waits for an event unless the node fails first (from :mod:`.waiting`);
 - :func:`fetch_model` is a rejoining node's download of the current model from a live peer;
 - :func:`schedule_step` / :func:`set_schedule_step` read and move a learner's learning-rate
   schedule position (a rejoining worker adopts its peer's);
@@ -28,9 +28,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import simpy
 import torch
 
+from policies.data_parallel.mixing import gossip_neighbours
+from policies.data_parallel.pipelines import PipelinedWorkers
+from policies.data_parallel.rules import average
+from policies.data_parallel.waiting import wait_or_fail
 from sim.errors import NodeFailure, ScenarioError, SimFailure
 from sim.policy import Policy, RunContext
 
@@ -78,8 +81,6 @@ class DataParallelPolicy(Policy):
         self.timing = wl.timing
         self.pipeline: Any = None
         if getattr(self.config, "pipeline_stages", 1) > 1:      # DP x PP (pipelines.py)
-            from policies.data_parallel.pipelines import PipelinedWorkers
-
             self.pipeline = PipelinedWorkers(ctx, self.config, self.name)
             self.learners = [self.pipeline.learner(i) for i in range(self.num_workers)]
         else:
@@ -122,8 +123,6 @@ class DataParallelPolicy(Policy):
         Plain data parallelism: one graph over every worker; over pipelines: one graph over
         each stage's replicas (no edge between stages: their weights are different tensors).
         """
-        from policies.data_parallel.mixing import gossip_neighbours
-
         neighbours: list[list[int]] = [[] for _ in range(self.num_workers)]
         for members in self.sync_groups():
             for a, nbrs in enumerate(gossip_neighbours(graph, len(members))):
@@ -135,8 +134,6 @@ class DataParallelPolicy(Policy):
 
         A group with no live member uses all its members.
         """
-        from policies.data_parallel.rules import average
-
         up = set(live)
         means = [average([flat_of(i) for i in members if i in up] or
                          [flat_of(i) for i in members]) for members in self.sync_groups()]
@@ -290,70 +287,6 @@ def compute_gradient(policy: DataParallelPolicy, node: Any, *, label: str = "fwd
         return loss
     yield node.compute(seconds=policy.step_s, label=label)
     return policy.learners[node.id].compute_grad()
-
-
-def wait_or_fail(node: Any, event: simpy.Event):
-    """Wait for ``event``; raise :class:`NodeFailure` if ``node`` fails first. Returns its value."""
-    env = node.env
-    if not node.is_up:
-        raise NodeFailure(node.id, env.now)
-    failed = node.failed_event()
-    yield first_of(env, event, failed)
-    if not event.triggered or not node.is_up:
-        raise NodeFailure(node.id, env.now)
-    return event.value
-
-
-def first_of(env: simpy.Environment, a: simpy.Event, b: simpy.Event) -> simpy.Event:
-    """An event that fires when the first of ``a`` and ``b`` is processed (fails if it fails).
-
-    ``env.any_of([a, b])`` for exactly two events, without a condition value: a worker waits
-    like this once per synchronisation, so at 1,000 nodes the difference counts. As with
-    ``any_of``, a failed ``a`` or ``b`` is marked handled and its exception is passed on, and
-    the event stops listening to the other one once it has fired.
-    """
-    first = simpy.Event(env)
-    watch = _FirstOf(first, a, b)
-    for ev in (a, b):
-        if first.triggered:
-            break
-        if ev.callbacks is None:  # already processed
-            watch(ev)
-        else:
-            ev.callbacks.append(watch)
-    return first
-
-
-class _FirstOf:
-    """The callback of :func:`first_of`, hung on both events.
-
-    An object rather than a closure: a closure that removes itself from a callback list must
-    refer to itself, a reference cycle that only the garbage collector frees. Workers wait once
-    per synchronisation, so at 100,000 nodes those cycles kept the collector's full walks busy.
-    Once fired, it drops its references, so the long-lived event it may stay hung on (a node's
-    ``failed_event``) does not keep the others alive.
-    """
-
-    __slots__ = ("first", "a", "b")
-
-    def __init__(self, first: simpy.Event, a: simpy.Event, b: simpy.Event) -> None:
-        self.first: simpy.Event | None = first
-        self.a, self.b = a, b
-
-    def __call__(self, ev: simpy.Event) -> None:
-        first = self.first
-        if first is None or first.triggered:
-            return
-        other = self.b if ev is self.a else self.a
-        callbacks = other.callbacks
-        if callbacks is not None and self in callbacks:
-            callbacks.remove(self)
-        self.first = self.a = self.b = None  # type: ignore[assignment]
-        if ev.ok:
-            first.succeed()
-        else:
-            ev.defused = True
-            first.fail(ev.value)
 
 
 def fetch_model(policy: DataParallelPolicy, node: Any, peers: list[int], nbytes: float,

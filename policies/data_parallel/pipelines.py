@@ -70,6 +70,7 @@ import numpy as np
 import simpy
 import torch
 
+from policies.data_parallel.waiting import first_of, wait_or_fail
 from policies.pipeline.executor import (
     ExecutorConfig,
     Microbatch,
@@ -79,7 +80,9 @@ from policies.pipeline.executor import (
     Route,
     StagePlacement,
 )
+from policies.pipeline.methods import workload_costs
 from sim.errors import FieldError, NodeFailure, ScenarioError, SimFailure
+from workloads.pipeline import compute_grad_across
 
 ROUTINGS = ("fixed", "random")
 
@@ -244,8 +247,6 @@ class PipelinedWorkers(PipelineHooks):
     """
 
     def __init__(self, ctx: Any, config: OverPipelines, policy_name: str) -> None:
-        from policies.pipeline.methods import workload_costs
-
         world, wl = ctx.world, ctx.workload
         S = config.pipeline_stages
         n = world.num_nodes
@@ -359,8 +360,6 @@ class PipelinedWorkers(PipelineHooks):
         it started (data replica) or ended (loss on the last stage), None if none. Raises
         :class:`~sim.errors.NodeFailure` if the node fails first.
         """
-        from policies.data_parallel.common import wait_or_fail
-
         n = node.id
         if iteration is None:
             iteration = self.entered.get(n, -1) + 1
@@ -447,8 +446,6 @@ class PipelinedWorkers(PipelineHooks):
         (:class:`~sim.errors.NodeFailure`) or already past the iteration
         (:class:`IterationPassed`).
         """
-        from policies.data_parallel.common import first_of
-
         n, k = mb.route.nodes[position], self.iteration_of(mb.index)
         node = self.world.nodes[n]
         while True:
@@ -484,8 +481,6 @@ class PipelinedWorkers(PipelineHooks):
         """Forward through the route's replicas and backward retracing it; keep each share."""
         if self.timing_only:
             return
-        from workloads.pipeline import compute_grad_across
-
         nodes = mb.route.nodes
         owners = [self.columns[self.replica_of(n)] for n in nodes]
         for s, column in enumerate(owners):

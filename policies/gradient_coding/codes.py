@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from math import comb
 
+import networkx as nx
 import numpy as np
 
 from sim.errors import FieldError
@@ -147,8 +148,6 @@ def expander_matrix(n: int, degree: int, rng: np.random.Generator) -> np.ndarray
     Worker ``i`` holds the partitions of its ``degree`` neighbours (not its own). Random regular
     graphs are good expanders with high probability; ``n * degree`` must be even.
     """
-    import networkx as nx
-
     if not 1 <= degree < n:
         raise FieldError("s", f"the expander degree s+1 must be in [1, n={n}), got {degree}")
     if (n * degree) % 2:

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import sim.runner
+import sim.scenario
 from policies.gradient_coding.sequential import SCHEMES, gc_load
 from policies.gradient_coding.sequential_policy import DelayProbe
 from policies.gradient_coding.tuning import DelayProfile, Tuning, fit_profile, tune
@@ -50,8 +52,6 @@ def probe_scenario(scenario: Scenario, params: dict[str, Any], *, loads: Sequenc
     factor at every load, and ``per_cell`` fits each cell's own slope (see :mod:`.tuning`);
     ``per_cell=False`` is the authors' one common slope.
     """
-    from sim.runner import run
-
     shared = {k: params[k] for k in _TIME_MODEL if k in params}
     delays = []
     for load in loads:
@@ -62,7 +62,7 @@ def probe_scenario(scenario: Scenario, params: dict[str, Any], *, loads: Sequenc
             policy=PolicyConfig(name="gc_probe", params=probe_params),
             run=dataclasses.replace(scenario.run, max_steps=rounds, until_s=None,
                                     target_loss=None, timing_only=True))
-        run(probed, probe)
+        sim.runner.run(probed, probe)
         delays.append(probe.response_s)
     return fit_profile(list(loads), delays, per_cell=per_cell)
 
@@ -98,9 +98,7 @@ def tuned_spec(path: str | Path, overrides: Sequence[str] = (), *, max_W: int = 
     where ``spec.policies`` holds the tuned schemes followed by the file's fixed-parameter
     tables, relabelled ``<label>_fixed``.
     """
-    from sim.scenario import load
-
-    spec = load(path, overrides)
+    spec = sim.scenario.load(path, overrides)
     fixed = dict(spec.policies)
     gc = fixed["gc"].params
     n = spec.scenario.cluster.num_nodes - 1

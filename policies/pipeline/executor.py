@@ -81,6 +81,7 @@ from typing import Any
 
 import simpy
 
+from sim import collectives
 from sim.errors import FieldError, SimFailure
 
 
@@ -626,8 +627,6 @@ class PipelineExecutor:
         return self.env.process(self._allreduce(list(stages)))
 
     def _allreduce(self, stages: list[int]) -> Generator:
-        from sim import collectives
-
         procs = []
         for s in stages:
             nodes = self.placement.replicas[s]

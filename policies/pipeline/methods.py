@@ -51,6 +51,7 @@ from policies.pipeline.schedules import (
 from policies.pipeline.training import TrainingHooks, half_path
 from sim.errors import FieldError, ScenarioError
 from sim.policy import Policy, RunContext, register_policy
+from workloads.llama import stage_layer_ranges
 
 ALLOCATION_SEARCHES = ("hill_climbing", "genetic", "best_of_both")
 """How the node-to-stage allocation is searched (``PipelineConfig.allocation_search``)."""
@@ -213,8 +214,6 @@ def workload_costs(workload: Any, device: Any, num_stages: int,
     on the stage ``head_stage`` names, whose gradient bytes include it. ``embedding_stage``:
     stage 0 holds no block (its forward and backward take no time).
     """
-    from workloads.llama import stage_layer_ranges
-
     timing, wcfg = workload.timing, workload.config
     layers = stage_layer_ranges(timing.n_layers, num_stages, embedding_stage=embedding_stage)
     fwd = tuple(timing.stage_seconds(device, wcfg.batch, wcfg.seq, num_layers=len(r), phase="fwd")

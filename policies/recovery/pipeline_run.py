@@ -57,11 +57,13 @@ from policies.pipeline.executor import (
     Route,
     StagePlacement,
 )
+from policies.pipeline.methods import workload_costs
 from policies.recovery.config import PipelineRecoveryConfig
 from policies.recovery.failures import FailureFeed
 from policies.recovery.swaps import microbatch_path
 from sim.errors import SimFailure
 from sim.faults.stages import StageFailure, StageFailureSchedule
+from workloads.llama import stage_layer_ranges
 
 HEAD_STAGE = "first"
 """Stage 0 holds the embedding and the head: a microbatch returns to its data node for the loss
@@ -95,8 +97,6 @@ def microbatch_costs(workload: Any, config: PipelineRecoveryConfig, device: Any)
             activation_nbytes=act_nbytes,
             grad_nbytes=grad_nbytes,
         )
-    from policies.pipeline.methods import workload_costs
-
     return workload_costs(workload, device, S, head_stage=HEAD_STAGE,
                           embedding_stage=config.embedding_stage)
 
@@ -366,8 +366,6 @@ class RecoveringPipeline(PipelineHooks):
 
     def learner_layer_ranges(self) -> list[range]:
         """Block indices of each stage (from the timing model's layer count)."""
-        from workloads.llama import stage_layer_ranges
-
         n_layers = (self.learner.model.cfg.n_layers if not self.timing_only
                     else self.ctx.workload.timing.n_layers)
         return stage_layer_ranges(n_layers, self.num_stages,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import simpy
 
-from policies.data_parallel.common import first_of
+from policies.data_parallel.waiting import first_of
 
 
 def outcome(make_wait, schedule):
