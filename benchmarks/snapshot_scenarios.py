@@ -38,6 +38,7 @@ BOUNDS: dict[str, list[str]] = {
     "checkfree-16pct": ["run.until=300s"],
     "dp-byte-ratio": ["run.steps=100"],
     "dp-palsgd": ["run.steps=60"],
+    "dp-pp-noloco": ["run.steps=40"],
     "dp-slow-wan": ["run.steps=40"],
     "dp-stragglers": ["run.steps=60"],
     "dp-streaming-bytes": ["run.steps=61"],
@@ -80,7 +81,10 @@ def run_one(key: str, argv: list[str]) -> tuple[str, dict]:
         trace = Path(tmp) / "trace.json"
         cmd = [sys.executable, "-m", "sim", "--out", str(Path(tmp) / "out"), "--trace",
                str(trace), *argv]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        try:
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:  # recorded, so one slow run cannot lose the others
+            return key, {"argv": argv, "rc": "timeout after 900 s"}
         entry: dict = {"argv": argv, "rc": proc.returncode}
         if proc.returncode != 0:
             entry["stderr"] = proc.stderr[-2000:]
