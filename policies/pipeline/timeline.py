@@ -8,7 +8,11 @@ PipelineExecutor` under the ``ideal`` network. Its rules are the executor's:
 - a microbatch takes one of the node's ``memory`` slots before its forward there and frees it
   after its backward there; when none is free it waits, first come first served;
 - microbatches of one chain run one after another;
-- a hop from i to j takes ``hop_s[i, j]`` whatever else is in flight (ideal network).
+- a hop from i to j takes ``hop_s[i, j]`` whatever else is in flight (ideal network, ``fluid``
+  transport); with ``costs.transport`` set (``tcp``) it goes on the ordered pair's connection,
+  whose state the transport's closed forms follow through the iteration
+  (:class:`sim.network.forecast.Connections`: cold at the start, warm, restarted after an idle
+  RTO, queued behind the pair's previous message), plus the fixed overhead.
 """
 
 from __future__ import annotations
@@ -82,6 +86,14 @@ def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, mem
     finish = [math.inf] * n_mb  # stays inf for a microbatch that never finishes (deadlock)
     tasks: list[Task] = []
     now = 0.0
+    hops = costs.transport
+    connections = hops.forecast.connections() if hops is not None else None
+
+    def hop_s(src: int, dst: int) -> float:
+        """Seconds from now until the hop ``src -> dst`` sent now is done."""
+        if connections is None or hops is None:
+            return float(costs.hop_s[src, dst])
+        return connections.send(src, dst, hops.nbytes, now) + hops.overhead_s - now
 
     def schedule(t: float, pid: int) -> None:
         nonlocal seq
@@ -94,16 +106,16 @@ def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, mem
             yield ("wait", starts[i] - now)
         for pos, node in enumerate(route):
             if pos > 0:
-                yield ("wait", float(costs.hop_s[route[pos - 1], node]))
+                yield ("wait", hop_s(route[pos - 1], node))
             yield ("acquire", node)
             yield ("compute", node, float(costs.forward_s[node]), i, "F")
         if len(route) > 1:
-            yield ("wait", float(costs.hop_s[route[-1], route[0]]))
+            yield ("wait", hop_s(route[-1], route[0]))
         yield ("compute", route[0], costs.loss_s(route[0]), i, "L")
         prev = route[0]
         for node in reversed(route):
             if node != prev:
-                yield ("wait", float(costs.hop_s[prev, node]))
+                yield ("wait", hop_s(prev, node))
             yield ("compute", node, costs.backward_s(node), i, "B")
             yield ("release", node)
             prev = node
