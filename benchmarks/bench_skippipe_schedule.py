@@ -18,6 +18,7 @@ pipeline.
     python benchmarks/bench_skippipe_schedule.py --collisions reference --transport tcp
     python benchmarks/bench_skippipe_schedule.py --reference ideal --set network.transport=tcp
     python benchmarks/bench_skippipe_schedule.py --reference ideal --seeds 0,1,2,3,4 [--set ...]
+    python benchmarks/bench_skippipe_schedule.py --reference ideal --budget [--set ...]
     python benchmarks/bench_skippipe_schedule.py --reference ideal --set network.transport=tcp \
         --set policies.skippipe.hop_costs=fluid --set policies.skippipe_blind.hop_costs=fluid
 """
@@ -152,6 +153,50 @@ def collision_budget(n: int, sizes: list[int], seed: int, transport: str = "flui
               f"{busy.max():12.2f} {visits:11.2f}")
 
 
+def scenario_budget(network: str, overrides: list[str]) -> None:
+    """Where the reference scenario's predicted iteration goes, with its policies' own routes.
+
+    Sets up each method of ``scenarios/skippipe-reference-<network>.toml`` (with ``overrides``,
+    e.g. ``network.transport=tcp``) as a run would, takes its first iteration's routes and
+    times them with the timeline model priced by the scenario's transport (exact on the
+    ``ideal`` network): the iteration; the same routes with no time collisions (a node runs
+    any number of tasks at once: what collision awareness could at most remove); with
+    unlimited memory slots; and the slowest microbatch alone.
+    """
+    import dataclasses
+
+    from policies.pipeline.costs import hop_costs
+    from policies.pipeline.timeline import simulate_iteration
+    from sim.network.forecast import MessageForecast
+    from sim.policy import RunContext
+    from sim.runner import build_policy, build_workload
+    from sim.scenario import load
+    from sim.world import World
+
+    spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml", overrides)
+    print(f"transport {spec.network.transport}; seconds")
+    print(f"{'method':<15} {'iteration':>9} {'no collisions':>13} {'no m limit':>10} "
+          f"{'slowest alone':>13}")
+    for label, config in spec.policy_configs(None):
+        policy = build_policy(config)
+        world = World.build(spec)
+        ctx = RunContext(world, build_workload(spec, world), spec.run)
+        policy.setup(ctx)
+        forecast = MessageForecast.of_network(world.network, world.num_nodes)
+        hop, hops = hop_costs(forecast, policy.executor.costs.activation_nbytes,
+                              policy.config.hop_overhead_s)
+        costs = dataclasses.replace(policy.node_costs, hop_s=hop, transport=hops)
+        mbs = policy.plan_iteration(ctx, 0)
+        nodes, chains = [mb.nodes for mb in mbs], [mb.chain for mb in mbs]
+        m = policy.config.memory_microbatches
+        it = simulate_iteration(costs, nodes, memory=m, chains=chains).makespan_s
+        free = simulate_iteration(costs, nodes, memory=m, chains=chains,
+                                  one_task_per_node=False).makespan_s
+        slots = simulate_iteration(costs, nodes, memory=10**6, chains=chains).makespan_s
+        alone = max(simulate_iteration(costs, [r], memory=m).makespan_s for r in nodes)
+        print(f"{label:<15} {it:9.2f} {free:13.2f} {slots:10.2f} {alone:13.2f}")
+
+
 def reference_table(network: str, overrides: list[str] | None = None) -> None:
     from sim.compare import compare
     from sim.scenario import load
@@ -227,6 +272,9 @@ def main() -> None:
                              "e.g. policies.skippipe.pipelined=false")
     parser.add_argument("--collisions", choices=["ci", "reference"], default=None,
                         help="where the predicted iteration goes: 12 nodes (6 x 2) or 20")
+    parser.add_argument("--budget", action="store_true",
+                        help="with --reference: where each method's iteration goes (its own "
+                             "routes, timeline model priced by the scenario's transport)")
     parser.add_argument("--seeds", default=None,
                         help="with --reference: gains at these seeds, e.g. 0,1,2,3,4")
     parser.add_argument("--transport", choices=["fluid", "tcp"], default="fluid",
@@ -240,6 +288,8 @@ def main() -> None:
         collision_budget(n, sizes, args.seed, args.transport)
     elif args.training:
         training_table()
+    elif args.reference and args.budget:
+        scenario_budget(args.reference, args.overrides)
     elif args.reference and args.seeds:
         gains_over_seeds(args.reference, [int(x) for x in args.seeds.split(",")],
                          args.overrides)

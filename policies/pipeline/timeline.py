@@ -52,7 +52,8 @@ class Timeline:
 
 def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, memory: int,
                        chains: Sequence[int | None] | None = None,
-                       start_s: Sequence[float] | None = None) -> Timeline:
+                       start_s: Sequence[float] | None = None,
+                       one_task_per_node: bool = True) -> Timeline:
     """Predict one iteration of ``routes`` (node tuples, data node first).
 
     Parameters
@@ -67,6 +68,10 @@ def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, mem
         Chain id per microbatch (``None``: its own chain); a chain runs in microbatch order.
     start_s:
         Earliest start of each microbatch (default 0).
+    one_task_per_node:
+        The executor's rule. ``False`` lets a node run any number of tasks at once (no task
+        ever waits for another on its node): the same routes without time collisions, an
+        upper bound of what avoiding collisions can gain (benchmarks).
     """
     if memory < 1:
         raise ValueError(f"memory: must be >= 1, got {memory}")
@@ -142,8 +147,8 @@ def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, mem
                 break
             if cmd[0] == "compute":
                 _, node, dur, i, kind = cmd
-                begin = max(now, node_free[node])
-                node_free[node] = begin + dur
+                begin = max(now, node_free[node]) if one_task_per_node else now
+                node_free[node] = max(node_free[node], begin + dur)
                 tasks.append(Task(node, i, kind, begin, begin + dur))
                 schedule(begin + dur, pid)
                 break
