@@ -48,9 +48,16 @@ unfairness between flows of different RTTs, delayed ACKs, and the growth of CUBI
 connection's share grows after slow start (it gets the new share at once). docs/network-model.md
 shows how far this is from packet-level TCP (ns-3) and from Linux.
 
-Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks, so
-a connection in slow start costs two re-ratings per RTT for ``log2(BDP / IW)`` rounds, and a
-bandwidth-limited one none beyond the fluid model's.
+Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
+A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
+for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round); a bandwidth-limited
+one none beyond the fluid model's. A connection alone on every link of its path (under
+``ideal``, every connection) costs one SimPy event per message however many rounds it takes:
+the model's rate for it cannot change while it is alone, so its rounds are run at once on a
+virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
+mechanism at the instant another connection's chunk starts on one of its links or the message
+is cut. Results equal the per-round mechanism's within 1e-9 relative
+(``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form ramps").
 """
 
 from __future__ import annotations
@@ -246,6 +253,7 @@ class TcpTransport(Network):
         self._left: dict[int, float] = {}          # flow id -> bytes after the current chunk
         self._attached: dict[int, bool] = {}       # flow id -> a chunk is with the model
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
+        self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
         self.rounds_started = 0
         self.ramps_started = 0
         self.ramps_interrupted = 0
@@ -282,6 +290,7 @@ class TcpTransport(Network):
             conn.round_busy_s += self.env.now - conn.chunk_start_s
             conn.last_sent_s = self.env.now
         flow.remaining = (unsent or 0.0) + left
+        self._count_head(flow, -1)
         conn.head = None
         conn.token += 1
         if conn.queue:
@@ -303,6 +312,7 @@ class TcpTransport(Network):
     def _message_sent(self, conn: Connection, flow: Flow) -> None:
         """The head's last byte left: it propagates, and the next message starts."""
         del self._left[flow.id], self._attached[flow.id]
+        self._count_head(flow, -1)
         conn.head = None
         super()._transmitted(flow)
         if conn.queue:
@@ -314,6 +324,7 @@ class TcpTransport(Network):
         """Make the first queued message the head: idle restart, handshake, then send."""
         flow = conn.queue.popleft()
         conn.head = flow
+        self._count_head(flow, 1)
         now = self.env.now
         back = self.route(flow.dst, flow.src)
         conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
@@ -352,9 +363,9 @@ class TcpTransport(Network):
         flow = conn.head
         assert flow is not None
         now = self.env.now
-        if self.lone_ramps and self._left[flow.id] > 0 and flow.links:
+        if self.lone_ramps and self._left[flow.id] > 0 and flow.links and self._alone(flow):
             rate = self._lone_rate(flow)
-            if rate is not None and not (self._ramp_on and self._on_a_ramp(flow)):
+            if rate is not None:
                 self._start_ramp(conn, flow, rate, now)
                 return
         send, value = self._step(conn, flow, now)
@@ -451,9 +462,23 @@ class TcpTransport(Network):
 
     # -- on a virtual clock: a connection alone on its links -------------------------------
 
-    def _on_a_ramp(self, flow: Flow) -> bool:
-        ramp_on = self._ramp_on
-        return any(link in ramp_on for link in flow.links)
+    def _count_head(self, flow: Flow, delta: int) -> None:
+        """A message starts (+1) or stops (-1) being sent across its links."""
+        if self.shares_links:
+            senders = self._senders
+            for link in flow.links:
+                senders[link] += delta
+
+    def _alone(self, flow: Flow) -> bool:
+        """No other connection is sending a message across the head's links.
+
+        Stricter than the model's test (no other chunk on them now): a connection between two
+        rounds would take a ramp over at its next round, so a ramp is not worth starting.
+        """
+        if not self.shares_links:
+            return True
+        senders = self._senders
+        return all(senders[link] == 1 for link in flow.links)
 
     def _run_lone(self, conn: Connection, flow: Flow, rate_Bps: float, now: float,
                   until_s: float) -> tuple[int, float, float]:
