@@ -440,7 +440,7 @@ class TcpTransport(Network):
     def _attach(self, conn: Connection, flow: Flow, nbytes: float) -> None:
         """Hand ``nbytes`` of the head to the model now (the chunk's bookkeeping is done)."""
         if self._ramp_on:
-            for link in flow.links:  # a ramp on these links is no longer alone
+            for link in self._coupled_links(flow):  # a ramp on these links is no longer alone
                 other = self._ramp_on.get(link)
                 if other is not None:
                     self._materialise(other)
@@ -466,7 +466,7 @@ class TcpTransport(Network):
         """A message starts (+1) or stops (-1) being sent across its links."""
         if self.shares_links:
             senders = self._senders
-            for link in flow.links:
+            for link in self._coupled_links(flow):
                 senders[link] += delta
 
     def _alone(self, flow: Flow) -> bool:
@@ -478,7 +478,10 @@ class TcpTransport(Network):
         if not self.shares_links:
             return True
         senders = self._senders
-        return all(senders[link] == 1 for link in flow.links)
+        for link in self._coupled_links(flow):
+            if senders[link] != 1:
+                return False
+        return True
 
     def _run_lone(self, conn: Connection, flow: Flow, rate_Bps: float, now: float,
                   until_s: float) -> tuple[int, float, float]:
@@ -521,7 +524,7 @@ class TcpTransport(Network):
         self.ramps_started += 1
         if self.shares_links:
             ramp_on = self._ramp_on
-            for link in flow.links:
+            for link in self._coupled_links(flow):
                 ramp_on[link] = conn
         timer = simpy.Timeout(self.env, max(0.0, end_s - now))
         timer.callbacks.append(lambda _ev: self._on_ramp_end(conn, ramp))
@@ -532,7 +535,7 @@ class TcpTransport(Network):
         conn.ramp = None
         if self.shares_links:
             ramp_on = self._ramp_on
-            for link in conn.head.links:
+            for link in self._coupled_links(conn.head):
                 del ramp_on[link]
         return ramp
 
