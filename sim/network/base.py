@@ -395,14 +395,6 @@ class Network:
         """
         return None
 
-    def _coupled_links(self, flow: Flow) -> tuple[int, ...]:
-        """The links through which ``flow`` and other flows can change each other's rates.
-
-        Its path's finite links. (A model that puts demand elsewhere, e.g. ACKs on the reverse
-        path, adds those links: the ``tcp`` transport's closed-form ramps rely on this.)
-        """
-        return flow.links
-
 
 def _hubs(graph: nx.Graph) -> dict[str, str]:
     """Each leaf site (one neighbour) mapped to that neighbour, its hub.

@@ -162,12 +162,12 @@ class Connection:
     ``round_window`` bytes, of which ``round_sent`` are handed to the model, which spent
     ``round_busy_s`` sending them. ``head`` is the message being sent, ``queue`` the ones
     waiting behind it. ``ramp`` is set while the head's rounds run in closed form (see
-    :class:`LoneRamp`).
+    :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
                  "round_busy_s", "chunk_start_s", "last_sent_s", "ready_s", "head", "queue",
-                 "rtt_s", "token", "used", "ramp")
+                 "rtt_s", "token", "used", "ramp", "links")
 
     def __init__(self, cwnd: float) -> None:
         self.cwnd = cwnd
@@ -186,6 +186,7 @@ class Connection:
         self.token = 0            # invalidates a pending round timer
         self.used = False
         self.ramp: LoneRamp | None = None
+        self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
 
 
 ROUND_STATE = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
@@ -290,7 +291,7 @@ class TcpTransport(Network):
             conn.round_busy_s += self.env.now - conn.chunk_start_s
             conn.last_sent_s = self.env.now
         flow.remaining = (unsent or 0.0) + left
-        self._count_head(flow, -1)
+        self._count_head(conn, -1)
         conn.head = None
         conn.token += 1
         if conn.queue:
@@ -312,7 +313,7 @@ class TcpTransport(Network):
     def _message_sent(self, conn: Connection, flow: Flow) -> None:
         """The head's last byte left: it propagates, and the next message starts."""
         del self._left[flow.id], self._attached[flow.id]
-        self._count_head(flow, -1)
+        self._count_head(conn, -1)
         conn.head = None
         super()._transmitted(flow)
         if conn.queue:
@@ -324,10 +325,12 @@ class TcpTransport(Network):
         """Make the first queued message the head: idle restart, handshake, then send."""
         flow = conn.queue.popleft()
         conn.head = flow
-        self._count_head(flow, 1)
         now = self.env.now
         back = self.route(flow.dst, flow.src)
         conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
+        if self.shares_links:
+            conn.links = flow.links + back[0] if back is not None else flow.links
+            self._count_head(conn, 1)
         tcp = self.tcp
         if not conn.used:
             conn.used = True
@@ -359,7 +362,7 @@ class TcpTransport(Network):
         flow = conn.head
         assert flow is not None
         now = self.env.now
-        if self.lone_ramps and self._left[flow.id] > 0 and flow.links and self._alone(flow):
+        if self.lone_ramps and self._left[flow.id] > 0 and flow.links and self._alone(conn):
             rate = self._lone_rate(flow)
             if rate is not None:
                 self._start_ramp(conn, flow, rate, now)
@@ -436,7 +439,7 @@ class TcpTransport(Network):
     def _attach(self, conn: Connection, flow: Flow, nbytes: float) -> None:
         """Hand ``nbytes`` of the head to the model now (the chunk's bookkeeping is done)."""
         if self._ramp_on:
-            for link in self._coupled_links(flow):  # a ramp on these links is no longer alone
+            for link in conn.links:  # a ramp there is no longer alone
                 other = self._ramp_on.get(link)
                 if other is not None:
                     self._materialise(other)
@@ -458,23 +461,26 @@ class TcpTransport(Network):
 
     # -- on a virtual clock: a connection alone on its links -------------------------------
 
-    def _count_head(self, flow: Flow, delta: int) -> None:
-        """A message starts (+1) or stops (-1) being sent across its links."""
+    def _count_head(self, conn: Connection, delta: int) -> None:
+        """The head starts (+1) or stops (-1) being sent across its links there and back."""
         if self.shares_links:
             senders = self._senders
-            for link in self._coupled_links(flow):
+            for link in conn.links:
                 senders[link] += delta
 
-    def _alone(self, flow: Flow) -> bool:
-        """No other connection is sending a message across the head's links.
+    def _alone(self, conn: Connection) -> bool:
+        """No other message is being sent across the links of the head's path there and back.
 
-        Stricter than the model's test (no other chunk on them now): a connection between two
-        rounds would take a ramp over at its next round, so a ramp is not worth starting.
+        Stricter than the model's test (no other chunk on the path now): a connection between
+        two rounds would take a ramp over at its next round, so a ramp is not worth starting.
+        The way back counts too: a model may load it (ACKs), so a flow there could change
+        this one's rate or this one its. A path whose two ways share a link counts twice on
+        it, so it never ramps (its own ACKs could slow it).
         """
         if not self.shares_links:
             return True
         senders = self._senders
-        for link in self._coupled_links(flow):
+        for link in conn.links:
             if senders[link] != 1:
                 return False
         return True
@@ -520,7 +526,7 @@ class TcpTransport(Network):
         self.ramps_started += 1
         if self.shares_links:
             ramp_on = self._ramp_on
-            for link in self._coupled_links(flow):
+            for link in conn.links:
                 ramp_on[link] = conn
         timer = simpy.Timeout(self.env, max(0.0, end_s - now))
         timer.callbacks.append(lambda _ev: self._on_ramp_end(conn, ramp))
@@ -531,7 +537,7 @@ class TcpTransport(Network):
         conn.ramp = None
         if self.shares_links:
             ramp_on = self._ramp_on
-            for link in self._coupled_links(conn.head):
+            for link in conn.links:
                 del ramp_on[link]
         return ramp
 
