@@ -350,7 +350,7 @@ class TcpTransport(Network):
                 conn.probing = False
                 conn.round_start_s = -INF  # a new round starts with the message
                 conn.round_window = conn.round_sent = 0.0
-        self._pump(conn)
+        self._pump(conn, first=True)
 
     def _unlimited(self, conn: Connection, flow: Flow) -> bool:
         """True when the window cannot limit this message: send it as one fluid flow."""
@@ -361,12 +361,19 @@ class TcpTransport(Network):
         usable = min((self.capacity_Bps[link] for link in flow.links), default=INF)
         return usable * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
 
-    def _pump(self, conn: Connection) -> None:
-        """Hand the head message's next chunk to the model, or wait for the next round."""
+    def _pump(self, conn: Connection, first: bool = False) -> None:
+        """Hand the head message's next chunk to the model, or wait for the next round.
+
+        A message alone on its links runs its rounds in closed form (:meth:`_start_ramp`);
+        where links are shared, only from its second step on (``first``: its start), so that
+        messages starting together (a pair exchanging both ways) do not start ramps that the
+        next one takes over at once.
+        """
         flow = conn.head
         assert flow is not None
         now = self.env.now
-        if self.lone_ramps and self._left[flow.id] > 0 and flow.links and self._alone(conn):
+        if (self.lone_ramps and not (first and self.shares_links) and self._left[flow.id] > 0
+                and flow.links and self._alone(conn)):
             rate = self._lone_rate(flow)
             if rate is not None:
                 self._start_ramp(conn, flow, rate, now)
