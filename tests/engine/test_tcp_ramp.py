@@ -209,6 +209,6 @@ def test_closed_form_ramps_equal_the_per_round_mechanism(topology, model, tcp, p
                                                            rel=RAMP_REL, abs=1e-9)
     assert fast.network.active_flows == slow.network.active_flows == 0
     assert slow.network.ramps_started == 0
-    if any(size > 0 and a % fast.num_nodes != b % fast.num_nodes
-           for _, a, b, size, _ in plan) and not fault_plan:
-        assert fast.network.ramps_started > 0  # (the first message always starts alone)
+    if model == "ideal" and not fault_plan and any(
+            size > 0 and a % fast.num_nodes != b % fast.num_nodes for _, a, b, size, _ in plan):
+        assert fast.network.ramps_started > 0  # (under ideal every message ramps)
