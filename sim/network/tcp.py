@@ -189,7 +189,8 @@ class TcpTransport(Network):
 
     A mixin: ``TcpMaxMinNetwork(TcpTransport, MaxMinNetwork)``. A message's :class:`Flow` is
     handed to the model in *chunks* (``flow.remaining`` set to the chunk's bytes); the bytes of
-    the message after the current chunk are its connection's ``left``.
+    the message after the current chunk are its connection's ``left`` (``flow.transport`` is
+    the connection).
     """
 
     transport_name = "tcp"
@@ -212,6 +213,7 @@ class TcpTransport(Network):
         conn = self._connections.get(key)
         if conn is None:
             conn = self._connections[key] = Connection(self.tcp.initial_window_bytes)
+        flow.transport = conn
         if conn.head is None:  # (nothing waits behind an idle connection)
             self._next_message(conn, flow)
         elif conn.queue is None:
@@ -220,7 +222,7 @@ class TcpTransport(Network):
             conn.queue.append(flow)
 
     def _stop(self, flow: Flow) -> None:
-        conn = self._connections[(flow.src, flow.dst)]
+        conn: Connection = flow.transport
         if conn.head is not flow:
             assert conn.queue is not None  # a message that is not the head waits in the queue
             conn.queue.remove(flow)
@@ -240,7 +242,7 @@ class TcpTransport(Network):
             self._next_message(conn, conn.queue.popleft())
 
     def _transmitted(self, flow: Flow) -> None:
-        conn = self._connections.get((flow.src, flow.dst))
+        conn: Connection | None = flow.transport
         if conn is None or conn.head is not flow:  # not one of ours (cannot happen: every
             super()._transmitted(flow)             # flow goes through _start)
             return
