@@ -152,17 +152,15 @@ class Connection:
 
     ``cwnd`` is the congestion window (bytes); a round started at ``round_start_s`` may send
     ``round_window`` bytes, of which ``round_sent`` are handed to the model, which spent
-    ``round_busy_s`` sending them. ``head`` is the message being sent: ``left`` of its bytes
-    come after the chunk handed to the model last, and ``attached`` says whether that chunk is
-    still with the model. ``queue`` holds the messages waiting behind the head; it is made
-    when one first waits (``None`` before): most connections carry one message at a time, and
-    an empty ``deque`` costs about 600 bytes per connection, the largest part of a world of
-    100,000 nodes.
+    ``round_busy_s`` sending them. ``head`` is the message being sent, ``queue`` the ones
+    waiting behind it, made when one first waits (``None`` before): most connections carry one
+    message at a time, and an empty ``deque`` costs about 600 bytes, the largest part of a
+    world of 100,000 nodes before.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
-                 "round_busy_s", "chunk_start_s", "last_sent_s", "ready_s", "head", "left",
-                 "attached", "queue", "rtt_s", "token", "used")
+                 "round_busy_s", "chunk_start_s", "last_sent_s", "ready_s", "head", "queue",
+                 "rtt_s", "token", "used")
 
     def __init__(self, cwnd: float) -> None:
         self.cwnd = cwnd
@@ -176,8 +174,6 @@ class Connection:
         self.last_sent_s = -INF   # when the last byte of the last chunk left
         self.ready_s = -INF       # end of the handshake
         self.head: Flow | None = None
-        self.left = 0.0           # bytes of the head after its current chunk
-        self.attached = False     # the head's current chunk is with the model
         self.queue: deque[Flow] | None = None
         self.rtt_s = 0.0
         self.token = 0            # invalidates a pending round timer
@@ -189,8 +185,8 @@ class TcpTransport(Network):
 
     A mixin: ``TcpMaxMinNetwork(TcpTransport, MaxMinNetwork)``. A message's :class:`Flow` is
     handed to the model in *chunks* (``flow.remaining`` set to the chunk's bytes); the bytes of
-    the message after the current chunk are its connection's ``left`` (``flow.transport`` is
-    the connection).
+    the message after the current chunk are ``self._left[flow.id]``. ``flow.transport`` is the
+    flow's connection.
     """
 
     transport_name = "tcp"
@@ -204,6 +200,8 @@ class TcpTransport(Network):
         kwargs["tcp_efficiency"] = self.tcp.efficiency
         super().__init__(*args, **kwargs)
         self._connections: dict[tuple[int, int], Connection] = {}
+        self._left: dict[int, float] = {}          # flow id -> bytes after the current chunk
+        self._attached: dict[int, bool] = {}       # flow id -> a chunk is with the model
         self.rounds_started = 0
 
     # -- the model's interface -----------------------------------------------------------------
@@ -213,6 +211,8 @@ class TcpTransport(Network):
         conn = self._connections.get(key)
         if conn is None:
             conn = self._connections[key] = Connection(self.tcp.initial_window_bytes)
+        self._left[flow.id] = flow.nbytes
+        self._attached[flow.id] = False
         flow.transport = conn
         if conn.head is None:  # (nothing waits behind an idle connection)
             self._next_message(conn, flow)
@@ -223,36 +223,40 @@ class TcpTransport(Network):
 
     def _stop(self, flow: Flow) -> None:
         conn: Connection = flow.transport
+        left = self._left.pop(flow.id)
+        attached = self._attached.pop(flow.id)
         if conn.head is not flow:
             assert conn.queue is not None  # a message that is not the head waits in the queue
             conn.queue.remove(flow)
             flow.remaining = flow.nbytes
             return
-        if conn.attached:
+        if attached:
             super()._stop(flow)                # brings flow.remaining up to date
             conn.round_sent -= flow.remaining  # the unsent part of the chunk was never sent
             conn.round_busy_s += self.env.now - conn.chunk_start_s
             conn.last_sent_s = self.env.now
         else:
             flow.remaining = 0.0
-        flow.remaining += conn.left
+        flow.remaining += left
         conn.head = None
         conn.token += 1
         if conn.queue:
             self._next_message(conn, conn.queue.popleft())
 
     def _transmitted(self, flow: Flow) -> None:
-        conn: Connection | None = flow.transport
-        if conn is None or conn.head is not flow:  # not one of ours (cannot happen: every
-            super()._transmitted(flow)             # flow goes through _start)
+        attached = self._attached.get(flow.id)
+        if attached is None:  # not one of ours (cannot happen: every flow goes through _start)
+            super()._transmitted(flow)
             return
+        conn: Connection = flow.transport
         now = self.env.now
-        conn.attached = False
+        self._attached[flow.id] = False
         conn.last_sent_s = now
         conn.round_busy_s += now - conn.chunk_start_s
-        if conn.left > 0:
+        if self._left[flow.id] > 0:
             self._pump(conn)
             return
+        del self._left[flow.id], self._attached[flow.id]
         conn.head = None
         super()._transmitted(flow)
         if conn.queue:
@@ -263,8 +267,6 @@ class TcpTransport(Network):
     def _next_message(self, conn: Connection, flow: Flow) -> None:
         """Make ``flow`` the head: idle restart, handshake, then send."""
         conn.head = flow
-        conn.left = flow.nbytes
-        conn.attached = False
         now = self.env.now
         back = self.route(flow.dst, flow.src)
         conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
@@ -306,7 +308,7 @@ class TcpTransport(Network):
         if now < conn.ready_s:
             self._wake_at(conn, conn.ready_s)
             return
-        left = conn.left
+        left = self._left[flow.id]
         if left <= 0 or self._unlimited(conn, flow):
             self._send(conn, flow, left)
             return
@@ -349,13 +351,13 @@ class TcpTransport(Network):
         self.rounds_started += 1
 
     def _send(self, conn: Connection, flow: Flow, nbytes: float) -> None:
-        conn.left -= nbytes
+        self._left[flow.id] -= nbytes
         conn.round_sent += nbytes
         conn.chunk_start_s = self.env.now
         flow.remaining = nbytes
         flow.last_s = self.env.now
         flow.rate = 0.0  # a chunk joins its links as a new flow (the model rates it afresh)
-        conn.attached = True
+        self._attached[flow.id] = True
         super()._start(flow)
 
     def _wake_at(self, conn: Connection, when_s: float) -> None:
