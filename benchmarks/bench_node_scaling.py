@@ -18,10 +18,10 @@ change of load falls on all of them alike. The table gives the median cost per n
 the spread (lowest-highest) of the repetitions, the ratio of the medians, and the range of the
 ratio over the repetitions (repetition i of each size against repetition i of the smallest).
 
-``--baseline DIR`` runs the same children from another checkout too (e.g. an older commit
-unpacked with ``git archive``), each right after this checkout's run of the same size and
-repetition, and adds its rows and the ratio this/baseline per size: before and after measured
-side by side, under the same load.
+``--baseline DIR [DIR ...]`` runs the same children from other checkouts too (e.g. older
+commits unpacked with ``git archive``; each named by its directory's name), each right after
+this checkout's run of the same size and repetition, and adds their rows and the ratio
+this/baseline per size: before and after measured side by side, under the same load.
 
 Scenario: ``uniform`` topology (10 ms apart, 1 Gbit/s access links), DiLoCo with H = 1 and a
 ``tree`` all-reduce of llama-125m's outer gradient (2 (N - 1) messages per outer step),
@@ -115,8 +115,8 @@ def main() -> None:
     parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
                         help="network.transport (default: the scenario default)")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="per run")
-    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
-                        help="another checkout (e.g. an older commit) to run alongside")
+    parser.add_argument("--baseline", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="other checkouts (e.g. older commits) to run alongside")
     parser.add_argument("--child", nargs=3, metavar=("NODES", "LEVEL", "NETWORK"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,9 +130,13 @@ def main() -> None:
           f"process; CPU time")
     sizes = sorted(args.sizes)
     codes = {"this": ROOT}
-    if args.baseline is not None:
-        codes["baseline"] = args.baseline.resolve()
-        print(f"this = {ROOT}, baseline = {codes['baseline']}")
+    for other in args.baseline:
+        codes[other.resolve().name] = other.resolve()
+    if args.baseline:
+        print(", ".join(f"{code} = {root}" for code, root in codes.items()))
+    if len(codes) != 1 + len(args.baseline):
+        parser.error("--baseline: give checkouts whose directories have distinct names, "
+                     "other than 'this'")
     runs: dict[tuple[str, str, str, int], list[dict | None]] = {}
     for network in args.networks:
         for level in args.levels:
@@ -175,10 +179,10 @@ def main() -> None:
                           f"{min(ratios):.2f}-{max(ratios):.2f}x | {peak:,.0f} | "
                           f"{peak / nodes * 1024:.1f} |")
                     verdicts.append((code, network, level, nodes, ratio))
-    if "baseline" in codes:
-        print("\ncost per node-step, this / baseline (medians):")
+    for other in list(codes)[1:]:
+        print(f"\ncost per node-step, this / {other} (medians):")
         for (code, network, level, nodes), med in medians.items():
-            old = medians.get(("baseline", network, level, nodes))
+            old = medians.get((other, network, level, nodes))
             if code == "this" and old:
                 print(f"  {network} {level} {nodes:,}: {med / old:.2f}x")
     print(f"\ntarget: cost per node-step at the largest size within {TARGET_RATIO}x of the "
