@@ -24,7 +24,8 @@ order on one connection, opened before the start; a message with dependencies is
 receivers of its dependencies have reported delivery (over pipes, with no network delay, like
 the simulators' oracle). Connections use CUBIC, set on the lab's routes (``congctl``: this host
 defaults to BBR) and read back from every socket; ssthresh caching between connections is off
-(``tcp_no_metrics_save``), and ``tcp_rmem``'s maximum is the grid's 6 MiB.
+(``tcp_no_metrics_save``), and ``tcp_rmem``'s maximum is the grid's 6 MiB (its default, where
+receive-window autotuning starts, is the kernel's 128 KiB; ``--rmem-default`` changes it).
 
 Per run it records each message's delivery, the bottleneck tbf's drops, the delay line's
 counters (read = written + dropped + held; the largest packet; how late writes were), and the
@@ -75,6 +76,8 @@ FRAME_OVERHEAD = 14          # Ethernet header, counted by tbf on the L3 TUN dev
 JOB_TIMEOUT_S = 120.0
 DELAYLINE_MAX_S = 900.0      # the delay line of one case ends itself after this
 HYSTART_SHORT = TcpConfig(hystart_short_rtt_exit=True)
+RMEM_DEFAULT = 131072        # tcp_rmem's default (a new socket's receive buffer), the kernel's
+RMEM_MAX = 6291456           # tcp_rmem's maximum: the grid's 6 MiB (the kernel's is 32 MiB)
 NS3_CSV = HERE / "ns3_reference.csv"
 
 
@@ -178,8 +181,9 @@ def compile_delayline(workdir: str) -> str:
 class Lab:
     """The namespaces, links and qdiscs of one case; :meth:`close` removes them all."""
 
-    def __init__(self, case: Case, binary: str) -> None:
+    def __init__(self, case: Case, binary: str, rmem_default: int = RMEM_DEFAULT) -> None:
         self.case = case
+        self.rmem_default = rmem_default
         self.binary = binary
         self.prefix = f"dtsim-dl-{os.getpid()}-"
         self.switch = f"{self.prefix}sw"
@@ -206,7 +210,7 @@ class Lab:
             for key, value in (("net.ipv6.conf.all.disable_ipv6", "1"),
                                ("net.ipv6.conf.default.disable_ipv6", "1"),
                                ("net.ipv4.tcp_no_metrics_save", "1"),
-                               ("net.ipv4.tcp_rmem", "4096 131072 6291456")):
+                               ("net.ipv4.tcp_rmem", f"4096 {self.rmem_default} {RMEM_MAX}")):
                 sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
         sh("ip", "netns", "exec", sw, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         links = []
@@ -525,9 +529,10 @@ def rtt_check(lab: Lab, agents: Agents, port: int) -> dict:
             "min_ms": min(rtts), "median_ms": statistics.median(rtts), "count": len(rtts)}
 
 
-def measure(case: Case, binary: str, repeats: int) -> tuple[list[Run], dict]:
+def measure(case: Case, binary: str, repeats: int,
+            rmem_default: int = RMEM_DEFAULT) -> tuple[list[Run], dict]:
     """Build the lab for ``case``, check its RTT and run the case ``repeats`` times."""
-    lab = Lab(case, binary)
+    lab = Lab(case, binary, rmem_default)
     agents = None
     try:
         lab.build()
@@ -677,12 +682,19 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="",
                         help="run only cases whose name contains this ('a|b': a or b)")
     parser.add_argument("--big", action="store_true", help="also the 100 MB 10 Mbit/s flows")
+    parser.add_argument("--rmem-default", type=int, default=RMEM_DEFAULT,
+                        help="tcp_rmem's default in every namespace, bytes: a new socket's "
+                             "receive buffer, where receive-window autotuning starts")
     parser.add_argument("--save", default="", help="write every run here (JSON)")
     parser.add_argument("--table-from", default="",
                         help="measure nothing: the table of saved runs, predicted by this dtsim")
     args = parser.parse_args(argv)
     if not 1 <= args.repeats <= 20:
         print("delayline_reference: --repeats must be 1 to 20", file=sys.stderr)
+        return 2
+    if not 4096 <= args.rmem_default <= RMEM_MAX:
+        print(f"delayline_reference: --rmem-default must be 4096 to {RMEM_MAX} bytes",
+              file=sys.stderr)
         return 2
     ns3 = ns3_rows()
     if args.table_from:
@@ -716,7 +728,7 @@ def main(argv=None) -> int:
         binary = compile_delayline(workdir)
         for case in cases:
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-            runs, rtt = measure(case, binary, args.repeats)
+            runs, rtt = measure(case, binary, args.repeats, args.rmem_default)
             as_json = [run_to_json(r) for r in runs]
             saved.append({"case": case.name, "load": load, "rtt": rtt, "runs": as_json})
             rows.append(row(case, as_json, ns3))
@@ -742,6 +754,7 @@ def main(argv=None) -> int:
                 "kernel": os.uname().release, "host": os.uname().nodename,
                 "cpus": os.cpu_count(), "load_before": load_before, "load_after": load_after,
                 "nice": os.nice(0), "repeats": args.repeats,
+                "tcp_rmem": f"4096 {args.rmem_default} {RMEM_MAX}",
                 "command": "python benchmarks/validate_network/delayline_reference.py "
                            + " ".join(argv if argv is not None else sys.argv[1:])}
         write_runs(args.save, meta, saved)
