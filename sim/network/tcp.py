@@ -347,12 +347,8 @@ class TcpTransport(Network):
             rto = conn.rtt_s + tcp.min_rto_s
             idle = now - conn.last_sent_s
             if idle > rto:
-                restart = min(tcp.initial_window_bytes, conn.cwnd)
-                cwnd = conn.cwnd
-                while idle > rto and cwnd > restart:  # Linux tcp_cwnd_restart: halve per RTO
-                    cwnd /= 2
-                    idle -= rto
-                conn.cwnd = max(cwnd, restart)
+                conn.cwnd = idle_restart_window_bytes(conn.cwnd, idle, rto,
+                                                      tcp.initial_window_bytes)
                 conn.slow_start = True
                 conn.probing = False
                 conn.round_start_s = -INF  # a new round starts with the message
@@ -625,3 +621,46 @@ def slow_start_send_time_s(nbytes: float, rtt_s: float, rate_Bps: float,
         left -= window
         t += rtt_s
         window *= 2
+
+
+def idle_restart_window_bytes(cwnd_bytes: float, idle_s: float, rto_s: float,
+                              initial_window_bytes: float) -> float:
+    """The window a connection restarts slow start with after ``idle_s`` of silence.
+
+    Linux ``tcp_cwnd_restart``: once the connection has been idle longer than its RTO the window
+    is halved once per RTO of idleness, but not below the restart window ``min(IW, cwnd)``.
+    ``idle_s <= rto_s`` leaves the window as it is (and slow start is not restarted).
+    """
+    if idle_s <= rto_s:
+        return cwnd_bytes
+    restart = min(initial_window_bytes, cwnd_bytes)
+    cwnd = cwnd_bytes
+    while idle_s > rto_s and cwnd > restart:
+        cwnd /= 2
+        idle_s -= rto_s
+    return max(cwnd, restart)
+
+
+def slow_start_window_after(nbytes: float, rtt_s: float, rate_Bps: float,
+                            initial_window_bytes: float = 14480.0,
+                            max_window_bytes: float = INF) -> tuple[float, bool]:
+    """``(cwnd, still in slow start)`` of a lone connection after sending ``nbytes``.
+
+    The rounds of :func:`slow_start_send_time_s`: the window doubles from
+    ``initial_window_bytes`` each round. :class:`TcpTransport` ends slow start when the next
+    round opens after a round that took a whole RTT to send (the pipe was full: ``cwnd`` stays
+    that round's window) or when the window reaches ``max_window_bytes``; a message that ends
+    before then leaves the connection in slow start with the window of its last round.
+    """
+    sent, window = 0.0, min(float(initial_window_bytes), max_window_bytes)
+    while True:
+        full = window / rate_Bps >= FULL_ROUND * rtt_s
+        if sent + window >= nbytes:             # the message ends in this round
+            return window, True
+        sent += window
+        if full:
+            return window, False                # the next round finds the pipe was full
+        grown = min(2 * window, max_window_bytes)
+        if grown >= max_window_bytes:
+            return grown, False                 # the next round opens at the cap
+        window = grown
