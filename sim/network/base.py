@@ -20,7 +20,7 @@ Every byte of a transfer is either delivered or cut: ``sent == delivered + cut``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -66,7 +66,7 @@ class Flow:
     rate: float = 0.0               # bytes/s
     last_s: float = 0.0             # when ``remaining`` was last brought up to date
     version: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    transport: Any = None           # a transport's state of the flow (tcp: its connection)
 
 
 class Network:

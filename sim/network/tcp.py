@@ -162,8 +162,10 @@ class Connection:
     ``cwnd`` is the congestion window (bytes); a round started at ``round_start_s`` may send
     ``round_window`` bytes, of which ``round_sent`` are handed to the model, which spent
     ``round_busy_s`` sending them. ``head`` is the message being sent, ``queue`` the ones
-    waiting behind it. ``ramp`` is set while the head's rounds run in closed form (see
-    :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
+    waiting behind it, made when one first waits (``None`` before): most connections carry one
+    message at a time, and an empty ``deque`` costs about 600 bytes, the largest part of a
+    world of 100,000 nodes before. ``ramp`` is set while the head's rounds run in closed form
+    (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
@@ -182,7 +184,7 @@ class Connection:
         self.last_sent_s = -INF   # when the last byte of the last chunk left
         self.ready_s = -INF       # end of the handshake
         self.head: Flow | None = None
-        self.queue: deque[Flow] = deque()
+        self.queue: deque[Flow] | None = None
         self.rtt_s = 0.0
         self.token = 0            # invalidates a pending round timer
         self.used = False
@@ -225,7 +227,8 @@ class TcpTransport(Network):
 
     A mixin: ``TcpMaxMinNetwork(TcpTransport, MaxMinNetwork)``. A message's :class:`Flow` is
     handed to the model in *chunks* (``flow.remaining`` set to the chunk's bytes); the bytes of
-    the message after the current chunk are ``self._left[flow.id]``.
+    the message after the current chunk are ``self._left[flow.id]``. ``flow.transport`` is the
+    flow's connection.
 
     The round logic (:meth:`_step`, :meth:`_new_round`, :meth:`_chunk_ended`) reads the clock
     only through its ``now`` argument, so it runs the same on the simulator's clock (one chunk
@@ -269,18 +272,23 @@ class TcpTransport(Network):
             conn = self._connections[key] = Connection(self.tcp.initial_window_bytes)
         self._left[flow.id] = flow.nbytes
         self._attached[flow.id] = False
-        conn.queue.append(flow)
-        if conn.head is None:
-            self._next_message(conn)
+        flow.transport = conn
+        if conn.head is None:  # (nothing waits behind an idle connection)
+            self._next_message(conn, flow)
+        elif conn.queue is None:
+            conn.queue = deque((flow,))
+        else:
+            conn.queue.append(flow)
 
     def _stop(self, flow: Flow) -> None:
-        conn = self._connections[(flow.src, flow.dst)]
+        conn: Connection = flow.transport
         unsent = None  # bytes of the chunk being sent that have not left
         if conn.head is flow and conn.ramp is not None:
             unsent = self._materialise(conn, attach=False)
         left = self._left.pop(flow.id)
         attached = self._attached.pop(flow.id)
         if conn.head is not flow:
+            assert conn.queue is not None  # a message that is not the head waits in the queue
             conn.queue.remove(flow)
             flow.remaining = flow.nbytes
             return
@@ -296,14 +304,14 @@ class TcpTransport(Network):
         conn.head = None
         conn.token += 1
         if conn.queue:
-            self._next_message(conn)
+            self._next_message(conn, conn.queue.popleft())
 
     def _transmitted(self, flow: Flow) -> None:
         attached = self._attached.get(flow.id)
         if attached is None:  # not one of ours (cannot happen: every flow goes through _start)
             super()._transmitted(flow)
             return
-        conn = self._connections[(flow.src, flow.dst)]
+        conn: Connection = flow.transport
         self._attached[flow.id] = False
         self._chunk_ended(conn, self.env.now)
         if self._left[flow.id] > 0:
@@ -318,13 +326,12 @@ class TcpTransport(Network):
         conn.head = None
         super()._transmitted(flow)
         if conn.queue:
-            self._next_message(conn)
+            self._next_message(conn, conn.queue.popleft())
 
     # -- connections -------------------------------------------------------------------------
 
-    def _next_message(self, conn: Connection) -> None:
-        """Make the first queued message the head: idle restart, handshake, then send."""
-        flow = conn.queue.popleft()
+    def _next_message(self, conn: Connection, flow: Flow) -> None:
+        """Make ``flow`` the head: idle restart, handshake, then send."""
         conn.head = flow
         now = self.env.now
         back = self.route(flow.dst, flow.src)
@@ -341,12 +348,8 @@ class TcpTransport(Network):
             rto = conn.rtt_s + tcp.min_rto_s
             idle = now - conn.last_sent_s
             if idle > rto:
-                restart = min(tcp.initial_window_bytes, conn.cwnd)
-                cwnd = conn.cwnd
-                while idle > rto and cwnd > restart:  # Linux tcp_cwnd_restart: halve per RTO
-                    cwnd /= 2
-                    idle -= rto
-                conn.cwnd = max(cwnd, restart)
+                conn.cwnd = idle_restart_window_bytes(conn.cwnd, idle, rto,
+                                                      tcp.initial_window_bytes)
                 conn.slow_start = True
                 conn.probing = False
                 conn.round_start_s = -INF  # a new round starts with the message
@@ -626,3 +629,46 @@ def slow_start_send_time_s(nbytes: float, rtt_s: float, rate_Bps: float,
         left -= window
         t += rtt_s
         window *= 2
+
+
+def idle_restart_window_bytes(cwnd_bytes: float, idle_s: float, rto_s: float,
+                              initial_window_bytes: float) -> float:
+    """The window a connection restarts slow start with after ``idle_s`` of silence.
+
+    Linux ``tcp_cwnd_restart``: once the connection has been idle longer than its RTO the window
+    is halved once per RTO of idleness, but not below the restart window ``min(IW, cwnd)``.
+    ``idle_s <= rto_s`` leaves the window as it is (and slow start is not restarted).
+    """
+    if idle_s <= rto_s:
+        return cwnd_bytes
+    restart = min(initial_window_bytes, cwnd_bytes)
+    cwnd = cwnd_bytes
+    while idle_s > rto_s and cwnd > restart:
+        cwnd /= 2
+        idle_s -= rto_s
+    return max(cwnd, restart)
+
+
+def slow_start_window_after(nbytes: float, rtt_s: float, rate_Bps: float,
+                            initial_window_bytes: float = 14480.0,
+                            max_window_bytes: float = INF) -> tuple[float, bool]:
+    """``(cwnd, still in slow start)`` of a lone connection after sending ``nbytes``.
+
+    The rounds of :func:`slow_start_send_time_s`: the window doubles from
+    ``initial_window_bytes`` each round. :class:`TcpTransport` ends slow start when the next
+    round opens after a round that took a whole RTT to send (the pipe was full: ``cwnd`` stays
+    that round's window) or when the window reaches ``max_window_bytes``; a message that ends
+    before then leaves the connection in slow start with the window of its last round.
+    """
+    sent, window = 0.0, min(float(initial_window_bytes), max_window_bytes)
+    while True:
+        full = window / rate_Bps >= FULL_ROUND * rtt_s
+        if sent + window >= nbytes:             # the message ends in this round
+            return window, True
+        sent += window
+        if full:
+            return window, False                # the next round finds the pipe was full
+        grown = min(2 * window, max_window_bytes)
+        if grown >= max_window_bytes:
+            return grown, False                 # the next round opens at the cap
+        window = grown
