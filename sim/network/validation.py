@@ -23,6 +23,21 @@ from sim.world import World
 from topologies import uniform
 
 
+NS3_TCP = TcpConfig(frame_bytes=1502, slow_start_after_idle=False, hystart_short_rtt_exit=True,
+                    ack_frame_bytes=54, segments_per_ack=2)
+"""The tcp transport as the ns-3 reference runs TCP: point-to-point links (PPP framing: 1448 +
+32 TCP + 20 IP + 2 PPP = 1502 wire bytes per segment, 54 per ACK with timestamps), ns-3's
+delayed ACKs (every 2 segments), no restart after idle, HyStart's ACK train of Linux < 5.7."""
+
+ACK_EVERY_SEGMENT = "[ack every segment]"
+"""Marks the reference cases that ns-3 ran with ``DelAckCount = 1``."""
+
+
+def ns3_tcp(case: Case) -> TcpConfig:
+    """:data:`NS3_TCP` for ``case``, with one ACK per segment where the reference had that."""
+    return replace(NS3_TCP, segments_per_ack=1) if ACK_EVERY_SEGMENT in case.name else NS3_TCP
+
+
 @dataclass(frozen=True, kw_only=True)
 class Message:
     """One message: ``nbytes`` from host ``src`` to ``dst``, no earlier than ``start_s``."""

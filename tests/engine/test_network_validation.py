@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.network.tcp import TcpConfig
-from sim.network.validation import predict, read_reference
+from sim.network.validation import ns3_tcp, predict, read_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = ROOT / "benchmarks" / "validate_network" / "ns3_reference.csv"
-# ns-3: PPP framing, no idle restart, HyStart's ACK train of Linux before 5.7
-PPP = TcpConfig(frame_bytes=1502, slow_start_after_idle=False, hystart_short_rtt_exit=True)
 
 # The target is 90% of the cases within 10% and every case within 20%. Measured (see
 # docs/network-model.md): 86% within 10% (44 of 51), worst -44.3% (a ring all-reduce of 4
@@ -39,7 +36,7 @@ def errors():
     out = []
     for case, measured in rows:
         ref = case.completion_s(measured)
-        tcp = case.completion_s(predict(case, tcp=PPP)) / ref - 1
+        tcp = case.completion_s(predict(case, tcp=ns3_tcp(case))) / ref - 1
         fluid = case.completion_s(predict(case, transport="fluid")) / ref - 1
         out.append((case.name, case.kind, tcp, fluid))
     return out
