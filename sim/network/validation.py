@@ -141,22 +141,36 @@ def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
 
 
 def schedule_messages(schedule: list[list[tuple[int, int, float]]], *, start_s: float = 0.0,
-                      window: int = 1, fences: tuple[int, ...] = ()) -> tuple[Message, ...]:
+                      window: int = 1, fences: tuple[int, ...] = (),
+                      notice_bytes: float | None = None) -> tuple[Message, ...]:
     """A collective's schedule as messages with dtsim's executor's dependencies.
 
     A node sends its messages of a round once its sends and receives of its earlier rounds
     are delivered, as :func:`sim.collectives.run_schedule` does; with a ``window`` of ``w`` only
-    those of its rounds up to ``w`` back, except at ``fences``.
+    those of its rounds up to ``w`` back, except at ``fences``. With ``notice_bytes`` (a
+    rendezvous) each message is preceded by its receiver's notice, sent from receiver to sender
+    once the receiver's own earlier rounds allow it to open the round, and the message waits
+    for it too.
     """
     messages: list[Message] = []
     rounds_of: dict[int, list[list[int]]] = {}  # node -> message ids of each of its rounds
+
+    def opened(node: int, r: int) -> tuple[int, ...]:
+        """The messages ``node`` must have had delivered before it opens round ``r``."""
+        mine = rounds_of.get(node, [])
+        cut = len(mine) if r in fences else len(mine) - window + 1
+        if window > 1 or fences:
+            return tuple(m for ids in mine[:max(0, cut)] for m in ids)
+        return tuple(mine[-1]) if mine else ()
+
     for r, rnd in enumerate(schedule):
         this: dict[int, list[int]] = {}
         for src, dst, nbytes in rnd:
-            mine = rounds_of.get(src, [])
-            cut = len(mine) if r in fences else len(mine) - window + 1
-            deps = tuple(m for ids in mine[:max(0, cut)] for m in ids) if window > 1 or fences \
-                else tuple(mine[-1]) if mine else ()
+            deps = opened(src, r)
+            if notice_bytes is not None:
+                messages.append(Message(src=dst, dst=src, nbytes=notice_bytes, start_s=start_s,
+                                        deps=opened(dst, r)))
+                deps = (*deps, len(messages) - 1)
             messages.append(Message(src=src, dst=dst, nbytes=nbytes, start_s=start_s,
                                     deps=deps))
             this.setdefault(src, []).append(len(messages) - 1)

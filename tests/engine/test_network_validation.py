@@ -75,7 +75,8 @@ def test_a_schedule_as_messages_runs_like_the_executor(transport):
     k, m = 4, 10e6
     schedule, fence = C.gloo_ring_allreduce_schedule(list(range(k)), m)
     case = Case(name="gloo", kind="collective", rate_bps=(100e6,) * k, delay_s=(0.005,) * k,
-                messages=schedule_messages(schedule, window=C.GLOO_WINDOW, fences=(fence,)))
+                messages=schedule_messages(schedule, window=C.GLOO_WINDOW, fences=(fence,),
+                                          notice_bytes=C.GLOO_NOTICE_BYTES))
     topo = replace(uniform(k), uplink_Bps=(12.5e6,) * k, downlink_Bps=(12.5e6,) * k,
                    access_latency_s=(0.005,) * k)
     world = World(topo, network=NetworkConfig(model="maxmin", transport=transport))
