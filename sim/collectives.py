@@ -322,7 +322,8 @@ class _ScheduleRun:
 
     def _send(self, node: int, i: int) -> None:
         """``node`` opens its round ``i``: send its messages (or arm them, and send notices)."""
-        if self.recvs is None:
+        notice = self.notice_bytes
+        if self.recvs is None or notice is None:
             for k in range(len(self.sends[node][i])):
                 self._transfer(node, i, k)
             return
@@ -330,7 +331,7 @@ class _ScheduleRun:
             self._arm(node, i, k)
         transfer = self.world.network.transfer
         for src, si, k in self.recvs[node][i]:  # "ready to receive", to each sender
-            ev = transfer(node, src, self.notice_bytes, self.label)
+            ev = transfer(node, src, notice, self.label)
             self.in_flight[ev] = node
             ev.callbacks.append(partial(self._noticed, src, si, k))
 

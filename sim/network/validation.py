@@ -22,7 +22,6 @@ from sim.network.tcp import TcpConfig
 from sim.world import World
 from topologies import uniform
 
-
 NS3_TCP = TcpConfig(frame_bytes=1502, slow_start_after_idle=False, hystart_short_rtt_exit=True,
                     ack_frame_bytes=54, segments_per_ack=2)
 """The tcp transport as the ns-3 reference runs TCP: point-to-point links (PPP framing: 1448 +
