@@ -15,6 +15,12 @@ pipeline.
     python benchmarks/bench_skippipe_schedule.py --reference maxmin
     python benchmarks/bench_skippipe_schedule.py --training    # real training, a few minutes
     python benchmarks/bench_skippipe_schedule.py --collisions reference   # or: ci
+    python benchmarks/bench_skippipe_schedule.py --collisions reference --transport tcp
+    python benchmarks/bench_skippipe_schedule.py --reference ideal --set network.transport=tcp
+    python benchmarks/bench_skippipe_schedule.py --reference ideal --seeds 0,1,2,3,4 [--set ...]
+    python benchmarks/bench_skippipe_schedule.py --reference ideal --budget [--set ...]
+    python benchmarks/bench_skippipe_schedule.py --reference ideal --set network.transport=tcp \
+        --set policies.skippipe.hop_costs=fluid --set policies.skippipe_blind.hop_costs=fluid
 """
 
 from __future__ import annotations
@@ -22,16 +28,36 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench_schedule(seed: int) -> None:
+def planner_costs(n: int, transport: str) -> tuple[np.ndarray, Any]:
+    """The reference's hop costs on ``n`` GCP nodes: ``(allocation hop_s, NodeCosts)``.
+
+    The allocation always prices hops as the authors (fluid); the path planner's costs follow
+    ``transport`` (``fluid``: the same matrix; ``tcp``: the tcp transport's closed forms).
+    """
+    from policies.pipeline.costs import NodeCosts, hop_costs
+    from sim.config import NetworkConfig
+    from sim.network.forecast import MessageForecast
+    from sim.world import World
+    from topologies import gcp_regions
+
+    world = World(gcp_regions(n), network=NetworkConfig(model="ideal", transport=transport),
+                  flops_per_s=1e12)
+    forecast = MessageForecast.of_network(world.network, n)
+    alloc_hop, _ = hop_costs(forecast, 32 * 2**20, 0.35, model="fluid")
+    hop, hops = hop_costs(forecast, 32 * 2**20, 0.35)
+    return alloc_hop, NodeCosts(hop_s=hop, forward_s=np.full(n, 0.055 * 8 * 4), transport=hops)
+
+
+def bench_schedule(seed: int, transport: str = "fluid") -> None:
     from policies.pipeline.allocation import random_allocation, search_allocation
     from policies.pipeline.cbs import CBSConfig
-    from policies.pipeline.costs import NodeCosts, hop_cost_matrix, network_matrices
     from policies.pipeline.paths import PathRules
     from policies.pipeline.schedules import (
         full_pipeline_microbatches,
@@ -40,16 +66,10 @@ def bench_schedule(seed: int) -> None:
         skippipe_routes,
         stage_of_nodes,
     )
-    from sim.config import NetworkConfig
-    from sim.world import World
-    from topologies import gcp_regions
 
     n, sizes, m = 20, [5, 3, 3, 3, 3, 3], 3
-    world = World(gcp_regions(n), network=NetworkConfig(model="ideal", transport="fluid"),
-                  flops_per_s=1e12)  # fluid: the authors' emulator
     t0 = time.perf_counter()
-    hop = hop_cost_matrix(*network_matrices(world.network, n), 32 * 2**20, 0.35)
-    costs = NodeCosts(hop_s=hop, forward_s=np.full(n, 0.055 * 8 * 4))
+    hop, costs = planner_costs(n, transport)  # fluid (default): the authors' emulator
     t1 = time.perf_counter()
     alloc = search_allocation(hop, sizes, np.random.default_rng(seed), restarts=8)
     t2 = time.perf_counter()
@@ -78,7 +98,7 @@ def bench_schedule(seed: int) -> None:
     print(f"total (allocation + aware CBS) {t2 - t1 + t5 - t4:.2f} s")
 
 
-def collision_budget(n: int, sizes: list[int], seed: int) -> None:
+def collision_budget(n: int, sizes: list[int], seed: int, transport: str = "fluid") -> None:
     """Where each method's predicted iteration goes (fluid, ideal network, timeline model).
 
     For the routes of each method on ``n`` nodes in the GCP regions with ``sizes`` replicas per
@@ -89,7 +109,6 @@ def collision_budget(n: int, sizes: list[int], seed: int) -> None:
     """
     from policies.pipeline.allocation import search_allocation
     from policies.pipeline.cbs import CBSConfig
-    from policies.pipeline.costs import NodeCosts, hop_cost_matrix, network_matrices
     from policies.pipeline.paths import PathRules
     from policies.pipeline.schedules import (
         agent_microbatches,
@@ -100,15 +119,9 @@ def collision_budget(n: int, sizes: list[int], seed: int) -> None:
         stage_of_nodes,
     )
     from policies.pipeline.timeline import simulate_iteration
-    from sim.config import NetworkConfig
-    from sim.world import World
-    from topologies import gcp_regions
 
     m = 3
-    world = World(gcp_regions(n), network=NetworkConfig(model="ideal", transport="fluid"),
-                  flops_per_s=1e12)
-    hop = hop_cost_matrix(*network_matrices(world.network, n), 32 * 2**20, 0.35)
-    costs = NodeCosts(hop_s=hop, forward_s=np.full(n, 0.055 * 8 * 4))
+    hop, costs = planner_costs(n, transport)
     alloc = search_allocation(hop, sizes, np.random.default_rng(seed), restarts=8)
     stage_of = stage_of_nodes(alloc.replicas, n)
     agents, loads = make_agents(alloc.replicas[0], 6, m, costs.forward_s)
@@ -123,7 +136,7 @@ def collision_budget(n: int, sizes: list[int], seed: int) -> None:
                                  CBSConfig(collision_aware=True))[0],
     }
     data = set(alloc.replicas[0])
-    print(f"{n} nodes, stages {sizes}, m = {m}")
+    print(f"{n} nodes, stages {sizes}, m = {m}, transport {transport}")
     print(f"{'routes':<8} {'iteration':>9} {'no m limit':>10} {'slowest alone':>13} "
           f"{'busiest node':>12} {'visits/node':>11}")
     for label, mbs in routes.items():
@@ -138,6 +151,50 @@ def collision_budget(n: int, sizes: list[int], seed: int) -> None:
         visits = sum(1 for r in nodes for v in r[1:] if v not in data) / (n - len(data))
         print(f"{label:<8} {tl.makespan_s:9.2f} {free.makespan_s:10.2f} {alone:13.2f} "
               f"{busy.max():12.2f} {visits:11.2f}")
+
+
+def scenario_budget(network: str, overrides: list[str]) -> None:
+    """Where the reference scenario's predicted iteration goes, with its policies' own routes.
+
+    Sets up each method of ``scenarios/skippipe-reference-<network>.toml`` (with ``overrides``,
+    e.g. ``network.transport=tcp``) as a run would, takes its first iteration's routes and
+    times them with the timeline model priced by the scenario's transport (exact on the
+    ``ideal`` network): the iteration; the same routes with no time collisions (a node runs
+    any number of tasks at once: what collision awareness could at most remove); with
+    unlimited memory slots; and the slowest microbatch alone.
+    """
+    import dataclasses
+
+    from policies.pipeline.costs import hop_costs
+    from policies.pipeline.timeline import simulate_iteration
+    from sim.network.forecast import MessageForecast
+    from sim.policy import RunContext
+    from sim.runner import build_policy, build_workload
+    from sim.scenario import load
+    from sim.world import World
+
+    spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml", overrides)
+    print(f"transport {spec.network.transport}; seconds")
+    print(f"{'method':<15} {'iteration':>9} {'no collisions':>13} {'no m limit':>10} "
+          f"{'slowest alone':>13}")
+    for label, config in spec.policy_configs(None):
+        policy = build_policy(config)
+        world = World.build(spec)
+        ctx = RunContext(world, build_workload(spec, world), spec.run)
+        policy.setup(ctx)
+        forecast = MessageForecast.of_network(world.network, world.num_nodes)
+        hop, hops = hop_costs(forecast, policy.executor.costs.activation_nbytes,
+                              policy.config.hop_overhead_s)
+        costs = dataclasses.replace(policy.node_costs, hop_s=hop, transport=hops)
+        mbs = policy.plan_iteration(ctx, 0)
+        nodes, chains = [mb.nodes for mb in mbs], [mb.chain for mb in mbs]
+        m = policy.config.memory_microbatches
+        it = simulate_iteration(costs, nodes, memory=m, chains=chains).makespan_s
+        free = simulate_iteration(costs, nodes, memory=m, chains=chains,
+                                  one_task_per_node=False).makespan_s
+        slots = simulate_iteration(costs, nodes, memory=10**6, chains=chains).makespan_s
+        alone = max(simulate_iteration(costs, [r], memory=m).makespan_s for r in nodes)
+        print(f"{label:<15} {it:9.2f} {free:13.2f} {slots:10.2f} {alone:13.2f}")
 
 
 def reference_table(network: str, overrides: list[str] | None = None) -> None:
@@ -155,6 +212,34 @@ def reference_table(network: str, overrides: list[str] | None = None) -> None:
         ar = float(h[h.metric == "allreduce_time_s"].value.mean())
         base = base or it
         print(f"{label:<16} {it:12.2f} {ar:13.2f} {it / base:8.3f}")
+
+
+def gains_over_seeds(network: str, seeds: list[int], overrides: list[str]) -> None:
+    """Scheduling and collision-awareness gains of the reference at several seeds (1 iteration).
+
+    The seed draws the node-to-stage allocation (and random skip's paths), so this shows how
+    much the gains depend on where the stages landed.
+    """
+    from sim.compare import compare
+    from sim.scenario import load
+
+    print(f"{'seed':>4} {'random s':>9} {'blind s':>8} {'aware s':>8} {'scheduling':>11} "
+          f"{'awareness':>10}")
+    sched, aware_gain = [], []
+    for seed in seeds:
+        spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml",
+                    [*overrides, f"seed={seed}", "run.steps=1"])
+        times = {}
+        for run in compare(spec, ["random_skip", "skippipe_blind", "skippipe"],
+                           processes=1).runs:
+            h = run.result.history
+            times[run.label] = float(h[h.metric == "pipeline_time_s"].value.mean())
+        r, b, a = times["random_skip"], times["skippipe_blind"], times["skippipe"]
+        sched.append(r / a)
+        aware_gain.append(b / a)
+        print(f"{seed:>4} {r:9.2f} {b:8.2f} {a:8.2f} {r / a:10.3f}x {b / a:9.3f}x")
+    print(f"mean {'':>27} {np.mean(sched):10.3f}x {np.mean(aware_gain):9.3f}x  "
+          f"(min {min(aware_gain):.3f}x, max {max(aware_gain):.3f}x)")
 
 
 def training_table() -> None:
@@ -187,18 +272,31 @@ def main() -> None:
                              "e.g. policies.skippipe.pipelined=false")
     parser.add_argument("--collisions", choices=["ci", "reference"], default=None,
                         help="where the predicted iteration goes: 12 nodes (6 x 2) or 20")
+    parser.add_argument("--budget", action="store_true",
+                        help="with --reference: where each method's iteration goes (its own "
+                             "routes, timeline model priced by the scenario's transport)")
+    parser.add_argument("--seeds", default=None,
+                        help="with --reference: gains at these seeds, e.g. 0,1,2,3,4")
+    parser.add_argument("--transport", choices=["fluid", "tcp"], default="fluid",
+                        help="for the schedule and --collisions: the transport the planner "
+                             "prices hops with (the table's: --set network.transport=tcp)")
     parser.add_argument("--training", action="store_true",
                         help="real training: scenarios/skippipe-training.toml")
     args = parser.parse_args()
     if args.collisions:
         n, sizes = (12, [2] * 6) if args.collisions == "ci" else (20, [5, 3, 3, 3, 3, 3])
-        collision_budget(n, sizes, args.seed)
+        collision_budget(n, sizes, args.seed, args.transport)
     elif args.training:
         training_table()
+    elif args.reference and args.budget:
+        scenario_budget(args.reference, args.overrides)
+    elif args.reference and args.seeds:
+        gains_over_seeds(args.reference, [int(x) for x in args.seeds.split(",")],
+                         args.overrides)
     elif args.reference:
         reference_table(args.reference, args.overrides)
     else:
-        bench_schedule(args.seed)
+        bench_schedule(args.seed, args.transport)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from sim.config import (  # noqa: E402
     Scenario,
 )
 from sim.network.maxmin import MaxMinNetwork  # noqa: E402
+from sim.network.tcp import TcpTransport  # noqa: E402
 from sim.runner import run  # noqa: E402
 from workloads import WorkloadConfig  # noqa: E402
 
@@ -120,6 +121,8 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
 
     ``maxmin-per-change`` is ``maxmin`` re-rating at every flow start and end instead of once per
     simulated instant (``MaxMinNetwork.coalesce = False``), the engine before coalescing.
+    ``ideal-per-round`` and ``maxmin-per-round`` run the ``tcp`` transport's every round on the
+    clock (``TcpTransport.lone_ramps = False``), the engine before closed-form ramps.
     """
     if network == "maxmin-per-change":
         MaxMinNetwork.coalesce = False
@@ -127,6 +130,14 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
             return measure(args, "maxmin")
         finally:
             MaxMinNetwork.coalesce = True
+    if network.endswith("-per-round"):
+        TcpTransport.lone_ramps = False
+        try:
+            found = measure(args, network.removesuffix("-per-round"))
+        finally:
+            TcpTransport.lone_ramps = True
+        found.network = network
+        return found
     policy = TimedDiLoCo(inner_steps=args.inner_steps, allreduce=args.allreduce)
     gc.collect()  # free the previous run's world first, so that runs do not pay for each other
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -168,8 +179,10 @@ def main() -> None:
                         help="one-way node-node latency (WAN latency on clusters), s")
     parser.add_argument("--bandwidth-Bps", type=float, default=1.25e8, help="access links, bytes/s")
     parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"],
-                        choices=["ideal", "maxmin", "maxmin-per-change"],
-                        help="maxmin-per-change: re-rate at every flow start/end (no coalescing)")
+                        choices=["ideal", "maxmin", "maxmin-per-change", "ideal-per-round",
+                                 "maxmin-per-round"],
+                        help="maxmin-per-change: re-rate at every flow start/end (no "
+                             "coalescing); *-per-round: tcp without closed-form ramps")
     parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
                         help="network.transport (default: the scenario default, tcp)")
     parser.add_argument("--seed", type=int, default=0)

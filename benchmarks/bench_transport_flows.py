@@ -4,8 +4,9 @@ The workload of ``bench_maxmin_flows.py``: every node runs ``--flows-per-node`` 
 sends a message of log-normal size (median ``--median-bytes``) to a random other node and the
 next one as soon as it is delivered. A *flow event* is a message's start or end; the tcp
 transport's extra work (slow-start rounds, window-capped rounds, in-order queues) is cost, not
-events. Both transports run side by side in one process on the ``maxmin`` model. Target: tcp at
-least half of fluid's events per second on 256 nodes.
+events. Both transports run side by side in one process on the ``maxmin`` model, and tcp a
+second time with every round on the clock (``per-round``: no closed-form ramps for connections
+alone on their links). Target: tcp at least half of fluid's events per second on 256 nodes.
 
     python benchmarks/bench_transport_flows.py                  # 64 and 256 nodes
     python benchmarks/bench_transport_flows.py --nodes 256 --topology residential
@@ -24,10 +25,14 @@ from sim.world import World
 
 
 def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: int,
-                 median_bytes: float, seed: int) -> dict:
-    """CPU time of ``flow_events`` message starts and ends after a warm-up."""
+                 median_bytes: float, seed: int, lone_ramps: bool = True) -> dict:
+    """CPU time of ``flow_events`` message starts and ends after a warm-up.
+
+    ``lone_ramps=False`` runs every tcp round on the clock (no closed-form ramps).
+    """
     world = World(topology, network=NetworkConfig(model="maxmin", transport=transport), seed=seed)
     net = world.network
+    net.lone_ramps = lone_ramps
     n = world.num_nodes
 
     def sender(node: int, slot: int):
@@ -50,7 +55,8 @@ def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: 
     cpu_s = time.process_time() - start
     events = net.flows_started + net.flows_finished - first
     return {"events_per_s": events / cpu_s, "sim_s": world.now - sim_start,
-            "rounds": getattr(net, "rounds_started", 0)}
+            "rounds": getattr(net, "rounds_started", 0),
+            "simpy_events": world.env.events_processed}
 
 
 def main() -> None:
@@ -63,7 +69,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"{'topology':<12} {'nodes':>5} {'fluid/s':>9} {'tcp/s':>9} {'tcp/fluid':>9} "
-          f"{'tcp rounds':>10}")
+          f"{'tcp rounds':>10} {'per-round/s':>11} {'per-round/fluid':>15}")
     for name in args.topology:
         for n in args.nodes:
             topology = make_topology(name, n, args.seed)
@@ -71,10 +77,11 @@ def main() -> None:
                           median_bytes=args.median_bytes, seed=args.seed)
             fluid = run_workload(topology, transport="fluid", **common)
             tcp = run_workload(topology, transport="tcp", **common)
+            old = run_workload(topology, transport="tcp", lone_ramps=False, **common)
             print(f"{name:<12} {n:>5} {fluid['events_per_s']:>9,.0f} {tcp['events_per_s']:>9,.0f} "
-                  f"{tcp['events_per_s'] / fluid['events_per_s']:>8.2f}x {tcp['rounds']:>10,}",
-                  flush=True)
-
+                  f"{tcp['events_per_s'] / fluid['events_per_s']:>8.2f}x {tcp['rounds']:>10,} "
+                  f"{old['events_per_s']:>11,.0f} "
+                  f"{old['events_per_s'] / fluid['events_per_s']:>14.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()

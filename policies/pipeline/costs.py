@@ -7,6 +7,11 @@ times and an ``(N,)`` vector of forward times. A hop from ``i`` to ``j`` costs::
     hop_s[i, j] = latency_s[i, j] + activation_nbytes / bandwidth_Bps[i, j] + hop_overhead_s
 
 (SkipPipe's cost model; its emulator adds a fixed 0.35 s per hop for host <-> device copies.)
+That is the ``fluid`` transport's price. Under ``tcp`` the planner prices a hop with the tcp
+transport's own closed forms (:mod:`sim.network.forecast`): ``hop_s`` is the hop on a cold
+connection (slow start from the initial window, the window cap), and :class:`HopTransport`
+lets the timeline model follow every connection's state through an iteration (warm, idle
+restart after an RTO, queued behind the previous message). :func:`hop_costs` builds both.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from sim.network.forecast import MessageForecast, path_matrices
 
 #: The SkipPipe emulator's fixed extra delay per hop, seconds (0.13 + 0.2 + 0.02).
 SKIPPIPE_HOP_OVERHEAD_S = 0.35
@@ -37,16 +44,52 @@ def network_matrices(network: Any, num_nodes: int) -> tuple[np.ndarray, np.ndarr
     """``(latency_s, bandwidth_Bps)`` between every pair of nodes, read from an engine network.
 
     Uses ``network.path_latency_s(i, j)`` and ``network.path_bandwidth_Bps(i, j)`` (the
-    unloaded path: what the ideal model charges).
+    unloaded path: what the ideal model charges); see :func:`sim.network.forecast.path_matrices`.
     """
-    latency = np.zeros((num_nodes, num_nodes))
-    bandwidth = np.full((num_nodes, num_nodes), np.inf)
-    for i in range(num_nodes):
-        for j in range(num_nodes):
-            if i != j:
-                latency[i, j] = network.path_latency_s(i, j)
-                bandwidth[i, j] = network.path_bandwidth_Bps(i, j)
-    return latency, bandwidth
+    return path_matrices(network, num_nodes)
+
+
+HOP_COSTS = ("transport", "fluid")
+"""How the planner prices a hop (``PipelineConfig.hop_costs``): with the scenario's transport,
+or as SkipPipe's planner does (``fluid``: latency + bytes / bandwidth + overhead)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HopTransport:
+    """What the timeline model needs to time hops on stateful connections (``tcp``).
+
+    forecast:
+        The transport's closed forms for the world's paths.
+    nbytes:
+        Bytes of one hop (an activation, or its gradient on the way back).
+    overhead_s:
+        Fixed seconds after each message arrives (SkipPipe: 0.35 s of host <-> device copies).
+    """
+
+    forecast: MessageForecast
+    nbytes: float
+    overhead_s: float = 0.0
+
+
+def hop_costs(forecast: MessageForecast, nbytes: float, overhead_s: float = 0.0,
+              *, model: str = "transport") -> tuple[np.ndarray, HopTransport | None]:
+    """``(hop_s, transport)`` for the planner: the static hop matrix and, under tcp, the state.
+
+    ``fluid`` transport, or ``model = "fluid"`` (the authors' planner whatever the network):
+    :func:`hop_cost_matrix` and no state. ``tcp``: a hop on a cold connection
+    (:meth:`~sim.network.forecast.MessageForecast.cold_s`: every connection of an iteration
+    starts cold when the iterations are separated by many RTOs of idleness, as the stage
+    all-reduce separates them) plus the overhead, and the :class:`HopTransport` with which
+    :func:`~policies.pipeline.timeline.simulate_iteration` follows each connection.
+    """
+    if model not in HOP_COSTS:
+        raise ValueError(f"hop_costs: {model!r}; allowed {list(HOP_COSTS)}")
+    if forecast.transport == "fluid" or model == "fluid":
+        return hop_cost_matrix(forecast.latency_s, forecast.bandwidth_Bps, nbytes,
+                               overhead_s), None
+    hop = forecast.cold_s(nbytes) + overhead_s
+    np.fill_diagonal(hop, 0.0)
+    return hop, HopTransport(forecast=forecast, nbytes=nbytes, overhead_s=overhead_s)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,12 +104,17 @@ class NodeCosts:
         Backward time / forward time (SkipPipe: 1.5).
     loss_factor:
         Loss time on the data node / its forward time (SkipPipe: 0.25).
+    transport:
+        ``None``: a hop from i to j always takes ``hop_s[i, j]`` (``fluid``). Otherwise the
+        timeline model times each hop on its connection's state (``tcp``, :func:`hop_costs`);
+        the searches keep ``hop_s``, the cold-connection price.
     """
 
     hop_s: np.ndarray
     forward_s: np.ndarray
     backward_factor: float = 1.5
     loss_factor: float = 0.25
+    transport: HopTransport | None = None
 
     def __post_init__(self) -> None:
         n = len(self.forward_s)

@@ -28,7 +28,7 @@ import numpy as np
 
 from policies.pipeline.allocation import Allocation, genetic_allocation, search_allocation
 from policies.pipeline.cbs import CBSConfig, Schedule
-from policies.pipeline.costs import NodeCosts, hop_cost_matrix, network_matrices
+from policies.pipeline.costs import HOP_COSTS, NodeCosts, hop_costs
 from policies.pipeline.executor import (
     ExecutorConfig,
     Microbatch,
@@ -50,6 +50,7 @@ from policies.pipeline.schedules import (
 )
 from policies.pipeline.training import TrainingHooks, half_path
 from sim.errors import FieldError, ScenarioError
+from sim.network.forecast import MessageForecast
 from sim.policy import Policy, RunContext, register_policy
 from workloads.llama import stage_layer_ranges
 
@@ -176,15 +177,26 @@ class SkipPipeConfig(SkipConfig):
         Resolve time collisions and choose by predicted iteration time.
     max_expansions, branching, max_candidates:
         Limits of the conflict search.
+    hop_costs:
+        How the path planner (A*, CBS and the timeline that ranks its candidates) prices a
+        hop. ``"transport"`` (default): with the transport the scenario runs; under ``fluid``
+        that is SkipPipe's own price (latency + bytes / bandwidth + overhead), under ``tcp``
+        the tcp transport's closed forms (slow start on cold connections, warm and
+        idle-restarted connections, the window cap; :mod:`sim.network.forecast`).
+        ``"fluid"``: SkipPipe's price whatever the transport (the authors' planner; under
+        ``tcp`` an ablation). The node-to-stage allocation keeps DT-FM's fluid price in both.
     """
 
     collision_aware: bool = True
     max_expansions: int = 300
     branching: int = 3
     max_candidates: int = 24
+    hop_costs: str = "transport"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.hop_costs not in HOP_COSTS:
+            raise FieldError("hop_costs", f"{self.hop_costs!r}; allowed {list(HOP_COSTS)}")
         self.cbs()
 
     def cbs(self) -> CBSConfig:
@@ -243,6 +255,11 @@ class PipelinePolicy(Policy):
     learner: Any = None
     hooks: PipelineHooks
 
+    @property
+    def path_hop_costs(self) -> str:
+        """How :attr:`node_costs` prices hops for path planning (``HOP_COSTS``)."""
+        return "fluid"
+
     def make_hooks(self, learner: Any, streams: dict[int, Any] | None = None) -> PipelineHooks:
         """The executor's hooks: real training when a learner is given (override to extend)."""
         return TrainingHooks(learner, streams) if learner is not None else PipelineHooks()
@@ -264,8 +281,11 @@ class PipelinePolicy(Policy):
         num_stages = len(cfg.stage_sizes)
         self._check_shape(world.num_nodes)
         costs = workload_costs(ctx.workload, world.nodes[0].device, num_stages)
-        latency, bandwidth = network_matrices(world.network, world.num_nodes)
-        hop_s = hop_cost_matrix(latency, bandwidth, costs.activation_nbytes, cfg.hop_overhead_s)
+        forecast = MessageForecast.of_network(world.network, world.num_nodes)
+        # DT-FM's allocation cost prices hops as the authors do under every transport: its
+        # data-parallel term scales the per-microbatch hop by their FACTOR, calibrated on it
+        hop_s, _ = hop_costs(forecast, costs.activation_nbytes, cfg.hop_overhead_s,
+                             model="fluid")
         dp_weight = cfg.dp_weight
         if dp_weight is None:   # the authors' FACTOR (create_schedule.py)
             dp_weight = max(costs.grad_nbytes[1:], default=costs.grad_nbytes[0]) / (
@@ -282,10 +302,13 @@ class PipelinePolicy(Policy):
         stage_of = stage_of_nodes(self.allocation.replicas, world.num_nodes)
         forward_s = np.array([costs.forward_s[max(s, 0)] / node.speed
                               for s, node in zip(stage_of, world.nodes)])
+        path_hop_s, transport = hop_costs(forecast, costs.activation_nbytes,
+                                          cfg.hop_overhead_s, model=self.path_hop_costs)
         self.node_costs = NodeCosts(
-            hop_s=hop_s, forward_s=forward_s,
+            hop_s=path_hop_s, forward_s=forward_s,
             backward_factor=costs.backward_s[0] / costs.forward_s[0] if costs.forward_s[0] else 1.5,
-            loss_factor=costs.loss_s / costs.forward_s[0] if costs.forward_s[0] else 0.25)
+            loss_factor=costs.loss_s / costs.forward_s[0] if costs.forward_s[0] else 0.25,
+            transport=transport)
         self.stage_of = stage_of
         self.learner, streams = None, None
         if not ctx.run.timing_only:
@@ -389,6 +412,11 @@ class SkipPipe(_AgentPolicy):
 
     Config = SkipPipeConfig
     schedule: Schedule
+
+    @property
+    def path_hop_costs(self) -> str:
+        """``hop_costs`` of the config: the scenario's transport, or the authors' fluid price."""
+        return self.config.hop_costs
 
     def prepare(self, ctx: RunContext) -> None:
         """Plan the paths once with CBS over A*."""

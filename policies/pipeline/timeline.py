@@ -8,7 +8,11 @@ PipelineExecutor` under the ``ideal`` network. Its rules are the executor's:
 - a microbatch takes one of the node's ``memory`` slots before its forward there and frees it
   after its backward there; when none is free it waits, first come first served;
 - microbatches of one chain run one after another;
-- a hop from i to j takes ``hop_s[i, j]`` whatever else is in flight (ideal network).
+- a hop from i to j takes ``hop_s[i, j]`` whatever else is in flight (ideal network, ``fluid``
+  transport); with ``costs.transport`` set (``tcp``) it goes on the ordered pair's connection,
+  whose state the transport's closed forms follow through the iteration
+  (:class:`sim.network.forecast.Connections`: cold at the start, warm, restarted after an idle
+  RTO, queued behind the pair's previous message), plus the fixed overhead.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class Timeline:
 
 def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, memory: int,
                        chains: Sequence[int | None] | None = None,
-                       start_s: Sequence[float] | None = None) -> Timeline:
+                       start_s: Sequence[float] | None = None,
+                       one_task_per_node: bool = True) -> Timeline:
     """Predict one iteration of ``routes`` (node tuples, data node first).
 
     Parameters
@@ -63,6 +68,10 @@ def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, mem
         Chain id per microbatch (``None``: its own chain); a chain runs in microbatch order.
     start_s:
         Earliest start of each microbatch (default 0).
+    one_task_per_node:
+        The executor's rule. ``False`` lets a node run any number of tasks at once (no task
+        ever waits for another on its node): the same routes without time collisions, an
+        upper bound of what avoiding collisions can gain (benchmarks).
     """
     if memory < 1:
         raise ValueError(f"memory: must be >= 1, got {memory}")
@@ -82,6 +91,14 @@ def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, mem
     finish = [math.inf] * n_mb  # stays inf for a microbatch that never finishes (deadlock)
     tasks: list[Task] = []
     now = 0.0
+    hops = costs.transport
+    connections = hops.forecast.connections() if hops is not None else None
+
+    def hop_s(src: int, dst: int) -> float:
+        """Seconds from now until the hop ``src -> dst`` sent now is done."""
+        if connections is None or hops is None:
+            return float(costs.hop_s[src, dst])
+        return connections.send(src, dst, hops.nbytes, now) + hops.overhead_s - now
 
     def schedule(t: float, pid: int) -> None:
         nonlocal seq
@@ -94,16 +111,16 @@ def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, mem
             yield ("wait", starts[i] - now)
         for pos, node in enumerate(route):
             if pos > 0:
-                yield ("wait", float(costs.hop_s[route[pos - 1], node]))
+                yield ("wait", hop_s(route[pos - 1], node))
             yield ("acquire", node)
             yield ("compute", node, float(costs.forward_s[node]), i, "F")
         if len(route) > 1:
-            yield ("wait", float(costs.hop_s[route[-1], route[0]]))
+            yield ("wait", hop_s(route[-1], route[0]))
         yield ("compute", route[0], costs.loss_s(route[0]), i, "L")
         prev = route[0]
         for node in reversed(route):
             if node != prev:
-                yield ("wait", float(costs.hop_s[prev, node]))
+                yield ("wait", hop_s(prev, node))
             yield ("compute", node, costs.backward_s(node), i, "B")
             yield ("release", node)
             prev = node
@@ -130,8 +147,8 @@ def simulate_iteration(costs: NodeCosts, routes: Sequence[Sequence[int]], *, mem
                 break
             if cmd[0] == "compute":
                 _, node, dur, i, kind = cmd
-                begin = max(now, node_free[node])
-                node_free[node] = begin + dur
+                begin = max(now, node_free[node]) if one_task_per_node else now
+                node_free[node] = max(node_free[node], begin + dur)
                 tasks.append(Task(node, i, kind, begin, begin + dur))
                 schedule(begin + dur, pid)
                 break

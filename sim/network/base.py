@@ -392,6 +392,18 @@ class Network:
         """Stop a sending flow early and bring ``flow.remaining`` up to date."""
         raise NotImplementedError
 
+    shares_links = True
+    """Whether a flow's rate can depend on the other flows (False: ``ideal``)."""
+
+    def _lone_rate(self, flow: Flow) -> float | None:
+        """The rate ``flow`` would get if it started now and nothing else started on its links.
+
+        ``None`` when the model does not know (or other flows share its links). The ``tcp``
+        transport runs a connection's rounds in closed form while this holds (see
+        :mod:`sim.network.tcp`); the rate must be exactly what the model would give the flow.
+        """
+        return None
+
 
 def _hubs(graph: nx.Graph) -> dict[str, str]:
     """Each leaf site (one neighbour) mapped to that neighbour, its hub.

@@ -21,11 +21,18 @@ class IdealNetwork(Network):
         super().__init__(*args, **kwargs)
         self._bottleneck: dict[tuple[int, ...], float] = {}  # path links -> usable bytes/s
 
-    def _start(self, flow: Flow) -> None:
+    shares_links = False
+
+    def _lone_rate(self, flow: Flow) -> float:
+        """The bottleneck's usable capacity: every flow is alone here."""
         rate = self._bottleneck.get(flow.links)
         if rate is None:
             rate = min((self.capacity_Bps[link] for link in flow.links), default=INF)
             rate = self._bottleneck[flow.links] = rate * self.efficiency
+        return rate
+
+    def _start(self, flow: Flow) -> None:
+        rate = self._lone_rate(flow)
         flow.rate = rate
         flow.last_s = self.env.now
         duration = 0.0 if rate == INF else flow.remaining / rate

@@ -178,6 +178,17 @@ class MaxMinNetwork(Network):
         self._push_finish(flow, self.env.now + flow.remaining / rate)
         self._arm_timer()
 
+    def _lone_rate(self, flow: Flow) -> float | None:
+        """What :meth:`_start_alone` would give ``flow`` now; None when a link carries a flow."""
+        on_link, usable = self._on_link, self._capacity
+        rate = math.inf
+        for link in flow.links:
+            if on_link[link]:
+                return None
+            if usable[link] < rate:
+                rate = usable[link]
+        return rate
+
     def _stop(self, flow: Flow) -> None:
         self._detach([flow])
 

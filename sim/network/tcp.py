@@ -58,9 +58,16 @@ and the growth of CUBIC's window when a
 connection's share grows after slow start (it gets the new share at once). docs/network-model.md
 shows how far this is from packet-level TCP (ns-3) and from Linux.
 
-Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks, so
-a connection in slow start costs two re-ratings per RTT for ``log2(BDP / IW)`` rounds, and a
-bandwidth-limited one none beyond the fluid model's.
+Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
+A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
+for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round); a bandwidth-limited
+one none beyond the fluid model's. A connection alone on every link of its path (under
+``ideal``, every connection) costs one SimPy event per message however many rounds it takes:
+the model's rate for it cannot change while it is alone, so its rounds are run at once on a
+virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
+mechanism at the instant another connection's chunk starts on one of its links or the message
+is cut. Results equal the per-round mechanism's within 1e-9 relative
+(``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form ramps").
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from operator import attrgetter
 
 import simpy
 
@@ -185,12 +193,13 @@ class Connection:
     ``cwnd`` is the congestion window (bytes); a round started at ``round_start_s`` may send
     ``round_window`` bytes, of which ``round_sent`` are handed to the model, which spent
     ``round_busy_s`` sending them. ``head`` is the message being sent, ``queue`` the ones
-    waiting behind it.
+    waiting behind it. ``ramp`` is set while the head's rounds run in closed form (see
+    :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
                  "round_busy_s", "chunk_start_s", "last_sent_s", "ready_s", "head", "queue",
-                 "rtt_s", "token", "used")
+                 "rtt_s", "token", "used", "ramp", "links")
 
     def __init__(self, cwnd: float) -> None:
         self.cwnd = cwnd
@@ -208,6 +217,38 @@ class Connection:
         self.rtt_s = 0.0
         self.token = 0            # invalidates a pending round timer
         self.used = False
+        self.ramp: LoneRamp | None = None
+        self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
+
+
+ROUND_STATE = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
+               "round_busy_s", "chunk_start_s", "last_sent_s")
+"""The fields of :class:`Connection` that the round logic changes."""
+
+_round_state = attrgetter(*ROUND_STATE)
+
+
+class LoneRamp:
+    """A connection's rounds run ahead in closed form while it is alone on its links.
+
+    ``start_s`` is when the ramp began, ``state`` the connection's round state then (the fields
+    :data:`ROUND_STATE`), ``left`` the head message's unsent bytes then, ``rate_Bps`` the rate
+    the model gives the connection's chunks (alone, it never changes), ``rounds`` the rounds
+    the ramp runs to the message's end.
+    """
+
+    __slots__ = ("start_s", "state", "left", "rate_Bps", "rounds")
+
+    def __init__(self, start_s: float, state: tuple, left: float, rate_Bps: float) -> None:
+        self.start_s = start_s
+        self.state = state
+        self.left = left
+        self.rate_Bps = rate_Bps
+        self.rounds = 0
+
+
+_SEND, _WAIT, _DONE = 0, 1, 2
+"""What the round logic does next on a lone connection's virtual clock."""
 
 
 class TcpTransport(Network):
@@ -216,9 +257,22 @@ class TcpTransport(Network):
     A mixin: ``TcpMaxMinNetwork(TcpTransport, MaxMinNetwork)``. A message's :class:`Flow` is
     handed to the model in *chunks* (``flow.remaining`` set to the chunk's bytes); the bytes of
     the message after the current chunk are ``self._left[flow.id]``.
+
+    The round logic (:meth:`_step`, :meth:`_new_round`, :meth:`_chunk_ended`) reads the clock
+    only through its ``now`` argument, so it runs the same on the simulator's clock (one chunk
+    and one timer per round) and on a virtual one (:meth:`_run_lone`): a connection whose
+    chunks would be alone on every link of their path gets one rate from the model for as long
+    as that holds, so its rounds up to the message's end are known at once, and one SimPy event
+    at that end replaces two per round. When a chunk of another connection starts on one of its
+    links, or the message is stopped, the rounds are run again from the ramp's start up to now
+    and the state they reach (a chunk partly sent, or a wait for the next round) is handed to
+    the per-round mechanism (:meth:`_materialise`).
     """
 
     transport_name = "tcp"
+
+    lone_ramps = True
+    """Run a lone connection's rounds in closed form (False: every round on the clock)."""
 
     def __init__(self, *args, tcp: TcpConfig | None = None, **kwargs) -> None:
         self.tcp = tcp or TcpConfig()
@@ -232,7 +286,11 @@ class TcpTransport(Network):
         self._connections: dict[tuple[int, int], Connection] = {}
         self._left: dict[int, float] = {}          # flow id -> bytes after the current chunk
         self._attached: dict[int, bool] = {}       # flow id -> a chunk is with the model
+        self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
+        self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
         self.rounds_started = 0
+        self.ramps_started = 0
+        self.ramps_interrupted = 0
 
     # -- the model's interface -----------------------------------------------------------------
 
@@ -249,6 +307,9 @@ class TcpTransport(Network):
 
     def _stop(self, flow: Flow) -> None:
         conn = self._connections[(flow.src, flow.dst)]
+        unsent = None  # bytes of the chunk being sent that have not left
+        if conn.head is flow and conn.ramp is not None:
+            unsent = self._materialise(conn, attach=False)
         left = self._left.pop(flow.id)
         attached = self._attached.pop(flow.id)
         if conn.head is not flow:
@@ -256,13 +317,14 @@ class TcpTransport(Network):
             flow.remaining = flow.nbytes
             return
         if attached:
-            super()._stop(flow)                # brings flow.remaining up to date
-            conn.round_sent -= flow.remaining  # the unsent part of the chunk was never sent
+            super()._stop(flow)  # brings flow.remaining up to date
+            unsent = flow.remaining
+        if unsent is not None:
+            conn.round_sent -= unsent  # the unsent part of the chunk was never sent
             conn.round_busy_s += self.env.now - conn.chunk_start_s
             conn.last_sent_s = self.env.now
-        else:
-            flow.remaining = 0.0
-        flow.remaining += left
+        flow.remaining = (unsent or 0.0) + left
+        self._count_head(conn, -1)
         conn.head = None
         conn.token += 1
         if conn.queue:
@@ -274,14 +336,17 @@ class TcpTransport(Network):
             super()._transmitted(flow)
             return
         conn = self._connections[(flow.src, flow.dst)]
-        now = self.env.now
         self._attached[flow.id] = False
-        conn.last_sent_s = now
-        conn.round_busy_s += now - conn.chunk_start_s
+        self._chunk_ended(conn, self.env.now)
         if self._left[flow.id] > 0:
             self._pump(conn)
             return
+        self._message_sent(conn, flow)
+
+    def _message_sent(self, conn: Connection, flow: Flow) -> None:
+        """The head's last byte left: it propagates, and the next message starts."""
         del self._left[flow.id], self._attached[flow.id]
+        self._count_head(conn, -1)
         conn.head = None
         super()._transmitted(flow)
         if conn.queue:
@@ -296,6 +361,9 @@ class TcpTransport(Network):
         now = self.env.now
         back = self.route(flow.dst, flow.src)
         conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
+        if self.shares_links:
+            conn.links = flow.links + back[0] if back is not None else flow.links
+            self._count_head(conn, 1)
         tcp = self.tcp
         if not conn.used:
             conn.used = True
@@ -305,12 +373,8 @@ class TcpTransport(Network):
             rto = conn.rtt_s + tcp.min_rto_s
             idle = now - conn.last_sent_s
             if idle > rto:
-                restart = min(tcp.initial_window_bytes, conn.cwnd)
-                cwnd = conn.cwnd
-                while idle > rto and cwnd > restart:  # Linux tcp_cwnd_restart: halve per RTO
-                    cwnd /= 2
-                    idle -= rto
-                conn.cwnd = max(cwnd, restart)
+                conn.cwnd = idle_restart_window_bytes(conn.cwnd, idle, rto,
+                                                      tcp.initial_window_bytes)
                 conn.slow_start = True
                 conn.probing = False
                 conn.round_start_s = -INF  # a new round starts with the message
@@ -331,27 +395,41 @@ class TcpTransport(Network):
         flow = conn.head
         assert flow is not None
         now = self.env.now
+        if self.lone_ramps and self._left[flow.id] > 0 and flow.links and self._alone(conn):
+            rate = self._lone_rate(flow)
+            if rate is not None:
+                self._start_ramp(conn, flow, rate, now)
+                return
+        send, value = self._step(conn, flow, now)
+        if send:
+            self._attach(conn, flow, value)
+        else:
+            self._wake_at(conn, value)
+
+    # -- the round logic (on any clock) --------------------------------------------------------
+
+    def _step(self, conn: Connection, flow: Flow, now: float) -> tuple[bool, float]:
+        """What the head message does at ``now``.
+
+        Returns (True, the bytes of its next chunk, counted as starting now) or (False, when to
+        look again: the end of the handshake or of the round).
+        """
         if now < conn.ready_s:
-            self._wake_at(conn, conn.ready_s)
-            return
+            return False, conn.ready_s
         left = self._left[flow.id]
         if left <= 0 or self._unlimited(conn, flow):
-            self._send(conn, flow, left)
-            return
+            return True, self._take(conn, flow, left, now)
         next_round_s = conn.round_start_s + conn.rtt_s
         if now < next_round_s and conn.round_sent >= conn.round_window:
-            self._wake_at(conn, next_round_s)  # the window is out: wait for its ACKs
-            return
+            return False, next_round_s  # the window is out: wait for its ACKs
         if now >= next_round_s:
-            self._new_round(conn)
+            self._new_round(conn, now)
             if self._unlimited(conn, flow):
-                self._send(conn, flow, left)
-                return
-        self._send(conn, flow, min(left, conn.round_window - conn.round_sent))
+                return True, self._take(conn, flow, left, now)
+        return True, self._take(conn, flow, min(left, conn.round_window - conn.round_sent), now)
 
-    def _new_round(self, conn: Connection) -> None:
+    def _new_round(self, conn: Connection, now: float) -> None:
         """Close the last round (grow cwnd or leave slow start) and open one now."""
-        now = self.env.now
         tcp = self.tcp
         cap = tcp.window_cap_bytes
         if conn.round_window > 0 and (conn.slow_start or conn.probing):
@@ -376,10 +454,28 @@ class TcpTransport(Network):
         conn.round_busy_s = 0.0
         self.rounds_started += 1
 
-    def _send(self, conn: Connection, flow: Flow, nbytes: float) -> None:
+    def _take(self, conn: Connection, flow: Flow, nbytes: float, now: float) -> float:
+        """Count ``nbytes`` of the head as a chunk starting now; returns ``nbytes``."""
         self._left[flow.id] -= nbytes
         conn.round_sent += nbytes
-        conn.chunk_start_s = self.env.now
+        conn.chunk_start_s = now
+        return nbytes
+
+    @staticmethod
+    def _chunk_ended(conn: Connection, now: float) -> None:
+        """The chunk's last byte left at ``now``."""
+        conn.last_sent_s = now
+        conn.round_busy_s += now - conn.chunk_start_s
+
+    # -- on the simulator's clock --------------------------------------------------------------
+
+    def _attach(self, conn: Connection, flow: Flow, nbytes: float) -> None:
+        """Hand ``nbytes`` of the head to the model now (the chunk's bookkeeping is done)."""
+        if self._ramp_on:
+            for link in conn.links:  # a ramp there is no longer alone
+                other = self._ramp_on.get(link)
+                if other is not None:
+                    self._materialise(other)
         flow.remaining = nbytes
         flow.last_s = self.env.now
         flow.rate = 0.0  # a chunk joins its links as a new flow (the model rates it afresh)
@@ -395,6 +491,123 @@ class TcpTransport(Network):
     def _on_wake(self, conn: Connection, token: int) -> None:
         if token == conn.token and conn.head is not None:
             self._pump(conn)
+
+    # -- on a virtual clock: a connection alone on its links -------------------------------
+
+    def _count_head(self, conn: Connection, delta: int) -> None:
+        """The head starts (+1) or stops (-1) being sent across its links there and back."""
+        if self.shares_links:
+            senders = self._senders
+            for link in conn.links:
+                senders[link] += delta
+
+    def _alone(self, conn: Connection) -> bool:
+        """No other message is being sent across the links of the head's path there and back.
+
+        Stricter than the model's test (no other chunk on the path now): a connection between
+        two rounds would take a ramp over at its next round, so a ramp is not worth starting.
+        The way back counts too: a model may load it (ACKs), so a flow there could change
+        this one's rate or this one its. A path whose two ways share a link counts twice on
+        it, so it never ramps (its own ACKs could slow it).
+        """
+        if not self.shares_links:
+            return True
+        senders = self._senders
+        for link in conn.links:
+            if senders[link] != 1:
+                return False
+        return True
+
+    def _run_lone(self, conn: Connection, flow: Flow, rate_Bps: float, now: float,
+                  until_s: float) -> tuple[int, float, float]:
+        """Run the round logic from ``now`` with every chunk sent at ``rate_Bps``.
+
+        Chunk ends and round timers fall where the clock would put them (``t + nbytes / rate``
+        and ``t + max(0, when - t)``, as the model's and :meth:`_wake_at`'s timers do). Stops
+        at the first of them at or after ``until_s``, or when the message's last byte left
+        (only with ``until_s`` infinite). Returns (``_SEND``, the chunk's start, its bytes),
+        (``_WAIT``, the timer's start, when it fires) or (``_DONE``, the end, 0).
+        """
+        left = self._left
+        fid = flow.id
+        step, ended = self._step, self._chunk_ended
+        t = now
+        while True:
+            send, value = step(conn, flow, t)
+            if send:
+                end_s = t + value / rate_Bps
+                if end_s >= until_s or (left[fid] <= 0 and until_s < INF):
+                    return _SEND, t, value
+                ended(conn, end_s)
+                if left[fid] <= 0:
+                    return _DONE, end_s, 0.0
+                t = end_s
+            else:
+                wake_s = t + max(0.0, value - t)
+                if wake_s >= until_s:
+                    return _WAIT, t, value
+                t = wake_s
+
+    def _start_ramp(self, conn: Connection, flow: Flow, rate_Bps: float, now: float) -> None:
+        """Run the head's rounds to its end now, and wait for that end with one timer."""
+        ramp = LoneRamp(now, _round_state(conn), self._left[flow.id], rate_Bps)
+        rounds = self.rounds_started
+        _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
+        ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
+        conn.ramp = ramp
+        conn.token += 1
+        self.ramps_started += 1
+        if self.shares_links:
+            ramp_on = self._ramp_on
+            for link in conn.links:
+                ramp_on[link] = conn
+        timer = simpy.Timeout(self.env, max(0.0, end_s - now))
+        timer.callbacks.append(lambda _ev: self._on_ramp_end(conn, ramp))
+
+    def _end_ramp(self, conn: Connection) -> LoneRamp:
+        ramp = conn.ramp
+        assert ramp is not None and conn.head is not None
+        conn.ramp = None
+        if self.shares_links:
+            ramp_on = self._ramp_on
+            for link in conn.links:
+                del ramp_on[link]
+        return ramp
+
+    def _on_ramp_end(self, conn: Connection, ramp: LoneRamp) -> None:
+        if conn.ramp is not ramp:
+            return  # materialised or stopped before its end
+        self._end_ramp(conn)
+        self.rounds_started += ramp.rounds
+        flow = conn.head
+        assert flow is not None
+        self._message_sent(conn, flow)
+
+    def _materialise(self, conn: Connection, attach: bool = True) -> float | None:
+        """Hand a ramp's state at now to the per-round mechanism.
+
+        The rounds are run again from the ramp's start up to now; what they reach is made
+        real (with ``attach``): the chunk being sent goes to the model with the bytes it has
+        left (its start and the round's bookkeeping are the virtual ones), or the timer of the
+        next round is set. Returns the chunk's bytes left, or None between chunks.
+        """
+        ramp = self._end_ramp(conn)
+        flow = conn.head
+        assert flow is not None
+        self.ramps_interrupted += 1
+        for name, value in zip(ROUND_STATE, ramp.state, strict=True):
+            setattr(conn, name, value)
+        self._left[flow.id] = ramp.left
+        now = self.env.now
+        what, t, value = self._run_lone(conn, flow, ramp.rate_Bps, ramp.start_s, now)
+        if what == _SEND:
+            unsent = max(0.0, value - ramp.rate_Bps * (now - t))
+            if attach:
+                self._attach(conn, flow, unsent)
+            return unsent
+        if attach:
+            self._wake_at(conn, value)
+        return None
 
 
 class TcpIdealNetwork(TcpTransport, IdealNetwork):
@@ -434,3 +647,46 @@ def slow_start_send_time_s(nbytes: float, rtt_s: float, rate_Bps: float,
         left -= window
         t += rtt_s
         window *= 2
+
+
+def idle_restart_window_bytes(cwnd_bytes: float, idle_s: float, rto_s: float,
+                              initial_window_bytes: float) -> float:
+    """The window a connection restarts slow start with after ``idle_s`` of silence.
+
+    Linux ``tcp_cwnd_restart``: once the connection has been idle longer than its RTO the window
+    is halved once per RTO of idleness, but not below the restart window ``min(IW, cwnd)``.
+    ``idle_s <= rto_s`` leaves the window as it is (and slow start is not restarted).
+    """
+    if idle_s <= rto_s:
+        return cwnd_bytes
+    restart = min(initial_window_bytes, cwnd_bytes)
+    cwnd = cwnd_bytes
+    while idle_s > rto_s and cwnd > restart:
+        cwnd /= 2
+        idle_s -= rto_s
+    return max(cwnd, restart)
+
+
+def slow_start_window_after(nbytes: float, rtt_s: float, rate_Bps: float,
+                            initial_window_bytes: float = 14480.0,
+                            max_window_bytes: float = INF) -> tuple[float, bool]:
+    """``(cwnd, still in slow start)`` of a lone connection after sending ``nbytes``.
+
+    The rounds of :func:`slow_start_send_time_s`: the window doubles from
+    ``initial_window_bytes`` each round. :class:`TcpTransport` ends slow start when the next
+    round opens after a round that took a whole RTT to send (the pipe was full: ``cwnd`` stays
+    that round's window) or when the window reaches ``max_window_bytes``; a message that ends
+    before then leaves the connection in slow start with the window of its last round.
+    """
+    sent, window = 0.0, min(float(initial_window_bytes), max_window_bytes)
+    while True:
+        full = window / rate_Bps >= FULL_ROUND * rtt_s
+        if sent + window >= nbytes:             # the message ends in this round
+            return window, True
+        sent += window
+        if full:
+            return window, False                # the next round finds the pipe was full
+        grown = min(2 * window, max_window_bytes)
+        if grown >= max_window_bytes:
+            return grown, False                 # the next round opens at the cap
+        window = grown

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from policies.pipeline.costs import NodeCosts, hop_cost_matrix, network_matrices
+from policies.pipeline.costs import NodeCosts, hop_cost_matrix, hop_costs, network_matrices
 from policies.pipeline.executor import (
     ExecutorConfig,
     Microbatch,
@@ -16,6 +16,7 @@ from policies.pipeline.executor import (
 from policies.pipeline.timeline import simulate_iteration
 from sim import collectives
 from sim.config import NetworkConfig
+from sim.network.forecast import MessageForecast
 from sim.world import World
 from topologies import gcp_regions
 
@@ -24,9 +25,10 @@ PLACEMENT = [[0, 1, 2], [3, 4], [5, 6], [7, 8]]
 STAGE_OF = {n: s for s, nodes in enumerate(PLACEMENT) for n in nodes}
 
 
-def make(network="ideal", memory=2, overhead=0.35, allreduce=False, hooks=None, n=10):
+def make(network="ideal", memory=2, overhead=0.35, allreduce=False, hooks=None, n=10,
+         transport="fluid"):
     # fluid transfers: the pure timeline and the ring closed form are the emulator's
-    world = World(gcp_regions(n), network=NetworkConfig(model=network, transport="fluid"),
+    world = World(gcp_regions(n), network=NetworkConfig(model=network, transport=transport),
                   flops_per_s=1e12)
     costs = MicrobatchCosts.uniform(num_stages=4, forward_s=1.76, activation_nbytes=ACT,
                                     grad_nbytes=1e8)
@@ -69,6 +71,42 @@ def test_executor_matches_the_pure_timeline_under_ideal_network(seed):
     assert stats.completed == len(routes)
     assert [r.end_s for r in stats.results] == pytest.approx(timeline.finish_s)
     assert stats.pipeline_s == pytest.approx(timeline.makespan_s)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_executor_matches_the_tcp_aware_timeline_under_tcp(seed):
+    """Under ``tcp`` the timeline follows every connection (cold, warm, restarted after an
+    idle RTO, queued): it reproduces the executor exactly. The cold-hop matrix (A*'s price)
+    is at least the fluid price, and slow start makes some hops much dearer."""
+    rng = np.random.default_rng(seed)
+    routes = [r for r in random_routes(rng, 8)]
+    chains = [i % 3 for i in range(len(routes))]
+    routes = [(c,) + r[1:] for r, c in zip(routes, chains)]
+    world, ex = make(memory=2, transport="tcp")
+    stats = run_iteration(world, ex, routes, chains)
+    hop, transport = hop_costs(MessageForecast.of_network(world.network, world.num_nodes),
+                               ACT, 0.35)
+    costs = NodeCosts(hop_s=hop, forward_s=np.full(world.num_nodes, 1.76), transport=transport)
+    timeline = simulate_iteration(costs, routes, memory=2, chains=chains)
+    assert transport is not None and stats.completed == len(routes)
+    assert [r.end_s for r in stats.results] == pytest.approx(timeline.finish_s, rel=1e-12)
+    assert stats.pipeline_s == pytest.approx(timeline.makespan_s, rel=1e-12)
+    fluid = hop_cost_matrix(*network_matrices(world.network, world.num_nodes), ACT, 0.35)
+    assert np.all(hop >= fluid - 1e-12) and np.any(hop > fluid + 0.5)  # slow start costs
+
+
+def test_fluid_hop_costs_carry_no_connection_state():
+    world, _ = make()
+    forecast = MessageForecast.of_network(world.network, world.num_nodes)
+    hop, transport = hop_costs(forecast, ACT, 0.35)
+    assert transport is None
+    assert np.array_equal(hop, hop_cost_matrix(*network_matrices(world.network, 10), ACT, 0.35))
+    tcp_world, _ = make(transport="tcp")
+    tcp = MessageForecast.of_network(tcp_world.network, 10)
+    authors, none = hop_costs(tcp, ACT, 0.35, model="fluid")   # the authors' planner under tcp
+    assert none is None
+    assert np.array_equal(authors, hop_cost_matrix(*network_matrices(tcp_world.network, 10),
+                                                   ACT, 0.35))
 
 
 def test_one_task_at_a_time_and_at_most_m_in_flight():

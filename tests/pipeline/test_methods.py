@@ -14,11 +14,11 @@ WORKLOAD = WorkloadConfig(learner="tiny-llama", timing="llama-350m", batch=8, se
 SIZES = (2, 2, 2, 2, 2, 2)
 
 
-def scenario(name, network="ideal", seed=0, **params):
+def scenario(name, network="ideal", seed=0, transport="fluid", **params):
     params = dict(dict(stage_sizes=SIZES, allreduce=False, iterations=1), **params)
     return Scenario(name="ci-skippipe", seed=seed,
                     cluster=ClusterConfig(num_nodes=12, device="emulator"),
-                    network=NetworkConfig(model=network, transport="fluid",
+                    network=NetworkConfig(model=network, transport=transport,
                                           topology="gcp-12-regions"),
                     workload=WORKLOAD, policy=PolicyConfig(name=name, params=params),
                     run=RunConfig(timing_only=True))
@@ -63,12 +63,32 @@ def test_same_seed_same_trace_and_parameters_change_behaviour():
     assert iteration_time(fewer) < iteration_time(run(scenario("full_pipeline")))
 
 
+def test_under_tcp_skippipe_plans_with_the_transport_and_predicts_its_iteration():
+    """``hop_costs = "transport"`` under tcp: the planner's predicted iteration is what the
+    executor then takes (ideal network: the forecast is the transport's own closed form). The
+    authors' fluid price predicts less than it gets (slow start is missing). Under fluid the
+    two settings are one planner: same trace."""
+    aware = run(scenario("skippipe", transport="tcp"))
+    authors = run(scenario("skippipe", transport="tcp", hop_costs="fluid"))
+
+    def predicted(result):
+        events = result.recorder.events()
+        return float(events[events.kind == "skippipe_schedule"].predicted_s.iloc[0])
+
+    assert predicted(aware) == pytest.approx(iteration_time(aware), rel=1e-9)
+    assert predicted(authors) < iteration_time(authors) - 1.0
+    assert aware.trace_hash() != authors.trace_hash()
+    assert (run(scenario("skippipe", hop_costs="fluid")).trace_hash()
+            == run(scenario("skippipe")).trace_hash())
+
+
 @pytest.mark.parametrize("params, field", [
     (dict(stage_sizes=(2, 0, 2)), "stage_sizes"),
     (dict(skip_ratio=1.5), "skip_ratio"),
     (dict(max_expansions=0), "max_expansions"),
     (dict(memory_microbatches=0), "memory_microbatches"),
     (dict(allocation_search="annealing"), "allocation_search"),
+    (dict(hop_costs="ns3"), "hop_costs"),
 ])
 def test_bad_parameters_name_the_field(params, field):
     with pytest.raises(ValueError, match=field):

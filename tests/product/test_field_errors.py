@@ -39,6 +39,7 @@ REFUSED = [
     ("full_pipeline", {"allocation_search": "annealing"}, "allocation_search", "allowed"),
     ("skippipe", {"skip_ratio": 1.0}, "skip_ratio", "[0, 1)"),
     ("skippipe", {"max_expansions": 0}, "max_expansions", "must be >= 1"),
+    ("skippipe", {"hop_costs": "ns3"}, "hop_costs", "allowed"),
     ("random_skip", {"paths_per_data_node": 0}, "paths_per_data_node", ">= 1 or None"),
 ]
 

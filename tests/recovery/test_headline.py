@@ -16,10 +16,13 @@ nats, evaluations every 5 s):
 
 CheckFree is ahead of both (1.08x checkpointing; over seeds 0-4 ahead or tied, never behind).
 CheckFree+ trails both checkpointing (0.87x, 0.85x) and, at 5%, redundant computation (0.98x):
-its out-of-order microbatches use node pairs that carry little other traffic, so their TCP
-windows restart small, and its failure-free iteration is 10.5 s against 9.1 s (with fluid
-transfers both take 7.0 s). Before (rollback to the newest complete checkpoint, which lagged
-behind: checkpointing never reached the target) both were ahead of checkpointing. The
+its failure-free iteration is 10.5 s against 9.1 s (with fluid transfers both take 7.0 s)
+because its per-iteration embedding copy (98 MB) occupies the TCP connection the next
+iteration's first activation takes (data node -> stage 1), which waits 1.9 s behind it; its
+swapped pairs cost nothing extra (every pipeline connection of both methods restarts slow start
+each iteration: python -m experiments.recovery_connections). Before (rollback to the newest
+complete checkpoint, which lagged behind: checkpointing never reached the target) both were
+ahead of checkpointing. The
 uncompressed reference: scenarios/checkfree-*.toml, figures in
 docs/methods/recovery-checkfree.md.
 """
@@ -86,8 +89,9 @@ def test_checkfree_plus_against_the_baselines(iteration_s, p_hour, low, high):
 
 
 def test_with_fluid_transfers_checkfree_plus_is_ahead_of_checkpointing():
-    # The cause of CheckFree+'s lag above is the transport: with fluid transfers its iteration
-    # is the plain pipeline's, and at 10%/h (seed 0) it reaches 2.0 nats in 140 s against
+    # The cause of CheckFree+'s lag above is the transport (its embedding copy queued ahead of
+    # an activation on one TCP connection): with fluid transfers its iteration is the plain
+    # pipeline's, and at 10%/h (seed 0) it reaches 2.0 nats in 140 s against
     # checkpointing's 155 s (1.11x; 5%/h: 135 vs 140 s).
     setup = dataclasses.replace(ci_setup(0.10), transport="fluid")
     base = run(scenario_of(setup), get_policy("no_failure")(**params_for("no_failure", setup, {})))
