@@ -78,10 +78,21 @@ DELAYLINE_MAX_S = 900.0      # the delay line of one case ends itself after this
 HYSTART_SHORT = TcpConfig(hystart_short_rtt_exit=True)
 RMEM_DEFAULT = 131072        # tcp_rmem's default (a new socket's receive buffer), the kernel's
 RMEM_MAX = 6291456           # tcp_rmem's maximum: the grid's 6 MiB (the kernel's is 32 MiB)
+WMEM_MAX = 4194304           # tcp_wmem's maximum: the kernel's 4 MiB, as in the grid
 NS3_CSV = HERE / "ns3_reference.csv"
 
 
 # -- the cases ---------------------------------------------------------------------------------
+
+def window_cases() -> list[Case]:
+    """A path where the send buffer, not the link, can cap one connection: 100 Mbit/s, 300 ms
+    RTT, 20 MB into a one-BDP queue. dtsim's window cap (4 MiB of payload per RTT, 14 MB/s)
+    does not bind there; the link (11.96 MB/s of payload) does (``--case-set window``)."""
+    rate = 100e6
+    return [Case(name="window: 100Mbit/s 150ms 20MB", kind="single",
+                 rate_bps=(FAST * rate, rate), delay_s=(0.0, 0.15), queue_pkts=(2500, 2500),
+                 messages=(Message(src=0, dst=1, nbytes=20 * MB, start_s=1.0),))]
+
 
 def lab_cases(big: bool = False) -> list[Case]:
     """The ns-3 grid's cases this lab carries (see the module docstring)."""
@@ -181,9 +192,11 @@ def compile_delayline(workdir: str) -> str:
 class Lab:
     """The namespaces, links and qdiscs of one case; :meth:`close` removes them all."""
 
-    def __init__(self, case: Case, binary: str, rmem_default: int = RMEM_DEFAULT) -> None:
+    def __init__(self, case: Case, binary: str, rmem_default: int = RMEM_DEFAULT,
+                 wmem_max: int = WMEM_MAX) -> None:
         self.case = case
         self.rmem_default = rmem_default
+        self.wmem_max = wmem_max
         self.binary = binary
         self.prefix = f"dtsim-dl-{os.getpid()}-"
         self.switch = f"{self.prefix}sw"
@@ -210,7 +223,8 @@ class Lab:
             for key, value in (("net.ipv6.conf.all.disable_ipv6", "1"),
                                ("net.ipv6.conf.default.disable_ipv6", "1"),
                                ("net.ipv4.tcp_no_metrics_save", "1"),
-                               ("net.ipv4.tcp_rmem", f"4096 {self.rmem_default} {RMEM_MAX}")):
+                               ("net.ipv4.tcp_rmem", f"4096 {self.rmem_default} {RMEM_MAX}"),
+                               ("net.ipv4.tcp_wmem", f"4096 16384 {self.wmem_max}")):
                 sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
         sh("ip", "netns", "exec", sw, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         links = []
@@ -529,10 +543,10 @@ def rtt_check(lab: Lab, agents: Agents, port: int) -> dict:
             "min_ms": min(rtts), "median_ms": statistics.median(rtts), "count": len(rtts)}
 
 
-def measure(case: Case, binary: str, repeats: int,
-            rmem_default: int = RMEM_DEFAULT) -> tuple[list[Run], dict]:
+def measure(case: Case, binary: str, repeats: int, rmem_default: int = RMEM_DEFAULT,
+            wmem_max: int = WMEM_MAX) -> tuple[list[Run], dict]:
     """Build the lab for ``case``, check its RTT and run the case ``repeats`` times."""
-    lab = Lab(case, binary, rmem_default)
+    lab = Lab(case, binary, rmem_default, wmem_max)
     agents = None
     try:
         lab.build()
@@ -672,7 +686,7 @@ def write_runs(path: str | Path, meta: dict, cases: list[dict]) -> None:
 def load_runs(path: str | Path) -> tuple[list[tuple[Case, list[dict], dict]], dict]:
     """The saved cases (looked up by name in the grid), their runs and RTT checks, and meta."""
     data = json.loads(Path(path).read_text())
-    by_name = {case.name: case for case in check_cases() + all_cases()}
+    by_name = {case.name: case for case in check_cases() + all_cases() + window_cases()}
     return [(by_name[c["case"]], c["runs"], c["rtt"]) for c in data["cases"]], data["meta"]
 
 
@@ -682,6 +696,11 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="",
                         help="run only cases whose name contains this ('a|b': a or b)")
     parser.add_argument("--big", action="store_true", help="also the 100 MB 10 Mbit/s flows")
+    parser.add_argument("--case-set", choices=("grid", "window"), default="grid",
+                        help="the ns-3 grid's cases (and the lab checks), or the send-buffer case")
+    parser.add_argument("--wmem-max", type=int, default=WMEM_MAX,
+                        help="tcp_wmem's maximum in every namespace, bytes: the largest send "
+                             "buffer")
     parser.add_argument("--rmem-default", type=int, default=RMEM_DEFAULT,
                         help="tcp_rmem's default in every namespace, bytes: a new socket's "
                              "receive buffer, where receive-window autotuning starts")
@@ -691,6 +710,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.repeats <= 20:
         print("delayline_reference: --repeats must be 1 to 20", file=sys.stderr)
+        return 2
+    if not 65536 <= args.wmem_max <= 64 * 2**20:
+        print("delayline_reference: --wmem-max must be 65536 to 67108864 bytes",
+              file=sys.stderr)
         return 2
     if not 4096 <= args.rmem_default <= RMEM_MAX:
         print(f"delayline_reference: --rmem-default must be 4096 to {RMEM_MAX} bytes",
@@ -707,7 +730,8 @@ def main(argv=None) -> int:
         for case, runs, rtt in measured:
             print(f"{case.name}: {lab_checks(case, runs, rtt)}")
         return 0
-    cases = [c for c in lab_cases(args.big) if any(part in c.name
+    chosen = window_cases() if args.case_set == "window" else lab_cases(args.big)
+    cases = [c for c in chosen if any(part in c.name
                                                     for part in args.only.split("|"))]
     if not cases:
         print(f"delayline_reference: --only {args.only!r} matches no case", file=sys.stderr)
@@ -728,7 +752,7 @@ def main(argv=None) -> int:
         binary = compile_delayline(workdir)
         for case in cases:
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-            runs, rtt = measure(case, binary, args.repeats, args.rmem_default)
+            runs, rtt = measure(case, binary, args.repeats, args.rmem_default, args.wmem_max)
             as_json = [run_to_json(r) for r in runs]
             saved.append({"case": case.name, "load": load, "rtt": rtt, "runs": as_json})
             rows.append(row(case, as_json, ns3))
@@ -755,6 +779,7 @@ def main(argv=None) -> int:
                 "cpus": os.cpu_count(), "load_before": load_before, "load_after": load_after,
                 "nice": os.nice(0), "repeats": args.repeats,
                 "tcp_rmem": f"4096 {args.rmem_default} {RMEM_MAX}",
+                "tcp_wmem": f"4096 16384 {args.wmem_max}", "case_set": args.case_set,
                 "command": "python benchmarks/validate_network/delayline_reference.py "
                            + " ".join(argv if argv is not None else sys.argv[1:])}
         write_runs(args.save, meta, saved)

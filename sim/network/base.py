@@ -20,7 +20,7 @@ Every byte of a transfer is either delivered or cut: ``sent == delivered + cut``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -67,7 +67,7 @@ class Flow:
     last_s: float = 0.0             # when ``remaining`` was last brought up to date
     version: int = 0
     ack_links: tuple[int, ...] = ()  # finite links of the reverse path (maxmin's ACK demand)
-    extra: dict[str, Any] = field(default_factory=dict)
+    transport: Any = None           # a transport's state of the flow (tcp: its connection)
 
 
 class Network:

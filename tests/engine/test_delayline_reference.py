@@ -29,6 +29,9 @@ RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs.json"
 HYSTART_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_hystart.json"
 # the 100 Mbit/s, 100 and 300 ms RTT flows again with a 6 MiB receive buffer from the start
 RMEM_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_rmem.json"
+# 20 MB over 100 Mbit/s, 300 ms RTT, with the kernel's 4 MiB send buffer and with 8 MiB
+WINDOW_RUNS = [ROOT / "benchmarks" / "validate_network" / name
+               for name in ("delayline_runs_window.json", "delayline_runs_window_8m.json")]
 
 # dtsim tcp (defaults) against the shipped Linux runs: achieved, NOT a target (see
 # test_tcp_transport_against_linux)
@@ -72,7 +75,8 @@ def test_shipped_runs_cover_the_lab_cases_and_say_how_they_were_taken(shipped):
             assert all(m.start_s - 1e-3 <= b for m, b in zip(case.messages, run["begins_s"]))
 
 
-@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS],
+                         ids=lambda p: p.stem)
 def test_the_lab_is_what_it_claims(path):
     """Independent checks of the lab, case by case (bounds: what every case achieved)."""
     measured, _ = lab.load_runs(path)
@@ -201,8 +205,33 @@ def test_receive_window_growth_is_the_extra_round_trip():
                 assert all(abs(t / tcp - 1) <= 0.015 for t in took), (name, took)
 
 
+def test_send_buffer_keeps_less_than_4_mib_in_flight():
+    """tcp_wmem's 4 MiB maximum: when slow start ended (cwnd 3786-3834) Linux had 1848-1912
+    segments in flight (64-66% of 4 MiB of payload), and the second half of 20 MB came at
+    7.9-8.0 MB/s, two thirds of the link (about 2.4 MB per 300 ms round trip), where
+    dtsim's 4 MiB window does not bind (docs: a model change this supports). With 8 MiB the
+    sender kept over 2500 in flight (then the 6 MiB receive buffer's window limits)."""
+    in_flight, rates = {}, {}
+    for path in WINDOW_RUNS:
+        measured, meta = lab.load_runs(path)
+        ((case, runs, _),) = measured
+        wmem = int(meta["tcp_wmem"].split()[2])
+        msg = case.messages[0]
+        in_flight[wmem] = [max(e["unacked"] for e in r["conns"]["0->1"]["events"])
+                           for r in runs]
+        rates[wmem] = [(msg.nbytes - msg.nbytes // 2) / (r["delivered_s"][0] - r["mid_s"][0])
+                       for r in runs]
+        assert all(r["conns"]["0->1"]["rwnd_limited_ms"] == 0 for r in runs) or wmem > 4 << 20
+    link = 100e6 / 8 * 1448 / 1514
+    assert all(n * 1448 <= 0.7 * (4 << 20) for n in in_flight[4 << 20]), in_flight
+    assert all(r <= 0.7 * link for r in rates[4 << 20]), rates
+    assert all(n > 2500 for n in in_flight[8 << 20]), in_flight
+    assert min(rates[8 << 20]) > max(rates[4 << 20]), rates
+
+
 def test_bad_input_exits_2():
-    for argv in (["--repeats", "0"], ["--only", "no such case"], ["--rmem-default", "1"]):
+    for argv in (["--repeats", "0"], ["--only", "no such case"], ["--rmem-default", "1"],
+                 ["--wmem-max", "1"]):
         done = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 2, argv
