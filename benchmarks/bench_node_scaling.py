@@ -18,6 +18,11 @@ change of load falls on all of them alike. The table gives the median cost per n
 the spread (lowest-highest) of the repetitions, the ratio of the medians, and the range of the
 ratio over the repetitions (repetition i of each size against repetition i of the smallest).
 
+``--baseline DIR [DIR ...]`` runs the same children from other checkouts too (e.g. older
+commits unpacked with ``git archive``; each named by its directory's name), each right after
+this checkout's run of the same size and repetition, and adds their rows and the ratio
+this/baseline per size: before and after measured side by side, under the same load.
+
 Scenario: ``uniform`` topology (10 ms apart, 1 Gbit/s access links), DiLoCo with H = 1 and a
 ``tree`` all-reduce of llama-125m's outer gradient (2 (N - 1) messages per outer step),
 timing-only learners, the scenario's default transport unless ``--transport`` says otherwise.
@@ -27,6 +32,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_node_scaling.py                       # 1k, 10k, 100k
     .venv/bin/python benchmarks/bench_node_scaling.py --repeat 5 --levels full
     .venv/bin/python benchmarks/bench_node_scaling.py --sizes 1000 --steps 300   # memory vs level
+    .venv/bin/python benchmarks/bench_node_scaling.py --baseline /tmp/old --levels full
 """
 
 from __future__ import annotations
@@ -79,20 +85,21 @@ def child(nodes: int, level: str, network: str, steps: int, transport: str | Non
             "peak_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before_MiB}
 
 
-def run_child(nodes: int, level: str, network: str, args: argparse.Namespace) -> dict | None:
-    """Run one size in a fresh process; its figures, or ``None`` (said why) if it failed."""
-    cmd = [sys.executable, __file__, "--child", str(nodes), level, network,
-           "--steps", str(args.steps)]
+def run_child(nodes: int, level: str, network: str, args: argparse.Namespace,
+              root: Path = ROOT) -> dict | None:
+    """Run one size in a fresh process of the checkout at ``root``; its figures, or ``None``."""
+    cmd = [sys.executable, str(root / "benchmarks" / Path(__file__).name), "--child", str(nodes),
+           level, network, "--steps", str(args.steps)]
     if args.transport:
         cmd += ["--transport", args.transport]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                              timeout=args.timeout_s)
     except subprocess.TimeoutExpired:
-        print(f"  {network} {level} {nodes}: over {args.timeout_s:.0f} s, skipped")
+        print(f"  {root} {network} {level} {nodes}: over {args.timeout_s:.0f} s, skipped")
         return None
     except subprocess.CalledProcessError as exc:
-        print(f"  {network} {level} {nodes}: failed\n{exc.stderr[-2000:]}")
+        print(f"  {root} {network} {level} {nodes}: failed\n{exc.stderr[-2000:]}")
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -108,6 +115,8 @@ def main() -> None:
     parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
                         help="network.transport (default: the scenario default)")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="per run")
+    parser.add_argument("--baseline", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="other checkouts (e.g. older commits) to run alongside")
     parser.add_argument("--child", nargs=3, metavar=("NODES", "LEVEL", "NETWORK"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,53 +129,73 @@ def main() -> None:
           f"steps per run, {args.repeat} runs per size (interleaved); each run in its own "
           f"process; CPU time")
     sizes = sorted(args.sizes)
-    runs: dict[tuple[str, str, int], list[dict | None]] = {}
+    codes = {"this": ROOT}
+    for other in args.baseline:
+        codes[other.resolve().name] = other.resolve()
+    if args.baseline:
+        print(", ".join(f"{code} = {root}" for code, root in codes.items()))
+    if len(codes) != 1 + len(args.baseline):
+        parser.error("--baseline: give checkouts whose directories have distinct names, "
+                     "other than 'this'")
+    runs: dict[tuple[str, str, str, int], list[dict | None]] = {}
     for network in args.networks:
         for level in args.levels:
             for rep in range(args.repeat):
                 for nodes in sizes:
-                    r = run_child(nodes, level, network, args)
-                    runs.setdefault((network, level, nodes), []).append(r)
-                    if r is not None:
-                        print(f"  run {rep + 1}/{args.repeat}: {network} {level} {nodes:,}: "
-                              f"{r['us_per_node_step']:.1f} µs per node-step, "
-                              f"{r['peak_MiB']:,.0f} MiB", flush=True)
-    header = ("network", "transport", "record", "nodes", "events", "first step s",
+                    for code, root in codes.items():
+                        r = run_child(nodes, level, network, args, root)
+                        runs.setdefault((code, network, level, nodes), []).append(r)
+                        if r is not None:
+                            print(f"  run {rep + 1}/{args.repeat}: {code} {network} {level} "
+                                  f"{nodes:,}: {r['us_per_node_step']:.1f} µs per node-step, "
+                                  f"{r['peak_MiB']:,.0f} MiB", flush=True)
+    header = ("code", "network", "transport", "record", "nodes", "events", "first step s",
               "µs per node-step (median)", "spread (low-high)", "ratio to smallest (median)",
               "ratio range", "peak memory MiB", "KiB per node")
     print("\n| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     verdicts = []
-    for network in args.networks:
-        for level in args.levels:
-            base = runs.get((network, level, sizes[0]), [])
-            base_med = _median([r["us_per_node_step"] for r in base if r])
-            for nodes in sizes:
-                rs = runs.get((network, level, nodes), [])
-                ok = [r for r in rs if r]
-                if not ok:
-                    continue
-                cost = [r["us_per_node_step"] for r in ok]
-                med = _median(cost)
-                ratios = [r["us_per_node_step"] / b["us_per_node_step"]
-                          for r, b in zip(rs, base) if r and b]
-                ratio = med / base_med if base_med else float("nan")
-                peak = _median([r["peak_MiB"] for r in ok])
-                print(f"| {network} | {ok[0]['transport']} | {level} | {nodes:,} | "
-                      f"{ok[0]['events']:,} | {_median([r['first_step_s'] for r in ok]):.2f} | "
-                      f"{med:.1f} | {min(cost):.1f}-{max(cost):.1f} | {ratio:.2f}x | "
-                      f"{min(ratios):.2f}-{max(ratios):.2f}x | {peak:,.0f} | "
-                      f"{peak / nodes * 1024:.1f} |")
-                verdicts.append((network, level, nodes, ratio))
+    medians: dict[tuple[str, str, str, int], float] = {}
+    for code in codes:
+        for network in args.networks:
+            for level in args.levels:
+                base = runs.get((code, network, level, sizes[0]), [])
+                base_med = _median([r["us_per_node_step"] for r in base if r])
+                for nodes in sizes:
+                    rs = runs.get((code, network, level, nodes), [])
+                    ok = [r for r in rs if r]
+                    if not ok:
+                        continue
+                    cost = [r["us_per_node_step"] for r in ok]
+                    med = medians[(code, network, level, nodes)] = _median(cost)
+                    ratios = [r["us_per_node_step"] / b["us_per_node_step"]
+                              for r, b in zip(rs, base) if r and b]
+                    ratio = med / base_med if base_med else float("nan")
+                    peak = _median([r["peak_MiB"] for r in ok])
+                    print(f"| {code} | {network} | {ok[0]['transport']} | {level} | {nodes:,} | "
+                          f"{ok[0]['events']:,} | "
+                          f"{_median([r['first_step_s'] for r in ok]):.2f} | {med:.1f} | "
+                          f"{min(cost):.1f}-{max(cost):.1f} | {ratio:.2f}x | "
+                          f"{min(ratios):.2f}-{max(ratios):.2f}x | {peak:,.0f} | "
+                          f"{peak / nodes * 1024:.1f} |")
+                    verdicts.append((code, network, level, nodes, ratio))
+    for other in list(codes)[1:]:
+        print(f"\ncost per node-step, this / {other} (medians):")
+        for (code, network, level, nodes), med in medians.items():
+            old = medians.get((other, network, level, nodes))
+            if code == "this" and old:
+                print(f"  {network} {level} {nodes:,}: {med / old:.2f}x")
     print(f"\ntarget: cost per node-step at the largest size within {TARGET_RATIO}x of the "
           f"smallest (ratio of the medians)")
-    for network in args.networks:
-        for level in args.levels:
-            last = [v for v in verdicts if v[:2] == (network, level)]
-            if len(last) > 1:
-                n, ratio = last[-1][2], last[-1][3]
-                verdict = "meets" if ratio <= TARGET_RATIO else "misses"
-                print(f"  {network}, record={level}: {n:,} nodes at {ratio:.2f}x -> {verdict}")
+    for code in codes:
+        for network in args.networks:
+            for level in args.levels:
+                last = [v for v in verdicts if v[:3] == (code, network, level)]
+                if len(last) > 1:
+                    n, ratio = last[-1][3], last[-1][4]
+                    verdict = "meets" if ratio <= TARGET_RATIO else "misses"
+                    print(f"  {code}, {network}, record={level}: {n:,} nodes at {ratio:.2f}x "
+                          f"-> {verdict}")
 
 
 def _median(values: list[float]) -> float:

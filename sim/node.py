@@ -49,7 +49,16 @@ class Node:
         A straggler model with ``factor(node_id, rng) -> float``.
     straggler_rng:
         This node's own stream of straggler draws (so draws do not depend on other nodes).
+
+    A world of 100,000 nodes keeps 100,000 of these, so a node has fixed slots (no ``__dict__``)
+    and makes the events of its failure, recovery and preemption notice only when something
+    waits for one or it happens.
     """
+
+    __slots__ = ("world", "env", "id", "name", "site", "flops_per_s", "device", "speed",
+                 "memory_bytes", "memory_used_bytes", "stragglers", "_straggler_rng",
+                 "_slot_free_s", "_tasks", "tasks_done", "is_up", "_down_interval", "_failed",
+                 "_recovered", "_notice")
 
     def __init__(self, world: World, node_id: int, *, name: str, site: str,
                  flops_per_s: float = float("nan"), device: Any = None, speed: float = 1.0,
@@ -77,9 +86,10 @@ class Node:
         self.tasks_done = 0
         self.is_up = True
         self._down_interval: int | None = None  # recorder index of the open "down" interval
-        self._failed = self.env.event()
-        self._recovered = self.env.event()
-        self._notice = self.env.event()
+        # the events of the next failure, recovery and notice, made when first asked for
+        self._failed: simpy.Event | None = None
+        self._recovered: simpy.Event | None = None
+        self._notice: simpy.Event | None = None
 
     def __repr__(self) -> str:
         return f"Node({self.id}, {self.name!r}, site={self.site!r}, up={self.is_up})"
@@ -153,14 +163,20 @@ class Node:
 
     def failed_event(self) -> simpy.Event:
         """An event that fires at this node's next failure (value: the reason)."""
+        if self._failed is None:
+            self._failed = simpy.Event(self.env)
         return self._failed
 
     def recovered_event(self) -> simpy.Event:
         """An event that fires at this node's next recovery."""
+        if self._recovered is None:
+            self._recovered = simpy.Event(self.env)
         return self._recovered
 
     def notice_event(self) -> simpy.Event:
         """An event that fires at the next preemption notice (value: the kill time in s)."""
+        if self._notice is None:
+            self._notice = simpy.Event(self.env)
         return self._notice
 
     def fail(self, reason: str = "crash") -> None:
@@ -182,7 +198,8 @@ class Node:
         self._slot_free_s = [now] * len(self._slot_free_s)
         self.memory_used_bytes = 0.0
         self.world.network.node_failed(self.id)
-        failed, self._failed = self._failed, self.env.event()
+        # (fired even when nobody waits, so that the run's events are counted as always)
+        failed, self._failed = self.failed_event(), None
         failed.succeed(reason)
 
     def recover(self) -> None:
@@ -196,11 +213,11 @@ class Node:
             self._down_interval = None
         self._slot_free_s = [now] * len(self._slot_free_s)
         self.world.recorder.event("recovery", node=self.id)
-        recovered, self._recovered = self._recovered, self.env.event()
+        recovered, self._recovered = self.recovered_event(), None
         recovered.succeed(now)
 
     def give_notice(self, kill_at_s: float) -> None:
         """Announce a preemption at ``kill_at_s`` (spot instances get 30-120 s of notice)."""
         self.world.recorder.event("preemption_notice", node=self.id, kill_at_s=kill_at_s)
-        notice, self._notice = self._notice, self.env.event()
+        notice, self._notice = self.notice_event(), None
         notice.succeed(kill_at_s)

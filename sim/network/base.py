@@ -20,7 +20,7 @@ Every byte of a transfer is either delivered or cut: ``sent == delivered + cut``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -66,13 +66,22 @@ class Flow:
     rate: float = 0.0               # bytes/s
     last_s: float = 0.0             # when ``remaining`` was last brought up to date
     version: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    ack_links: tuple[int, ...] = ()  # finite links of the reverse path (maxmin's ACK demand)
+    transport: Any = None           # a transport's state of the flow (tcp: its connection)
 
 
 class Network:
     """Links, routing, flows and accounting; subclasses decide the rates."""
 
     model_name = "base"
+
+    ack_fraction = 0.0
+    """Bytes a flow's acknowledgements put on its reverse path per payload byte it sends.
+
+    In payload-equivalent bytes (the unit of usable capacity); 0 for the fluid transport. The
+    ``tcp`` transport sets it from :class:`sim.network.tcp.TcpConfig`; ``maxmin`` reserves that
+    demand on the reverse path's links (see its module docstring).
+    """
 
     def __init__(self, world: World, topology: Any, *, uplink_Bps: float | None = None,
                  downlink_Bps: float | None = None, access_latency_s: float = 0.0,

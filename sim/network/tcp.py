@@ -36,6 +36,15 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   ``HYSTART_LOW_WINDOW_SEGMENTS`` (16) segments, long before the pipe is full. With no loss yet
   CUBIC knows no W_max and grows the window by one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20)
   segments acknowledged, 5% per RTT, until a round fills the pipe; then the share rules.
+- **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``): a connection
+  sending at rate r puts ``ack_fraction * r`` of ACKs on the links of its reverse path, where
+  ``ack_fraction = ack_frame_bytes / (segments_per_ack * frame_bytes)``. The ``maxmin`` model
+  serves them before the data crossing those links (see :mod:`sim.network.maxmin`), so a link
+  that carries data both ways (a ring) gives each direction ``C / (1 + ack_fraction)``; one-way
+  traffic is not slowed. ``segments_per_ack`` is what Linux achieves, not its delayed-ACK rule
+  (2): with GRO a receiver acknowledges what arrived together, and the namespace lab's link byte
+  counters show 0.6-1.7% more bytes than the data on links carrying data both ways (median 1.2%,
+  66 / (3.5 x 1514)). The ``ideal`` model has no sharing and ignores them.
 - **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
   WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
   maximum window; the share on a contended bottleneck is *not* multiplied (left out).
@@ -44,20 +53,22 @@ Mechanisms (each one a field of :class:`TcpConfig`):
 
 RTT is the path's one-way latency there plus back. Left out: queueing delay (RTT inflation at a
 full bottleneck), losses and loss recovery (slow start's overshoot, CUBIC's sawtooth), RTT
-unfairness between flows of different RTTs, delayed ACKs, and the growth of CUBIC's window when a
+unfairness between flows of different RTTs, ACKs' effect on timing (only their bytes are in),
+and the growth of CUBIC's window when a
 connection's share grows after slow start (it gets the new share at once). docs/network-model.md
 shows how far this is from packet-level TCP (ns-3) and from Linux.
 
 Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
 A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
 for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round); a bandwidth-limited
-one none beyond the fluid model's. A connection alone on every link of its path (under
-``ideal``, every connection) costs one SimPy event per message however many rounds it takes:
-the model's rate for it cannot change while it is alone, so its rounds are run at once on a
-virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
-mechanism at the instant another connection's chunk starts on one of its links or the message
-is cut. Results equal the per-round mechanism's within 1e-9 relative
-(``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form ramps").
+one none beyond the fluid model's. A connection alone on every link of its path there and back
+(under ``ideal``, every connection) costs one SimPy event per message however many rounds it
+takes (under ``maxmin``, from its second step): the model's rate for it cannot change while it
+is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
+round logic, and handed to the per-round mechanism at the instant another connection's chunk
+starts on one of those links or the message is cut. Results equal the per-round mechanism's
+within 1e-9 relative (``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form
+ramps").
 """
 
 from __future__ import annotations
@@ -112,6 +123,12 @@ class TcpConfig:
     hystart_short_rtt_exit:
         HyStart's ACK-train exit on paths whose idle gap between rounds is at most 2 ms (ns-3
         and Linux before 5.7; see the module docstring). Off: Linux 5.7+ (the default).
+    ack_frame_bytes:
+        Bytes on the wire per ACK (66: Ethernet, IPv4, TCP with timestamps); 0 leaves ACKs out.
+    segments_per_ack:
+        Full segments acknowledged per ACK, on average (3.5: measured on Linux with GRO in the
+        namespace lab; its delayed-ACK rule alone would be 2). The ACK demand is
+        ``ack_fraction`` of a flow's rate on its reverse path.
     """
 
     mss_bytes: int = 1448
@@ -123,6 +140,8 @@ class TcpConfig:
     parallel_streams: int = 1
     handshake: bool = False
     hystart_short_rtt_exit: bool = False
+    ack_frame_bytes: int = 66
+    segments_per_ack: float = 3.5
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
@@ -138,11 +157,25 @@ class TcpConfig:
             raise FieldError("min_rto_s", f"must be >= 0 s, got {self.min_rto_s}")
         if self.parallel_streams < 1:
             raise FieldError("parallel_streams", f"must be >= 1, got {self.parallel_streams}")
+        if self.ack_frame_bytes < 0:
+            raise FieldError("ack_frame_bytes", f"must be >= 0, got {self.ack_frame_bytes}")
+        if not self.segments_per_ack >= 1:
+            raise FieldError("segments_per_ack", f"must be >= 1, got {self.segments_per_ack}")
 
     @property
     def efficiency(self) -> float:
         """Payload bytes per wire byte."""
         return self.mss_bytes / self.frame_bytes
+
+    @property
+    def ack_fraction(self) -> float:
+        """ACK bytes on the reverse path per payload byte, in usable (payload) bytes.
+
+        ``ack_frame_bytes / (segments_per_ack * frame_bytes)``: per ``segments_per_ack``
+        segments (``frame_bytes`` each on the wire, ``mss_bytes`` of payload) one ACK of
+        ``ack_frame_bytes``; capacities count payload, so both sides scale by the efficiency.
+        """
+        return self.ack_frame_bytes / (self.segments_per_ack * self.frame_bytes)
 
     @property
     def initial_window_bytes(self) -> float:
@@ -161,8 +194,10 @@ class Connection:
     ``cwnd`` is the congestion window (bytes); a round started at ``round_start_s`` may send
     ``round_window`` bytes, of which ``round_sent`` are handed to the model, which spent
     ``round_busy_s`` sending them. ``head`` is the message being sent, ``queue`` the ones
-    waiting behind it. ``ramp`` is set while the head's rounds run in closed form (see
-    :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
+    waiting behind it, made when one first waits (``None`` before): most connections carry one
+    message at a time, and an empty ``deque`` costs about 600 bytes, the largest part of a
+    world of 100,000 nodes before. ``ramp`` is set while the head's rounds run in closed form
+    (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
@@ -181,7 +216,7 @@ class Connection:
         self.last_sent_s = -INF   # when the last byte of the last chunk left
         self.ready_s = -INF       # end of the handshake
         self.head: Flow | None = None
-        self.queue: deque[Flow] = deque()
+        self.queue: deque[Flow] | None = None
         self.rtt_s = 0.0
         self.token = 0            # invalidates a pending round timer
         self.used = False
@@ -224,7 +259,8 @@ class TcpTransport(Network):
 
     A mixin: ``TcpMaxMinNetwork(TcpTransport, MaxMinNetwork)``. A message's :class:`Flow` is
     handed to the model in *chunks* (``flow.remaining`` set to the chunk's bytes); the bytes of
-    the message after the current chunk are ``self._left[flow.id]``.
+    the message after the current chunk are ``self._left[flow.id]``. ``flow.transport`` is the
+    flow's connection.
 
     The round logic (:meth:`_step`, :meth:`_new_round`, :meth:`_chunk_ended`) reads the clock
     only through its ``now`` argument, so it runs the same on the simulator's clock (one chunk
@@ -250,6 +286,7 @@ class TcpTransport(Network):
                              "frame_bytes")
         kwargs["tcp_efficiency"] = self.tcp.efficiency
         super().__init__(*args, **kwargs)
+        self.ack_fraction = self.tcp.ack_fraction  # the model reserves it on reverse paths
         self._connections: dict[tuple[int, int], Connection] = {}
         self._left: dict[int, float] = {}          # flow id -> bytes after the current chunk
         self._attached: dict[int, bool] = {}       # flow id -> a chunk is with the model
@@ -268,18 +305,23 @@ class TcpTransport(Network):
             conn = self._connections[key] = Connection(self.tcp.initial_window_bytes)
         self._left[flow.id] = flow.nbytes
         self._attached[flow.id] = False
-        conn.queue.append(flow)
-        if conn.head is None:
-            self._next_message(conn)
+        flow.transport = conn
+        if conn.head is None:  # (nothing waits behind an idle connection)
+            self._next_message(conn, flow)
+        elif conn.queue is None:
+            conn.queue = deque((flow,))
+        else:
+            conn.queue.append(flow)
 
     def _stop(self, flow: Flow) -> None:
-        conn = self._connections[(flow.src, flow.dst)]
+        conn: Connection = flow.transport
         unsent = None  # bytes of the chunk being sent that have not left
         if conn.head is flow and conn.ramp is not None:
             unsent = self._materialise(conn, attach=False)
         left = self._left.pop(flow.id)
         attached = self._attached.pop(flow.id)
         if conn.head is not flow:
+            assert conn.queue is not None  # a message that is not the head waits in the queue
             conn.queue.remove(flow)
             flow.remaining = flow.nbytes
             return
@@ -295,14 +337,14 @@ class TcpTransport(Network):
         conn.head = None
         conn.token += 1
         if conn.queue:
-            self._next_message(conn)
+            self._next_message(conn, conn.queue.popleft())
 
     def _transmitted(self, flow: Flow) -> None:
         attached = self._attached.get(flow.id)
         if attached is None:  # not one of ours (cannot happen: every flow goes through _start)
             super()._transmitted(flow)
             return
-        conn = self._connections[(flow.src, flow.dst)]
+        conn: Connection = flow.transport
         self._attached[flow.id] = False
         self._chunk_ended(conn, self.env.now)
         if self._left[flow.id] > 0:
@@ -317,13 +359,12 @@ class TcpTransport(Network):
         conn.head = None
         super()._transmitted(flow)
         if conn.queue:
-            self._next_message(conn)
+            self._next_message(conn, conn.queue.popleft())
 
     # -- connections -------------------------------------------------------------------------
 
-    def _next_message(self, conn: Connection) -> None:
-        """Make the first queued message the head: idle restart, handshake, then send."""
-        flow = conn.queue.popleft()
+    def _next_message(self, conn: Connection, flow: Flow) -> None:
+        """Make ``flow`` the head: idle restart, handshake, then send."""
         conn.head = flow
         now = self.env.now
         back = self.route(flow.dst, flow.src)
@@ -346,7 +387,7 @@ class TcpTransport(Network):
                 conn.probing = False
                 conn.round_start_s = -INF  # a new round starts with the message
                 conn.round_window = conn.round_sent = 0.0
-        self._pump(conn)
+        self._pump(conn, first=True)
 
     def _unlimited(self, conn: Connection, flow: Flow) -> bool:
         """True when the window cannot limit this message: send it as one fluid flow."""
@@ -357,12 +398,19 @@ class TcpTransport(Network):
         usable = min((self.capacity_Bps[link] for link in flow.links), default=INF)
         return usable * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
 
-    def _pump(self, conn: Connection) -> None:
-        """Hand the head message's next chunk to the model, or wait for the next round."""
+    def _pump(self, conn: Connection, first: bool = False) -> None:
+        """Hand the head message's next chunk to the model, or wait for the next round.
+
+        A message alone on its links runs its rounds in closed form (:meth:`_start_ramp`);
+        where links are shared, only from its second step on (``first``: its start), so that
+        messages starting together (a pair exchanging both ways) do not start ramps that the
+        next one takes over at once.
+        """
         flow = conn.head
         assert flow is not None
         now = self.env.now
-        if self.lone_ramps and self._left[flow.id] > 0 and flow.links and self._alone(conn):
+        if (self.lone_ramps and not (first and self.shares_links) and self._left[flow.id] > 0
+                and flow.links and self._alone(conn)):
             rate = self._lone_rate(flow)
             if rate is not None:
                 self._start_ramp(conn, flow, rate, now)

@@ -1,0 +1,298 @@
+"""The real-Linux-TCP lab with latency (``benchmarks/validate_network/delayline_reference.py``).
+
+Its measured runs (CUBIC between network namespaces, a TUN delay line for the latency, tbf for
+the bottleneck; docs/network-model.md) are shipped as
+``benchmarks/validate_network/delayline_runs.json`` and checked here without root: the lab's own
+consistency (RTT = 2 x the one-way delay, packets conserved by the delay line, no packet lost
+or merged by the lab, a backlogged bottleneck delivering exactly its rate x 1448/1514) and
+dtsim's predictions re-made with the current code. The lab itself needs root, ``ip``, ``tc``,
+``gcc``, ``chrt`` and ``/dev/net/tun``; where any is missing the end-to-end test skips and says
+which.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.network.validation import Case, Message, predict
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "validate_network" / "delayline_reference.py"
+RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs.json"
+# a targeted re-run that also read the kernel's HyStart counters in every namespace
+HYSTART_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_hystart.json"
+# the 100 Mbit/s, 100 and 300 ms RTT flows again with a 6 MiB receive buffer from the start
+RMEM_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_rmem.json"
+# 20 MB over 100 Mbit/s, 300 ms RTT, with the kernel's 4 MiB send buffer and with 8 MiB
+WINDOW_RUNS = [ROOT / "benchmarks" / "validate_network" / name
+               for name in ("delayline_runs_window.json", "delayline_runs_window_8m.json")]
+
+# dtsim tcp (defaults) against the shipped Linux runs: achieved, NOT a target (see
+# test_tcp_transport_against_linux)
+WITHIN_10 = 25   # of 30 cases
+WORST = 0.30     # measured -29.5%: 4 flows started together
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("delayline_reference", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+lab = _load()
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    measured, meta = lab.load_runs(RUNS)
+    return measured, meta
+
+
+@pytest.fixture(scope="module")
+def rows(shipped):
+    measured, _ = shipped
+    ns3 = lab.ns3_rows()
+    return {case.name: lab.row(case, runs, ns3) for case, runs, _ in measured}
+
+
+def test_shipped_runs_cover_the_lab_cases_and_say_how_they_were_taken(shipped):
+    measured, meta = shipped
+    assert [case.name for case, _, _ in measured] == [c.name for c in lab.lab_cases()]
+    for key in ("date", "kernel", "host", "load_before", "load_after", "command"):
+        assert meta[key], key
+    for case, runs, _ in measured:
+        assert len(runs) >= 3, case.name  # a median of at least three
+        for run in runs:
+            assert len(run["delivered_s"]) == len(case.messages)
+            assert all(m.start_s - 1e-3 <= b for m, b in zip(case.messages, run["begins_s"]))
+
+
+@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS],
+                         ids=lambda p: p.stem)
+def test_the_lab_is_what_it_claims(path):
+    """Independent checks of the lab, case by case (bounds: what every case achieved)."""
+    measured, _ = lab.load_runs(path)
+    for case, runs, rtt in measured:
+        checks = lab.lab_checks(case, runs, rtt)
+        # echo RTT = 2 x one-way delay, plus the hosts' own fraction of a millisecond
+        assert 0.0 <= checks["rtt_excess_ms"] <= 1.0, (case.name, checks)
+        # the kernel's min RTT adds one data packet's serialization at the bottleneck
+        assert 0.0 <= checks["tcp_min_rtt_excess_ms"] <= 2.0, (case.name, checks)
+        assert checks["unbalanced"] == 0, case.name          # read = written + dropped + held
+        assert checks["delayline_dropped"] == 0, case.name   # losses are the bottleneck's only
+        assert checks["tun_dropped"] == 0, case.name
+        assert checks["max_packet"] == 1500, case.name       # no GSO super-packets
+        assert checks["cc"] == ["cubic"], case.name           # not this host's BBR default
+        # the delay line's writes more than 4 ms late (stalls of the loaded VM): at most 0.5%
+        # of its packets in any case (achieved: 0.33%)
+        assert checks["late_over_4ms"] <= 0.005 * checks["packets"], (case.name, checks)
+
+
+def test_backlogged_bottleneck_delivers_rate_times_1448_over_1514(shipped):
+    """The deep-queue check cases: tbf's rate and the Ethernet framing, to 0.5%."""
+    measured, _ = shipped
+    checked = 0
+    for case, runs, rtt in measured:
+        if case.name.startswith("lab check"):
+            checks = lab.lab_checks(case, runs, rtt)
+            assert abs(checks["goodput_error"]) <= 0.005, (case.name, checks["goodput_error"])
+            assert all(r["bottleneck_drops"] == 0 for r in runs), case.name
+            checked += 1
+    assert checked == 2
+
+
+def test_tcp_transport_against_linux(rows):
+    """dtsim's ``tcp`` (defaults) against Linux: bounds are what was achieved, NOT a target.
+
+    Measured (docs/network-model.md): within 10% on 25 of the 30 cases; the misses are flows
+    started together (Linux's HyStart leaves slow start early for some of them), a 10 Mbit/s,
+    100 ms RTT flow whose slow start overshoots the buffer, and the receive window's growth on
+    the 100 and 300 ms RTT paths at 100 Mbit/s.
+    """
+    errors = {name: r["tcp_error"] for name, r in rows.items()}
+    within10 = sum(abs(e) <= 0.10 for e in errors.values())
+    assert within10 >= WITHIN_10, errors
+    assert max(abs(e) for e in errors.values()) <= WORST, errors
+
+
+def test_tcp_closer_to_linux_than_fluid(rows):
+    for name, r in rows.items():
+        assert abs(r["tcp_error"]) < abs(r["fluid_error"]), name
+
+
+def test_single_flow_ns3_misses_on_linux(rows):
+    """The single flows where dtsim misses ns-3 by more than 10% (ns-3's loss recovery, see
+    docs): Linux is closer to dtsim than to ns-3 on every one."""
+    misses = [n for n, r in rows.items() if n.startswith("single") and r["ns3_s"]
+              and abs(r["tcp_s"] / r["ns3_s"] - 1) > 0.1]
+    assert len(misses) == 3, misses  # 10 Mbit/s 50 ms 1 MB and 150 ms 10 MB, 100 Mbit/s 10 ms
+    for name in misses:
+        r = rows[name]
+        assert abs(r["tcp_error"]) < abs(r["ns3_error"]), (name, r["tcp_error"], r["ns3_error"])
+
+
+def test_flows_started_together_are_slower_on_linux_than_both_models(rows):
+    """2 and 4 flows started together: Linux's HyStart ends some flows' slow start early (the
+    others' bursts queue), so Linux is slower than ns-3, which is slower than dtsim: a
+    direction, with a 5% margin each."""
+    for k in (2, 4):
+        r = rows[f"shared {k} flows 100Mbit/s 20ms 10MB together"]
+        assert r["ns3_s"] <= 0.95 * r["median_s"], r
+        assert r["tcp_s"] <= 0.95 * r["ns3_s"], r
+        # some flow left slow start below half its share of pipe + buffer (B = 330, Q = 333)
+        assert r["exit_cwnd"][0] < 0.5 * (330 + 333) / k, r
+
+
+def test_slow_start_exits_agree_with_the_kernels_hystart_counters():
+    """The exits read from TCP_INFO (ssthresh set with no retransmission) against the kernel's
+    own TCPHystart* counters of the same runs: same count, same cwnd to 1% (TCP_INFO is
+    sampled every 2 ms, so it may see a segment more)."""
+    measured, _ = lab.load_runs(HYSTART_RUNS)
+    seen = 0
+    for case, runs, _ in measured:
+        for run in runs:
+            kernel = run["checks"]["hystart"]
+            exits = [c["ss_exit_cwnd"] for c in run["conns"].values() if c["ss_exit"] == "hystart"]
+            assert len(exits) == kernel["TCPHystartTrainDetect"] + \
+                kernel["TCPHystartDelayDetect"], case.name
+            assert sum(exits) == pytest.approx(kernel["TCPHystartTrainCwnd"]
+                                               + kernel["TCPHystartDelayCwnd"], rel=0.01)
+            seen += len(exits)
+    assert seen >= 30
+
+
+def test_which_hystart_test_ends_slow_start_on_linux():
+    """At 10 Mbit/s the ACK train never fires (delayed ACKs 2.4 ms apart) and the delay test
+    fires past B + Q; at 100 Mbit/s, 20 ms RTT the ACK train fires below B + Q = 333."""
+    measured, _ = lab.load_runs(HYSTART_RUNS)
+    by_name = {case.name: runs for case, runs, _ in measured}
+    for name, b_plus_q in (("single 10Mbit/s 50ms 1MB", 166), ("single 10Mbit/s 150ms 10MB", 500)):
+        for run in by_name[name]:
+            kernel = run["checks"]["hystart"]
+            assert kernel["TCPHystartTrainDetect"] == 0 and kernel["TCPHystartDelayDetect"] == 1
+            assert kernel["TCPHystartDelayCwnd"] > b_plus_q
+    for run in by_name["single 100Mbit/s 10ms 1MB"]:
+        kernel = run["checks"]["hystart"]
+        assert kernel["TCPHystartTrainDetect"] == 1 and kernel["TCPHystartTrainCwnd"] < 333
+
+
+def test_receive_window_growth_is_the_extra_round_trip():
+    """1 MB at 100 Mbit/s over 100 and 300 ms RTT: with the kernel's 128 KiB initial receive
+    buffer some runs are limited by the receive window and take a round trip more; with 6 MiB
+    from the start none is: the median is within 0.5% of dtsim (achieved 0.3%), every run
+    within 1.5% (achieved 1.1%)."""
+    default, _ = lab.load_runs(RUNS)
+    large, meta = lab.load_runs(RMEM_RUNS)
+    assert meta["tcp_rmem"].split()[1] == "6291456"
+    for name, rtt_s in (("single 100Mbit/s 50ms 1MB", 0.1), ("single 100Mbit/s 150ms 1MB", 0.3)):
+        slow = [r for case, runs, _ in default if case.name == name for r in runs
+                if r["conns"]["0->1"]["rwnd_limited_ms"] > 0.5e3 * rtt_s]
+        assert slow, name
+        for case, runs, _ in large:
+            if case.name == name:
+                tcp = case.completion_s(predict(case))
+                took = [case.completion_s(run["delivered_s"]) for run in runs]
+                assert all(run["conns"]["0->1"]["rwnd_limited_ms"] == 0 for run in runs), name
+                assert abs(statistics.median(took) / tcp - 1) <= 0.005, (name, took)
+                assert all(abs(t / tcp - 1) <= 0.015 for t in took), (name, took)
+
+
+def test_send_buffer_keeps_less_than_4_mib_in_flight():
+    """tcp_wmem's 4 MiB maximum: when slow start ended (cwnd 3786-3834) Linux had 1848-1912
+    segments in flight (64-66% of 4 MiB of payload), and the second half of 20 MB came at
+    7.9-8.0 MB/s, two thirds of the link (about 2.4 MB per 300 ms round trip), where
+    dtsim's 4 MiB window does not bind (docs: a model change this supports). With 8 MiB the
+    sender kept over 2500 in flight (then the 6 MiB receive buffer's window limits)."""
+    in_flight, rates = {}, {}
+    for path in WINDOW_RUNS:
+        measured, meta = lab.load_runs(path)
+        ((case, runs, _),) = measured
+        wmem = int(meta["tcp_wmem"].split()[2])
+        msg = case.messages[0]
+        in_flight[wmem] = [max(e["unacked"] for e in r["conns"]["0->1"]["events"])
+                           for r in runs]
+        rates[wmem] = [(msg.nbytes - msg.nbytes // 2) / (r["delivered_s"][0] - r["mid_s"][0])
+                       for r in runs]
+        assert all(r["conns"]["0->1"]["rwnd_limited_ms"] == 0 for r in runs) or wmem > 4 << 20
+    link = 100e6 / 8 * 1448 / 1514
+    assert all(n * 1448 <= 0.7 * (4 << 20) for n in in_flight[4 << 20]), in_flight
+    assert all(r <= 0.7 * link for r in rates[4 << 20]), rates
+    assert all(n > 2500 for n in in_flight[8 << 20]), in_flight
+    assert min(rates[8 << 20]) > max(rates[4 << 20]), rates
+
+
+def test_bad_input_exits_2():
+    for argv in (["--repeats", "0"], ["--only", "no such case"], ["--rmem-default", "1"],
+                 ["--wmem-max", "1"]):
+        done = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2, argv
+        assert "delayline_reference:" in done.stderr
+
+
+def test_says_why_it_cannot_run(monkeypatch):
+    monkeypatch.setattr(lab.sys, "platform", "linux")
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 1000)
+    assert lab.why_not() == "needs root (network namespaces, TUN devices, tc)"
+    monkeypatch.setattr(lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab.shutil, "which", lambda tool: None if tool == "gcc" else "/x")
+    assert lab.why_not() == "needs the 'gcc' command"
+
+
+def _leftovers(prefix: str) -> list[str]:
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30)
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, timeout=30)
+    return [line for line in names.stdout.splitlines() if line.startswith(prefix)] + \
+        [line for line in procs.stdout.splitlines() if prefix in line]
+
+
+def test_one_case_end_to_end_on_real_tcp(tmp_path):
+    """As root: 4 MB over 100 Mbit/s with 10 ms each way (a queue too deep to overflow)."""
+    reason = lab.why_not()
+    if reason:
+        pytest.skip(f"delay-line lab cannot run here: {reason}")
+    case = Case(name="e2e", kind="single", rate_bps=(1e9, 100e6), delay_s=(0.0, 0.01),
+                queue_pkts=(3000, 3000),
+                messages=(Message(src=0, dst=1, nbytes=4e6, start_s=1.0),))
+    binary = lab.compile_delayline(str(tmp_path))
+    runs, rtt = lab.measure(case, binary, repeats=2)
+    saved = [lab.run_to_json(r) for r in runs]
+    assert not _leftovers(f"dtsim-dl-{lab.os.getpid()}-")  # no namespace, no delay line
+    checks = lab.lab_checks(case, saved, rtt)
+    assert 0.0 <= checks["rtt_excess_ms"] <= 2.0, checks
+    assert checks["unbalanced"] == 0 and checks["delayline_dropped"] == 0, checks
+    assert checks["max_packet"] == 1500 and checks["cc"] == ["cubic"], checks
+    measured = statistics.median(case.completion_s(r["delivered_s"]) for r in saved)
+    tcp = case.completion_s(predict(case))
+    assert abs(tcp / measured - 1) <= 0.10, (tcp, measured)
+
+
+def test_lab_removes_everything_when_terminated():
+    """As root: SIGTERM mid-run leaves no namespace, TUN device or process of the lab."""
+    import signal
+    import time
+
+    reason = lab.why_not()
+    if reason:
+        pytest.skip(f"delay-line lab cannot run here: {reason}")
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--repeats", "1", "--only",
+                             "single 10Mbit/s 150ms 10MB"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    prefix = f"dtsim-dl-{proc.pid}-"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("delayline" in line
+                                                  for line in _leftovers(prefix)):
+        time.sleep(0.2)
+    assert any("delayline" in line for line in _leftovers(prefix)), "the lab was never built"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert not _leftovers(prefix)
