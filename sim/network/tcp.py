@@ -61,13 +61,14 @@ shows how far this is from packet-level TCP (ns-3) and from Linux.
 Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
 A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
 for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round); a bandwidth-limited
-one none beyond the fluid model's. A connection alone on every link of its path (under
-``ideal``, every connection) costs one SimPy event per message however many rounds it takes:
-the model's rate for it cannot change while it is alone, so its rounds are run at once on a
-virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
-mechanism at the instant another connection's chunk starts on one of its links or the message
-is cut. Results equal the per-round mechanism's within 1e-9 relative
-(``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form ramps").
+one none beyond the fluid model's. A connection alone on every link of its path there and back
+(under ``ideal``, every connection) costs one SimPy event per message however many rounds it
+takes (under ``maxmin``, from its second step): the model's rate for it cannot change while it
+is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
+round logic, and handed to the per-round mechanism at the instant another connection's chunk
+starts on one of those links or the message is cut. Results equal the per-round mechanism's
+within 1e-9 relative (``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form
+ramps").
 """
 
 from __future__ import annotations
@@ -386,7 +387,7 @@ class TcpTransport(Network):
                 conn.probing = False
                 conn.round_start_s = -INF  # a new round starts with the message
                 conn.round_window = conn.round_sent = 0.0
-        self._pump(conn)
+        self._pump(conn, first=True)
 
     def _unlimited(self, conn: Connection, flow: Flow) -> bool:
         """True when the window cannot limit this message: send it as one fluid flow."""
@@ -397,12 +398,19 @@ class TcpTransport(Network):
         usable = min((self.capacity_Bps[link] for link in flow.links), default=INF)
         return usable * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
 
-    def _pump(self, conn: Connection) -> None:
-        """Hand the head message's next chunk to the model, or wait for the next round."""
+    def _pump(self, conn: Connection, first: bool = False) -> None:
+        """Hand the head message's next chunk to the model, or wait for the next round.
+
+        A message alone on its links runs its rounds in closed form (:meth:`_start_ramp`);
+        where links are shared, only from its second step on (``first``: its start), so that
+        messages starting together (a pair exchanging both ways) do not start ramps that the
+        next one takes over at once.
+        """
         flow = conn.head
         assert flow is not None
         now = self.env.now
-        if self.lone_ramps and self._left[flow.id] > 0 and flow.links and self._alone(conn):
+        if (self.lone_ramps and not (first and self.shares_links) and self._left[flow.id] > 0
+                and flow.links and self._alone(conn)):
             rate = self._lone_rate(flow)
             if rate is not None:
                 self._start_ramp(conn, flow, rate, now)
