@@ -27,7 +27,8 @@ the flows then sending, the same allocation as re-rating after each change, up t
 docs/performance.md for the measured difference). A flow that starts alone on its links is still
 rated at once (nobody else can change).
 
-**ACK demand** (``ack_fraction`` a > 0, set by the ``tcp`` transport; 0 for ``fluid``). A flow
+**ACK demand** (``ack_fraction`` a > 0, set by the ``tcp`` transport when its ACK bytes are on,
+``TcpConfig.ack_frame_bytes > 0``; off by default, and 0 for ``fluid``). A flow
 sending at rate r puts a r of acknowledgements on the links of its reverse path. ACKs are not
 flows that share fairly: a TCP sender backs off when its data queue overflows, its receiver's
 ACKs do not, so on a link they are served first and the data flows share what they leave:
