@@ -12,6 +12,13 @@ round ``r`` once its rounds up to ``r - w`` are done (``w = 1``: the textbook sc
 (:func:`gloo_ring_allreduce_schedule`) is such a schedule: segments of at most 1 MiB, two in
 flight, a fence between its reduce-scatter and all-gather loops.
 
+A library may also send only into a posted receive (``run_schedule(..., notice_bytes=b)``, a
+*rendezvous*): when a node opens a round it sends each of that round's senders a notice of
+``b`` bytes (gloo's ``NOTIFY_RECV_READY``, ``gloo/transport/tcp/pair.cc``), and a message
+leaves only once its sender has opened the round and its receiver's notice has arrived. The
+notice is a message like any other: one one-way latency plus its bytes on the reverse path, in
+order behind what the receiver already sends to that sender.
+
 Each collective also has a closed-form alpha-beta cost (alpha: one-way latency of a message in s,
 beta: bandwidth in bytes/s) for tests and back-of-envelope work. On uniform links the simulated
 time matches the closed form.
@@ -63,6 +70,9 @@ GLOO_MAX_SEGMENT_BYTES = 1024 * 1024
 
 GLOO_WINDOW = 2
 """Send/receive iterations gloo's ring keeps in flight (it waits for iteration i-2)."""
+
+GLOO_NOTICE_BYTES = 48
+"""gloo's receive-ready notice: one ``Op`` preamble of six 8-byte fields (``tcp/pair.h``)."""
 
 
 def gloo_ring_allreduce_schedule(ids: Sequence[int], nbytes: float, *,
@@ -179,20 +189,23 @@ def gossip_schedule(graph: Any, nbytes: float) -> Schedule:
 
 def run_schedule(world: World, schedule: Schedule, *, name: str = "collective",
                  label: str = "", window: int = 1, fences: Sequence[int] = (),
-                 timeout_s: float = 0.0) -> simpy.Process:
+                 timeout_s: float = 0.0, notice_bytes: float | None = None) -> simpy.Process:
     """Run ``schedule`` on the network; a process whose value is the elapsed time (s).
 
     ``window``: rounds a node may have open at once (1: a round starts when the node's earlier
     rounds are done). ``fences``: schedule rounds that start only when all the node's earlier
     rounds are done, whatever the window. ``timeout_s``: seconds between the first failure
     (a member down, a message cut) and the collective's abort; the members wait meanwhile
-    (see the module docstring).
+    (see the module docstring). ``notice_bytes``: a rendezvous, each message waiting for its
+    receiver's notice of that many bytes (``None``: messages leave when their round opens).
     """
     if window < 1:
         raise ValueError(f"run_schedule: window must be >= 1, got {window}")
+    if notice_bytes is not None and not notice_bytes >= 0:
+        raise ValueError(f"run_schedule: notice_bytes must be >= 0, got {notice_bytes}")
     check_timeout(timeout_s)
     return world.env.process(_execute(world, schedule, name, label or name, window,
-                                      frozenset(fences), timeout_s))
+                                      frozenset(fences), timeout_s, notice_bytes))
 
 
 def check_timeout(timeout_s: float, field: str = "timeout_s") -> None:
@@ -203,8 +216,9 @@ def check_timeout(timeout_s: float, field: str = "timeout_s") -> None:
 
 
 def _execute(world: World, schedule: Schedule, name: str, label: str, window: int = 1,
-             fences: frozenset[int] = frozenset(), timeout_s: float = 0.0):
-    run = _ScheduleRun(world, schedule, name, label, window, fences, timeout_s)
+             fences: frozenset[int] = frozenset(), timeout_s: float = 0.0,
+             notice_bytes: float | None = None):
+    run = _ScheduleRun(world, schedule, name, label, window, fences, timeout_s, notice_bytes)
     if not run.members:
         return 0.0
     run.start()
@@ -221,7 +235,10 @@ class _ScheduleRun:
     is working on; it moves on when that round has nothing open, sending as each round opens.
     With a window ``w > 1`` a node has sent the rounds up to ``issued[n] - 1``, at most
     ``position + w - 1``; a fence round is sent only once it is the node's position.
-    Storage is O(messages), not O(members x rounds).
+    With a rendezvous, ``recvs[n][i]`` lists the messages node ``n`` receives in its round
+    ``i`` as ``(sender, i, k)`` (the ``k``-th of ``sends[sender][i]``), and ``armed`` counts,
+    per message not yet sent, which of its two conditions (round opened at the sender, notice
+    arrived from the receiver) has happened. Storage is O(messages), not O(members x rounds).
 
     A failure (a member down, a message cut) aborts the run at once when ``timeout_s`` is 0;
     otherwise it arms a timer of ``timeout_s`` (the first failure only) and the undeliverable
@@ -230,8 +247,9 @@ class _ScheduleRun:
 
     def __init__(self, world: World, schedule: Schedule, name: str, label: str,
                  window: int = 1, fences: frozenset[int] = frozenset(),
-                 timeout_s: float = 0.0) -> None:
+                 timeout_s: float = 0.0, notice_bytes: float | None = None) -> None:
         self.world = world
+        self.notice_bytes = notice_bytes
         self.window = window
         self.timeout_s = timeout_s
         self.timer: simpy.Event | None = None  # armed at the first failure when timeout_s > 0
@@ -256,6 +274,14 @@ class _ScheduleRun:
                         open_count[node][-1] += 1
                 sends[src][-1].append((dst, nbytes, len(rounds[src]) - 1, len(rounds[dst]) - 1))
         self.rounds, self.sends, self.open_count = rounds, sends, open_count
+        self.recvs: dict[int, list[list[tuple[int, int, int]]]] | None = None
+        self.armed: dict[tuple[int, int, int], int] = {}
+        if notice_bytes is not None:
+            self.recvs = {n: [[] for _ in rounds[n]] for n in rounds}
+            for src, node_sends in sends.items():
+                for si, messages in enumerate(node_sends):
+                    for k, (dst, _nbytes, _si, di) in enumerate(messages):
+                        self.recvs[dst][di].append((src, si, k))
         self.remaining = sum(len(rnd) for rnd in schedule)
         self.members = sorted(rounds)
         self.position = dict.fromkeys(self.members, 0)
@@ -295,11 +321,43 @@ class _ScheduleRun:
                     self._advance_window(n)
 
     def _send(self, node: int, i: int) -> None:
+        """``node`` opens its round ``i``: send its messages (or arm them, and send notices)."""
+        notice = self.notice_bytes
+        if self.recvs is None or notice is None:
+            for k in range(len(self.sends[node][i])):
+                self._transfer(node, i, k)
+            return
+        for k in range(len(self.sends[node][i])):
+            self._arm(node, i, k)
         transfer = self.world.network.transfer
-        for dst, nbytes, si, di in self.sends[node][i]:
-            ev = transfer(node, dst, nbytes, self.label)
+        for src, si, k in self.recvs[node][i]:  # "ready to receive", to each sender
+            ev = transfer(node, src, notice, self.label)
             self.in_flight[ev] = node
-            ev.callbacks.append(partial(self._delivered, node, dst, si, di))
+            ev.callbacks.append(partial(self._noticed, src, si, k))
+
+    def _transfer(self, node: int, i: int, k: int) -> None:
+        dst, nbytes, si, di = self.sends[node][i][k]
+        ev = self.world.network.transfer(node, dst, nbytes, self.label)
+        self.in_flight[ev] = node
+        ev.callbacks.append(partial(self._delivered, node, dst, si, di))
+
+    def _arm(self, node: int, i: int, k: int) -> None:
+        """One of the two conditions of message ``k`` of ``node``'s round ``i`` is met."""
+        key = (node, i, k)
+        if self.armed.pop(key, 0):
+            self._transfer(node, i, k)
+        else:
+            self.armed[key] = 1
+
+    def _noticed(self, src: int, si: int, k: int, ev: simpy.Event) -> None:
+        self.in_flight.pop(ev, None)
+        if self.aborted:
+            return
+        if not ev.ok:
+            ev.defused = True
+            self._on_failure()  # the message it announced stays unsent: its ends wait
+            return
+        self._arm(src, si, k)
 
     def _advance(self, node: int) -> None:
         """Move ``node`` past rounds with nothing left open, sending as each round opens."""
@@ -420,12 +478,13 @@ def gloo_ring_allreduce(world: World, nodes: Sequence[Any], nbytes: float, *,
     """All-reduce as gloo runs it (what ``torch.distributed.all_reduce`` does on CPU tensors).
 
     See :func:`gloo_ring_allreduce_schedule`: 1 MiB segments, two in flight, rank ``r`` sends
-    to ``r - 1`` in the order of ``nodes``.
+    to ``r - 1`` in the order of ``nodes``, each segment only after the receiver's
+    receive-ready notice (``GLOO_NOTICE_BYTES``) has arrived.
     """
     schedule, fence = gloo_ring_allreduce_schedule(_ids(nodes), nbytes,
                                                    max_segment_bytes=max_segment_bytes)
     return run_schedule(world, schedule, name="gloo_ring_allreduce", window=GLOO_WINDOW,
-                        fences=(fence,), timeout_s=timeout_s)
+                        fences=(fence,), timeout_s=timeout_s, notice_bytes=GLOO_NOTICE_BYTES)
 
 
 def halving_doubling_allreduce(world: World, nodes: Sequence[Any], nbytes: float, *,
@@ -498,12 +557,18 @@ def ring_allreduce_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float) 
 
 
 def gloo_ring_allreduce_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float, *,
-                             max_segment_bytes: int = GLOO_MAX_SEGMENT_BYTES) -> float:
-    """Closed form 2 (ceil(n/2) alpha + n s / beta) on ``maxmin`` links (fluid transport).
+                             max_segment_bytes: int = GLOO_MAX_SEGMENT_BYTES,
+                             notice_bytes: float | None = GLOO_NOTICE_BYTES) -> float:
+    """Closed form 2 (2 ceil(n/2) alpha + n (s + b) / beta) on ``maxmin`` links (fluid transport).
 
     ``n = S - S/k`` iterations per phase of ``s = m / S`` bytes (``m`` a multiple of ``S``
-    elements). Two iterations are issued together and share each uplink, so each pair costs
-    ``alpha + 2 s / beta``. The bandwidth term is the textbook ``2 (k-1)/k m / beta``.
+    elements). Two iterations are issued together: each rank sends its two receive-ready
+    notices of ``b = notice_bytes`` (they share its uplink: ``2 b / beta``), they arrive one
+    ``alpha`` later, then the two segments share each uplink (``2 s / beta``) and arrive one
+    ``alpha`` later, which opens the next two. So each pair costs ``2 alpha + 2 (s + b) / beta``:
+    on a path whose latency exceeds a segment's sending time the ring is latency-bound, two
+    segments per round trip. ``notice_bytes=None`` (no rendezvous): ``alpha + 2 s / beta`` per
+    pair. The bandwidth term is the textbook ``2 (k-1)/k m / beta``.
     """
     if k <= 1:
         return 0.0
@@ -511,7 +576,9 @@ def gloo_ring_allreduce_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: fl
     total = int(math.ceil(nbytes))
     segments = -(-max(-(-total // max_seg), 2 * k) // k) * k
     n = segments - segments // k
-    return 2 * (math.ceil(n / 2) * alpha_s + n * (nbytes / segments) / beta_Bps)
+    if notice_bytes is None:
+        return 2 * (math.ceil(n / 2) * alpha_s + n * (nbytes / segments) / beta_Bps)
+    return 2 * (2 * math.ceil(n / 2) * alpha_s + n * (nbytes / segments + notice_bytes) / beta_Bps)
 
 
 def reduce_scatter_cost(k: int, nbytes: float, alpha_s: float, beta_Bps: float) -> float:

@@ -100,7 +100,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
                         initial_window_segments=t.initial_window, max_window_bytes=t.max_window,
                         slow_start_after_idle=t.slow_start_after_idle, min_rto_s=t.min_rto,
                         parallel_streams=t.parallel_streams, handshake=t.handshake,
-                        hystart_short_rtt_exit=t.hystart_short_rtt_exit)
+                        hystart_short_rtt_exit=t.hystart_short_rtt_exit,
+                        ack_frame_bytes=t.ack_frame, segments_per_ack=t.segments_per_ack)
     except FieldError as err:  # name the scenario's key, not the config's field
         raise ScenarioError(f"network.tcp.{_TCP_KEYS.get(err.field, err.field)}",
                             err.message) from None
@@ -111,7 +112,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
 
 
 _TCP_KEYS = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
-             "max_window_bytes": "max_window", "min_rto_s": "min_rto"}
+             "max_window_bytes": "max_window", "min_rto_s": "min_rto",
+             "ack_frame_bytes": "ack_frame"}
 """``[network.tcp]`` keys whose :class:`TcpConfig` field has another name."""
 
 

@@ -121,7 +121,7 @@ def test_under_tcp_skippipe_keeps_its_scheduling_gain_and_collision_awareness_gi
     # The same reference under dtsim's default transport, the planner pricing hops with the
     # tcp transport (slow start on cold connections, idle restarts: sim.network.forecast),
     # one iteration, seed 0: random skip 111.65 s, collision-blind 96.91 s, SkipPipe 95.56 s:
-    # scheduling 1.168x, collision awareness 1.014x (seeds 0-4: 1.000-1.024x, mean 1.012x;
+    # scheduling 1.168x, collision awareness 1.014x (seeds 0-4: 1.000-1.029x, mean 1.016x;
     # with the authors' fluid-priced planner under tcp 0.994-1.002x, mean 0.998x). Not the
     # clear gain of the fluid reference: collisions cost the blind schedule at most 2.94 s
     # here (8.57 s with fluid transfers), the memory waves 32 s (docs/methods/

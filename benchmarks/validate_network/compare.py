@@ -6,7 +6,9 @@ Per case: ns-3's completion time (the makespan; for ``spaced`` messages the sum 
 durations), dtsim's with the ``tcp`` transport and with ``fluid``, the relative errors, and the
 largest per-message error of the tcp prediction (reported, not judged). The reference runs on
 point-to-point links with PPP framing, so dtsim is given ``frame_bytes = 1502`` (1448 + 32 TCP
-+ 20 IP + 2 PPP) instead of Ethernet's 1514, and ns-3's TCP does not restart slow start after
++ 20 IP + 2 PPP) instead of Ethernet's 1514 and 54-byte ACKs, one per 2 segments as ns-3's
+delayed ACKs (one per segment in the rows marked so; ``sim.network.validation.ns3_tcp``), and
+ns-3's TCP does not restart slow start after
 idle (Linux does), so dtsim runs without it here; ns-3's CUBIC has HyStart's ACK-train exit of
 Linux before 5.7 (early on RTTs below ~4 ms), so dtsim runs with ``hystart_short_rtt_exit``.
 """
@@ -20,18 +22,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from sim.network.tcp import TcpConfig  # noqa: E402
-from sim.network.validation import predict, read_reference  # noqa: E402
-
-PPP = TcpConfig(frame_bytes=1502, slow_start_after_idle=False,  # as ns-3: see docstring
-                hystart_short_rtt_exit=True)
+from sim.network.validation import ns3_tcp, predict, read_reference  # noqa: E402
 
 
 def rows(csv_path: Path) -> list[dict]:
     """One dict per case: reference, predictions and errors."""
     out = []
     for case, measured in read_reference(csv_path):
-        tcp = predict(case, tcp=PPP)
+        tcp = predict(case, tcp=ns3_tcp(case))
         fluid = predict(case, transport="fluid", tcp=None)
         ref = case.completion_s(measured)
         per_flow = [p / m - 1 for p, m in zip(case.durations_s(tcp), case.durations_s(measured))]

@@ -19,6 +19,7 @@ held-out loss through all stages (and records ``eval_loss_half``: through :func:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from policies.pipeline.schedules import (
     agent_microbatches,
     full_pipeline_microbatches,
     make_agents,
+    predict_makespan,
     random_skip_routes,
     skippipe_routes,
     stage_of_nodes,
@@ -182,7 +184,8 @@ class SkipPipeConfig(SkipConfig):
         hop. ``"transport"`` (default): with the transport the scenario runs; under ``fluid``
         that is SkipPipe's own price (latency + bytes / bandwidth + overhead), under ``tcp``
         the tcp transport's closed forms (slow start on cold connections, warm and
-        idle-restarted connections, the window cap; :mod:`sim.network.forecast`).
+        idle-restarted connections, the window cap; :mod:`sim.network.forecast`), and the
+        collision-aware planner also weighs the authors' plan by that prediction.
         ``"fluid"``: SkipPipe's price whatever the transport (the authors' planner; under
         ``tcp`` an ablation). The node-to-stage allocation keeps DT-FM's fluid price in both.
     """
@@ -286,6 +289,7 @@ class PipelinePolicy(Policy):
         # data-parallel term scales the per-microbatch hop by their FACTOR, calibrated on it
         hop_s, _ = hop_costs(forecast, costs.activation_nbytes, cfg.hop_overhead_s,
                              model="fluid")
+        self.authors_hop_s = hop_s
         dp_weight = cfg.dp_weight
         if dp_weight is None:   # the authors' FACTOR (create_schedule.py)
             dp_weight = max(costs.grad_nbytes[1:], default=costs.grad_nbytes[0]) / (
@@ -419,18 +423,39 @@ class SkipPipe(_AgentPolicy):
         return self.config.hop_costs
 
     def prepare(self, ctx: RunContext) -> None:
-        """Plan the paths once with CBS over A*."""
+        """Plan the paths once with CBS over A*.
+
+        Collision-aware under a stateful transport (``tcp``), the authors' plan (CBS over the
+        fluid hop price) is one more candidate: both are judged by the timeline priced with
+        the transport, and the faster prediction wins, so planning with the transport never
+        predicts a slower iteration than the authors' planner.
+        """
         super().prepare(ctx)
+        cfg, memory = self.config, self.config.memory_microbatches
         wall = time.perf_counter()
         self.microbatches, self.schedule = skippipe_routes(
-            self.agents, self.loads, self.node_costs, self.stage_of, self.rules,
-            self.config.memory_microbatches, self.config.cbs(),
-            pipelined=self.config.pipelined)
+            self.agents, self.loads, self.node_costs, self.stage_of, self.rules, memory,
+            cfg.cbs(), pipelined=cfg.pipelined)
+        source = cfg.hop_costs if self.node_costs.transport is not None else "fluid"
+        if cfg.collision_aware and self.node_costs.transport is not None:
+            mine = predict_makespan(self.node_costs, self.microbatches, memory)
+            authors_costs = dataclasses.replace(self.node_costs, hop_s=self.authors_hop_s,
+                                                transport=None)
+            theirs, schedule = skippipe_routes(
+                self.agents, self.loads, authors_costs, self.stage_of, self.rules, memory,
+                cfg.cbs(), pipelined=cfg.pipelined)
+            predicted = predict_makespan(self.node_costs, theirs, memory)
+            self.schedule.predicted_s = mine
+            if predicted < mine:
+                self.microbatches, self.schedule, source = theirs, schedule, "fluid"
+                self.schedule.predicted_s = predicted
         self.schedule_wall_s = time.perf_counter() - wall
+        self.planned_with = source
+        extra = {"planned_with": source} if self.node_costs.transport is not None else {}
         ctx.world.recorder.event(
             "skippipe_schedule", predicted_s=self.schedule.predicted_s,
             makespan_s=self.schedule.makespan_s, expansions=self.schedule.expansions,
-            candidates=self.schedule.candidates, feasible=self.schedule.feasible)
+            candidates=self.schedule.candidates, feasible=self.schedule.feasible, **extra)
 
     def plan_iteration(self, ctx: RunContext, iteration: int) -> list[RoutedMicrobatch]:
         """The same routes every iteration."""

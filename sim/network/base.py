@@ -66,6 +66,7 @@ class Flow:
     rate: float = 0.0               # bytes/s
     last_s: float = 0.0             # when ``remaining`` was last brought up to date
     version: int = 0
+    ack_links: tuple[int, ...] = ()  # finite links of the reverse path (maxmin's ACK demand)
     transport: Any = None           # a transport's state of the flow (tcp: its connection)
 
 
@@ -73,6 +74,14 @@ class Network:
     """Links, routing, flows and accounting; subclasses decide the rates."""
 
     model_name = "base"
+
+    ack_fraction = 0.0
+    """Bytes a flow's acknowledgements put on its reverse path per payload byte it sends.
+
+    In payload-equivalent bytes (the unit of usable capacity); 0 for the fluid transport. The
+    ``tcp`` transport sets it from :class:`sim.network.tcp.TcpConfig`; ``maxmin`` reserves that
+    demand on the reverse path's links (see its module docstring).
+    """
 
     def __init__(self, world: World, topology: Any, *, uplink_Bps: float | None = None,
                  downlink_Bps: float | None = None, access_latency_s: float = 0.0,

@@ -36,6 +36,21 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   ``HYSTART_LOW_WINDOW_SEGMENTS`` (16) segments, long before the pipe is full. With no loss yet
   CUBIC knows no W_max and grows the window by one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20)
   segments acknowledged, 5% per RTT, until a round fills the pipe; then the share rules.
+- **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``; **off by
+  default**, ``ack_frame_bytes = 0``; on with ``[network.tcp] ack_frame = 66``): a connection
+  sending at rate r puts ``ack_fraction * r`` of ACKs on the links of its reverse path, where
+  ``ack_fraction = ack_frame_bytes / (segments_per_ack * frame_bytes)``. The ``maxmin`` model
+  serves them before the data crossing those links (see :mod:`sim.network.maxmin`), so a link
+  that carries data both ways (a ring) gives each direction ``C / (1 + ack_fraction)``; one-way
+  traffic is not slowed. ``segments_per_ack`` is what Linux achieves, not its delayed-ACK rule
+  (2): with GRO a receiver acknowledges what arrived together, and the namespace lab's link byte
+  counters show 0.6-1.7% more bytes than the data on links carrying data both ways (median 1.2%,
+  66 / (3.5 x 1514)). The ``ideal`` model has no sharing and ignores them. Off by default
+  because of what they cost against what they buy: on the namespace lab's two-way cases they
+  move the prediction 1.2 points toward Linux (the quiet runs are within 5% without them, worst
+  -4.8%), but every start or end of a flow re-rates the network in extra passes, and the flow
+  benchmark's tcp/fluid speed falls from 0.27x to 0.17x (residential) and 0.74x to 0.32x
+  (datacenters; docs/performance.md).
 - **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
   WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
   maximum window; the share on a contended bottleneck is *not* multiplied (left out).
@@ -44,20 +59,22 @@ Mechanisms (each one a field of :class:`TcpConfig`):
 
 RTT is the path's one-way latency there plus back. Left out: queueing delay (RTT inflation at a
 full bottleneck), losses and loss recovery (slow start's overshoot, CUBIC's sawtooth), RTT
-unfairness between flows of different RTTs, delayed ACKs, and the growth of CUBIC's window when a
+unfairness between flows of different RTTs, ACKs' effect on timing (only their bytes are in),
+and the growth of CUBIC's window when a
 connection's share grows after slow start (it gets the new share at once). docs/network-model.md
 shows how far this is from packet-level TCP (ns-3) and from Linux.
 
 Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
 A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
 for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round); a bandwidth-limited
-one none beyond the fluid model's. A connection alone on every link of its path (under
-``ideal``, every connection) costs one SimPy event per message however many rounds it takes:
-the model's rate for it cannot change while it is alone, so its rounds are run at once on a
-virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
-mechanism at the instant another connection's chunk starts on one of its links or the message
-is cut. Results equal the per-round mechanism's within 1e-9 relative
-(``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form ramps").
+one none beyond the fluid model's. A connection alone on every link of its path there and back
+(under ``ideal``, every connection) costs one SimPy event per message however many rounds it
+takes (under ``maxmin``, from its second step): the model's rate for it cannot change while it
+is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
+round logic, and handed to the per-round mechanism at the instant another connection's chunk
+starts on one of those links or the message is cut. Results equal the per-round mechanism's
+within 1e-9 relative (``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form
+ramps").
 """
 
 from __future__ import annotations
@@ -112,6 +129,13 @@ class TcpConfig:
     hystart_short_rtt_exit:
         HyStart's ACK-train exit on paths whose idle gap between rounds is at most 2 ms (ns-3
         and Linux before 5.7; see the module docstring). Off: Linux 5.7+ (the default).
+    ack_frame_bytes:
+        Bytes on the wire per ACK; 0 (the default) leaves ACKs out. 66 (Ethernet, IPv4, TCP
+        with timestamps) with ``segments_per_ack = 3.5`` is what the namespace lab measured.
+    segments_per_ack:
+        Full segments acknowledged per ACK, on average (3.5: measured on Linux with GRO in the
+        namespace lab; its delayed-ACK rule alone would be 2). The ACK demand is
+        ``ack_fraction`` of a flow's rate on its reverse path.
     """
 
     mss_bytes: int = 1448
@@ -123,6 +147,8 @@ class TcpConfig:
     parallel_streams: int = 1
     handshake: bool = False
     hystart_short_rtt_exit: bool = False
+    ack_frame_bytes: int = 0
+    segments_per_ack: float = 3.5
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
@@ -138,11 +164,25 @@ class TcpConfig:
             raise FieldError("min_rto_s", f"must be >= 0 s, got {self.min_rto_s}")
         if self.parallel_streams < 1:
             raise FieldError("parallel_streams", f"must be >= 1, got {self.parallel_streams}")
+        if self.ack_frame_bytes < 0:
+            raise FieldError("ack_frame_bytes", f"must be >= 0, got {self.ack_frame_bytes}")
+        if not self.segments_per_ack >= 1:
+            raise FieldError("segments_per_ack", f"must be >= 1, got {self.segments_per_ack}")
 
     @property
     def efficiency(self) -> float:
         """Payload bytes per wire byte."""
         return self.mss_bytes / self.frame_bytes
+
+    @property
+    def ack_fraction(self) -> float:
+        """ACK bytes on the reverse path per payload byte, in usable (payload) bytes.
+
+        ``ack_frame_bytes / (segments_per_ack * frame_bytes)``: per ``segments_per_ack``
+        segments (``frame_bytes`` each on the wire, ``mss_bytes`` of payload) one ACK of
+        ``ack_frame_bytes``; capacities count payload, so both sides scale by the efficiency.
+        """
+        return self.ack_frame_bytes / (self.segments_per_ack * self.frame_bytes)
 
     @property
     def initial_window_bytes(self) -> float:
@@ -253,6 +293,7 @@ class TcpTransport(Network):
                              "frame_bytes")
         kwargs["tcp_efficiency"] = self.tcp.efficiency
         super().__init__(*args, **kwargs)
+        self.ack_fraction = self.tcp.ack_fraction  # the model reserves it on reverse paths
         self._connections: dict[tuple[int, int], Connection] = {}
         self._left: dict[int, float] = {}          # flow id -> bytes after the current chunk
         self._attached: dict[int, bool] = {}       # flow id -> a chunk is with the model
@@ -353,7 +394,7 @@ class TcpTransport(Network):
                 conn.probing = False
                 conn.round_start_s = -INF  # a new round starts with the message
                 conn.round_window = conn.round_sent = 0.0
-        self._pump(conn)
+        self._pump(conn, first=True)
 
     def _unlimited(self, conn: Connection, flow: Flow) -> bool:
         """True when the window cannot limit this message: send it as one fluid flow."""
@@ -364,12 +405,19 @@ class TcpTransport(Network):
         usable = min((self.capacity_Bps[link] for link in flow.links), default=INF)
         return usable * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
 
-    def _pump(self, conn: Connection) -> None:
-        """Hand the head message's next chunk to the model, or wait for the next round."""
+    def _pump(self, conn: Connection, first: bool = False) -> None:
+        """Hand the head message's next chunk to the model, or wait for the next round.
+
+        A message alone on its links runs its rounds in closed form (:meth:`_start_ramp`);
+        where links are shared, only from its second step on (``first``: its start), so that
+        messages starting together (a pair exchanging both ways) do not start ramps that the
+        next one takes over at once.
+        """
         flow = conn.head
         assert flow is not None
         now = self.env.now
-        if self.lone_ramps and self._left[flow.id] > 0 and flow.links and self._alone(conn):
+        if (self.lone_ramps and not (first and self.shares_links) and self._left[flow.id] > 0
+                and flow.links and self._alone(conn)):
             rate = self._lone_rate(flow)
             if rate is not None:
                 self._start_ramp(conn, flow, rate, now)

@@ -22,6 +22,20 @@ from sim.network.tcp import TcpConfig
 from sim.world import World
 from topologies import uniform
 
+NS3_TCP = TcpConfig(frame_bytes=1502, slow_start_after_idle=False, hystart_short_rtt_exit=True,
+                    ack_frame_bytes=54, segments_per_ack=2)
+"""The tcp transport as the ns-3 reference runs TCP: point-to-point links (PPP framing: 1448 +
+32 TCP + 20 IP + 2 PPP = 1502 wire bytes per segment, 54 per ACK with timestamps), ns-3's
+delayed ACKs (every 2 segments), no restart after idle, HyStart's ACK train of Linux < 5.7."""
+
+ACK_EVERY_SEGMENT = "[ack every segment]"
+"""Marks the reference cases that ns-3 ran with ``DelAckCount = 1``."""
+
+
+def ns3_tcp(case: Case) -> TcpConfig:
+    """:data:`NS3_TCP` for ``case``, with one ACK per segment where the reference had that."""
+    return replace(NS3_TCP, segments_per_ack=1) if ACK_EVERY_SEGMENT in case.name else NS3_TCP
+
 
 @dataclass(frozen=True, kw_only=True)
 class Message:
@@ -126,22 +140,36 @@ def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
 
 
 def schedule_messages(schedule: list[list[tuple[int, int, float]]], *, start_s: float = 0.0,
-                      window: int = 1, fences: tuple[int, ...] = ()) -> tuple[Message, ...]:
+                      window: int = 1, fences: tuple[int, ...] = (),
+                      notice_bytes: float | None = None) -> tuple[Message, ...]:
     """A collective's schedule as messages with dtsim's executor's dependencies.
 
     A node sends its messages of a round once its sends and receives of its earlier rounds
     are delivered, as :func:`sim.collectives.run_schedule` does; with a ``window`` of ``w`` only
-    those of its rounds up to ``w`` back, except at ``fences``.
+    those of its rounds up to ``w`` back, except at ``fences``. With ``notice_bytes`` (a
+    rendezvous) each message is preceded by its receiver's notice, sent from receiver to sender
+    once the receiver's own earlier rounds allow it to open the round, and the message waits
+    for it too.
     """
     messages: list[Message] = []
     rounds_of: dict[int, list[list[int]]] = {}  # node -> message ids of each of its rounds
+
+    def opened(node: int, r: int) -> tuple[int, ...]:
+        """The messages ``node`` must have had delivered before it opens round ``r``."""
+        mine = rounds_of.get(node, [])
+        cut = len(mine) if r in fences else len(mine) - window + 1
+        if window > 1 or fences:
+            return tuple(m for ids in mine[:max(0, cut)] for m in ids)
+        return tuple(mine[-1]) if mine else ()
+
     for r, rnd in enumerate(schedule):
         this: dict[int, list[int]] = {}
         for src, dst, nbytes in rnd:
-            mine = rounds_of.get(src, [])
-            cut = len(mine) if r in fences else len(mine) - window + 1
-            deps = tuple(m for ids in mine[:max(0, cut)] for m in ids) if window > 1 or fences \
-                else tuple(mine[-1]) if mine else ()
+            deps = opened(src, r)
+            if notice_bytes is not None:
+                messages.append(Message(src=dst, dst=src, nbytes=notice_bytes, start_s=start_s,
+                                        deps=opened(dst, r)))
+                deps = (*deps, len(messages) - 1)
             messages.append(Message(src=src, dst=dst, nbytes=nbytes, start_s=start_s,
                                     deps=deps))
             this.setdefault(src, []).append(len(messages) - 1)

@@ -135,7 +135,8 @@ def test_gloo_schedule_segments_direction_and_bytes():
 
 @pytest.mark.parametrize("k", [2, 4, 8])
 def test_gloo_ring_matches_its_closed_form_under_fluid_maxmin(k):
-    # two iterations issued together share each uplink: pairs cost alpha + 2 s / beta
+    # two iterations issued together: their notices, then their segments, share each uplink;
+    # pairs cost 2 alpha + 2 (s + 48) / beta (the notice's round trip, then the data's)
     m = 64 * 2**20
     world = make_world(k, latency_s=0.01, bandwidth_Bps=12.5e6)
     proc = C.gloo_ring_allreduce(world, list(range(k)), m)
@@ -146,19 +147,55 @@ def test_gloo_ring_matches_its_closed_form_under_fluid_maxmin(k):
     assert proc.value > textbook
 
 
+@pytest.mark.parametrize("notice, want_s", [(None, 1.01), (48, 1.068)])
+def test_a_rendezvous_waits_for_the_receivers_notice(notice, want_s):
+    """A ring shift of 3 nodes (i -> i - 1), 1,000 B each, 10 ms apart at 1,000 B/s. With
+    48-byte notices every node sends its notice to its sender at t = 0 (0.048 s on its uplink,
+    then 0.01 s); the data leaves at 0.058 s and takes 1 s + 0.01 s: 1.068 s (1.01 s without)."""
+    world = make_world(3, latency_s=0.01, bandwidth_Bps=1000.0)
+    ring = [[(i, (i - 1) % 3, 1000.0) for i in range(3)]]
+    proc = C.run_schedule(world, ring, notice_bytes=notice)
+    world.env.run()
+    assert proc.value == pytest.approx(want_s, rel=1e-12)
+
+
+@pytest.mark.parametrize("notice, want_s", [(None, 2.0), (48, 1.644)])
+def test_a_sender_waits_for_a_receiver_that_opens_its_round_late(notice, want_s):
+    """Round 0: node 3 sends node 0 500 B. Round 1: the ring shift of nodes 0-2 (i -> i - 1,
+    1,000 B). 1,000 B/s links, no latency; nodes 1 and 2 open round 1 at once, node 0 when
+    its round 0 is done.
+
+    Without a rendezvous node 1's data to node 0 leaves at 0 and shares node 0's downlink with
+    node 3's: both at 500 B/s, node 3's ends at 1.0 s; node 0 then sends node 2 its 1,000 B:
+    2.0 s. With 48-byte notices: node 0's notice reaches node 3 at 0.048 s, whose 500 B end at
+    0.548 s. Node 0 then opens round 1: its data to node 2 (whose notice came at 0.048 s) and
+    its notice to node 1 share its uplink, 500 B/s each: the notice arrives at 0.644 s, and node
+    1's 1,000 B end at 1.644 s (node 0's at 0.644 + 952 / 1000 = 1.596 s, node 2's at 1.048 s).
+    The wait can also save time: node 1's data no longer competes with node 3's.
+    """
+    world = make_world(4, bandwidth_Bps=1000.0)
+    schedule = [[(3, 0, 500.0)], [(i, (i - 1) % 3, 1000.0) for i in range(3)]]
+    proc = C.run_schedule(world, schedule, notice_bytes=notice)
+    world.env.run()
+    assert proc.value == pytest.approx(want_s, rel=1e-12)
+
+
 def test_gloo_ring_keeps_the_link_busy_on_one_tcp_connection():
     """Under the tcp transport a rank's segments to its neighbour go in order on one warm
     connection, so with two in flight the next is queued while one is on the wire: the
-    all-reduce costs about the bandwidth term plus one latency per phase, not one per pair."""
+    all-reduce costs about the bandwidth term plus one latency per phase, not one per pair.
+    Each link out of a rank carries its data and the ACKs of the data coming in, so the rate per
+    direction is the usable capacity / (1 + ack_fraction)."""
     from sim.network.tcp import TcpConfig
 
     k, m = 4, 64 * 2**20
     world = make_world(k, latency_s=0.0005, bandwidth_Bps=12.5e6, transport="tcp")
     proc = C.gloo_ring_allreduce(world, list(range(k)), m)
     world.env.run()
-    bandwidth = 2 * (k - 1) / k * m / (12.5e6 * TcpConfig().efficiency)
+    rate = 12.5e6 * TcpConfig().efficiency / (1 + TcpConfig().ack_fraction)
+    bandwidth = 2 * (k - 1) / k * m / rate
     assert bandwidth < proc.value < bandwidth + 0.5
-    assert proc.value < C.gloo_ring_allreduce_cost(k, m, 0.0005, 12.5e6 * TcpConfig().efficiency)
+    assert proc.value < C.gloo_ring_allreduce_cost(k, m, 0.0005, rate)
 
 
 def test_window_one_is_the_textbook_executor():

@@ -25,7 +25,10 @@ from sim.network.validation import Case, Message, predict
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "validate_network" / "netns_reference.py"
 RUNS = [ROOT / "benchmarks" / "validate_network" / name
-        for name in ("netns_runs.json", "netns_runs_2.json")]  # two runs, other loads
+        for name in ("netns_runs.json", "netns_runs_2.json",  # at load 42 and 30
+                     "netns_runs_3.json", "netns_runs_4.json")]  # at load 4-9
+QUIET = ("netns_runs_3", "netns_runs_4")
+"""The runs taken on a quiet machine: every case within the issue's 5% there."""
 
 
 def _load():
@@ -55,19 +58,25 @@ def _namespaces() -> list[str]:
 def shipped(request):
     measured, meta = netns.load_runs(request.param)
     assert meta["cc"] == "cubic" and meta["repeats"] >= 5
-    return {case.name: netns.row(case, runs) for case, runs in measured}
+    rows = {case.name: netns.row(case, runs) for case, runs in measured}
+    rows["_quiet"] = request.param.stem in QUIET
+    return rows
 
 
 ONE_WAY = ("fan-out", "fan-in", "two bottlenecks", "gloo send/recv 3 -> rank 0")
 
 
+def cases(shipped: dict) -> dict:
+    return {name: row for name, row in shipped.items() if name != "_quiet"}
+
+
 def test_shipped_runs_cover_the_table(shipped):
-    assert set(shipped) == {case.name for case, _, _ in netns.all_work()}
+    assert set(cases(shipped)) == {case.name for case, _, _ in netns.all_work()}
 
 
 def test_one_direction_cases_within_one_percent(shipped):
     """Links carrying data one way: the header factor 1448/1514 is the whole difference."""
-    for name, row in shipped.items():
+    for name, row in cases(shipped).items():
         if name.startswith(ONE_WAY):
             assert abs(row["tcp_error"]) <= 0.01, (name, row["tcp_error"])
             assert row["fluid_error"] <= -0.04, name  # fluid ignores the headers
@@ -82,17 +91,40 @@ def test_raw_tcp_cases_within_five_percent(shipped):
             assert abs(shipped[case.name]["tcp_error"]) <= 0.05, case.name
 
 
-def test_gloo_cases_within_the_measured_bounds(shipped):
-    """gloo where links carry data both ways: NOT the 5% target (missed, measured -5.6% to
-    -8.8%; docs/network-model.md says why: idle link time that the bytes do not explain). This
-    bound keeps the comparison from getting worse; the one-way gather is held to 1% above."""
+def test_gloo_cases_within_five_percent_on_a_quiet_machine(shipped):
+    """The issue's target on the gloo cases with the default model (ACK bytes off), met in the
+    runs on a quiet machine (load 4-9; worst -4.5%). At load 30-42 (the first two runs) gloo's
+    ranks stall on the CPU and three of six gloo figures miss it (-7.1%, -7.2%, -8.8%;
+    docs/network-model.md): there the bound is what was achieved, 9%, to keep the comparison
+    from getting worse."""
+    bound = 0.05 if shipped["_quiet"] else 0.09
     for case, pattern, _ in netns.all_work():
         if pattern is not None:
-            assert abs(shipped[case.name]["tcp_error"]) <= 0.10, case.name
+            assert abs(shipped[case.name]["tcp_error"]) <= bound, case.name
+
+
+def test_ack_bytes_move_two_way_cases_toward_the_kernel(shipped):
+    """With ACK bytes on (``WITH_ACKS``) every case is at least as close, and within 5% on the
+    quiet runs (8% on the loaded ones: -5.9%, -6.1%, -7.7% there); one-way cases do not move."""
+    bound = 0.05 if shipped["_quiet"] else 0.08
+    for name, row in cases(shipped).items():
+        assert abs(row["tcp_acks_error"]) <= bound, name
+        if name.startswith(ONE_WAY):
+            assert row["tcp_acks_s"] == pytest.approx(row["tcp_s"], rel=1e-9), name
+        else:
+            assert row["tcp_acks_error"] > row["tcp_error"] + 0.005, name
+
+
+def test_the_models_bytes_match_the_kernels_count_on_every_link(shipped):
+    """The busiest link's bytes as tbf counted them (data, headers, ACKs, gloo's notices,
+    retransmissions) against the prediction's with ACK bytes on, data both ways included:
+    within 1% (with ACK bytes left out, the default, the two-way cases are 0.6-1.7% short)."""
+    for name, row in cases(shipped).items():
+        assert row["wire_s"] == pytest.approx(row["tcp_acks_s"], rel=0.01), name
 
 
 def test_tcp_closer_than_fluid_everywhere(shipped):
-    for name, row in shipped.items():
+    for name, row in cases(shipped).items():
         assert abs(row["tcp_error"]) < abs(row["fluid_error"]), name
 
 

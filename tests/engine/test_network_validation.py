@@ -13,13 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.network.tcp import TcpConfig
-from sim.network.validation import predict, read_reference
+from sim.network.validation import ns3_tcp, predict, read_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 CSV = ROOT / "benchmarks" / "validate_network" / "ns3_reference.csv"
-# ns-3: PPP framing, no idle restart, HyStart's ACK train of Linux before 5.7
-PPP = TcpConfig(frame_bytes=1502, slow_start_after_idle=False, hystart_short_rtt_exit=True)
 
 # The target is 90% of the cases within 10% and every case within 20%. Measured (see
 # docs/network-model.md): 86% within 10% (44 of 51), worst -44.3% (a ring all-reduce of 4
@@ -39,7 +36,7 @@ def errors():
     out = []
     for case, measured in rows:
         ref = case.completion_s(measured)
-        tcp = case.completion_s(predict(case, tcp=PPP)) / ref - 1
+        tcp = case.completion_s(predict(case, tcp=ns3_tcp(case))) / ref - 1
         fluid = case.completion_s(predict(case, transport="fluid")) / ref - 1
         out.append((case.name, case.kind, tcp, fluid))
     return out
@@ -78,11 +75,15 @@ def test_a_schedule_as_messages_runs_like_the_executor(transport):
     k, m = 4, 10e6
     schedule, fence = C.gloo_ring_allreduce_schedule(list(range(k)), m)
     case = Case(name="gloo", kind="collective", rate_bps=(100e6,) * k, delay_s=(0.005,) * k,
-                messages=schedule_messages(schedule, window=C.GLOO_WINDOW, fences=(fence,)))
+                messages=schedule_messages(schedule, window=C.GLOO_WINDOW, fences=(fence,),
+                                          notice_bytes=C.GLOO_NOTICE_BYTES))
     topo = replace(uniform(k), uplink_Bps=(12.5e6,) * k, downlink_Bps=(12.5e6,) * k,
                    access_latency_s=(0.005,) * k)
     world = World(topo, network=NetworkConfig(model="maxmin", transport=transport))
     proc = C.gloo_ring_allreduce(world, list(range(k)), m)
     world.env.run()
+    # under tcp, same-instant messages start in another order here than in the executor, and
+    # the ACK reservation may lag within ``ack_slack`` differently: 5e-6 measured
+    rel = 1e-12 if transport == "fluid" else 1e-4
     assert case.makespan_s(predict(case, transport=transport)) == pytest.approx(proc.value,
-                                                                                rel=1e-12)
+                                                                                rel=rel)

@@ -40,14 +40,17 @@ def per_round(monkeypatch):
 
 @pytest.mark.parametrize("model", ["ideal", "maxmin"])
 @pytest.mark.parametrize("ramps", [True, False])
-def test_a_lone_10MB_message_costs_three_events_instead_of_eighteen(model, ramps, monkeypatch):
+def test_a_lone_10MB_message_costs_three_or_four_events_instead_of_eighteen(model, ramps,
+                                                                           monkeypatch):
     """100 Mbit/s, 75 ms one way (the slow-start example of test_tcp.py).
 
     Per round: rounds 0-6 send 14,480 * 2^i bytes, each a chunk end and a timer for the next
     round (14 events); round 7's 1,853,440 B take longer than the RTT (the pipe is full: one
     chunk end), and the rest goes as one chunk (one more); then the propagation timer and the
     delivery: 18. Closed form: one timer at the message's last byte, propagation, delivery: 3.
-    SimPy counts one more step, the empty one that ends the run.
+    Under ``maxmin`` the first chunk goes to the model (a message's first step never ramps
+    where links are shared), and its end starts the ramp: 4. SimPy counts one more step, the
+    empty one that ends the run.
     """
     monkeypatch.setattr(TcpTransport, "lone_ramps", ramps)
     world = make_world(2, model=model, latency_s=0.075, bandwidth_Bps=12.5e6, transport="tcp")
@@ -55,7 +58,7 @@ def test_a_lone_10MB_message_costs_three_events_instead_of_eighteen(model, ramps
     world.env.run()
     expected = slow_start_send_time_s(10e6, 0.15, 12.5e6 * EFF) + 0.075
     assert event.value.end_s == pytest.approx(expected, rel=1e-12)
-    assert world.env.events_processed == (3 if ramps else 18) + 1
+    assert world.env.events_processed == ((3 if model == "ideal" else 4) if ramps else 18) + 1
     assert world.network.rounds_started == 9  # rounds 0-8, either way
     assert world.network.ramps_started == (1 if ramps else 0)
 
@@ -131,12 +134,12 @@ def topologies_(draw):
 instants = st.one_of(st.floats(0, 0.08), st.sampled_from([0.0, 0.002, 0.004, 0.01, 0.02]))
 """Random instants (a ramp taken over anywhere in a chunk or a wait) and shared ones."""
 
-plans = st.lists(st.tuples(instants, st.integers(0, 6), st.integers(0, 6),
+plans = st.lists(st.tuples(instants, st.integers(0, 3), st.integers(0, 6),
                            st.sampled_from([0.0, 1.0, 3.0, 20.0, 60.0, 150.0, 400.0]),
                            st.sampled_from([0.0, 0.0, 0.01, 0.05])),
                  min_size=1, max_size=20)
 """(start, src, dst, bytes, gap): each sender sends its message, waits ``gap``, sends it again
-(a warm connection, or one restarted after idle)."""
+(a warm connection, or one restarted after idle). Four senders at most, so messages meet."""
 
 faults = st.lists(st.tuples(st.floats(0, 0.1), st.sampled_from(["node", "edge", "up"]),
                             st.integers(0, 20)), max_size=2)
@@ -206,6 +209,6 @@ def test_closed_form_ramps_equal_the_per_round_mechanism(topology, model, tcp, p
                                                            rel=RAMP_REL, abs=1e-9)
     assert fast.network.active_flows == slow.network.active_flows == 0
     assert slow.network.ramps_started == 0
-    if any(size > 0 and a % fast.num_nodes != b % fast.num_nodes
-           for _, a, b, size, _ in plan) and not fault_plan:
-        assert fast.network.ramps_started > 0  # (the first message always starts alone)
+    if model == "ideal" and not fault_plan and any(
+            size > 0 and a % fast.num_nodes != b % fast.num_nodes for _, a, b, size, _ in plan):
+        assert fast.network.ramps_started > 0  # (under ideal every message ramps)
