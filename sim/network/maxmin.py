@@ -27,7 +27,8 @@ the flows then sending, the same allocation as re-rating after each change, up t
 docs/performance.md for the measured difference). A flow that starts alone on its links is still
 rated at once (nobody else can change).
 
-**ACK demand** (``ack_fraction`` a > 0, set by the ``tcp`` transport; 0 for ``fluid``). A flow
+**ACK demand** (``ack_fraction`` a > 0, set by the ``tcp`` transport when its ACK bytes are on,
+``TcpConfig.ack_frame_bytes > 0``; off by default, and 0 for ``fluid``). A flow
 sending at rate r puts a r of acknowledgements on the links of its reverse path. ACKs are not
 flows that share fairly: a TCP sender backs off when its data queue overflows, its receiver's
 ACKs do not, so on a link they are served first and the data flows share what they leave:
@@ -42,7 +43,7 @@ about a (1%) times the last. Chasing that to ``SAME_RATE`` is exact (``ack_slack
 oracle tests check) but re-rates most of a busy network, so by default a link's reservation
 moves only by steps above ``ACK_SLACK`` (0.3%) of its capacity. Flows whose ACKs cross only
 links without data, or links that are not full, cost bookkeeping and no pass (on the flow
-benchmark's random traffic, every link carries data: 0.6-0.75x the events per second). Left
+benchmark's random traffic, every link carries data: 0.45-0.65x the events per second). Left
 out: a link whose ACKs alone would fill it (they then clock their senders); the reservation is
 capped at ``MAX_ACK_SHARE`` of the link, a regime that needs a bandwidth asymmetry of
 ``1 / (2 a)`` (40x at the tcp transport's default).
@@ -89,9 +90,9 @@ ACK_SLACK = 3e-3
 """A link's ACK reservation is re-applied (and its flows re-rated) only when it has moved by
 more than this fraction of the link's capacity. Chasing every ACK change to ``SAME_RATE``
 re-rates most of a busy network (it reaches flows further away ``ack_fraction`` times smaller
-per hop): 50x fewer events per second on the flow benchmark, 2x at this slack. A flow's start
-or end at full rate moves its ACK links by ``ack_fraction`` (1.25%) of their capacity, so it
-is applied; what lags is a quarter of that at most, and the rates are max-min over
+per hop): 70x fewer events per second on the flow benchmark, about 2x at this slack. A flow's
+start or end at full rate moves its ACK links by ``ack_fraction`` (1.25%) of their capacity,
+so it is applied; what lags is a quarter of that at most, and the rates are max-min over
 capacities within 0.3% of the exact ones. ``ack_slack = 0`` is exact (tests: 1e-9)."""
 
 CANCELLATION = 1e3

@@ -36,7 +36,8 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   ``HYSTART_LOW_WINDOW_SEGMENTS`` (16) segments, long before the pipe is full. With no loss yet
   CUBIC knows no W_max and grows the window by one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20)
   segments acknowledged, 5% per RTT, until a round fills the pipe; then the share rules.
-- **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``): a connection
+- **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``; **off by
+  default**, ``ack_frame_bytes = 0``; on with ``[network.tcp] ack_frame = 66``): a connection
   sending at rate r puts ``ack_fraction * r`` of ACKs on the links of its reverse path, where
   ``ack_fraction = ack_frame_bytes / (segments_per_ack * frame_bytes)``. The ``maxmin`` model
   serves them before the data crossing those links (see :mod:`sim.network.maxmin`), so a link
@@ -44,7 +45,12 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   traffic is not slowed. ``segments_per_ack`` is what Linux achieves, not its delayed-ACK rule
   (2): with GRO a receiver acknowledges what arrived together, and the namespace lab's link byte
   counters show 0.6-1.7% more bytes than the data on links carrying data both ways (median 1.2%,
-  66 / (3.5 x 1514)). The ``ideal`` model has no sharing and ignores them.
+  66 / (3.5 x 1514)). The ``ideal`` model has no sharing and ignores them. Off by default
+  because of what they cost against what they buy: on the namespace lab's two-way cases they
+  move the prediction 1.2 points toward Linux (the quiet runs are within 5% without them, worst
+  -4.8%), but every start or end of a flow re-rates the network in extra passes, and the flow
+  benchmark's tcp/fluid speed falls from 0.27x to 0.17x (residential) and 0.74x to 0.32x
+  (datacenters; docs/performance.md).
 - **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
   WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
   maximum window; the share on a contended bottleneck is *not* multiplied (left out).
@@ -124,7 +130,8 @@ class TcpConfig:
         HyStart's ACK-train exit on paths whose idle gap between rounds is at most 2 ms (ns-3
         and Linux before 5.7; see the module docstring). Off: Linux 5.7+ (the default).
     ack_frame_bytes:
-        Bytes on the wire per ACK (66: Ethernet, IPv4, TCP with timestamps); 0 leaves ACKs out.
+        Bytes on the wire per ACK; 0 (the default) leaves ACKs out. 66 (Ethernet, IPv4, TCP
+        with timestamps) with ``segments_per_ack = 3.5`` is what the namespace lab measured.
     segments_per_ack:
         Full segments acknowledged per ACK, on average (3.5: measured on Linux with GRO in the
         namespace lab; its delayed-ACK rule alone would be 2). The ACK demand is
@@ -140,7 +147,7 @@ class TcpConfig:
     parallel_streams: int = 1
     handshake: bool = False
     hystart_short_rtt_exit: bool = False
-    ack_frame_bytes: int = 66
+    ack_frame_bytes: int = 0
     segments_per_ack: float = 3.5
 
     def __post_init__(self) -> None:

