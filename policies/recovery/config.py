@@ -182,7 +182,8 @@ class CheckFreePlusConfig(CheckFreeConfig):
 
     embedding_copy_every:
         Iterations between copies of stage 0's embedding (to stage 1) and head (to stage
-        ``S-1``), so that stage 0 too could be rebuilt; 0 disables the copies.
+        ``S-1``), so that stage 0 too could be rebuilt; 0 disables the copies. Sent only when
+        stage 0 can fail (not in the failure model's ``exempt`` stages).
     """
 
     embedding_copy_every: int = 1

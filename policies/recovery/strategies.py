@@ -361,10 +361,15 @@ class CheckFreePlus(CheckFree):
         return {k: v for k, v in pipe.stage_weights(0).items() if not k.startswith("blocks.")}
 
     def after_step(self, pipe: Pipe) -> Generator:
-        """Copy the embedding to stage 1 and the head to stage S-1 when due (background)."""
+        """Copy the embedding to stage 1 and the head to stage S-1 when due (background).
+
+        The copies guard stage 0; where stage 0 never fails (``exempt``, the reference layout:
+        it holds the data) there is nothing to guard and none is sent, as in the authors' code,
+        whose runs with swaps never fail stage 0 and copy nothing.
+        """
         yield from super().after_step(pipe)
         every = self.config.embedding_copy_every
-        if every and pipe.step % every == 0:
+        if every and 0 not in pipe.config_exempt and pipe.step % every == 0:
             snapshot = self._stage0_extras(pipe)
             last = pipe.num_stages - 1
             moves = []

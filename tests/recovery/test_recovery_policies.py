@@ -244,3 +244,19 @@ def test_redundant_gives_up_one_memory_slot_and_charges_the_successor_forward():
     assert red.strategy.extra_forward_s(red.pipe, 1) == forward[2]
     assert red.strategy.extra_forward_s(red.pipe, 0) == forward[1]  # stage 0 backs up stage 1
     assert red.strategy.extra_forward_s(red.pipe, 4) == 0.0  # successor is stage 0: exempt
+
+
+def test_checkfree_plus_copies_the_embedding_only_when_stage0_can_fail():
+    # The copies guard stage 0: with stage 0 exempt (the reference: it holds the data) none is
+    # sent; with stage 0 able to fail, each iteration sends the embedding to stage 1 and the
+    # head to stage S-1 from every stage-0 replica.
+    runs = {}
+    for exempt in ((0,), ()):
+        result, policy = run_policy("checkfree_plus", until_s=30.0,
+                                    faults=StageFailuresConfig(p_hour=0.0, exempt=exempt))
+        runs[exempt] = (result.summary, policy.pipe)
+    (guarded, pipe), (plain, _) = runs[()], runs[(0,)]
+    assert guarded["steps"] == plain["steps"] >= 2
+    copies = guarded["steps"] * len(pipe.placement.replicas[0]) * (pipe.embed_nbytes
+                                                                   + pipe.head_nbytes)
+    assert guarded["bytes_sent"] - plain["bytes_sent"] == pytest.approx(copies, rel=1e-12)
