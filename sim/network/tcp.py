@@ -48,9 +48,9 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   66 / (3.5 x 1514)). The ``ideal`` model has no sharing and ignores them. Off by default
   because of what they cost against what they buy: on the namespace lab's two-way cases they
   move the prediction 1.2 points toward Linux (the quiet runs are within 5% without them, worst
-  -4.8%), but every start or end of a flow re-rates the network in extra passes, and the flow
-  benchmark's tcp/fluid speed falls from 0.27x to 0.17x (residential) and 0.74x to 0.32x
-  (datacenters; docs/performance.md).
+  -4.8%), but every start or end of a flow re-rates the network in extra passes (on the flow
+  benchmark 49% more re-ratings; its tcp/fluid speed measured 0.27x -> 0.17x on residential and
+  0.74x -> 0.32x on datacenters, figures that vary between runs: docs/performance.md).
 - **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
   WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
   maximum window; the share on a contended bottleneck is *not* multiplied (left out).
