@@ -33,21 +33,12 @@ import sys
 import threading
 import time
 
+from labtools import answer, congestion_control
+
 TIMEOUT_S = 300.0
 CHUNK = 1 << 16
 SAMPLE_S = 0.002
 MAX_EVENTS = 400
-_lock = threading.Lock()
-
-
-def answer(obj: dict) -> None:
-    with _lock:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
-
-def congestion_control(sock: socket.socket) -> str:
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0")[0].decode()
 
 
 # struct tcp_info (linux/tcp.h): the fields read here and their byte offsets

@@ -67,6 +67,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
 from cases import FAST, MB, all_cases  # noqa: E402
+from labtools import probe, sh  # noqa: E402
 
 from sim.network.tcp import TcpConfig  # noqa: E402
 from sim.network.validation import Case, Message, predict, read_reference  # noqa: E402
@@ -164,22 +165,7 @@ def _probe() -> str | None:
              ("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", "probe0", "root",
               "tbf", "rate", "1mbit", "burst", "4k", "limit", "64k", "overhead", "14"),
              ("chrt", "-f", "50", "true")]
-    try:
-        for step in steps:
-            done = sh(*step, check=False)
-            if done.returncode != 0:
-                return f"cannot run {' '.join(step[:5])} ...: {done.stderr.strip()[:200]}"
-        return None
-    finally:
-        sh("ip", "netns", "del", ns, check=False)
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command (bounded: 30 s)."""
-    done = subprocess.run(args, capture_output=True, text=True, timeout=30)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()[:300]}")
-    return done
+    return probe(ns, steps)
 
 
 def compile_delayline(workdir: str) -> str:

@@ -22,20 +22,10 @@ import sys
 import threading
 import time
 
+from labtools import answer, congestion_control
+
 TIMEOUT_S = 120.0
 CHUNK = 1 << 16
-_lock = threading.Lock()
-
-
-def answer(obj: dict) -> None:
-    with _lock:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
-
-def congestion_control(sock: socket.socket) -> str:
-    """The congestion control algorithm the kernel gave this connection."""
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0")[0].decode()
 
 
 def serve(job: dict, ready: threading.Event) -> None:

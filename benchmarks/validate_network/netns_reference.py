@@ -42,9 +42,12 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
 from dataclasses import dataclass, replace  # noqa: E402
+
+from labtools import probe, sh  # noqa: E402
 
 from sim.collectives import GLOO_WINDOW, gloo_ring_allreduce_schedule  # noqa: E402
 from sim.network.tcp import TcpConfig  # noqa: E402
@@ -78,19 +81,7 @@ def _probe() -> str | None:
              ("ip", "-n", ns, "link", "add", "name", "br0", "type", "bridge"),
              ("ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", "va", "root", "tbf",
               "rate", "1mbit", "burst", "64k", "limit", "64k")]
-    try:
-        for step in steps:
-            done = sh(*step, check=False)
-            if done.returncode != 0:
-                return f"cannot run {' '.join(step[:4])} ...: {done.stderr.strip()[:200]}"
-        return None
-    finally:
-        sh("ip", "netns", "del", ns, check=False)
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command (bounded: 30 s)."""
-    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=30)
+    return probe(ns, steps)
 
 
 class Lab:
