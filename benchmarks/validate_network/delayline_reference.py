@@ -67,7 +67,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
 from cases import FAST, MB, all_cases  # noqa: E402
-from labtools import probe, sh  # noqa: E402
+from labtools import probe, reap, remove_namespaces, sh  # noqa: E402
 
 from sim.network.tcp import TcpConfig  # noqa: E402
 from sim.network.validation import Case, Message, predict, read_reference  # noqa: E402
@@ -314,18 +314,8 @@ class Lab:
                 self.delayline.stdin.flush()
             except OSError:
                 pass
-        for proc in self.procs:
-            try:
-                proc.wait(2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
-        for ns in reversed(self.created):
-            sh("ip", "netns", "del", ns, check=False)
-        self.created.clear()
+        reap(self.procs, grace_s=2.0)
+        remove_namespaces(self.created)
 
 
 class Agents:

@@ -52,3 +52,23 @@ def answer(obj: dict) -> None:
 def congestion_control(sock: socket.socket) -> str:
     """The congestion control algorithm the kernel gave this connection."""
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\0")[0].decode()
+
+
+def reap(procs: Sequence[subprocess.Popen], grace_s: float = 0.0) -> None:
+    """End the lab's processes: each gets ``grace_s`` to exit by itself, then is killed."""
+    for proc in procs:
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def remove_namespaces(created: list[str]) -> None:
+    """Delete the lab's namespaces, newest first, and forget them."""
+    for ns in reversed(created):
+        sh("ip", "netns", "del", ns, check=False)
+    created.clear()

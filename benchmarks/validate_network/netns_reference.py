@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from dataclasses import dataclass, replace  # noqa: E402
 
-from labtools import probe, sh  # noqa: E402
+from labtools import probe, reap, remove_namespaces, sh  # noqa: E402
 
 from sim.collectives import GLOO_WINDOW, gloo_ring_allreduce_schedule  # noqa: E402
 from sim.network.tcp import TcpConfig  # noqa: E402
@@ -155,16 +155,8 @@ class Lab:
         return proc
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
-        for ns in reversed(self.created):
-            sh("ip", "netns", "del", ns, check=False)
-        self.created.clear()
+        reap(self.procs)
+        remove_namespaces(self.created)
 
 
 # -- raw TCP transfer sets --------------------------------------------------------------------
