@@ -297,6 +297,9 @@ class TcpTransport(Network):
     lone_ramps = True
     """Run a lone connection's rounds in closed form (False: every round on the clock)."""
 
+    shared_wakes = True
+    """Connections waking at one instant share a timer (False: one timer per wake)."""
+
     def __init__(self, *args, tcp: TcpConfig | None = None, **kwargs) -> None:
         self.tcp = tcp or TcpConfig()
         if kwargs.get("tcp_efficiency", 1.0) != 1.0:
@@ -538,7 +541,8 @@ class TcpTransport(Network):
         delay = max(0.0, when_s - now)
         at = now + delay  # the instant the queue files the timer under
         batch = self._wakes
-        if batch is not None and batch.at_s == at and self._queue is not None:
+        if batch is not None and batch.at_s == at and self._queue is not None \
+                and self.shared_wakes:
             bucket = self._queue.get((at, simpy.core.NORMAL))
             if bucket and bucket[-1] is batch.timer:
                 batch.conns.append((conn, conn.token))
