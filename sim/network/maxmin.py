@@ -533,8 +533,7 @@ class MaxMinNetwork(Network):
         floors: dict[int, float] = {}  # link -> slowest rate it is a bottleneck for (inf: none)
 
         def floor(link: int) -> float:
-            """A flow at ``rate`` on ``link`` has it as bottleneck iff ``rate >= floor(link)``:
-            the link is full and nobody on it is faster (both to ``TOLERANCE``)."""
+            """The slowest rate for which ``link`` is a bottleneck (full, nobody faster)."""
             flow_rates = [rates.get(fid, f.rate) for fid, f in on_link[link].items()]
             if sum(flow_rates) >= usable[link] * (1 - TOLERANCE):
                 floors[link] = least = max(flow_rates) * (1 - TOLERANCE)
