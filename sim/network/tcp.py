@@ -36,6 +36,20 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   ``HYSTART_LOW_WINDOW_SEGMENTS`` (16) segments, long before the pipe is full. With no loss yet
   CUBIC knows no W_max and grows the window by one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20)
   segments acknowledged, 5% per RTT, until a round fills the pipe; then the share rules.
+- **HyStart's delay exit for connections that start together** (``hystart_delay_exit``; off
+  by default). HyStart's delay test ends slow start when the minimum RTT of a round's first 8
+  ACKs exceeds the path's minimum by eta = clamp(min RTT / 8, 4 ms, 16 ms). A connection alone
+  never meets it before its pipe is full, but connections in slow start on one bottleneck do:
+  a slow-start round reaches the bottleneck at twice the rate the last one left it (two
+  segments sent per segment ACKed), so half of each window queues there, and a connection's
+  first segments wait behind the bursts of the rounds opened before its own
+  (:meth:`TcpTransport._queued_behind_bursts`). Past eta, slow start ends one RTT later at the
+  round's window plus the 8 samples' segments, and CUBIC's congestion avoidance follows from
+  that window (K = 0, no W_max: ``max(W_cubic(t + RTT), W_est(t))``, at least 5% per RTT,
+  :func:`cubic_window_segments`) until a round fills the pipe; then the share rules. Measured
+  against Linux (docs/network-model.md): the exit windows agree with the kernel's; the
+  completion times do not move, since the share rules refill the link (the rates of windows
+  behind a shared queue, and CUBIC's losses, are left out).
 - **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``; **off by
   default**, ``ack_frame_bytes = 0``; on with ``[network.tcp] ack_frame = 66``): a connection
   sending at rate r puts ``ack_fraction * r`` of ACKs on the links of its reverse path, where

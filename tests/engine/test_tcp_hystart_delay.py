@@ -163,3 +163,16 @@ def test_bad_thresholds_name_the_field():
         TcpConfig(hystart_delay_min_s=0.02, hystart_delay_max_s=0.016)
     with pytest.raises(FieldError, match="hystart_delay_rtt_fraction"):
         TcpConfig(hystart_delay_rtt_fraction=0)
+
+
+def test_scenario_keys(tmp_path):
+    """``[network.tcp]`` keys reach the TcpConfig (durations parsed)."""
+    from sim.scenario import load
+    from tests.product.test_field_errors import _scenario
+
+    path = _scenario(tmp_path, tail="[network.tcp]\nhystart_delay_exit = true\n"
+                                    "hystart_delay_rtt_fraction = 1.0\n"
+                                    "hystart_delay_max = \"1s\"\n")
+    tcp = load(path).network.tcp
+    assert (tcp.hystart_delay_exit, tcp.hystart_delay_rtt_fraction, tcp.hystart_delay_min_s,
+            tcp.hystart_delay_max_s) == (True, 1.0, 0.004, 1.0)
