@@ -1,0 +1,103 @@
+"""The ``tcp`` transport's round mechanics: what they cost, and that cheaper is the same run.
+
+Connections that wake at one instant (the end of a round that started together) share one SimPy
+timer. The oracle is the same transport with ``shared_wakes = False`` (a timer per wake): every
+delivery and cut time, every byte count and the rounds must be equal **bit for bit** (the shared
+timer processes the same wakes in the same order, with nothing in between).
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.config import NetworkConfig
+from sim.network.tcp import Connection, TcpTransport
+from sim.world import World
+from topologies import clusters_of_clusters
+
+from .conftest import make_world
+from .test_tcp_ramp import configs, faults, plans, run, topologies_
+
+
+def run_shared(topology, model, tcp, plan, fault_plan, ramps, shared):
+    """:func:`test_tcp_ramp.run` with shared wake timers on or off."""
+    TcpTransport.shared_wakes = shared
+    try:
+        return run(topology, model, tcp, plan, fault_plan, ramps)
+    finally:
+        TcpTransport.shared_wakes = True
+
+
+@settings(max_examples=120, deadline=None)
+@given(topology=topologies_(), model=st.sampled_from(["ideal", "maxmin"]), tcp=configs,
+       plan=plans, fault_plan=faults, ramps=st.booleans())
+def test_shared_wake_timers_change_no_bit(topology, model, tcp, plan, fault_plan, ramps):
+    """Random senders (shared start instants, so rounds wake together), failures, idle restarts,
+    window caps, HyStart's exit, with and without closed-form ramps: identical, not close."""
+    got, fast = run_shared(topology, model, tcp, plan, fault_plan, ramps, shared=True)
+    want, slow = run_shared(topology, model, tcp, plan, fault_plan, ramps, shared=False)
+    assert got == want
+    assert fast.network.rounds_started == slow.network.rounds_started
+    for field in ("bytes_sent", "bytes_received", "bytes_cut"):
+        assert list(getattr(fast.recorder, field)) == list(getattr(slow.recorder, field))
+    assert dict(fast.recorder.link_bytes) == dict(slow.recorder.link_bytes)
+    assert fast.env.events_processed <= slow.env.events_processed
+
+
+def tree_round(shared: bool, k: int = 6) -> tuple[list[float], int, int]:
+    """``k`` nodes of one data centre each send 1 MB to a node of the other, all at t = 0.
+
+    The WAN link (10 MB/s, shared: 10/k MB/s each) is every message's bottleneck, so the ``k``
+    connections run their slow-start rounds in step: their chunks end together and their next
+    rounds start together.
+    """
+    TcpTransport.shared_wakes = shared
+    try:
+        topology = clusters_of_clusters(2 * k, num_clusters=2, intra_latency_s=0.001,
+                                        intra_bandwidth_Bps=1e9, wan_latency_s=0.01,
+                                        wan_bandwidth_Bps=10e6)
+        world = World(topology, network=NetworkConfig(model="maxmin", transport="tcp"))
+        events = [world.network.transfer(i, k + i, 1e6) for i in range(k)]
+        world.env.run()
+    finally:
+        TcpTransport.shared_wakes = True
+    return ([e.value.end_s for e in events], world.env.events_processed,
+            world.network.rounds_started)
+
+
+def test_wakes_at_one_instant_share_a_timer_and_change_nothing():
+    """Six connections in step over one WAN link: one timer per round instead of six.
+
+    Hand count of what is saved: every round after the first ends with a wait for the next
+    round (the window is out), and the six connections wait for the same instant: 6 timers
+    become 1, so the run saves 5 events per waiting round, and nothing else moves.
+    """
+    ends_shared, events_shared, rounds = tree_round(shared=True)
+    ends_own, events_own, rounds_own = tree_round(shared=False)
+    assert ends_shared == ends_own  # bit for bit
+    assert rounds == rounds_own
+    waits = events_own - events_shared
+    assert waits > 0 and waits % 5 == 0  # 5 timers saved per round the six wait for together
+    assert len(set(ends_shared)) == 1  # in step to the last byte
+
+
+def test_a_wake_set_after_another_event_at_its_instant_keeps_its_place():
+    """The simulator processes one instant's events in the order they were scheduled: a wake set
+    after another event of the same instant must not join the earlier wakes' timer (it would run
+    before that event). Wakes set one after the other share a timer."""
+    world = make_world(2, transport="tcp")
+    net = world.network
+    order: list = []
+    net._pump = lambda conn, first=False: order.append(conn)  # record instead of sending
+    a, b, c, d = (Connection(1.0) for _ in range(4))
+    for conn in (a, b, c, d):
+        conn.head = object()
+    net._wake_at(a, 1.0)
+    net._wake_at(b, 1.0)
+    world.env.timeout(1.0).callbacks.append(lambda _ev: order.append("other"))
+    net._wake_at(c, 1.0)
+    net._wake_at(d, 1.0)
+    world.env.run()
+    assert order == [a, b, "other", c, d]
+    assert world.env.events_processed == 3 + 1  # two shared timers, the other event, the end
