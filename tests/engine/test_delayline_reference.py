@@ -173,8 +173,9 @@ def test_hystart_delay_exit_windows_against_the_kernels(monkeypatch):
     the median over runs of Linux's exits of the same rank: within 15% each (measured: 28, 28,
     28, 48, 48 against 28, 28, 28, 49, 56 for 8 flows; 48, 88 against 52.5, 89 for 4; 168
     against 147 for 2; worst +-14.3%). The connections dtsim has leave slow start by the delay
-    test, k - 1, k - 2 and k - 3 of them, are Linux's lowest; Linux's others leave later, by
-    the delay test too, once the queue (which dtsim does not model) has inflated the RTT."""
+    test, k - 1, k - 2 and k - 3 of them, are Linux's lowest; Linux's others leave later (by
+    the delay test, or the ACK train for the leader of 2 flows), once the queue, which dtsim
+    does not model, has inflated the RTT."""
     linux: dict[str, list[list[int]]] = {}
     cases: dict[str, Case] = {}
     for path in (RUNS, HYSTART_RUNS):
