@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import math
 import pstats
 import resource
 import sys
@@ -45,7 +46,7 @@ from sim.config import (  # noqa: E402
     RunConfig,
     Scenario,
 )
-from sim.network.maxmin import MaxMinNetwork  # noqa: E402
+from sim.network.maxmin import VECTOR_MIN_FLOWS, MaxMinNetwork  # noqa: E402
 from sim.network.tcp import TcpTransport  # noqa: E402
 from sim.runner import run  # noqa: E402
 from workloads import WorkloadConfig  # noqa: E402
@@ -123,7 +124,17 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
     simulated instant (``MaxMinNetwork.coalesce = False``), the engine before coalescing.
     ``ideal-per-round`` and ``maxmin-per-round`` run the ``tcp`` transport's every round on the
     clock (``TcpTransport.lone_ramps = False``), the engine before closed-form ramps.
+    ``maxmin-python`` fills every region in pure Python (``MaxMinNetwork.vector_min_flows =
+    inf``), the solver before numpy filled the large ones.
     """
+    if network == "maxmin-python":
+        MaxMinNetwork.vector_min_flows = math.inf
+        try:
+            found = measure(args, "maxmin")
+        finally:
+            MaxMinNetwork.vector_min_flows = VECTOR_MIN_FLOWS
+        found.network = network
+        return found
     if network == "maxmin-per-change":
         MaxMinNetwork.coalesce = False
         try:
@@ -180,9 +191,10 @@ def main() -> None:
     parser.add_argument("--bandwidth-Bps", type=float, default=1.25e8, help="access links, bytes/s")
     parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"],
                         choices=["ideal", "maxmin", "maxmin-per-change", "ideal-per-round",
-                                 "maxmin-per-round"],
+                                 "maxmin-per-round", "maxmin-python"],
                         help="maxmin-per-change: re-rate at every flow start/end (no "
-                             "coalescing); *-per-round: tcp without closed-form ramps")
+                             "coalescing); *-per-round: tcp without closed-form ramps; "
+                             "maxmin-python: no numpy filling of large regions")
     parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
                         help="network.transport (default: the scenario default, tcp)")
     parser.add_argument("--seed", type=int, default=0)

@@ -82,6 +82,10 @@ class TcpSection(_Section):
     hystart_short_rtt_exit: bool = False
     ack_frame: int = Field(default=0, ge=0)  # 66 with segments_per_ack 3.5: ACK bytes on
     segments_per_ack: float = Field(default=3.5, ge=1.0)
+    hystart_delay_exit: bool = False
+    hystart_delay_rtt_fraction: float = Field(default=0.125, gt=0.0)
+    hystart_delay_min: Duration = 0.004
+    hystart_delay_max: Duration = 0.016
 
 
 class NetworkSection(_Section):

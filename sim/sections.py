@@ -101,7 +101,11 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
                         slow_start_after_idle=t.slow_start_after_idle, min_rto_s=t.min_rto,
                         parallel_streams=t.parallel_streams, handshake=t.handshake,
                         hystart_short_rtt_exit=t.hystart_short_rtt_exit,
-                        ack_frame_bytes=t.ack_frame, segments_per_ack=t.segments_per_ack)
+                        ack_frame_bytes=t.ack_frame, segments_per_ack=t.segments_per_ack,
+                        hystart_delay_exit=t.hystart_delay_exit,
+                        hystart_delay_rtt_fraction=t.hystart_delay_rtt_fraction,
+                        hystart_delay_min_s=t.hystart_delay_min,
+                        hystart_delay_max_s=t.hystart_delay_max)
     except FieldError as err:  # name the scenario's key, not the config's field
         raise ScenarioError(f"network.tcp.{_TCP_KEYS.get(err.field, err.field)}",
                             err.message) from None
@@ -113,7 +117,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
 
 _TCP_KEYS = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
              "max_window_bytes": "max_window", "min_rto_s": "min_rto",
-             "ack_frame_bytes": "ack_frame"}
+             "ack_frame_bytes": "ack_frame", "hystart_delay_min_s": "hystart_delay_min",
+             "hystart_delay_max_s": "hystart_delay_max"}
 """``[network.tcp]`` keys whose :class:`TcpConfig` field has another name."""
 
 

@@ -11,6 +11,9 @@ delayed ACKs (one per segment in the rows marked so; ``sim.network.validation.ns
 ns-3's TCP does not restart slow start after
 idle (Linux does), so dtsim runs without it here; ns-3's CUBIC has HyStart's ACK-train exit of
 Linux before 5.7 (early on RTTs below ~4 ms), so dtsim runs with ``hystart_short_rtt_exit``.
+
+``--hystart-delay-exit linux`` or ``ns3`` adds ``hystart_delay_exit`` with Linux's threshold
+(min RTT / 8 clamped to 4-16 ms) or ns-3's (the min RTT clamped to 4 ms - 1 s).
 """
 
 from __future__ import annotations
@@ -22,14 +25,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
+from dataclasses import replace  # noqa: E402
+
 from sim.network.validation import ns3_tcp, predict, read_reference  # noqa: E402
 
+DELAY_EXITS = {"off": {}, "linux": {"hystart_delay_exit": True},
+               "ns3": {"hystart_delay_exit": True, "hystart_delay_rtt_fraction": 1.0,
+                       "hystart_delay_max_s": 1.0}}
+"""``--hystart-delay-exit``: the TcpConfig fields each choice sets."""
 
-def rows(csv_path: Path) -> list[dict]:
+
+def rows(csv_path: Path, delay_exit: str = "off") -> list[dict]:
     """One dict per case: reference, predictions and errors."""
     out = []
     for case, measured in read_reference(csv_path):
-        tcp = predict(case, tcp=ns3_tcp(case))
+        tcp = predict(case, tcp=replace(ns3_tcp(case), **DELAY_EXITS[delay_exit]))
         fluid = predict(case, transport="fluid", tcp=None)
         ref = case.completion_s(measured)
         per_flow = [p / m - 1 for p, m in zip(case.durations_s(tcp), case.durations_s(measured))]
@@ -44,8 +54,10 @@ def rows(csv_path: Path) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(HERE / "ns3_reference.csv"))
+    parser.add_argument("--hystart-delay-exit", choices=sorted(DELAY_EXITS), default="off",
+                        help="also HyStart's delay exit, with Linux's or ns-3's threshold")
     args = parser.parse_args(argv)
-    table = rows(Path(args.csv))
+    table = rows(Path(args.csv), args.hystart_delay_exit)
     print("| case | ns-3 s | dtsim tcp s | error | worst message (tcp) | dtsim fluid s | error |")
     print("|---|---|---|---|---|---|---|")
     for r in table:

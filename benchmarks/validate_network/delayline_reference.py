@@ -77,6 +77,7 @@ FRAME_OVERHEAD = 14          # Ethernet header, counted by tbf on the L3 TUN dev
 JOB_TIMEOUT_S = 120.0
 DELAYLINE_MAX_S = 900.0      # the delay line of one case ends itself after this
 HYSTART_SHORT = TcpConfig(hystart_short_rtt_exit=True)
+HYSTART_DELAY = TcpConfig(hystart_delay_exit=True)
 RMEM_DEFAULT = 131072        # tcp_rmem's default (a new socket's receive buffer), the kernel's
 RMEM_MAX = 6291456           # tcp_rmem's maximum: the grid's 6 MiB (the kernel's is 32 MiB)
 WMEM_MAX = 4194304           # tcp_wmem's maximum: the kernel's 4 MiB, as in the grid
@@ -582,11 +583,13 @@ def lab_checks(case: Case, runs: list[dict], rtt: dict) -> dict:
 # -- the table ---------------------------------------------------------------------------------
 
 def row(case: Case, runs: list[dict], ns3: dict[str, list[float]]) -> dict:
-    """Linux's median completion beside dtsim (tcp, tcp with HyStart's short exit, fluid), ns-3."""
+    """Linux's median completion beside dtsim (tcp; with HyStart's short exit; with its delay
+    exit; fluid), ns-3."""
     linux = [case.completion_s(r["delivered_s"]) for r in runs]
     med = statistics.median(linux)
     tcp = case.completion_s(predict(case))
     short = case.completion_s(predict(case, tcp=HYSTART_SHORT))
+    delay = case.completion_s(predict(case, tcp=HYSTART_DELAY))
     fluid = case.completion_s(predict(case, transport="fluid"))
     ns3_s, ns3_name = ns3_of(case, ns3)
     conns = [c for r in runs for c in r["conns"].values()]
@@ -595,6 +598,7 @@ def row(case: Case, runs: list[dict], ns3: dict[str, list[float]]) -> dict:
     return {"case": case.name, "runs": len(runs), "median_s": med, "min_s": min(linux),
             "max_s": max(linux), "tcp_s": tcp, "tcp_error": tcp / med - 1,
             "short_s": short, "short_error": short / med - 1,
+            "delay_s": delay, "delay_error": delay / med - 1,
             "fluid_s": fluid, "fluid_error": fluid / med - 1,
             "ns3_s": ns3_s, "ns3_error": ns3_s / med - 1 if ns3_s else None,
             "ns3_row": ns3_name,
@@ -610,8 +614,9 @@ def row(case: Case, runs: list[dict], ns3: dict[str, list[float]]) -> dict:
 def table(rows: list[dict]) -> str:
     lines = ["| case | Linux median (min-max) s | drops | retrans | slow start ended by "
              "(connections; cwnd at the end) | rwnd-limited ms | dtsim tcp s | error | "
-             "tcp + short exit s | error | fluid s | error | ns-3 s | ns-3 vs Linux |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "tcp + short exit s | error | tcp + delay exit s | error | fluid s | error | "
+             "ns-3 s | ns-3 vs Linux |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         exits = ", ".join(f"{k} {v}" for k, v in r["exits"].items())
         if r["exit_cwnd"]:
@@ -625,6 +630,7 @@ def table(rows: list[dict]) -> str:
                      f" | {r['drops']:g} | {r['retrans']:g} | {exits} | "
                      f"{r['rwnd_limited_ms']:.0f} | {r['tcp_s']:.3f} | "
                      f"{r['tcp_error']:+.1%} | {r['short_s']:.3f} | {r['short_error']:+.1%} | "
+                     f"{r['delay_s']:.3f} | {r['delay_error']:+.1%} | "
                      f"{r['fluid_s']:.3f} | {r['fluid_error']:+.1%} | {ns3} |")
     return "\n".join(lines)
 
@@ -633,6 +639,7 @@ def summary(rows: list[dict]) -> str:
     n = len(rows)
     out = []
     for key, label in (("tcp_error", "dtsim tcp"), ("short_error", "tcp + short exit"),
+                       ("delay_error", "tcp + delay exit"),
                        ("fluid_error", "fluid"), ("ns3_error", "ns-3")):
         errs = [r[key] for r in rows if r[key] is not None]
         if not errs:

@@ -36,6 +36,20 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   ``HYSTART_LOW_WINDOW_SEGMENTS`` (16) segments, long before the pipe is full. With no loss yet
   CUBIC knows no W_max and grows the window by one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20)
   segments acknowledged, 5% per RTT, until a round fills the pipe; then the share rules.
+- **HyStart's delay exit for connections that start together** (``hystart_delay_exit``; off
+  by default). HyStart's delay test ends slow start when the minimum RTT of a round's first 8
+  ACKs exceeds the path's minimum by eta = clamp(min RTT / 8, 4 ms, 16 ms). A connection alone
+  never meets it before its pipe is full, but connections in slow start on one bottleneck do:
+  a slow-start round reaches the bottleneck at twice the rate the last one left it (two
+  segments sent per segment ACKed), so half of each window queues there, and a connection's
+  first segments wait behind the bursts of the rounds opened before its own
+  (:meth:`TcpTransport._queued_behind_bursts`). Past eta, slow start ends one RTT later at the
+  round's window plus the 8 samples' segments, and CUBIC's congestion avoidance follows from
+  that window (K = 0, no W_max: ``max(W_cubic(t + RTT), W_est(t))``, at least 5% per RTT,
+  :func:`cubic_window_segments`) until a round fills the pipe; then the share rules. Measured
+  against Linux (docs/network-model.md): the exit windows agree with the kernel's; the
+  completion times do not move, since the share rules refill the link (the rates of windows
+  behind a shared queue, and CUBIC's losses, are left out).
 - **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``; **off by
   default**, ``ack_frame_bytes = 0``; on with ``[network.tcp] ack_frame = 66``): a connection
   sending at rate r puts ``ack_fraction * r`` of ACKs on the links of its reverse path, where
@@ -104,6 +118,18 @@ HYSTART_ACK_DELTA_S = 0.002
 CUBIC_ACKS_PER_SEGMENT = 20
 """CUBIC with no known W_max grows the window one segment per this many ACKed (5% per RTT)."""
 
+CUBIC_C = 0.4
+"""CUBIC's scaling constant C, segments / s^3 (RFC 8312; Linux ``bic_scale`` 41 / 1024 x 10)."""
+
+CUBIC_BETA = 0.7
+"""CUBIC's multiplicative decrease beta (Linux ``beta`` 717 / 1024)."""
+
+RENO_FRIENDLY_SEGMENTS_PER_RTT = 3 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA)
+"""Growth of CUBIC's Reno-friendly estimate W_est, segments per RTT: 3(1-beta)/(1+beta)."""
+
+HYSTART_MIN_SAMPLES = 8
+"""HyStart's delay test takes the minimum RTT of a round's first 8 ACKs (then tests it)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class TcpConfig:
@@ -137,6 +163,15 @@ class TcpConfig:
         Full segments acknowledged per ACK, on average (3.5: measured on Linux with GRO in the
         namespace lab; its delayed-ACK rule alone would be 2). The ACK demand is
         ``ack_fraction`` of a flow's rate on its reverse path.
+    hystart_delay_exit:
+        HyStart's delay test for connections whose slow-start bursts queue behind other
+        connections' at a shared bottleneck (see the module docstring): slow start ends when a
+        round's first segments wait more than eta there, and CUBIC's congestion avoidance
+        follows. Only under a model that shares links (``maxmin``).
+    hystart_delay_rtt_fraction, hystart_delay_min_s, hystart_delay_max_s:
+        The delay test's threshold eta = clamp(min RTT x fraction, min, max): Linux's
+        (``tcp_cubic.c``: min RTT / 8 clamped to 4-16 ms) by default; ns-3 3.44 uses the min RTT
+        itself clamped to 4 ms - 1 s.
     """
 
     mss_bytes: int = 1448
@@ -150,6 +185,10 @@ class TcpConfig:
     hystart_short_rtt_exit: bool = False
     ack_frame_bytes: int = 0
     segments_per_ack: float = 3.5
+    hystart_delay_exit: bool = False
+    hystart_delay_rtt_fraction: float = 0.125
+    hystart_delay_min_s: float = 0.004
+    hystart_delay_max_s: float = 0.016
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
@@ -169,6 +208,18 @@ class TcpConfig:
             raise FieldError("ack_frame_bytes", f"must be >= 0, got {self.ack_frame_bytes}")
         if not self.segments_per_ack >= 1:
             raise FieldError("segments_per_ack", f"must be >= 1, got {self.segments_per_ack}")
+        if not self.hystart_delay_rtt_fraction > 0:
+            raise FieldError("hystart_delay_rtt_fraction",
+                             f"must be > 0, got {self.hystart_delay_rtt_fraction}")
+        if not 0 <= self.hystart_delay_min_s <= self.hystart_delay_max_s:
+            raise FieldError("hystart_delay_min_s",
+                             f"must be in [0, hystart_delay_max_s={self.hystart_delay_max_s}] s,"
+                             f" got {self.hystart_delay_min_s}")
+
+    def hystart_delay_threshold_s(self, min_rtt_s: float) -> float:
+        """HyStart's delay threshold eta for a path of ``min_rtt_s``, seconds."""
+        return min(max(min_rtt_s * self.hystart_delay_rtt_fraction, self.hystart_delay_min_s),
+                   self.hystart_delay_max_s)
 
     @property
     def efficiency(self) -> float:
@@ -208,14 +259,18 @@ class Connection:
     (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
     """
 
-    __slots__ = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
-                 "round_busy_s", "chunk_start_s", "last_sent_s", "ready_s", "head", "queue",
-                 "rtt_s", "token", "used", "ramp", "links")
+    __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
+                 "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
+                 "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
+                 "links")
 
     def __init__(self, cwnd: float) -> None:
         self.cwnd = cwnd
         self.slow_start = True
-        self.probing = False      # after HyStart's early exit: +5% per RTT until the pipe fills
+        self.probing = False      # after HyStart's early exit: CUBIC's growth until the pipe fills
+        self.queued = False       # this round's first segments wait past HyStart's delay threshold
+        self.ca_start_s = 0.0     # CUBIC's epoch: when congestion avoidance began
+        self.ca_origin = 0.0      # ... and the window then, bytes (W_origin, with K = 0)
         self.round_start_s = -INF
         self.round_window = 0.0
         self.round_sent = 0.0
@@ -232,8 +287,9 @@ class Connection:
         self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
 
 
-ROUND_STATE = ("cwnd", "slow_start", "probing", "round_start_s", "round_window", "round_sent",
-               "round_busy_s", "chunk_start_s", "last_sent_s")
+ROUND_STATE = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
+               "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
+               "last_sent_s")
 """The fields of :class:`Connection` that the round logic changes."""
 
 _round_state = attrgetter(*ROUND_STATE)
@@ -320,6 +376,9 @@ class TcpTransport(Network):
         self.rounds_started = 0
         self.ramps_started = 0
         self.ramps_interrupted = 0
+        # HyStart's delay exit: link -> (when, payload bytes queued by slow-start bursts then)
+        self._burst_queue: dict[int, tuple[float, float]] = {}
+        self._virtual_clock = False  # True while a lone connection's rounds run ahead
 
     # -- the model's interface -----------------------------------------------------------------
 
@@ -409,7 +468,7 @@ class TcpTransport(Network):
                 conn.cwnd = idle_restart_window_bytes(conn.cwnd, idle, rto,
                                                       tcp.initial_window_bytes)
                 conn.slow_start = True
-                conn.probing = False
+                conn.probing = conn.queued = False
                 conn.round_start_s = -INF  # a new round starts with the message
                 conn.round_window = conn.round_sent = 0.0
         self._pump(conn, first=True)
@@ -476,8 +535,12 @@ class TcpTransport(Network):
             if conn.round_busy_s >= FULL_ROUND * conn.rtt_s:
                 conn.slow_start = conn.probing = False  # the window filled the pipe
             elif conn.probing:
-                conn.cwnd = min(conn.cwnd + conn.round_sent / CUBIC_ACKS_PER_SEGMENT, cap)
+                conn.cwnd = min(conn.cwnd + self._avoidance_growth(conn, now), cap)
                 conn.probing = conn.cwnd < cap
+            elif conn.queued:  # HyStart's delay test fires on the round's first ACKs
+                samples = HYSTART_MIN_SAMPLES * tcp.mss_bytes * tcp.parallel_streams
+                conn.cwnd = min(conn.round_window + samples, cap)
+                self._leave_slow_start(conn, now)
             else:
                 conn.cwnd = min(conn.cwnd + conn.round_sent, cap)  # +1 byte per byte ACKed
                 if conn.cwnd >= cap:
@@ -486,13 +549,67 @@ class TcpTransport(Network):
                       and conn.cwnd >= HYSTART_LOW_WINDOW_SEGMENTS * tcp.mss_bytes
                       * tcp.parallel_streams
                       and conn.rtt_s - conn.round_busy_s <= HYSTART_ACK_DELTA_S):
-                    conn.slow_start, conn.probing = False, True  # the ACK train never broke
+                    self._leave_slow_start(conn, now)  # the ACK train never broke
         conn.round_start_s = now
         # past slow start and probing the connection sends at its share; only the cap limits
         conn.round_window = conn.cwnd if conn.slow_start or conn.probing else cap
         conn.round_sent = 0.0
         conn.round_busy_s = 0.0
+        conn.queued = (conn.slow_start and tcp.hystart_delay_exit and self.shares_links
+                       and not self._virtual_clock and self._queued_behind_bursts(conn, now))
         self.rounds_started += 1
+
+    @staticmethod
+    def _leave_slow_start(conn: Connection, now: float) -> None:
+        """HyStart ended slow start below the pipe: CUBIC's epoch starts at the window now."""
+        conn.slow_start, conn.probing, conn.queued = False, True, False
+        conn.ca_start_s, conn.ca_origin = now, conn.cwnd
+
+    def _avoidance_growth(self, conn: Connection, now: float) -> float:
+        """Bytes CUBIC adds to the window for the round that ends now (RFC 8312, Linux).
+
+        No loss is modelled, so CUBIC knows no W_max: its epoch starts at HyStart's exit with
+        K = 0 and W_origin the window then. Per ACK Linux grows the window towards
+        ``max(W_cubic(t + RTT), W_est(t))`` (:func:`cubic_window_segments`), by at least one
+        segment per 20 ACKed (the 5% per RTT it allows while W_max is unknown) and at most
+        one per 2 (1.5x per RTT); a round that acknowledged ``round_sent`` bytes grows it by
+        that share of the round's gap to the target.
+        """
+        tcp = self.tcp
+        segment = tcp.mss_bytes * tcp.parallel_streams
+        t = now - conn.ca_start_s
+        target = segment * cubic_window_segments(t, conn.ca_origin / segment, conn.rtt_s)
+        gain = (target - conn.cwnd) / conn.cwnd
+        return conn.round_sent * max(1 / CUBIC_ACKS_PER_SEGMENT, min(0.5, gain))
+
+    def _queued_behind_bursts(self, conn: Connection, now: float) -> bool:
+        """Whether HyStart's delay test fires on the ACKs of the round that opens now.
+
+        The connection's bottleneck is the first link of least capacity on its path. In slow
+        start a sender sends two segments per segment ACKed, so a round's window reaches the
+        bottleneck at twice the rate its previous round left it: half of it queues there (its
+        excess), and the queue drains at the link's usable rate. ``_burst_queue`` keeps that
+        queue per link, fed by every slow-start round on it. The round's first segments wait
+        behind the queue the rounds opened before it left (connections that open rounds at the
+        same instant queue in the order they open them, as the ACK clock keeps the order of
+        their first windows); the minimum RTT of the first ACKs (:data:`HYSTART_MIN_SAMPLES`)
+        is the min RTT plus that wait, and the test fires when it exceeds eta
+        (:meth:`TcpConfig.hystart_delay_threshold_s`), for windows of at least
+        :data:`HYSTART_LOW_WINDOW_SEGMENTS`. A connection alone on its bottleneck never
+        queues behind its own last round (the pipe was not full: it drained in under an RTT).
+        """
+        tcp = self.tcp
+        flow = conn.head
+        if flow is None or not flow.links or conn.rtt_s <= 0:
+            return False
+        link = min(flow.links, key=self.capacity_Bps.__getitem__)
+        usable = self.capacity_Bps[link] * self.efficiency
+        since, queue = self._burst_queue.get(link, (now, 0.0))
+        queue = max(0.0, queue - usable * (now - since))
+        self._burst_queue[link] = (now, queue + conn.round_window / 2)
+        low = HYSTART_LOW_WINDOW_SEGMENTS * tcp.mss_bytes * tcp.parallel_streams
+        return (conn.round_window >= low
+                and queue > tcp.hystart_delay_threshold_s(conn.rtt_s) * usable)
 
     def _take(self, conn: Connection, flow: Flow, nbytes: float, now: float) -> float:
         """Count ``nbytes`` of the head as a chunk starting now; returns ``nbytes``."""
@@ -619,7 +736,9 @@ class TcpTransport(Network):
         """Run the head's rounds to its end now, and wait for that end with one timer."""
         ramp = LoneRamp(now, _round_state(conn), self._left[flow.id], rate_Bps)
         rounds = self.rounds_started
+        self._virtual_clock = True  # no burst queue: alone, it queues behind no other round
         _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
+        self._virtual_clock = False
         ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
         conn.ramp = ramp
         conn.token += 1
@@ -666,7 +785,9 @@ class TcpTransport(Network):
             setattr(conn, name, value)
         self._left[flow.id] = ramp.left
         now = self.env.now
+        self._virtual_clock = True
         what, t, value = self._run_lone(conn, flow, ramp.rate_Bps, ramp.start_s, now)
+        self._virtual_clock = False
         if what == _SEND:
             unsent = max(0.0, value - ramp.rate_Bps * (now - t))
             if attach:
@@ -714,6 +835,21 @@ def slow_start_send_time_s(nbytes: float, rtt_s: float, rate_Bps: float,
         left -= window
         t += rtt_s
         window *= 2
+
+
+def cubic_window_segments(t_s: float, origin_segments: float, rtt_s: float) -> float:
+    """CUBIC's target window ``t_s`` into an epoch with no known W_max, segments.
+
+    ``max(W_cubic(t + RTT), W_est(t))``, RFC 8312 with Linux's choices: the cubic curve
+    ``W_cubic(t) = C (t - K)^3 + W_origin`` with C = :data:`CUBIC_C`, and K = 0 and W_origin
+    the window at the epoch's start since no loss has set a W_max (Linux ``bictcp_update``
+    aims at where the curve will be one RTT later); the Reno-friendly estimate ``W_est(t) =
+    W_origin + 3 (1 - beta) / (1 + beta) t / RTT`` (beta = :data:`CUBIC_BETA`; with no
+    reduction it starts at W_origin).
+    """
+    cubic = origin_segments + CUBIC_C * (t_s + rtt_s) ** 3
+    reno = origin_segments + RENO_FRIENDLY_SEGMENTS_PER_RTT * t_s / rtt_s if rtt_s > 0 else 0.0
+    return max(cubic, reno)
 
 
 def idle_restart_window_bytes(cwnd_bytes: float, idle_s: float, rto_s: float,

@@ -151,6 +151,85 @@ def test_flows_started_together_are_slower_on_linux_than_both_models(rows):
         assert r["exit_cwnd"][0] < 0.5 * (330 + 333) / k, r
 
 
+def _delay_exits(case: Case, monkeypatch) -> list[float]:
+    """dtsim's HyStart delay exits (windows in segments, ascending) for ``case``."""
+    from sim.network.tcp import TcpTransport
+    exits: list[float] = []
+    leave = TcpTransport._leave_slow_start
+
+    def spy(conn, now):
+        exits.append(conn.cwnd / 1448)
+        leave(conn, now)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TcpTransport, "_leave_slow_start", staticmethod(spy))
+        predict(case, tcp=lab.HYSTART_DELAY)
+    return sorted(exits)
+
+
+def test_hystart_delay_exit_windows_against_the_kernels(monkeypatch):
+    """``hystart_delay_exit`` on the flows started together, against every shipped run (the
+    grid's 5 and the counters run's 3): dtsim's exits by the delay test, lowest first, against
+    the median over runs of Linux's exits of the same rank: within 15% each (measured: 28, 28,
+    28, 48, 48 against 28, 28, 28, 49, 56 for 8 flows; 48, 88 against 52.5, 89 for 4; 168
+    against 147 for 2; worst +-14.3%). The connections dtsim has leave slow start by the delay
+    test, k - 1, k - 2 and k - 3 of them, are Linux's lowest; Linux's others leave later (by
+    the delay test, or the ACK train for the leader of 2 flows), once the queue, which dtsim
+    does not model, has inflated the RTT."""
+    linux: dict[str, list[list[int]]] = {}
+    cases: dict[str, Case] = {}
+    for path in (RUNS, HYSTART_RUNS):
+        measured, _ = lab.load_runs(path)
+        for case, runs, _ in measured:
+            if case.name.endswith("together"):
+                cases[case.name] = case
+                linux.setdefault(case.name, []).extend(
+                    sorted(c["ss_exit_cwnd"] for c in run["conns"].values()) for run in runs)
+    assert len(cases) == 3 and all(len(runs) == 8 for runs in linux.values())
+    for name, case in cases.items():
+        ours = _delay_exits(case, monkeypatch)
+        k = len(case.messages)
+        assert len(ours) == {2: 1, 4: 2, 8: 5}[k], (name, ours)
+        for rank, window in enumerate(ours):
+            theirs = statistics.median(run[rank] for run in linux[name])
+            assert window == pytest.approx(theirs, rel=0.15), (name, rank, ours, theirs)
+
+
+def test_hystart_delay_exit_does_not_explain_the_makespans(rows):
+    """The option ends slow start where Linux does, but the makespans stay where the default
+    puts them (within 1%), 14-30% short of Linux's: after the exits the transport gives every
+    connection that fills its pipe its max-min share, so the link stays full until the last
+    flow ends; on Linux the windows, not the shares, set the rates (the queue shared by all)
+    and losses at the full buffer hold the low windows down for seconds (docs)."""
+    for k in (2, 4, 8):
+        r = rows[f"shared {k} flows 100Mbit/s 20ms 10MB together"]
+        assert r["delay_s"] == pytest.approx(r["tcp_s"], rel=0.01), r
+        assert r["delay_s"] <= 0.9 * r["median_s"], r
+    others = [r for name, r in rows.items() if not name.endswith("together")]
+    assert all(r["delay_s"] == r["tcp_s"] for r in others)  # lone and staggered flows
+
+
+def test_whatif_with_window_rates_and_loss_epochs(rows):
+    """``hystart_whatif.py`` (a sketch outside the transport: the delay exits, rates set by the
+    windows behind one drop-tail queue of the lab's 333 packets, loss epochs at a full buffer
+    and CUBIC's answer) puts the three "together" cases within 12% of Linux (measured +1.4%,
+    +11.5%, -10.5%; the transport says -24.5%, -29.5%, -13.6%). Its Linux medians are the
+    shipped runs'; its figures are the docs'."""
+    spec = importlib.util.spec_from_file_location("hystart_whatif", SCRIPT.parent
+                                                  / "hystart_whatif.py")
+    whatif = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = whatif
+    spec.loader.exec_module(whatif)
+    documented = {2: 2.440, 4: 5.460, 8: 7.005}
+    for k, linux in whatif.LINUX_MEDIAN_S.items():
+        r = rows[f"shared {k} flows 100Mbit/s 20ms 10MB together"]
+        assert linux == pytest.approx(r["median_s"], abs=5e-4)
+        makespan = whatif.completion_times(k)[-1]
+        assert makespan == pytest.approx(documented[k], abs=5e-4)
+        assert makespan == pytest.approx(linux, rel=0.12)
+        assert abs(makespan / linux - 1) < abs(r["tcp_error"])
+
+
 def test_slow_start_exits_agree_with_the_kernels_hystart_counters():
     """The exits read from TCP_INFO (ssthresh set with no retransmission) against the kernel's
     own TCPHystart* counters of the same runs: same count, same cwnd to 1% (TCP_INFO is

@@ -15,6 +15,8 @@ water-filling: nothing of the incremental solver's regions or passes.
 from __future__ import annotations
 
 import dataclasses
+import math
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 from sim.config import NetworkConfig
 from sim.errors import SimFailure
 from sim.network.base import Flow, Network
-from sim.network.maxmin import ACK_SLACK
+from sim.network.maxmin import ACK_SLACK, VECTOR_MIN_FLOWS, MaxMinNetwork
 from sim.network.tcp import TcpConfig, TcpMaxMinNetwork, TcpTransport
 from sim.world import World
 from topologies import clusters_of_clusters, uniform
@@ -165,6 +167,10 @@ def datacenter_world(n: int, clusters: int, wan_Bps: float) -> World:
 
 bandwidth = st.one_of(st.none(), st.sampled_from([1.0, 2.0, 3.0, 5.0, 8.0]))
 
+fillings = st.sampled_from([VECTOR_MIN_FLOWS, 1])
+"""``MaxMinNetwork.vector_min_flows``: the default (small regions in pure Python) or 1 (every
+region filled by numpy, :meth:`MaxMinNetwork._fill_arrays`)."""
+
 
 @st.composite
 def worlds(draw) -> World:
@@ -181,6 +187,8 @@ def worlds(draw) -> World:
     # size, and a large one that couples links strongly; chased to the exact fixed point
     world.network.ack_fraction = draw(st.sampled_from([0.0, 0.0125, 0.3]))
     world.network.ack_slack = 0.0
+    # regions filled in pure Python (the default at these sizes) or all with numpy
+    world.network.vector_min_flows = draw(fillings)
     return world
 
 
@@ -193,6 +201,8 @@ def twin_of(world: World, network: type[Network] | None = None) -> World:
         twin.network = network(twin, twin.topology, tcp_efficiency=efficiency)
     twin.network.ack_fraction = world.network.ack_fraction
     twin.network.ack_slack = world.network.ack_slack
+    if isinstance(world.network, MaxMinNetwork) and isinstance(twin.network, MaxMinNetwork):
+        twin.network.vector_min_flows = world.network.vector_min_flows
     return twin
 
 
@@ -267,8 +277,9 @@ def settle(world: World) -> None:
     world.env.run(until=world.now + 1e-9)
 
 
+@pytest.mark.parametrize("min_flows", [VECTOR_MIN_FLOWS, 1])
 @pytest.mark.parametrize("coalesce", [True, False])
-def test_a_new_flow_changes_rates_two_links_away(coalesce):
+def test_a_new_flow_changes_rates_two_links_away(coalesce, min_flows):
     """Node 0's uplink = 2 B/s, node 1's downlink = 10 B/s, node 2's uplink = 100 B/s.
 
     f1: 0->1 is held to 2 by up0; f2: 2->1 takes the rest of down1, 8; f3: 2->3 takes the rest
@@ -278,6 +289,7 @@ def test_a_new_flow_changes_rates_two_links_away(coalesce):
     world = access_world(5, [2.0, None, 100.0, None, None], [None, 10.0, None, None, None], 1e18)
     net = world.network
     net.coalesce = coalesce
+    net.vector_min_flows = min_flows
     for src, dst in ((0, 1), (2, 1), (2, 3)):
         net.transfer(src, dst, 1e3)
 
@@ -292,8 +304,9 @@ def test_a_new_flow_changes_rates_two_links_away(coalesce):
     assert net.repair_rounds > 0  # the first region (flows on up0) was not enough
 
 
+@pytest.mark.parametrize("min_flows", [VECTOR_MIN_FLOWS, 1])
 @pytest.mark.parametrize("coalesce", [True, False])
-def test_a_flow_that_ends_frees_capacity_for_flows_beyond_its_links(coalesce):
+def test_a_flow_that_ends_frees_capacity_for_flows_beyond_its_links(coalesce, min_flows):
     """The chain above, backwards: when f4 is cut, f1, f2 and f3 go back to 2, 8 and 92.
 
     f4 starts first here, so reaching (1, 1, 9, 91) needs no repair; going back does: f1 can
@@ -302,6 +315,7 @@ def test_a_flow_that_ends_frees_capacity_for_flows_beyond_its_links(coalesce):
     world = access_world(5, [2.0, None, 100.0, None, None], [None, 10.0, None, None, None], 1e18)
     net = world.network
     net.coalesce = coalesce
+    net.vector_min_flows = min_flows
     for src, dst in ((0, 4), (0, 1), (2, 1), (2, 3)):
         net.transfer(src, dst, 1e3)
     settle(world)
@@ -504,6 +518,7 @@ def tcp_worlds(draw) -> tuple[World, World]:
     twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
     world.network = TcpMaxMinNetwork(world, world.topology, tcp=TINY_TCP)
     world.network.ack_slack = 0.0  # exact (the default's lag is checked on its own below)
+    world.network.vector_min_flows = draw(fillings)
     twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=TINY_TCP)
     return world, twin
 
@@ -547,7 +562,8 @@ def test_a_message_alone_on_its_links_costs_three_events():
     assert world.network.reallocations == 1  # its start, rated directly
 
 
-def test_the_finish_heap_is_compacted_and_completions_still_equal_the_oracle():
+@pytest.mark.parametrize("min_flows", [VECTOR_MIN_FLOWS, 1])
+def test_the_finish_heap_is_compacted_and_completions_still_equal_the_oracle(min_flows):
     """Hundreds of staggered flows on shared links leave stale finish entries behind every
     re-rating; rebuilding the heap from the live ones keeps its order (entries never tie),
     so completion times stay equal to the oracle's."""
@@ -559,8 +575,91 @@ def test_the_finish_heap_is_compacted_and_completions_still_equal_the_oracle():
     twin = access_world(8, [3.0, 5.0, None, 8.0, 2.0, None, 4.0, 1.0],
                         [None, 6.0, 2.0, None, 3.0, 5.0, None, 7.0], 9.0)
     twin.network = NaiveNetwork(twin, twin.topology)
+    world.network.vector_min_flows = min_flows
     got, want = start(world, plan), start(twin, plan)
     world.env.run()
     twin.env.run()
     assert world.network.heap_compactions > 0
     assert got == [pytest.approx(w, rel=COALESCE_REL, abs=1e-12) for w in want]
+
+
+# -- numpy filling of large regions ------------------------------------------------------------
+
+def crowded_world(seed: int) -> World:
+    """A random world where hundreds of flows share links: 4-6 data centres (several WAN links
+    of 3-20 B/s) or 40 access-linked nodes (uplinks and downlinks of 1-8 B/s, a 60 B/s core)."""
+    rng = random.Random(seed)
+    if seed % 2:
+        return datacenter_world(48, rng.randint(4, 6), wan_Bps=rng.choice([3.0, 7.0, 20.0]))
+    n = 40
+    return access_world(n, [rng.choice([None, 1.0, 2.0, 5.0, 8.0]) for _ in range(n)],
+                        [rng.choice([None, 1.0, 3.0, 8.0]) for _ in range(n)], 60.0)
+
+
+def crowded_plan(seed: int, flows: int) -> list:
+    """``flows`` transfers starting at five instants, so that regions are large."""
+    rng = random.Random(seed)
+    return [(rng.choice([0.0, 0.5, 1.0, 2.0, 4.0]), rng.randrange(48), rng.randrange(48),
+             rng.choice([1.0, 3.0, 10.0, 30.0])) for _ in range(flows)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_filling_equals_the_python_filling_on_large_regions(seed):
+    """With 300 flows sending, fill the whole network and random parts of it (the rest keep
+    their rates and their share of the links) both ways: the same rates to 1e-12 (the two
+    differ only in the order of subtractions), and each flow's bottleneck is one of its links."""
+    world = crowded_world(seed)
+    start(world, [(0.0, a, b, size) for _, a, b, size in crowded_plan(seed, 300)])
+    settle(world)
+    net = world.network
+    sending = {f.id: f for f in net._flows.values() if f.state == "sending" and f.links}
+    assert len(sending) > 250
+    rng = random.Random(seed)
+    regions = [sending] + [{fid: f for fid, f in sending.items() if rng.random() < share}
+                           for share in (0.2, 0.5, 0.8)]
+    for region in regions:
+        net.vector_min_flows = math.inf
+        rates, bottleneck, _ = net._fill(region)
+        got_rates, got_bottleneck, enclosed = net._fill_arrays(region)
+        assert got_rates == {fid: pytest.approx(r, rel=1e-12, abs=1e-300)
+                             for fid, r in rates.items()}
+        assert all(got_bottleneck[fid] in region[fid].links for fid in region)
+        for link in enclosed:  # no flow outside the region crosses what it names
+            assert set(net._on_link[link]) <= set(region)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_numpy_and_python_filling_give_the_same_completion_times(seed):
+    """400 flows starting at five instants (regions of hundreds of flows), one node failing:
+    every completion time agrees to ``COALESCE_REL`` with and without numpy filling."""
+    plan = crowded_plan(seed, 400)
+    kills = [(1.0, seed)]
+    worlds = [crowded_world(seed), crowded_world(seed)]
+    worlds[0].network.vector_min_flows = math.inf
+    runs = [start(w, plan, kills) for w in worlds]
+    for w in worlds:
+        w.env.run()
+    assert worlds[0].network.array_fills == 0 < worlds[1].network.array_fills
+    for got, want in zip(runs[1], runs[0], strict=True):
+        if isinstance(want, tuple):
+            assert got == ("cut", pytest.approx(want[1], rel=COALESCE_REL))
+        else:
+            assert got == pytest.approx(want, rel=COALESCE_REL)
+
+
+def test_large_regions_at_the_default_threshold_equal_the_oracle():
+    """The default threshold, crossed (100 flows over the 3 WAN links of 3 data centres, half
+    starting together): completion times equal the oracle's (global water-filling at every
+    change) to ``COALESCE_REL``."""
+    world = datacenter_world(30, 3, wan_Bps=7.0)
+    plan = [(min(t, 1.0), a, b, size) for t, a, b, size in crowded_plan(11, 100)]
+    twin = twin_of(world, NaiveNetwork)
+    got, want = start(world, plan, [(0.5, 3)]), start(twin, plan, [(0.5, 3)])
+    world.env.run()
+    twin.env.run()
+    assert world.network.array_fills > 0
+    for a, b in zip(got, want, strict=True):
+        if isinstance(b, tuple):
+            assert a == ("cut", pytest.approx(b[1], rel=COALESCE_REL, abs=1e-12))
+        else:
+            assert a == pytest.approx(b, rel=COALESCE_REL, abs=1e-12)

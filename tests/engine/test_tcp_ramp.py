@@ -107,7 +107,7 @@ configs = st.builds(
     max_window_bytes=st.sampled_from([6.0, 16.0, 1e9]),
     slow_start_after_idle=st.booleans(), min_rto_s=st.sampled_from([0.0, 0.003]),
     parallel_streams=st.sampled_from([1, 1, 2]), handshake=st.booleans(),
-    hystart_short_rtt_exit=st.booleans())
+    hystart_short_rtt_exit=st.booleans(), hystart_delay_exit=st.booleans())
 """1-byte segments on B/s links ms apart: slow start, HyStart's exit and CUBIC's probing,
 window-capped rounds and idle restarts all happen in tens of milliseconds."""
 
