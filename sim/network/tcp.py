@@ -80,8 +80,9 @@ shows how far this is from packet-level TCP (ns-3) and from Linux.
 
 Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
 A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
-for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round); a bandwidth-limited
-one none beyond the fluid model's. A connection alone on every link of its path there and back
+for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round), less where rounds
+run in step (connections waking at one instant share a timer); a bandwidth-limited one none
+beyond the fluid model's. A connection alone on every link of its path there and back
 (under ``ideal``, every connection) costs one SimPy event per message however many rounds it
 takes (under ``maxmin``, from its second step): the model's rate for it cannot change while it
 is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
