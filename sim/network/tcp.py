@@ -84,7 +84,8 @@ for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round), less
 run in step (connections waking at one instant share a timer); a bandwidth-limited one none
 beyond the fluid model's. A connection alone on every link of its path there and back
 (under ``ideal``, every connection) costs one SimPy event per message however many rounds it
-takes (under ``maxmin``, from its second step): the model's rate for it cannot change while it
+takes (under ``maxmin``, from its second step, and not with ``hystart_delay_exit``, whose
+burst queue must see its rounds on the clock): the model's rate for it cannot change while it
 is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
 round logic, and handed to the per-round mechanism at the instant another connection's chunk
 starts on one of those links or the message is cut. Results equal the per-round mechanism's
@@ -378,7 +379,7 @@ class TcpTransport(Network):
         self.ramps_interrupted = 0
         # HyStart's delay exit: link -> (when, payload bytes queued by slow-start bursts then)
         self._burst_queue: dict[int, tuple[float, float]] = {}
-        self._virtual_clock = False  # True while a lone connection's rounds run ahead
+        self._burst_exits = self.tcp.hystart_delay_exit and self.shares_links
 
     # -- the model's interface -----------------------------------------------------------------
 
@@ -488,13 +489,16 @@ class TcpTransport(Network):
         A message alone on its links runs its rounds in closed form (:meth:`_start_ramp`);
         where links are shared, only from its second step on (``first``: its start), so that
         messages starting together (a pair exchanging both ways) do not start ramps that the
-        next one takes over at once.
+        next one takes over at once. Not with HyStart's delay exit under a model that shares
+        links: every slow-start round feeds its bottleneck's burst queue at its start
+        (:meth:`_queued_behind_bursts`), which a newcomer reads before it takes a ramp over, so
+        a lone connection's rounds must run on the clock for the newcomer to find them there.
         """
         flow = conn.head
         assert flow is not None
         now = self.env.now
-        if (self.lone_ramps and not (first and self.shares_links) and self._left[flow.id] > 0
-                and flow.links and self._alone(conn)):
+        if (self.lone_ramps and not (first and self.shares_links) and not self._burst_exits
+                and self._left[flow.id] > 0 and flow.links and self._alone(conn)):
             rate = self._lone_rate(flow)
             if rate is not None:
                 self._start_ramp(conn, flow, rate, now)
@@ -555,8 +559,8 @@ class TcpTransport(Network):
         conn.round_window = conn.cwnd if conn.slow_start or conn.probing else cap
         conn.round_sent = 0.0
         conn.round_busy_s = 0.0
-        conn.queued = (conn.slow_start and tcp.hystart_delay_exit and self.shares_links
-                       and not self._virtual_clock and self._queued_behind_bursts(conn, now))
+        conn.queued = (conn.slow_start and self._burst_exits
+                       and self._queued_behind_bursts(conn, now))
         self.rounds_started += 1
 
     @staticmethod
@@ -736,9 +740,7 @@ class TcpTransport(Network):
         """Run the head's rounds to its end now, and wait for that end with one timer."""
         ramp = LoneRamp(now, _round_state(conn), self._left[flow.id], rate_Bps)
         rounds = self.rounds_started
-        self._virtual_clock = True  # no burst queue: alone, it queues behind no other round
         _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
-        self._virtual_clock = False
         ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
         conn.ramp = ramp
         conn.token += 1
@@ -785,9 +787,7 @@ class TcpTransport(Network):
             setattr(conn, name, value)
         self._left[flow.id] = ramp.left
         now = self.env.now
-        self._virtual_clock = True
         what, t, value = self._run_lone(conn, flow, ramp.rate_Bps, ramp.start_s, now)
-        self._virtual_clock = False
         if what == _SEND:
             unsent = max(0.0, value - ramp.rate_Bps * (now - t))
             if attach:
