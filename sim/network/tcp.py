@@ -373,7 +373,8 @@ class TcpTransport(Network):
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
         self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
         self._wakes: _Wakes | None = None  # the last timer of waking connections
-        self._queue = getattr(self.env, "_buckets", None)  # (time, priority) -> its events
+        # the environment's last event at an instant (sim.world.Environment), for _wake_at
+        self._last_scheduled = getattr(self.env, "last_scheduled", None)
         self.rounds_started = 0
         self.ramps_started = 0
         self.ramps_interrupted = 0
@@ -653,9 +654,10 @@ class TcpTransport(Network):
         interrupt), so pumping them from one callback in that order is the same run with
         fewer events. In the tree all-reduce of clusters-of-clusters the ~113 connections of
         a WAN link wake together every round: 28,000 timers become about 500
-        (``test_wakes_at_one_instant_share_a_timer_and_change_nothing``). The test needs the
-        engine's bucketed queue (:class:`sim.world.Environment`); on another environment
-        every wake has its own timer.
+        (``test_wakes_at_one_instant_share_a_timer_and_change_nothing``). The test asks the
+        engine which event it filed last at that instant
+        (:meth:`sim.world.Environment.last_scheduled`); on another environment every wake
+        has its own timer.
         """
         conn.token += 1
         env = self.env
@@ -663,12 +665,10 @@ class TcpTransport(Network):
         delay = max(0.0, when_s - now)
         at = now + delay  # the instant the queue files the timer under
         batch = self._wakes
-        if batch is not None and batch.at_s == at and self._queue is not None \
-                and self.shared_wakes:
-            bucket = self._queue.get((at, simpy.core.NORMAL))
-            if bucket and bucket[-1] is batch.timer:
-                batch.conns.append((conn, conn.token))
-                return
+        if (batch is not None and batch.at_s == at and self._last_scheduled is not None
+                and self.shared_wakes and self._last_scheduled(at) is batch.timer):
+            batch.conns.append((conn, conn.token))
+            return
         timer = simpy.Timeout(env, delay)
         self._wakes = batch = _Wakes(at, timer, [(conn, conn.token)])
         timer.callbacks.append(lambda _ev: self._on_wakes(batch))
