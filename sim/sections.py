@@ -12,7 +12,6 @@ import dataclasses
 import inspect
 import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,25 +106,20 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
                         hystart_delay_rtt_fraction=t.hystart_delay_rtt_fraction,
                         hystart_delay_min_s=t.hystart_delay_min,
                         hystart_delay_max_s=t.hystart_delay_max)
-    except FieldError as err:  # name the scenario's keys, not the config's fields
+    except FieldError as err:  # name the scenario's key, not the config's field
         raise ScenarioError(f"network.tcp.{_TCP_KEYS.get(err.field, err.field)}",
-                            _TCP_FIELD_NAMES.sub(lambda m: _TCP_KEYS[m[0]], err.message)) from None
+                            err.message) from None
     return NetworkConfig(model=section.model, transport=section.transport, tcp=tcp,
                          topology=topology, topology_params=params,
                          uplink_Bps=section.uplink, downlink_Bps=section.downlink,
                          access_latency_s=section.latency, tcp_efficiency=section.tcp_efficiency)
 
 
-_TCP_KEYS = {"mss_bytes": "mss", "frame_bytes": "frame",
-             "initial_window_segments": "initial_window", "max_window_bytes": "max_window",
-             "min_rto_s": "min_rto", "ack_frame_bytes": "ack_frame",
-             "hystart_delay_min_s": "hystart_delay_min", "hystart_delay_max_s": "hystart_delay_max"}
+_TCP_KEYS = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
+             "max_window_bytes": "max_window", "min_rto_s": "min_rto",
+             "ack_frame_bytes": "ack_frame", "hystart_delay_min_s": "hystart_delay_min",
+             "hystart_delay_max_s": "hystart_delay_max"}
 """``[network.tcp]`` keys whose :class:`TcpConfig` field has another name."""
-
-_TCP_FIELD_NAMES = re.compile(r"\b(?:" + "|".join(_TCP_KEYS) + r")\b")
-"""Those fields where a refusal's message names them (``must be >= mss_bytes``): the message
-names the file's key instead, as its first word does (a user who set ``hystart_delay_max``
-too low reads ``must be in [0, hystart_delay_max=0.001] s``)."""
 
 
 def _check_edge_list(path: str, params: dict[str, Any], num_nodes: int) -> None:
