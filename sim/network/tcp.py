@@ -34,8 +34,10 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   scaled the ACK spacing to the rate) a path whose RTT minus the round's sending time is at most
   2 ms never breaks the train, so slow start ends at the first round whose window reaches
   ``HYSTART_LOW_WINDOW_SEGMENTS`` (16) segments, long before the pipe is full. With no loss yet
-  CUBIC knows no W_max and grows the window by one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20)
-  segments acknowledged, 5% per RTT, until a round fills the pipe; then the share rules.
+  CUBIC knows no W_max: the window grows towards CUBIC's target as after the delay exit (next
+  item), by at least one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20) segments acknowledged (5%
+  per RTT, the floor that sets the growth on such short paths), until a round fills the pipe;
+  then the share rules.
 - **HyStart's delay exit for connections that start together** (``hystart_delay_exit``; off
   by default). HyStart's delay test ends slow start when the minimum RTT of a round's first 8
   ACKs exceeds the path's minimum by eta = clamp(min RTT / 8, 4 ms, 16 ms). A connection alone
