@@ -366,6 +366,34 @@ def test_send_buffer_accounting_does_not_explain_the_4_mib_cap():
     peaks = [r["conns"]["0->1"]["ss_exit_cwnd"] / 2 for r in runs]
     assert all(bound[1] < peak < bound[2] - 300 for peak in peaks), (peaks, bound)
 
+def test_agent_reads_the_send_buffer_counters():
+    """The agent records, at the sample with the most segments in flight, what the send buffer
+    holds (SO_MEMINFO) beside TCP_INFO, so a lab run gives the buffer's bytes per segment. Here
+    on loopback (no root): a writer stopped by a receiver that does not read has its bytes
+    unsent in the buffer, and the kernel charges them at least their payload."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import delayline_agent as agent
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with socket.create_connection(srv.getsockname(), timeout=5) as tx:
+            rx, _ = srv.accept()
+            with rx:
+                tx.setblocking(False)
+                for _ in range(10_000):  # bounded: the buffers fill within a few MB
+                    try:
+                        tx.send(b"\0" * 65536)
+                    except BlockingIOError:
+                        break
+                info, mem = agent.tcp_info(tx), agent.meminfo(tx)
+    assert set(mem) == {"wmem_alloc", "sndbuf", "wmem_queued"}, mem
+    assert info["notsent_bytes"] > 0 and info["pacing_rate"] >= 0
+    assert mem["sndbuf"] > 0
+    assert mem["wmem_queued"] >= info["notsent_bytes"], (mem, info)
+
 def test_bad_input_exits_2():
     for argv in (["--repeats", "0"], ["--only", "no such case"], ["--rmem-default", "1"],
                  ["--wmem-max", "1"]):
