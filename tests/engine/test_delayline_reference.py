@@ -393,6 +393,34 @@ def test_agent_reads_the_send_buffer_counters():
     assert info["notsent_bytes"] > 0 and info["pacing_rate"] >= 0
     assert mem["sndbuf"] > 0
     assert mem["wmem_queued"] >= info["notsent_bytes"], (mem, info)
+    # the agent's sender keeps the sample with the most in flight, with the counters then
+    import threading
+    import time
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        with socket.create_connection(srv.getsockname(), timeout=5) as tx:
+            rx, _ = srv.accept()
+            with rx:
+                rx.settimeout(5)
+                def drain(left: int = 4 << 20) -> None:
+                    try:
+                        while left > 0:
+                            chunk = rx.recv(1 << 16)
+                            if not chunk:
+                                return
+                            left -= len(chunk)
+                    except OSError:  # timed out: the assertions below say what is missing
+                        return
+
+                reader = threading.Thread(target=drain)
+                reader.start()
+                sender = agent.Sender(1, tx)
+                sender.jobs.put({"id": 1, "nbytes": 4 << 20, "at": time.time()})
+                assert sender.busy.wait(5)
+                time.sleep(0.05)
+                peak = sender.info()["peak"]
+                sender.jobs.put(None)
+                reader.join(10)
+    assert {"unacked", "cwnd", "wmem_queued", "sndbuf", "notsent_bytes"} <= set(peak), peak
 
 def test_bad_input_exits_2():
     for argv in (["--repeats", "0"], ["--only", "no such case"], ["--rmem-default", "1"],
