@@ -32,6 +32,8 @@ RMEM_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_rmem.json
 # 20 MB over 100 Mbit/s, 300 ms RTT, with the kernel's 4 MiB send buffer and with 8 MiB
 WINDOW_RUNS = [ROOT / "benchmarks" / "validate_network" / name
                for name in ("delayline_runs_window.json", "delayline_runs_window_8m.json")]
+# the 4 MiB case again (main e06df98), with SO_MEMINFO and the pacing rate at the peak in flight
+WINDOW_RUNS_MEMINFO = ROOT / "benchmarks" / "validate_network" / "delayline_runs_window_meminfo.json"
 
 # dtsim tcp (defaults) against the shipped Linux runs: achieved, NOT a target (see
 # test_tcp_transport_against_linux)
@@ -75,7 +77,7 @@ def test_shipped_runs_cover_the_lab_cases_and_say_how_they_were_taken(shipped):
             assert all(m.start_s - 1e-3 <= b for m, b in zip(case.messages, run["begins_s"]))
 
 
-@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS],
+@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS, WINDOW_RUNS_MEMINFO],
                          ids=lambda p: p.stem)
 def test_the_lab_is_what_it_claims(path):
     """Independent checks of the lab, case by case (bounds: what every case achieved)."""
@@ -349,12 +351,12 @@ def test_receive_window_is_the_buffer_times_the_kernels_scaling_ratio():
             assert full // 1448 - 10 <= peak <= full // 1448, peak
 
 
-def test_send_buffer_accounting_does_not_explain_the_4_mib_cap():
+def test_send_buffer_accounting_bounds_the_4_mib_cap():
     """sk_wmem_queued counts each unacknowledged skb's payload plus an 832-byte head, against
     sk_sndbuf <= tcp_wmem[2]. Skbs of at least tcp_min_tso_segs = 2 segments (TSO autosizing)
-    allow 2250 segments in 4 MiB; Linux peaked at 1893-1917 (cwnd / 2: slow start grows cwnd
-    only below twice the most in flight), which needs ~1 segment per skb: the rule bounds the
-    cap but does not explain it (docs), so dtsim adds no option for it."""
+    allow 2250 segments in 4 MiB and 1-segment skbs 1839; Linux peaked at 1893-1917 (cwnd / 2:
+    slow start grows cwnd only below twice the most in flight), between the two. The peak
+    itself is explained by the writer (test_send_buffer_peak_is_the_writers_wake_threshold)."""
     per_skb = TX_HEAD + SK_BUFF + SHARED_INFO
     assert per_skb == 832
     wmem = 4 << 20
@@ -365,6 +367,92 @@ def test_send_buffer_accounting_does_not_explain_the_4_mib_cap():
     assert int(meta["tcp_wmem"].split()[2]) == wmem
     peaks = [r["conns"]["0->1"]["ss_exit_cwnd"] / 2 for r in runs]
     assert all(bound[1] < peak < bound[2] - 300 for peak in peaks), (peaks, bound)
+
+
+# the kernel's constants behind the send buffer's peak (include/net/sock.h, net/ipv4/tcp_output.c)
+PACING_SHIFT = 10    # sk_pacing_shift: TSO autosizing builds skbs of ~1 ms at the pacing rate
+MIN_TSO_SEGS = 2     # tcp_min_tso_segs
+AGENT_WRITE = 1 << 16  # delayline_agent.py: one send() of 64 KiB, each after poll() (timeout)
+
+
+def _tso_autosize_segs(pacing_rate_Bps: int, mss: int = 1448) -> int:
+    """tcp_tso_autosize: segments per skb = max(pacing_rate >> sk_pacing_shift // mss,
+    tcp_min_tso_segs); the min-RTT bonus (gso_max_size >> (min_rtt_us >> 9)) is nothing at
+    a 300 ms RTT."""
+    return max((pacing_rate_Bps >> PACING_SHIFT) // mss, MIN_TSO_SEGS)
+
+
+def test_send_buffer_peak_is_the_writers_wake_threshold():
+    """The shipped SO_MEMINFO re-run (delayline_runs_window_meminfo.json) against the kernel's
+    rules, nothing fitted: (1) poll() reports a TCP socket writable only while sndbuf -
+    wmem_queued >= wmem_queued / 2 (__sk_stream_is_writeable), and the agent's socket has a
+    timeout, so CPython polls before every 64 KiB send(): the buffer peaks at 2/3 x sndbuf plus
+    at most one write; (2) each skb is tcp_tso_autosize's k segments (9 at the peak's pacing
+    rate) plus 832 bytes, so the buffer holds 1 + 832 / (1448 k) bytes per payload byte, to 5%
+    of the 832 / k overhead per segment; (3) so the most in flight is (2/3 x sndbuf / that +
+    64 KiB) / 1448 segments, 1860 here, to 0.5%, closer than any other k."""
+    measured, meta = lab.load_runs(WINDOW_RUNS_MEMINFO)
+    ((_, runs, _),) = measured
+    assert int(meta["tcp_wmem"].split()[2]) == 4 << 20
+    per_skb = TX_HEAD + SK_BUFF + SHARED_INFO
+    for r in runs:
+        peak = r["conns"]["0->1"]["peak"]
+        sndbuf, queued = peak["sndbuf"], peak["wmem_queued"]
+        assert sndbuf == 4 << 20, peak
+        payload = peak["unacked"] * 1448 + peak["notsent_bytes"]
+        k = _tso_autosize_segs(peak["pacing_rate"])
+        assert k == 9, peak
+        # (1) the writer's wake threshold, plus one write with its skb heads (smallest skbs)
+        assert 0 < queued - 2 * sndbuf / 3 <= AGENT_WRITE * (1 + per_skb / (MIN_TSO_SEGS * 1448))
+        # (2) the buffer's overhead per segment is an 832-byte head per k segments
+        overhead_per_segment = (queued - payload) / (payload / 1448)
+        assert abs(overhead_per_segment / (per_skb / k) - 1) <= 0.05, (overhead_per_segment, k)
+        # (3) the most in flight, predicted from the constants alone: the autosized k is the
+        # closest of all skb sizes, within 0.5% (measured: 0.03-0.18%)
+        def in_flight(segs: int) -> float:
+            return (2 * sndbuf / 3 / (1 + per_skb / (segs * 1448)) + AGENT_WRITE) / 1448
+
+        error = {segs: abs(payload / 1448 / in_flight(segs) - 1) for segs in range(1, 45)}
+        assert min(error, key=error.get) == k and error[k] <= 0.005, (payload / 1448, error)
+        # everything written was sent: the window (cwnd) did not bind, the writer did
+        assert peak["cwnd"] > peak["unacked"] and peak["notsent_bytes"] < 2 * 1448, peak
+
+
+def test_a_writer_that_polls_first_keeps_the_buffer_at_two_thirds():
+    """The rule behind the lab's peak, on this machine's kernel over loopback (no root): poll()
+    says a TCP socket is writable only while sndbuf - wmem_queued >= wmem_queued / 2, and
+    CPython polls before every send() on a socket with a timeout (the lab agent's), so such a
+    writer stops at 2/3 of the send buffer plus at most one write. A writer that writes until
+    EAGAIN and only then waits (gloo's pair.cc, or a plain blocking send) fills all of it. The
+    receiver does not read, so the bytes stay in the sender's buffer."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import delayline_agent as agent
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    import socket
+    held = {}
+    for writer in ("polls first", "until EAGAIN"):
+        with socket.create_server(("127.0.0.1", 0)) as srv:
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            with socket.socket() as tx:
+                tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)  # 2 MiB, fixed
+                tx.connect(srv.getsockname())
+                rx, _ = srv.accept()
+                with rx:
+                    tx.settimeout(0.3) if writer == "polls first" else tx.setblocking(False)
+                    for _ in range(1000):  # bounded: the buffers fill within a few MB
+                        try:
+                            tx.send(b"\0" * AGENT_WRITE)
+                        except (TimeoutError, BlockingIOError):
+                            break
+                    held[writer] = agent.meminfo(tx)
+    for mem in held.values():
+        assert mem["sndbuf"] == 2 << 20, held
+    polls, fills = held["polls first"], held["until EAGAIN"]
+    assert 0 < polls["wmem_queued"] - 2 * polls["sndbuf"] / 3 <= 1.3 * AGENT_WRITE, held
+    assert fills["wmem_queued"] >= 0.95 * fills["sndbuf"], held
+
 
 def test_agent_reads_the_send_buffer_counters():
     """The agent records, at the sample with the most segments in flight, what the send buffer
