@@ -353,6 +353,10 @@ class TcpTransport(Network):
     lone_ramps = True
     """Run a lone connection's rounds in closed form (False: every round on the clock)."""
 
+    shared_ramps = True
+    """Lone ramps that start at one instant from equal inputs share one run of their rounds
+    (False: every ramp runs its own; see :meth:`_start_ramp`)."""
+
     shared_wakes = True
     """Connections waking at one instant share a timer (False: one timer per wake)."""
 
@@ -375,6 +379,9 @@ class TcpTransport(Network):
         self.rounds_started = 0
         self.ramps_started = 0
         self.ramps_interrupted = 0
+        self.ramps_shared = 0  # ramps that took the rounds of an equal one at their instant
+        self._ramps_at: dict[tuple, tuple] = {}  # inputs -> what the rounds reached, at ...
+        self._ramps_at_s = -INF                  # ... this instant only
         # HyStart's delay exit: link -> (when, payload bytes queued by slow-start bursts then)
         self._burst_queue: dict[int, tuple[float, float]] = {}
         self._virtual_clock = False  # True while a lone connection's rounds run ahead
@@ -732,13 +739,37 @@ class TcpTransport(Network):
                 t = wake_s
 
     def _start_ramp(self, conn: Connection, flow: Flow, rate_Bps: float, now: float) -> None:
-        """Run the head's rounds to its end now, and wait for that end with one timer."""
-        ramp = LoneRamp(now, _round_state(conn), self._left[flow.id], rate_Bps)
-        rounds = self.rounds_started
-        self._virtual_clock = True  # no burst queue: alone, it queues behind no other round
-        _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
-        self._virtual_clock = False
-        ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
+        """Run the head's rounds to its end now, and wait for that end with one timer.
+
+        Ramps that start at one instant from equal inputs share one run of the rounds
+        (:attr:`shared_ramps`): the round logic on the virtual clock is a function of the
+        connection's round state (:data:`ROUND_STATE`), its RTT and handshake end, the bytes
+        left, the rate, the path's bottleneck capacity and the start instant (the burst queue
+        is not read on the virtual clock), so a second ramp with the same inputs reaches the
+        same state, bit for bit: it takes the first one's. In a synchronous all-reduce of
+        equal nodes every message of a tree round is such a ramp.
+        """
+        state = _round_state(conn)
+        left = self._left[flow.id]
+        ramp = LoneRamp(now, state, left, rate_Bps)
+        if self._ramps_at_s != now:
+            self._ramps_at.clear()  # inputs of earlier instants never come again
+            self._ramps_at_s = now
+        key = (state, left, rate_Bps, conn.rtt_s, conn.ready_s,
+               min((self.capacity_Bps[link] for link in flow.links), default=INF))
+        found = self._ramps_at.get(key) if self.shared_ramps else None
+        if found is None:
+            rounds = self.rounds_started
+            self._virtual_clock = True  # no burst queue: alone, it queues behind no other round
+            _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
+            self._virtual_clock = False
+            ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
+            self._ramps_at[key] = (end_s, _round_state(conn), self._left[flow.id], ramp.rounds)
+        else:
+            end_s, reached, self._left[flow.id], ramp.rounds = found
+            for name, value in zip(ROUND_STATE, reached, strict=True):
+                setattr(conn, name, value)
+            self.ramps_shared += 1
         conn.ramp = ramp
         conn.token += 1
         self.ramps_started += 1
