@@ -96,6 +96,18 @@ class Environment(simpy.Environment):
         """Time of the next scheduled event (``inf`` if there is none)."""
         return self._keys[0][0] if self._keys else math.inf
 
+    def last_scheduled(self, at_s: float,
+                       priority: int = simpy.core.NORMAL) -> simpy.Event | None:
+        """The event scheduled last for ``(at_s, priority)`` that has not run yet, or None.
+
+        Nothing is scheduled to run between it and the next event filed under the same key,
+        so a caller may add that work to its callbacks instead of scheduling another event
+        without changing the run (the tcp transport's shared wake timers). ``at_s`` must be
+        the time as the queue files it, ``now + delay`` in seconds.
+        """
+        bucket = self._buckets.get((at_s, priority))
+        return bucket[-1] if bucket else None
+
     def step(self) -> None:
         """Process the next event (and count it): SimPy's ``step`` on the bucketed queue."""
         self.events_processed += 1  # (counted before the empty check, as before)

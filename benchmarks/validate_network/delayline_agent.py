@@ -46,14 +46,33 @@ _INFO = {"ca_state": (1, "B"), "backoff": (4, "B"), "rto_us": (8, "I"), "unacked
          "lost": (32, "I"), "retrans": (36, "I"), "rtt_us": (68, "I"), "ssthresh": (76, "I"),
          "cwnd": (80, "I"), "total_retrans": (100, "I"), "min_rtt_us": (148, "I"),
          "bytes_retrans": (208, "Q"), "rwnd_limited_us": (176, "Q"),
-         "sndbuf_limited_us": (184, "Q"), "snd_wnd": (228, "I")}
+         "sndbuf_limited_us": (184, "Q"), "snd_wnd": (228, "I"), "pacing_rate": (104, "Q"),
+         "notsent_bytes": (144, "I")}
 _EVENT = ("ca_state", "cwnd", "ssthresh", "total_retrans", "rtt_us", "unacked", "snd_wnd")
+# getsockopt(SOL_SOCKET, SO_MEMINFO): the socket's memory counters (linux/sock_diag.h
+# SK_MEMINFO_*), of which these: the send buffer's limit and what it holds (skb truesize of the
+# unsent and unacknowledged data), and what the queues below TCP still hold
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
+_MEMINFO = {"wmem_alloc": 2, "sndbuf": 3, "wmem_queued": 5}
+_PEAK = ("cwnd", "unacked", "notsent_bytes", "pacing_rate", "snd_wnd")
 
 
 def tcp_info(sock: socket.socket) -> dict:
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
     return {k: struct.unpack_from(fmt, raw, off)[0] for k, (off, fmt) in _INFO.items()
             if off + struct.calcsize(fmt) <= len(raw)}
+
+
+def meminfo(sock: socket.socket) -> dict:
+    """The socket's send-buffer counters, bytes: ``sndbuf`` (its limit), ``wmem_queued`` (the
+    truesize of its unsent and unacknowledged skbs, what the limit is checked against) and
+    ``wmem_alloc`` (skbs below TCP not yet freed). Empty where the kernel lacks SO_MEMINFO."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * 9)
+    except OSError:
+        return {}
+    values = struct.unpack_from(f"{len(raw) // 4}I", raw)
+    return {k: values[i] for k, i in _MEMINFO.items() if i < len(values)}
 
 
 class Sender:
@@ -65,6 +84,7 @@ class Sender:
         self.busy = threading.Event()
         self.events: list[dict] = []  # TCP_INFO at each change of state, ssthresh, retrans
         self.max_cwnd = 0
+        self.peak: dict = {}  # the sample with the most segments unacknowledged, with meminfo
         self.t0 = 0.0
         threading.Thread(target=self._send_loop, daemon=True).start()
         threading.Thread(target=self._sample_loop, daemon=True).start()
@@ -95,6 +115,9 @@ class Sender:
             except OSError:
                 return
             self.max_cwnd = max(self.max_cwnd, info["cwnd"])
+            if info["unacked"] > self.peak.get("unacked", -1):
+                self.peak = {"t": round(time.time() - self.t0, 4), **meminfo(self.sock),
+                             **{k: info[k] for k in _PEAK if k in info}}
             key = (info["ca_state"], info["ssthresh"], info["total_retrans"])
             if key != last and len(self.events) < MAX_EVENTS:
                 self.events.append({"t": round(time.time() - self.t0, 4),
@@ -105,7 +128,7 @@ class Sender:
     def info(self) -> dict:
         final = tcp_info(self.sock)
         return {"max_cwnd": self.max_cwnd, "final": final, "events": self.events,
-                "cc": congestion_control(self.sock)}
+                "peak": self.peak, "cc": congestion_control(self.sock)}
 
 
 class Receiver:

@@ -489,7 +489,10 @@ def _conn_summary(info: dict) -> dict:
     ``ss_exit``: ``"hystart"`` when ssthresh was first set with no retransmission yet (CUBIC's
     HyStart ends slow start by setting ssthresh to cwnd), ``"loss"`` when the first change came
     with retransmissions, ``"none"`` when slow start never ended. ``rto`` counts samples in the
-    Loss state (4: a retransmission timeout).
+    Loss state (4: a retransmission timeout). ``peak``: the sample with the most segments
+    unacknowledged, with the send buffer's counters then (``wmem_queued / (unacked +
+    notsent_bytes / MSS)`` is the buffer's bytes per segment: docs/network-model.md, "The
+    buffers as the kernel counts them").
     """
     events = info["events"]
     first = next((e for e in events if e["ssthresh"] < 1 << 30), None)
@@ -505,7 +508,7 @@ def _conn_summary(info: dict) -> dict:
             "min_rtt_ms": final["min_rtt_us"] / 1e3, "cc": info["cc"],
             "rwnd_limited_ms": final.get("rwnd_limited_us", 0) / 1e3,
             "sndbuf_limited_ms": final.get("sndbuf_limited_us", 0) / 1e3,
-            "events": events[:16]}
+            "peak": info.get("peak", {}), "events": events[:16]}
 
 
 def rtt_check(lab: Lab, agents: Agents, port: int) -> dict:

@@ -31,9 +31,21 @@ says which mechanisms matter, not what a model of them in the transport would pr
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 
+from sim.network.tcp import (
+    CUBIC_ACKS_PER_SEGMENT,
+    CUBIC_BETA,
+    CUBIC_C,
+    HYSTART_LOW_WINDOW_SEGMENTS,
+    HYSTART_MIN_SAMPLES,
+    RENO_FRIENDLY_SEGMENTS_PER_RTT,
+)
+
 MSS = 1448
+C, BETA = CUBIC_C, CUBIC_BETA
+"""CUBIC's constants, the transport's (0.4 segments / s^3, 0.7)."""
 LINUX_MEDIAN_S = {2: 2.406, 4: 4.897, 8: 7.830}
 """Linux's median completion of 2, 4, 8 flows of 10 MB together (delayline_runs.json)."""
 
@@ -57,8 +69,6 @@ class Sender:
         self.epoch_s, self.origin, self.w_est = now, origin, self.cwnd
         self.k_s = (self.w_max * (1 - BETA) / C) ** (1 / 3) if self.w_max else 0.0
 
-
-C, BETA = 0.4, 0.7
 
 
 def completion_times(k: int, *, rate_Bps: float = 12.5e6 * 1448 / 1514, rtt_s: float = 0.0404,
@@ -91,17 +101,17 @@ def completion_times(k: int, *, rate_Bps: float = 12.5e6 * 1448 / 1514, rtt_s: f
         for s in active:
             if s.slow_start:
                 if s.fired:
-                    s.cwnd += 8
+                    s.cwnd += HYSTART_MIN_SAMPLES
                     s.slow_start = False
                     s.start_epoch(now, s.cwnd)
                     continue
-                s.fired = 2 * s.cwnd >= 16 and ahead > eta
+                s.fired = 2 * s.cwnd >= HYSTART_LOW_WINDOW_SEGMENTS and ahead > eta
                 ahead += s.cwnd
                 s.cwnd *= 2
                 continue
-            s.w_est += 3 * (1 - BETA) / (1 + BETA)
+            s.w_est += RENO_FRIENDLY_SEGMENTS_PER_RTT
             target = max(s.origin + C * (now - s.epoch_s + rtt - s.k_s) ** 3, s.w_est)
-            floor = 0.05 if not s.w_max else 0.0
+            floor = 1 / CUBIC_ACKS_PER_SEGMENT if not s.w_max else 0.0
             s.cwnd *= 1 + max(floor, min(0.5, (target - s.cwnd) / s.cwnd))
     return sorted(s.done_s for s in senders if s.done_s is not None)
 
@@ -111,6 +121,10 @@ def main(argv=None) -> int:
     parser.add_argument("--queue-pkts", type=float, default=333,
                         help="the bottleneck's drop-tail queue, packets (the lab's: 333)")
     args = parser.parse_args(argv)
+    if not args.queue_pkts >= 0:
+        print(f"hystart_whatif: --queue-pkts must be >= 0 packets, got {args.queue_pkts}",
+              file=sys.stderr)
+        return 2
     print("| flows | what-if s | Linux median s | error | each connection ends (s) |")
     print("|---|---|---|---|---|")
     for k, linux in LINUX_MEDIAN_S.items():

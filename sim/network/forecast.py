@@ -24,8 +24,8 @@ Approximations (tcp): a warm connection that the window cap limits starts a fres
 each message (the transport keeps the previous message's round phase), and a message that ends
 inside slow start leaves the window of its last round (the transport also grows it by that
 round's bytes when the next message follows within the RTO). Neither arises for messages longer
-than the slow-start ramp on paths the cap does not bind. HyStart's early exit
-(``hystart_short_rtt_exit``) is not modelled.
+than the slow-start ramp on paths the cap does not bind. HyStart's early exits
+(``hystart_short_rtt_exit``, ``hystart_delay_exit``; both off by default) are not modelled.
 """
 
 from __future__ import annotations

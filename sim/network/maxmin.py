@@ -353,8 +353,9 @@ class MaxMinNetwork(Network):
                 continue  # same rate, same finish time: its heap entry stays valid
             flow.remaining = max(0.0, flow.remaining - old * (now - flow.last_s))
             flow.last_s = now
+            delta = rate - old
             for link in flow.links:
-                load[link] += rate - old
+                load[link] += delta
             flow.rate = rate
             if flow.ack_links:
                 self._shift_acks(flow, rate - old)
@@ -368,8 +369,7 @@ class MaxMinNetwork(Network):
 
         Returns each region flow's new rate (bytes/s), the link that froze it, and links that
         carry no flow outside the region, which :meth:`_failures` need not search for outsiders
-        (none here; :meth:`_fill_arrays` knows them at no cost and names those that carry
-        several flows).
+        (none here; :meth:`_fill_arrays` knows them at no cost and names them all).
         """
         if len(region) >= self.vector_min_flows:
             return self._fill_arrays(region)
@@ -505,9 +505,8 @@ class MaxMinNetwork(Network):
             keep = ~done
             inc_flow, inc_link = inc_flow[keep], inc_link[keep]
         fids = list(region)
-        shared = whole & (crossing > 1)  # (a link of one flow costs _failures nothing to search)
         return (dict(zip(fids, rate.tolist())), dict(zip(fids, links[held].tolist())),
-                set(links[shared].tolist()))
+                set(links[whole].tolist()))
 
     def _link_scratch(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-link scratch arrays of :meth:`_fill_arrays` (a mark, all False, and a slot)."""

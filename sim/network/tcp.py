@@ -34,8 +34,10 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   scaled the ACK spacing to the rate) a path whose RTT minus the round's sending time is at most
   2 ms never breaks the train, so slow start ends at the first round whose window reaches
   ``HYSTART_LOW_WINDOW_SEGMENTS`` (16) segments, long before the pipe is full. With no loss yet
-  CUBIC knows no W_max and grows the window by one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20)
-  segments acknowledged, 5% per RTT, until a round fills the pipe; then the share rules.
+  CUBIC knows no W_max: the window grows towards CUBIC's target as after the delay exit (next
+  item), by at least one segment per ``CUBIC_ACKS_PER_SEGMENT`` (20) segments acknowledged (5%
+  per RTT, the floor that sets the growth on such short paths), until a round fills the pipe;
+  then the share rules.
 - **HyStart's delay exit for connections that start together** (``hystart_delay_exit``; off
   by default). HyStart's delay test ends slow start when the minimum RTT of a round's first 8
   ACKs exceeds the path's minimum by eta = clamp(min RTT / 8, 4 ms, 16 ms). A connection alone
@@ -80,10 +82,12 @@ shows how far this is from packet-level TCP (ns-3) and from Linux.
 
 Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
 A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
-for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round); a bandwidth-limited
-one none beyond the fluid model's. A connection alone on every link of its path there and back
+for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round), less where rounds
+run in step (connections waking at one instant share a timer); a bandwidth-limited one none
+beyond the fluid model's. A connection alone on every link of its path there and back
 (under ``ideal``, every connection) costs one SimPy event per message however many rounds it
-takes (under ``maxmin``, from its second step): the model's rate for it cannot change while it
+takes (under ``maxmin``, from its second step, and not with ``hystart_delay_exit``, whose
+burst queue must see its rounds on the clock): the model's rate for it cannot change while it
 is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
 round logic, and handed to the per-round mechanism at the instant another connection's chunk
 starts on one of those links or the message is cut. Results equal the per-round mechanism's
@@ -375,7 +379,8 @@ class TcpTransport(Network):
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
         self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
         self._wakes: _Wakes | None = None  # the last timer of waking connections
-        self._queue = getattr(self.env, "_buckets", None)  # (time, priority) -> its events
+        # the environment's last event at an instant (sim.world.Environment), for _wake_at
+        self._last_scheduled = getattr(self.env, "last_scheduled", None)
         self.rounds_started = 0
         self.ramps_started = 0
         self.ramps_interrupted = 0
@@ -384,7 +389,7 @@ class TcpTransport(Network):
         self._ramps_at_s = -INF                  # ... this instant only
         # HyStart's delay exit: link -> (when, payload bytes queued by slow-start bursts then)
         self._burst_queue: dict[int, tuple[float, float]] = {}
-        self._virtual_clock = False  # True while a lone connection's rounds run ahead
+        self._burst_exits = self.tcp.hystart_delay_exit and self.shares_links
 
     # -- the model's interface -----------------------------------------------------------------
 
@@ -494,13 +499,16 @@ class TcpTransport(Network):
         A message alone on its links runs its rounds in closed form (:meth:`_start_ramp`);
         where links are shared, only from its second step on (``first``: its start), so that
         messages starting together (a pair exchanging both ways) do not start ramps that the
-        next one takes over at once.
+        next one takes over at once. Not with HyStart's delay exit under a model that shares
+        links: every slow-start round feeds its bottleneck's burst queue at its start
+        (:meth:`_queued_behind_bursts`), which a newcomer reads before it takes a ramp over, so
+        a lone connection's rounds must run on the clock for the newcomer to find them there.
         """
         flow = conn.head
         assert flow is not None
         now = self.env.now
-        if (self.lone_ramps and not (first and self.shares_links) and self._left[flow.id] > 0
-                and flow.links and self._alone(conn)):
+        if (self.lone_ramps and not (first and self.shares_links) and not self._burst_exits
+                and self._left[flow.id] > 0 and flow.links and self._alone(conn)):
             rate = self._lone_rate(flow)
             if rate is not None:
                 self._start_ramp(conn, flow, rate, now)
@@ -561,8 +569,8 @@ class TcpTransport(Network):
         conn.round_window = conn.cwnd if conn.slow_start or conn.probing else cap
         conn.round_sent = 0.0
         conn.round_busy_s = 0.0
-        conn.queued = (conn.slow_start and tcp.hystart_delay_exit and self.shares_links
-                       and not self._virtual_clock and self._queued_behind_bursts(conn, now))
+        conn.queued = (conn.slow_start and self._burst_exits
+                       and self._queued_behind_bursts(conn, now))
         self.rounds_started += 1
 
     @staticmethod
@@ -655,9 +663,10 @@ class TcpTransport(Network):
         interrupt), so pumping them from one callback in that order is the same run with
         fewer events. In the tree all-reduce of clusters-of-clusters the ~113 connections of
         a WAN link wake together every round: 28,000 timers become about 500
-        (``test_wakes_at_one_instant_share_a_timer_and_change_nothing``). The test needs the
-        engine's bucketed queue (:class:`sim.world.Environment`); on another environment
-        every wake has its own timer.
+        (``test_wakes_at_one_instant_share_a_timer_and_change_nothing``). The test asks the
+        engine which event it filed last at that instant
+        (:meth:`sim.world.Environment.last_scheduled`); on another environment every wake
+        has its own timer.
         """
         conn.token += 1
         env = self.env
@@ -665,12 +674,10 @@ class TcpTransport(Network):
         delay = max(0.0, when_s - now)
         at = now + delay  # the instant the queue files the timer under
         batch = self._wakes
-        if batch is not None and batch.at_s == at and self._queue is not None \
-                and self.shared_wakes:
-            bucket = self._queue.get((at, simpy.core.NORMAL))
-            if bucket and bucket[-1] is batch.timer:
-                batch.conns.append((conn, conn.token))
-                return
+        if (batch is not None and batch.at_s == at and self._last_scheduled is not None
+                and self.shared_wakes and self._last_scheduled(at) is batch.timer):
+            batch.conns.append((conn, conn.token))
+            return
         timer = simpy.Timeout(env, delay)
         self._wakes = batch = _Wakes(at, timer, [(conn, conn.token)])
         timer.callbacks.append(lambda _ev: self._on_wakes(batch))
@@ -744,10 +751,10 @@ class TcpTransport(Network):
         Ramps that start at one instant from equal inputs share one run of the rounds
         (:attr:`shared_ramps`): the round logic on the virtual clock is a function of the
         connection's round state (:data:`ROUND_STATE`), its RTT and handshake end, the bytes
-        left, the rate, the path's bottleneck capacity and the start instant (the burst queue
-        is not read on the virtual clock), so a second ramp with the same inputs reaches the
-        same state, bit for bit: it takes the first one's. In a synchronous all-reduce of
-        equal nodes every message of a tree round is such a ramp.
+        left, the rate, the path's bottleneck capacity and the start instant (no ramp runs
+        where HyStart's delay exit reads the burst queue), so a second ramp with the same
+        inputs reaches the same state, bit for bit: it takes the first one's. In a synchronous
+        all-reduce of equal nodes every message of a tree round is such a ramp.
         """
         state = _round_state(conn)
         left = self._left[flow.id]
@@ -760,9 +767,7 @@ class TcpTransport(Network):
         found = self._ramps_at.get(key) if self.shared_ramps else None
         if found is None:
             rounds = self.rounds_started
-            self._virtual_clock = True  # no burst queue: alone, it queues behind no other round
             _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
-            self._virtual_clock = False
             ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
             self._ramps_at[key] = (end_s, _round_state(conn), self._left[flow.id], ramp.rounds)
         else:
@@ -815,9 +820,7 @@ class TcpTransport(Network):
             setattr(conn, name, value)
         self._left[flow.id] = ramp.left
         now = self.env.now
-        self._virtual_clock = True
         what, t, value = self._run_lone(conn, flow, ramp.rate_Bps, ramp.start_s, now)
-        self._virtual_clock = False
         if what == _SEND:
             unsent = max(0.0, value - ramp.rate_Bps * (now - t))
             if attach:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CSV = ROOT / "benchmarks" / "validate_network" / "ns3_reference.csv"
 
 # The issue's target is 90% of the cases within 10% and every case within 20%. Measured (see
-# docs/network-model.md): 86% within 10% (44 of 51), worst -44.3% (a ring all-reduce of 4
+# docs/network-model.md): 86% within 10% (44 of 51), worst -43.4% (a ring all-reduce of 4
 # nodes, 10 MB). Every miss was traced in ns-3 (ns3_reference.py --trace) to a retransmission
 # timeout or a recovery at a message's tail: after slow start overshoots a one-BDP buffer (ns-3's
 # HyStart does not stop it there) or after a warm window's burst overflows the sender's own

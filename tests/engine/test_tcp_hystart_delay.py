@@ -43,8 +43,10 @@ def fan_in(k: int, nbytes: float = 10e6, stagger_s: float = 0.0) -> Case:
                                for i in range(k)))
 
 
-def run_fan_in(k: int, tcp: TcpConfig, monkeypatch) -> tuple[list[tuple[float, float]], World]:
-    """Run ``fan_in(k)``; returns (time, window in segments) of every delay exit, and the world."""
+def run_fan_in(k: int, tcp: TcpConfig, monkeypatch,
+               stagger_s: float = 0.0) -> tuple[list[tuple[float, float]], World]:
+    """Run ``fan_in(k, stagger_s=...)``; returns (time, window in segments) of every delay exit,
+    and the world."""
     exits: list[tuple[float, float]] = []
     leave = TcpTransport._leave_slow_start
 
@@ -53,14 +55,22 @@ def run_fan_in(k: int, tcp: TcpConfig, monkeypatch) -> tuple[list[tuple[float, f
         leave(conn, now)
 
     monkeypatch.setattr(TcpTransport, "_leave_slow_start", staticmethod(spy))
-    case = fan_in(k)
+    case = fan_in(k, stagger_s=stagger_s)
     topo = uniform(k + 1)
     topo = replace(topo, uplink_Bps=tuple(r / 8 for r in case.rate_bps),
                    downlink_Bps=tuple(r / 8 for r in case.rate_bps),
                    access_latency_s=case.delay_s)
     world = World(topo, network=NetworkConfig(model="maxmin", transport="tcp", tcp=tcp))
-    for m in case.messages:
+
+    def send_later(m: Message):
+        yield world.env.timeout(m.start_s)
         world.network.transfer(m.src, m.dst, m.nbytes)
+
+    for m in case.messages:
+        if m.start_s:
+            world.env.process(send_later(m))
+        else:
+            world.network.transfer(m.src, m.dst, m.nbytes)
     world.env.run()
     return exits, world
 
@@ -121,13 +131,30 @@ def test_off_by_default_and_no_effect_on_a_lone_or_staggered_flow(monkeypatch):
     assert predict(staggered, tcp=DELAY_EXIT) == predict(staggered)
 
 
-@pytest.mark.parametrize("k", [2, 4])
-def test_closed_form_ramps_agree_with_rounds_on_the_clock(k, monkeypatch):
-    together = fan_in(k, nbytes=3e6)
-    ramps = predict(together, tcp=DELAY_EXIT)
-    monkeypatch.setattr(TcpTransport, "lone_ramps", False)
-    rounds = predict(together, tcp=DELAY_EXIT)
-    assert ramps == pytest.approx(rounds, rel=1e-9)
+@pytest.mark.parametrize("lone_ramps", [True, False])
+def test_a_newcomer_queues_behind_a_lone_connections_burst(lone_ramps, monkeypatch):
+    """Initial windows of 100 segments, the 2nd connection 40.5 ms after the 1st. The 1st, alone,
+    opens rounds of 100 (t = 0) and 200 segments (t = 40 ms: the first had drained, 50 - 40 ms
+    x C < 0), so 100 segments queue from t = 40 ms. The 2nd opens its round of 100 at 40.5 ms
+    behind 100 - 0.5 ms x C / 1448 = 95.9 > 41.28 segments: it leaves slow start one RTT later
+    (t = 80.5 ms) at 100 + 8 = 108 segments. The 1st opens its round of 400 at 80 ms behind
+    nothing (145.9 segments then, 326 drained since). The 1st's rounds run in closed form when
+    it is alone; they must feed the queue all the same (the same exits with ``lone_ramps``
+    on and off)."""
+    monkeypatch.setattr(TcpTransport, "lone_ramps", lone_ramps)
+    exits, _ = run_fan_in(2, replace(DELAY_EXIT, initial_window_segments=100), monkeypatch,
+                          stagger_s=0.0405)
+    assert exits == [(pytest.approx(0.0805, abs=1e-12), pytest.approx(108, rel=1e-12))]
+
+
+def test_no_closed_form_ramps_with_the_option(monkeypatch):
+    """A connection alone for 1 s takes a closed-form ramp from its second step without the
+    option; with it, every round runs on the clock (the test above: its bursts must be in the
+    queue), so ramps and rounds on the clock are the same run."""
+    _, world = run_fan_in(2, TcpConfig(), monkeypatch, stagger_s=1.0)
+    assert world.network.ramps_started > 0
+    _, world = run_fan_in(2, DELAY_EXIT, monkeypatch, stagger_s=1.0)
+    assert world.network.ramps_started == 0
 
 
 def test_cubic_window_after_t_seconds():

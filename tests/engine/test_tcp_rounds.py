@@ -101,3 +101,30 @@ def test_a_wake_set_after_another_event_at_its_instant_keeps_its_place():
     world.env.run()
     assert order == [a, b, "other", c, d]
     assert world.env.events_processed == 3 + 1  # two shared timers, the other event, the end
+
+
+def test_the_engine_names_the_event_it_filed_last_at_an_instant():
+    """The contract the shared wakes rest on (:meth:`Environment.last_scheduled`): the last
+    event filed under (time, priority) until it runs, none once it has; another priority or
+    instant is another key; an instant reached from a later ``now`` is the same key."""
+    import simpy
+
+    from sim.world import Environment
+
+    env = Environment()
+    first, second = env.timeout(1.0), env.timeout(1.0)
+    env.timeout(2.0)
+    urgent = simpy.Event(env)
+    urgent._ok, urgent._value = True, None
+    env.schedule(urgent, simpy.core.URGENT, 1.0)
+    assert env.last_scheduled(1.0) is second
+    assert env.last_scheduled(1.0, simpy.core.URGENT) is urgent
+    assert env.last_scheduled(1.5) is None
+    env.step()  # the urgent one runs first
+    env.step()
+    assert env.now == 1.0 and first.processed and env.last_scheduled(1.0) is second
+    third = env.timeout(0.0)  # filed at now + 0 = 1.0, after ``second``
+    assert env.last_scheduled(1.0) is third
+    env.step()
+    env.step()
+    assert env.last_scheduled(1.0) is None and env.last_scheduled(2.0) is not None

@@ -260,6 +260,8 @@ def _scenario(tmp_path, *, nodes=4, network="", policy="ddp", tail=""):
     ("max_window", "\"1000B\"", "network.tcp.max_window", "must be >= mss_bytes, got 1000"),
     ("hystart_delay_min", "\"20ms\"", "network.tcp.hystart_delay_min",
      "must be in [0, hystart_delay_max_s=0.016] s, got 0.02"),
+    ("hystart_delay_max", "\"1ms\"", "network.tcp.hystart_delay_min",  # the pair's bound
+     "must be in [0, hystart_delay_max_s=0.001] s, got 0.004"),
 ])
 def test_tcp_refusals_name_the_files_key(tmp_path, key, value, field, words):
     """TcpConfig raises FieldError(mss_bytes, ...); the loader writes the file's key (mss)."""
