@@ -683,6 +683,11 @@ class TcpTransport(Network):
         timer.callbacks.append(lambda _ev: self._on_wakes(batch))
 
     def _on_wakes(self, batch: _Wakes) -> None:
+        """Pump the batch's connections in the order they asked for their wakes.
+
+        A wake is stale when the connection's token moved since (it set a later wake, its
+        message was stopped or took a ramp) or it has no message: those are skipped.
+        """
         if self._wakes is batch:
             self._wakes = None  # later wakes at this instant take a new timer
         for conn, token in batch.conns:
