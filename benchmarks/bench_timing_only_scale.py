@@ -123,7 +123,9 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
     ``maxmin-per-change`` is ``maxmin`` re-rating at every flow start and end instead of once per
     simulated instant (``MaxMinNetwork.coalesce = False``), the engine before coalescing.
     ``ideal-per-round`` and ``maxmin-per-round`` run the ``tcp`` transport's every round on the
-    clock (``TcpTransport.lone_ramps = False``), the engine before closed-form ramps.
+    clock (``TcpTransport.lone_ramps = False``), the engine before closed-form ramps;
+    ``ideal-own-ramps`` and ``maxmin-own-ramps`` run every lone ramp's own rounds, also where an
+    equal ramp started at the same instant (``TcpTransport.shared_ramps = False``).
     ``maxmin-python`` fills every region in pure Python (``MaxMinNetwork.vector_min_flows =
     inf``), the solver before numpy filled the large ones.
     """
@@ -141,14 +143,15 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
             return measure(args, "maxmin")
         finally:
             MaxMinNetwork.coalesce = True
-    if network.endswith("-per-round"):
-        TcpTransport.lone_ramps = False
-        try:
-            found = measure(args, network.removesuffix("-per-round"))
-        finally:
-            TcpTransport.lone_ramps = True
-        found.network = network
-        return found
+    for suffix, switch in (("-per-round", "lone_ramps"), ("-own-ramps", "shared_ramps")):
+        if network.endswith(suffix):
+            setattr(TcpTransport, switch, False)
+            try:
+                found = measure(args, network.removesuffix(suffix))
+            finally:
+                setattr(TcpTransport, switch, True)
+            found.network = network
+            return found
     policy = TimedDiLoCo(inner_steps=args.inner_steps, allreduce=args.allreduce)
     gc.collect()  # free the previous run's world first, so that runs do not pay for each other
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -191,10 +194,12 @@ def main() -> None:
     parser.add_argument("--bandwidth-Bps", type=float, default=1.25e8, help="access links, bytes/s")
     parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"],
                         choices=["ideal", "maxmin", "maxmin-per-change", "ideal-per-round",
-                                 "maxmin-per-round", "maxmin-python"],
+                                 "maxmin-per-round", "maxmin-python", "ideal-own-ramps",
+                                 "maxmin-own-ramps"],
                         help="maxmin-per-change: re-rate at every flow start/end (no "
                              "coalescing); *-per-round: tcp without closed-form ramps; "
-                             "maxmin-python: no numpy filling of large regions")
+                             "maxmin-python: no numpy filling of large regions; *-own-ramps: "
+                             "tcp, no sharing of equal ramps' rounds")
     parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
                         help="network.transport (default: the scenario default, tcp)")
     parser.add_argument("--seed", type=int, default=0)

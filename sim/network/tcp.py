@@ -357,6 +357,10 @@ class TcpTransport(Network):
     lone_ramps = True
     """Run a lone connection's rounds in closed form (False: every round on the clock)."""
 
+    shared_ramps = True
+    """Lone ramps that start at one instant from equal inputs share one run of their rounds
+    (False: every ramp runs its own; see :meth:`_start_ramp`)."""
+
     shared_wakes = True
     """Connections waking at one instant share a timer (False: one timer per wake)."""
 
@@ -380,6 +384,9 @@ class TcpTransport(Network):
         self.rounds_started = 0
         self.ramps_started = 0
         self.ramps_interrupted = 0
+        self.ramps_shared = 0  # ramps that took the rounds of an equal one at their instant
+        self._ramps_at: dict[tuple, tuple] = {}  # inputs -> what the rounds reached, at ...
+        self._ramps_at_s = -INF                  # ... this instant only
         # HyStart's delay exit: link -> (when, payload bytes queued by slow-start bursts then)
         self._burst_queue: dict[int, tuple[float, float]] = {}
         self._burst_exits = self.tcp.hystart_delay_exit and self.shares_links
@@ -676,6 +683,11 @@ class TcpTransport(Network):
         timer.callbacks.append(lambda _ev: self._on_wakes(batch))
 
     def _on_wakes(self, batch: _Wakes) -> None:
+        """Pump the batch's connections in the order they asked for their wakes.
+
+        A wake is stale when the connection's token moved since (it set a later wake, its
+        message was stopped or took a ramp) or it has no message: those are skipped.
+        """
         if self._wakes is batch:
             self._wakes = None  # later wakes at this instant take a new timer
         for conn, token in batch.conns:
@@ -739,11 +751,35 @@ class TcpTransport(Network):
                 t = wake_s
 
     def _start_ramp(self, conn: Connection, flow: Flow, rate_Bps: float, now: float) -> None:
-        """Run the head's rounds to its end now, and wait for that end with one timer."""
-        ramp = LoneRamp(now, _round_state(conn), self._left[flow.id], rate_Bps)
-        rounds = self.rounds_started
-        _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
-        ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
+        """Run the head's rounds to its end now, and wait for that end with one timer.
+
+        Ramps that start at one instant from equal inputs share one run of the rounds
+        (:attr:`shared_ramps`): the round logic on the virtual clock is a function of the
+        connection's round state (:data:`ROUND_STATE`), its RTT and handshake end, the bytes
+        left, the rate, the path's bottleneck capacity and the start instant (no ramp runs
+        where HyStart's delay exit reads the burst queue), so a second ramp with the same
+        inputs reaches the same state, bit for bit: it takes the first one's. In a synchronous
+        all-reduce of equal nodes every message of a tree round is such a ramp.
+        """
+        state = _round_state(conn)
+        left = self._left[flow.id]
+        ramp = LoneRamp(now, state, left, rate_Bps)
+        if self._ramps_at_s != now:
+            self._ramps_at.clear()  # inputs of earlier instants never come again
+            self._ramps_at_s = now
+        key = (state, left, rate_Bps, conn.rtt_s, conn.ready_s,
+               min((self.capacity_Bps[link] for link in flow.links), default=INF))
+        found = self._ramps_at.get(key) if self.shared_ramps else None
+        if found is None:
+            rounds = self.rounds_started
+            _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
+            ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
+            self._ramps_at[key] = (end_s, _round_state(conn), self._left[flow.id], ramp.rounds)
+        else:
+            end_s, reached, self._left[flow.id], ramp.rounds = found
+            for name, value in zip(ROUND_STATE, reached, strict=True):
+                setattr(conn, name, value)
+            self.ramps_shared += 1
         conn.ramp = ramp
         conn.token += 1
         self.ramps_started += 1

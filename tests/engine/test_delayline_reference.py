@@ -504,7 +504,9 @@ def test_agent_reads_the_send_buffer_counters():
                 sender = agent.Sender(1, tx)
                 sender.jobs.put({"id": 1, "nbytes": 4 << 20, "at": time.time()})
                 assert sender.busy.wait(5)
-                time.sleep(0.05)
+                deadline = time.monotonic() + 5  # the sampler runs every 2 ms once busy; on a
+                while not sender.peak and time.monotonic() < deadline:  # loaded CI box later
+                    time.sleep(0.01)
                 peak = sender.info()["peak"]
                 sender.jobs.put(None)
                 reader.join(10)

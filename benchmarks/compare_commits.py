@@ -1,0 +1,169 @@
+"""The timing-only benchmark's scenario on several checkouts, side by side in one session.
+
+Which commit made a run slower? Figures taken on different days are not comparable on a shared
+machine (other jobs, another host), so this runs the scenario of ``bench_timing_only_scale.py``
+(``uniform`` topology, DiLoCo H = 1, ``tree`` all-reduce, timing-only) from each checkout in a
+fresh process, the checkouts interleaved (A, B, B, A, ...) so that a change of load falls on all
+alike, and prints per checkout the median CPU milliseconds per later outer step, the events and
+the simulated time (equal when the results are). Checkouts from before the ``tcp`` transport
+existed run ``fluid``.
+
+``--instructions`` counts instead the machine instructions of the later outer steps under
+valgrind's callgrind (collection switched on at the end of the first outer step and off at the
+last, through callgrind's client requests from a tiny C helper built with ``cc``): a count that
+the machine's load does not change, at about 50x the run time. It leaves out what caches and
+memory add.
+
+    git archive 04ed65a | tar -x -C /tmp/old        # a checkout of the old commit
+    nice .venv/bin/python benchmarks/compare_commits.py /tmp/old . --steps 100 --repeat 3
+    nice .venv/bin/python benchmarks/compare_commits.py /tmp/old . --steps 4 --instructions
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOGGLE_C = r"""
+#include <valgrind/callgrind.h>
+void cg_start(void) {
+    CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; CALLGRIND_TOGGLE_COLLECT;
+}
+void cg_stop(void) {
+    CALLGRIND_TOGGLE_COLLECT; CALLGRIND_DUMP_STATS; CALLGRIND_STOP_INSTRUMENTATION;
+}
+"""
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run the scenario from ``args.child`` (a checkout) and print one JSON line."""
+    sys.path.insert(0, str(Path(args.child).resolve()))
+    import dataclasses
+
+    from policies.data_parallel.diloco import DiLoCo
+    from sim.config import ClusterConfig, NetworkConfig, PolicyConfig, RunConfig, Scenario
+    from sim.runner import run
+    from workloads import WorkloadConfig
+
+    toggle = ctypes.CDLL(args.toggle) if args.toggle else None
+    steps = args.steps
+    marks: list[float] = []
+
+    class TimedDiLoCo(DiLoCo):
+        def _outer_step(self, mean_delta, participants, r):  # noqa: ANN001
+            marks.append(time.process_time())
+            if toggle is not None and len(marks) == 1:
+                toggle.cg_start()
+            if toggle is not None and len(marks) == steps:
+                toggle.cg_stop()
+            return super()._outer_step(mean_delta, participants, r)
+
+    fields = {f.name for f in dataclasses.fields(NetworkConfig)}
+    transport = {"transport": args.transport} if "transport" in fields else {}
+    scenario = Scenario(
+        name="compare-commits", seed=0, cluster=ClusterConfig(num_nodes=args.nodes,
+                                                              device="h100"),
+        network=NetworkConfig(model=args.network, topology="uniform",
+                              topology_params={"latency_s": 0.01}, uplink_Bps=1.25e8,
+                              downlink_Bps=1.25e8, **transport),
+        workload=WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=128),
+        policy=PolicyConfig(name="diloco", params={}),
+        run=RunConfig(max_steps=steps + 1, timing_only=True))
+    result = run(scenario, TimedDiLoCo(inner_steps=1, allreduce="tree"))
+    print(json.dumps({"later_ms": (marks[-1] - marks[0]) / (len(marks) - 1) * 1e3,
+                      "events": result.world.env.events_processed,
+                      "sim_s": float(result.world.env.now),
+                      "transport": transport.get("transport", "fluid")}))
+
+
+def run_child(args: argparse.Namespace, checkout: str, toggle: str | None) -> dict:
+    """One fresh process on ``checkout``; its JSON line (plus ``instructions`` if counted)."""
+    cmd = [sys.executable, __file__, "--child", checkout, "--nodes", str(args.nodes),
+           "--steps", str(args.steps), "--network", args.network,
+           "--transport", args.transport]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    out_file = None
+    if toggle:
+        out_file = tempfile.mktemp(prefix="callgrind.")
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+               f"--callgrind-out-file={out_file}"] + cmd + ["--toggle", toggle]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
+                          timeout=args.timeout_s)
+    if done.returncode:
+        raise SystemExit(f"{checkout}: {done.stderr[-2000:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    if toggle:
+        lines = [line for line in done.stderr.splitlines() if "Collected :" in line]
+        found["instructions"] = int(lines[-1].split()[-1])
+        for path in Path(out_file).parent.glob(Path(out_file).name + "*"):  # type: ignore[arg-type]
+            path.unlink()
+    return found
+
+
+def build_toggle(where: str) -> str:
+    """Compile the callgrind toggle helper into ``where``; its path."""
+    if shutil.which("valgrind") is None or shutil.which("cc") is None:
+        raise SystemExit("--instructions needs valgrind (with its headers) and a C compiler")
+    source = Path(where) / "toggle.c"
+    source.write_text(TOGGLE_C)
+    library = Path(where) / "libtoggle.so"
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(library), str(source)],
+                   check=True)
+    return str(library)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkouts", nargs="*", help="checkout directories (the first is the "
+                        "base of the ratios)")
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=100, help="outer steps per run")
+    parser.add_argument("--network", default="ideal", choices=["ideal", "maxmin"])
+    parser.add_argument("--transport", default="fluid", choices=["fluid", "tcp"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per checkout")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions under callgrind (one run per checkout)")
+    parser.add_argument("--timeout-s", type=float, default=3600.0)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--toggle", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if not args.checkouts:
+        parser.error("give at least one checkout")
+    print(f"{args.nodes} nodes, {args.steps} outer steps, {args.network}, {args.transport} "
+          f"(where the checkout has it)")
+    with tempfile.TemporaryDirectory() as scratch:
+        toggle = build_toggle(scratch) if args.instructions else None
+        repeat = 1 if toggle else args.repeat
+        runs: dict[str, list[dict]] = {c: [] for c in args.checkouts}
+        for r in range(repeat):
+            for checkout in (args.checkouts if r % 2 == 0 else args.checkouts[::-1]):
+                found = run_child(args, checkout, toggle)
+                runs[checkout].append(found)
+                print(f"  {checkout}: {found}", flush=True)
+    key = "instructions" if toggle else "later_ms"
+    base = statistics.median(x[key] for x in runs[args.checkouts[0]])
+    unit = "instructions of the later steps" if toggle else "CPU ms per later outer step"
+    print(f"\n| checkout | {unit} (median) | range | ratio | events | simulated s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    digits = 0 if toggle else 1
+    for checkout, found in runs.items():
+        values = [x[key] for x in found]
+        median = statistics.median(values)
+        print(f"| {checkout} | {median:,.{digits}f} | {min(values):,.{digits}f}-"
+              f"{max(values):,.{digits}f} | {median / base:.3f}x | {found[0]['events']:,} | "
+              f"{found[0]['sim_s']!r} |")
+
+if __name__ == "__main__":
+    main()
