@@ -33,7 +33,8 @@ RMEM_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_rmem.json
 WINDOW_RUNS = [ROOT / "benchmarks" / "validate_network" / name
                for name in ("delayline_runs_window.json", "delayline_runs_window_8m.json")]
 # the 4 MiB case again (main e06df98), with SO_MEMINFO and the pacing rate at the peak in flight
-WINDOW_RUNS_MEMINFO = ROOT / "benchmarks" / "validate_network" / "delayline_runs_window_meminfo.json"
+WINDOW_RUNS_MEMINFO = (ROOT / "benchmarks" / "validate_network"
+                       / "delayline_runs_window_meminfo.json")
 
 # dtsim tcp (defaults) against the shipped Linux runs: achieved, NOT a target (see
 # test_tcp_transport_against_linux)
