@@ -35,6 +35,9 @@ WINDOW_RUNS = [ROOT / "benchmarks" / "validate_network" / name
 # the 4 MiB case again (main e06df98), with SO_MEMINFO and the pacing rate at the peak in flight
 WINDOW_RUNS_MEMINFO = (ROOT / "benchmarks" / "validate_network"
                        / "delayline_runs_window_meminfo.json")
+# the same case with gloo's writer (write until EAGAIN) and an 8 MiB receive buffer (main 22e6c24)
+WINDOW_RUNS_EAGAIN = (ROOT / "benchmarks" / "validate_network"
+                      / "delayline_runs_window_eagain.json")
 
 # dtsim tcp (defaults) against the shipped Linux runs: achieved, NOT a target (see
 # test_tcp_transport_against_linux)
@@ -78,7 +81,8 @@ def test_shipped_runs_cover_the_lab_cases_and_say_how_they_were_taken(shipped):
             assert all(m.start_s - 1e-3 <= b for m, b in zip(case.messages, run["begins_s"]))
 
 
-@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS, WINDOW_RUNS_MEMINFO],
+@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS, WINDOW_RUNS_MEMINFO,
+                                  WINDOW_RUNS_EAGAIN],
                          ids=lambda p: p.stem)
 def test_the_lab_is_what_it_claims(path):
     """Independent checks of the lab, case by case (bounds: what every case achieved)."""
@@ -417,6 +421,34 @@ def test_send_buffer_peak_is_the_writers_wake_threshold():
         assert min(error, key=error.get) == k and error[k] <= 0.005, (payload / 1448, error)
         # everything written was sent: the window (cwnd) did not bind, the writer did
         assert peak["cwnd"] > peak["unacked"] and peak["notsent_bytes"] < 2 * 1448, peak
+
+
+def test_a_writer_that_fills_the_buffer_keeps_all_of_it_in_flight():
+    """The same case with gloo's writer pattern (``--writer until-eagain``: write until the
+    kernel refuses, wait for writability only then) and a receive buffer that does not bind,
+    predicted before it was run from the same rules: the buffer fills to sndbuf (not 2/3 of
+    it), and the most in flight is sndbuf / (1 + 832 / (1448 k)) with tcp_tso_autosize's k =
+    9-10, i.e. 2723-2740 segments (measured 2712-2719); the buffer was
+    full for a measurable time (tcpi_sndbuf_limited > 0) and the receive window never bound."""
+    measured, meta = lab.load_runs(WINDOW_RUNS_EAGAIN)
+    ((_, runs, _),) = measured
+    assert meta["writer"] == "until-eagain" and int(meta["tcp_wmem"].split()[2]) == 4 << 20
+    per_skb = TX_HEAD + SK_BUFF + SHARED_INFO
+    for r in runs:
+        conn = r["conns"]["0->1"]
+        peak = conn["peak"]
+        sndbuf, queued = peak["sndbuf"], peak["wmem_queued"]
+        # ~1 ms of data at the pacing rate: 9 or 10 segments per skb (14.7-15.3 MB/s)
+        assert _tso_autosize_segs(peak["pacing_rate"]) in (9, 10), peak
+        # the buffer filled to within two of the largest skbs (64 KiB each with its head)
+        assert sndbuf - 2 * (64 << 10) <= queued <= sndbuf, peak
+
+        def most(segs: int) -> float:  # segments in flight with the buffer full of skbs of segs
+            return sndbuf / (1 + per_skb / (segs * 1448)) / 1448
+
+        # 2722.8 at k = 9, 2739.5 at k = 10: within 1% of the first, never above the second
+        assert 0.99 * most(9) <= peak["unacked"] <= most(10), (peak["unacked"], most(9))
+        assert conn["sndbuf_limited_ms"] > 0 and conn["rwnd_limited_ms"] == 0, conn
 
 
 def test_a_writer_that_polls_first_keeps_the_buffer_at_two_thirds():
