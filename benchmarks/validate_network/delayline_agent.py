@@ -9,8 +9,10 @@ transport and the ns-3 reference send them:
 - ``{"op": "expect", "conn": c, "id": m, "nbytes": n}``: the next message on connection ``c``
   is ``n`` bytes; when its last byte has arrived, answers ``{"id": m, "end": t, "mid": t_half,
   "cc": algorithm}`` (wall clock at the last byte and at half of the bytes).
-- ``{"op": "connect", "conn": c, "host": ip, "port": p}``: connect now; answers ``{"conn": c,
-  "connected": t, "cc": algorithm}``.
+- ``{"op": "connect", "conn": c, "host": ip, "port": p, "writer": w}``: connect now; answers
+  ``{"conn": c, "connected": t, "cc": algorithm}``. ``w`` (optional) is how the connection's
+  bytes are written (see :data:`WRITERS`): ``"poll-first"`` (the default, every shipped run)
+  or ``"until-eagain"``.
 - ``{"op": "send", "conn": c, "id": m, "nbytes": n, "at": t}``: after the connection's earlier
   messages, and not before wall clock ``t``, write ``n`` bytes; answers ``{"id": m, "begin":
   t0}``. While a connection has bytes to send, its TCP_INFO is sampled every 2 ms.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import json
 import queue
+import select
 import socket
 import struct
 import sys
@@ -39,6 +42,15 @@ TIMEOUT_S = 300.0
 CHUNK = 1 << 16
 SAMPLE_S = 0.002
 MAX_EVENTS = 400
+BIG_WRITE = 64 << 20  # the until-eagain writer's largest write: more than any send buffer here
+# How a sender writes, which decides how full it keeps its send buffer: the kernel reports a
+# TCP socket writable (poll) only while sndbuf - wmem_queued >= wmem_queued / 2, i.e. at most
+# 2/3 full (docs/network-model.md, "The buffers as the kernel counts them").
+# - poll-first: 64 KiB send()s on a socket with a timeout; CPython polls before every send(),
+#   so the buffer stays at 2/3 plus one write.
+# - until-eagain: gloo's pattern (transport/tcp/pair.cc): one non-blocking write of all that is
+#   left, and a wait for writability only after a short write; the buffer refills to the full.
+WRITERS = ("poll-first", "until-eagain")
 
 
 # struct tcp_info (linux/tcp.h): the fields read here and their byte offsets
@@ -78,8 +90,10 @@ def meminfo(sock: socket.socket) -> dict:
 class Sender:
     """One connection's sending side: a queue of messages and a TCP_INFO sampler."""
 
-    def __init__(self, conn: int, sock: socket.socket) -> None:
-        self.conn, self.sock = conn, sock
+    def __init__(self, conn: int, sock: socket.socket, writer: str = "poll-first") -> None:
+        if writer not in WRITERS:
+            raise ValueError(f"writer must be one of {WRITERS}, not {writer!r}")
+        self.conn, self.sock, self.writer = conn, sock, writer
         self.jobs: queue.Queue = queue.Queue()
         self.busy = threading.Event()
         self.events: list[dict] = []  # TCP_INFO at each change of state, ssthresh, retrans
@@ -101,8 +115,21 @@ class Sender:
             self.busy.set()
             answer({"id": job["id"], "begin": begin})
             left = job["nbytes"]
+            if self.writer == "poll-first":
+                while left > 0:
+                    left -= self.sock.send(payload[:min(CHUNK, left)])
+                continue
+            self.sock.setblocking(False)
+            rest = memoryview(bytes(min(left, BIG_WRITE)))
             while left > 0:
-                left -= self.sock.send(payload[:min(CHUNK, left)])
+                want = min(len(rest), left)
+                try:
+                    sent = self.sock.send(rest[:want])
+                except BlockingIOError:
+                    sent = 0
+                left -= sent
+                if sent < want:  # a short write: the buffer is full, wait until writable
+                    select.select([], [self.sock], [], TIMEOUT_S)
 
     def _sample_loop(self) -> None:
         last = None
@@ -236,7 +263,7 @@ def main() -> None:
         elif op == "connect":
             sock = socket.create_connection((job["host"], job["port"]), timeout=TIMEOUT_S)
             sock.sendall(struct.pack("!Q", job["conn"]))
-            senders[job["conn"]] = Sender(job["conn"], sock)
+            senders[job["conn"]] = Sender(job["conn"], sock, job.get("writer", "poll-first"))
             answer({"conn": job["conn"], "connected": time.time(),
                     "cc": congestion_control(sock)})
         elif op == "send":

@@ -180,10 +180,13 @@ class Lab:
     """The namespaces, links and qdiscs of one case; :meth:`close` removes them all."""
 
     def __init__(self, case: Case, binary: str, rmem_default: int = RMEM_DEFAULT,
-                 wmem_max: int = WMEM_MAX) -> None:
+                 wmem_max: int = WMEM_MAX, rmem_max: int = RMEM_MAX,
+                 writer: str = "poll-first") -> None:
         self.case = case
         self.rmem_default = rmem_default
         self.wmem_max = wmem_max
+        self.rmem_max = rmem_max
+        self.writer = writer
         self.binary = binary
         self.prefix = f"dtsim-dl-{os.getpid()}-"
         self.switch = f"{self.prefix}sw"
@@ -210,7 +213,7 @@ class Lab:
             for key, value in (("net.ipv6.conf.all.disable_ipv6", "1"),
                                ("net.ipv6.conf.default.disable_ipv6", "1"),
                                ("net.ipv4.tcp_no_metrics_save", "1"),
-                               ("net.ipv4.tcp_rmem", f"4096 {self.rmem_default} {RMEM_MAX}"),
+                               ("net.ipv4.tcp_rmem", f"4096 {self.rmem_default} {self.rmem_max}"),
                                ("net.ipv4.tcp_wmem", f"4096 16384 {self.wmem_max}")):
                 sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
         sh("ip", "netns", "exec", sw, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
@@ -419,7 +422,8 @@ def run_once(lab: Lab, agents: Agents, port: int) -> Run:
         agents.tell(msg.dst, {"op": "expect", "conn": pairs.index((msg.src, msg.dst)),
                               "id": m, "nbytes": int(msg.nbytes)})
     for c, (src, dst) in enumerate(pairs):
-        agents.tell(src, {"op": "connect", "conn": c, "host": lab.ip_of(dst), "port": port})
+        agents.tell(src, {"op": "connect", "conn": c, "host": lab.ip_of(dst), "port": port,
+                          "writer": lab.writer})
         _, reply = agents.wait(lambda h, r, c=c: r.get("conn") == c and "connected" in r)
         if reply["cc"] != "cubic":
             raise RuntimeError(f"connection {src}->{dst} runs {reply['cc']!r}, not cubic")
@@ -524,9 +528,10 @@ def rtt_check(lab: Lab, agents: Agents, port: int) -> dict:
 
 
 def measure(case: Case, binary: str, repeats: int, rmem_default: int = RMEM_DEFAULT,
-            wmem_max: int = WMEM_MAX) -> tuple[list[Run], dict]:
+            wmem_max: int = WMEM_MAX, rmem_max: int = RMEM_MAX,
+            writer: str = "poll-first") -> tuple[list[Run], dict]:
     """Build the lab for ``case``, check its RTT and run the case ``repeats`` times."""
-    lab = Lab(case, binary, rmem_default, wmem_max)
+    lab = Lab(case, binary, rmem_default, wmem_max, rmem_max, writer)
     agents = None
     try:
         lab.build()
@@ -690,6 +695,14 @@ def main(argv=None) -> int:
     parser.add_argument("--rmem-default", type=int, default=RMEM_DEFAULT,
                         help="tcp_rmem's default in every namespace, bytes: a new socket's "
                              "receive buffer, where receive-window autotuning starts")
+    parser.add_argument("--rmem-max", type=int, default=RMEM_MAX,
+                        help="tcp_rmem's maximum in every namespace, bytes: the largest "
+                             "receive buffer")
+    parser.add_argument("--writer", choices=("poll-first", "until-eagain"),
+                        default="poll-first",
+                        help="how the agents write: 64 KiB send()s each after poll() (every "
+                             "shipped run), or gloo's write-until-EAGAIN, which fills the send "
+                             "buffer")
     parser.add_argument("--save", default="", help="write every run here (JSON)")
     parser.add_argument("--table-from", default="",
                         help="measure nothing: the table of saved runs, predicted by this dtsim")
@@ -701,9 +714,13 @@ def main(argv=None) -> int:
         print("delayline_reference: --wmem-max must be 65536 to 67108864 bytes",
               file=sys.stderr)
         return 2
-    if not 4096 <= args.rmem_default <= RMEM_MAX:
-        print(f"delayline_reference: --rmem-default must be 4096 to {RMEM_MAX} bytes",
+    if not 65536 <= args.rmem_max <= 64 * 2**20:
+        print("delayline_reference: --rmem-max must be 65536 to 67108864 bytes",
               file=sys.stderr)
+        return 2
+    if not 4096 <= args.rmem_default <= args.rmem_max:
+        print(f"delayline_reference: --rmem-default must be 4096 to {args.rmem_max} bytes "
+              "(--rmem-max)", file=sys.stderr)
         return 2
     ns3 = ns3_rows()
     if args.table_from:
@@ -738,7 +755,8 @@ def main(argv=None) -> int:
         binary = compile_delayline(workdir)
         for case in cases:
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-            runs, rtt = measure(case, binary, args.repeats, args.rmem_default, args.wmem_max)
+            runs, rtt = measure(case, binary, args.repeats, args.rmem_default, args.wmem_max,
+                                args.rmem_max, args.writer)
             as_json = [run_to_json(r) for r in runs]
             saved.append({"case": case.name, "load": load, "rtt": rtt, "runs": as_json})
             rows.append(row(case, as_json, ns3))
@@ -764,7 +782,8 @@ def main(argv=None) -> int:
                 "kernel": os.uname().release, "host": os.uname().nodename,
                 "cpus": os.cpu_count(), "load_before": load_before, "load_after": load_after,
                 "nice": os.nice(0), "repeats": args.repeats,
-                "tcp_rmem": f"4096 {args.rmem_default} {RMEM_MAX}",
+                "tcp_rmem": f"4096 {args.rmem_default} {args.rmem_max}",
+                "writer": args.writer,
                 "tcp_wmem": f"4096 16384 {args.wmem_max}", "case_set": args.case_set,
                 "command": "python benchmarks/validate_network/delayline_reference.py "
                            + " ".join(argv if argv is not None else sys.argv[1:])}

@@ -32,6 +32,12 @@ RMEM_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_rmem.json
 # 20 MB over 100 Mbit/s, 300 ms RTT, with the kernel's 4 MiB send buffer and with 8 MiB
 WINDOW_RUNS = [ROOT / "benchmarks" / "validate_network" / name
                for name in ("delayline_runs_window.json", "delayline_runs_window_8m.json")]
+# the 4 MiB case again (main e06df98), with SO_MEMINFO and the pacing rate at the peak in flight
+WINDOW_RUNS_MEMINFO = (ROOT / "benchmarks" / "validate_network"
+                       / "delayline_runs_window_meminfo.json")
+# the same case with gloo's writer (write until EAGAIN) and an 8 MiB receive buffer (main 22e6c24)
+WINDOW_RUNS_EAGAIN = (ROOT / "benchmarks" / "validate_network"
+                      / "delayline_runs_window_eagain.json")
 
 # dtsim tcp (defaults) against the shipped Linux runs: achieved, NOT a target (see
 # test_tcp_transport_against_linux)
@@ -75,7 +81,8 @@ def test_shipped_runs_cover_the_lab_cases_and_say_how_they_were_taken(shipped):
             assert all(m.start_s - 1e-3 <= b for m, b in zip(case.messages, run["begins_s"]))
 
 
-@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS],
+@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS, WINDOW_RUNS_MEMINFO,
+                                  WINDOW_RUNS_EAGAIN],
                          ids=lambda p: p.stem)
 def test_the_lab_is_what_it_claims(path):
     """Independent checks of the lab, case by case (bounds: what every case achieved)."""
@@ -349,12 +356,12 @@ def test_receive_window_is_the_buffer_times_the_kernels_scaling_ratio():
             assert full // 1448 - 10 <= peak <= full // 1448, peak
 
 
-def test_send_buffer_accounting_does_not_explain_the_4_mib_cap():
+def test_send_buffer_accounting_bounds_the_4_mib_cap():
     """sk_wmem_queued counts each unacknowledged skb's payload plus an 832-byte head, against
     sk_sndbuf <= tcp_wmem[2]. Skbs of at least tcp_min_tso_segs = 2 segments (TSO autosizing)
-    allow 2250 segments in 4 MiB; Linux peaked at 1893-1917 (cwnd / 2: slow start grows cwnd
-    only below twice the most in flight), which needs ~1 segment per skb: the rule bounds the
-    cap but does not explain it (docs), so dtsim adds no option for it."""
+    allow 2250 segments in 4 MiB and 1-segment skbs 1839; Linux peaked at 1893-1917 (cwnd / 2:
+    slow start grows cwnd only below twice the most in flight), between the two. The peak
+    itself is explained by the writer (test_send_buffer_peak_is_the_writers_wake_threshold)."""
     per_skb = TX_HEAD + SK_BUFF + SHARED_INFO
     assert per_skb == 832
     wmem = 4 << 20
@@ -365,6 +372,137 @@ def test_send_buffer_accounting_does_not_explain_the_4_mib_cap():
     assert int(meta["tcp_wmem"].split()[2]) == wmem
     peaks = [r["conns"]["0->1"]["ss_exit_cwnd"] / 2 for r in runs]
     assert all(bound[1] < peak < bound[2] - 300 for peak in peaks), (peaks, bound)
+
+
+# the kernel's constants behind the send buffer's peak (include/net/sock.h, net/ipv4/tcp_output.c)
+PACING_SHIFT = 10    # sk_pacing_shift: TSO autosizing builds skbs of ~1 ms at the pacing rate
+MIN_TSO_SEGS = 2     # tcp_min_tso_segs
+AGENT_WRITE = 1 << 16  # delayline_agent.py: one send() of 64 KiB, each after poll() (timeout)
+
+
+def _tso_autosize_segs(pacing_rate_Bps: int, mss: int = 1448) -> int:
+    """tcp_tso_autosize: segments per skb = max(pacing_rate >> sk_pacing_shift // mss,
+    tcp_min_tso_segs); the min-RTT bonus (gso_max_size >> (min_rtt_us >> 9)) is nothing at
+    a 300 ms RTT."""
+    return max((pacing_rate_Bps >> PACING_SHIFT) // mss, MIN_TSO_SEGS)
+
+
+def test_send_buffer_peak_is_the_writers_wake_threshold():
+    """The shipped SO_MEMINFO re-run (delayline_runs_window_meminfo.json) against the kernel's
+    rules, nothing fitted: (1) poll() reports a TCP socket writable only while sndbuf -
+    wmem_queued >= wmem_queued / 2 (__sk_stream_is_writeable), and the agent's socket has a
+    timeout, so CPython polls before every 64 KiB send(): the buffer peaks at 2/3 x sndbuf plus
+    at most one write; (2) each skb is tcp_tso_autosize's k segments (9 at the peak's pacing
+    rate) plus 832 bytes, so the buffer holds 1 + 832 / (1448 k) bytes per payload byte, to 5%
+    of the 832 / k overhead per segment; (3) so the most in flight is (2/3 x sndbuf / that +
+    64 KiB) / 1448 segments, 1860 here, to 0.5%, closer than any other k."""
+    measured, meta = lab.load_runs(WINDOW_RUNS_MEMINFO)
+    ((_, runs, _),) = measured
+    assert int(meta["tcp_wmem"].split()[2]) == 4 << 20
+    per_skb = TX_HEAD + SK_BUFF + SHARED_INFO
+    for r in runs:
+        peak = r["conns"]["0->1"]["peak"]
+        sndbuf, queued = peak["sndbuf"], peak["wmem_queued"]
+        assert sndbuf == 4 << 20, peak
+        payload = peak["unacked"] * 1448 + peak["notsent_bytes"]
+        k = _tso_autosize_segs(peak["pacing_rate"])
+        assert k == 9, peak
+        # (1) the writer's wake threshold, plus one write with its skb heads (smallest skbs)
+        assert 0 < queued - 2 * sndbuf / 3 <= AGENT_WRITE * (1 + per_skb / (MIN_TSO_SEGS * 1448))
+        # (2) the buffer's overhead per segment is an 832-byte head per k segments
+        overhead_per_segment = (queued - payload) / (payload / 1448)
+        assert abs(overhead_per_segment / (per_skb / k) - 1) <= 0.05, (overhead_per_segment, k)
+        # (3) the most in flight, predicted from the constants alone: the autosized k is the
+        # closest of all skb sizes, within 0.5% (measured: 0.03-0.18%)
+        def in_flight(segs: int) -> float:
+            return (2 * sndbuf / 3 / (1 + per_skb / (segs * 1448)) + AGENT_WRITE) / 1448
+
+        error = {segs: abs(payload / 1448 / in_flight(segs) - 1) for segs in range(1, 45)}
+        assert min(error, key=error.get) == k and error[k] <= 0.005, (payload / 1448, error)
+        # everything written was sent: the window (cwnd) did not bind, the writer did
+        assert peak["cwnd"] > peak["unacked"] and peak["notsent_bytes"] < 2 * 1448, peak
+
+
+def test_a_writer_that_fills_the_buffer_keeps_all_of_it_in_flight():
+    """The same case with gloo's writer pattern (``--writer until-eagain``: write until the
+    kernel refuses, wait for writability only then) and a receive buffer that does not bind,
+    predicted before it was run from the same rules: the buffer fills to sndbuf (not 2/3 of
+    it), and the most in flight is sndbuf / (1 + 832 / (1448 k)) with tcp_tso_autosize's k =
+    9-10, i.e. 2723-2740 segments (measured 2712-2719); the buffer was
+    full for a measurable time (tcpi_sndbuf_limited > 0) and the receive window never bound."""
+    measured, meta = lab.load_runs(WINDOW_RUNS_EAGAIN)
+    ((_, runs, _),) = measured
+    assert meta["writer"] == "until-eagain" and int(meta["tcp_wmem"].split()[2]) == 4 << 20
+    per_skb = TX_HEAD + SK_BUFF + SHARED_INFO
+    for r in runs:
+        conn = r["conns"]["0->1"]
+        peak = conn["peak"]
+        sndbuf, queued = peak["sndbuf"], peak["wmem_queued"]
+        # ~1 ms of data at the pacing rate: 9 or 10 segments per skb (14.7-15.3 MB/s)
+        assert _tso_autosize_segs(peak["pacing_rate"]) in (9, 10), peak
+        # the buffer filled to within two of the largest skbs (64 KiB each with its head)
+        assert sndbuf - 2 * (64 << 10) <= queued <= sndbuf, peak
+
+        def most(segs: int) -> float:  # segments in flight with the buffer full of skbs of segs
+            return sndbuf / (1 + per_skb / (segs * 1448)) / 1448
+
+        # 2722.8 at k = 9, 2739.5 at k = 10: within 1% of the first, never above the second
+        assert 0.99 * most(9) <= peak["unacked"] <= most(10), (peak["unacked"], most(9))
+        assert conn["sndbuf_limited_ms"] > 0 and conn["rwnd_limited_ms"] == 0, conn
+
+
+def test_a_writer_that_polls_first_keeps_the_buffer_at_two_thirds():
+    """The rule behind the lab's peak, on this machine's kernel over loopback (no root), with
+    the agent's own two writers: poll() says a TCP socket is writable only while sndbuf -
+    wmem_queued >= wmem_queued / 2, and CPython polls before every send() on a socket with a
+    timeout (the agent's default writer, "poll-first"), so it stops at 2/3 of the send buffer
+    plus at most one 64 KiB write. The "until-eagain" writer (gloo's pair.cc pattern: write all
+    that is left, wait only after a short write) fills all of it. The receiver does not read,
+    so the bytes stay in the sender's buffer."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import delayline_agent as agent
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    import socket
+    import time
+    held = {}
+    for writer in agent.WRITERS:
+        with socket.create_server(("127.0.0.1", 0)) as srv:
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            with socket.socket() as tx:
+                tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)  # 2 MiB, fixed
+                tx.connect(srv.getsockname())
+                tx.settimeout(30)  # as the agent's sockets: a timeout
+                rx, _ = srv.accept()
+                with rx:
+                    sender = agent.Sender(1, tx, writer)
+                    sender.jobs.put({"id": 1, "nbytes": 8 << 20, "at": time.time()})
+                    assert sender.busy.wait(5)
+                    for _ in range(50):  # bounded: the buffer fills within milliseconds
+                        time.sleep(0.02)
+                        mem = agent.meminfo(tx)
+                        if mem["wmem_queued"] > 0.6 * mem["sndbuf"]:
+                            break
+                    time.sleep(0.2)  # what the writer does next, once the buffer is that full
+                    held[writer] = agent.meminfo(tx)
+                    sender.jobs.put(None)  # ends the sender once its job is written:
+                    rx.settimeout(5)
+                    left = 8 << 20
+                    while left > 0:  # bounded by the timeout
+                        chunk = rx.recv(1 << 20)
+                        if not chunk:
+                            break
+                        left -= len(chunk)
+                    time.sleep(0.05)
+    for mem in held.values():
+        assert mem["sndbuf"] == 2 << 20, held
+    polls, fills = held["poll-first"], held["until-eagain"]
+    assert 0 < polls["wmem_queued"] - 2 * polls["sndbuf"] / 3 <= 1.3 * AGENT_WRITE, held
+    assert fills["wmem_queued"] >= 0.95 * fills["sndbuf"], held
+    with socket.socket() as sock, pytest.raises(ValueError, match="writer"):
+        agent.Sender(1, sock, "blocking")
+
 
 def test_agent_reads_the_send_buffer_counters():
     """The agent records, at the sample with the most segments in flight, what the send buffer
@@ -426,11 +564,12 @@ def test_agent_reads_the_send_buffer_counters():
 
 def test_bad_input_exits_2():
     for argv in (["--repeats", "0"], ["--only", "no such case"], ["--rmem-default", "1"],
-                 ["--wmem-max", "1"]):
+                 ["--wmem-max", "1"], ["--rmem-max", "1"], ["--writer", "blocking"],
+                 ["--rmem-max", "1048576", "--rmem-default", "6291456"]):
         done = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True,
                               text=True, timeout=120)
         assert done.returncode == 2, argv
-        assert "delayline_reference:" in done.stderr
+        assert "delayline_reference" in done.stderr and argv[0] in done.stderr, done.stderr
 
 
 def test_says_why_it_cannot_run(monkeypatch):
