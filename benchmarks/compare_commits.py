@@ -93,7 +93,8 @@ def run_child(args: argparse.Namespace, checkout: str, toggle: str | None) -> di
     env = dict(os.environ, PYTHONHASHSEED="0")
     out_file = None
     if toggle:
-        out_file = tempfile.mktemp(prefix="callgrind.")
+        handle, out_file = tempfile.mkstemp(prefix="callgrind.")  # (mktemp's name could be taken)
+        os.close(handle)
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
                f"--callgrind-out-file={out_file}"] + cmd + ["--toggle", toggle]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
@@ -121,7 +122,7 @@ def build_toggle(where: str) -> str:
     return str(library)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkouts", nargs="*", help="checkout directories (the first is the "
                         "base of the ratios)")
@@ -138,9 +139,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         child(args)
-        return
+        return 0
     if not args.checkouts:
         parser.error("give at least one checkout")
+    for name, value, least in (("--nodes", args.nodes, 2), ("--steps", args.steps, 2),
+                               ("--repeat", args.repeat, 1)):
+        if value < least:  # (a later step's time needs two outer steps)
+            print(f"compare_commits: {name} must be >= {least}, got {value}", file=sys.stderr)
+            return 2
+    missing = [c for c in args.checkouts if not (Path(c) / "sim").is_dir()]
+    if missing:
+        print(f"compare_commits: not a checkout of dtsim (no sim/): {missing[0]}",
+              file=sys.stderr)
+        return 2
     print(f"{args.nodes} nodes, {args.steps} outer steps, {args.network}, {args.transport} "
           f"(where the checkout has it)")
     with tempfile.TemporaryDirectory() as scratch:
@@ -164,6 +175,8 @@ def main() -> None:
         print(f"| {checkout} | {median:,.{digits}f} | {min(values):,.{digits}f}-"
               f"{max(values):,.{digits}f} | {median / base:.3f}x | {found[0]['events']:,} | "
               f"{found[0]['sim_s']!r} |")
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
