@@ -122,10 +122,12 @@ class Network:
             for a, b in ((u, v), (v, u)):
                 self._edge_link[(a, b)] = self._add_link(
                     f"{a}->{b}", attrs["bandwidth_Bps"], float(attrs["latency_s"]))
+        self.world.recorder.track_links(self.link_names)
         self._routes: dict[tuple[str, str], tuple[tuple[int, ...], float] | None] = {}
         self._paths_from: dict[str, dict[str, list[str]]] = {}  # site -> shortest paths from it
         self._hub = _hubs(self.graph)  # leaf site -> its only neighbour
         self._node_routes: dict[tuple[int, int], tuple[tuple[int, ...], float] | None] = {}
+        self.routes_epoch = 0  # counts the link changes: a route kept elsewhere is valid while equal
         self._flows: dict[int, Flow] = {}
         self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
         self._flow_seq = 0
@@ -296,9 +298,10 @@ class Network:
         rec = self.world.recorder
         nbytes = flow.nbytes
         rec.bytes_received[flow.dst] += nbytes
-        link_bytes, names = rec.link_bytes, self.link_names
+        link_bytes, crossed = rec.link_bytes_by_id, rec.link_crossed
         for link in flow.links:
-            link_bytes[names[link]] += nbytes
+            link_bytes[link] += nbytes
+            crossed[link] = 1
         self._forget(flow, now)
         self.flows_finished += 1
         flow.event.succeed(Delivery(flow.src, flow.dst, nbytes, flow.start_s, now, flow.label))
@@ -327,7 +330,8 @@ class Network:
         rec = self.world.recorder
         rec.bytes_cut[flow.src] += flow.nbytes
         for link in flow.links:
-            rec.link_bytes[self.link_names[link]] += transmitted
+            rec.link_bytes_by_id[link] += transmitted
+            rec.link_crossed[link] = 1
         self._forget(flow, now)
         for node, peer, role in ((flow.src, flow.dst, "sender"), (flow.dst, flow.src, "receiver")):
             rec.event("transfer_cut", node=node, peer=peer, role=role, nbytes=flow.nbytes,
@@ -365,6 +369,7 @@ class Network:
         self._routes.clear()
         self._paths_from.clear()
         self._node_routes.clear()
+        self.routes_epoch += 1
         self.world.recorder.event("link_up" if up else "link_down", link=f"{u}-{v}")
         if not up:
             for flow in list(self._flows.values()):

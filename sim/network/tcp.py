@@ -265,7 +265,7 @@ class Connection:
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                  "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
                  "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
-                 "links")
+                 "links", "back", "back_epoch")
 
     def __init__(self, cwnd: float) -> None:
         self.cwnd = cwnd
@@ -288,6 +288,8 @@ class Connection:
         self.used = False
         self.ramp: LoneRamp | None = None
         self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
+        self.back: tuple[tuple[int, ...], float] | None = None  # the route back (for the ACKs) ...
+        self.back_epoch = -1                                    # ... while this is routes_epoch
 
 
 ROUND_STATE = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
@@ -462,7 +464,11 @@ class TcpTransport(Network):
         """Make ``flow`` the head: idle restart, handshake, then send."""
         conn.head = flow
         now = self.env.now
-        back = self.route(flow.dst, flow.src)
+        if conn.back_epoch == self.routes_epoch:
+            back = conn.back  # (the network's route, kept here: one dict probe less per message)
+        else:
+            back = conn.back = self.route(flow.dst, flow.src)
+            conn.back_epoch = self.routes_epoch
         conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
         if self.shares_links:
             conn.links = flow.links + back[0] if back is not None else flow.links
