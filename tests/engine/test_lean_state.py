@@ -79,3 +79,56 @@ def test_a_nodes_next_failure_event_is_a_new_one():
     assert before.triggered and not after.triggered and after is not before
     with pytest.raises(AttributeError):
         node.some_new_field = 1  # fixed slots: a typo cannot add a field
+
+
+def test_bytes_per_link_are_counted_by_name_with_empty_and_cut_messages():
+    """``Recorder.link_bytes`` (a flat array by link id inside) reads as bytes per link name.
+
+    The oracle sums each message's bytes over the names of its route's links: a delivered
+    message counts whole, an empty one puts its links in the record with 0 bytes, a message
+    cut half-way counts the half that left. Links nothing crossed are absent.
+    """
+    world = make_world(4, model="maxmin", bandwidth_Bps=1e6)
+    net, env = world.network, world.env
+    delivered = net.transfer(0, 1, 1e6)
+    empty = net.transfer(2, 0, 0)
+    halfway = net.transfer(1, 2, 1e6)
+    env.run(until=0.5)
+    assert net.cancel(1, halfway)
+    env.run()
+    assert delivered.ok and empty.ok and not halfway.ok
+    expected: dict[str, float] = {}
+    for (src, dst), nbytes in (((0, 1), 1e6), ((2, 0), 0.0), ((1, 2), 0.5e6)):
+        for link in net.route(src, dst)[0]:
+            name = net.link_names[link]
+            expected[name] = expected.get(name, 0.0) + nbytes
+    assert len(expected) == 6 and 0.0 in expected.values()  # node 3's links: not crossed
+    assert dict(world.recorder.link_bytes) == pytest.approx(expected)
+    table = world.recorder.bytes_by_link()
+    assert list(table["link"]) == sorted(expected)
+
+
+def test_a_connection_takes_the_new_route_back_after_a_link_changes():
+    """A tcp connection keeps the route back between messages, until a link changes state.
+
+    On a ring of 3 sites (one hop of ``L`` each), 0 -> 1 and back are one hop: RTT ``2 L``.
+    With the edge between them down both ways go round (``2 L`` each): RTT ``4 L``; a route
+    back kept from before would give ``3 L``. With the edge up again: ``2 L``.
+    """
+    from sim.config import NetworkConfig
+    from sim.world import World
+    from topologies import ring
+
+    hop_s = 0.01
+    world = World(ring(3, latency_s=hop_s, bandwidth_Bps=1e9),
+                  network=NetworkConfig(model="ideal", transport="tcp", tcp=TcpConfig()))
+    net, env = world.network, world.env
+    site0, site1 = world.nodes[0].site, world.nodes[1].site
+    rtts = []
+    for up in (True, False, True):
+        net.set_link_state(site0, site1, up=up)
+        done = net.transfer(0, 1, 1e5)
+        env.run()
+        assert done.ok
+        rtts.append(net._connections[(0, 1)].rtt_s)
+    assert rtts == pytest.approx([2 * hop_s, 4 * hop_s, 2 * hop_s])
