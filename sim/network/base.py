@@ -127,7 +127,7 @@ class Network:
         self._paths_from: dict[str, dict[str, list[str]]] = {}  # site -> shortest paths from it
         self._hub = _hubs(self.graph)  # leaf site -> its only neighbour
         self._node_routes: dict[tuple[int, int], tuple[tuple[int, ...], float] | None] = {}
-        self.routes_epoch = 0  # counts the link changes: a route kept elsewhere is valid while equal
+        self.routes_epoch = 0  # counts link changes: a route kept elsewhere holds while equal
         self._flows: dict[int, Flow] = {}
         self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
         self._flow_seq = 0
