@@ -11,20 +11,39 @@ may import it (``tests/engine/test_imports.py`` checks both). The engine re-expo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = ["FieldError", "FieldRefusal"]
 
 
 class FieldRefusal(ValueError):
-    """A refusal that names its field: ``"<field>: <message>"``, both kept as attributes."""
+    """A refusal that names its field: ``"<field>: <message>"``, both kept as attributes.
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    A message that bounds the field by another one (``mss`` by ``frame``) names that field
+    through ``refs``, structured data like ``field`` itself: the message holds ``{name}``
+    where ``name=value`` goes, and :meth:`message_naming` writes it with the names a reader
+    uses (a scenario file's keys instead of a Config's field names), so no layer reads the
+    text to rename it.
+    """
+
+    def __init__(self, field: str, message: str, *,
+                 refs: Mapping[str, object] | None = None) -> None:
         self.field = field
-        self.message = message
+        self.template = message
+        self.refs = dict(refs or {})
+        self.message = self.message_naming({})
+        super().__init__(f"{field}: {self.message}")
+
+    def message_naming(self, names: Mapping[str, str]) -> str:
+        """The message with each referenced field written as ``names.get(field, field)=value``."""
+        if not self.refs:
+            return self.template
+        return self.template.format(**{ref: f"{names.get(ref, ref)}={value}"
+                                       for ref, value in self.refs.items()})
 
     def __reduce__(self) -> tuple:
-        """Pickle with both arguments (a refusal raised in a worker process reaches the CLI)."""
-        return (type(self), (self.field, self.message))
+        """Pickle with every argument (a refusal raised in a worker process reaches the CLI)."""
+        return (_rebuild, (type(self), self.field, self.template, self.refs))
 
 
 class FieldError(FieldRefusal):
@@ -36,3 +55,9 @@ class FieldError(FieldRefusal):
     ``__post_init__`` so that the loader names the field from this structured data, never by
     reading the message.
     """
+
+
+def _rebuild(cls: type[FieldRefusal], field: str, template: str,
+             refs: dict[str, object]) -> FieldRefusal:
+    """Unpickle a refusal (``refs`` is keyword-only in the constructor)."""
+    return cls(field, template, refs=refs)

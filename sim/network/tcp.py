@@ -195,14 +195,15 @@ class TcpConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
-            raise FieldError("mss_bytes", f"must be in (0, frame_bytes={self.frame_bytes}], got "
-                                          f"{self.mss_bytes}")
+            raise FieldError("mss_bytes", f"must be in (0, {{frame_bytes}}], got {self.mss_bytes}",
+                             refs={"frame_bytes": self.frame_bytes})
         if self.initial_window_segments < 1:
             raise FieldError("initial_window_segments",
                              f"must be >= 1, got {self.initial_window_segments}")
         if not self.max_window_bytes >= self.mss_bytes:
             raise FieldError("max_window_bytes",
-                             f"must be >= mss_bytes, got {self.max_window_bytes}")
+                             f"must be >= {{mss_bytes}}, got {self.max_window_bytes}",
+                             refs={"mss_bytes": self.mss_bytes})
         if self.min_rto_s < 0:
             raise FieldError("min_rto_s", f"must be >= 0 s, got {self.min_rto_s}")
         if self.parallel_streams < 1:
@@ -216,8 +217,9 @@ class TcpConfig:
                              f"must be > 0, got {self.hystart_delay_rtt_fraction}")
         if not 0 <= self.hystart_delay_min_s <= self.hystart_delay_max_s:
             raise FieldError("hystart_delay_min_s",
-                             f"must be in [0, hystart_delay_max_s={self.hystart_delay_max_s}] s,"
-                             f" got {self.hystart_delay_min_s}")
+                             f"must be in [0, {{hystart_delay_max_s}}] s, got "
+                             f"{self.hystart_delay_min_s}",
+                             refs={"hystart_delay_max_s": self.hystart_delay_max_s})
 
     def hystart_delay_threshold_s(self, min_rtt_s: float) -> float:
         """HyStart's delay threshold eta for a path of ``min_rtt_s``, seconds."""

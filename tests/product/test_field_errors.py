@@ -256,12 +256,12 @@ def _scenario(tmp_path, *, nodes=4, network="", policy="ddp", tail=""):
 
 
 @pytest.mark.parametrize(("key", "value", "field", "words"), [
-    ("mss", "2000", "network.tcp.mss", "must be in (0, frame_bytes=1514], got 2000"),
-    ("max_window", "\"1000B\"", "network.tcp.max_window", "must be >= mss_bytes, got 1000"),
+    ("mss", "2000", "network.tcp.mss", "must be in (0, frame=1514], got 2000"),
+    ("max_window", "\"1000B\"", "network.tcp.max_window", "must be >= mss=1448, got 1000"),
     ("hystart_delay_min", "\"20ms\"", "network.tcp.hystart_delay_min",
-     "must be in [0, hystart_delay_max_s=0.016] s, got 0.02"),
+     "must be in [0, hystart_delay_max=0.016] s, got 0.02"),
     ("hystart_delay_max", "\"1ms\"", "network.tcp.hystart_delay_min",  # the pair's bound
-     "must be in [0, hystart_delay_max_s=0.001] s, got 0.004"),
+     "must be in [0, hystart_delay_max=0.001] s, got 0.004"),
 ])
 def test_tcp_refusals_name_the_files_key(tmp_path, key, value, field, words):
     """TcpConfig raises FieldError(mss_bytes, ...); the loader writes the file's key (mss)."""
@@ -274,6 +274,24 @@ def test_tcp_refusals_name_the_files_key(tmp_path, key, value, field, words):
     with pytest.raises(ScenarioError) as refused:
         load(path)
     assert (refused.value.field, words in refused.value.message) == (field, True), refused.value
+
+
+def test_a_refusal_names_the_field_that_bounds_it_in_the_readers_words():
+    """A bound by another field travels as data (``refs``), so the loader renames both the
+    field and its bound without reading the text, and a pickled refusal (from a worker
+    process) keeps them."""
+    import pickle
+
+    err = FieldError("mss_bytes", "must be in (0, {frame_bytes}], got 2000",
+                     refs={"frame_bytes": 1514})
+    assert str(err) == "mss_bytes: must be in (0, frame_bytes=1514], got 2000"
+    assert err.message_naming({"frame_bytes": "frame"}) == "must be in (0, frame=1514], got 2000"
+    back = pickle.loads(pickle.dumps(err))
+    assert (type(back), back.field, back.message, back.refs) == (
+        FieldError, "mss_bytes", err.message, {"frame_bytes": 1514})
+    plain = FieldError("batch", "must be >= 1, got {0}")  # braces without refs stay as written
+    assert plain.message == "must be >= 1, got {0}" and plain.message_naming({"a": "b"}) == \
+        plain.message
 
 
 # ---------------------------------------------------------------- a policy's check and setup

@@ -127,7 +127,7 @@ def test_tcp_transport_and_its_table_become_a_tcp_config(small_toml):
                                      r"\(got 'carrier-pigeon'\)"),
     ("network.bandwith=1Gbit/s", r"^network\.bandwith: unknown key; allowed: model, topology"),
     ("network.transport=udp", r"^network\.transport: Input should be 'fluid' or 'tcp'"),
-    ("network.tcp.mss=2000", r"^network\.tcp\.mss: must be in \(0, frame_bytes=1514\]"),
+    ("network.tcp.mss=2000", r"^network\.tcp\.mss: must be in \(0, frame=1514\]"),
     ("network.tcp.max_window=10", r"^network\.tcp\.max_window: 10 has no unit"),
     ("cluster.nodes=0", r"^cluster\.nodes: .*greater than or equal to 1"),
     ("cluster.device=tpu", r"^cluster\.device: unknown device 'tpu'; allowed: .*h100"),
