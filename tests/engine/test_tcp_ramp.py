@@ -109,7 +109,10 @@ configs = st.builds(
     parallel_streams=st.sampled_from([1, 1, 2]), handshake=st.booleans(),
     hystart_short_rtt_exit=st.booleans(), hystart_delay_exit=st.booleans())
 """1-byte segments on B/s links ms apart: slow start, HyStart's exit and CUBIC's probing,
-window-capped rounds and idle restarts all happen in tens of milliseconds."""
+window-capped rounds and idle restarts all happen in tens of milliseconds. (With
+``hystart_delay_exit`` the transport runs no closed-form ramps under ``maxmin`` and the option
+acts on nothing under ``ideal``, so that draw only guards that the option keeps both sides
+equal; its own tests are in test_tcp_hystart_delay.py.)"""
 
 rates = st.one_of(st.none(), st.sampled_from([1000.0, 2000.0, 5000.0, 8000.0]))
 
