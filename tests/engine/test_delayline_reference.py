@@ -12,7 +12,6 @@ which.
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from sim.network.validation import Case, Message, predict
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "validate_network" / "delayline_reference.py"
@@ -45,15 +45,7 @@ WITHIN_10 = 25   # of 30 cases
 WORST = 0.30     # measured -29.5%: 4 flows started together
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("delayline_reference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-lab = _load()
+lab = load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")
@@ -224,11 +216,7 @@ def test_whatif_with_window_rates_and_loss_epochs(rows):
     and CUBIC's answer) puts the three "together" cases within 12% of Linux (measured +1.4%,
     +11.5%, -10.5%; the transport says -24.5%, -29.5%, -13.6%). Its Linux medians are the
     shipped runs'; its figures are the docs'."""
-    spec = importlib.util.spec_from_file_location("hystart_whatif", SCRIPT.parent
-                                                  / "hystart_whatif.py")
-    whatif = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = whatif
-    spec.loader.exec_module(whatif)
+    whatif = load_script(SCRIPT.parent / "hystart_whatif.py")
     documented = {2: 2.440, 4: 5.460, 8: 7.005}
     for k, linux in whatif.LINUX_MEDIAN_S.items():
         r = rows[f"shared {k} flows 100Mbit/s 20ms 10MB together"]

@@ -11,7 +11,6 @@ and the lab must leave no namespace behind, also when it is killed.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from sim.network.validation import Case, Message, predict
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "validate_network" / "netns_reference.py"
@@ -31,15 +31,7 @@ QUIET = ("netns_runs_3", "netns_runs_4")
 """The runs taken on a quiet machine: every case within the issue's 5% there."""
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("netns_reference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-netns = _load()
+netns = load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")
