@@ -319,7 +319,7 @@ class MaxMinNetwork(Network):
                 region.update(on_link[link])
                 continue
             for fid, flow in on_link[link].items():
-                if held_by(fid, link) in seeds:
+                if fid not in region and held_by(fid, link) in seeds:
                     region[fid] = flow
         if not region:
             return
@@ -386,13 +386,14 @@ class MaxMinNetwork(Network):
         self.flows_rerated += len(region)
         self._bottleneck.update(bottleneck)
         now = self.env.now
-        load = self._load
+        load, heap, push = self._load, self._finish_heap, heapq.heappush
+        crowded = COMPACT_STALE * (len(self._bottleneck) + COMPACT_SLACK)  # see _push_finish
         for fid, flow in region.items():
             rate = rates[fid]
             old = flow.rate
             if rate == old:
                 continue  # same rate, same finish time: its heap entry stays valid
-            flow.remaining = max(0.0, flow.remaining - old * (now - flow.last_s))
+            flow.remaining = remaining = max(0.0, flow.remaining - old * (now - flow.last_s))
             flow.last_s = now
             delta = rate - old
             for link in flow.links:
@@ -400,9 +401,12 @@ class MaxMinNetwork(Network):
             flow.rate = rate
             if flow.ack_links:
                 self._shift_acks(flow, rate - old)
-            flow.version += 1
-            if rate > 0:
-                self._push_finish(flow, now + flow.remaining / rate)
+            flow.version = version = flow.version + 1
+            if rate > 0:  # (_push_finish, inline: the heap's bound does not move in this loop)
+                push(heap, (now + remaining / rate, fid, version, flow))
+                if len(heap) > crowded:
+                    self._compact_finishes()
+
 
     def _fill(self, region: dict[int, Flow],
               ) -> tuple[dict[int, float], dict[int, int], Container[int]]:
@@ -698,9 +702,14 @@ class MaxMinNetwork(Network):
         heap = self._finish_heap
         heapq.heappush(heap, (finish_s, flow.id, flow.version, flow))
         if len(heap) > COMPACT_STALE * (len(self._bottleneck) + COMPACT_SLACK):
-            heap[:] = [e for e in heap if e[2] == e[3].version and e[3].state == "sending"]
-            heapq.heapify(heap)
-            self.heap_compactions += 1
+            self._compact_finishes()
+
+    def _compact_finishes(self) -> None:
+        """Rebuild the finish-time heap from its live entries (see :meth:`_push_finish`)."""
+        heap = self._finish_heap
+        heap[:] = [e for e in heap if e[2] == e[3].version and e[3].state == "sending"]
+        heapq.heapify(heap)
+        self.heap_compactions += 1
 
     def _arm_timer(self) -> None:
         heap = self._finish_heap
