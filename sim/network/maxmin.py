@@ -497,8 +497,8 @@ class MaxMinNetwork(Network):
         flows = list(region.values())
         n = len(flows)
         per_flow = [flow.links for flow in flows]
-        lengths = np.array(list(map(len, per_flow)), dtype=np.intp)
-        flat = np.array(list(chain.from_iterable(per_flow)), dtype=np.intp)
+        lengths = np.fromiter(map(len, per_flow), dtype=np.intp, count=n)
+        flat = np.fromiter(chain.from_iterable(per_flow), dtype=np.intp)
         # the region's links in increasing order, and each incidence's slot among them, without
         # sorting: mark them in a scratch array the size of the network (cleared at once)
         seen, slot = self._link_scratch()
@@ -512,12 +512,12 @@ class MaxMinNetwork(Network):
         ids = links.tolist()
         pick = itemgetter(*ids) if count > 1 else (lambda seq: (seq[ids[0]],))
         crossing = np.bincount(inc_link, minlength=count)  # region flows on each link
-        left = np.array(pick(self._capacity), dtype=float)
-        on_link = np.array(list(map(len, pick(self._on_link))), dtype=np.intp)
+        left = np.fromiter(pick(self._capacity), dtype=float, count=count)
+        on_link = np.fromiter(map(len, pick(self._on_link)), dtype=np.intp, count=count)
         whole = crossing == on_link
         partial = np.flatnonzero(~whole)
         if partial.size:  # minus what the flows outside the region use
-            old = np.array([flow.rate for flow in flows], dtype=float)
+            old = np.fromiter([flow.rate for flow in flows], dtype=float, count=n)
             inside = np.bincount(inc_link, weights=old[inc_flow], minlength=count)
             load = self._load
             outside = np.array([load[ids[i]] for i in partial.tolist()]) - inside[partial]
