@@ -225,42 +225,20 @@ def _execute(world: World, schedule: Schedule, name: str, label: str, window: in
     return (yield run.finished)
 
 
-class _Member:
-    """One member's part of a schedule run (see :class:`_ScheduleRun`).
-
-    One object per member, so that a message's delivery reads the state of its two ends from
-    two objects it holds, not from a handful of dicts keyed by node id, each a cache miss of
-    its own in a run of 100,000 nodes.
-    """
-
-    __slots__ = ("id", "rounds", "sends", "open_count", "position", "issued", "fence", "recvs")
-
-    def __init__(self, node: int) -> None:
-        self.id = node
-        self.rounds: list[int] = []   # the schedule's rounds it takes part in, in order
-        self.sends: list[list[tuple[_Member, float, int, int]]] = []  # per round of its own
-        self.open_count: list[int] = []  # per round of its own: sends and receives not done
-        self.position = 0             # the round of its own it is working on
-        self.issued = 1               # rounds of its own sent (round 0 at start)
-        self.fence: list[bool] | None = None  # per round of its own: a fence round
-        self.recvs: list[list[tuple[_Member, int, int]]] | None = None  # with a rendezvous
-
-
 class _ScheduleRun:
     """The state of one schedule being run: where each member is, and what is still open.
 
-    Each member (a :class:`_Member`) keeps only the rounds it takes part in (``rounds``, in
-    order), with, for each of them, the messages it sends (``sends[i]``: ``(dst, nbytes, i, j)``
-    where ``dst`` is the receiving member and ``i`` and ``j`` are the round's position in the
-    sender's and the receiver's lists) and how many of its sends and receives are still open
-    (``open_count[i]``). ``position`` is the round it is working on; it moves on when that
-    round has nothing open, sending as each round opens. With a window ``w > 1`` a member has
-    sent the rounds up to ``issued - 1``, at most ``position + w - 1``; a fence round is sent
-    only once it is the member's position. With a rendezvous, ``recvs[i]`` lists the messages
-    the member receives in its round ``i`` as ``(sender, i, k)`` (the ``k``-th of
-    ``sender.sends[i]``), and ``armed`` counts, per message not yet sent, which of its two
-    conditions (round opened at the sender, notice arrived from the receiver) has happened.
-    Storage is O(messages), not O(members x rounds).
+    Each member keeps only the rounds it takes part in (``rounds[n]``, in order), with, for each
+    of them, the messages it sends (``sends[n][i]``: ``(dst, nbytes, i, j)`` where ``i`` and
+    ``j`` are the round's position in the sender's and the receiver's lists) and how many of its
+    sends and receives are still open (``open_count[n][i]``). ``position[n]`` is the round it
+    is working on; it moves on when that round has nothing open, sending as each round opens.
+    With a window ``w > 1`` a node has sent the rounds up to ``issued[n] - 1``, at most
+    ``position + w - 1``; a fence round is sent only once it is the node's position.
+    With a rendezvous, ``recvs[n][i]`` lists the messages node ``n`` receives in its round
+    ``i`` as ``(sender, i, k)`` (the ``k``-th of ``sends[sender][i]``), and ``armed`` counts,
+    per message not yet sent, which of its two conditions (round opened at the sender, notice
+    arrived from the receiver) has happened. Storage is O(messages), not O(members x rounds).
 
     A failure (a member down, a message cut) aborts the run at once when ``timeout_s`` is 0;
     otherwise it arms a timer of ``timeout_s`` (the first failure only) and the undeliverable
@@ -279,44 +257,43 @@ class _ScheduleRun:
         self.name = name
         self.label = label
         self.start_s = self.env.now
-        by_node: dict[int, _Member] = {}
+        rounds: dict[int, list[int]] = {}
+        sends: dict[int, list[list[tuple[int, float, int, int]]]] = {}
+        open_count: dict[int, list[int]] = {}
         for r, rnd in enumerate(schedule):
             for src, dst, nbytes in rnd:
                 for node in (src, dst):  # count the message in this round of both ends
-                    member = by_node.get(node)
-                    if member is None:
-                        member = by_node[node] = _Member(node)
-                    if not member.rounds or member.rounds[-1] != r:
-                        member.rounds.append(r)
-                        member.sends.append([])
-                        member.open_count.append(1)
+                    node_rounds = rounds.get(node)
+                    if node_rounds is None:
+                        rounds[node], sends[node], open_count[node] = [r], [[]], [1]
+                    elif node_rounds[-1] != r:
+                        node_rounds.append(r)
+                        sends[node].append([])
+                        open_count[node].append(1)
                     else:
-                        member.open_count[-1] += 1
-                sender, receiver = by_node[src], by_node[dst]
-                sender.sends[-1].append((receiver, nbytes, len(sender.rounds) - 1,
-                                         len(receiver.rounds) - 1))
+                        open_count[node][-1] += 1
+                sends[src][-1].append((dst, nbytes, len(rounds[src]) - 1, len(rounds[dst]) - 1))
+        self.rounds, self.sends, self.open_count = rounds, sends, open_count
+        self.recvs: dict[int, list[list[tuple[int, int, int]]]] | None = None
         self.armed: dict[tuple[int, int, int], int] = {}
         if notice_bytes is not None:
-            for member in by_node.values():
-                member.recvs = [[] for _ in member.rounds]
-            for sender in by_node.values():
-                for si, messages in enumerate(sender.sends):
-                    for k, (receiver, _nbytes, _si, di) in enumerate(messages):
-                        receiver.recvs[di].append((sender, si, k))  # type: ignore[index]
-        if fences:
-            for member in by_node.values():
-                member.fence = [r in fences for r in member.rounds]
+            self.recvs = {n: [[] for _ in rounds[n]] for n in rounds}
+            for src, node_sends in sends.items():
+                for si, messages in enumerate(node_sends):
+                    for k, (dst, _nbytes, _si, di) in enumerate(messages):
+                        self.recvs[dst][di].append((src, si, k))
         self.remaining = sum(len(rnd) for rnd in schedule)
-        self.members = sorted(by_node)
-        self.order = [by_node[n] for n in self.members]
+        self.members = sorted(rounds)
+        self.position = dict.fromkeys(self.members, 0)
+        self.issued = dict.fromkeys(self.members, 1)  # rounds sent (round 0 at start)
+        self.fence = {n: [r in fences for r in rounds[n]] for n in self.members} \
+            if fences else None
         self.finished = simpy.Event(self.env)
         self.aborted = False
         # (failure event, its callback) of each member; members whose failure was seen
         self._watched: list[tuple[simpy.Event, Any]] = []
         self.failed_members: set[int] = set()
-        # a message's transfer event -> (its sender, ...), until delivered: (sender, receiver,
-        # i, j) for a message, (sender, the member it notifies, i, k) for a notice
-        self.in_flight: dict[simpy.Event, tuple[_Member, _Member, int, int]] = {}
+        self.in_flight: dict[simpy.Event, int] = {}  # transfer event -> sender, until delivered
 
     def start(self) -> None:
         """Watch every member for failures, then send the first round of each."""
@@ -332,116 +309,114 @@ class _ScheduleRun:
             watcher = partial(self._on_member_failure, n)
             failed.callbacks.append(watcher)
             self._watched.append((failed, watcher))
-        for member in self.order:  # members whose first round is round 0 send at once
-            if member.rounds[0] == 0:
-                self._send(member, 0)
+        for n in self.members:  # members whose first round is round 0 send at once
+            if self.rounds[n][0] == 0:
+                self._send(n, 0)
                 if self.window > 1:
-                    self._advance_window(member)
-        for member in self.order:  # the others start their first round after them
-            if member.rounds[0] != 0:
-                self._send(member, 0)
+                    self._advance_window(n)
+        for n in self.members:  # the others start their first round after them
+            if self.rounds[n][0] != 0:
+                self._send(n, 0)
                 if self.window > 1:
-                    self._advance_window(member)
+                    self._advance_window(n)
 
-    def _send(self, member: _Member, i: int) -> None:
-        """``member`` opens its round ``i``: send its messages (or arm them, send notices)."""
+    def _send(self, node: int, i: int) -> None:
+        """``node`` opens its round ``i``: send its messages (or arm them, and send notices)."""
         notice = self.notice_bytes
-        if member.recvs is None or notice is None:
-            for k in range(len(member.sends[i])):
-                self._transfer(member, i, k)
+        if self.recvs is None or notice is None:
+            for k in range(len(self.sends[node][i])):
+                self._transfer(node, i, k)
             return
-        for k in range(len(member.sends[i])):
-            self._arm(member, i, k)
+        for k in range(len(self.sends[node][i])):
+            self._arm(node, i, k)
         transfer = self.world.network.transfer
-        for src, si, k in member.recvs[i]:  # "ready to receive", to each sender
-            ev = transfer(member.id, src.id, notice, self.label)
-            self.in_flight[ev] = (member, src, si, k)
-            ev.callbacks.append(self._noticed)
+        for src, si, k in self.recvs[node][i]:  # "ready to receive", to each sender
+            ev = transfer(node, src, notice, self.label)
+            self.in_flight[ev] = node
+            ev.callbacks.append(partial(self._noticed, src, si, k))
 
-    def _transfer(self, member: _Member, i: int, k: int) -> None:
-        dst, nbytes, si, di = member.sends[i][k]
-        ev = self.world.network.transfer(member.id, dst.id, nbytes, self.label)
-        self.in_flight[ev] = (member, dst, si, di)
-        ev.callbacks.append(self._delivered)
+    def _transfer(self, node: int, i: int, k: int) -> None:
+        dst, nbytes, si, di = self.sends[node][i][k]
+        ev = self.world.network.transfer(node, dst, nbytes, self.label)
+        self.in_flight[ev] = node
+        ev.callbacks.append(partial(self._delivered, node, dst, si, di))
 
-    def _arm(self, member: _Member, i: int, k: int) -> None:
-        """One of the two conditions of message ``k`` of ``member``'s round ``i`` is met."""
-        key = (member.id, i, k)
+    def _arm(self, node: int, i: int, k: int) -> None:
+        """One of the two conditions of message ``k`` of ``node``'s round ``i`` is met."""
+        key = (node, i, k)
         if self.armed.pop(key, 0):
-            self._transfer(member, i, k)
+            self._transfer(node, i, k)
         else:
             self.armed[key] = 1
 
-    def _noticed(self, ev: simpy.Event) -> None:
-        notice = self.in_flight.pop(ev, None)
-        if self.aborted or notice is None:
+    def _noticed(self, src: int, si: int, k: int, ev: simpy.Event) -> None:
+        self.in_flight.pop(ev, None)
+        if self.aborted:
             return
         if not ev.ok:
             ev.defused = True
             self._on_failure()  # the message it announced stays unsent: its ends wait
             return
-        _receiver, src, si, k = notice
         self._arm(src, si, k)
 
-    def _advance(self, member: _Member) -> None:
-        """Move ``member`` past rounds with nothing left open, sending as each round opens."""
+    def _advance(self, node: int) -> None:
+        """Move ``node`` past rounds with nothing left open, sending as each round opens."""
         if self.window > 1:
-            self._advance_window(member)
+            self._advance_window(node)
             return
-        open_count, last = member.open_count, len(member.rounds) - 1
-        i = member.position
+        open_count, last = self.open_count[node], len(self.rounds[node]) - 1
+        i = self.position[node]
         while i <= last and open_count[i] == 0:
             i += 1
-            member.position = i
+            self.position[node] = i
             if i <= last:
-                self._send(member, i)
+                self._send(node, i)
 
-    def _advance_window(self, member: _Member) -> None:
-        open_count, last = member.open_count, len(member.rounds) - 1
+    def _advance_window(self, node: int) -> None:
+        open_count, last = self.open_count[node], len(self.rounds[node]) - 1
         while True:
-            i = member.position
-            while i <= last and i < member.issued and open_count[i] == 0:
+            i = self.position[node]
+            while i <= last and i < self.issued[node] and open_count[i] == 0:
                 i += 1
-            member.position = i
-            if not self._fill_window(member):
+            self.position[node] = i
+            if not self._fill_window(node):
                 return
 
-    def _fill_window(self, member: _Member) -> bool:
-        """Send the member's next rounds while fewer than ``window`` are open; True if any."""
+    def _fill_window(self, node: int) -> bool:
+        """Send the node's next rounds while fewer than ``window`` are open; True if any."""
         if self.window == 1:
             return False
-        last = len(member.rounds) - 1
-        fence = member.fence
+        last = len(self.rounds[node]) - 1
+        fence = self.fence[node] if self.fence is not None else None
         sent = False
         while True:
-            j = member.issued
-            if j > last or j >= member.position + self.window:
+            j = self.issued[node]
+            if j > last or j >= self.position[node] + self.window:
                 return sent
-            if fence is not None and fence[j] and j != member.position:
+            if fence is not None and fence[j] and j != self.position[node]:
                 return sent
-            member.issued = j + 1
-            self._send(member, j)
+            self.issued[node] = j + 1
+            self._send(node, j)
             sent = True
 
-    def _delivered(self, ev: simpy.Event) -> None:
-        message = self.in_flight.pop(ev, None)
-        if self.aborted or message is None:
+    def _delivered(self, src: int, dst: int, si: int, di: int, ev: simpy.Event) -> None:
+        self.in_flight.pop(ev, None)
+        if self.aborted:
             return
         if not ev.ok:
             ev.defused = True
             self._on_failure()  # the message stays open: whoever needs it waits
             return
-        src, dst, si, di = message
-        src.open_count[si] -= 1
-        dst.open_count[di] -= 1
+        self.open_count[src][si] -= 1
+        self.open_count[dst][di] -= 1
         self.remaining -= 1
         if self.remaining == 0:
             self._unwatch()
             self.finished.succeed(self.env.now - self.start_s)
             return
-        if si == src.position:
+        if si == self.position[src]:
             self._advance(src)
-        if dst is not src and di == dst.position:
+        if dst != src and di == self.position[dst]:
             self._advance(dst)
 
     def _on_member_failure(self, node: int, _failure: simpy.Event) -> None:
@@ -467,9 +442,9 @@ class _ScheduleRun:
         self._unwatch()
         # the messages still in flight are abandoned: cut them so they stop using bandwidth
         network = self.world.network
-        for ev, (sender, *_rest) in list(self.in_flight.items()):
+        for ev, src in list(self.in_flight.items()):
             if not ev.triggered:
-                network.cancel(sender.id, ev, f"{self.name} aborted")
+                network.cancel(src, ev, f"{self.name} aborted")
         self.in_flight.clear()
         nodes = self.world.nodes
         failed = [n for n in self.members if not nodes[n].is_up or n in self.failed_members]
