@@ -40,9 +40,12 @@ capacity on it (bytes/s, ``inf`` when it has no finite link), kept with the rout
 message reads its bottleneck from there, not from each link's capacity."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
-    """What a transfer event's value is: the message and when it left and arrived."""
+    """What a transfer event's value is: the message and when it left and arrived.
+
+    One per message: slots make it one object (no separate store of attribute values).
+    """
 
     src: int
     dst: int
