@@ -110,9 +110,11 @@ def with_bottleneck_queue(case: Case, tcp: TcpConfig) -> TcpConfig:
     A reference's queue is counted in full packets (ns-3's device queue of ``queue_pkts``
     packets; the Linux lab's ``tc tbf limit`` of ``queue_pkts`` full packets' bytes), so the
     buffer is ``queue_pkts x frame_bytes`` wire bytes, ``queue_pkts`` segments of payload.
-    Every case of the grid gives all its hosts one queue size; the largest is taken.
+    Every case of the grid gives all its hosts one queue size; the largest is taken (none: 0,
+    no buffer modelled).
     """
-    return replace(tcp, bottleneck_queue_bytes=float(max(case.queue_pkts) * tcp.frame_bytes))
+    return replace(tcp, bottleneck_queue_bytes=float(max(case.queue_pkts, default=0)
+                                                     * tcp.frame_bytes))
 
 
 def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
