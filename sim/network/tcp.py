@@ -51,7 +51,25 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   :func:`cubic_window_segments`) until a round fills the pipe; then the share rules. Measured
   against Linux (docs/network-model.md): the exit windows agree with the kernel's; the
   completion times do not move, since the share rules refill the link (the rates of windows
-  behind a shared queue, and CUBIC's losses, are left out).
+  behind a shared queue, and CUBIC's losses, are the next option's).
+- **A bottleneck buffer** (``bottleneck_queue_bytes``; 0, none, by default; only under a model
+  that shares links). Every link has a drop-tail buffer of that many wire bytes, and a
+  connection's window, not its share, sets its rate for good: slow start ends as before (or
+  by HyStart), then CUBIC's congestion avoidance runs on (no share once the pipe is full).
+  While the windows of the connections whose bottleneck (first link of least capacity) is a
+  link exceed its pipe, the excess stands in its buffer: a round opening there lasts RTT + d,
+  d the queueing delay at which the windows ACK-clocked through it fill it
+  (:func:`sim.network.droptail.queueing_delay_s`; sum W / C - RTT for equal RTTs), at most the
+  buffer's; HyStart's delay test sees it too. When the windows exceed pipe + buffer every
+  connection there has a loss event, at most one per round trip, answered when its next round
+  opens: the window times beta = 0.7, W_max with fast convergence, and CUBIC's growth towards
+  ``max(W_cubic, W_est)`` with K = ((W_max - W) / C)^(1/3) (the same
+  :meth:`TcpTransport._avoidance_growth` as after HyStart's exit; no 5% floor once W_max is
+  known). Rates change at a few instants per round (a chunk's start and end, the round's end),
+  as in slow start; such connections never take closed-form ramps. Left out with it: the
+  dropped segments' retransmission (they cost no capacity), recovery's own timing (PRR, RTOs),
+  per-link buffers of different sizes, a queue at any link but a connection's bottleneck, and
+  the ACK clock's pacing inside a round (chunks move at the model's max-min rate).
 - **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``; **off by
   default**, ``ack_frame_bytes = 0``; on with ``[network.tcp] ack_frame = 66``): a connection
   sending at rate r puts ``ack_fraction * r`` of ACKs on the links of its reverse path, where
@@ -73,8 +91,9 @@ Mechanisms (each one a field of :class:`TcpConfig`):
 - **Handshake** (``handshake``): a cold connection first spends one RTT on SYN / SYN-ACK. Off by
   default: training libraries (gloo, NCCL) connect at start-up, before the clock that matters.
 
-RTT is the path's one-way latency there plus back. Left out: queueing delay (RTT inflation at a
-full bottleneck), losses and loss recovery (slow start's overshoot, CUBIC's sawtooth), RTT
+RTT is the path's one-way latency there plus back. Left out (without the bottleneck buffer):
+queueing delay (RTT inflation at a full bottleneck), losses and loss recovery (slow start's
+overshoot, CUBIC's sawtooth), RTT
 unfairness between flows of different RTTs, ACKs' effect on timing (only their bytes are in),
 and the growth of CUBIC's window when a
 connection's share grows after slow start (it gets the new share at once). docs/network-model.md
@@ -87,7 +106,7 @@ run in step (connections waking at one instant share a timer); a bandwidth-limit
 beyond the fluid model's. A connection alone on every link of its path there and back
 (under ``ideal``, every connection) costs one SimPy event per message however many rounds it
 takes (under ``maxmin``, from its second step, and not with ``hystart_delay_exit``, whose
-burst queue must see its rounds on the clock): the model's rate for it cannot change while it
+burst queue must see its rounds on the clock, nor with ``bottleneck_queue_bytes``): the model's rate for it cannot change while it
 is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
 round logic, and handed to the per-round mechanism at the instant another connection's chunk
 starts on one of those links or the message is cut. Results equal the per-round mechanism's
@@ -538,6 +557,8 @@ class TcpTransport(Network):
         links: every slow-start round feeds its bottleneck's burst queue at its start
         (:meth:`_queued_behind_bursts`), which a newcomer reads before it takes a ramp over, so
         a lone connection's rounds must run on the clock for the newcomer to find them there.
+        Nor with the bottleneck buffer: a round's queueing delay reads the window every other
+        connection there has in flight at that instant.
         """
         flow = conn.head
         assert flow is not None
