@@ -106,10 +106,11 @@ run in step (connections waking at one instant share a timer); a bandwidth-limit
 beyond the fluid model's. A connection alone on every link of its path there and back
 (under ``ideal``, every connection) costs one SimPy event per message however many rounds it
 takes (under ``maxmin``, from its second step, and not with ``hystart_delay_exit``, whose
-burst queue must see its rounds on the clock, nor with ``bottleneck_queue_bytes``): the model's rate for it cannot change while it
-is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
-round logic, and handed to the per-round mechanism at the instant another connection's chunk
-starts on one of those links or the message is cut. Results equal the per-round mechanism's
+burst queue must see its rounds on the clock, nor with ``bottleneck_queue_bytes``): the
+model's rate for it cannot change while it is alone, so its rounds are run at once on a
+virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
+mechanism at the instant another connection's chunk starts on one of those links or the
+message is cut. Results equal the per-round mechanism's
 within 1e-9 relative (``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form
 ramps").
 """
