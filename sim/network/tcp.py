@@ -476,7 +476,8 @@ class TcpTransport(Network):
             conn.last_sent_s = self.env.now
         flow.remaining = (unsent or 0.0) + left
         self._count_head(conn, -1)
-        self._leave_queue(conn)
+        if conn.cubic is not None:
+            self._leave_queue(conn)
         conn.head = None
         conn.token += 1
         if conn.queue:
@@ -499,7 +500,8 @@ class TcpTransport(Network):
         """The head's last byte left: it propagates, and the next message starts."""
         del self._left[flow.id], self._attached[flow.id]
         self._count_head(conn, -1)
-        self._leave_queue(conn)
+        if conn.cubic is not None:
+            self._leave_queue(conn)
         conn.head = None
         super()._transmitted(flow)
         if conn.queue:
@@ -624,7 +626,9 @@ class TcpTransport(Network):
                 self._leave_slow_start(conn, now)
             else:
                 conn.cwnd = min(conn.cwnd + conn.round_sent, cap)  # +1 byte per byte ACKed
-                if conn.cwnd >= cap:
+                if conn.cwnd >= cap and cubic is not None:
+                    self._leave_slow_start(conn, now)  # the window keeps ruling, at the cap
+                elif conn.cwnd >= cap:
                     conn.slow_start = False
                 elif (tcp.hystart_short_rtt_exit and conn.round_sent >= conn.round_window
                       and conn.cwnd >= HYSTART_LOW_WINDOW_SEGMENTS * tcp.mss_bytes
@@ -644,7 +648,10 @@ class TcpTransport(Network):
 
     @staticmethod
     def _leave_slow_start(conn: Connection, now: float) -> None:
-        """HyStart ended slow start below the pipe: CUBIC's epoch starts at the window now."""
+        """Slow start ended: CUBIC's epoch starts at the window now.
+
+        By HyStart, below the pipe; with the bottleneck buffer, by any exit.
+        """
         conn.slow_start, conn.probing, conn.queued = False, True, False
         conn.ca_start_s, conn.ca_origin = now, conn.cwnd
 
@@ -692,7 +699,8 @@ class TcpTransport(Network):
         queue.conns[conn] = None
         cubic.queue = queue
 
-    def _leave_queue(self, conn: Connection) -> None:
+    @staticmethod
+    def _leave_queue(conn: Connection) -> None:
         """The head ends or is stopped: its window leaves its bottleneck's buffer."""
         cubic = conn.cubic
         if cubic is not None and cubic.queue is not None:
