@@ -9,11 +9,10 @@ of their durations). Per-message errors are printed by ``compare.py``, not judge
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from dataclasses import replace
 
 from sim.network.validation import ns3_tcp, predict, read_reference, with_bottleneck_queue
 
