@@ -84,10 +84,12 @@ class CubicState:
     growth applies then); ``loss_pending`` a loss event the connection will answer when its
     next round opens (the drop is seen about one round trip after it); ``loss_s`` when it last
     answered one (a loss epoch: no new loss event within one of its round trips after it);
-    ``losses`` how many it answered.
+    ``losses`` how many it answered; ``acked_windows`` the windows ACKed since CUBIC's epoch
+    began (what its Reno-friendly estimate W_est grows with).
     """
 
-    __slots__ = ("queue", "delay_s", "w_max_bytes", "loss_pending", "loss_s", "losses")
+    __slots__ = ("queue", "delay_s", "w_max_bytes", "loss_pending", "loss_s", "losses",
+                 "acked_windows")
 
     def __init__(self) -> None:
         self.queue: DropTail | None = None
@@ -96,6 +98,7 @@ class CubicState:
         self.loss_pending = False
         self.loss_s = -float("inf")
         self.losses = 0
+        self.acked_windows = 0.0
 
 
 def reduced_window_bytes(cwnd_bytes: float, w_max_bytes: float, beta: float,

@@ -654,29 +654,39 @@ class TcpTransport(Network):
         """
         conn.slow_start, conn.probing, conn.queued = False, True, False
         conn.ca_start_s, conn.ca_origin = now, conn.cwnd
+        if conn.cubic is not None:
+            conn.cubic.acked_windows = 0.0
 
     def _avoidance_growth(self, conn: Connection, now: float) -> float:
         """Bytes CUBIC adds to the window for the round that ends now (RFC 8312, Linux).
 
-        No loss is modelled, so CUBIC knows no W_max: its epoch starts at HyStart's exit with
-        K = 0 and W_origin the window then. Per ACK Linux grows the window towards
-        ``max(W_cubic(t + RTT), W_est(t))`` (:func:`cubic_window_segments`), by at least one
-        segment per 20 ACKed (the 5% per RTT it allows while W_max is unknown) and at most
-        one per 2 (1.5x per RTT); a round that acknowledged ``round_sent`` bytes grows it by
-        that share of the round's gap to the target.
+        Without the bottleneck buffer no loss is modelled, so CUBIC knows no W_max: its epoch
+        starts at HyStart's exit with K = 0 and W_origin the window then. Per ACK Linux grows
+        the window towards ``max(W_cubic(t + RTT), W_est)`` (:func:`cubic_window_segments`), by
+        at least one segment per 20 ACKed (the 5% per RTT it allows while W_max is unknown)
+        and at most one per 2 (1.5x per RTT); a round that acknowledged ``round_sent`` bytes
+        grows it by that share of the round's gap to the target. W_est counts round trips of
+        the path's RTT (a round lasts that long without a queue). With the buffer a round
+        lasts RTT + the queueing delay, so W_est counts what Linux counts, windows ACKed
+        (``tcp_cubic.c``: ``ack_cnt``, one segment per ``cwnd / 0.529`` ACKed); after a loss
+        W_max is known, the 5% floor ends, and the window does not grow while above its target
+        (Linux's ``cnt = 100 cwnd``).
         """
         tcp = self.tcp
         segment = tcp.mss_bytes * tcp.parallel_streams
         t = now - conn.ca_start_s
-        w_max = conn.cubic.w_max_bytes / segment if conn.cubic is not None else 0.0
-        if not w_max:
+        cubic = conn.cubic
+        if cubic is None:
             target = segment * cubic_window_segments(t, conn.ca_origin / segment, conn.rtt_s)
             gain = (target - conn.cwnd) / conn.cwnd
             return conn.round_sent * max(1 / CUBIC_ACKS_PER_SEGMENT, min(0.5, gain))
+        cubic.acked_windows += conn.round_sent / conn.cwnd
+        w_max = cubic.w_max_bytes / segment
         target = segment * cubic_window_segments(t, conn.ca_origin / segment, conn.rtt_s,
-                                                 w_max)
-        gain = (target - conn.cwnd) / conn.cwnd  # below the target: Linux's cnt = 100 cwnd
-        return conn.round_sent * max(0.0, min(0.5, gain))
+                                                 w_max, acked_windows=cubic.acked_windows)
+        gain = (target - conn.cwnd) / conn.cwnd
+        floor = 0.0 if w_max else 1 / CUBIC_ACKS_PER_SEGMENT
+        return conn.round_sent * max(floor, min(0.5, gain))
 
     # -- the bottleneck buffer (TcpConfig.bottleneck_queue_bytes) ------------------------------
 
@@ -771,6 +781,8 @@ class TcpTransport(Network):
         cubic.losses += 1
         conn.slow_start, conn.probing, conn.queued = False, True, False
         conn.ca_start_s, conn.ca_origin = now, conn.cwnd
+        if conn.cubic is not None:
+            conn.cubic.acked_windows = 0.0
 
     def _queued_behind_bursts(self, conn: Connection, now: float) -> bool:
         """Whether HyStart's delay test fires on the ACKs of the round that opens now.
@@ -1054,7 +1066,8 @@ def slow_start_send_time_s(nbytes: float, rtt_s: float, rate_Bps: float,
 
 
 def cubic_window_segments(t_s: float, origin_segments: float, rtt_s: float,
-                          w_max_segments: float = 0.0) -> float:
+                          w_max_segments: float = 0.0,
+                          acked_windows: float | None = None) -> float:
     """CUBIC's target window ``t_s`` into an epoch that started at ``origin_segments``.
 
     ``max(W_cubic(t + RTT), W_est(t))``, RFC 8312 with Linux's choices (``bictcp_update`` aims
@@ -1063,15 +1076,21 @@ def cubic_window_segments(t_s: float, origin_segments: float, rtt_s: float,
     window) ``W_top`` = W_max and ``K = ((W_max - W_origin) / C)^(1/3)``, the time the curve
     takes back to W_max (``(W_max (1 - beta) / C)^(1/3)`` after a reduction by beta); with no
     W_max known (0, before any loss, e.g. after HyStart's exit) or one below the window,
-    K = 0 and ``W_top`` = W_origin. The Reno-friendly estimate ``W_est(t) = W_origin + 3 (1 -
-    beta) / (1 + beta) t / RTT`` (beta = :data:`CUBIC_BETA`) starts at the epoch's window.
+    K = 0 and ``W_top`` = W_origin. The Reno-friendly estimate ``W_est = W_origin + 3 (1 -
+    beta) / (1 + beta) n`` (beta = :data:`CUBIC_BETA`) starts at the epoch's window and grows
+    with n, the windows ACKed since (Linux counts ACKs): ``acked_windows``, or ``t / RTT``
+    when every round trip lasts the RTT (None).
     """
     if w_max_segments > origin_segments:
         k_s = ((w_max_segments - origin_segments) / CUBIC_C) ** (1 / 3)
         cubic = w_max_segments + CUBIC_C * (t_s + rtt_s - k_s) ** 3
     else:
         cubic = origin_segments + CUBIC_C * (t_s + rtt_s) ** 3
-    reno = origin_segments + RENO_FRIENDLY_SEGMENTS_PER_RTT * t_s / rtt_s if rtt_s > 0 else 0.0
+    if acked_windows is not None:
+        reno = origin_segments + RENO_FRIENDLY_SEGMENTS_PER_RTT * acked_windows
+    else:
+        reno = (origin_segments + RENO_FRIENDLY_SEGMENTS_PER_RTT * t_s / rtt_s if rtt_s > 0
+                else 0.0)
     return max(cubic, reno)
 
 

@@ -60,7 +60,7 @@ def test_the_bottleneck_buffer_costs_no_case(errors):
     """With each case's drop-tail queue as the links' buffer (``bottleneck_queue_bytes``) and
     HyStart's delay exit at ns-3's threshold (what ns-3's CUBIC runs), no case moves away from
     ns-3 by more than 0.5 points; measured: 50 cases unchanged, 8 flows together -8.8% ->
-    -8.2% (``compare.py --hystart-delay-exit ns3 --bottleneck-queue``)."""
+    -7.4% (``compare.py --hystart-delay-exit ns3 --bottleneck-queue``)."""
     by_name = {name: tcp for name, _, tcp, _ in errors}
     for case, measured in read_reference(CSV):
         config = replace(ns3_tcp(case), hystart_delay_exit=True, hystart_delay_rtt_fraction=1.0,

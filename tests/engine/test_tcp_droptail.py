@@ -94,6 +94,16 @@ def test_cubic_window_returns_to_w_max_after_k():
     assert cubic_window_segments(1.0, 700, RTT, 500) == cubic_window_segments(1.0, 700, RTT)
 
 
+def test_reno_estimate_counts_windows_acked_not_time():
+    """W_est grows 3 (1 - beta) / (1 + beta) = 0.529 segments per window ACKed (Linux's
+    ``ack_cnt``): 2 s into an epoch from 28 segments on a 40 ms path whose round trips the
+    queue doubled, 25 windows were ACKed, not 50: W_est = 28 + 0.529 x 25 = 41.24 (the cubic
+    term, 28 + 0.4 x 2.04^3 = 31.40, is below)."""
+    assert cubic_window_segments(2.0, 28, RTT, acked_windows=25) == pytest.approx(
+        28 + 0.9 / 1.7 * 25, rel=1e-12)
+    assert cubic_window_segments(2.0, 28, RTT) == pytest.approx(28 + 0.9 / 1.7 * 50, rel=1e-12)
+
+
 # -- rates from windows while a queue stands --------------------------------------------------
 
 def test_a_small_window_waits_for_the_queue_of_a_large_one(monkeypatch):
