@@ -650,7 +650,8 @@ class TcpTransport(Network):
     def _leave_slow_start(conn: Connection, now: float) -> None:
         """Slow start ended: CUBIC's epoch starts at the window now.
 
-        By HyStart, below the pipe; with the bottleneck buffer, by any exit.
+        By HyStart, below the pipe; with the bottleneck buffer, by any exit, and after every
+        loss (:meth:`_answer_loss`).
         """
         conn.slow_start, conn.probing, conn.queued = False, True, False
         conn.ca_start_s, conn.ca_origin = now, conn.cwnd
@@ -779,10 +780,7 @@ class TcpTransport(Network):
         cubic.loss_pending = False
         cubic.loss_s = now
         cubic.losses += 1
-        conn.slow_start, conn.probing, conn.queued = False, True, False
-        conn.ca_start_s, conn.ca_origin = now, conn.cwnd
-        if conn.cubic is not None:
-            conn.cubic.acked_windows = 0.0
+        self._leave_slow_start(conn, now)  # (or congestion avoidance: a new epoch either way)
 
     def _queued_behind_bursts(self, conn: Connection, now: float) -> bool:
         """Whether HyStart's delay test fires on the ACKs of the round that opens now.
