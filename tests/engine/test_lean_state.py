@@ -150,7 +150,7 @@ def test_a_route_carries_its_bottleneck_capacity():
     world = World(ring(3, latency_s=0.01, bandwidth_Bps=1e9),
                   network=NetworkConfig(model="ideal", transport="tcp", tcp=TcpConfig(),
                                         uplink_Bps=1e8, downlink_Bps=2e8))
-    net, env = world.network, world.env
+    net = world.network
     efficiency = 1448 / 1514
     for src, dst in ((0, 1), (1, 2), (2, 0)):
         links, latency_s, bottleneck_Bps = net.route(src, dst)

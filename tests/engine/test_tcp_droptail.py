@@ -1,0 +1,272 @@
+"""The bottleneck buffer of the ``tcp`` transport (``TcpConfig.bottleneck_queue_bytes``).
+
+Hand-computed values. The world: nodes 0 and 1 send to node 2, whose 100 Mbit/s downlink is
+the bottleneck (every other link unlimited), one-way latency 20 ms between any two nodes, so
+RTT = 40 ms. Payload rate C = 12.5e6 x 1448 / 1514 = 11,954,887 B/s; the pipe B = C x RTT =
+330.25 segments of 1448 bytes. While the windows (sum W, segments) exceed B, the queue holds
+sum W - B and a round trip lasts RTT + (sum W - B) x 1448 / C = sum W x 1448 / C.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.errors import FieldError, TransferCut
+from sim.network.droptail import CubicState, queueing_delay_s, reduced_window_bytes
+from sim.network.tcp import Connection, TcpConfig, TcpTransport, cubic_window_segments
+from sim.network.validation import Case, Message, predict, with_bottleneck_queue
+
+from .conftest import make_world
+from .test_tcp_hystart_delay import fan_in
+
+SEG = 1448
+C = 12.5e6 * 1448 / 1514
+RTT = 0.04
+B = C * RTT / SEG  # 330.25 segments
+
+
+def world_with(queue_segments: float, **tcp):
+    """The fan-in world with a buffer of ``queue_segments`` full frames."""
+    config = TcpConfig(bottleneck_queue_bytes=queue_segments * 1514, **tcp)
+    return make_world(3, latency_s=RTT / 2, downlink=(None, None, 12.5e6), transport="tcp",
+                      tcp=config)
+
+
+def in_avoidance(world, src: int, dst: int, segments: float) -> Connection:
+    """A warm connection ``src -> dst`` in CUBIC's congestion avoidance with this window (no
+    loss yet, its epoch starting at 0)."""
+    conn = Connection(segments * SEG)
+    conn.slow_start, conn.probing = False, True
+    conn.ca_start_s, conn.ca_origin = 0.0, segments * SEG
+    conn.cubic = CubicState()
+    world.network._connections[(src, dst)] = conn
+    return conn
+
+
+def spy_rounds(monkeypatch) -> list[tuple[float, int, float, float]]:
+    """Record every round that opens: (time, connection's source, window in segments, its
+    queueing delay in s)."""
+    rounds: list[tuple[float, int, float, float]] = []
+    new_round = TcpTransport._new_round
+
+    def spy(self, conn, now):
+        new_round(self, conn, now)
+        rounds.append((now, conn.head.src, conn.round_window / SEG, conn.cubic.delay_s))
+
+    monkeypatch.setattr(TcpTransport, "_new_round", spy)
+    return rounds
+
+
+# -- the pure functions ------------------------------------------------------------------------
+
+def test_queueing_delay_equal_rtts_is_windows_over_capacity_minus_rtt():
+    assert queueing_delay_s([300 * SEG, 200 * SEG], [RTT, RTT], C) == pytest.approx(
+        500 * SEG / C - RTT, rel=1e-12)
+    assert queueing_delay_s([200 * SEG, 100 * SEG], [RTT, RTT], C) == 0.0  # below the pipe
+
+
+def test_queueing_delay_unequal_rtts_solves_the_quadratic():
+    """W1 / (r1 + d) + W2 / (r2 + d) = C  <=>  C d^2 + (C (r1 + r2) - W1 - W2) d
+    + C r1 r2 - W1 r2 - W2 r1 = 0; the positive root."""
+    w1, w2, r1, r2 = 400 * SEG, 300 * SEG, 0.02, 0.08
+    a, b, c = C, C * (r1 + r2) - w1 - w2, C * r1 * r2 - w1 * r2 - w2 * r1
+    root = (-b + (b * b - 4 * a * c) ** 0.5) / (2 * a)
+    assert queueing_delay_s([w1, w2], [r1, r2], C) == pytest.approx(root, rel=1e-12)
+
+
+def test_cubic_reduction_with_fast_convergence():
+    """beta = 0.7; W_max = the window, or (1 + beta) / 2 of it below the last W_max."""
+    assert reduced_window_bytes(100.0, 0.0, 0.7, 2.0) == pytest.approx((70.0, 100.0))
+    assert reduced_window_bytes(100.0, 120.0, 0.7, 2.0) == pytest.approx((70.0, 85.0))
+    assert reduced_window_bytes(2.0, 0.0, 0.7, 2.0) == pytest.approx((2.0, 2.0))
+
+
+def test_cubic_window_returns_to_w_max_after_k():
+    """After a loss at W_max = 1000 (window 700): K = (1000 x 0.3 / 0.4)^(1/3) = 750^(1/3) =
+    9.086 s, so the curve aimed at one RTT ahead is W_max at t = K - RTT (W_est is 700 +
+    0.529 x 9.046 / 0.04 = 819.8 then); at t = 0 it is 1000 - 0.4 (K - RTT)^3 = 703.9 (above
+    W_est = 700)."""
+    k = 750 ** (1 / 3)
+    assert cubic_window_segments(k - RTT, 700, RTT, 1000) == pytest.approx(1000, rel=1e-12)
+    assert cubic_window_segments(0.0, 700, RTT, 1000) == pytest.approx(
+        1000 - 0.4 * (k - RTT) ** 3, rel=1e-12)
+    # a W_max below the window: K = 0 from the window, as with none
+    assert cubic_window_segments(1.0, 700, RTT, 500) == cubic_window_segments(1.0, 700, RTT)
+
+
+def test_reno_estimate_counts_windows_acked_not_time():
+    """W_est grows 3 (1 - beta) / (1 + beta) = 0.529 segments per window ACKed (Linux's
+    ``ack_cnt``): 2 s into an epoch from 28 segments on a 40 ms path whose round trips the
+    queue doubled, 25 windows were ACKed, not 50: W_est = 28 + 0.529 x 25 = 41.24 (the cubic
+    term, 28 + 0.4 x 2.04^3 = 31.40, is below)."""
+    assert cubic_window_segments(2.0, 28, RTT, acked_windows=25) == pytest.approx(
+        28 + 0.9 / 1.7 * 25, rel=1e-12)
+    assert cubic_window_segments(2.0, 28, RTT) == pytest.approx(28 + 0.9 / 1.7 * 50, rel=1e-12)
+
+
+# -- rates from windows while a queue stands --------------------------------------------------
+
+def test_a_small_window_waits_for_the_queue_of_a_large_one(monkeypatch):
+    """Windows of 100 and 400 segments in congestion avoidance, a buffer of 1000 (no loss).
+
+    Node 0 opens its first round alone at t = 0 (node 1 opens its own just after): no queue.
+    At RTT it opens its second with 105 segments (+5%: W_max unknown) while node 1's 400 are
+    in flight: the queue holds 505 - B, the round trip lasts 505 x 1448 / C = 61.17 ms, and its
+    third round opens at RTT + 505 x 1448 / C, not at 2 RTT. Its rate in that round is
+    W / (RTT + Q / C) = 105 segments per 61.17 ms."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(1000)
+    in_avoidance(world, 0, 2, 100)
+    in_avoidance(world, 1, 2, 400)
+    world.network.transfer(0, 2, 5e6)
+    world.network.transfer(1, 2, 5e6)
+    world.env.run(until=0.2)
+    mine = [(t, w, d) for t, src, w, d in rounds if src == 0]
+    assert mine[0] == (0.0, pytest.approx(100), 0.0)
+    assert mine[1] == (pytest.approx(RTT), pytest.approx(105), pytest.approx(505 * SEG / C - RTT))
+    assert mine[2][0] == pytest.approx(RTT + 505 * SEG / C, rel=1e-9)
+    theirs = [(t, w, d) for t, src, w, d in rounds if src == 1]
+    assert theirs[0] == (0.0, pytest.approx(400), pytest.approx(500 * SEG / C - RTT))
+
+
+def test_without_the_buffer_the_small_window_keeps_its_rtt(monkeypatch):
+    """The same two windows without the option: the second round of node 0 lasts one RTT."""
+    rounds: list[tuple[float, int]] = []
+    new_round = TcpTransport._new_round
+
+    def spy(self, conn, now):
+        new_round(self, conn, now)
+        rounds.append((now, conn.head.src))
+
+    monkeypatch.setattr(TcpTransport, "_new_round", spy)
+    world = make_world(3, latency_s=RTT / 2, downlink=(None, None, 12.5e6), transport="tcp")
+    for src, w in ((0, 100), (1, 400)):
+        conn = in_avoidance(world, src, 2, w)
+        conn.cubic = None
+    world.network.transfer(0, 2, 5e6)
+    world.network.transfer(1, 2, 5e6)
+    world.env.run(until=0.2)
+    assert [t for t, src in rounds if src == 0][:3] == [0.0, pytest.approx(RTT),
+                                                          pytest.approx(2 * RTT)]
+
+
+# -- losses at a full buffer ------------------------------------------------------------------
+
+def test_two_windows_lose_when_the_queue_fills(monkeypatch):
+    """Two windows of 230 segments in congestion avoidance, a buffer of 200: B + Q = 530.25.
+
+    In step, each round trip lasts sum W x 1448 / C and each window grows 5% (its target is
+    below: the floor while W_max is unknown), 230 x 1.05^n. Rounds open at 460, 483, 507.15
+    segments together; the fourth (532.54 > 530.25) overflows the buffer the instant it opens,
+    at (460 + 483 + 507.15) x 1448 / C; both connections lose. They answer when their next
+    round opens, one round trip (532.54 x 1448 / C) later: 0.7 x 266.27 = 186.39 segments,
+    W_max 266.27, and no second loss event."""
+    rounds = spy_rounds(monkeypatch)
+    overflows: list[float] = []
+    overflow = TcpTransport._overflow
+
+    def spy(queue, now):
+        overflows.append(now)
+        overflow(queue, now)
+
+    monkeypatch.setattr(TcpTransport, "_overflow", staticmethod(spy))
+    world = world_with(200)
+    conns = [in_avoidance(world, src, 2, 230) for src in (0, 1)]
+    world.network.transfer(0, 2, 20e6)
+    world.network.transfer(1, 2, 20e6)
+    world.env.run(until=0.3)
+    fill_s = 2 * 230 * (1 + 1.05 + 1.05 ** 2) * SEG / C
+    assert overflows[0] == pytest.approx(fill_s, rel=1e-9)
+    answered = [(t, src, w) for t, src, w, _ in rounds if t > fill_s + 1e-9][:2]
+    w3 = 230 * 1.05 ** 3
+    assert answered == [(pytest.approx(fill_s + 2 * w3 * SEG / C, rel=1e-9), src,
+                         pytest.approx(0.7 * w3, rel=1e-9)) for src in (0, 1)]
+    assert [c.cubic.w_max_bytes / SEG for c in conns] == [pytest.approx(w3)] * 2
+    assert [c.cubic.losses for c in conns] == [1, 1]
+
+
+def test_bytes_are_conserved_when_a_message_is_cut():
+    """Sent = received + cut with the buffer on (a sender fails mid-transfer)."""
+    world = world_with(100)
+    events = [world.network.transfer(0, 2, 3e6), world.network.transfer(1, 2, 3e6)]
+    for ev in events:
+        ev.callbacks.append(lambda e: setattr(e, "defused", True))
+
+    def killer():
+        yield world.env.timeout(0.3)
+        world.nodes[0].fail("test")
+
+    world.env.process(killer())
+    world.env.run()
+    rec = world.recorder
+    assert isinstance(events[0].value, TransferCut)
+    assert not isinstance(events[1].value, TransferCut)
+    assert rec.bytes_sent[0] + rec.bytes_sent[1] == rec.bytes_received[2] + rec.bytes_cut[0]
+    assert rec.bytes_cut[0] == 3e6 and rec.bytes_received[2] == 3e6
+    assert world.network.active_flows == 0
+    assert not world.network._queues[world.network.route(1, 2)[0][-1]].conns
+
+
+# -- the option as a whole ----------------------------------------------------------------------
+
+def test_off_by_default_and_deterministic():
+    """Off: the option changes nothing; on: the same run twice gives the same times."""
+    case = fan_in(4)
+    assert TcpConfig().bottleneck_queue_bytes == 0
+    assert predict(case, tcp=TcpConfig(bottleneck_queue_bytes=0.0)) == predict(case)
+    queued = with_bottleneck_queue(case, TcpConfig(hystart_delay_exit=True))
+    assert queued.bottleneck_queue_bytes == 0  # fan_in's case has no queue_pkts: max() of none
+    on = TcpConfig(hystart_delay_exit=True, bottleneck_queue_bytes=333 * 1514)
+    first = predict(case, tcp=on)
+    assert first == predict(case, tcp=on)
+    assert first != predict(case, tcp=TcpConfig(hystart_delay_exit=True))
+
+
+def test_a_lone_flow_fills_its_pipe_as_before():
+    """One connection alone: the buffer only stretches its round trip once its window exceeds
+    the pipe, where the link is busy anyway: 10 MB ends as without the buffer (1e-9)."""
+    case = fan_in(1)
+    plain = predict(case)
+    assert predict(case, tcp=TcpConfig(bottleneck_queue_bytes=333 * 1514)) == pytest.approx(
+        plain, rel=1e-9)
+
+
+def test_bad_buffer_names_the_field():
+    with pytest.raises(FieldError, match="bottleneck_queue_bytes"):
+        TcpConfig(bottleneck_queue_bytes=-1.0)
+    with pytest.raises(FieldError, match="bottleneck_queue_bytes"):
+        TcpConfig(bottleneck_queue_bytes=float("inf"))
+
+
+def test_scenario_key(tmp_path):
+    """``[network.tcp] bottleneck_queue`` (a size) reaches the TcpConfig."""
+    from sim.scenario import load
+    from tests.product.test_field_errors import _scenario
+
+    path = _scenario(tmp_path, tail="[network.tcp]\nbottleneck_queue = \"500KB\"\n")
+    assert load(path).network.tcp.bottleneck_queue_bytes == 500e3
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 4), delays_ms=st.lists(st.integers(0, 60), min_size=4, max_size=4),
+       sizes_kb=st.lists(st.integers(1, 3000), min_size=4, max_size=4),
+       starts_ms=st.lists(st.integers(0, 300), min_size=4, max_size=4),
+       queue_segments=st.integers(1, 600), delay_exit=st.booleans())
+def test_any_fan_in_delivers_every_byte_the_same_way_twice(k, delays_ms, sizes_kb, starts_ms,
+                                                           queue_segments, delay_exit):
+    """Random fan-ins (unequal RTTs: the bisection; staggered starts; tiny and large buffers):
+    every message is delivered, after its start plus its one-way latency, and a second run
+    gives the same times to the bit (determinism)."""
+    case = Case(name="random", kind="shared", rate_bps=(1e9,) * k + (1e8,),
+                delay_s=tuple(d / 1000 for d in delays_ms[:k]) + (0.02,),
+                queue_pkts=(queue_segments,) * (k + 1),
+                messages=tuple(Message(src=i, dst=k, nbytes=sizes_kb[i] * 1e3,
+                                       start_s=starts_ms[i] / 1000) for i in range(k)))
+    tcp = with_bottleneck_queue(case, TcpConfig(hystart_delay_exit=delay_exit))
+    first = predict(case, tcp=tcp)
+    assert first == predict(case, tcp=tcp)
+    for m, end in zip(case.messages, first, strict=True):
+        floor = m.start_s + case.delay_s[m.src] + 0.02 + m.nbytes / (12.5e6 * 1448 / 1514)
+        assert end >= floor * (1 - 1e-9), (m, end, floor)
