@@ -270,3 +270,31 @@ def test_any_fan_in_delivers_every_byte_the_same_way_twice(k, delays_ms, sizes_k
     for m, end in zip(case.messages, first, strict=True):
         floor = m.start_s + case.delay_s[m.src] + 0.02 + m.nbytes / (12.5e6 * 1448 / 1514)
         assert end >= floor * (1 - 1e-9), (m, end, floor)
+
+
+def test_a_loss_left_pending_is_answered_before_an_idle_restart(monkeypatch):
+    """A connection whose message ended with a loss event not yet answered (window 200
+    segments, last byte sent at 0), idle 0.3 s > RTO = 40 ms + 200 ms: Linux recovered
+    before the gap (cwnd 0.7 x 200 = 140, W_max 200), so the restart halves 140 once to 70
+    and slow start runs from it: rounds of 70 then 140 segments. Answering the loss after
+    the restart instead would end slow start one round in, at 0.7 x 100 = 70."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(100)
+    conn = in_avoidance(world, 0, 2, 200)
+    conn.used = True
+    conn.round_start_s, conn.round_window, conn.round_sent = -0.04, 200 * SEG, 200 * SEG
+    conn.last_sent_s = 0.0
+    assert conn.cubic is not None
+    conn.cubic.loss_pending = True
+
+    def later():
+        yield world.env.timeout(0.3)
+        world.network.transfer(0, 2, 2e6)
+
+    world.env.process(later())
+    world.env.run(until=0.3 + 2.5 * RTT)
+    assert [(t, w) for t, _, w, _ in rounds[:2]] == [
+        (pytest.approx(0.3), pytest.approx(70)), (pytest.approx(0.3 + RTT), pytest.approx(140))]
+    assert conn.slow_start
+    assert conn.cubic.w_max_bytes == pytest.approx(200 * SEG)
+    assert (conn.cubic.losses, conn.cubic.loss_s, conn.cubic.loss_pending) == (1, 0.0, False)
