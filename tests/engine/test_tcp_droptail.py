@@ -187,6 +187,35 @@ def test_two_windows_lose_when_the_queue_fills(monkeypatch):
     assert [c.cubic.losses for c in conns] == [1, 1]
 
 
+def test_an_overflowing_queue_holds_the_buffer_and_each_loss_epoch_one_reduction(monkeypatch):
+    """Windows of 50 and 600 segments, a buffer of 100 (B + Q = 430.25): node 1's round opens
+    at 0 with 650 in flight, so both connections have a loss event. Node 0 answers when its
+    second round opens at RTT: 0.7 x 50 = 35 segments, W_max 50. The windows then (35 + 600)
+    would queue 635 x 1448 / C - RTT = 36.9 ms, but the buffer holds only Q x 1448 / C =
+    12.11 ms: that round lasts RTT + 12.11 ms (its 35 segments leave within 8.5 ms). They
+    overflow it again, but node 0 answered at that instant (its loss epoch), so its third
+    round grows CUBIC's way from 35 towards W_max, with K = (15 / 0.4)^(1/3) s: to
+    50 + 0.4 (t + RTT - K)^3 at t = RTT + 12.11 ms into the epoch (36.20 segments; W_est,
+    35.53, is below), and node 0 has lost once."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(100)
+    conns = [in_avoidance(world, src, 2, w) for src, w in ((0, 50), (1, 600))]
+    world.network.transfer(0, 2, 5e6)
+    world.network.transfer(1, 2, 5e6)
+    world.env.run(until=0.1)
+    full_s = 100 * SEG / C  # the buffer's delay
+    mine = [(t, w, d) for t, src, w, d in rounds if src == 0][:3]
+    k = (15 / 0.4) ** (1 / 3)
+    assert mine == [(0.0, pytest.approx(50), 0.0),
+                    (pytest.approx(RTT), pytest.approx(35), pytest.approx(full_s, rel=1e-9)),
+                    (pytest.approx(2 * RTT + full_s, rel=1e-9),
+                     pytest.approx(50 + 0.4 * (RTT + full_s + RTT - k) ** 3, rel=1e-9),
+                     pytest.approx(full_s, rel=1e-9))]
+    cubic = conns[0].cubic
+    assert cubic is not None
+    assert (cubic.losses, cubic.w_max_bytes) == (1, pytest.approx(50 * SEG))
+
+
 def test_bytes_are_conserved_when_a_message_is_cut():
     """Sent = received + cut with the buffer on (a sender fails mid-transfer)."""
     world = world_with(100)
