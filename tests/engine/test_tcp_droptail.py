@@ -216,6 +216,25 @@ def test_an_overflowing_queue_holds_the_buffer_and_each_loss_epoch_one_reduction
     assert (cubic.losses, cubic.w_max_bytes) == (1, pytest.approx(50 * SEG))
 
 
+def test_hystart_delay_test_sees_the_standing_queue(monkeypatch):
+    """A connection in congestion avoidance keeps 500 segments in flight, 169.75 beyond the
+    pipe: a standing queue of about 20 ms. A cold connection with HyStart's delay exit starts
+    beside it; its second round (20 segments >= 16) reads that queue, above eta = 40 ms / 8
+    = 5 ms, so slow start ends when the round closes at 20 + 8 samples = 28 segments (its
+    own bursts alone queue 10 segments, 1.2 ms). Without the buffer no queue stands and the
+    window doubles on (40, 80, ...)."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(1000, hystart_delay_exit=True)
+    in_avoidance(world, 1, 2, 500)
+    world.network.transfer(1, 2, 20e6)
+    world.network.transfer(0, 2, 5e6)
+    world.env.run(until=0.2)
+    mine = [w for _, src, w, _ in rounds if src == 0][:3]
+    assert mine == [pytest.approx(10), pytest.approx(20), pytest.approx(28)]
+    conn = world.network._connections[(0, 2)]
+    assert not conn.slow_start and conn.ca_origin == pytest.approx(28 * SEG)
+
+
 def test_bytes_are_conserved_when_a_message_is_cut():
     """Sent = received + cut with the buffer on (a sender fails mid-transfer)."""
     world = world_with(100)
