@@ -281,6 +281,26 @@ def test_a_lone_flow_fills_its_pipe_as_before():
         plain, rel=1e-9)
 
 
+def test_a_lone_slow_start_that_doubles_past_pipe_and_buffer_loses(monkeypatch):
+    """Alone, with a buffer of 100 segments (B + Q = 430.25): slow start's rounds of 10, 20,
+    ..., 320 segments each leave within the RTT (320 < B = 330.25: the pipe is not full), so
+    the window doubles to 640, which overflows the buffer the instant its round opens at
+    6 RTT. The round lasts 640 x 1448 / C (the link sends all of it: drops cost no capacity)
+    and the next opens answering the loss: 0.7 x 640 = 448 segments, W_max 640, slow start
+    over."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(100)
+    world.network.transfer(0, 2, 20e6)
+    world.env.run(until=0.4)
+    opened = [(t, w) for t, _, w, _ in rounds][:8]
+    assert opened == [(pytest.approx(i * RTT), pytest.approx(10 * 2 ** i)) for i in range(7)] + [
+        (pytest.approx(6 * RTT + 640 * SEG / C, rel=1e-9), pytest.approx(448))]
+    conn = world.network._connections[(0, 2)]
+    assert conn.cubic is not None
+    assert (conn.cubic.losses, conn.cubic.w_max_bytes) == (1, pytest.approx(640 * SEG))
+    assert not conn.slow_start
+
+
 def test_bad_buffer_names_the_field():
     with pytest.raises(FieldError, match="bottleneck_queue_bytes"):
         TcpConfig(bottleneck_queue_bytes=-1.0)
