@@ -301,6 +301,15 @@ def test_a_lone_slow_start_that_doubles_past_pipe_and_buffer_loses(monkeypatch):
     assert not conn.slow_start
 
 
+def test_ideal_ignores_the_buffer():
+    """``ideal`` shares no link, so no queue forms (docs/scenario-format.md: "`ideal` ignores
+    it"): the same times with and without the option."""
+    case = fan_in(4)
+    on = TcpConfig(hystart_delay_exit=True, bottleneck_queue_bytes=333 * 1514)
+    assert predict(case, model="ideal", tcp=on) == predict(
+        case, model="ideal", tcp=TcpConfig(hystart_delay_exit=True))
+
+
 def test_bad_buffer_names_the_field():
     with pytest.raises(FieldError, match="bottleneck_queue_bytes"):
         TcpConfig(bottleneck_queue_bytes=-1.0)
