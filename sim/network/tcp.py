@@ -536,6 +536,9 @@ class TcpTransport(Network):
             rto = conn.rtt_s + tcp.min_rto_s
             idle = now - conn.last_sent_s
             if idle > rto:
+                if conn.cubic is not None and conn.cubic.loss_pending:
+                    # a drop in the last message's rounds: recovered before the gap
+                    self._answer_loss(conn, conn.cubic, conn.last_sent_s)
                 conn.cwnd = idle_restart_window_bytes(conn.cwnd, idle, rto,
                                                       tcp.initial_window_bytes)
                 conn.slow_start = True

@@ -187,6 +187,54 @@ def test_two_windows_lose_when_the_queue_fills(monkeypatch):
     assert [c.cubic.losses for c in conns] == [1, 1]
 
 
+def test_an_overflowing_queue_holds_the_buffer_and_each_loss_epoch_one_reduction(monkeypatch):
+    """Windows of 50 and 600 segments, a buffer of 100 (B + Q = 430.25): node 1's round opens
+    at 0 with 650 in flight, so both connections have a loss event. Node 0 answers when its
+    second round opens at RTT: 0.7 x 50 = 35 segments, W_max 50. The windows then (35 + 600)
+    would queue 635 x 1448 / C - RTT = 36.9 ms, but the buffer holds only Q x 1448 / C =
+    12.11 ms: that round lasts RTT + 12.11 ms (its 35 segments leave within 8.5 ms). They
+    overflow it again, but node 0 answered at that instant (its loss epoch), so its third
+    round grows CUBIC's way from 35 towards W_max, with K = (15 / 0.4)^(1/3) s: to
+    50 + 0.4 (t + RTT - K)^3 at t = RTT + 12.11 ms into the epoch (36.20 segments; W_est,
+    35.53, is below), and node 0 has lost once."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(100)
+    conns = [in_avoidance(world, src, 2, w) for src, w in ((0, 50), (1, 600))]
+    world.network.transfer(0, 2, 5e6)
+    world.network.transfer(1, 2, 5e6)
+    world.env.run(until=0.1)
+    full_s = 100 * SEG / C  # the buffer's delay
+    mine = [(t, w, d) for t, src, w, d in rounds if src == 0][:3]
+    k = (15 / 0.4) ** (1 / 3)
+    assert mine == [(0.0, pytest.approx(50), 0.0),
+                    (pytest.approx(RTT), pytest.approx(35), pytest.approx(full_s, rel=1e-9)),
+                    (pytest.approx(2 * RTT + full_s, rel=1e-9),
+                     pytest.approx(50 + 0.4 * (RTT + full_s + RTT - k) ** 3, rel=1e-9),
+                     pytest.approx(full_s, rel=1e-9))]
+    cubic = conns[0].cubic
+    assert cubic is not None
+    assert (cubic.losses, cubic.w_max_bytes) == (1, pytest.approx(50 * SEG))
+
+
+def test_hystart_delay_test_sees_the_standing_queue(monkeypatch):
+    """A connection in congestion avoidance keeps 500 segments in flight, 169.75 beyond the
+    pipe: a standing queue of about 20 ms. A cold connection with HyStart's delay exit starts
+    beside it; its second round (20 segments >= 16) reads that queue, above eta = 40 ms / 8
+    = 5 ms, so slow start ends when the round closes at 20 + 8 samples = 28 segments (its
+    own bursts alone queue 10 segments, 1.2 ms). Without the buffer no queue stands and the
+    window doubles on (40, 80, ...)."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(1000, hystart_delay_exit=True)
+    in_avoidance(world, 1, 2, 500)
+    world.network.transfer(1, 2, 20e6)
+    world.network.transfer(0, 2, 5e6)
+    world.env.run(until=0.2)
+    mine = [w for _, src, w, _ in rounds if src == 0][:3]
+    assert mine == [pytest.approx(10), pytest.approx(20), pytest.approx(28)]
+    conn = world.network._connections[(0, 2)]
+    assert not conn.slow_start and conn.ca_origin == pytest.approx(28 * SEG)
+
+
 def test_bytes_are_conserved_when_a_message_is_cut():
     """Sent = received + cut with the buffer on (a sender fails mid-transfer)."""
     world = world_with(100)
@@ -233,6 +281,35 @@ def test_a_lone_flow_fills_its_pipe_as_before():
         plain, rel=1e-9)
 
 
+def test_a_lone_slow_start_that_doubles_past_pipe_and_buffer_loses(monkeypatch):
+    """Alone, with a buffer of 100 segments (B + Q = 430.25): slow start's rounds of 10, 20,
+    ..., 320 segments each leave within the RTT (320 < B = 330.25: the pipe is not full), so
+    the window doubles to 640, which overflows the buffer the instant its round opens at
+    6 RTT. The round lasts 640 x 1448 / C (the link sends all of it: drops cost no capacity)
+    and the next opens answering the loss: 0.7 x 640 = 448 segments, W_max 640, slow start
+    over."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(100)
+    world.network.transfer(0, 2, 20e6)
+    world.env.run(until=0.4)
+    opened = [(t, w) for t, _, w, _ in rounds][:8]
+    assert opened == [(pytest.approx(i * RTT), pytest.approx(10 * 2 ** i)) for i in range(7)] + [
+        (pytest.approx(6 * RTT + 640 * SEG / C, rel=1e-9), pytest.approx(448))]
+    conn = world.network._connections[(0, 2)]
+    assert conn.cubic is not None
+    assert (conn.cubic.losses, conn.cubic.w_max_bytes) == (1, pytest.approx(640 * SEG))
+    assert not conn.slow_start
+
+
+def test_ideal_ignores_the_buffer():
+    """``ideal`` shares no link, so no queue forms (docs/scenario-format.md: "`ideal` ignores
+    it"): the same times with and without the option."""
+    case = fan_in(4)
+    on = TcpConfig(hystart_delay_exit=True, bottleneck_queue_bytes=333 * 1514)
+    assert predict(case, model="ideal", tcp=on) == predict(
+        case, model="ideal", tcp=TcpConfig(hystart_delay_exit=True))
+
+
 def test_bad_buffer_names_the_field():
     with pytest.raises(FieldError, match="bottleneck_queue_bytes"):
         TcpConfig(bottleneck_queue_bytes=-1.0)
@@ -270,3 +347,31 @@ def test_any_fan_in_delivers_every_byte_the_same_way_twice(k, delays_ms, sizes_k
     for m, end in zip(case.messages, first, strict=True):
         floor = m.start_s + case.delay_s[m.src] + 0.02 + m.nbytes / (12.5e6 * 1448 / 1514)
         assert end >= floor * (1 - 1e-9), (m, end, floor)
+
+
+def test_a_loss_left_pending_is_answered_before_an_idle_restart(monkeypatch):
+    """A connection whose message ended with a loss event not yet answered (window 200
+    segments, last byte sent at 0), idle 0.3 s > RTO = 40 ms + 200 ms: Linux recovered
+    before the gap (cwnd 0.7 x 200 = 140, W_max 200), so the restart halves 140 once to 70
+    and slow start runs from it: rounds of 70 then 140 segments. Answering the loss after
+    the restart instead would end slow start one round in, at 0.7 x 100 = 70."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(100)
+    conn = in_avoidance(world, 0, 2, 200)
+    conn.used = True
+    conn.round_start_s, conn.round_window, conn.round_sent = -0.04, 200 * SEG, 200 * SEG
+    conn.last_sent_s = 0.0
+    assert conn.cubic is not None
+    conn.cubic.loss_pending = True
+
+    def later():
+        yield world.env.timeout(0.3)
+        world.network.transfer(0, 2, 2e6)
+
+    world.env.process(later())
+    world.env.run(until=0.3 + 2.5 * RTT)
+    assert [(t, w) for t, _, w, _ in rounds[:2]] == [
+        (pytest.approx(0.3), pytest.approx(70)), (pytest.approx(0.3 + RTT), pytest.approx(140))]
+    assert conn.slow_start
+    assert conn.cubic.w_max_bytes == pytest.approx(200 * SEG)
+    assert (conn.cubic.losses, conn.cubic.loss_s, conn.cubic.loss_pending) == (1, 0.0, False)
