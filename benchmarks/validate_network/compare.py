@@ -17,6 +17,8 @@ Linux before 5.7 (early on RTTs below ~4 ms), so dtsim runs with ``hystart_short
 ``--bottleneck-queue`` adds the case's drop-tail queue as the links' buffer
 (``bottleneck_queue_bytes`` = the case's ``queue_pkts`` x 1502 bytes, ns-3's device queue:
 ``sim.network.validation.with_bottleneck_queue``).
+``--per-message TEXT`` prints, for the cases whose name contains TEXT, every message's duration
+(its delivery minus its own start) in ns-3 and in dtsim (the chosen tcp flags, and fluid).
 """
 
 from __future__ import annotations
@@ -56,8 +58,22 @@ def rows(csv_path: Path, delay_exit: str = "off", queue: bool = False) -> list[d
                     "tcp_s": case.completion_s(tcp), "fluid_s": case.completion_s(fluid),
                     "tcp_err": case.completion_s(tcp) / ref - 1,
                     "fluid_err": case.completion_s(fluid) / ref - 1,
-                    "worst_flow_err": max(per_flow, key=abs)})
+                    "worst_flow_err": max(per_flow, key=abs),
+                    "ref_each_s": case.durations_s(measured), "tcp_each_s": case.durations_s(tcp),
+                    "fluid_each_s": case.durations_s(fluid)})
     return out
+
+
+def print_per_message(table: list[dict]) -> None:
+    """Each message's duration (s) in ns-3, dtsim tcp and fluid, with the errors."""
+    print("| case | message | ns-3 s | dtsim tcp s | error | dtsim fluid s | error |")
+    print("|---|---|---|---|---|---|---|")
+    for r in table:
+        for m, (ref, tcp, fluid) in enumerate(zip(r["ref_each_s"], r["tcp_each_s"],
+                                                   r["fluid_each_s"])):
+            print(f"| {r['case']} | {m} | {ref:.3f} | {tcp:.3f} | {tcp / ref - 1:+.1%} | "
+                  f"{fluid:.3f} | {fluid / ref - 1:+.1%} |")
+    print()
 
 
 def main(argv=None) -> int:
@@ -67,8 +83,12 @@ def main(argv=None) -> int:
                         help="also HyStart's delay exit, with Linux's or ns-3's threshold")
     parser.add_argument("--bottleneck-queue", action="store_true",
                         help="also the case's drop-tail queue as the links' buffer")
+    parser.add_argument("--per-message", default="", metavar="TEXT",
+                        help="also each message's duration, for cases whose name has TEXT")
     args = parser.parse_args(argv)
     table = rows(Path(args.csv), args.hystart_delay_exit, args.bottleneck_queue)
+    if args.per_message:
+        print_per_message([r for r in table if args.per_message in r["case"]])
     print("| case | ns-3 s | dtsim tcp s | error | worst message (tcp) | dtsim fluid s | error |")
     print("|---|---|---|---|---|---|---|")
     for r in table:
