@@ -39,9 +39,13 @@ from workloads import WorkloadConfig, build_workload
 H = 20
 
 
+DEVICE = "cpu"
+"""Where both sides train: 'cpu' or 'cuda' (``--device``)."""
+
+
 def workload_config() -> WorkloadConfig:
-    """The MLP 64-256-256-10 on digits, batch 16."""
-    return WorkloadConfig(learner="mlp", data="digits", d_model=256, batch=16)
+    """The MLP 64-256-256-10 on digits, batch 16, on :data:`DEVICE`."""
+    return WorkloadConfig(learner="mlp", data="digits", d_model=256, batch=16, device=DEVICE)
 
 
 def scenario(nodes: int, outer_steps: int) -> Scenario:
@@ -71,7 +75,8 @@ def time_bare(nodes: int, outer_steps: int) -> tuple[float, int]:
     cfg = workload_config()
     workload = build_workload(cfg, num_replicas=nodes, seed=0)
     start = time.perf_counter()
-    models = [workload.make_model() for _ in range(nodes)]
+    device = torch.device(cfg.device)
+    models = [workload.make_model().to(device) for _ in range(nodes)]
     streams = [workload.make_stream(rank) for rank in range(nodes)]
     params = [list(m.parameters()) for m in models]
     optimizers = [torch.optim.AdamW(p, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
@@ -85,6 +90,7 @@ def time_bare(nodes: int, outer_steps: int) -> tuple[float, int]:
             for _ in range(H):
                 optimizers[i].zero_grad(set_to_none=False)
                 x, y = streams[i].next_batch()
+                x, y = x.to(device), y.to(device)
                 loss = F.cross_entropy(models[i](x), y)
                 loss.backward()
                 nn.utils.clip_grad_norm_(params[i], cfg.grad_clip, foreach=True)
@@ -104,10 +110,13 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--outer-steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
     torch.set_num_threads(1)
     print(f"MLP 64-256-256-10, batch 16, DiLoCo H = {H}, {args.outer_steps} outer steps, "
-          f"1 torch thread, best of {args.repeats}")
+          f"1 torch thread, best of {args.repeats}, device {args.device}")
     print("\n| nodes | node-steps | sim node-steps/s | bare torch node-steps/s | sim / bare |")
     print("|---:|---:|---:|---:|---:|")
     time_sim(2, 1), time_bare(2, 1)  # warm-up: imports torch pays once (e.g. torch._dynamo)

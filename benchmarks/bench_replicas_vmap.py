@@ -12,6 +12,7 @@ H100 reference where it has the same replica count.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import time
@@ -28,15 +29,35 @@ def reference_speedups() -> dict[int, float]:
     return {int(r["replicas"]): float(r["speedup"]) for r in csv.DictReader(io.StringIO(text))}
 
 
-def time_step(step, repeats: int) -> float:  # noqa: ANN001
-    """Best wall time of ``repeats`` calls of ``step`` after one warm-up call (seconds)."""
+def time_step(step, repeats: int, device: str) -> float:  # noqa: ANN001
+    """Best wall time of ``repeats`` calls of ``step`` after one warm-up call (seconds).
+
+    On CUDA the clock stops only when the device has finished the step's kernels (the vmap
+    step returns its losses as a device tensor without waiting for them).
+    """
+
+    def synchronise() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     step()
     best = float("inf")
     for _ in range(repeats):
+        synchronise()
         t0 = time.perf_counter()
         step()
+        synchronise()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def attention_backend(name: str) -> contextlib.AbstractContextManager:
+    """``math``: every attention call uses the math kernel (vmap has batching rules for it)."""
+    if name == "math":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
 
 
 def main() -> None:
@@ -49,6 +70,8 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--sdpa", choices=["default", "math"], default="default",
+                    help="attention backend: torch's choice, or the math kernel for both paths")
     ap.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
     )
@@ -66,7 +89,8 @@ def main() -> None:
         device=args.device,
     )
     reference = reference_speedups()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+          f"attention {args.sdpa}")
     print(f"{'replicas':>8} {'loop_s':>9} {'vmap_s':>9} {'speedup':>8} {'h100_ref':>9}")
     for R in args.replicas:
         wl = build_workload(cfg, num_replicas=R, seed=0)
@@ -77,8 +101,9 @@ def main() -> None:
             for learner in learners:
                 learner.train_step()
 
-        loop_s = time_step(loop_step, args.repeats)
-        vmap_s = time_step(group.train_step, args.repeats)
+        with attention_backend(args.sdpa):
+            loop_s = time_step(loop_step, args.repeats, args.device)
+            vmap_s = time_step(group.train_step, args.repeats, args.device)
         ref = reference.get(R)
         ref_text = f"{ref:.2f}" if ref is not None else "-"
         print(f"{R:>8} {loop_s:>9.4f} {vmap_s:>9.4f} {loop_s / vmap_s:>8.2f} {ref_text:>9}")

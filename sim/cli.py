@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pandas as pd
+import torch
 
 from sim.backends import SerialBackend, make_backend
 from sim.compare import check_plot_format, compare, format_table, record_of
@@ -203,15 +204,31 @@ def _run_comparison(spec: Any, names: list[str] | None, args: argparse.Namespace
     return 0
 
 
+def check_device_here(device: str, args: argparse.Namespace) -> None:
+    """Refuse a CUDA workload before any run starts, when its runs would start on this machine.
+
+    Without this a comparison's worker processes would each build the workload and fail with a
+    traceback; with ``--backend ray --address`` the runs go to the cluster's workers, which may
+    have the GPU that this machine lacks.
+    """
+    if device != "cuda" or torch.cuda.is_available() or getattr(args, "address", None):
+        return
+    raise ScenarioError("workload.device", f"'cuda' needs a GPU that this torch "
+                                           f"({torch.__version__}) can see, and it sees none; "
+                                           "allowed here: 'cpu'")
+
+
 def cmd_default(args: argparse.Namespace) -> int:
     """``dtsim`` alone: the built-in default comparison, table printed, plots written."""
     spec = load(default_scenario_path(), args.overrides)
+    check_device_here(spec.scenario.workload.device, args)
     return _run_comparison(spec, None, args, args.out)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``dtsim compare``: several policies on one scenario; table, plots, trace."""
     spec = load(args.scenario, args.overrides)
+    check_device_here(spec.scenario.workload.device, args)
     return _run_comparison(spec, _split_names(args.policies), args,
                            None if args.no_plots else args.out)
 
@@ -221,6 +238,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = load(args.scenario, args.overrides)
     label, config = resolve_policies(spec, [args.policy], flag="--policy")[0] if args.policy \
         else (spec.scenario.policy.name, spec.scenario.policy)
+    check_device_here(spec.scenario.workload.device, args)
     check_output_file("--trace", args.trace)
     result = run(dataclasses.replace(spec.scenario, policy=config),
                  progress=not (args.quiet or args.json), threads=args.threads)

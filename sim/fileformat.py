@@ -86,6 +86,7 @@ class TcpSection(_Section):
     hystart_delay_rtt_fraction: float = Field(default=0.125, gt=0.0)
     hystart_delay_min: Duration = 0.004
     hystart_delay_max: Duration = 0.016
+    bottleneck_queue: Size = 0.0  # every link's drop-tail buffer, wire bytes; 0: none modelled
 
 
 class NetworkSection(_Section):

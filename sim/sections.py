@@ -105,7 +105,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
                         hystart_delay_exit=t.hystart_delay_exit,
                         hystart_delay_rtt_fraction=t.hystart_delay_rtt_fraction,
                         hystart_delay_min_s=t.hystart_delay_min,
-                        hystart_delay_max_s=t.hystart_delay_max)
+                        hystart_delay_max_s=t.hystart_delay_max,
+                        bottleneck_queue_bytes=t.bottleneck_queue)
     except FieldError as err:  # name the scenario's keys, not the config's fields
         raise ScenarioError(f"network.tcp.{_TCP_KEYS.get(err.field, err.field)}",
                             err.message_naming(_TCP_KEYS)) from None
@@ -118,7 +119,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
 _TCP_KEYS = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
              "max_window_bytes": "max_window", "min_rto_s": "min_rto", "frame_bytes": "frame",
              "ack_frame_bytes": "ack_frame", "hystart_delay_min_s": "hystart_delay_min",
-             "hystart_delay_max_s": "hystart_delay_max"}
+             "hystart_delay_max_s": "hystart_delay_max",
+             "bottleneck_queue_bytes": "bottleneck_queue"}
 """``[network.tcp]`` keys whose :class:`TcpConfig` field has another name."""
 
 

@@ -136,6 +136,13 @@ DEVICES: dict[str, DeviceProfile | FixedRateProfile] = {
         memory_bytes=80 * GiB,
         **_H100_SOFTWARE,
     ),
+    "h200": DeviceProfile(
+        name="h200",
+        peak_flops_per_s=989e12,
+        memory_bandwidth_Bps=4.8e12,
+        memory_bytes=141 * 10**9,
+        **_H100_SOFTWARE,
+    ),
     "a100": DeviceProfile(
         name="a100",
         peak_flops_per_s=312e12,

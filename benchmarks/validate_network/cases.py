@@ -11,6 +11,11 @@ Grid (the issue's ranges):
 - 2, 4, 8 flows from different senders into one receiver's link (fan-in), started together or
   staggered by 1 s, 10 MB each at 100 Mbit/s / 20 ms and 20 MB each at 1 Gbit/s / 50 ms (2 and
   4 flows only: 8 flows at 1 Gbit/s ran over 10 minutes in ns-3 on the shared machine);
+- unequal RTTs sharing a bottleneck (session 6): senders whose access links have different
+  one-way delays (5 and 40 ms: RTTs 10 and 80 ms; and 5/10/20/40 ms) send 20 MB each into one
+  receiver's 100 Mbit/s link (no delay of its own), together or staggered by 1 s, with a queue
+  of one BDP of the longest RTT and, for 2 flows, of a quarter of it; and 2 flows of 50 MB at
+  1 Gbit/s. Max-min gives such flows equal shares; TCP is known to favour the short RTT;
 - 4 messages of 5 MB on one connection: back to back, each sent when the previous arrives,
   and started 0.55 s and 2.5 s apart (idle gaps of ~0.1 s, below the RTO, and ~2 s);
 - ring all-reduce (dtsim's schedule: 2(k-1) rounds of m/k, a node's round r after its round
@@ -73,6 +78,33 @@ def shared_bottleneck() -> list[Case]:
     return cases
 
 
+def unequal_rtts() -> list[Case]:
+    """Fan-ins whose senders' RTTs differ: the test of max-min shares against TCP's RTT bias.
+
+    Sender ``i``'s link has the delay ``delays_ms[i]`` (and is 10x faster than the receiver's);
+    the receiver's link has the bandwidth and no delay, so sender ``i``'s RTT is
+    ``2 delays_ms[i]``. The queue is one BDP of the longest RTT (``/ 4``: a quarter of it).
+    """
+    cases = []
+    grid = [(100, (5, 40), 20, 0.0, 1), (100, (5, 40), 20, 1.0, 1), (100, (5, 40), 20, 0.0, 4),
+            (100, (5, 10, 20, 40), 20, 0.0, 1), (100, (5, 10, 20, 40), 20, 1.0, 1),
+            (1000, (5, 40), 50, 0.0, 1)]
+    for mbps, delays_ms, size_mb, stagger, shrink in grid:
+        k, rate = len(delays_ms), mbps * 1e6
+        q = queue_for(rate, 2 * max(delays_ms) / 1000 / shrink)
+        messages = tuple(Message(src=i, dst=k, nbytes=size_mb * MB, start_s=1.0 + i * stagger)
+                         for i in range(k))
+        how = "together" if stagger == 0 else f"staggered {stagger:g}s"
+        buffer = "" if shrink == 1 else f" queue BDP/{shrink}"
+        cases.append(Case(
+            name=f"shared {k} flows {mbps}Mbit/s {'/'.join(map(str, delays_ms))}ms "
+                 f"{size_mb}MB {how}{buffer}",
+            kind="shared", rate_bps=(FAST * rate,) * k + (rate,),
+            delay_s=tuple(d / 1000 for d in delays_ms) + (0.0,), queue_pkts=(q,) * (k + 1),
+            messages=messages))
+    return cases
+
+
 def one_connection() -> list[Case]:
     cases = []
     rate, lat = 100e6, 0.025
@@ -110,4 +142,5 @@ def ring_allreduce() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    return single_flows() + shared_bottleneck() + one_connection() + ring_allreduce()
+    return (single_flows() + shared_bottleneck() + one_connection() + ring_allreduce()
+            + unequal_rtts())

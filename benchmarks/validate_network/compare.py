@@ -14,6 +14,11 @@ Linux before 5.7 (early on RTTs below ~4 ms), so dtsim runs with ``hystart_short
 
 ``--hystart-delay-exit linux`` or ``ns3`` adds ``hystart_delay_exit`` with Linux's threshold
 (min RTT / 8 clamped to 4-16 ms) or ns-3's (the min RTT clamped to 4 ms - 1 s).
+``--bottleneck-queue`` adds the case's drop-tail queue as the links' buffer
+(``bottleneck_queue_bytes`` = the case's ``queue_pkts`` x 1502 bytes, ns-3's device queue:
+``sim.network.validation.with_bottleneck_queue``).
+``--per-message TEXT`` prints, for the cases whose name contains TEXT, every message's duration
+(its delivery minus its own start) in ns-3 and in dtsim (the chosen tcp flags, and fluid).
 """
 
 from __future__ import annotations
@@ -27,7 +32,12 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from dataclasses import replace  # noqa: E402
 
-from sim.network.validation import ns3_tcp, predict, read_reference  # noqa: E402
+from sim.network.validation import (  # noqa: E402
+    ns3_tcp,
+    predict,
+    read_reference,
+    with_bottleneck_queue,
+)
 
 DELAY_EXITS = {"off": {}, "linux": {"hystart_delay_exit": True},
                "ns3": {"hystart_delay_exit": True, "hystart_delay_rtt_fraction": 1.0,
@@ -35,11 +45,12 @@ DELAY_EXITS = {"off": {}, "linux": {"hystart_delay_exit": True},
 """``--hystart-delay-exit``: the TcpConfig fields each choice sets."""
 
 
-def rows(csv_path: Path, delay_exit: str = "off") -> list[dict]:
+def rows(csv_path: Path, delay_exit: str = "off", queue: bool = False) -> list[dict]:
     """One dict per case: reference, predictions and errors."""
     out = []
     for case, measured in read_reference(csv_path):
-        tcp = predict(case, tcp=replace(ns3_tcp(case), **DELAY_EXITS[delay_exit]))
+        config = replace(ns3_tcp(case), **DELAY_EXITS[delay_exit])
+        tcp = predict(case, tcp=with_bottleneck_queue(case, config) if queue else config)
         fluid = predict(case, transport="fluid", tcp=None)
         ref = case.completion_s(measured)
         per_flow = [p / m - 1 for p, m in zip(case.durations_s(tcp), case.durations_s(measured))]
@@ -47,8 +58,22 @@ def rows(csv_path: Path, delay_exit: str = "off") -> list[dict]:
                     "tcp_s": case.completion_s(tcp), "fluid_s": case.completion_s(fluid),
                     "tcp_err": case.completion_s(tcp) / ref - 1,
                     "fluid_err": case.completion_s(fluid) / ref - 1,
-                    "worst_flow_err": max(per_flow, key=abs)})
+                    "worst_flow_err": max(per_flow, key=abs),
+                    "ref_each_s": case.durations_s(measured), "tcp_each_s": case.durations_s(tcp),
+                    "fluid_each_s": case.durations_s(fluid)})
     return out
+
+
+def print_per_message(table: list[dict]) -> None:
+    """Each message's duration (s) in ns-3, dtsim tcp and fluid, with the errors."""
+    print("| case | message | ns-3 s | dtsim tcp s | error | dtsim fluid s | error |")
+    print("|---|---|---|---|---|---|---|")
+    for r in table:
+        for m, (ref, tcp, fluid) in enumerate(zip(r["ref_each_s"], r["tcp_each_s"],
+                                                   r["fluid_each_s"])):
+            print(f"| {r['case']} | {m} | {ref:.3f} | {tcp:.3f} | {tcp / ref - 1:+.1%} | "
+                  f"{fluid:.3f} | {fluid / ref - 1:+.1%} |")
+    print()
 
 
 def main(argv=None) -> int:
@@ -56,8 +81,14 @@ def main(argv=None) -> int:
     parser.add_argument("--csv", default=str(HERE / "ns3_reference.csv"))
     parser.add_argument("--hystart-delay-exit", choices=sorted(DELAY_EXITS), default="off",
                         help="also HyStart's delay exit, with Linux's or ns-3's threshold")
+    parser.add_argument("--bottleneck-queue", action="store_true",
+                        help="also the case's drop-tail queue as the links' buffer")
+    parser.add_argument("--per-message", default="", metavar="TEXT",
+                        help="also each message's duration, for cases whose name has TEXT")
     args = parser.parse_args(argv)
-    table = rows(Path(args.csv), args.hystart_delay_exit)
+    table = rows(Path(args.csv), args.hystart_delay_exit, args.bottleneck_queue)
+    if args.per_message:
+        print_per_message([r for r in table if args.per_message in r["case"]])
     print("| case | ns-3 s | dtsim tcp s | error | worst message (tcp) | dtsim fluid s | error |")
     print("|---|---|---|---|---|---|---|")
     for r in table:

@@ -70,7 +70,13 @@ from cases import FAST, MB, all_cases  # noqa: E402
 from labtools import probe, reap, remove_namespaces, sh  # noqa: E402
 
 from sim.network.tcp import TcpConfig  # noqa: E402
-from sim.network.validation import Case, Message, predict, read_reference  # noqa: E402
+from sim.network.validation import (  # noqa: E402
+    Case,
+    Message,
+    predict,
+    read_reference,
+    with_bottleneck_queue,
+)
 
 NET = "10.214"
 FRAME_OVERHEAD = 14          # Ethernet header, counted by tbf on the L3 TUN devices
@@ -592,12 +598,13 @@ def lab_checks(case: Case, runs: list[dict], rtt: dict) -> dict:
 
 def row(case: Case, runs: list[dict], ns3: dict[str, list[float]]) -> dict:
     """Linux's median completion beside dtsim (tcp; with HyStart's short exit; with its delay
-    exit; fluid), ns-3."""
+    exit; with its delay exit and the bottleneck buffer; fluid), ns-3."""
     linux = [case.completion_s(r["delivered_s"]) for r in runs]
     med = statistics.median(linux)
     tcp = case.completion_s(predict(case))
     short = case.completion_s(predict(case, tcp=HYSTART_SHORT))
     delay = case.completion_s(predict(case, tcp=HYSTART_DELAY))
+    queue = case.completion_s(predict(case, tcp=with_bottleneck_queue(case, HYSTART_DELAY)))
     fluid = case.completion_s(predict(case, transport="fluid"))
     ns3_s, ns3_name = ns3_of(case, ns3)
     conns = [c for r in runs for c in r["conns"].values()]
@@ -607,6 +614,7 @@ def row(case: Case, runs: list[dict], ns3: dict[str, list[float]]) -> dict:
             "max_s": max(linux), "tcp_s": tcp, "tcp_error": tcp / med - 1,
             "short_s": short, "short_error": short / med - 1,
             "delay_s": delay, "delay_error": delay / med - 1,
+            "queue_s": queue, "queue_error": queue / med - 1,
             "fluid_s": fluid, "fluid_error": fluid / med - 1,
             "ns3_s": ns3_s, "ns3_error": ns3_s / med - 1 if ns3_s else None,
             "ns3_row": ns3_name,
@@ -622,9 +630,9 @@ def row(case: Case, runs: list[dict], ns3: dict[str, list[float]]) -> dict:
 def table(rows: list[dict]) -> str:
     lines = ["| case | Linux median (min-max) s | drops | retrans | slow start ended by "
              "(connections; cwnd at the end) | rwnd-limited ms | dtsim tcp s | error | "
-             "tcp + short exit s | error | tcp + delay exit s | error | fluid s | error | "
-             "ns-3 s | ns-3 vs Linux |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "tcp + short exit s | error | tcp + delay exit s | error | "
+             "tcp + delay exit + queue s | error | fluid s | error | ns-3 s | ns-3 vs Linux |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         exits = ", ".join(f"{k} {v}" for k, v in r["exits"].items())
         if r["exit_cwnd"]:
@@ -639,6 +647,7 @@ def table(rows: list[dict]) -> str:
                      f"{r['rwnd_limited_ms']:.0f} | {r['tcp_s']:.3f} | "
                      f"{r['tcp_error']:+.1%} | {r['short_s']:.3f} | {r['short_error']:+.1%} | "
                      f"{r['delay_s']:.3f} | {r['delay_error']:+.1%} | "
+                     f"{r['queue_s']:.3f} | {r['queue_error']:+.1%} | "
                      f"{r['fluid_s']:.3f} | {r['fluid_error']:+.1%} | {ns3} |")
     return "\n".join(lines)
 
@@ -648,6 +657,7 @@ def summary(rows: list[dict]) -> str:
     out = []
     for key, label in (("tcp_error", "dtsim tcp"), ("short_error", "tcp + short exit"),
                        ("delay_error", "tcp + delay exit"),
+                       ("queue_error", "tcp + delay exit + queue"),
                        ("fluid_error", "fluid"), ("ns3_error", "ns-3")):
         errs = [r[key] for r in rows if r[key] is not None]
         if not errs:

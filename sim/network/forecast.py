@@ -25,7 +25,9 @@ each message (the transport keeps the previous message's round phase), and a mes
 inside slow start leaves the window of its last round (the transport also grows it by that
 round's bytes when the next message follows within the RTO). Neither arises for messages longer
 than the slow-start ramp on paths the cap does not bind. HyStart's early exits
-(``hystart_short_rtt_exit``, ``hystart_delay_exit``; both off by default) are not modelled.
+(``hystart_short_rtt_exit``, ``hystart_delay_exit``; both off by default) are not modelled,
+nor is the bottleneck buffer (``bottleneck_queue_bytes``, off by default: queueing delay and
+CUBIC's loss epochs).
 """
 
 from __future__ import annotations

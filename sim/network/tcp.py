@@ -51,7 +51,25 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   :func:`cubic_window_segments`) until a round fills the pipe; then the share rules. Measured
   against Linux (docs/network-model.md): the exit windows agree with the kernel's; the
   completion times do not move, since the share rules refill the link (the rates of windows
-  behind a shared queue, and CUBIC's losses, are left out).
+  behind a shared queue, and CUBIC's losses, are the next option's).
+- **A bottleneck buffer** (``bottleneck_queue_bytes``; 0, none, by default; only under a model
+  that shares links). Every link has a drop-tail buffer of that many wire bytes, and a
+  connection's window, not its share, sets its rate for good: slow start ends as before (or
+  by HyStart), then CUBIC's congestion avoidance runs on (no share once the pipe is full).
+  While the windows of the connections whose bottleneck (first link of least capacity) is a
+  link exceed its pipe, the excess stands in its buffer: a round opening there lasts RTT + d,
+  d the queueing delay at which the windows ACK-clocked through it fill it
+  (:func:`sim.network.droptail.queueing_delay_s`; sum W / C - RTT for equal RTTs), at most the
+  buffer's; HyStart's delay test sees it too. When the windows exceed pipe + buffer every
+  connection there has a loss event, at most one per round trip, answered when its next round
+  opens: the window times beta = 0.7, W_max with fast convergence, and CUBIC's growth towards
+  ``max(W_cubic, W_est)`` with K = ((W_max - W) / C)^(1/3) (the same
+  :meth:`TcpTransport._avoidance_growth` as after HyStart's exit; no 5% floor once W_max is
+  known). Rates change at a few instants per round (a chunk's start and end, the round's end),
+  as in slow start; such connections never take closed-form ramps. Left out with it: the
+  dropped segments' retransmission (they cost no capacity), recovery's own timing (PRR, RTOs),
+  per-link buffers of different sizes, a queue at any link but a connection's bottleneck, and
+  the ACK clock's pacing inside a round (chunks move at the model's max-min rate).
 - **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``; **off by
   default**, ``ack_frame_bytes = 0``; on with ``[network.tcp] ack_frame = 66``): a connection
   sending at rate r puts ``ack_fraction * r`` of ACKs on the links of its reverse path, where
@@ -73,8 +91,9 @@ Mechanisms (each one a field of :class:`TcpConfig`):
 - **Handshake** (``handshake``): a cold connection first spends one RTT on SYN / SYN-ACK. Off by
   default: training libraries (gloo, NCCL) connect at start-up, before the clock that matters.
 
-RTT is the path's one-way latency there plus back. Left out: queueing delay (RTT inflation at a
-full bottleneck), losses and loss recovery (slow start's overshoot, CUBIC's sawtooth), RTT
+RTT is the path's one-way latency there plus back. Left out (without the bottleneck buffer):
+queueing delay (RTT inflation at a full bottleneck), losses and loss recovery (slow start's
+overshoot, CUBIC's sawtooth), RTT
 unfairness between flows of different RTTs, ACKs' effect on timing (only their bytes are in),
 and the growth of CUBIC's window when a
 connection's share grows after slow start (it gets the new share at once). docs/network-model.md
@@ -87,10 +106,11 @@ run in step (connections waking at one instant share a timer); a bandwidth-limit
 beyond the fluid model's. A connection alone on every link of its path there and back
 (under ``ideal``, every connection) costs one SimPy event per message however many rounds it
 takes (under ``maxmin``, from its second step, and not with ``hystart_delay_exit``, whose
-burst queue must see its rounds on the clock): the model's rate for it cannot change while it
-is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
-round logic, and handed to the per-round mechanism at the instant another connection's chunk
-starts on one of those links or the message is cut. Results equal the per-round mechanism's
+burst queue must see its rounds on the clock, nor with ``bottleneck_queue_bytes``): the
+model's rate for it cannot change while it is alone, so its rounds are run at once on a
+virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
+mechanism at the instant another connection's chunk starts on one of those links or the
+message is cut. Results equal the per-round mechanism's
 within 1e-9 relative (``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form
 ramps").
 """
@@ -101,11 +121,13 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import cast
 
 import simpy
 
 from sim.errors import FieldError
-from sim.network.base import INF, Flow, Network
+from sim.network.base import INF, Flow, Network, Route
+from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
 
@@ -175,6 +197,15 @@ class TcpConfig:
         The delay test's threshold eta = clamp(min RTT x fraction, min, max): Linux's
         (``tcp_cubic.c``: min RTT / 8 clamped to 4-16 ms) by default; ns-3 3.44 uses the min RTT
         itself clamped to 4 ms - 1 s.
+    bottleneck_queue_bytes:
+        The drop-tail buffer of every link, wire bytes (Linux ``tc tbf limit``; ns-3's device
+        queue: packets x ``frame_bytes``); 0 (the default) models none, as before. Above 0,
+        and only under a model that shares links (``maxmin``), a connection sends its window
+        per round trip for good (no share once its pipe is full): while the windows through
+        its bottleneck exceed the pipe the excess stands in the buffer and the round trip
+        grows by the queueing delay; when they exceed pipe + buffer every connection there has
+        a loss event, and CUBIC answers (multiplicative decrease beta, W_max, its cubic
+        growth). :mod:`sim.network.droptail` and the module docstring.
     """
 
     mss_bytes: int = 1448
@@ -192,6 +223,7 @@ class TcpConfig:
     hystart_delay_rtt_fraction: float = 0.125
     hystart_delay_min_s: float = 0.004
     hystart_delay_max_s: float = 0.016
+    bottleneck_queue_bytes: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
@@ -220,6 +252,10 @@ class TcpConfig:
                              f"must be in [0, {{hystart_delay_max_s}}] s, got "
                              f"{self.hystart_delay_min_s}",
                              refs={"hystart_delay_max_s": self.hystart_delay_max_s})
+        if not 0 <= self.bottleneck_queue_bytes < INF:
+            raise FieldError("bottleneck_queue_bytes",
+                             f"must be a size >= 0 bytes (0: no buffer modelled), got "
+                             f"{self.bottleneck_queue_bytes}")
 
     def hystart_delay_threshold_s(self, min_rtt_s: float) -> float:
         """HyStart's delay threshold eta for a path of ``min_rtt_s``, seconds."""
@@ -262,12 +298,14 @@ class Connection:
     message at a time, and an empty ``deque`` costs about 600 bytes, the largest part of a
     world of 100,000 nodes before. ``ramp`` is set while the head's rounds run in closed form
     (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
+    ``cubic`` is the state the bottleneck buffer needs (``TcpConfig.bottleneck_queue_bytes``),
+    None without it.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                  "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
                  "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
-                 "links", "back", "back_epoch")
+                 "links", "back", "back_epoch", "cubic")
 
     def __init__(self, cwnd: float) -> None:
         self.cwnd = cwnd
@@ -290,8 +328,9 @@ class Connection:
         self.used = False
         self.ramp: LoneRamp | None = None
         self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
-        self.back: tuple[tuple[int, ...], float] | None = None  # the route back (for the ACKs) ...
+        self.back: Route | None = None  # the route back (for the RTT and the ACKs) ...
         self.back_epoch = -1                                    # ... while this is routes_epoch
+        self.cubic: CubicState | None = None
 
 
 ROUND_STATE = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
@@ -305,15 +344,17 @@ _round_state = attrgetter(*ROUND_STATE)
 class LoneRamp:
     """A connection's rounds run ahead in closed form while it is alone on its links.
 
-    ``start_s`` is when the ramp began, ``state`` the connection's round state then (the fields
-    :data:`ROUND_STATE`), ``left`` the head message's unsent bytes then, ``rate_Bps`` the rate
-    the model gives the connection's chunks (alone, it never changes), ``rounds`` the rounds
-    the ramp runs to the message's end.
+    ``conn`` is the connection, ``start_s`` when the ramp began, ``state`` the connection's
+    round state then (the fields :data:`ROUND_STATE`), ``left`` the head message's unsent bytes
+    then, ``rate_Bps`` the rate the model gives the connection's chunks (alone, it never
+    changes), ``rounds`` the rounds the ramp runs to the message's end.
     """
 
-    __slots__ = ("start_s", "state", "left", "rate_Bps", "rounds")
+    __slots__ = ("conn", "start_s", "state", "left", "rate_Bps", "rounds")
 
-    def __init__(self, start_s: float, state: tuple, left: float, rate_Bps: float) -> None:
+    def __init__(self, conn: Connection, start_s: float, state: tuple, left: float,
+                 rate_Bps: float) -> None:
+        self.conn = conn
         self.start_s = start_s
         self.state = state
         self.left = left
@@ -394,6 +435,9 @@ class TcpTransport(Network):
         # HyStart's delay exit: link -> (when, payload bytes queued by slow-start bursts then)
         self._burst_queue: dict[int, tuple[float, float]] = {}
         self._burst_exits = self.tcp.hystart_delay_exit and self.shares_links
+        # the bottleneck buffer: link -> its queue (TcpConfig.bottleneck_queue_bytes)
+        self._drop_tail = self.tcp.bottleneck_queue_bytes > 0 and self.shares_links
+        self._queues: dict[int, DropTail] = {}
 
     # -- the model's interface -----------------------------------------------------------------
 
@@ -402,6 +446,8 @@ class TcpTransport(Network):
         conn = self._connections.get(key)
         if conn is None:
             conn = self._connections[key] = Connection(self.tcp.initial_window_bytes)
+            if self._drop_tail:
+                conn.cubic = CubicState()
         self._left[flow.id] = flow.nbytes
         self._attached[flow.id] = False
         flow.transport = conn
@@ -433,6 +479,8 @@ class TcpTransport(Network):
             conn.last_sent_s = self.env.now
         flow.remaining = (unsent or 0.0) + left
         self._count_head(conn, -1)
+        if conn.cubic is not None:
+            self._leave_queue(conn)
         conn.head = None
         conn.token += 1
         if conn.queue:
@@ -455,6 +503,8 @@ class TcpTransport(Network):
         """The head's last byte left: it propagates, and the next message starts."""
         del self._left[flow.id], self._attached[flow.id]
         self._count_head(conn, -1)
+        if conn.cubic is not None:
+            self._leave_queue(conn)
         conn.head = None
         super()._transmitted(flow)
         if conn.queue:
@@ -475,6 +525,8 @@ class TcpTransport(Network):
         if self.shares_links:
             conn.links = flow.links + back[0] if back is not None else flow.links
             self._count_head(conn, 1)
+            if conn.cubic is not None:
+                self._join_queue(conn, flow)
         tcp = self.tcp
         if not conn.used:
             conn.used = True
@@ -484,6 +536,9 @@ class TcpTransport(Network):
             rto = conn.rtt_s + tcp.min_rto_s
             idle = now - conn.last_sent_s
             if idle > rto:
+                if conn.cubic is not None and conn.cubic.loss_pending:
+                    # a drop in the last message's rounds: recovered before the gap
+                    self._answer_loss(conn, conn.cubic, conn.last_sent_s)
                 conn.cwnd = idle_restart_window_bytes(conn.cwnd, idle, rto,
                                                       tcp.initial_window_bytes)
                 conn.slow_start = True
@@ -498,8 +553,7 @@ class TcpTransport(Network):
             return True
         if conn.slow_start or conn.probing:
             return False
-        usable = min((self.capacity_Bps[link] for link in flow.links), default=INF)
-        return usable * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
+        return flow.bottleneck_Bps * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
 
     def _pump(self, conn: Connection, first: bool = False) -> None:
         """Hand the head message's next chunk to the model, or wait for the next round.
@@ -511,11 +565,14 @@ class TcpTransport(Network):
         links: every slow-start round feeds its bottleneck's burst queue at its start
         (:meth:`_queued_behind_bursts`), which a newcomer reads before it takes a ramp over, so
         a lone connection's rounds must run on the clock for the newcomer to find them there.
+        Nor with the bottleneck buffer: a round's queueing delay reads the window every other
+        connection there has in flight at that instant.
         """
         flow = conn.head
         assert flow is not None
         now = self.env.now
         if (self.lone_ramps and not (first and self.shares_links) and not self._burst_exits
+                and not self._drop_tail
                 and self._left[flow.id] > 0 and flow.links and self._alone(conn)):
             rate = self._lone_rate(flow)
             if rate is not None:
@@ -541,6 +598,8 @@ class TcpTransport(Network):
         if left <= 0 or self._unlimited(conn, flow):
             return True, self._take(conn, flow, left, now)
         next_round_s = conn.round_start_s + conn.rtt_s
+        if conn.cubic is not None:
+            next_round_s += conn.cubic.delay_s  # the round trip grows by the queue
         if now < next_round_s and conn.round_sent >= conn.round_window:
             return False, next_round_s  # the window is out: wait for its ACKs
         if now >= next_round_s:
@@ -553,19 +612,28 @@ class TcpTransport(Network):
         """Close the last round (grow cwnd or leave slow start) and open one now."""
         tcp = self.tcp
         cap = tcp.window_cap_bytes
-        if conn.round_window > 0 and (conn.slow_start or conn.probing):
-            if conn.round_busy_s >= FULL_ROUND * conn.rtt_s:
-                conn.slow_start = conn.probing = False  # the window filled the pipe
+        cubic = conn.cubic  # (None without the bottleneck buffer)
+        if cubic is not None and cubic.loss_pending and conn.round_window > 0:
+            self._answer_loss(conn, cubic, now)
+        elif conn.round_window > 0 and (conn.slow_start or conn.probing):
+            if (conn.round_busy_s >= FULL_ROUND * conn.rtt_s
+                    and not (cubic is not None and conn.probing)):
+                if cubic is None:
+                    conn.slow_start = conn.probing = False  # the window filled the pipe
+                else:  # with a buffer the window keeps ruling: CUBIC from this one
+                    self._leave_slow_start(conn, now)
             elif conn.probing:
                 conn.cwnd = min(conn.cwnd + self._avoidance_growth(conn, now), cap)
-                conn.probing = conn.cwnd < cap
+                conn.probing = conn.cwnd < cap or cubic is not None
             elif conn.queued:  # HyStart's delay test fires on the round's first ACKs
                 samples = HYSTART_MIN_SAMPLES * tcp.mss_bytes * tcp.parallel_streams
                 conn.cwnd = min(conn.round_window + samples, cap)
                 self._leave_slow_start(conn, now)
             else:
                 conn.cwnd = min(conn.cwnd + conn.round_sent, cap)  # +1 byte per byte ACKed
-                if conn.cwnd >= cap:
+                if conn.cwnd >= cap and cubic is not None:
+                    self._leave_slow_start(conn, now)  # the window keeps ruling, at the cap
+                elif conn.cwnd >= cap:
                     conn.slow_start = False
                 elif (tcp.hystart_short_rtt_exit and conn.round_sent >= conn.round_window
                       and conn.cwnd >= HYSTART_LOW_WINDOW_SEGMENTS * tcp.mss_bytes
@@ -577,32 +645,147 @@ class TcpTransport(Network):
         conn.round_window = conn.cwnd if conn.slow_start or conn.probing else cap
         conn.round_sent = 0.0
         conn.round_busy_s = 0.0
+        if cubic is not None:
+            self._queue_round(conn, cubic, now)
         conn.queued = (conn.slow_start and self._burst_exits
                        and self._queued_behind_bursts(conn, now))
         self.rounds_started += 1
 
     @staticmethod
     def _leave_slow_start(conn: Connection, now: float) -> None:
-        """HyStart ended slow start below the pipe: CUBIC's epoch starts at the window now."""
+        """Slow start ended: CUBIC's epoch starts at the window now.
+
+        By HyStart, below the pipe; with the bottleneck buffer, by any exit, and after every
+        loss (:meth:`_answer_loss`).
+        """
         conn.slow_start, conn.probing, conn.queued = False, True, False
         conn.ca_start_s, conn.ca_origin = now, conn.cwnd
+        if conn.cubic is not None:
+            conn.cubic.acked_windows = 0.0
 
     def _avoidance_growth(self, conn: Connection, now: float) -> float:
         """Bytes CUBIC adds to the window for the round that ends now (RFC 8312, Linux).
 
-        No loss is modelled, so CUBIC knows no W_max: its epoch starts at HyStart's exit with
-        K = 0 and W_origin the window then. Per ACK Linux grows the window towards
-        ``max(W_cubic(t + RTT), W_est(t))`` (:func:`cubic_window_segments`), by at least one
-        segment per 20 ACKed (the 5% per RTT it allows while W_max is unknown) and at most
-        one per 2 (1.5x per RTT); a round that acknowledged ``round_sent`` bytes grows it by
-        that share of the round's gap to the target.
+        Without the bottleneck buffer no loss is modelled, so CUBIC knows no W_max: its epoch
+        starts at HyStart's exit with K = 0 and W_origin the window then. Per ACK Linux grows
+        the window towards ``max(W_cubic(t + RTT), W_est)`` (:func:`cubic_window_segments`), by
+        at least one segment per 20 ACKed (the 5% per RTT it allows while W_max is unknown)
+        and at most one per 2 (1.5x per RTT); a round that acknowledged ``round_sent`` bytes
+        grows it by that share of the round's gap to the target. W_est counts round trips of
+        the path's RTT (a round lasts that long without a queue). With the buffer a round
+        lasts RTT + the queueing delay, so W_est counts what Linux counts, windows ACKed
+        (``tcp_cubic.c``: ``ack_cnt``, one segment per ``cwnd / 0.529`` ACKed); after a loss
+        W_max is known, the 5% floor ends, and the window does not grow while above its target
+        (Linux's ``cnt = 100 cwnd``).
         """
         tcp = self.tcp
         segment = tcp.mss_bytes * tcp.parallel_streams
         t = now - conn.ca_start_s
-        target = segment * cubic_window_segments(t, conn.ca_origin / segment, conn.rtt_s)
+        cubic = conn.cubic
+        if cubic is None:
+            target = segment * cubic_window_segments(t, conn.ca_origin / segment, conn.rtt_s)
+            gain = (target - conn.cwnd) / conn.cwnd
+            return conn.round_sent * max(1 / CUBIC_ACKS_PER_SEGMENT, min(0.5, gain))
+        cubic.acked_windows += conn.round_sent / conn.cwnd
+        w_max = cubic.w_max_bytes / segment
+        target = segment * cubic_window_segments(t, conn.ca_origin / segment, conn.rtt_s,
+                                                 w_max, acked_windows=cubic.acked_windows)
         gain = (target - conn.cwnd) / conn.cwnd
-        return conn.round_sent * max(1 / CUBIC_ACKS_PER_SEGMENT, min(0.5, gain))
+        floor = 0.0 if w_max else 1 / CUBIC_ACKS_PER_SEGMENT
+        return conn.round_sent * max(floor, min(0.5, gain))
+
+    # -- the bottleneck buffer (TcpConfig.bottleneck_queue_bytes) ------------------------------
+
+    def _join_queue(self, conn: Connection, flow: Flow) -> None:
+        """The head starts: its connection's windows stand in its bottleneck's buffer.
+
+        The bottleneck is the first link of least capacity on the forward path (as for
+        HyStart's delay test). A connection with no RTT sends as a fluid flow and joins none.
+        """
+        cubic = conn.cubic
+        assert cubic is not None
+        if not flow.links or conn.rtt_s <= 0:
+            cubic.queue = None
+            return
+        link = min(flow.links, key=self.capacity_Bps.__getitem__)
+        queue = self._queues.get(link)
+        if queue is None:
+            queue = self._queues[link] = DropTail(
+                link, self.tcp.bottleneck_queue_bytes * self.efficiency)
+        queue.conns[conn] = None
+        cubic.queue = queue
+
+    @staticmethod
+    def _leave_queue(conn: Connection) -> None:
+        """The head ends or is stopped: its window leaves its bottleneck's buffer."""
+        cubic = conn.cubic
+        if cubic is not None and cubic.queue is not None:
+            del cubic.queue.conns[conn]
+            cubic.queue = None
+
+    def _in_flight(self, conn: Connection) -> float:
+        """Bytes ``conn`` has or will have in flight in its open round.
+
+        Its window, or what is left of its message if less.
+        """
+        flow = conn.head
+        assert flow is not None
+        return min(conn.round_window, conn.round_sent + self._left[flow.id])
+
+    def _queue_round(self, conn: Connection, cubic: CubicState, now: float) -> None:
+        """Set the round trip of the round opening now: RTT + the bottleneck's queueing delay.
+
+        The delay is what the windows of every connection there, this round's included, make
+        stand in the buffer (:func:`sim.network.droptail.queueing_delay_s`), at most the
+        buffer's; beyond it the buffer overflows and every connection there has a loss event
+        (:meth:`_overflow`).
+        """
+        queue = cubic.queue
+        if queue is None:
+            cubic.delay_s = 0.0
+            return
+        capacity = self.capacity_Bps[queue.link] * self.efficiency
+        if capacity <= 0:
+            cubic.delay_s = 0.0
+            return
+        conns = queue.conns
+        delay = queueing_delay_s([self._in_flight(c) for c in conns],
+                                 [c.rtt_s for c in conns], capacity)
+        if delay * capacity > queue.buffer_bytes:
+            delay = queue.buffer_bytes / capacity
+            self._overflow(queue, now)
+        cubic.delay_s = delay
+
+    @staticmethod
+    def _overflow(queue: DropTail, now: float) -> None:
+        """The buffer overflowed at ``now``: drop-tail drops what every connection there sends.
+
+        Each connection has a loss event, answered when its next round opens, unless it is
+        still in the round trip after it answered its last one (a loss epoch: CUBIC reduces
+        once per window of data).
+        """
+        queue.overflows += 1
+        for c in queue.conns:
+            cubic = c.cubic
+            assert cubic is not None
+            if not cubic.loss_pending and now - cubic.loss_s >= c.rtt_s + cubic.delay_s:
+                cubic.loss_pending = True
+
+    def _answer_loss(self, conn: Connection, cubic: CubicState, now: float) -> None:
+        """CUBIC's answer to the loss event seen now: beta x the window, W_max, a new epoch.
+
+        The window at the loss is the last round's (:func:`~sim.network.droptail.
+        reduced_window_bytes`: fast convergence, at least 2 segments); slow start ends, and
+        the growth of :meth:`_avoidance_growth` starts from the reduced window towards W_max.
+        """
+        tcp = self.tcp
+        segment = tcp.mss_bytes * tcp.parallel_streams
+        conn.cwnd, cubic.w_max_bytes = reduced_window_bytes(conn.cwnd, cubic.w_max_bytes,
+                                                            CUBIC_BETA, 2 * segment)
+        cubic.loss_pending = False
+        cubic.loss_s = now
+        cubic.losses += 1
+        self._leave_slow_start(conn, now)  # (or congestion avoidance: a new epoch either way)
 
     def _queued_behind_bursts(self, conn: Connection, now: float) -> bool:
         """Whether HyStart's delay test fires on the ACKs of the round that opens now.
@@ -629,6 +812,8 @@ class TcpTransport(Network):
         since, queue = self._burst_queue.get(link, (now, 0.0))
         queue = max(0.0, queue - usable * (now - since))
         self._burst_queue[link] = (now, queue + conn.round_window / 2)
+        if conn.cubic is not None:
+            queue += conn.cubic.delay_s * usable  # the queue the windows keep standing there
         low = HYSTART_LOW_WINDOW_SEGMENTS * tcp.mss_bytes * tcp.parallel_streams
         return (conn.round_window >= low
                 and queue > tcp.hystart_delay_threshold_s(conn.rtt_s) * usable)
@@ -771,12 +956,11 @@ class TcpTransport(Network):
         """
         state = _round_state(conn)
         left = self._left[flow.id]
-        ramp = LoneRamp(now, state, left, rate_Bps)
+        ramp = LoneRamp(conn, now, state, left, rate_Bps)
         if self._ramps_at_s != now:
             self._ramps_at.clear()  # inputs of earlier instants never come again
             self._ramps_at_s = now
-        key = (state, left, rate_Bps, conn.rtt_s, conn.ready_s,
-               min((self.capacity_Bps[link] for link in flow.links), default=INF))
+        key = (state, left, rate_Bps, conn.rtt_s, conn.ready_s, flow.bottleneck_Bps)
         found = self._ramps_at.get(key) if self.shared_ramps else None
         if found is None:
             rounds = self.rounds_started
@@ -795,8 +979,7 @@ class TcpTransport(Network):
             ramp_on = self._ramp_on
             for link in conn.links:
                 ramp_on[link] = conn
-        timer = simpy.Timeout(self.env, max(0.0, end_s - now))
-        timer.callbacks.append(lambda _ev: self._on_ramp_end(conn, ramp))
+        simpy.Timeout(self.env, max(0.0, end_s - now), ramp).callbacks.append(self._on_ramp_end)
 
     def _end_ramp(self, conn: Connection) -> LoneRamp:
         ramp = conn.ramp
@@ -808,7 +991,9 @@ class TcpTransport(Network):
                 del ramp_on[link]
         return ramp
 
-    def _on_ramp_end(self, conn: Connection, ramp: LoneRamp) -> None:
+    def _on_ramp_end(self, timer: simpy.Timeout) -> None:
+        ramp = cast(LoneRamp, timer.value)
+        conn = ramp.conn
         if conn.ramp is not ramp:
             return  # materialised or stopped before its end
         self._end_ramp(conn)
@@ -883,18 +1068,32 @@ def slow_start_send_time_s(nbytes: float, rtt_s: float, rate_Bps: float,
         window *= 2
 
 
-def cubic_window_segments(t_s: float, origin_segments: float, rtt_s: float) -> float:
-    """CUBIC's target window ``t_s`` into an epoch with no known W_max, segments.
+def cubic_window_segments(t_s: float, origin_segments: float, rtt_s: float,
+                          w_max_segments: float = 0.0,
+                          acked_windows: float | None = None) -> float:
+    """CUBIC's target window ``t_s`` into an epoch that started at ``origin_segments``.
 
-    ``max(W_cubic(t + RTT), W_est(t))``, RFC 8312 with Linux's choices: the cubic curve
-    ``W_cubic(t) = C (t - K)^3 + W_origin`` with C = :data:`CUBIC_C`, and K = 0 and W_origin
-    the window at the epoch's start since no loss has set a W_max (Linux ``bictcp_update``
-    aims at where the curve will be one RTT later); the Reno-friendly estimate ``W_est(t) =
-    W_origin + 3 (1 - beta) / (1 + beta) t / RTT`` (beta = :data:`CUBIC_BETA`; with no
-    reduction it starts at W_origin).
+    ``max(W_cubic(t + RTT), W_est(t))``, RFC 8312 with Linux's choices (``bictcp_update`` aims
+    at where the curve will be one RTT later): the cubic curve ``W_cubic(t) = C (t - K)^3 +
+    W_top`` with C = :data:`CUBIC_C`. After a loss (``w_max_segments`` above the epoch's
+    window) ``W_top`` = W_max and ``K = ((W_max - W_origin) / C)^(1/3)``, the time the curve
+    takes back to W_max (``(W_max (1 - beta) / C)^(1/3)`` after a reduction by beta); with no
+    W_max known (0, before any loss, e.g. after HyStart's exit) or one below the window,
+    K = 0 and ``W_top`` = W_origin. The Reno-friendly estimate ``W_est = W_origin + 3 (1 -
+    beta) / (1 + beta) n`` (beta = :data:`CUBIC_BETA`) starts at the epoch's window and grows
+    with n, the windows ACKed since (Linux counts ACKs): ``acked_windows``, or ``t / RTT``
+    when every round trip lasts the RTT (None).
     """
-    cubic = origin_segments + CUBIC_C * (t_s + rtt_s) ** 3
-    reno = origin_segments + RENO_FRIENDLY_SEGMENTS_PER_RTT * t_s / rtt_s if rtt_s > 0 else 0.0
+    if w_max_segments > origin_segments:
+        k_s = ((w_max_segments - origin_segments) / CUBIC_C) ** (1 / 3)
+        cubic = w_max_segments + CUBIC_C * (t_s + rtt_s - k_s) ** 3
+    else:
+        cubic = origin_segments + CUBIC_C * (t_s + rtt_s) ** 3
+    if acked_windows is not None:
+        reno = origin_segments + RENO_FRIENDLY_SEGMENTS_PER_RTT * acked_windows
+    else:
+        reno = (origin_segments + RENO_FRIENDLY_SEGMENTS_PER_RTT * t_s / rtt_s if rtt_s > 0
+                else 0.0)
     return max(cubic, reno)
 
 

@@ -104,6 +104,19 @@ class Case:
         return [d - m.start_s for d, m in zip(delivered_s, self.messages)]
 
 
+def with_bottleneck_queue(case: Case, tcp: TcpConfig) -> TcpConfig:
+    """``tcp`` with the case's drop-tail queue as every link's buffer (``bottleneck_queue_bytes``).
+
+    A reference's queue is counted in full packets (ns-3's device queue of ``queue_pkts``
+    packets; the Linux lab's ``tc tbf limit`` of ``queue_pkts`` full packets' bytes), so the
+    buffer is ``queue_pkts x frame_bytes`` wire bytes, ``queue_pkts`` segments of payload.
+    Every case of the grid gives all its hosts one queue size; the largest is taken (none: 0,
+    no buffer modelled).
+    """
+    return replace(tcp, bottleneck_queue_bytes=float(max(case.queue_pkts, default=0)
+                                                     * tcp.frame_bytes))
+
+
 def predict(case: Case, *, transport: str = "tcp", model: str = "maxmin",
             tcp: TcpConfig | None = None) -> list[float]:
     """Delivery time of every message of ``case`` in dtsim (s)."""

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from sim.cli import main
 from sim.world import Environment
@@ -251,6 +252,15 @@ def test_unknown_policy_flag_names_the_flag(capsys, no_simulation, base):
 def test_unknown_policies_flag_names_the_flag(capsys, no_simulation, base):
     line = refusal(capsys, ["compare", str(base), "--policies", "ddp,nosuch"])
     check(line, "--policies", "unknown policy 'nosuch'")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where torch sees no GPU")
+@pytest.mark.parametrize("command", [[], ["run"], ["compare"]])
+def test_a_cuda_workload_without_a_gpu_is_refused_before_any_run(capsys, no_simulation, base,
+                                                                  command):
+    argv = command + ([str(base)] if command else []) + sets("workload.device=cuda")
+    line = refusal(capsys, argv)
+    check(line, "workload.device", "'cuda' needs a GPU", "allowed here: 'cpu'")
 
 
 # ---------------------------------------------------------------- output paths

@@ -262,6 +262,7 @@ def _scenario(tmp_path, *, nodes=4, network="", policy="ddp", tail=""):
      "must be in [0, hystart_delay_max=0.016] s, got 0.02"),
     ("hystart_delay_max", "\"1ms\"", "network.tcp.hystart_delay_min",  # the pair's bound
      "must be in [0, hystart_delay_max=0.001] s, got 0.004"),
+    ("bottleneck_queue", "\"-5KB\"", "network.tcp.bottleneck_queue", "negative"),
 ])
 def test_tcp_refusals_name_the_files_key(tmp_path, key, value, field, words):
     """TcpConfig raises FieldError(mss_bytes, ...); the loader writes the file's key (mss)."""

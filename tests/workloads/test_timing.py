@@ -1,5 +1,8 @@
 """Timing models and device profiles against the measured H100 step times and hand counts."""
 
+import csv
+from pathlib import Path
+
 import pytest
 
 from workloads import LlamaConfig, get_device, llama_timing, preset_timing
@@ -28,6 +31,35 @@ def test_shipped_h100_constants_are_the_least_squares_fit():
     assert fitted.efficiency == pytest.approx(H100.efficiency, rel=0.01)
     assert fitted.unit_overhead_s == pytest.approx(H100.unit_overhead_s, rel=0.01)
     assert fitted.traffic_bytes_per_value == pytest.approx(H100.traffic_bytes_per_value, rel=0.02)
+
+
+H200_MEASURED = Path(__file__).parents[2] / "benchmarks" / "gpu" / "h200-llama-step-times.csv"
+
+
+def h200_rows(setup: str) -> list[dict]:
+    """The project's LLaMA timed on an H200 (benchmarks/bench_llama_step_times.py), one setup."""
+    with H200_MEASURED.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if r["setup"] == setup]
+
+
+def test_h200_profile_predicts_compute_bound_compiled_steps_within_10_percent():
+    """The H100's fitted software side carried to the H200's datasheet, checked on an H200.
+
+    Rows the GPU ran at >= 400 TFLOP/s (6ND) are compute-bound: there the profile must hold.
+    Launch-bound rows depend on the software stack (the profile predicts the reference's).
+    """
+    h200 = get_device("h200")
+    checked = 0
+    for row in h200_rows("compile"):
+        timing = preset_timing(row["model"])
+        batch, seq, measured_s = int(row["batch"]), int(row["seq"]), float(row["fwd_bwd_s"])
+        achieved = timing.step_flops(batch, seq) / measured_s
+        if achieved < 400e12:
+            continue
+        error = timing.step_seconds(h200, batch, seq) / measured_s - 1
+        assert abs(error) < 0.10, f"{row['model']} {batch}x{seq}: {100 * error:+.1f}%"
+        checked += 1
+    assert checked >= 4
 
 
 def test_step_flops_hand_count():
