@@ -25,6 +25,8 @@ from tests.scripts import load_script
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "validate_network" / "delayline_reference.py"
 RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs.json"
+# the unequal-RTT fan-ins added to the grid in session 6 (5 and 40 ms, 5/10/20/40 ms senders)
+RTT_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_rtt.json"
 # a targeted re-run that also read the kernel's HyStart counters in every namespace
 HYSTART_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_hystart.json"
 # the 100 Mbit/s, 100 and 300 ms RTT flows again with a 6 MiB receive buffer from the start
@@ -62,19 +64,22 @@ def rows(shipped):
 
 
 def test_shipped_runs_cover_the_lab_cases_and_say_how_they_were_taken(shipped):
+    """The grid's runs and, for the unequal-RTT cases added later, their own file."""
     measured, meta = shipped
-    assert [case.name for case, _, _ in measured] == [c.name for c in lab.lab_cases()]
+    later, later_meta = lab.load_runs(RTT_RUNS)
+    assert [case.name for case, _, _ in measured + later] == [c.name for c in lab.lab_cases()]
     for key in ("date", "kernel", "host", "load_before", "load_after", "command"):
         assert meta[key], key
-    for case, runs, _ in measured:
+        assert later_meta[key], key
+    for case, runs, _ in measured + later:
         assert len(runs) >= 3, case.name  # a median of at least three
         for run in runs:
             assert len(run["delivered_s"]) == len(case.messages)
             assert all(m.start_s - 1e-3 <= b for m, b in zip(case.messages, run["begins_s"]))
 
 
-@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS, WINDOW_RUNS_MEMINFO,
-                                  WINDOW_RUNS_EAGAIN],
+@pytest.mark.parametrize("path", [RUNS, RTT_RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS,
+                                  WINDOW_RUNS_MEMINFO, WINDOW_RUNS_EAGAIN],
                          ids=lambda p: p.stem)
 def test_the_lab_is_what_it_claims(path):
     """Independent checks of the lab, case by case (bounds: what every case achieved)."""
