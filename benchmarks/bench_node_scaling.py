@@ -18,6 +18,12 @@ change of load falls on all of them alike. The table gives the median cost per n
 the spread (lowest-highest) of the repetitions, the ratio of the medians, and the range of the
 ratio over the repetitions (repetition i of each size against repetition i of the smallest).
 
+A small size's later steps take a fraction of a second (1,000 nodes x 2 later steps: 0.1 s of
+CPU), so one burst of load moves its figure by 10-20%, and with it every ratio to it.
+``--min-node-steps K`` runs each size for at least K node-steps after the first outer step
+(``max(--steps, ceil(K / nodes) + 1)`` outer steps: with K = 200,000, 201 at 1,000 nodes, 21 at
+10,000, and ``--steps`` at 100,000), so that every size is timed over about as much work.
+
 ``--baseline DIR [DIR ...]`` runs the same children from other checkouts too (e.g. older
 commits unpacked with ``git archive``; each named by its directory's name), each right after
 this checkout's run of the same size and repetition, and adds their rows and the ratio
@@ -33,6 +39,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_node_scaling.py --repeat 5 --levels full
     .venv/bin/python benchmarks/bench_node_scaling.py --sizes 1000 --steps 300   # memory vs level
     .venv/bin/python benchmarks/bench_node_scaling.py --baseline /tmp/old --levels full
+    .venv/bin/python benchmarks/bench_node_scaling.py --min-node-steps 200000 --levels full
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -88,8 +96,9 @@ def child(nodes: int, level: str, network: str, steps: int, transport: str | Non
 def run_child(nodes: int, level: str, network: str, args: argparse.Namespace,
               root: Path = ROOT) -> dict | None:
     """Run one size in a fresh process of the checkout at ``root``; its figures, or ``None``."""
+    steps = max(args.steps, math.ceil(args.min_node_steps / nodes) + 1)
     cmd = [sys.executable, str(root / "benchmarks" / Path(__file__).name), "--child", str(nodes),
-           level, network, "--steps", str(args.steps)]
+           level, network, "--steps", str(steps)]
     if args.transport:
         cmd += ["--transport", args.transport]
     try:
@@ -108,6 +117,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--steps", type=int, default=5, help="outer steps per run (>= 2)")
+    parser.add_argument("--min-node-steps", type=int, default=0, metavar="K",
+                        help="run each size for at least K node-steps after its first outer "
+                             "step (more outer steps for the small sizes)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (median taken)")
     parser.add_argument("--levels", nargs="+", default=["full", "aggregate"],
                         choices=["full", "aggregate"], help="run.record levels")
@@ -125,8 +137,10 @@ def main() -> None:
         print(json.dumps(child(int(nodes), level, network, args.steps, args.transport)))
         return
 
+    least = f" (at least {args.min_node_steps:,} node-steps after the first)" \
+        if args.min_node_steps else ""
     print(f"timing-only DiLoCo, H = 1, tree all-reduce, uniform topology, {args.steps} outer "
-          f"steps per run, {args.repeat} runs per size (interleaved); each run in its own "
+          f"steps per run{least}, {args.repeat} runs per size (interleaved); each run in its own "
           f"process; CPU time")
     sizes = sorted(args.sizes)
     codes = {"this": ROOT}

@@ -14,9 +14,18 @@ last, through callgrind's client requests from a tiny C helper built with ``cc``
 the machine's load does not change, at about 50x the run time. It leaves out what caches and
 memory add.
 
+``--cache-misses`` (with ``--instructions``) also simulates the data caches, with a last-level
+cache of 2 MiB (16-way, 64-byte lines), and reports the last-level misses per node-step of the
+later outer steps: what the per-node and per-message structures cost once the world no longer
+fits in the caches. 3,000 nodes (about 30 MB of world) in 2 MiB stand for 100,000 nodes (about
+1 GB) in this machine's 32 MiB L3, at a fraction of the run time; the count is as independent
+of load as the instructions (callgrind has no TLB, so it leaves out the page walks).
+
     git archive 04ed65a | tar -x -C /tmp/old        # a checkout of the old commit
     nice .venv/bin/python benchmarks/compare_commits.py /tmp/old . --steps 100 --repeat 3
     nice .venv/bin/python benchmarks/compare_commits.py /tmp/old . --steps 4 --instructions
+    nice .venv/bin/python benchmarks/compare_commits.py /tmp/old . --nodes 3000 --steps 3 \
+        --transport tcp --instructions --cache-misses
 """
 
 from __future__ import annotations
@@ -85,6 +94,10 @@ def child(args: argparse.Namespace) -> None:
                       "transport": transport.get("transport", "fluid")}))
 
 
+CACHE_SIM = ["--cache-sim=yes", "--LL=2097152,16,64", "--D1=32768,8,64", "--I1=32768,8,64"]
+"""callgrind's cache simulation for ``--cache-misses``: 32 KiB L1s and a 2 MiB last level."""
+
+
 def run_child(args: argparse.Namespace, checkout: str, toggle: str | None) -> dict:
     """One fresh process on ``checkout``; its JSON line (plus ``instructions`` if counted)."""
     cmd = [sys.executable, __file__, "--child", checkout, "--nodes", str(args.nodes),
@@ -96,7 +109,8 @@ def run_child(args: argparse.Namespace, checkout: str, toggle: str | None) -> di
         handle, out_file = tempfile.mkstemp(prefix="callgrind.")  # (mktemp's name could be taken)
         os.close(handle)
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-               f"--callgrind-out-file={out_file}"] + cmd + ["--toggle", toggle]
+               f"--callgrind-out-file={out_file}"] + (CACHE_SIM if args.cache_misses else []) \
+            + cmd + ["--toggle", toggle]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
                           timeout=args.timeout_s)
     if done.returncode:
@@ -104,7 +118,11 @@ def run_child(args: argparse.Namespace, checkout: str, toggle: str | None) -> di
     found = json.loads(done.stdout.strip().splitlines()[-1])
     if toggle:
         lines = [line for line in done.stderr.splitlines() if "Collected :" in line]
-        found["instructions"] = int(lines[-1].split()[-1])
+        counts = [int(x) for x in lines[-1].split(":")[-1].split()]
+        found["instructions"] = counts[0]
+        if args.cache_misses:  # Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+            node_steps = args.nodes * (args.steps - 1)
+            found["ll_misses_per_node_step"] = (counts[7] + counts[8]) / node_steps
         for path in Path(out_file).parent.glob(Path(out_file).name + "*"):  # type: ignore[arg-type]
             path.unlink()
     return found
@@ -133,6 +151,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per checkout")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions under callgrind (one run per checkout)")
+    parser.add_argument("--cache-misses", action="store_true",
+                        help="with --instructions: also count last-level cache misses (2 MiB)")
     parser.add_argument("--timeout-s", type=float, default=3600.0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--toggle", help=argparse.SUPPRESS)
@@ -142,6 +162,10 @@ def main() -> int:
         return 0
     if not args.checkouts:
         parser.error("give at least one checkout")
+    if args.cache_misses and not args.instructions:
+        print("compare_commits: --cache-misses counts under callgrind: give --instructions too",
+              file=sys.stderr)
+        return 2
     for name, value, least in (("--nodes", args.nodes, 2), ("--steps", args.steps, 2),
                                ("--repeat", args.repeat, 1)):
         if value < least:  # (a later step's time needs two outer steps)
@@ -166,15 +190,20 @@ def main() -> int:
     key = "instructions" if toggle else "later_ms"
     base = statistics.median(x[key] for x in runs[args.checkouts[0]])
     unit = "instructions of the later steps" if toggle else "CPU ms per later outer step"
-    print(f"\n| checkout | {unit} (median) | range | ratio | events | simulated s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    misses = "ll_misses_per_node_step" in runs[args.checkouts[0]][0]
+    print(f"\n| checkout | {unit} (median) | range | ratio | events | simulated s |"
+          + (" LL misses per node-step | ratio |" if misses else ""))
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if misses else ""))
+    base_misses = runs[args.checkouts[0]][0].get("ll_misses_per_node_step", 0.0)
     digits = 0 if toggle else 1
     for checkout, found in runs.items():
         values = [x[key] for x in found]
         median = statistics.median(values)
         print(f"| {checkout} | {median:,.{digits}f} | {min(values):,.{digits}f}-"
               f"{max(values):,.{digits}f} | {median / base:.3f}x | {found[0]['events']:,} | "
-              f"{found[0]['sim_s']!r} |")
+              f"{found[0]['sim_s']!r} |" + (
+                  f" {found[0]['ll_misses_per_node_step']:.1f} | "
+                  f"{found[0]['ll_misses_per_node_step'] / base_misses:.3f}x |" if misses else ""))
     return 0
 
 

@@ -13,8 +13,7 @@ without waiting on a task yields :meth:`Node.failed_event`.
 from __future__ import annotations
 
 import heapq
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import simpy
 
@@ -131,10 +130,11 @@ class Node:
         heapq.heapreplace(slots, end)
         self._tasks[event] = (start, end, self.world.recorder.interval(self.id, "busy", start, end,
                                                                        label))
-        simpy.Timeout(env, end - now).callbacks.append(partial(self._finish, event))
+        simpy.Timeout(env, end - now, event).callbacks.append(self._finish)  # (no partial)
         return event
 
-    def _finish(self, event: simpy.Event, _timer: simpy.Event) -> None:
+    def _finish(self, timer: simpy.Timeout) -> None:
+        event = cast(simpy.Event, timer.value)
         task = self._tasks.pop(event, None)
         if task is None:  # cancelled by a failure
             return

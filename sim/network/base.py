@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
 import simpy
@@ -34,10 +34,18 @@ if TYPE_CHECKING:
 INF = math.inf
 _UNKNOWN: Any = object()  # a route not computed yet (``None`` is a computed "no path")
 
+Route = tuple[tuple[int, ...], float, float]
+"""A path between two nodes: its finite-capacity links, its one-way latency (s) and the smallest
+capacity on it (bytes/s, ``inf`` when it has no finite link), kept with the route so that a
+message reads its bottleneck from there, not from each link's capacity."""
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
-    """What a transfer event's value is: the message and when it left and arrived."""
+    """What a transfer event's value is: the message and when it left and arrived.
+
+    One per message: slots make it one object (no separate store of attribute values).
+    """
 
     src: int
     dst: int
@@ -57,6 +65,7 @@ class Flow:
     nbytes: float
     links: tuple[int, ...]
     latency_s: float
+    bottleneck_Bps: float           # the smallest capacity of ``links`` (inf when none)
     start_s: float
     event: simpy.Event
     label: str
@@ -126,7 +135,7 @@ class Network:
         self._routes: dict[tuple[str, str], tuple[tuple[int, ...], float] | None] = {}
         self._paths_from: dict[str, dict[str, list[str]]] = {}  # site -> shortest paths from it
         self._hub = _hubs(self.graph)  # leaf site -> its only neighbour
-        self._node_routes: dict[tuple[int, int], tuple[tuple[int, ...], float] | None] = {}
+        self._node_routes: dict[tuple[int, int], Route | None] = {}
         self.routes_epoch = 0  # counts link changes: a route kept elsewhere holds while equal
         self._flows: dict[int, Flow] = {}
         self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
@@ -146,18 +155,18 @@ class Network:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def route(self, src: int, dst: int) -> tuple[tuple[int, ...], float] | None:
-        """The links (finite ones only) and the one-way latency from ``src`` to ``dst``.
+    def route(self, src: int, dst: int) -> Route | None:
+        """The links (finite ones only), the one-way latency and the bottleneck capacity.
 
-        ``None`` when no path of working links exists. Cached per node pair until a link
-        changes state.
+        From ``src`` to ``dst`` (see :data:`Route`); ``None`` when no path of working links
+        exists. Cached per node pair until a link changes state.
         """
         key = (src, dst)
         if key not in self._node_routes:
             self._node_routes[key] = self._find_route(src, dst)
         return self._node_routes[key]
 
-    def _find_route(self, src: int, dst: int) -> tuple[tuple[int, ...], float] | None:
+    def _find_route(self, src: int, dst: int) -> Route | None:
         a, b = self.node_sites[src], self.node_sites[dst]
         if a == b:
             inner = self._local.get(a)
@@ -172,7 +181,8 @@ class Network:
         if not all(self.link_up[link] for link in links):
             return None
         latency = self._access_latency[src] + core_lat + self._access_latency[dst]
-        return tuple(link for link in links if self.capacity_Bps[link] < INF), latency
+        finite = tuple(link for link in links if self.capacity_Bps[link] < INF)
+        return finite, latency, min((self.capacity_Bps[link] for link in finite), default=INF)
 
     def _site_route(self, a: str, b: str) -> tuple[tuple[int, ...], float] | None:
         key = (a, b)
@@ -215,10 +225,7 @@ class Network:
     def path_bandwidth_Bps(self, src: int, dst: int) -> float:
         """Bottleneck capacity between two nodes, after the TCP efficiency factor."""
         found = self.route(_id(src), _id(dst))
-        if found is None:
-            return 0.0
-        caps = [self.capacity_Bps[link] for link in found[0]]
-        return min(caps, default=INF) * self.efficiency
+        return 0.0 if found is None else found[2] * self.efficiency
 
     # -- transfers -------------------------------------------------------------------------
 
@@ -264,7 +271,7 @@ class Network:
         return event
 
     def _launch(self, src: int, dst: int, nbytes: float,
-                route: tuple[tuple[int, ...], float], event: simpy.Event, label: str,
+                route: Route, event: simpy.Event, label: str,
                 now: float) -> None:
         """Open the flow of a transfer that can start: its record, comm intervals, the model."""
         rec = self.world.recorder
@@ -272,8 +279,9 @@ class Network:
         fid = self._flow_seq
         intervals = (rec.interval(src, "comm", now, INF, label or "send"),
                      rec.interval(dst, "comm", now, INF, label or "recv"))
-        flow = Flow(fid, src, dst, nbytes, route[0], route[1], now, event, label, intervals,
-                    remaining=nbytes, last_s=now)
+        links, latency_s, bottleneck_Bps = route
+        flow = Flow(fid, src, dst, nbytes, links, latency_s, bottleneck_Bps, now, event, label,
+                    intervals, remaining=nbytes, last_s=now)
         self._flows[fid] = flow
         self._node_flows[src][fid] = flow
         self._node_flows[dst][fid] = flow
@@ -285,10 +293,14 @@ class Network:
         flow.state = "propagating"
         flow.remaining = 0.0
         if flow.latency_s > 0:
-            timer = simpy.Timeout(self.env, flow.latency_s)
-            timer.callbacks.append(lambda _ev: self._deliver(flow))
+            # the timer carries the flow: a bound method, not a closure (function, cells) per
+            # message, whose objects a round of 100,000 messages would touch again cold
+            simpy.Timeout(self.env, flow.latency_s, flow).callbacks.append(self._propagated)
         else:
             self._deliver(flow)
+
+    def _propagated(self, timer: simpy.Timeout) -> None:
+        self._deliver(cast(Flow, timer.value))
 
     def _deliver(self, flow: Flow) -> None:
         if flow.state != "propagating":

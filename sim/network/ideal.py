@@ -7,6 +7,8 @@ SkipPipe and CheckFree emulators assume, so it is the model that reproduces thei
 
 from __future__ import annotations
 
+from typing import cast
+
 import simpy
 
 from sim.network.base import INF, Flow, Network
@@ -17,19 +19,11 @@ class IdealNetwork(Network):
 
     model_name = "ideal"
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._bottleneck: dict[tuple[int, ...], float] = {}  # path links -> usable bytes/s
-
     shares_links = False
 
     def _lone_rate(self, flow: Flow) -> float:
         """The bottleneck's usable capacity: every flow is alone here."""
-        rate = self._bottleneck.get(flow.links)
-        if rate is None:
-            rate = min((self.capacity_Bps[link] for link in flow.links), default=INF)
-            rate = self._bottleneck[flow.links] = rate * self.efficiency
-        return rate
+        return flow.bottleneck_Bps * self.efficiency
 
     def _start(self, flow: Flow) -> None:
         rate = self._lone_rate(flow)
@@ -39,9 +33,10 @@ class IdealNetwork(Network):
         if duration == 0.0:
             self._transmitted(flow)
             return
-        simpy.Timeout(self.env, duration).callbacks.append(lambda _ev: self._sent(flow))
+        simpy.Timeout(self.env, duration, flow).callbacks.append(self._sent)
 
-    def _sent(self, flow: Flow) -> None:
+    def _sent(self, timer: simpy.Timeout) -> None:
+        flow = cast(Flow, timer.value)
         if flow.state == "sending":
             self._transmitted(flow)
 

@@ -121,11 +121,12 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import cast
 
 import simpy
 
 from sim.errors import FieldError
-from sim.network.base import INF, Flow, Network
+from sim.network.base import INF, Flow, Network, Route
 from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
@@ -327,7 +328,7 @@ class Connection:
         self.used = False
         self.ramp: LoneRamp | None = None
         self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
-        self.back: tuple[tuple[int, ...], float] | None = None  # the route back (for the ACKs) ...
+        self.back: Route | None = None  # the route back (for the RTT and the ACKs) ...
         self.back_epoch = -1                                    # ... while this is routes_epoch
         self.cubic: CubicState | None = None
 
@@ -343,15 +344,17 @@ _round_state = attrgetter(*ROUND_STATE)
 class LoneRamp:
     """A connection's rounds run ahead in closed form while it is alone on its links.
 
-    ``start_s`` is when the ramp began, ``state`` the connection's round state then (the fields
-    :data:`ROUND_STATE`), ``left`` the head message's unsent bytes then, ``rate_Bps`` the rate
-    the model gives the connection's chunks (alone, it never changes), ``rounds`` the rounds
-    the ramp runs to the message's end.
+    ``conn`` is the connection, ``start_s`` when the ramp began, ``state`` the connection's
+    round state then (the fields :data:`ROUND_STATE`), ``left`` the head message's unsent bytes
+    then, ``rate_Bps`` the rate the model gives the connection's chunks (alone, it never
+    changes), ``rounds`` the rounds the ramp runs to the message's end.
     """
 
-    __slots__ = ("start_s", "state", "left", "rate_Bps", "rounds")
+    __slots__ = ("conn", "start_s", "state", "left", "rate_Bps", "rounds")
 
-    def __init__(self, start_s: float, state: tuple, left: float, rate_Bps: float) -> None:
+    def __init__(self, conn: Connection, start_s: float, state: tuple, left: float,
+                 rate_Bps: float) -> None:
+        self.conn = conn
         self.start_s = start_s
         self.state = state
         self.left = left
@@ -550,8 +553,7 @@ class TcpTransport(Network):
             return True
         if conn.slow_start or conn.probing:
             return False
-        usable = min((self.capacity_Bps[link] for link in flow.links), default=INF)
-        return usable * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
+        return flow.bottleneck_Bps * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
 
     def _pump(self, conn: Connection, first: bool = False) -> None:
         """Hand the head message's next chunk to the model, or wait for the next round.
@@ -954,12 +956,11 @@ class TcpTransport(Network):
         """
         state = _round_state(conn)
         left = self._left[flow.id]
-        ramp = LoneRamp(now, state, left, rate_Bps)
+        ramp = LoneRamp(conn, now, state, left, rate_Bps)
         if self._ramps_at_s != now:
             self._ramps_at.clear()  # inputs of earlier instants never come again
             self._ramps_at_s = now
-        key = (state, left, rate_Bps, conn.rtt_s, conn.ready_s,
-               min((self.capacity_Bps[link] for link in flow.links), default=INF))
+        key = (state, left, rate_Bps, conn.rtt_s, conn.ready_s, flow.bottleneck_Bps)
         found = self._ramps_at.get(key) if self.shared_ramps else None
         if found is None:
             rounds = self.rounds_started
@@ -978,8 +979,7 @@ class TcpTransport(Network):
             ramp_on = self._ramp_on
             for link in conn.links:
                 ramp_on[link] = conn
-        timer = simpy.Timeout(self.env, max(0.0, end_s - now))
-        timer.callbacks.append(lambda _ev: self._on_ramp_end(conn, ramp))
+        simpy.Timeout(self.env, max(0.0, end_s - now), ramp).callbacks.append(self._on_ramp_end)
 
     def _end_ramp(self, conn: Connection) -> LoneRamp:
         ramp = conn.ramp
@@ -991,7 +991,9 @@ class TcpTransport(Network):
                 del ramp_on[link]
         return ramp
 
-    def _on_ramp_end(self, conn: Connection, ramp: LoneRamp) -> None:
+    def _on_ramp_end(self, timer: simpy.Timeout) -> None:
+        ramp = cast(LoneRamp, timer.value)
+        conn = ramp.conn
         if conn.ramp is not ramp:
             return  # materialised or stopped before its end
         self._end_ramp(conn)

@@ -132,3 +132,60 @@ def test_a_connection_takes_the_new_route_back_after_a_link_changes():
         assert done.ok
         rtts.append(net._connections[(0, 1)].rtt_s)
     assert rtts == pytest.approx([2 * hop_s, 4 * hop_s, 2 * hop_s])
+
+
+def test_a_route_carries_its_bottleneck_capacity():
+    """The route cached per node pair keeps the smallest capacity on its way.
+
+    A ring of 3 sites with 1 GB/s edges, 100 MB/s uplinks and 200 MB/s downlinks (given by
+    hand here, the oracle): every route's bottleneck is the uplink, 1e8; with the edge 0-1 down
+    the route goes round and is still bounded by the uplink; ``path_bandwidth_Bps`` is that
+    times the transport's efficiency (1448 / 1514 for ``tcp``), and ``ideal`` sends a message
+    at exactly that rate (1e6 bytes: 1e6 / (1e8 x 1448 / 1514) s plus the hop's latency).
+    """
+    from sim.config import NetworkConfig
+    from sim.world import World
+    from topologies import ring
+
+    world = World(ring(3, latency_s=0.01, bandwidth_Bps=1e9),
+                  network=NetworkConfig(model="ideal", transport="tcp", tcp=TcpConfig(),
+                                        uplink_Bps=1e8, downlink_Bps=2e8))
+    net = world.network
+    efficiency = 1448 / 1514
+    for src, dst in ((0, 1), (1, 2), (2, 0)):
+        links, latency_s, bottleneck_Bps = net.route(src, dst)
+        assert bottleneck_Bps == min(net.capacity_Bps[link] for link in links) == 1e8
+        assert net.path_bandwidth_Bps(src, dst) == pytest.approx(1e8 * efficiency, rel=1e-15)
+    net.set_link_state(world.nodes[0].site, world.nodes[1].site, up=False)
+    links, latency_s, bottleneck_Bps = net.route(0, 1)
+    assert len(links) == 4 and latency_s == pytest.approx(0.02) and bottleneck_Bps == 1e8
+    net.set_link_state(world.nodes[0].site, world.nodes[1].site, up=True)
+    cfg = NetworkConfig(model="ideal", transport="fluid", uplink_Bps=1e8, downlink_Bps=2e8)
+    world = World(ring(3, latency_s=0.01, bandwidth_Bps=1e9), network=cfg)
+    done = world.network.transfer(0, 1, 1e6)
+    world.env.run()
+    assert done.value.end_s == pytest.approx(1e6 / 1e8 + 0.01, rel=1e-12)
+
+
+def test_timers_carry_their_flow_and_call_a_method():
+    """The timer of a message's propagation (and of its send under ``ideal``) carries the flow.
+
+    Its callback is a bound method of the network, not a closure made per message (a
+    function, its cells): at 100,000 nodes those objects are touched again only after the
+    whole round's other messages, out of the caches.
+    """
+    import inspect
+
+    world = make_world(2, model="ideal", latency_s=0.01, bandwidth_Bps=1e6)
+    net, env = world.network, world.env
+    net.transfer(0, 1, 1e3)
+    (flow,) = net._flows.values()
+    for _ in range(2):  # the send, then the propagation
+        pending = [event for bucket in env._buckets.values() for event in bucket]
+        timers = [event for event in pending if event.value is flow]
+        assert len(timers) == 1
+        assert all(inspect.ismethod(callback) and callback.__self__ is net
+                   for callback in timers[0].callbacks)
+        env.step()
+    env.run()
+    assert flow.state == "done"
