@@ -235,6 +235,34 @@ def test_bottleneck_buffer_closes_most_of_the_together_gap(rows):
     assert sum(abs(e) <= 0.10 for e in errors) >= 27 and max(map(abs, errors)) <= 0.15
 
 
+# docs/network-model.md, "Unequal RTTs sharing a bottleneck": Linux's median makespan and the
+# errors of dtsim tcp (defaults) and of tcp + HyStart's delay exit + the case's buffer, points
+UNEQUAL_RTTS_ON_LINUX = {
+    "shared 2 flows 100Mbit/s 5/40ms 20MB together": (13.315, -74.4, -0.8),
+    "shared 2 flows 100Mbit/s 5/40ms 20MB staggered 1s": (13.560, -74.9, -0.6),
+    "shared 2 flows 100Mbit/s 5/40ms 20MB together queue BDP/4": (12.397, -72.5, -1.1),
+    "shared 4 flows 100Mbit/s 5/10/20/40ms 20MB together": (13.228, -49.0, -0.2),
+    "shared 4 flows 100Mbit/s 5/10/20/40ms 20MB staggered 1s": (12.050, -44.0, -25.4),
+}
+
+
+def test_unequal_rtts_on_linux():
+    """Fan-ins of mixed RTTs on real Linux (``delayline_runs_rtt.json``): the 80 ms flows leave
+    slow start by HyStart behind the short flows' queue and take 12-13.6 s, where the default
+    tcp says 3.4-6.8 s; with the delay exit and the buffer four of five are within 1.1%."""
+    measured, _ = lab.load_runs(RTT_RUNS)
+    ns3 = lab.ns3_rows()
+    got = {case.name: lab.row(case, runs, ns3) for case, runs, _ in measured}
+    assert sorted(got) == sorted(UNEQUAL_RTTS_ON_LINUX)
+    for name, (median_s, tcp, queue) in UNEQUAL_RTTS_ON_LINUX.items():
+        r = got[name]
+        assert r["median_s"] == pytest.approx(median_s, abs=5e-4), name
+        assert 100 * r["tcp_error"] == pytest.approx(tcp, abs=0.05), name
+        assert 100 * r["queue_error"] == pytest.approx(queue, abs=0.05), name
+        # slow starts ended by HyStart (the table's "slow start ended by" column)
+        assert "hystart" in r["exits"], name
+
+
 def test_whatif_with_window_rates_and_loss_epochs(rows):
     """``hystart_whatif.py`` (a sketch outside the transport: the delay exits, rates set by the
     windows behind one drop-tail queue of the lab's 333 packets, loss epochs at a full buffer
