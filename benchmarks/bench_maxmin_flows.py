@@ -49,7 +49,7 @@ class GlobalRecomputeNetwork(MaxMinNetwork):
             region.update(flows)
         if region:
             self.reallocations += 1
-            rates, bottleneck = self._fill(region)
+            rates, bottleneck, _ = self._fill(region)
             self._apply(region, rates, bottleneck)
 
 

@@ -2,11 +2,11 @@
 
 Which commit made a run slower? Figures taken on different days are not comparable on a shared
 machine (other jobs, another host), so this runs the scenario of ``bench_timing_only_scale.py``
-(``uniform`` topology, DiLoCo H = 1, ``tree`` all-reduce, timing-only) from each checkout in a
-fresh process, the checkouts interleaved (A, B, B, A, ...) so that a change of load falls on all
-alike, and prints per checkout the median CPU milliseconds per later outer step, the events and
-the simulated time (equal when the results are). Checkouts from before the ``tcp`` transport
-existed run ``fluid``.
+(``uniform`` topology or ``--topology clusters-of-clusters``, DiLoCo H = 1, ``tree`` all-reduce,
+timing-only) from each checkout in a fresh process, the checkouts interleaved (A, B, B, A, ...)
+so that a change of load falls on all alike, and prints per checkout the median CPU milliseconds
+per later outer step, the events and the simulated time (equal when the results are).
+Checkouts from before the ``tcp`` transport existed run ``fluid``.
 
 ``--instructions`` counts instead the machine instructions of the later outer steps under
 valgrind's callgrind (collection switched on at the end of the first outer step and off at the
@@ -78,11 +78,16 @@ def child(args: argparse.Namespace) -> None:
 
     fields = {f.name for f in dataclasses.fields(NetworkConfig)}
     transport = {"transport": args.transport} if "transport" in fields else {}
+    if args.topology == "uniform":
+        params: dict = {"latency_s": 0.01}
+    else:  # bench_timing_only_scale.py's clusters-of-clusters
+        params = {"num_clusters": 8, "intra_latency_s": 1e-3, "intra_bandwidth_Bps": 1.25e9,
+                  "wan_latency_s": 0.01, "wan_bandwidth_Bps": 1.25e9}
     scenario = Scenario(
         name="compare-commits", seed=0, cluster=ClusterConfig(num_nodes=args.nodes,
                                                               device="h100"),
-        network=NetworkConfig(model=args.network, topology="uniform",
-                              topology_params={"latency_s": 0.01}, uplink_Bps=1.25e8,
+        network=NetworkConfig(model=args.network, topology=args.topology,
+                              topology_params=params, uplink_Bps=1.25e8,
                               downlink_Bps=1.25e8, **transport),
         workload=WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=128),
         policy=PolicyConfig(name="diloco", params={}),
@@ -102,7 +107,7 @@ def run_child(args: argparse.Namespace, checkout: str, toggle: str | None) -> di
     """One fresh process on ``checkout``; its JSON line (plus ``instructions`` if counted)."""
     cmd = [sys.executable, __file__, "--child", checkout, "--nodes", str(args.nodes),
            "--steps", str(args.steps), "--network", args.network,
-           "--transport", args.transport]
+           "--transport", args.transport, "--topology", args.topology]
     env = dict(os.environ, PYTHONHASHSEED="0")
     out_file = None
     if toggle:
@@ -148,6 +153,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100, help="outer steps per run")
     parser.add_argument("--network", default="ideal", choices=["ideal", "maxmin"])
     parser.add_argument("--transport", default="fluid", choices=["fluid", "tcp"])
+    parser.add_argument("--topology", default="uniform",
+                        choices=["uniform", "clusters-of-clusters"],
+                        help="bench_timing_only_scale.py's topologies (clusters: 8 data centres)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per checkout")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions under callgrind (one run per checkout)")
@@ -176,8 +184,8 @@ def main() -> int:
         print(f"compare_commits: not a checkout of dtsim (no sim/): {missing[0]}",
               file=sys.stderr)
         return 2
-    print(f"{args.nodes} nodes, {args.steps} outer steps, {args.network}, {args.transport} "
-          f"(where the checkout has it)")
+    print(f"{args.nodes} nodes, {args.topology}, {args.steps} outer steps, {args.network}, "
+          f"{args.transport} (where the checkout has it)")
     with tempfile.TemporaryDirectory() as scratch:
         toggle = build_toggle(scratch) if args.instructions else None
         repeat = 1 if toggle else args.repeat

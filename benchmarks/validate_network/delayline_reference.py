@@ -556,13 +556,19 @@ def measure(case: Case, binary: str, repeats: int, rmem_default: int = RMEM_DEFA
 
 # -- the lab's own checks ---------------------------------------------------------------------
 
+def _path_rtt_ms(case: Case, pair: str) -> float:
+    """2 x the one-way delays of the connection ``"src->dst"``, ms."""
+    src, dst = (int(x) for x in pair.split("->"))
+    return 2e3 * (case.delay_s[src] + case.delay_s[dst])
+
+
 def lab_checks(case: Case, runs: list[dict], rtt: dict) -> dict:
     """Independent checks of the lab for one case, from its saved runs.
 
     - ``rtt_excess_ms``: UDP echo's shortest RTT minus 2 x the path's one-way delays (the
       delay line's delay plus the hosts' own time; should be a fraction of a millisecond);
-    - ``tcp_min_rtt_excess_ms``: the same from the kernel's own min RTT of every connection
-      (adds one data packet's serialization at the bottleneck);
+    - ``tcp_min_rtt_excess_ms``: the same from the kernel's own min RTT of every connection,
+      each against its own path's (adds one data packet's serialization at the bottleneck);
     - ``unbalanced``: delay-line directions whose packets read != written + dropped + held;
     - ``delayline_dropped`` and ``tun_dropped``: packets the delay line or a TUN device lost
       (the lab's own losses, not the bottleneck's; should be 0);
@@ -573,8 +579,8 @@ def lab_checks(case: Case, runs: list[dict], rtt: dict) -> dict:
     """
     directions = [d for r in runs for d in r["checks"]["delayline"]]
     out = {"rtt_excess_ms": rtt["min_ms"] - rtt["expected_ms"],
-           "tcp_min_rtt_excess_ms": max(c["min_rtt_ms"] for r in runs
-                                        for c in r["conns"].values()) - rtt["expected_ms"],
+           "tcp_min_rtt_excess_ms": max(c["min_rtt_ms"] - _path_rtt_ms(case, pair)
+                                        for r in runs for pair, c in r["conns"].items()),
            "unbalanced": sum(d["in"] != d["out"] + d["dropped"] + d["queued"]
                              for d in directions),
            "delayline_dropped": sum(d["dropped"] for d in directions),

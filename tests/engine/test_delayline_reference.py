@@ -25,6 +25,8 @@ from tests.scripts import load_script
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "validate_network" / "delayline_reference.py"
 RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs.json"
+# the unequal-RTT fan-ins added to the grid in session 6 (5 and 40 ms, 5/10/20/40 ms senders)
+RTT_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_rtt.json"
 # a targeted re-run that also read the kernel's HyStart counters in every namespace
 HYSTART_RUNS = ROOT / "benchmarks" / "validate_network" / "delayline_runs_hystart.json"
 # the 100 Mbit/s, 100 and 300 ms RTT flows again with a 6 MiB receive buffer from the start
@@ -62,19 +64,22 @@ def rows(shipped):
 
 
 def test_shipped_runs_cover_the_lab_cases_and_say_how_they_were_taken(shipped):
+    """The grid's runs and, for the unequal-RTT cases added later, their own file."""
     measured, meta = shipped
-    assert [case.name for case, _, _ in measured] == [c.name for c in lab.lab_cases()]
+    later, later_meta = lab.load_runs(RTT_RUNS)
+    assert [case.name for case, _, _ in measured + later] == [c.name for c in lab.lab_cases()]
     for key in ("date", "kernel", "host", "load_before", "load_after", "command"):
         assert meta[key], key
-    for case, runs, _ in measured:
+        assert later_meta[key], key
+    for case, runs, _ in measured + later:
         assert len(runs) >= 3, case.name  # a median of at least three
         for run in runs:
             assert len(run["delivered_s"]) == len(case.messages)
             assert all(m.start_s - 1e-3 <= b for m, b in zip(case.messages, run["begins_s"]))
 
 
-@pytest.mark.parametrize("path", [RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS, WINDOW_RUNS_MEMINFO,
-                                  WINDOW_RUNS_EAGAIN],
+@pytest.mark.parametrize("path", [RUNS, RTT_RUNS, HYSTART_RUNS, RMEM_RUNS, *WINDOW_RUNS,
+                                  WINDOW_RUNS_MEMINFO, WINDOW_RUNS_EAGAIN],
                          ids=lambda p: p.stem)
 def test_the_lab_is_what_it_claims(path):
     """Independent checks of the lab, case by case (bounds: what every case achieved)."""
@@ -228,6 +233,34 @@ def test_bottleneck_buffer_closes_most_of_the_together_gap(rows):
         assert abs(r["queue_error"]) <= abs(r["tcp_error"]) + 0.005, (name, r)
     errors = [r["queue_error"] for r in rows.values()]
     assert sum(abs(e) <= 0.10 for e in errors) >= 27 and max(map(abs, errors)) <= 0.15
+
+
+# docs/network-model.md, "Unequal RTTs sharing a bottleneck": Linux's median makespan and the
+# errors of dtsim tcp (defaults) and of tcp + HyStart's delay exit + the case's buffer, points
+UNEQUAL_RTTS_ON_LINUX = {
+    "shared 2 flows 100Mbit/s 5/40ms 20MB together": (13.315, -74.4, -0.8),
+    "shared 2 flows 100Mbit/s 5/40ms 20MB staggered 1s": (13.560, -74.9, -0.6),
+    "shared 2 flows 100Mbit/s 5/40ms 20MB together queue BDP/4": (12.397, -72.5, -1.1),
+    "shared 4 flows 100Mbit/s 5/10/20/40ms 20MB together": (13.228, -49.0, -0.2),
+    "shared 4 flows 100Mbit/s 5/10/20/40ms 20MB staggered 1s": (12.050, -44.0, -25.4),
+}
+
+
+def test_unequal_rtts_on_linux():
+    """Fan-ins of mixed RTTs on real Linux (``delayline_runs_rtt.json``): the 80 ms flows leave
+    slow start by HyStart behind the short flows' queue and take 12-13.6 s, where the default
+    tcp says 3.4-6.8 s; with the delay exit and the buffer four of five are within 1.1%."""
+    measured, _ = lab.load_runs(RTT_RUNS)
+    ns3 = lab.ns3_rows()
+    got = {case.name: lab.row(case, runs, ns3) for case, runs, _ in measured}
+    assert sorted(got) == sorted(UNEQUAL_RTTS_ON_LINUX)
+    for name, (median_s, tcp, queue) in UNEQUAL_RTTS_ON_LINUX.items():
+        r = got[name]
+        assert r["median_s"] == pytest.approx(median_s, abs=5e-4), name
+        assert 100 * r["tcp_error"] == pytest.approx(tcp, abs=0.05), name
+        assert 100 * r["queue_error"] == pytest.approx(queue, abs=0.05), name
+        # slow starts ended by HyStart (the table's "slow start ended by" column)
+        assert "hystart" in r["exits"], name
 
 
 def test_whatif_with_window_rates_and_loss_epochs(rows):

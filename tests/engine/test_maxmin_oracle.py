@@ -663,3 +663,29 @@ def test_large_regions_at_the_default_threshold_equal_the_oracle():
             assert a == ("cut", pytest.approx(b[1], rel=COALESCE_REL, abs=1e-12))
         else:
             assert a == pytest.approx(b, rel=COALESCE_REL, abs=1e-12)
+
+
+@pytest.mark.parametrize("min_flows", [VECTOR_MIN_FLOWS, math.inf])
+def test_a_faster_flow_on_a_large_regions_link_joins_it_at_once(min_flows):
+    """Hand-worked: a long flow held by its own node link (9 of payload) alone on a WAN link
+    of 63, then 80 flows start across that WAN link together. Filled without the long flow,
+    they would get (63 - 9) / 80 each, below its 9: the bottleneck test adds it and the region
+    is filled again (one repair round, as small regions still do). A large region takes it in
+    at once (``MaxMinNetwork._faster_outside``): no repair round, every flow 63 / 81, and
+    completion times equal to the oracle's."""
+    world = datacenter_world(170, 2, wan_Bps=70.0)
+    net = world.network
+    net.vector_min_flows = min_flows
+    plan = [(0.0, 0, 85, 500.0)] + [(1.0, i, 85 + i, 20.0 + i % 7) for i in range(1, 81)]
+    twin = twin_of(world, NaiveNetwork)
+    got, want = start(world, plan), start(twin, plan)
+    world.env.run(until=1.0)
+    (long,) = net._flows.values()
+    assert long.rate == pytest.approx(9.0, rel=1e-12)
+    repairs = net.repair_rounds
+    settle(world)
+    assert net.repair_rounds - repairs == (0 if min_flows == VECTOR_MIN_FLOWS else 1)
+    assert all(flow.rate == pytest.approx(63.0 / 81, rel=1e-12) for flow in net._flows.values())
+    world.env.run()
+    twin.env.run()
+    assert got == [pytest.approx(end, rel=COALESCE_REL) for end in want]
