@@ -152,6 +152,39 @@ def test_without_the_buffer_the_small_window_keeps_its_rtt(monkeypatch):
                                                           pytest.approx(2 * RTT)]
 
 
+# -- CUBIC's growth in congestion avoidance -------------------------------------------------
+
+def test_the_window_grows_at_most_1_5x_per_round_towards_a_far_target(monkeypatch):
+    """CUBIC grows the window at most one segment per 2 ACKed (``tcp_cubic.c``: ``cnt`` at
+    least 2), so at most 1.5x per round trip, however far its target is.
+
+    The state is set by hand: node 0 alone, in congestion avoidance at 10 segments, no W_max,
+    its epoch begun 5 s before t = 0 from 10 segments (as if it had sent little since; the
+    window grows only with what is ACKed). Every window stays below the pipe (B = 330.25), so
+    no queue stands and rounds open every RTT = 40 ms; each round sends its whole window.
+    CUBIC's target when a round closes at ``now`` (t = 5 s + now into the epoch, the curve
+    aimed one RTT ahead, K = 0) is 10 + 0.4 (5 + now + 0.04)^3 segments; W_est = 10 + 0.529 n
+    (n windows ACKed, n <= 5) stays below it:
+
+        round closes   target                        1.5 x window   next window
+        0.04 s         10 + 0.4 x 5.08^3 = 62.44     15             15        (capped)
+        0.08 s         10 + 0.4 x 5.12^3 = 63.69     22.5           22.5      (capped)
+        0.12 s         10 + 0.4 x 5.16^3 = 64.96     33.75          33.75     (capped)
+        0.16 s         10 + 0.4 x 5.20^3 = 66.24     50.625         50.625    (capped)
+        0.20 s         10 + 0.4 x 5.24^3 = 67.55     75.94          67.55     (the target)
+
+    Without the cap the second round would already send 62.44 segments."""
+    rounds = spy_rounds(monkeypatch)
+    world = world_with(1000)
+    conn = in_avoidance(world, 0, 2, 10)
+    conn.ca_start_s = -5.0
+    world.network.transfer(0, 2, 2e6)
+    world.env.run(until=5.5 * RTT)
+    assert [(t, w, d) for t, _, w, d in rounds] == [
+        (pytest.approx(i * RTT), pytest.approx(w, rel=1e-9), 0.0)
+        for i, w in enumerate((10, 15, 22.5, 33.75, 50.625, 10 + 0.4 * 5.24 ** 3))]
+
+
 # -- losses at a full buffer ------------------------------------------------------------------
 
 def test_two_windows_lose_when_the_queue_fills(monkeypatch):
