@@ -15,8 +15,8 @@ Topologies:
   that every flow between two data centres shares.
 
 The naive variant re-rates *every* sending flow at every flow event with the same progressive
-filling (:class:`GlobalRecomputeNetwork`). Both variants run side by side in one process and
-their completion times are compared on the flows both finished.
+filling (:class:`GlobalRecomputeNetwork`, the pure-Python one). Both variants run side by side
+in one process and their completion times are compared on the flows both finished.
 
     python benchmarks/bench_maxmin_flows.py                 # 16, 64, 256 nodes, both topologies
     python benchmarks/bench_maxmin_flows.py --nodes 256 --topology residential
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import time
 
 import numpy as np
@@ -39,9 +40,18 @@ from topologies import clusters_of_clusters, residential
 
 
 class GlobalRecomputeNetwork(MaxMinNetwork):
-    """The naive variant: every flow start or end re-rates all sending flows from scratch."""
+    """The naive variant: every flow start or end re-rates all sending flows from scratch.
+
+    With the plain progressive filling (the heap of :meth:`MaxMinNetwork._fill`), never the
+    numpy one meant for a large region of few bottleneck levels (a tree all-reduce's round on
+    WAN links). Here every sending flow at once has about one level per node (log-normal
+    access links: 64 levels for 188 flows, 256 for 757), one numpy pass over the region each,
+    and that made this reference 5-7x slower on ``residential`` at 64 and 256 nodes
+    (docs/performance.md, end of session 6).
+    """
 
     model_name = "maxmin-global"
+    vector_min_flows = math.inf
 
     def _reallocate(self, seed_links: tuple[int, ...] | list[int]) -> None:
         region: dict[int, Flow] = {}
