@@ -707,13 +707,17 @@ class TcpTransport(Network):
         if not flow.links or conn.rtt_s <= 0:
             cubic.queue = None
             return
-        link = min(flow.links, key=self.capacity_Bps.__getitem__)
+        link = self._bottleneck_link(flow)
         queue = self._queues.get(link)
         if queue is None:
             queue = self._queues[link] = DropTail(
                 link, self.tcp.bottleneck_queue_bytes * self.efficiency)
         queue.conns[conn] = None
         cubic.queue = queue
+
+    def _bottleneck_link(self, flow: Flow) -> int:
+        """The first link of least capacity on ``flow``'s path: where its windows queue."""
+        return min(flow.links, key=self.capacity_Bps.__getitem__)
 
     @staticmethod
     def _leave_queue(conn: Connection) -> None:
@@ -807,7 +811,7 @@ class TcpTransport(Network):
         flow = conn.head
         if flow is None or not flow.links or conn.rtt_s <= 0:
             return False
-        link = min(flow.links, key=self.capacity_Bps.__getitem__)
+        link = self._bottleneck_link(flow)
         usable = self.capacity_Bps[link] * self.efficiency
         since, queue = self._burst_queue.get(link, (now, 0.0))
         queue = max(0.0, queue - usable * (now - since))
