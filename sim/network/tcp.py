@@ -126,7 +126,7 @@ from typing import cast
 import simpy
 
 from sim.errors import FieldError
-from sim.network.base import INF, Flow, Network, Route
+from sim.network.base import INF, Flow, Network, Pair, Route
 from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
@@ -288,8 +288,11 @@ class TcpConfig:
         return float(self.max_window_bytes * self.parallel_streams)
 
 
-class Connection:
-    """The state of one ordered node pair's connection.
+class Connection(Pair):
+    """The state of one ordered node pair's connection: the network's record of the pair.
+
+    The pair's route is kept here too (:class:`sim.network.base.Pair`), so a message finds
+    its route and its connection with one dict probe.
 
     ``cwnd`` is the congestion window (bytes); a round started at ``round_start_s`` may send
     ``round_window`` bytes, of which ``round_sent`` are handed to the model, which spent
@@ -308,6 +311,7 @@ class Connection:
                  "links", "back", "back_epoch", "cubic")
 
     def __init__(self, cwnd: float) -> None:
+        super().__init__()
         self.cwnd = cwnd
         self.slow_start = True
         self.probing = False      # after HyStart's early exit: CUBIC's growth until the pipe fills
@@ -418,7 +422,6 @@ class TcpTransport(Network):
         kwargs["tcp_efficiency"] = self.tcp.efficiency
         super().__init__(*args, **kwargs)
         self.ack_fraction = self.tcp.ack_fraction  # the model reserves it on reverse paths
-        self._connections: dict[tuple[int, int], Connection] = {}
         self._left: dict[int, float] = {}          # flow id -> bytes after the current chunk
         self._attached: dict[int, bool] = {}       # flow id -> a chunk is with the model
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
@@ -441,16 +444,26 @@ class TcpTransport(Network):
 
     # -- the model's interface -----------------------------------------------------------------
 
+    def _new_pair(self) -> Connection:
+        """A node pair's record is its connection (cold: nothing sent yet)."""
+        conn = Connection(self.tcp.initial_window_bytes)
+        if self._drop_tail:
+            conn.cubic = CubicState()
+        return conn
+
+    @property
+    def _connections(self) -> dict[tuple[int, int], Connection]:
+        """The connections that carried a message, by node pair (for tests and diagnostics).
+
+        A pair's record is made when its route is first asked for, so some never carry one.
+        """
+        pairs = cast(dict[tuple[int, int], Connection], self._pairs)
+        return {key: conn for key, conn in pairs.items() if conn.used}
+
     def _start(self, flow: Flow) -> None:
-        key = (flow.src, flow.dst)
-        conn = self._connections.get(key)
-        if conn is None:
-            conn = self._connections[key] = Connection(self.tcp.initial_window_bytes)
-            if self._drop_tail:
-                conn.cubic = CubicState()
+        conn: Connection = flow.transport  # (the pair's record: see _new_pair)
         self._left[flow.id] = flow.nbytes
         self._attached[flow.id] = False
-        flow.transport = conn
         if conn.head is None:  # (nothing waits behind an idle connection)
             self._next_message(conn, flow)
         elif conn.queue is None:
