@@ -93,6 +93,8 @@ class Flow:
     version: int = 0
     ack_links: tuple[int, ...] = ()  # finite links of the reverse path (maxmin's ACK demand)
     transport: Any = None           # its node pair's record (tcp: the pair's connection)
+    left: float = 0.0               # tcp: bytes of the message after the chunk being sent
+    attached: bool = False          # tcp: a chunk of it is with the model
 
 
 class Network:
