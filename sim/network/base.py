@@ -85,7 +85,8 @@ class Flow:
     start_s: float
     event: simpy.Event
     label: str
-    intervals: tuple[int, int]      # recorder indices of the src and dst "comm" intervals
+    send_interval: int              # recorder index of the src's "comm" interval
+    recv_interval: int              # ... and of the dst's (two ints, not a tuple per message)
     state: str = "sending"          # sending -> propagating -> done | cut
     remaining: float = 0.0          # bytes not yet transmitted (maxmin bookkeeping)
     rate: float = 0.0               # bytes/s
@@ -310,11 +311,11 @@ class Network:
         rec = self.world.recorder
         self._flow_seq += 1
         fid = self._flow_seq
-        intervals = (rec.interval(src, "comm", now, INF, label or "send"),
-                     rec.interval(dst, "comm", now, INF, label or "recv"))
         links, latency_s, bottleneck_Bps = cast(Route, pair.route)
         flow = Flow(fid, src, dst, nbytes, links, latency_s, bottleneck_Bps, now, event, label,
-                    intervals, remaining=nbytes, last_s=now, transport=pair)
+                    rec.interval(src, "comm", now, INF, label or "send"),
+                    rec.interval(dst, "comm", now, INF, label or "recv"),
+                    remaining=nbytes, last_s=now, transport=pair)
         self._flows[fid] = flow
         self._node_flows[src][fid] = flow
         self._node_flows[dst][fid] = flow
@@ -358,8 +359,8 @@ class Network:
         node_flows[flow.src].pop(fid, None)
         node_flows[flow.dst].pop(fid, None)
         close = self.world.recorder.close_interval
-        for index in flow.intervals:
-            close(index, now)
+        close(flow.send_interval, now)
+        close(flow.recv_interval, now)
 
     def cut(self, flow: Flow, reason: str) -> None:
         """End ``flow`` before delivery; its bytes count as cut."""
