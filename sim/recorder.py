@@ -105,9 +105,8 @@ class Recorder:
 
     How they are kept: intervals and metric rows are the bulk of a long run's memory (several
     per node and step), so each is a row of doubles in a packed table of chunks
-    (:class:`Rows`; :data:`IV_WIDTH` and :data:`METRIC_WIDTH` doubles per row), with the
-    strings (an interval's kind and label, a metric's name) replaced by the index of a table
-    of the distinct ones. A row
+    (:class:`Rows`; :data:`IV_WIDTH` and :data:`METRIC_WIDTH` doubles per row), with the strings (an interval's kind
+    and label, a metric's name) replaced by the index of a table of the distinct ones. A row
     costs 32 or 40 bytes instead of a tuple of Python objects (about 140 bytes), allocates no
     object that outlives the call, and gives the garbage collector nothing to track; the
     reading methods rebuild exactly the tables the rows describe.
