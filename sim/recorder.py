@@ -47,55 +47,6 @@ METRIC_WIDTH = 5
 
 NAN = math.nan
 
-CHUNK_SHIFT = 13
-ROWS_PER_CHUNK = 1 << CHUNK_SHIFT
-"""Rows per chunk of a :class:`Rows` table: 8,192 (256 KiB of intervals, 320 KiB of metric
-rows), small enough that a chunk's own growth stays in the CPU caches."""
-
-
-class Rows:
-    """A growing table of rows of ``width`` doubles, kept in chunks that never move.
-
-    One packed ``array('d')`` grows by reallocation, over-allocating by 1/16 only, so once it
-    is larger than the caches each growth copies the whole table through memory: about 16
-    bytes copied per byte recorded, a cost per row that grows with the record (in a run of
-    100,000 nodes, or a long run of 1,000). Here only the last chunk grows, and a full chunk
-    (:data:`ROWS_PER_CHUNK` rows) is never copied: row ``i`` stays at row
-    ``i % ROWS_PER_CHUNK`` of chunk ``i // ROWS_PER_CHUNK``, where its owner finds it.
-    """
-
-    __slots__ = ("width", "chunks", "_full")
-
-    def __init__(self, width: int) -> None:
-        self.width = width
-        self.chunks: list[array] = [array("d")]
-        self._full = ROWS_PER_CHUNK * width  # doubles in a full chunk
-
-    def append(self, row: list[float]) -> int:
-        """Add ``row`` (``width`` doubles); return its index."""
-        last = self.chunks[-1]
-        if len(last) == self._full:
-            last = array("d")
-            self.chunks.append(last)
-        last.fromlist(row)
-        return ((len(self.chunks) - 1) << CHUNK_SHIFT) + len(last) // self.width - 1
-
-    def __len__(self) -> int:
-        """Rows in the table."""
-        return ((len(self.chunks) - 1) << CHUNK_SHIFT) + len(self.chunks[-1]) // self.width
-
-    def views(self) -> Iterator[np.ndarray]:
-        """Each chunk as a (rows, width) array over its memory: writes change the table.
-
-        No row can be added while a view is alive (the chunk cannot grow under it).
-        """
-        for chunk in self.chunks:
-            yield np.frombuffer(chunk).reshape(-1, self.width)
-
-    def table(self) -> np.ndarray:
-        """Every row, in order, as a new (rows, width) float64 array."""
-        return np.concatenate(list(self.views()))
-
 
 class Recorder:
     """Collects a run's records; exports DataFrames, CSV/Parquet, JSON and a Chrome trace.
@@ -104,8 +55,8 @@ class Recorder:
     large runs :class:`AggregateRecorder` keeps per-node totals instead.
 
     How they are kept: intervals and metric rows are the bulk of a long run's memory (several
-    per node and step), so each is a row of doubles in a packed table of chunks
-    (:class:`Rows`; :data:`IV_WIDTH` and :data:`METRIC_WIDTH` doubles per row), with the strings (an interval's kind
+    per node and step), so each is a row of doubles in one packed, growable ``array('d')``
+    (:data:`IV_WIDTH` and :data:`METRIC_WIDTH` per row), with the strings (an interval's kind
     and label, a metric's name) replaced by the index of a table of the distinct ones. A row
     costs 32 or 40 bytes instead of a tuple of Python objects (about 140 bytes), allocates no
     object that outlives the call, and gives the garbage collector nothing to track; the
@@ -119,12 +70,12 @@ class Recorder:
         self.node_names = list(node_names)
         n = len(node_names)
         # metric rows (time_s, node, step, name code, value), METRIC_WIDTH doubles each
-        self._mv = Rows(METRIC_WIDTH)
+        self._mv = array("d")
         self._metric_names: list[str] = []
         self._metric_code: dict[str, int] = {}
         self._events: list[dict[str, Any]] = []
         # intervals (node, (kind, label) code, start_s, end_s), IV_WIDTH doubles each
-        self._iv = Rows(IV_WIDTH)
+        self._iv = array("d")
         self._iv_kinds: list[tuple[str, str]] = []
         self._iv_code: dict[tuple[str, str], int] = {}
         self.bytes_sent = np.zeros(n)
@@ -170,8 +121,8 @@ class Recorder:
         if code is None:
             code = self._metric_code[name] = len(self._metric_names)
             self._metric_names.append(name)
-        self._mv.append([self.env.now, NAN if node is None else node,
-                         NAN if step is None else step, code, float(value)])
+        self._mv.fromlist([self.env.now, NAN if node is None else node,
+                           NAN if step is None else step, code, float(value)])
 
     def event(self, kind: str, node: int | None = None, **fields: Any) -> None:
         """Record a discrete event (failure, recovery, notice, ...) now."""
@@ -188,12 +139,14 @@ class Recorder:
         if code is None:
             code = self._iv_code[(kind, label)] = len(self._iv_kinds)
             self._iv_kinds.append((kind, label))
-        return self._iv.append([node, code, start_s, end_s])
+        iv = self._iv
+        iv.fromlist([node, code, start_s, end_s])
+        return len(iv) // IV_WIDTH - 1
 
     def close_interval(self, index: int, at_s: float) -> None:
         """End interval ``index`` at ``at_s`` if it would end later (never extends it)."""
-        iv = self._iv.chunks[index >> CHUNK_SHIFT]
-        end = IV_WIDTH * (index & (ROWS_PER_CHUNK - 1)) + 3
+        iv = self._iv
+        end = IV_WIDTH * index + 3
         if at_s < iv[end]:
             start = iv[end - 1]
             iv[end] = at_s if at_s > start else start
@@ -221,17 +174,18 @@ class Recorder:
     def finish(self, end_time_s: float) -> None:
         """Close the record at the run's end; open intervals are cut there."""
         self.end_time_s = end_time_s
-        for view in self._iv.views():
+        if self._iv:
+            view = np.frombuffer(self._iv).reshape(-1, IV_WIDTH)
             late = view[:, 3] > end_time_s
             view[late, 3] = np.maximum(view[late, 2], end_time_s)
-        del view  # (the table cannot grow while a view of it exists)
+            del view  # (the array cannot grow while a view of it exists)
 
     # -- reading ---------------------------------------------------------------------------
 
     def _interval_rows(self) -> Iterator[Interval]:
         """Every interval recorded, in order, as a tuple (node, kind, start_s, end_s, label)."""
         kinds = self._iv_kinds
-        rows = self._iv.table().tolist()
+        rows = np.frombuffer(self._iv).reshape(-1, IV_WIDTH).tolist()
         for node, code, start, end in rows:
             kind, label = kinds[int(code)]
             yield int(node), kind, start, end, label
@@ -239,7 +193,7 @@ class Recorder:
     def _metric_rows(self) -> list[tuple[float, int | None, int | None, str, float]]:
         """Every metric row recorded, in order, as a tuple (time_s, node, step, metric, value)."""
         names = self._metric_names
-        rows = self._mv.table().tolist()
+        rows = np.frombuffer(self._mv).reshape(-1, METRIC_WIDTH).tolist()
         return [(time_s, None if node != node else int(node), None if step != step else int(step),
                  names[int(code)], value) for time_s, node, step, code, value in rows]
 
@@ -248,13 +202,13 @@ class Recorder:
         code = self._metric_code.get(name)
         if code is None or not self._mv:
             return False
-        rows = self._mv.table()
+        rows = np.frombuffer(self._mv).reshape(-1, METRIC_WIDTH)
         return bool(np.any((rows[:, 3] == code) & (rows[:, 0] == time_s) & np.isnan(rows[:, 1])))
 
     @property
     def intervals_kept(self) -> int:
         """Number of intervals kept (recorded with :meth:`interval`, empty ones included)."""
-        return len(self._iv)
+        return len(self._iv) // IV_WIDTH
 
     @property
     def elapsed_s(self) -> float:
@@ -266,7 +220,7 @@ class Recorder:
         columns = ["time_s", "node", "step", "metric", "value"]
         if not self._mv:
             return pd.DataFrame([], columns=columns).astype({"node": "Int64", "step": "Int64"})
-        rows = self._mv.table()
+        rows = np.frombuffer(self._mv).reshape(-1, METRIC_WIDTH).copy()
         names = np.array(self._metric_names, dtype=object)
         return pd.DataFrame({
             "time_s": rows[:, 0], "node": pd.array(rows[:, 1], dtype="Int64"),
@@ -280,8 +234,8 @@ class Recorder:
     def intervals(self) -> pd.DataFrame:
         """Node-state intervals: node, kind, start_s, end_s (float64), label."""
         columns = ["node", "kind", "start_s", "end_s", "label"]
-        rows = self._iv.table()
-        rows = rows[rows[:, 3] > rows[:, 2]]
+        rows = np.frombuffer(self._iv).reshape(-1, IV_WIDTH)
+        rows = rows[rows[:, 3] > rows[:, 2]]  # (a copy)
         if not len(rows):
             return pd.DataFrame([], columns=columns)
         codes = rows[:, 1].astype(int)

@@ -21,7 +21,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.recorder import ROWS_PER_CHUNK, Recorder, Rows, _interval_key, _subtract, _union
+from sim.recorder import Recorder, _interval_key, _subtract, _union
 
 
 class RowRecorder:
@@ -178,33 +178,3 @@ def test_packed_tables_equal_the_row_tables_on_random_records(records, end_s):
     rec, oracle = replay(records)
     assert_same(rec, oracle, end_s)
     np.testing.assert_array_equal(rec.node_time_breakdown().sum(axis=1) >= 0, True)
-
-
-def test_rows_across_chunks_keep_their_place():
-    """Three chunks' worth of intervals and metric rows (the packed table grows in chunks that
-    never move): an interval closed long after it was opened, in an earlier chunk, and the
-    cut at the run's end in every chunk, give the oracle's tables."""
-    rng = np.random.default_rng(7)
-    records: list[tuple] = []
-    opened = 0
-    for i in range(2 * ROWS_PER_CHUNK + 100):
-        records.append(("at", i * 0.5))
-        records.append(("interval", i % 3, "comm", i * 0.5, math.inf, "send"))
-        opened += 1
-        records.append(("metric", "sync_s", float(i), i % 3, i))
-        if i % 7 == 0:  # close an interval opened anywhere before, some chunks back
-            records.append(("close", int(rng.integers(0, opened)), i * 0.5 + 0.25))
-    rec, oracle = replay(records)
-    assert len(rec._iv.chunks) == 3 and len(rec._mv.chunks) == 3
-    assert rec.intervals_kept == len(oracle.intervals) == 2 * ROWS_PER_CHUNK + 100
-    assert_same(rec, oracle, end_s=ROWS_PER_CHUNK * 0.75)  # open ones in every chunk are cut
-
-
-def test_a_rows_table_gives_each_row_its_index_across_chunks():
-    rows = Rows(2)
-    indices = [rows.append([float(i), -float(i)]) for i in range(ROWS_PER_CHUNK + 3)]
-    assert indices == list(range(ROWS_PER_CHUNK + 3)) and len(rows) == ROWS_PER_CHUNK + 3
-    table = rows.table()
-    assert table.shape == (ROWS_PER_CHUNK + 3, 2)
-    np.testing.assert_array_equal(table[:, 0], np.arange(ROWS_PER_CHUNK + 3))
-    assert len(rows.chunks[0]) == 2 * ROWS_PER_CHUNK  # the first chunk is full, not grown
