@@ -76,6 +76,26 @@ def test_queueing_delay_unequal_rtts_solves_the_quadratic():
     assert queueing_delay_s([w1, w2], [r1, r2], C) == pytest.approx(root, rel=1e-12)
 
 
+@settings(max_examples=200, deadline=None)
+@given(windows=st.lists(st.floats(1e3, 5e7), min_size=2, max_size=40),
+       rtts_ms=st.lists(st.floats(0.1, 400.0), min_size=2, max_size=40),
+       capacity=st.floats(1e5, 2e9))
+def test_queueing_delay_fills_the_link_for_any_rtts(windows, rtts_ms, capacity):
+    """Any windows and RTTs: d lies between the closed forms of the largest and the smallest
+    RTT (sum W / C - max RTT <= d <= sum W / C - min RTT), and the windows ACK-clocked over
+    RTT + d fill the link to 1e-9 (or d = 0 when they do not fill it at d = 0)."""
+    k = min(len(windows), len(rtts_ms))
+    ws, rs = windows[:k], [r / 1000 for r in rtts_ms[:k]]
+    d = queueing_delay_s(ws, rs, capacity)
+    if sum(w / r for w, r in zip(ws, rs, strict=True)) <= capacity:
+        assert d == 0.0
+        return
+    total = sum(ws) / capacity
+    assert max(0.0, total - max(rs)) <= d <= total - min(rs) + 1e-12 * total
+    assert sum(w / (r + d) for w, r in zip(ws, rs, strict=True)) == pytest.approx(capacity,
+                                                                                 rel=1e-9)
+
+
 def test_cubic_reduction_with_fast_convergence():
     """beta = 0.7; W_max = the window, or (1 + beta) / 2 of it below the last W_max."""
     assert reduced_window_bytes(100.0, 0.0, 0.7, 2.0) == pytest.approx((70.0, 100.0))
