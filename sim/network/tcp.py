@@ -52,8 +52,9 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   against Linux (docs/network-model.md): the exit windows agree with the kernel's; the
   completion times do not move, since the share rules refill the link (the rates of windows
   behind a shared queue, and CUBIC's losses, are the next option's).
-- **A bottleneck buffer** (``bottleneck_queue_bytes``; 0, none, by default; only under a model
-  that shares links). Every link has a drop-tail buffer of that many wire bytes, and a
+- **A bottleneck buffer** (``bottleneck_queue_bytes``, or ``bottleneck_queue_s``: a time at
+  each link's rate; 0, none, by default; only under a model that shares links). Every link
+  has a drop-tail buffer of that many wire bytes (or its capacity times that time), and a
   connection's window, not its share, sets its rate for good: slow start ends as before (or
   by HyStart), then CUBIC's congestion avoidance runs on (no share once the pipe is full).
   While the windows of the connections whose bottleneck (first link of least capacity) is a
@@ -68,8 +69,9 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   known). Rates change at a few instants per round (a chunk's start and end, the round's end),
   as in slow start; such connections never take closed-form ramps. Left out with it: the
   dropped segments' retransmission (they cost no capacity), recovery's own timing (PRR, RTOs),
-  per-link buffers of different sizes, a queue at any link but a connection's bottleneck, and
-  the ACK clock's pacing inside a round (chunks move at the model's max-min rate).
+  buffers set link by link (one size, or one time at each link's rate, for all), a queue at
+  any link but a connection's bottleneck, and the ACK clock's pacing inside a round (chunks
+  move at the model's max-min rate).
 - **ACK bytes on the reverse path** (``ack_frame_bytes``, ``segments_per_ack``; **off by
   default**, ``ack_frame_bytes = 0``; on with ``[network.tcp] ack_frame = 66``): a connection
   sending at rate r puts ``ack_fraction * r`` of ACKs on the links of its reverse path, where
@@ -106,7 +108,7 @@ run in step (connections waking at one instant share a timer); a bandwidth-limit
 beyond the fluid model's. A connection alone on every link of its path there and back
 (under ``ideal``, every connection) costs one SimPy event per message however many rounds it
 takes (under ``maxmin``, from its second step, and not with ``hystart_delay_exit``, whose
-burst queue must see its rounds on the clock, nor with ``bottleneck_queue_bytes``): the
+burst queue must see its rounds on the clock, nor with a bottleneck buffer): the
 model's rate for it cannot change while it is alone, so its rounds are run at once on a
 virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
 mechanism at the instant another connection's chunk starts on one of those links or the
@@ -206,6 +208,11 @@ class TcpConfig:
         grows by the queueing delay; when they exceed pipe + buffer every connection there has
         a loss event, and CUBIC answers (multiplicative decrease beta, W_max, its cubic
         growth). :mod:`sim.network.droptail` and the module docstring.
+    bottleneck_queue_s:
+        The same buffer given as a time, seconds: each link's buffer is its capacity (wire
+        bytes/s) times this, the way router buffers are sized (one RTT of the link's rate), so
+        one setting means the same on a 10 Mbit/s and a 10 Gbit/s link. 0 (the default): the
+        buffer is ``bottleneck_queue_bytes``; at most one of the two may be above 0.
     """
 
     mss_bytes: int = 1448
@@ -224,6 +231,7 @@ class TcpConfig:
     hystart_delay_min_s: float = 0.004
     hystart_delay_max_s: float = 0.016
     bottleneck_queue_bytes: float = 0.0
+    bottleneck_queue_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
@@ -256,6 +264,29 @@ class TcpConfig:
             raise FieldError("bottleneck_queue_bytes",
                              f"must be a size >= 0 bytes (0: no buffer modelled), got "
                              f"{self.bottleneck_queue_bytes}")
+        if not 0 <= self.bottleneck_queue_s < INF:
+            raise FieldError("bottleneck_queue_s",
+                             f"must be a time >= 0 s (0: no buffer modelled), got "
+                             f"{self.bottleneck_queue_s}")
+        if self.bottleneck_queue_bytes > 0 and self.bottleneck_queue_s > 0:
+            raise FieldError("bottleneck_queue_s",
+                             f"give the buffer as a size or as a time, not both; got "
+                             f"{self.bottleneck_queue_s} s and {self.bottleneck_queue_bytes} B")
+
+    @property
+    def models_bottleneck_buffer(self) -> bool:
+        """Whether links have a drop-tail buffer (``bottleneck_queue_bytes`` or ``_s`` > 0)."""
+        return self.bottleneck_queue_bytes > 0 or self.bottleneck_queue_s > 0
+
+    def bottleneck_buffer_bytes(self, capacity_Bps: float) -> float:
+        """The drop-tail buffer of a link of ``capacity_Bps`` (wire bytes/s), wire bytes.
+
+        ``bottleneck_queue_bytes`` when the buffer is a size, else the link's capacity times
+        ``bottleneck_queue_s`` (100 Mbit/s = 12.5e6 B/s for 40 ms: 500,000 B).
+        """
+        if self.bottleneck_queue_bytes > 0:
+            return self.bottleneck_queue_bytes
+        return capacity_Bps * self.bottleneck_queue_s
 
     def hystart_delay_threshold_s(self, min_rtt_s: float) -> float:
         """HyStart's delay threshold eta for a path of ``min_rtt_s``, seconds."""
@@ -301,7 +332,7 @@ class Connection(Pair):
     message at a time, and an empty ``deque`` costs about 600 bytes, the largest part of a
     world of 100,000 nodes before. ``ramp`` is set while the head's rounds run in closed form
     (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
-    ``cubic`` is the state the bottleneck buffer needs (``TcpConfig.bottleneck_queue_bytes``),
+    ``cubic`` is the state the bottleneck buffer needs (``TcpConfig.models_bottleneck_buffer``),
     None without it.
     """
 
@@ -436,8 +467,8 @@ class TcpTransport(Network):
         # HyStart's delay exit: link -> (when, payload bytes queued by slow-start bursts then)
         self._burst_queue: dict[int, tuple[float, float]] = {}
         self._burst_exits = self.tcp.hystart_delay_exit and self.shares_links
-        # the bottleneck buffer: link -> its queue (TcpConfig.bottleneck_queue_bytes)
-        self._drop_tail = self.tcp.bottleneck_queue_bytes > 0 and self.shares_links
+        # the bottleneck buffer: link -> its queue (TcpConfig.bottleneck_buffer_bytes)
+        self._drop_tail = self.tcp.models_bottleneck_buffer and self.shares_links
         self._queues: dict[int, DropTail] = {}
 
     # -- the model's interface -----------------------------------------------------------------
@@ -698,7 +729,7 @@ class TcpTransport(Network):
         floor = 0.0 if w_max else 1 / CUBIC_ACKS_PER_SEGMENT
         return conn.round_sent * max(floor, min(0.5, gain))
 
-    # -- the bottleneck buffer (TcpConfig.bottleneck_queue_bytes) ------------------------------
+    # -- the bottleneck buffer (TcpConfig.bottleneck_buffer_bytes) -----------------------------
 
     def _join_queue(self, conn: Connection, flow: Flow) -> None:
         """The head starts: its connection's windows stand in its bottleneck's buffer.
@@ -714,8 +745,8 @@ class TcpTransport(Network):
         link = self._bottleneck_link(flow)
         queue = self._queues.get(link)
         if queue is None:
-            queue = self._queues[link] = DropTail(
-                link, self.tcp.bottleneck_queue_bytes * self.efficiency)
+            buffer_bytes = self.tcp.bottleneck_buffer_bytes(self.capacity_Bps[link])
+            queue = self._queues[link] = DropTail(link, buffer_bytes * self.efficiency)
         queue.conns[conn] = None
         cubic.queue = queue
 
