@@ -71,9 +71,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from collections.abc import Container
 from itertools import chain
-from operator import itemgetter
 
 import numpy as np
 import simpy
@@ -142,6 +142,12 @@ class MaxMinNetwork(Network):
         self._on_link: list[dict[int, Flow]] = [dict() for _ in self.link_names]
         self._usable = [c * self.efficiency for c in self.capacity_Bps]  # bytes/s of payload
         self._capacity = list(self._usable)  # usable minus the ACK demand on it, bytes/s
+        # The same per-link figures as arrays numpy reads without converting (_fill_arrays):
+        # _capacity's copy, written where _capacity is, and the number of flows on each link
+        # (len of _on_link's dict), counted in a machine array that numpy views in place.
+        self._capacity_array = np.array(self._capacity, dtype=float)
+        self._flow_count = array("q", bytes(8 * len(self.link_names)))
+        self._flow_count_array = np.frombuffer(self._flow_count, dtype=np.int64)
         self._ack_rate = [0.0 for _ in self.link_names]  # rates of the flows ACKed across it
         self._reserved = [0.0 for _ in self.link_names]  # ACK bytes/s taken off its capacity
         self._ack_users: list[dict[int, Flow]] = [dict() for _ in self.link_names]  # ACKed across
@@ -168,10 +174,11 @@ class MaxMinNetwork(Network):
             self._transmitted(flow)
             return
         alone = True  # the flow is the only one on each of its links
+        on_link, count, fid = self._on_link, self._flow_count, flow.id
         for link in flow.links:
-            flows = self._on_link[link]
-            flows[flow.id] = flow
-            if len(flows) > 1:
+            on_link[link][fid] = flow
+            count[link] += 1
+            if count[link] > 1:
                 alone = False
         if self.ack_fraction:
             alone = self._add_acks(flow) and alone
@@ -227,6 +234,7 @@ class MaxMinNetwork(Network):
         """
         now = self.env.now
         on_link, load, bottleneck = self._on_link, self._load, self._bottleneck
+        count = self._flow_count
         touched: list[int] = []
         for flow in flows:
             flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.last_s))
@@ -237,6 +245,7 @@ class MaxMinNetwork(Network):
             for link in flow.links:
                 others = on_link[link]
                 del others[flow.id]
+                count[link] -= 1
                 if others:
                     load[link] -= rate
                     touched.append(link)
@@ -509,18 +518,15 @@ class MaxMinNetwork(Network):
         slot[links] = np.arange(count)
         inc_link = slot[flat]
         inc_flow = np.repeat(np.arange(n), lengths)
-        ids = links.tolist()
-        pick = itemgetter(*ids) if count > 1 else (lambda seq: (seq[ids[0]],))
         crossing = np.bincount(inc_link, minlength=count)  # region flows on each link
-        left = np.fromiter(pick(self._capacity), dtype=float, count=count)
-        on_link = np.fromiter(map(len, pick(self._on_link)), dtype=np.intp, count=count)
-        whole = crossing == on_link
+        left = self._capacity_array[links]  # (a copy)
+        whole = crossing == self._flow_count_array[links]
         partial = np.flatnonzero(~whole)
         if partial.size:  # minus what the flows outside the region use
             old = np.fromiter([flow.rate for flow in flows], dtype=float, count=n)
             inside = np.bincount(inc_link, weights=old[inc_flow], minlength=count)
             load = self._load
-            outside = np.array([load[ids[i]] for i in partial.tolist()]) - inside[partial]
+            outside = np.array([load[i] for i in links[partial].tolist()]) - inside[partial]
             left[partial] -= outside
         unfrozen = crossing.astype(float)
         rate = np.empty(n)
@@ -688,7 +694,7 @@ class MaxMinNetwork(Network):
                     continue  # too small to re-rate the link's flows for (see ack_slack)
                 self._moved.setdefault(link, self._capacity[link])
             reserved[link] = want
-            self._capacity[link] = capacity - want
+            self._capacity[link] = self._capacity_array[link] = capacity - want
 
     # -- completions -----------------------------------------------------------------------
 
