@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from array import array
 from collections.abc import Container
 from itertools import chain
 
@@ -142,12 +141,7 @@ class MaxMinNetwork(Network):
         self._on_link: list[dict[int, Flow]] = [dict() for _ in self.link_names]
         self._usable = [c * self.efficiency for c in self.capacity_Bps]  # bytes/s of payload
         self._capacity = list(self._usable)  # usable minus the ACK demand on it, bytes/s
-        # The same per-link figures as arrays numpy reads without converting (_fill_arrays):
-        # _capacity's copy, written where _capacity is, and the number of flows on each link
-        # (len of _on_link's dict), counted in a machine array that numpy views in place.
-        self._capacity_array = np.array(self._capacity, dtype=float)
-        self._flow_count = array("q", bytes(8 * len(self.link_names)))
-        self._flow_count_array = np.frombuffer(self._flow_count, dtype=np.int64)
+        self._capacity_array = np.array(self._capacity)  # the same, for _fill_arrays to index
         self._ack_rate = [0.0 for _ in self.link_names]  # rates of the flows ACKed across it
         self._reserved = [0.0 for _ in self.link_names]  # ACK bytes/s taken off its capacity
         self._ack_users: list[dict[int, Flow]] = [dict() for _ in self.link_names]  # ACKed across
@@ -174,11 +168,11 @@ class MaxMinNetwork(Network):
             self._transmitted(flow)
             return
         alone = True  # the flow is the only one on each of its links
-        on_link, count, fid = self._on_link, self._flow_count, flow.id
+        on_link, fid = self._on_link, flow.id
         for link in flow.links:
-            on_link[link][fid] = flow
-            count[link] += 1
-            if count[link] > 1:
+            flows = on_link[link]
+            flows[fid] = flow
+            if len(flows) > 1:
                 alone = False
         if self.ack_fraction:
             alone = self._add_acks(flow) and alone
@@ -234,7 +228,6 @@ class MaxMinNetwork(Network):
         """
         now = self.env.now
         on_link, load, bottleneck = self._on_link, self._load, self._bottleneck
-        count = self._flow_count
         touched: list[int] = []
         for flow in flows:
             flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.last_s))
@@ -245,7 +238,6 @@ class MaxMinNetwork(Network):
             for link in flow.links:
                 others = on_link[link]
                 del others[flow.id]
-                count[link] -= 1
                 if others:
                     load[link] -= rate
                     touched.append(link)
@@ -322,14 +314,15 @@ class MaxMinNetwork(Network):
         seeds = seed_links if isinstance(seed_links, dict) else dict.fromkeys(seed_links)
         region: dict[int, Flow] = {}
         on_link, held_by = self._on_link, self._bottleneck.get
-        load, usable = self._load, self._capacity
-        for link in seeds:
-            if load[link] > usable[link] * (1 + TOLERANCE):
-                region.update(on_link[link])
+        load, usable, over = self._load, self._capacity, 1 + TOLERANCE
+        for link in seeds:  # (most seed links carry one new flow: the loop is kept lean)
+            flows = on_link[link]
+            if load[link] > usable[link] * over:
+                region.update(flows)
                 continue
-            for fid, flow in on_link[link].items():
+            for fid in flows:
                 if fid not in region and held_by(fid, link) in seeds:
-                    region[fid] = flow
+                    region[fid] = flows[fid]
         if not region:
             return
         if len(region) >= self.vector_min_flows:
@@ -338,9 +331,7 @@ class MaxMinNetwork(Network):
         rounds = 0
         while True:
             rates, bottleneck, enclosed = self._fill(region)
-            for fid, flow in region.items():  # rounding noise is no change: keep finish times
-                if abs(rates[fid] - flow.rate) <= SAME_RATE * flow.rate:
-                    rates[fid] = flow.rate
+            self._snap(region, rates)
             failed = self._failures(region, rates, bottleneck, seeds, enclosed)
             if not failed:
                 break
@@ -352,6 +343,18 @@ class MaxMinNetwork(Network):
                 break
             region.update(failed)
         self._apply(region, rates, bottleneck)
+
+    @staticmethod
+    def _snap(region: dict[int, Flow], rates: dict[int, float]) -> None:
+        """Rounding noise is no change: a new rate within ``SAME_RATE`` keeps the old one.
+
+        The flow then keeps its finish time and heap entry (:meth:`_apply` skips it).
+        """
+        same = SAME_RATE
+        for fid, flow in region.items():
+            old = flow.rate
+            if abs(rates[fid] - old) <= same * old:
+                rates[fid] = old
 
     def _faster_outside(self, region: dict[int, Flow], seeds: dict[int, None],
                         ) -> dict[int, Flow]:
@@ -520,7 +523,8 @@ class MaxMinNetwork(Network):
         inc_flow = np.repeat(np.arange(n), lengths)
         crossing = np.bincount(inc_link, minlength=count)  # region flows on each link
         left = self._capacity_array[links]  # (a copy)
-        whole = crossing == self._flow_count_array[links]
+        flows_on = map(self._on_link.__getitem__, links.tolist())
+        whole = crossing == np.fromiter(map(len, flows_on), dtype=np.intp, count=count)
         partial = np.flatnonzero(~whole)
         if partial.size:  # minus what the flows outside the region use
             old = np.fromiter([flow.rate for flow in flows], dtype=float, count=n)
@@ -614,9 +618,11 @@ class MaxMinNetwork(Network):
         for link in changed:
             if link in enclosed:
                 continue
-            for fid, flow in on_link[link].items():
+            flows = on_link[link]
+            for fid in flows:
                 if fid in region or fid in failed or held_by[fid] not in changed:
                     continue
+                flow = flows[fid]
                 rate = flow.rate
                 for candidate in flow.links:
                     least = floors.get(candidate)
