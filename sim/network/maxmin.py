@@ -319,16 +319,16 @@ class MaxMinNetwork(Network):
         loose: dict[int, None] = {}
         on_link, held_by = self._on_link, self._bottleneck.get
         load, usable, over = self._load, self._capacity, 1 + TOLERANCE
-        for link in seeds:  # (the loop is kept lean: it runs once per seed link)
+        for link in seeds:  # (kept lean: it runs once per seed link, most carry one new flow)
             flows = on_link[link]
-            if load[link] > usable[link] * over:
-                region.update(flows)
-                continue
             for fid in flows:
                 if fid in region:
                     continue
                 if held_by(fid, link) in seeds:
                     region[fid] = flows[fid]
+                elif load[link] > usable[link] * over:  # (ACK demand): all of them join
+                    region.update(flows)
+                    break
                 else:
                     loose[link] = None
         if not region:
