@@ -326,7 +326,7 @@ class MaxMinNetwork(Network):
                     continue
                 if held_by(fid, link) in seeds:
                     region[fid] = flows[fid]
-                elif load[link] > usable[link] * over:  # (ACK demand): all of them join
+                elif load[link] > usable[link] * over:  # over capacity (ACK demand): all join
                     region.update(flows)
                     break
                 else:
