@@ -50,6 +50,8 @@ def _bandwidth_or_unlimited(value: Any) -> float | None:
 Duration = Annotated[float, BeforeValidator(units.parse_duration)]
 Size = Annotated[float, BeforeValidator(units.parse_bytes)]
 Bandwidth = Annotated[float | None, BeforeValidator(_bandwidth_or_unlimited)]
+# (value, "_bytes") or (value, "_s"): a buffer in bytes or in the time it holds at a link's rate
+SizeOrDuration = Annotated[tuple[float, str], BeforeValidator(units.parse_size_or_duration)]
 
 # ---------------------------------------------------------------- the file's sections
 
@@ -86,7 +88,8 @@ class TcpSection(_Section):
     hystart_delay_rtt_fraction: float = Field(default=0.125, gt=0.0)
     hystart_delay_min: Duration = 0.004
     hystart_delay_max: Duration = 0.016
-    bottleneck_queue: Size = 0.0  # every link's drop-tail buffer, wire bytes; 0: none modelled
+    # every link's drop-tail buffer: wire bytes, or a time (x each link's rate); 0: none modelled
+    bottleneck_queue: SizeOrDuration = (0.0, "_bytes")
 
 
 class NetworkSection(_Section):

@@ -95,6 +95,7 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
         raise ScenarioError("network.tcp_efficiency", "only for transport = 'fluid'; the tcp "
                             "transport's efficiency is network.tcp.mss / network.tcp.frame")
     t = section.tcp
+    queue, queue_unit = t.bottleneck_queue  # a size, or a time at each link's rate
     try:
         tcp = TcpConfig(mss_bytes=t.mss, frame_bytes=t.frame,
                         initial_window_segments=t.initial_window, max_window_bytes=t.max_window,
@@ -106,7 +107,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
                         hystart_delay_rtt_fraction=t.hystart_delay_rtt_fraction,
                         hystart_delay_min_s=t.hystart_delay_min,
                         hystart_delay_max_s=t.hystart_delay_max,
-                        bottleneck_queue_bytes=t.bottleneck_queue)
+                        bottleneck_queue_bytes=queue if queue_unit == "_bytes" else 0.0,
+                        bottleneck_queue_s=queue if queue_unit == "_s" else 0.0)
     except FieldError as err:  # name the scenario's keys, not the config's fields
         raise ScenarioError(f"network.tcp.{_TCP_KEYS.get(err.field, err.field)}",
                             err.message_naming(_TCP_KEYS)) from None
@@ -120,7 +122,7 @@ _TCP_KEYS = {"mss_bytes": "mss", "initial_window_segments": "initial_window",
              "max_window_bytes": "max_window", "min_rto_s": "min_rto", "frame_bytes": "frame",
              "ack_frame_bytes": "ack_frame", "hystart_delay_min_s": "hystart_delay_min",
              "hystart_delay_max_s": "hystart_delay_max",
-             "bottleneck_queue_bytes": "bottleneck_queue"}
+             "bottleneck_queue_bytes": "bottleneck_queue", "bottleneck_queue_s": "bottleneck_queue"}
 """``[network.tcp]`` keys whose :class:`TcpConfig` field has another name."""
 
 

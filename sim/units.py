@@ -37,6 +37,7 @@ __all__ = [
     "parse_duration",
     "parse_flops",
     "parse_rate",
+    "parse_size_or_duration",
 ]
 
 #: Seconds per duration unit.
@@ -162,6 +163,23 @@ def format_bytes(nbytes: float) -> str:
         if abs(nbytes) >= scale or unit == "B":
             return f"{nbytes / scale:.12g}{unit}"
     raise AssertionError("unreachable")
+
+
+def parse_size_or_duration(text: str) -> tuple[float, str]:
+    """A buffer given in bytes or in time: ``(bytes, "_bytes")`` or ``(seconds, "_s")``.
+
+    ``"1.25MB"`` -> ``(1250000.0, "_bytes")``, ``"40ms"`` -> ``(0.04, "_s")``. A time stands
+    for what a link holds in it at its own rate (the way router buffers are sized), so the
+    caller multiplies it by each link's capacity. The unit decides the dimension; a bare
+    number or an unknown unit is refused with both kinds in the message.
+    """
+    value, unit = _split(text, "size or duration", "40ms")
+    if unit in DURATION_UNITS_S:
+        return parse_duration(text), "_s"
+    if unit in BYTE_UNITS or unit in ("b", "kb", "Mb", "Gb", "Tb", "Pb"):
+        return parse_bytes(text), "_bytes"
+    raise ValueError(f"{text!r}: unknown unit {unit!r}; allowed: a size (B, kB, MB, GB, KiB, "
+                     f"MiB, GiB, bit, kbit, Mbit) or a duration (us, ms, s)")
 
 
 # -- bandwidths -------------------------------------------------------------------------------

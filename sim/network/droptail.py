@@ -29,34 +29,43 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sim.network.tcp import Connection
 
-BISECTION_STEPS = 64
-"""Halvings of the interval for ``d`` when the RTTs differ (the interval's width / 2^64)."""
+NEWTON_STEPS = 100
+"""At most this many Newton steps for ``d`` when the RTTs differ (it stops when ``d`` stops
+growing, after a few: quadratic convergence from a tight lower bound)."""
 
 
 def queueing_delay_s(windows_bytes: list[float], rtts_s: list[float],
                      capacity_Bps: float) -> float:
     """The queueing delay ``d`` (s) at which the windows, ACK-clocked, fill the bottleneck.
 
-    Solves ``sum_i W_i / (RTT_i + d) = C`` for ``d >= 0`` (module docstring); 0 when the
-    windows do not fill the pipe. Equal RTTs have the closed form ``sum W / C - RTT``; unequal
-    ones are solved by bisection on ``[0, sum W / C]`` (the left side falls with ``d``, and at
-    ``d = sum W / C`` it is at most ``C``), deterministic to the interval's width / 2^64.
+    Solves ``f(d) = sum_i W_i / (RTT_i + d) - C = 0`` for ``d >= 0`` (module docstring); 0
+    when the windows do not fill the pipe. Equal RTTs have the closed form
+    ``sum W / C - RTT``. Unequal ones lie between the closed forms of the largest and the
+    smallest RTT, ``sum W / C - max RTT <= d <= sum W / C - min RTT`` (each term is bounded by
+    the one with that RTT), and are solved by Newton's method from the lower bound (or 0):
+    ``f`` falls and is convex, so each step lands on the root's left, nearer to it, and the
+    steps stop when ``d`` stops growing (to the last bits of a double; deterministic).
     Every RTT must be > 0 and ``capacity_Bps`` > 0.
     """
-    demand = sum(w / r for w, r in zip(windows_bytes, rtts_s, strict=True))
-    if demand <= capacity_Bps:
+    pairs = list(zip(windows_bytes, rtts_s, strict=True))
+    if sum(w / r for w, r in pairs) <= capacity_Bps:
         return 0.0
     first = rtts_s[0]
     if all(r == first for r in rtts_s):
         return max(0.0, sum(windows_bytes) / capacity_Bps - first)
-    low, high = 0.0, sum(windows_bytes) / capacity_Bps
-    for _ in range(BISECTION_STEPS):
-        mid = (low + high) / 2
-        if sum(w / (r + mid) for w, r in zip(windows_bytes, rtts_s, strict=True)) > capacity_Bps:
-            low = mid
-        else:
-            high = mid
-    return high
+    delay = max(0.0, sum(windows_bytes) / capacity_Bps - max(rtts_s))
+    for _ in range(NEWTON_STEPS):
+        excess = -capacity_Bps  # f(d)
+        slope = 0.0             # -f'(d)
+        for w, r in pairs:
+            rate = w / (r + delay)
+            excess += rate
+            slope += rate / (r + delay)
+        step = delay + excess / slope
+        if not step > delay:
+            break
+        delay = step
+    return delay
 
 
 class DropTail:

@@ -41,7 +41,7 @@ def in_avoidance(world, src: int, dst: int, segments: float) -> Connection:
     conn.slow_start, conn.probing = False, True
     conn.ca_start_s, conn.ca_origin = 0.0, segments * SEG
     conn.cubic = CubicState()
-    world.network._connections[(src, dst)] = conn
+    world.network._pairs[(src, dst)] = conn  # (the pair's record is its connection)
     return conn
 
 
@@ -74,6 +74,26 @@ def test_queueing_delay_unequal_rtts_solves_the_quadratic():
     a, b, c = C, C * (r1 + r2) - w1 - w2, C * r1 * r2 - w1 * r2 - w2 * r1
     root = (-b + (b * b - 4 * a * c) ** 0.5) / (2 * a)
     assert queueing_delay_s([w1, w2], [r1, r2], C) == pytest.approx(root, rel=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(windows=st.lists(st.floats(1e3, 5e7), min_size=2, max_size=40),
+       rtts_ms=st.lists(st.floats(0.1, 400.0), min_size=2, max_size=40),
+       capacity=st.floats(1e5, 2e9))
+def test_queueing_delay_fills_the_link_for_any_rtts(windows, rtts_ms, capacity):
+    """Any windows and RTTs: d lies between the closed forms of the largest and the smallest
+    RTT (sum W / C - max RTT <= d <= sum W / C - min RTT), and the windows ACK-clocked over
+    RTT + d fill the link to 1e-9 (or d = 0 when they do not fill it at d = 0)."""
+    k = min(len(windows), len(rtts_ms))
+    ws, rs = windows[:k], [r / 1000 for r in rtts_ms[:k]]
+    d = queueing_delay_s(ws, rs, capacity)
+    if sum(w / r for w, r in zip(ws, rs, strict=True)) <= capacity:
+        assert d == 0.0
+        return
+    total = sum(ws) / capacity
+    assert max(0.0, total - max(rs)) <= d <= total - min(rs) + 1e-12 * total
+    assert sum(w / (r + d) for w, r in zip(ws, rs, strict=True)) == pytest.approx(capacity,
+                                                                                 rel=1e-9)
 
 
 def test_cubic_reduction_with_fast_convergence():
@@ -350,13 +370,84 @@ def test_bad_buffer_names_the_field():
         TcpConfig(bottleneck_queue_bytes=float("inf"))
 
 
+def test_bad_buffer_time_names_the_field():
+    with pytest.raises(FieldError, match="bottleneck_queue_s"):
+        TcpConfig(bottleneck_queue_s=-0.04)
+    with pytest.raises(FieldError, match="not both"):
+        TcpConfig(bottleneck_queue_s=0.04, bottleneck_queue_bytes=500e3)
+
+
 def test_scenario_key(tmp_path):
-    """``[network.tcp] bottleneck_queue`` (a size) reaches the TcpConfig."""
+    """``[network.tcp] bottleneck_queue`` reaches the TcpConfig: a size as bytes, a time as
+    seconds (the other field stays 0)."""
     from sim.scenario import load
     from tests.product.test_field_errors import _scenario
 
     path = _scenario(tmp_path, tail="[network.tcp]\nbottleneck_queue = \"500KB\"\n")
-    assert load(path).network.tcp.bottleneck_queue_bytes == 500e3
+    tcp = load(path).network.tcp
+    assert (tcp.bottleneck_queue_bytes, tcp.bottleneck_queue_s) == (500e3, 0.0)
+    path = _scenario(tmp_path, tail="[network.tcp]\nbottleneck_queue = \"40ms\"\n")
+    tcp = load(path).network.tcp
+    assert (tcp.bottleneck_queue_bytes, tcp.bottleneck_queue_s) == (0.0, 0.04)
+
+
+# -- the buffer given as a time (bottleneck_queue_s) --------------------------------------------
+
+def test_a_buffer_in_time_is_each_links_rate_times_it():
+    """40 ms of buffer: 100 Mbit/s (12.5e6 B/s) x 0.04 s = 500,000 wire bytes, 1 Gbit/s
+    5,000,000, 10 Mbit/s 50,000; each queue holds them as payload (x 1448 / 1514). In a world
+    whose two receivers' downlinks are 100 Mbit/s and 1 Gbit/s each bottleneck gets its own."""
+    tcp = TcpConfig(bottleneck_queue_s=0.04)
+    assert tcp.models_bottleneck_buffer and not TcpConfig().models_bottleneck_buffer
+    assert [tcp.bottleneck_buffer_bytes(r) for r in (12.5e6, 1.25e8, 1.25e6)] == [
+        500_000.0, 5_000_000.0, 50_000.0]
+    assert TcpConfig(bottleneck_queue_bytes=7e5).bottleneck_buffer_bytes(1.25e8) == 7e5
+    world = make_world(4, latency_s=RTT / 2, downlink=(None, None, 12.5e6, 1.25e8),
+                       transport="tcp", tcp=tcp)
+    world.network.transfer(0, 2, 1e6)
+    world.network.transfer(1, 3, 1e6)
+    world.env.run(until=0.01)
+    buffers = {world.network.capacity_Bps[q.link]: q.buffer_bytes
+               for q in world.network._queues.values()}
+    assert buffers == {12.5e6: pytest.approx(500_000 * 1448 / 1514, rel=1e-15),
+                       1.25e8: pytest.approx(5_000_000 * 1448 / 1514, rel=1e-15)}
+
+
+def test_a_buffer_in_time_runs_as_the_same_bytes():
+    """Four flows into 100 Mbit/s with the delay exit: "40 ms" of buffer gives the times of
+    500,000 bytes given as a size, to the bit, and not those of no buffer or of 40 ms at
+    another rate (1 Gbit/s: 5 MB)."""
+    case = fan_in(4)
+    timed = predict(case, tcp=TcpConfig(hystart_delay_exit=True, bottleneck_queue_s=0.04))
+    assert timed == predict(case, tcp=TcpConfig(hystart_delay_exit=True,
+                                                bottleneck_queue_bytes=500_000.0))
+    assert timed != predict(case, tcp=TcpConfig(hystart_delay_exit=True))
+    assert timed != predict(case, tcp=TcpConfig(hystart_delay_exit=True,
+                                                bottleneck_queue_bytes=5_000_000.0))
+
+
+def test_a_scenario_with_a_buffer_in_time_runs_as_with_the_bytes(tmp_path):
+    """A whole run (4 nodes, DDP's ring over 100 Mbit/s access links, 20 ms each way, maxmin):
+    ``bottleneck_queue = "40ms"`` and ``"500000B"`` give the same summary (events included)
+    and the same trace hash, and differ from the run without a buffer."""
+    from sim import run
+    from sim.scenario import load
+    from tests.product.test_field_errors import MINIMAL_TOML
+
+    def summary(queue: str) -> tuple[dict, str]:
+        text = MINIMAL_TOML.replace('model = "ideal"', 'model = "maxmin"').format(
+            nodes=4, policy="ddp",
+            network='uplink = "100Mbit/s"\ndownlink = "100Mbit/s"\nlatency = "10ms"',
+            tail=f'[network.tcp]\nhystart_delay_exit = true\nbottleneck_queue = "{queue}"\n')
+        path = tmp_path / "s.toml"
+        path.write_text(text)
+        result = run(load(path), "ddp")
+        figures = {k: v for k, v in result.summary.items() if k != "wall_time_s"}
+        return figures, result.trace_hash()
+
+    timed = summary("40ms")
+    assert timed == summary("500000B")
+    assert timed != summary("0B")
 
 
 @settings(max_examples=40, deadline=None)
