@@ -8,7 +8,8 @@ to the smallest size's:
 
     cost per node-step = CPU seconds of the later outer steps / (outer steps x nodes)
 
-The first outer step is reported apart (building the world: topology, nodes, routes). Peak
+The first outer step is reported apart (building the world: topology, nodes, routes);
+``--warmup W`` leaves the first W outer steps out of the cost (default 1). Peak
 memory is the process's peak resident set minus what it held before building the world (the
 imported libraries).
 
@@ -20,9 +21,17 @@ ratio over the repetitions (repetition i of each size against repetition i of th
 
 A small size's later steps take a fraction of a second (1,000 nodes x 2 later steps: 0.1 s of
 CPU), so one burst of load moves its figure by 10-20%, and with it every ratio to it.
-``--min-node-steps K`` runs each size for at least K node-steps after the first outer step
-(``max(--steps, ceil(K / nodes) + 1)`` outer steps: with K = 200,000, 201 at 1,000 nodes, 21 at
+``--min-node-steps K`` runs each size for at least K node-steps after the warm-up
+(``max(--steps, ceil(K / nodes) + W)`` outer steps: with K = 200,000, 201 at 1,000 nodes, 21 at
 10,000, and ``--steps`` at 100,000), so that every size is timed over about as much work.
+
+Run length (measured in session 7, docs/performance.md): the cost of an outer step is not flat
+over a run. The second and third outer steps cost 3-7% less than the later ones at every size
+(1,000, 10,000 and 100,000 nodes; the same events every step), so a ratio compares like with
+like when every size is timed over the same outer steps (``--steps 3``: steps 2-3 everywhere;
+``--steps 6 --warmup 3``: steps 4-6, nearer the steady state). ``--min-node-steps`` times the
+small sizes over many more steps than the large one, later in their run: it lowers their noise
+but raises their cost against the large size's, so it is not used for the ratio.
 
 ``--baseline DIR [DIR ...]`` runs the same children from other checkouts too (e.g. older
 commits unpacked with ``git archive``; each named by its directory's name), each right after
@@ -62,8 +71,12 @@ TARGET_RATIO = 1.5
 """The issue's target: cost per node-step at the largest size within 1.5x of the smallest."""
 
 
-def child(nodes: int, level: str, network: str, steps: int, transport: str | None) -> dict:
-    """Run one size in this process; return its figures (called in a fresh process)."""
+def child(nodes: int, level: str, network: str, steps: int, transport: str | None,
+          warmup: int = 1) -> dict:
+    """Run one size in this process; return its figures (called in a fresh process).
+
+    The cost per node-step is taken over the outer steps after the first ``warmup`` ones.
+    """
     rss_before_MiB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_timing_only_scale import TimedDiLoCo, scenario  # noqa: PLC0415
@@ -82,12 +95,12 @@ def child(nodes: int, level: str, network: str, steps: int, transport: str | Non
     cpu0, wall0 = time.process_time(), time.perf_counter()
     result = run(scen, policy)
     cpu1, wall1 = time.process_time(), time.perf_counter()
-    marks = policy.cpu_marks
-    later = (marks[-1] - marks[0]) / (len(marks) - 1)
+    marks = policy.cpu_marks  # CPU clock at the end of each outer step
+    later = (marks[-1] - marks[warmup - 1]) / (len(marks) - warmup)
     return {"nodes": nodes, "level": level, "network": network,
             "transport": scen.network.transport, "outer_steps": len(marks),
             "events": result.world.env.events_processed,
-            "first_step_s": marks[0] - cpu0, "later_step_s": later,
+            "first_step_s": marks[0] - cpu0, "later_step_s": later, "warmup": warmup,
             "us_per_node_step": later / nodes * 1e6, "total_cpu_s": cpu1 - cpu0,
             "total_wall_s": wall1 - wall0,
             "peak_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_before_MiB}
@@ -96,11 +109,13 @@ def child(nodes: int, level: str, network: str, steps: int, transport: str | Non
 def run_child(nodes: int, level: str, network: str, args: argparse.Namespace,
               root: Path = ROOT) -> dict | None:
     """Run one size in a fresh process of the checkout at ``root``; its figures, or ``None``."""
-    steps = max(args.steps, math.ceil(args.min_node_steps / nodes) + 1)
+    steps = max(args.steps, math.ceil(args.min_node_steps / nodes) + args.warmup)
     cmd = [sys.executable, str(root / "benchmarks" / Path(__file__).name), "--child", str(nodes),
            level, network, "--steps", str(steps)]
     if args.transport:
         cmd += ["--transport", args.transport]
+    if args.warmup != 1:  # (so that a baseline's older copy of this script runs the default)
+        cmd += ["--warmup", str(args.warmup)]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                              timeout=args.timeout_s)
@@ -120,6 +135,8 @@ def main() -> None:
     parser.add_argument("--min-node-steps", type=int, default=0, metavar="K",
                         help="run each size for at least K node-steps after its first outer "
                              "step (more outer steps for the small sizes)")
+    parser.add_argument("--warmup", type=int, default=1, metavar="W",
+                        help="outer steps left out of the cost (default 1: the world's build)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (median taken)")
     parser.add_argument("--levels", nargs="+", default=["full", "aggregate"],
                         choices=["full", "aggregate"], help="run.record levels")
@@ -134,14 +151,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         nodes, level, network = args.child
-        print(json.dumps(child(int(nodes), level, network, args.steps, args.transport)))
+        print(json.dumps(child(int(nodes), level, network, args.steps, args.transport,
+                               args.warmup)))
         return
+    if not 1 <= args.warmup < args.steps:
+        print(f"bench_node_scaling: --warmup must be >= 1 and < --steps ({args.steps}), got "
+              f"{args.warmup}", file=sys.stderr)
+        raise SystemExit(2)
 
-    least = f" (at least {args.min_node_steps:,} node-steps after the first)" \
+    least = f" (at least {args.min_node_steps:,} node-steps after the warm-up)" \
         if args.min_node_steps else ""
     print(f"timing-only DiLoCo, H = 1, tree all-reduce, uniform topology, {args.steps} outer "
-          f"steps per run{least}, {args.repeat} runs per size (interleaved); each run in its own "
-          f"process; CPU time")
+          f"steps per run{least}, cost over the steps after the first {args.warmup}, "
+          f"{args.repeat} runs per size (interleaved); each run in its own process; CPU time")
     sizes = sorted(args.sizes)
     codes = {"this": ROOT}
     for other in args.baseline:

@@ -213,6 +213,7 @@ class Node:
             self._down_interval = None
         self._slot_free_s = [now] * len(self._slot_free_s)
         self.world.recorder.event("recovery", node=self.id)
+        self.world.network.node_recovered(self.id)
         recovered, self._recovered = self.recovered_event(), None
         recovered.succeed(now)
 

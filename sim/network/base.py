@@ -32,12 +32,28 @@ if TYPE_CHECKING:
     from sim.world import World
 
 INF = math.inf
-_UNKNOWN: Any = object()  # a route not computed yet (``None`` is a computed "no path")
 
 Route = tuple[tuple[int, ...], float, float]
 """A path between two nodes: its finite-capacity links, its one-way latency (s) and the smallest
 capacity on it (bytes/s, ``inf`` when it has no finite link), kept with the route so that a
 message reads its bottleneck from there, not from each link's capacity."""
+
+
+class Pair:
+    """What the network keeps for one ordered node pair: its route, and a transport's state.
+
+    ``route`` is the pair's :data:`Route` (``None``: no working path) while ``epoch`` equals
+    the network's ``routes_epoch`` (a link change makes every route stale). A transport keeps
+    its state of the pair in a subclass (``tcp``: :class:`sim.network.tcp.Connection`), so a
+    message finds its route and its connection with one probe of the dict keyed by node pair:
+    at 100,000 nodes that dict has 200,000 entries and each probe of it misses the caches.
+    """
+
+    __slots__ = ("route", "epoch")
+
+    def __init__(self) -> None:
+        self.route: Route | None = None
+        self.epoch = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +85,17 @@ class Flow:
     start_s: float
     event: simpy.Event
     label: str
-    intervals: tuple[int, int]      # recorder indices of the src and dst "comm" intervals
+    send_interval: int              # recorder index of the src's "comm" interval
+    recv_interval: int              # ... and of the dst's (two ints, not a tuple per message)
     state: str = "sending"          # sending -> propagating -> done | cut
     remaining: float = 0.0          # bytes not yet transmitted (maxmin bookkeeping)
     rate: float = 0.0               # bytes/s
     last_s: float = 0.0             # when ``remaining`` was last brought up to date
     version: int = 0
     ack_links: tuple[int, ...] = ()  # finite links of the reverse path (maxmin's ACK demand)
-    transport: Any = None           # a transport's state of the flow (tcp: its connection)
+    transport: Any = None           # its node pair's record (tcp: the pair's connection)
+    left: float = 0.0               # tcp: bytes of the message after the chunk being sent
+    attached: bool = False          # tcp: a chunk of it is with the model
 
 
 class Network:
@@ -135,8 +154,11 @@ class Network:
         self._routes: dict[tuple[str, str], tuple[tuple[int, ...], float] | None] = {}
         self._paths_from: dict[str, dict[str, list[str]]] = {}  # site -> shortest paths from it
         self._hub = _hubs(self.graph)  # leaf site -> its only neighbour
-        self._node_routes: dict[tuple[int, int], Route | None] = {}
+        self._pairs: dict[tuple[int, int], Pair] = {}  # (src, dst) -> its record
         self.routes_epoch = 0  # counts link changes: a route kept elsewhere holds while equal
+        # 1 while a node is up (kept by :meth:`node_failed` and :meth:`node_recovered`): a
+        # message reads two bytes of a 100 KB array, not two ``Node`` objects spread over memory
+        self.node_up = bytearray(b"\x01") * n
         self._flows: dict[int, Flow] = {}
         self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
         self._flow_seq = 0
@@ -159,12 +181,27 @@ class Network:
         """The links (finite ones only), the one-way latency and the bottleneck capacity.
 
         From ``src`` to ``dst`` (see :data:`Route`); ``None`` when no path of working links
-        exists. Cached per node pair until a link changes state.
+        exists. Kept in the pair's record until a link changes state.
+        """
+        return self.pair(src, dst).route
+
+    def pair(self, src: int, dst: int) -> Pair:
+        """The record of the ordered pair (``src``, ``dst``), its route up to date.
+
+        Made when first asked for (by :meth:`_new_pair`), kept for the run.
         """
         key = (src, dst)
-        if key not in self._node_routes:
-            self._node_routes[key] = self._find_route(src, dst)
-        return self._node_routes[key]
+        pair = self._pairs.get(key)
+        if pair is None:
+            pair = self._pairs[key] = self._new_pair()
+        if pair.epoch != self.routes_epoch:
+            pair.route = self._find_route(src, dst)
+            pair.epoch = self.routes_epoch
+        return pair
+
+    def _new_pair(self) -> Pair:
+        """A new pair's record; a transport with per-pair state returns its subclass."""
+        return Pair()
 
     def _find_route(self, src: int, dst: int) -> Route | None:
         a, b = self.node_sites[src], self.node_sites[dst]
@@ -238,50 +275,47 @@ class Network:
         src, dst = _id(src), _id(dst)
         if nbytes < 0:
             raise ValueError(f"transfer: nbytes must be >= 0, got {nbytes}")
-        world = self.world
-        rec = world.recorder
+        rec = self.world.recorder
         now = self.env.now
         event = simpy.Event(self.env)  # env.event() without the per-call binding
         rec.bytes_sent[src] += nbytes
         rec.messages_sent[src] += 1
-        nodes = world.nodes
-        if src != dst and nodes[src].is_up and nodes[dst].is_up:  # the common case, fast
-            found = self._node_routes.get((src, dst), _UNKNOWN)
-            if found is _UNKNOWN:
-                found = self.route(src, dst)
-            if found is not None:
-                self._launch(src, dst, float(nbytes), found, event, label, now)
+        up = self.node_up
+        if src != dst and up[src] and up[dst]:  # the common case, fast
+            pair = self._pairs.get((src, dst))
+            if pair is None or pair.epoch != self.routes_epoch:
+                pair = self.pair(src, dst)
+            if pair.route is not None:
+                self._launch(src, dst, float(nbytes), pair, event, label, now)
                 return event
         reason = None
-        if not nodes[src].is_up:
+        if not up[src]:
             reason = f"source node {src} is down"
-        elif not nodes[dst].is_up:
+        elif not up[dst]:
             reason = f"destination node {dst} is down"
         if src == dst and reason is None:
             rec.bytes_received[dst] += nbytes
             return event.succeed(Delivery(src, dst, nbytes, now, now, label))
-        found = None if reason else self.route(src, dst)
-        if reason is None and found is None:
+        if reason is None:  # (both ends up: the fast path found no route)
             reason = f"no working path from node {src} to node {dst}"
-        if reason is not None or found is None:
-            rec.bytes_cut[src] += nbytes
-            event.defused = True
-            return event.fail(TransferCut(src, dst, nbytes, 0.0, reason or "no route"))
-        self._launch(src, dst, float(nbytes), found, event, label, now)
-        return event
+        rec.bytes_cut[src] += nbytes
+        event.defused = True
+        return event.fail(TransferCut(src, dst, nbytes, 0.0, reason))
 
-    def _launch(self, src: int, dst: int, nbytes: float,
-                route: Route, event: simpy.Event, label: str,
-                now: float) -> None:
-        """Open the flow of a transfer that can start: its record, comm intervals, the model."""
+    def _launch(self, src: int, dst: int, nbytes: float, pair: Pair, event: simpy.Event,
+                label: str, now: float) -> None:
+        """Open the flow of a transfer that can start: its record, comm intervals, the model.
+
+        ``pair`` is the record of (``src``, ``dst``), its route up to date and not ``None``.
+        """
         rec = self.world.recorder
         self._flow_seq += 1
         fid = self._flow_seq
-        intervals = (rec.interval(src, "comm", now, INF, label or "send"),
-                     rec.interval(dst, "comm", now, INF, label or "recv"))
-        links, latency_s, bottleneck_Bps = route
+        links, latency_s, bottleneck_Bps = cast(Route, pair.route)
         flow = Flow(fid, src, dst, nbytes, links, latency_s, bottleneck_Bps, now, event, label,
-                    intervals, remaining=nbytes, last_s=now)
+                    rec.interval(src, "comm", now, INF, label or "send"),
+                    rec.interval(dst, "comm", now, INF, label or "recv"),
+                    remaining=nbytes, last_s=now, transport=pair)
         self._flows[fid] = flow
         self._node_flows[src][fid] = flow
         self._node_flows[dst][fid] = flow
@@ -325,8 +359,8 @@ class Network:
         node_flows[flow.src].pop(fid, None)
         node_flows[flow.dst].pop(fid, None)
         close = self.world.recorder.close_interval
-        for index in flow.intervals:
-            close(index, now)
+        close(flow.send_interval, now)
+        close(flow.recv_interval, now)
 
     def cut(self, flow: Flow, reason: str) -> None:
         """End ``flow`` before delivery; its bytes count as cut."""
@@ -367,9 +401,14 @@ class Network:
         return self._link_change
 
     def node_failed(self, node_id: int) -> None:
-        """Cut every flow to or from a node that just failed."""
+        """Cut every flow to or from a node that just failed; it sends and receives no more."""
+        self.node_up[node_id] = 0
         for flow in list(self._node_flows[node_id].values()):
             self.cut(flow, f"node {node_id} failed")
+
+    def node_recovered(self, node_id: int) -> None:
+        """A node that failed is back: messages to and from it start again."""
+        self.node_up[node_id] = 1
 
     def set_link_state(self, u: str, v: str, up: bool) -> None:
         """Take the topology edge ``u - v`` (both directions) down or up; cut flows across it."""
@@ -380,8 +419,7 @@ class Network:
             self.link_up[link] = up
         self._routes.clear()
         self._paths_from.clear()
-        self._node_routes.clear()
-        self.routes_epoch += 1
+        self.routes_epoch += 1  # every pair's route is stale
         self.world.recorder.event("link_up" if up else "link_down", link=f"{u}-{v}")
         if not up:
             for flow in list(self._flows.values()):

@@ -128,7 +128,7 @@ from typing import cast
 import simpy
 
 from sim.errors import FieldError
-from sim.network.base import INF, Flow, Network, Route
+from sim.network.base import INF, Flow, Network, Pair, Route
 from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
@@ -319,8 +319,11 @@ class TcpConfig:
         return float(self.max_window_bytes * self.parallel_streams)
 
 
-class Connection:
-    """The state of one ordered node pair's connection.
+class Connection(Pair):
+    """The state of one ordered node pair's connection: the network's record of the pair.
+
+    The pair's route is kept here too (:class:`sim.network.base.Pair`), so a message finds
+    its route and its connection with one dict probe.
 
     ``cwnd`` is the congestion window (bytes); a round started at ``round_start_s`` may send
     ``round_window`` bytes, of which ``round_sent`` are handed to the model, which spent
@@ -339,6 +342,7 @@ class Connection:
                  "links", "back", "back_epoch", "cubic")
 
     def __init__(self, cwnd: float) -> None:
+        super().__init__()
         self.cwnd = cwnd
         self.slow_start = True
         self.probing = False      # after HyStart's early exit: CUBIC's growth until the pipe fills
@@ -414,8 +418,8 @@ class TcpTransport(Network):
 
     A mixin: ``TcpMaxMinNetwork(TcpTransport, MaxMinNetwork)``. A message's :class:`Flow` is
     handed to the model in *chunks* (``flow.remaining`` set to the chunk's bytes); the bytes of
-    the message after the current chunk are ``self._left[flow.id]``. ``flow.transport`` is the
-    flow's connection.
+    the message after the current chunk are ``flow.left``. ``flow.transport`` is the flow's
+    connection.
 
     The round logic (:meth:`_step`, :meth:`_new_round`, :meth:`_chunk_ended`) reads the clock
     only through its ``now`` argument, so it runs the same on the simulator's clock (one chunk
@@ -449,9 +453,6 @@ class TcpTransport(Network):
         kwargs["tcp_efficiency"] = self.tcp.efficiency
         super().__init__(*args, **kwargs)
         self.ack_fraction = self.tcp.ack_fraction  # the model reserves it on reverse paths
-        self._connections: dict[tuple[int, int], Connection] = {}
-        self._left: dict[int, float] = {}          # flow id -> bytes after the current chunk
-        self._attached: dict[int, bool] = {}       # flow id -> a chunk is with the model
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
         self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
         self._wakes: _Wakes | None = None  # the last timer of waking connections
@@ -472,16 +473,25 @@ class TcpTransport(Network):
 
     # -- the model's interface -----------------------------------------------------------------
 
+    def _new_pair(self) -> Connection:
+        """A node pair's record is its connection (cold: nothing sent yet)."""
+        conn = Connection(self.tcp.initial_window_bytes)
+        if self._drop_tail:
+            conn.cubic = CubicState()
+        return conn
+
+    @property
+    def _connections(self) -> dict[tuple[int, int], Connection]:
+        """The connections that carried a message, by node pair (for tests and diagnostics).
+
+        A pair's record is made when its route is first asked for, so some never carry one.
+        """
+        pairs = cast(dict[tuple[int, int], Connection], self._pairs)
+        return {key: conn for key, conn in pairs.items() if conn.used}
+
     def _start(self, flow: Flow) -> None:
-        key = (flow.src, flow.dst)
-        conn = self._connections.get(key)
-        if conn is None:
-            conn = self._connections[key] = Connection(self.tcp.initial_window_bytes)
-            if self._drop_tail:
-                conn.cubic = CubicState()
-        self._left[flow.id] = flow.nbytes
-        self._attached[flow.id] = False
-        flow.transport = conn
+        conn: Connection = flow.transport  # (the pair's record: see _new_pair)
+        flow.left = flow.nbytes
         if conn.head is None:  # (nothing waits behind an idle connection)
             self._next_message(conn, flow)
         elif conn.queue is None:
@@ -494,8 +504,7 @@ class TcpTransport(Network):
         unsent = None  # bytes of the chunk being sent that have not left
         if conn.head is flow and conn.ramp is not None:
             unsent = self._materialise(conn, attach=False)
-        left = self._left.pop(flow.id)
-        attached = self._attached.pop(flow.id)
+        left, attached = flow.left, flow.attached
         if conn.head is not flow:
             assert conn.queue is not None  # a message that is not the head waits in the queue
             conn.queue.remove(flow)
@@ -518,21 +527,16 @@ class TcpTransport(Network):
             self._next_message(conn, conn.queue.popleft())
 
     def _transmitted(self, flow: Flow) -> None:
-        attached = self._attached.get(flow.id)
-        if attached is None:  # not one of ours (cannot happen: every flow goes through _start)
-            super()._transmitted(flow)
-            return
         conn: Connection = flow.transport
-        self._attached[flow.id] = False
+        flow.attached = False
         self._chunk_ended(conn, self.env.now)
-        if self._left[flow.id] > 0:
+        if flow.left > 0:
             self._pump(conn)
             return
         self._message_sent(conn, flow)
 
     def _message_sent(self, conn: Connection, flow: Flow) -> None:
         """The head's last byte left: it propagates, and the next message starts."""
-        del self._left[flow.id], self._attached[flow.id]
         self._count_head(conn, -1)
         if conn.cubic is not None:
             self._leave_queue(conn)
@@ -604,7 +608,7 @@ class TcpTransport(Network):
         now = self.env.now
         if (self.lone_ramps and not (first and self.shares_links) and not self._burst_exits
                 and not self._drop_tail
-                and self._left[flow.id] > 0 and flow.links and self._alone(conn)):
+                and flow.left > 0 and flow.links and self._alone(conn)):
             rate = self._lone_rate(flow)
             if rate is not None:
                 self._start_ramp(conn, flow, rate, now)
@@ -625,7 +629,7 @@ class TcpTransport(Network):
         """
         if now < conn.ready_s:
             return False, conn.ready_s
-        left = self._left[flow.id]
+        left = flow.left
         if left <= 0 or self._unlimited(conn, flow):
             return True, self._take(conn, flow, left, now)
         next_round_s = conn.round_start_s + conn.rtt_s
@@ -765,7 +769,7 @@ class TcpTransport(Network):
         """
         flow = conn.head
         assert flow is not None
-        return min(conn.round_window, conn.round_sent + self._left[flow.id])
+        return min(conn.round_window, conn.round_sent + flow.left)
 
     def _queue_round(self, conn: Connection, cubic: CubicState, now: float) -> None:
         """Set the round trip of the round opening now: RTT + the bottleneck's queueing delay.
@@ -855,7 +859,7 @@ class TcpTransport(Network):
 
     def _take(self, conn: Connection, flow: Flow, nbytes: float, now: float) -> float:
         """Count ``nbytes`` of the head as a chunk starting now; returns ``nbytes``."""
-        self._left[flow.id] -= nbytes
+        flow.left -= nbytes
         conn.round_sent += nbytes
         conn.chunk_start_s = now
         return nbytes
@@ -878,7 +882,7 @@ class TcpTransport(Network):
         flow.remaining = nbytes
         flow.last_s = self.env.now
         flow.rate = 0.0  # a chunk joins its links as a new flow (the model rates it afresh)
-        self._attached[flow.id] = True
+        flow.attached = True
         super()._start(flow)
 
     def _wake_at(self, conn: Connection, when_s: float) -> None:
@@ -958,18 +962,16 @@ class TcpTransport(Network):
         (only with ``until_s`` infinite). Returns (``_SEND``, the chunk's start, its bytes),
         (``_WAIT``, the timer's start, when it fires) or (``_DONE``, the end, 0).
         """
-        left = self._left
-        fid = flow.id
         step, ended = self._step, self._chunk_ended
         t = now
         while True:
             send, value = step(conn, flow, t)
             if send:
                 end_s = t + value / rate_Bps
-                if end_s >= until_s or (left[fid] <= 0 and until_s < INF):
+                if end_s >= until_s or (flow.left <= 0 and until_s < INF):
                     return _SEND, t, value
                 ended(conn, end_s)
-                if left[fid] <= 0:
+                if flow.left <= 0:
                     return _DONE, end_s, 0.0
                 t = end_s
             else:
@@ -990,7 +992,7 @@ class TcpTransport(Network):
         all-reduce of equal nodes every message of a tree round is such a ramp.
         """
         state = _round_state(conn)
-        left = self._left[flow.id]
+        left = flow.left
         ramp = LoneRamp(conn, now, state, left, rate_Bps)
         if self._ramps_at_s != now:
             self._ramps_at.clear()  # inputs of earlier instants never come again
@@ -1001,9 +1003,9 @@ class TcpTransport(Network):
             rounds = self.rounds_started
             _, end_s, _ = self._run_lone(conn, flow, rate_Bps, now, INF)
             ramp.rounds, self.rounds_started = self.rounds_started - rounds, rounds
-            self._ramps_at[key] = (end_s, _round_state(conn), self._left[flow.id], ramp.rounds)
+            self._ramps_at[key] = (end_s, _round_state(conn), flow.left, ramp.rounds)
         else:
-            end_s, reached, self._left[flow.id], ramp.rounds = found
+            end_s, reached, flow.left, ramp.rounds = found
             for name, value in zip(ROUND_STATE, reached, strict=True):
                 setattr(conn, name, value)
             self.ramps_shared += 1
@@ -1051,7 +1053,7 @@ class TcpTransport(Network):
         self.ramps_interrupted += 1
         for name, value in zip(ROUND_STATE, ramp.state, strict=True):
             setattr(conn, name, value)
-        self._left[flow.id] = ramp.left
+        flow.left = ramp.left
         now = self.env.now
         what, t, value = self._run_lone(conn, flow, ramp.rate_Bps, ramp.start_s, now)
         if what == _SEND:

@@ -189,3 +189,60 @@ def test_timers_carry_their_flow_and_call_a_method():
         env.step()
     env.run()
     assert flow.state == "done"
+
+
+def test_one_record_per_node_pair_holds_its_route_and_its_connection():
+    """A message finds its route and its ``tcp`` connection in one record per node pair.
+
+    Ring of 3 sites, one hop of 10 ms each (the oracle, by hand): 0 -> 1 is one hop. The
+    flow's connection is the pair's record; with the edge 0-1 down the record's route goes
+    round (two hops, 20 ms) and the message arrives after it; with the edge back, one hop
+    again. A pair whose route was only asked for has a record but no used connection.
+    """
+    from sim.config import NetworkConfig
+    from sim.world import World
+    from topologies import ring
+
+    hop_s = 0.01
+    world = World(ring(3, latency_s=hop_s, bandwidth_Bps=1e9),
+                  network=NetworkConfig(model="ideal", transport="tcp", tcp=TcpConfig()))
+    net, env = world.network, world.env
+    site0, site1 = world.nodes[0].site, world.nodes[1].site
+    latencies = []
+    for up in (True, False, True):
+        net.set_link_state(site0, site1, up=up)
+        net.transfer(0, 1, 1e3)
+        (flow,) = net._flows.values()
+        assert flow.transport is net._pairs[(0, 1)]  # one record: route and connection
+        latencies.append(flow.latency_s)
+        assert flow.latency_s == net.route(0, 1)[1]
+        env.run()
+    assert latencies == pytest.approx([hop_s, 2 * hop_s, hop_s])
+    assert net.route(2, 0) is not None and (2, 0) in net._pairs  # asked for, never used
+    assert sorted(net._pairs) == [(0, 1), (1, 0), (2, 0)]  # (1, 0): the route back (RTT)
+    assert list(net._connections) == [(0, 1)]  # the connections that carried a message
+
+
+def test_the_network_reads_up_flags_that_follow_failures_and_recoveries():
+    """A message to or from a node that is down is cut at once; after recovery it goes.
+
+    The network keeps a byte per node (``node_up``) instead of reading two ``Node`` objects
+    per message: it must follow :meth:`Node.fail` and :meth:`Node.recover` exactly. Oracle:
+    the delivery time of 1e3 bytes at 1e6 B/s plus 10 ms of latency under ``ideal``: 11 ms.
+    """
+    from sim.errors import TransferCut
+
+    world = make_world(2, model="ideal", latency_s=0.01, bandwidth_Bps=1e6)
+    net, env, node = world.network, world.env, world.nodes[1]
+    assert list(net.node_up) == [1, 1]
+    node.fail("crash")
+    assert list(net.node_up) == [1, 0]
+    for src, dst, end in ((0, 1, "destination"), (1, 0, "source")):
+        cut = net.transfer(src, dst, 1e3)
+        assert not cut.ok and isinstance(cut.value, TransferCut)
+        assert f"{end} node 1 is down" in str(cut.value)
+    node.recover()
+    assert list(net.node_up) == [1, 1]
+    done = net.transfer(0, 1, 1e3)
+    env.run()
+    assert done.ok and done.value.end_s - done.value.start_s == pytest.approx(0.011, rel=1e-12)

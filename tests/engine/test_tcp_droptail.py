@@ -41,7 +41,7 @@ def in_avoidance(world, src: int, dst: int, segments: float) -> Connection:
     conn.slow_start, conn.probing = False, True
     conn.ca_start_s, conn.ca_origin = 0.0, segments * SEG
     conn.cubic = CubicState()
-    world.network._connections[(src, dst)] = conn
+    world.network._pairs[(src, dst)] = conn  # (the pair's record is its connection)
     return conn
 
 
