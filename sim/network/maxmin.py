@@ -71,9 +71,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Container
-from itertools import chain
-from operator import itemgetter
+from collections.abc import Container, Iterable
+from itertools import chain, islice
 
 import numpy as np
 import simpy
@@ -142,6 +141,7 @@ class MaxMinNetwork(Network):
         self._on_link: list[dict[int, Flow]] = [dict() for _ in self.link_names]
         self._usable = [c * self.efficiency for c in self.capacity_Bps]  # bytes/s of payload
         self._capacity = list(self._usable)  # usable minus the ACK demand on it, bytes/s
+        self._capacity_array = np.array(self._capacity)  # the same, for _fill_arrays to index
         self._ack_rate = [0.0 for _ in self.link_names]  # rates of the flows ACKed across it
         self._reserved = [0.0 for _ in self.link_names]  # ACK bytes/s taken off its capacity
         self._ack_users: list[dict[int, Flow]] = [dict() for _ in self.link_names]  # ACKed across
@@ -168,9 +168,10 @@ class MaxMinNetwork(Network):
             self._transmitted(flow)
             return
         alone = True  # the flow is the only one on each of its links
+        on_link, fid = self._on_link, flow.id
         for link in flow.links:
-            flows = self._on_link[link]
-            flows[flow.id] = flow
+            flows = on_link[link]
+            flows[fid] = flow
             if len(flows) > 1:
                 alone = False
         if self.ack_fraction:
@@ -308,31 +309,38 @@ class MaxMinNetwork(Network):
 
         The first region is the new flows and the flows whose bottleneck is a seed link (every
         flow on a seed link whose ACK demand pushed it over its capacity); a flow held back
-        elsewhere keeps its rate unless the bottleneck test says otherwise.
+        elsewhere keeps its rate unless the bottleneck test says otherwise. The seed links on
+        which a flow stays out of it (``loose``, in seed order) are the only seed links where
+        :meth:`_faster_outside` and :meth:`_failures` can find a flow outside the region: most
+        seed links carry one new flow and nothing else (a chunk's access links).
         """
         seeds = seed_links if isinstance(seed_links, dict) else dict.fromkeys(seed_links)
         region: dict[int, Flow] = {}
+        loose: dict[int, None] = {}
         on_link, held_by = self._on_link, self._bottleneck.get
-        load, usable = self._load, self._capacity
-        for link in seeds:
-            if load[link] > usable[link] * (1 + TOLERANCE):
-                region.update(on_link[link])
-                continue
-            for fid, flow in on_link[link].items():
-                if fid not in region and held_by(fid, link) in seeds:
-                    region[fid] = flow
+        load, usable, over = self._load, self._capacity, 1 + TOLERANCE
+        for link in seeds:  # (kept lean: it runs once per seed link, most carry one new flow)
+            flows = on_link[link]
+            for fid in flows:
+                if fid in region:
+                    continue
+                if held_by(fid, link) in seeds:
+                    region[fid] = flows[fid]
+                elif load[link] > usable[link] * over:  # over capacity (ACK demand): all join
+                    region.update(flows)
+                    break
+                else:
+                    loose[link] = None
         if not region:
             return
         if len(region) >= self.vector_min_flows:
-            region.update(self._faster_outside(region, seeds))
+            region.update(self._faster_outside(region, loose))
         self.reallocations += 1
         rounds = 0
         while True:
-            rates, bottleneck, enclosed = self._fill(region)
-            for fid, flow in region.items():  # rounding noise is no change: keep finish times
-                if abs(rates[fid] - flow.rate) <= SAME_RATE * flow.rate:
-                    rates[fid] = flow.rate
-            failed = self._failures(region, rates, bottleneck, seeds, enclosed)
+            rates, bottleneck, shared = self._fill(region)
+            self._snap(region, rates)
+            failed = self._failures(region, rates, bottleneck, seeds, loose, shared)
             if not failed:
                 break
             rounds += 1
@@ -344,9 +352,24 @@ class MaxMinNetwork(Network):
             region.update(failed)
         self._apply(region, rates, bottleneck)
 
-    def _faster_outside(self, region: dict[int, Flow], seeds: dict[int, None],
+    @staticmethod
+    def _snap(region: dict[int, Flow], rates: dict[int, float]) -> None:
+        """Rounding noise is no change: a new rate within ``SAME_RATE`` keeps the old one.
+
+        The flow then keeps its finish time and heap entry (:meth:`_apply` skips it).
+        """
+        same = SAME_RATE
+        for fid, flow in region.items():
+            old = flow.rate
+            if abs(rates[fid] - old) <= same * old:
+                rates[fid] = old
+
+    def _faster_outside(self, region: dict[int, Flow], loose: dict[int, None],
                         ) -> dict[int, Flow]:
         """Flows outside a large region, on its seed links, faster than it leaves room for.
+
+        ``loose``: the seed links that carry a flow outside the region (see
+        :meth:`_rerate_region`), in seed order.
 
         A flow held back elsewhere (say by its own access link) that crosses a seed link where
         new flows arrive keeps its rate while the region is filled; if that rate is above the
@@ -360,7 +383,7 @@ class MaxMinNetwork(Network):
         """
         on_link, usable = self._on_link, self._capacity
         found: dict[int, Flow] = {}
-        for link in seeds:
+        for link in loose:
             flows = on_link[link]
             if len(flows) < 2:
                 continue
@@ -409,12 +432,12 @@ class MaxMinNetwork(Network):
 
 
     def _fill(self, region: dict[int, Flow],
-              ) -> tuple[dict[int, float], dict[int, int], Container[int]]:
+              ) -> tuple[dict[int, float], dict[int, int], set[int]]:
         """Progressive filling of the flows in ``region``; every other flow keeps its rate.
 
-        Returns each region flow's new rate (bytes/s), the link that froze it, and links that
-        carry no flow outside the region, which :meth:`_failures` need not search for outsiders
-        (none here; :meth:`_fill_arrays` knows them at no cost and names them all).
+        Returns each region flow's new rate (bytes/s), the link that froze it, and the region's
+        links that also carry a flow outside it (the filling counts them anyway): the only
+        links, besides the seed links, where :meth:`_failures` can find such a flow.
         """
         if len(region) >= self.vector_min_flows:
             return self._fill_arrays(region)
@@ -431,12 +454,14 @@ class MaxMinNetwork(Network):
         capacity: dict[int, float] = {}
         unfrozen: dict[int, int] = {}
         heap: list[tuple[float, int]] = []
+        shared: set[int] = set()  # links with a flow outside the region
         on_link, load, usable = self._on_link, self._load, self._capacity
         for link, flows in members.items():
             if len(flows) == len(on_link[link]):
                 left = usable[link]  # the whole link is being re-rated
             else:  # minus what the flows outside the region use
                 left = usable[link] - (load[link] - sum([f.rate for f in flows]))
+                shared.add(link)
             capacity[link] = left
             unfrozen[link] = len(flows)
             heap.append((left / len(flows) if left > 0 else 0.0, link))
@@ -449,7 +474,7 @@ class MaxMinNetwork(Network):
             for fid in region:
                 rates[fid] = first_share
                 bottleneck[fid] = first
-            return rates, bottleneck, ()
+            return rates, bottleneck, shared
         heapq.heapify(heap)
         pop, push = heapq.heappop, heapq.heappush
         todo = len(region)
@@ -473,10 +498,10 @@ class MaxMinNetwork(Network):
                 for other in flow.links:
                     capacity[other] -= actual
                     unfrozen[other] -= 1
-        return rates, bottleneck, ()
+        return rates, bottleneck, shared
 
     def _fill_arrays(self, region: dict[int, Flow],
-                     ) -> tuple[dict[int, float], dict[int, int], Container[int]]:
+                     ) -> tuple[dict[int, float], dict[int, int], set[int]]:
         """:meth:`_fill` with numpy: the same allocation, one water level per pass.
 
         The region is a sparse flow x link incidence (``inc_flow[i]`` crosses ``inc_link[i]``,
@@ -509,18 +534,16 @@ class MaxMinNetwork(Network):
         slot[links] = np.arange(count)
         inc_link = slot[flat]
         inc_flow = np.repeat(np.arange(n), lengths)
-        ids = links.tolist()
-        pick = itemgetter(*ids) if count > 1 else (lambda seq: (seq[ids[0]],))
         crossing = np.bincount(inc_link, minlength=count)  # region flows on each link
-        left = np.fromiter(pick(self._capacity), dtype=float, count=count)
-        on_link = np.fromiter(map(len, pick(self._on_link)), dtype=np.intp, count=count)
-        whole = crossing == on_link
+        left = self._capacity_array[links]  # (a copy)
+        flows_on = map(self._on_link.__getitem__, links.tolist())
+        whole = crossing == np.fromiter(map(len, flows_on), dtype=np.intp, count=count)
         partial = np.flatnonzero(~whole)
         if partial.size:  # minus what the flows outside the region use
             old = np.fromiter([flow.rate for flow in flows], dtype=float, count=n)
             inside = np.bincount(inc_link, weights=old[inc_flow], minlength=count)
             load = self._load
-            outside = np.array([load[ids[i]] for i in partial.tolist()]) - inside[partial]
+            outside = np.array([load[i] for i in links[partial].tolist()]) - inside[partial]
             left[partial] -= outside
         unfrozen = crossing.astype(float)
         rate = np.empty(n)
@@ -551,7 +574,7 @@ class MaxMinNetwork(Network):
             inc_flow, inc_link = inc_flow[keep], inc_link[keep]
         fids = list(region)
         return (dict(zip(fids, rate.tolist())), dict(zip(fids, links[held].tolist())),
-                set(links[whole].tolist()))
+                set(links[partial].tolist()))
 
     def _link_scratch(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-link scratch arrays of :meth:`_fill_arrays` (a mark, all False, and a slot)."""
@@ -562,7 +585,7 @@ class MaxMinNetwork(Network):
 
     def _failures(self, region: dict[int, Flow], rates: dict[int, float],
                   bottleneck: dict[int, int], seed_links: dict[int, None],
-                  enclosed: Container[int] = (),
+                  loose: Iterable[int], shared: Container[int],
                   ) -> dict[int, Flow]:
         """Flows to add to ``region`` because someone fails the bottleneck test.
 
@@ -570,8 +593,10 @@ class MaxMinNetwork(Network):
         flow joins the region. A flow outside the region fails when no link of its own is full
         with nobody faster on it (the region took capacity from it, or left some unused); it
         joins the region. Only links whose set of flows or whose rates changed can make a flow
-        outside fail, and only if its recorded bottleneck is one of them; links in ``enclosed``
-        carry no flow outside the region.
+        outside fail, and only if its recorded bottleneck is one of them. Flows outside the
+        region are searched for on ``loose`` (the seed links that carry one, in order) and on
+        the other changed links in ``shared`` (the region's links that carry one): the changed
+        links, in order, less those whose flows are all in the region.
         """
         on_link, usable, held_by = self._on_link, self._capacity, self._bottleneck
         floors: dict[int, float] = {}  # link -> slowest rate it is a bottleneck for (inf: none)
@@ -605,12 +630,13 @@ class MaxMinNetwork(Network):
                 for other in outside[own]:
                     if other.rate > limit:
                         failed[other.id] = other
-        for link in changed:
-            if link in enclosed:
-                continue
-            for fid, flow in on_link[link].items():
+        moved = islice(changed, len(seed_links), None)  # (changed lists the seed links first)
+        for link in chain(loose, [link for link in moved if link in shared]):
+            flows = on_link[link]
+            for fid in flows:
                 if fid in region or fid in failed or held_by[fid] not in changed:
                     continue
+                flow = flows[fid]
                 rate = flow.rate
                 for candidate in flow.links:
                     least = floors.get(candidate)
@@ -688,7 +714,7 @@ class MaxMinNetwork(Network):
                     continue  # too small to re-rate the link's flows for (see ack_slack)
                 self._moved.setdefault(link, self._capacity[link])
             reserved[link] = want
-            self._capacity[link] = capacity - want
+            self._capacity[link] = self._capacity_array[link] = capacity - want
 
     # -- completions -----------------------------------------------------------------------
 

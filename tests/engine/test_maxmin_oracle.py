@@ -607,7 +607,8 @@ def crowded_plan(seed: int, flows: int) -> list:
 def test_numpy_filling_equals_the_python_filling_on_large_regions(seed):
     """With 300 flows sending, fill the whole network and random parts of it (the rest keep
     their rates and their share of the links) both ways: the same rates to 1e-12 (the two
-    differ only in the order of subtractions), and each flow's bottleneck is one of its links."""
+    differ only in the order of subtractions), each flow's bottleneck is one of its links, and
+    both name the same links as shared with flows outside the region: exactly those that are."""
     world = crowded_world(seed)
     start(world, [(0.0, a, b, size) for _, a, b, size in crowded_plan(seed, 300)])
     settle(world)
@@ -619,13 +620,14 @@ def test_numpy_filling_equals_the_python_filling_on_large_regions(seed):
                            for share in (0.2, 0.5, 0.8)]
     for region in regions:
         net.vector_min_flows = math.inf
-        rates, bottleneck, _ = net._fill(region)
-        got_rates, got_bottleneck, enclosed = net._fill_arrays(region)
+        rates, bottleneck, shared = net._fill(region)
+        got_rates, got_bottleneck, got_shared = net._fill_arrays(region)
         assert got_rates == {fid: pytest.approx(r, rel=1e-12, abs=1e-300)
                              for fid, r in rates.items()}
         assert all(got_bottleneck[fid] in region[fid].links for fid in region)
-        for link in enclosed:  # no flow outside the region crosses what it names
-            assert set(net._on_link[link]) <= set(region)
+        crossed = {link for flow in region.values() for link in flow.links}
+        assert shared == got_shared == {link for link in crossed
+                                        if not set(net._on_link[link]) <= set(region)}
 
 
 @pytest.mark.parametrize("seed", range(4))
