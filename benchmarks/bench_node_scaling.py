@@ -26,7 +26,7 @@ CPU), so one burst of load moves its figure by 10-20%, and with it every ratio t
 10,000, and ``--steps`` at 100,000), so that every size is timed over about as much work.
 
 Run length (measured in session 7, docs/performance.md): the cost of an outer step is not flat
-over a run. The second and third outer steps cost 3-7% less than the later ones at every size
+over a run. The second and third outer steps cost 3-8% less than the later ones at every size
 (1,000, 10,000 and 100,000 nodes; the same events every step), so a ratio compares like with
 like when every size is timed over the same outer steps (``--steps 3``: steps 2-3 everywhere;
 ``--steps 6 --warmup 3``: steps 4-6, nearer the steady state). ``--min-node-steps`` times the
