@@ -69,6 +69,14 @@ def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: 
             "simpy_per_event": (world.env.events_processed - simpy_start) / events}
 
 
+def buffer_arg(text: str) -> tuple[float, str]:
+    """``--bottleneck-queue``: a size or a time (:func:`sim.units.parse_size_or_duration`)."""
+    try:
+        return units.parse_size_or_duration(text)
+    except ValueError as err:  # argparse prints the line and exits with 2
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[64, 256])
@@ -79,11 +87,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hystart-delay-exit", action="store_true",
                         help="tcp with HyStart's delay exit (off by default)")
-    parser.add_argument("--bottleneck-queue", default="0B",
+    parser.add_argument("--bottleneck-queue", type=buffer_arg, default="0B",
                         help="tcp with every link's drop-tail buffer: a size (504KB) or a time "
                              "at each link's rate (40ms); default none")
     args = parser.parse_args()
-    queue, unit = units.parse_size_or_duration(args.bottleneck_queue)
+    queue, unit = args.bottleneck_queue
     tcp_config = TcpConfig(hystart_delay_exit=args.hystart_delay_exit,
                            bottleneck_queue_bytes=queue if unit == "_bytes" else 0.0,
                            bottleneck_queue_s=queue if unit == "_s" else 0.0)

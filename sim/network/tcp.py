@@ -262,11 +262,11 @@ class TcpConfig:
                              refs={"hystart_delay_max_s": self.hystart_delay_max_s})
         if not 0 <= self.bottleneck_queue_bytes < INF:
             raise FieldError("bottleneck_queue_bytes",
-                             f"must be a size >= 0 bytes (0: no buffer modelled), got "
+                             f"must be a finite size >= 0 bytes (0: no buffer modelled), got "
                              f"{self.bottleneck_queue_bytes}")
         if not 0 <= self.bottleneck_queue_s < INF:
             raise FieldError("bottleneck_queue_s",
-                             f"must be a time >= 0 s (0: no buffer modelled), got "
+                             f"must be a finite time >= 0 s (0: no buffer modelled), got "
                              f"{self.bottleneck_queue_s}")
         if self.bottleneck_queue_bytes > 0 and self.bottleneck_queue_s > 0:
             raise FieldError("bottleneck_queue_s",

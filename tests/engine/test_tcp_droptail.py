@@ -499,3 +499,12 @@ def test_a_loss_left_pending_is_answered_before_an_idle_restart(monkeypatch):
     assert conn.slow_start
     assert conn.cubic.w_max_bytes == pytest.approx(200 * SEG)
     assert (conn.cubic.losses, conn.cubic.loss_s, conn.cubic.loss_pending) == (1, 0.0, False)
+
+
+def test_an_infinite_buffer_is_refused_as_not_finite():
+    """A unit large enough to overflow (``"1e308h"``) reaches the config as inf: refused, and
+    the message says finite (not ">= 0", which inf is)."""
+    with pytest.raises(FieldError, match="finite time"):
+        TcpConfig(bottleneck_queue_s=float("inf"))
+    with pytest.raises(FieldError, match="finite size"):
+        TcpConfig(bottleneck_queue_bytes=float("inf"))

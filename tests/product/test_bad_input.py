@@ -339,6 +339,8 @@ EVERY_KEY = [
     ("network.tcp.bottleneck_queue='40parsec'", "network.tcp.bottleneck_queue",
      "allowed: a size .* or a duration"),
     ("network.tcp.bottleneck_queue='-40ms'", "network.tcp.bottleneck_queue", "negative"),
+    ("network.tcp.bottleneck_queue='1e308h'", "network.tcp.bottleneck_queue", "finite time"),
+    ("network.tcp.bottleneck_queue='1e308TB'", "network.tcp.bottleneck_queue", "finite size"),
     ("network.tcp_efficiency=2", "network.tcp_efficiency", "1"),
     ("network.tcp_efficiency=0", "network.tcp_efficiency", "0"),
     ("network.tcp_efficiency='x'", "network.tcp_efficiency", "number"),

@@ -133,3 +133,24 @@ def test_parse_quantity_infers_the_dimension(text, suffix, value):
     got, got_suffix = units.parse_quantity(text)
     assert got_suffix == suffix
     assert math.isclose(got, value, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize(("text", "value", "suffix"), [
+    ("40ms", 0.04, "_s"), ("0ms", 0.0, "_s"), ("1.5 s", 1.5, "_s"), ("250us", 250e-6, "_s"),
+    ("504KB", 504e3, "_bytes"), ("0B", 0.0, "_bytes"), ("8bit", 1.0, "_bytes"),
+    ("1MiB", 2.0**20, "_bytes"),
+])
+def test_a_buffer_is_a_size_or_a_duration_by_its_unit(text, value, suffix):
+    """``[network.tcp] bottleneck_queue``: the unit picks the field (a zero of either: none)."""
+    got, got_suffix = units.parse_size_or_duration(text)
+    assert got_suffix == suffix
+    assert math.isclose(got, value, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (40, "no unit"), ("0", "no unit"), ("40Mbit/s", "allowed: a size .* or a duration"),
+    ("40Mb", "ambiguous"), ("-40ms", "negative"), ("-1B", "negative"), ("nan ms", "not a size"),
+])
+def test_a_buffer_that_is_neither_is_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        units.parse_size_or_duration(text)
