@@ -133,8 +133,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--steps", type=int, default=5, help="outer steps per run (>= 2)")
     parser.add_argument("--min-node-steps", type=int, default=0, metavar="K",
-                        help="run each size for at least K node-steps after its first outer "
-                             "step (more outer steps for the small sizes)")
+                        help="run each size for at least K node-steps after its --warmup outer "
+                             "steps (more outer steps for the small sizes)")
     parser.add_argument("--warmup", type=int, default=1, metavar="W",
                         help="outer steps left out of the cost (default 1: the world's build)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (median taken)")

@@ -137,8 +137,12 @@ def format_duration(seconds: float) -> str:
 # -- sizes ------------------------------------------------------------------------------------
 
 
+_AMBIGUOUS_SIZES = ("b", "kb", "Mb", "Gb", "Tb", "Pb")
+"""Units refused as sizes: bits or bytes? (``Mbit`` or ``MB``)."""
+
+
 def _byte_unit(text: str, unit: str) -> float:
-    if unit in ("b", "kb", "Mb", "Gb", "Tb", "Pb"):
+    if unit in _AMBIGUOUS_SIZES:
         raise ValueError(f"{text!r}: {unit!r} is ambiguous; write {unit[:-1]}bit (bits) or "
                          f"{unit[:-1]}B (bytes)")
     return _lookup(text, unit, BYTE_UNITS, "size",
@@ -173,11 +177,9 @@ def parse_size_or_duration(text: str) -> tuple[float, str]:
     caller multiplies it by each link's capacity. The unit decides the dimension; a bare
     number or an unknown unit is refused with both kinds in the message.
     """
-    value, unit = _split(text, "size or duration", "40ms")
-    if unit in DURATION_UNITS_S:
-        return parse_duration(text), "_s"
-    if unit in BYTE_UNITS or unit in ("b", "kb", "Mb", "Gb", "Tb", "Pb"):
-        return parse_bytes(text), "_bytes"
+    _, unit = _split(text, "size or duration", "40ms")
+    if unit in DURATION_UNITS_S or unit in BYTE_UNITS or unit in _AMBIGUOUS_SIZES:
+        return parse_quantity(text)  # (its "_s" or "_bytes"; an ambiguous unit is refused)
     raise ValueError(f"{text!r}: unknown unit {unit!r}; allowed: a size (B, kB, MB, GB, KiB, "
                      f"MiB, GiB, bit, kbit, Mbit) or a duration (us, ms, s)")
 
