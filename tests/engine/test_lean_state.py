@@ -108,6 +108,16 @@ def test_bytes_per_link_are_counted_by_name_with_empty_and_cut_messages():
     assert list(table["link"]) == sorted(expected)
 
 
+def _ring_of_three_under_tcp(hop_s: float):
+    """Three sites in a ring, a node each, ``hop_s`` per hop, 1 GB/s links; ``tcp`` on ``ideal``."""
+    from sim.config import NetworkConfig
+    from sim.world import World
+    from topologies import ring
+
+    return World(ring(3, latency_s=hop_s, bandwidth_Bps=1e9),
+                 network=NetworkConfig(model="ideal", transport="tcp", tcp=TcpConfig()))
+
+
 def test_a_connection_takes_the_new_route_back_after_a_link_changes():
     """A tcp connection keeps the route back between messages, until a link changes state.
 
@@ -115,13 +125,8 @@ def test_a_connection_takes_the_new_route_back_after_a_link_changes():
     With the edge between them down both ways go round (``2 L`` each): RTT ``4 L``; a route
     back kept from before would give ``3 L``. With the edge up again: ``2 L``.
     """
-    from sim.config import NetworkConfig
-    from sim.world import World
-    from topologies import ring
-
     hop_s = 0.01
-    world = World(ring(3, latency_s=hop_s, bandwidth_Bps=1e9),
-                  network=NetworkConfig(model="ideal", transport="tcp", tcp=TcpConfig()))
+    world = _ring_of_three_under_tcp(hop_s)
     net, env = world.network, world.env
     site0, site1 = world.nodes[0].site, world.nodes[1].site
     rtts = []
@@ -199,13 +204,8 @@ def test_one_record_per_node_pair_holds_its_route_and_its_connection():
     round (two hops, 20 ms) and the message arrives after it; with the edge back, one hop
     again. A pair whose route was only asked for has a record but no used connection.
     """
-    from sim.config import NetworkConfig
-    from sim.world import World
-    from topologies import ring
-
     hop_s = 0.01
-    world = World(ring(3, latency_s=hop_s, bandwidth_Bps=1e9),
-                  network=NetworkConfig(model="ideal", transport="tcp", tcp=TcpConfig()))
+    world = _ring_of_three_under_tcp(hop_s)
     net, env = world.network, world.env
     site0, site1 = world.nodes[0].site, world.nodes[1].site
     latencies = []
