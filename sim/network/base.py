@@ -40,20 +40,26 @@ message reads its bottleneck from there, not from each link's capacity."""
 
 
 class Pair:
-    """What the network keeps for one ordered node pair: its route, and a transport's state.
+    """What the network keeps for one ordered node pair that sends: its routes, a transport's state.
 
     ``route`` is the pair's :data:`Route` (``None``: no working path) while ``epoch`` equals
-    the network's ``routes_epoch`` (a link change makes every route stale). A transport keeps
-    its state of the pair in a subclass (``tcp``: :class:`sim.network.tcp.Connection`), so a
-    message finds its route and its connection with one probe of the dict keyed by node pair:
-    at 100,000 nodes that dict has 200,000 entries and each probe of it misses the caches.
+    the network's ``routes_epoch`` (a link change makes every route stale); ``back`` is the
+    route the other way (``tcp``'s round trip, ``maxmin``'s ACK links) while ``back_epoch``
+    equals it. A transport keeps its state of the pair in a subclass (``tcp``:
+    :class:`sim.network.tcp.Connection`), so a message finds its route and its connection with
+    one probe of the dict keyed by node pair: at 100,000 nodes that dict has 200,000 entries
+    and each probe of it misses the caches. Only pairs that send get a record
+    (:meth:`Network.pair`); asking for a route (:meth:`Network.route`) makes none, so a planner
+    that prices all N^2 pairs holds no connection per pair.
     """
 
-    __slots__ = ("route", "epoch")
+    __slots__ = ("route", "epoch", "back", "back_epoch")
 
     def __init__(self) -> None:
         self.route: Route | None = None
         self.epoch = -1
+        self.back: Route | None = None
+        self.back_epoch = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,14 +187,30 @@ class Network:
         """The links (finite ones only), the one-way latency and the bottleneck capacity.
 
         From ``src`` to ``dst`` (see :data:`Route`); ``None`` when no path of working links
-        exists. Kept in the pair's record until a link changes state.
+        exists. Kept in the pair's record, when the pair has sent, until a link changes state;
+        a pair that has not sent gets no record: its route is found again at each call (from
+        the routes between sites, which are kept).
         """
-        return self.pair(src, dst).route
+        pair = self._pairs.get((src, dst))
+        if pair is None:
+            return self._find_route(src, dst)
+        if pair.epoch != self.routes_epoch:
+            pair.route = self._find_route(src, dst)
+            pair.epoch = self.routes_epoch
+        return pair.route
+
+    def route_back(self, flow: Flow) -> Route | None:
+        """The route from ``flow.dst`` to ``flow.src``, kept in the flow's pair record."""
+        pair: Pair = flow.transport
+        if pair.back_epoch != self.routes_epoch:
+            pair.back = self.route(flow.dst, flow.src)
+            pair.back_epoch = self.routes_epoch
+        return pair.back
 
     def pair(self, src: int, dst: int) -> Pair:
         """The record of the ordered pair (``src``, ``dst``), its route up to date.
 
-        Made when first asked for (by :meth:`_new_pair`), kept for the run.
+        Made when the pair first sends (by :meth:`_new_pair`), kept for the run.
         """
         key = (src, dst)
         pair = self._pairs.get(key)
@@ -231,15 +253,15 @@ class Network:
             hub = self._hub.get(a)
             if hub is not None and hub != b:
                 # a leaf's only way out is the edge to its hub, so its shortest path to b is
-                # that edge followed by the hub's shortest path to b
+                # that edge followed by the hub's shortest path to b (kept); the leaf's own is
+                # not kept: with a node per site they are as many as the node pairs, which a
+                # planner asks for all of (a pair that sends keeps its route in its record)
                 first = self._edge_link[(a, hub)]
                 rest = self._site_route(hub, b)
                 if rest is None or not self.link_up[first]:
-                    self._routes[key] = None
-                else:
-                    links = (first, *rest[0])
-                    self._routes[key] = (links, sum(self.link_latency_s[x] for x in links))
-                return self._routes[key]
+                    return None
+                links = (first, *rest[0])
+                return links, sum(self.link_latency_s[x] for x in links)
             if a not in self._paths_from:  # one Dijkstra per source site gives every route
                 def weight(u: str, v: str, _attrs: dict) -> float | None:
                     return None if not self.link_up[self._edge_link[(u, v)]] else \

@@ -668,7 +668,7 @@ class MaxMinNetwork(Network):
 
     def _add_acks(self, flow: Flow) -> bool:
         """Put a new flow's ACKs on its reverse path; True when no data crosses those links."""
-        back = self.route(flow.dst, flow.src)
+        back = self.route_back(flow)
         flow.ack_links = links = back[0] if back is not None else ()
         quiet = True
         users, on_link = self._ack_users, self._on_link

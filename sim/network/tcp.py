@@ -128,7 +128,7 @@ from typing import cast
 import simpy
 
 from sim.errors import FieldError
-from sim.network.base import INF, Flow, Network, Pair, Route
+from sim.network.base import INF, Flow, Network, Pair
 from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
@@ -339,7 +339,7 @@ class Connection(Pair):
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                  "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
                  "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
-                 "links", "back", "back_epoch", "cubic")
+                 "links", "cubic")
 
     def __init__(self, cwnd: float) -> None:
         super().__init__()
@@ -363,8 +363,6 @@ class Connection(Pair):
         self.used = False
         self.ramp: LoneRamp | None = None
         self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
-        self.back: Route | None = None  # the route back (for the RTT and the ACKs) ...
-        self.back_epoch = -1                                    # ... while this is routes_epoch
         self.cubic: CubicState | None = None
 
 
