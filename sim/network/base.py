@@ -27,6 +27,7 @@ import networkx as nx
 import simpy
 
 from sim.errors import TransferCut
+from sim.timer import Timer
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -350,12 +351,13 @@ class Network:
         flow.remaining = 0.0
         if flow.latency_s > 0:
             # the timer carries the flow: a bound method, not a closure (function, cells) per
-            # message, whose objects a round of 100,000 messages would touch again cold
-            simpy.Timeout(self.env, flow.latency_s, flow).callbacks.append(self._propagated)
+            # message, whose objects a round of 100,000 messages would touch again cold; and a
+            # lean :class:`Timer`, not a ``simpy.Timeout`` with its attribute dictionary
+            Timer(self.env, flow.latency_s, flow, self._propagated)
         else:
             self._deliver(flow)
 
-    def _propagated(self, timer: simpy.Timeout) -> None:
+    def _propagated(self, timer: Timer) -> None:
         self._deliver(cast(Flow, timer.value))
 
     def _deliver(self, flow: Flow) -> None:
