@@ -132,6 +132,7 @@ from sim.network.base import INF, Flow, Network, Pair
 from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
+from sim.timer import Timer
 
 FULL_ROUND = 1 - 1e-9
 """A round whose chunks kept the model busy this fraction of an RTT had a full pipe."""
@@ -1014,7 +1015,7 @@ class TcpTransport(Network):
             ramp_on = self._ramp_on
             for link in conn.links:
                 ramp_on[link] = conn
-        simpy.Timeout(self.env, max(0.0, end_s - now), ramp).callbacks.append(self._on_ramp_end)
+        Timer(self.env, max(0.0, end_s - now), ramp, self._on_ramp_end)
 
     def _end_ramp(self, conn: Connection) -> LoneRamp:
         ramp = conn.ramp
@@ -1026,7 +1027,7 @@ class TcpTransport(Network):
                 del ramp_on[link]
         return ramp
 
-    def _on_ramp_end(self, timer: simpy.Timeout) -> None:
+    def _on_ramp_end(self, timer: Timer) -> None:
         ramp = cast(LoneRamp, timer.value)
         conn = ramp.conn
         if conn.ramp is not ramp:
