@@ -394,6 +394,8 @@ class MaxMinNetwork(Network):
         while True:
             rates, bottleneck, shared = self._fill(region)
             self._snap(region, rates)
+            if not loose and not shared:
+                break  # a closed region: nobody fails the bottleneck test (see _failures)
             failed = self._failures(region, rates, bottleneck, seeds, loose, shared)
             if not failed:
                 break
@@ -651,6 +653,15 @@ class MaxMinNetwork(Network):
         region are searched for on ``loose`` (the seed links that carry one, in order) and on
         the other changed links in ``shared`` (the region's links that carry one): the changed
         links, in order, less those whose flows are all in the region.
+
+        A *closed* region (no flow outside it on its links or on the seed links: ``loose`` and
+        ``shared`` empty) needs no test, and :meth:`_rerate_region` skips it: no flow outside
+        is on a changed link, and every region flow passes. Filling freezes all the flows
+        still unfrozen on a link at once, at that link's share, after every flow frozen earlier
+        at a lower level (up to the 1e-12 tie slack; the rounding snap moves rates by 1e-12 at
+        most), so the link is full and nobody on it is faster: the test's 1e-9 slack holds.
+        Half of the large re-ratings on clusters-of-clusters are closed: a tree round's chunks
+        alone on their WAN link.
         """
         on_link, usable, held_by = self._on_link, self._capacity, self._bottleneck
         floors: dict[int, float] = {}  # link -> slowest rate it is a bottleneck for (inf: none)
