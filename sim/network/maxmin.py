@@ -284,14 +284,15 @@ class MaxMinNetwork(Network):
         on_link, load, bottleneck = self._on_link, self._load, self._bottleneck
         touched: list[int] = []
         for flow in flows:
-            flow.remaining = max(0.0, flow.remaining - flow.rate * (now - flow.last_s))
+            rate, fid = flow.rate, flow.id
+            left = flow.remaining - rate * (now - flow.last_s)
+            flow.remaining = left if left > 0.0 else 0.0
             flow.last_s = now
             flow.version += 1
-            bottleneck.pop(flow.id, None)
-            rate = flow.rate
+            bottleneck.pop(fid, None)
             for link in flow.rated_links:
                 others = on_link[link]
-                del others[flow.id]
+                del others[fid]
                 if others:
                     load[link] -= rate
                     touched.append(link)
@@ -472,7 +473,8 @@ class MaxMinNetwork(Network):
             old = flow.rate
             if rate == old:
                 continue  # same rate, same finish time: its heap entry stays valid
-            flow.remaining = remaining = max(0.0, flow.remaining - old * (now - flow.last_s))
+            remaining = flow.remaining - old * (now - flow.last_s)
+            flow.remaining = remaining = remaining if remaining > 0.0 else 0.0
             flow.last_s = now
             delta = rate - old
             for link in flow.rated_links:
