@@ -59,6 +59,15 @@ out: a link whose ACKs alone would fill it (they then clock their senders); the 
 capped at ``MAX_ACK_SHARE`` of the link, a regime that needs a bandwidth asymmetry of
 ``1 / (2 a)`` (40x at the tcp transport's default).
 
+**Links that can never fill are left out.** A site with one node and one neighbour (every node of
+``clusters-of-clusters`` and ``uniform`` sits at one, behind its data centre's core or the
+switch) is left only by that node's messages, all of which cross its uplink, and entered only by
+messages to it, all of which cross its downlink. When the edge is faster than that access link,
+no allocation fills it, so no flow is ever frozen there nor held by it: each flow is rated on
+``Flow.rated_links``, its links less such edges (:meth:`MaxMinNetwork._links_never_full`), with
+the same rates and bottlenecks (a message across data centres: 3 links instead of 5 in every
+pass of a re-rating). Not under ACK demand, which moves capacities.
+
 Completion times live in one heap with a version per flow (a re-rated flow pushes a new entry,
 the old one goes stale) and one SimPy timer waits for the earliest of them, so re-rating costs
 heap pushes, not SimPy events. A flow whose rate did not change keeps its heap entry; when stale
