@@ -103,6 +103,7 @@ class Flow:
     transport: Any = None           # its node pair's record (tcp: the pair's connection)
     left: float = 0.0               # tcp: bytes of the message after the chunk being sent
     attached: bool = False          # tcp: a chunk of it is with the model
+    rated_links: tuple[int, ...] = ()  # maxmin: ``links`` less those that can never fill
 
 
 class Network:
