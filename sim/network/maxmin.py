@@ -206,6 +206,15 @@ class MaxMinNetwork(Network):
         self._push_finish(flow, self.env.now + flow.remaining / rate)
         self._arm_timer()
 
+    def _next_chunk(self, flow: Flow) -> float:
+        """Bytes a transport hands on at once when ``flow``'s bytes are all sent (0: none).
+
+        A transport that sends a message in chunks (``tcp``) may continue with the next one at
+        the same instant; the flow then keeps its links and its rate (what re-rating it would
+        give, up to rounding) and only its bytes and finish time move, with no re-rating.
+        """
+        return 0.0
+
     def _lone_rate(self, flow: Flow) -> float | None:
         """What :meth:`_start_alone` would give ``flow`` now; None when a link carries a flow."""
         on_link, usable = self._on_link, self._capacity
@@ -763,7 +772,13 @@ class MaxMinNetwork(Network):
         while heap and heap[0][0] <= horizon:
             _, _, version, flow = heapq.heappop(heap)
             if flow.state == "sending" and version == flow.version:
-                done.append(flow)
+                more = self._next_chunk(flow)
+                if more > 0:  # the transport sends on at once: same links, same rate
+                    flow.remaining, flow.last_s = more, now
+                    flow.version += 1
+                    self._push_finish(flow, now + more / flow.rate)
+                else:
+                    done.append(flow)
         if done:
             self._detach(done)  # re-rates the survivors that shared links with them
             for flow in done:

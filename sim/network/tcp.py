@@ -444,6 +444,10 @@ class TcpTransport(Network):
     shared_wakes = True
     """Connections waking at one instant share a timer (False: one timer per wake)."""
 
+    continued_chunks = True
+    """A chunk followed at once by the head's next one stays on its links (False: it leaves
+    them and the next joins afresh; see :meth:`_next_chunk`)."""
+
     def __init__(self, *args, tcp: TcpConfig | None = None, **kwargs) -> None:
         self.tcp = tcp or TcpConfig()
         if kwargs.get("tcp_efficiency", 1.0) != 1.0:
@@ -525,6 +529,33 @@ class TcpTransport(Network):
         conn.token += 1
         if conn.queue:
             self._next_message(conn, conn.queue.popleft())
+
+    def _next_chunk(self, flow: Flow) -> float:
+        """The bytes of the head's next chunk when it starts the instant this one ends.
+
+        The chunk keeps its place and its rate on its links (:meth:`sim.network.maxmin.
+        MaxMinNetwork._next_chunk`): the round logic runs as at any chunk end, and when it
+        sends at once (the rest after a round that filled the pipe, or a window-capped round
+        that the share holds below its cap) the connection's rate cannot change, so leaving
+        its links and joining them again, two re-ratings of the model that give the same
+        rates up to rounding, is skipped (:attr:`continued_chunks`). 0 when the head waits
+        (the window is out until its round ends), when :meth:`_pump` would start a
+        closed-form ramp, or with an option whose rounds read the other connections' at the
+        same instant (HyStart's delay exit, the bottleneck buffer): then the chunk ends.
+        """
+        conn: Connection = flow.transport
+        if (not self.continued_chunks or flow.left <= 0 or self._burst_exits
+                or self._drop_tail or (self.lone_ramps and self._alone(conn))):
+            return 0.0
+        now = self.env.now
+        if now < conn.ready_s or (not self._unlimited(conn, flow)
+                                  and now < self._round_end_s(conn)
+                                  and conn.round_sent >= conn.round_window):
+            return 0.0  # (the waits of _step)
+        self._chunk_ended(conn, now)
+        send, nbytes = self._step(conn, flow, now)
+        assert send and nbytes > 0
+        return nbytes
 
     def _transmitted(self, flow: Flow) -> None:
         conn: Connection = flow.transport
@@ -632,9 +663,7 @@ class TcpTransport(Network):
         left = flow.left
         if left <= 0 or self._unlimited(conn, flow):
             return True, self._take(conn, flow, left, now)
-        next_round_s = conn.round_start_s + conn.rtt_s
-        if conn.cubic is not None:
-            next_round_s += conn.cubic.delay_s  # the round trip grows by the queue
+        next_round_s = self._round_end_s(conn)
         if now < next_round_s and conn.round_sent >= conn.round_window:
             return False, next_round_s  # the window is out: wait for its ACKs
         if now >= next_round_s:
@@ -642,6 +671,13 @@ class TcpTransport(Network):
             if self._unlimited(conn, flow):
                 return True, self._take(conn, flow, left, now)
         return True, self._take(conn, flow, min(left, conn.round_window - conn.round_sent), now)
+
+    @staticmethod
+    def _round_end_s(conn: Connection) -> float:
+        """When the open round ends: its start plus the RTT (plus the queue, with a buffer)."""
+        if conn.cubic is not None:
+            return conn.round_start_s + conn.rtt_s + conn.cubic.delay_s
+        return conn.round_start_s + conn.rtt_s
 
     def _new_round(self, conn: Connection, now: float) -> None:
         """Close the last round (grow cwnd or leave slow start) and open one now."""
