@@ -545,13 +545,15 @@ class TcpTransport(Network):
         """
         conn: Connection = flow.transport
         if (not self.continued_chunks or flow.left <= 0 or self._burst_exits
-                or self._drop_tail or (self.lone_ramps and self._alone(conn))):
+                or self._drop_tail):
             return 0.0
         now = self.env.now
         if now < conn.ready_s or (not self._unlimited(conn, flow)
                                   and now < self._round_end_s(conn)
                                   and conn.round_sent >= conn.round_window):
             return 0.0  # (the waits of _step)
+        if self.lone_ramps and self._alone(conn):
+            return 0.0  # (_pump runs the rest in closed form)
         self._chunk_ended(conn, now)
         send, nbytes = self._step(conn, flow, now)
         assert send and nbytes > 0
