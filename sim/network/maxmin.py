@@ -206,12 +206,13 @@ class MaxMinNetwork(Network):
         self._push_finish(flow, self.env.now + flow.remaining / rate)
         self._arm_timer()
 
-    def _next_chunk(self, flow: Flow) -> float:
-        """Bytes a transport hands on at once when ``flow``'s bytes are all sent (0: none).
+    def _next_chunk(self, flow: Flow, now: float) -> float:
+        """Bytes a transport hands on at ``now``, when ``flow``'s bytes are all sent (0: none).
 
-        A transport that sends a message in chunks (``tcp``) may continue with the next one at
-        the same instant; the flow then keeps its links and its rate (what re-rating it would
-        give, up to rounding) and only its bytes and finish time move, with no re-rating.
+        A transport that sends a message in chunks (``tcp``: ``flow.left`` bytes after this
+        one) may continue with the next one at the same instant; the flow then keeps its links
+        and its rate (what re-rating it would give, up to rounding) and only its bytes and
+        finish time move, with no re-rating. Asked only when ``flow.left > 0``.
         """
         return 0.0
 
@@ -772,7 +773,7 @@ class MaxMinNetwork(Network):
         while heap and heap[0][0] <= horizon:
             _, _, version, flow = heapq.heappop(heap)
             if flow.state == "sending" and version == flow.version:
-                more = self._next_chunk(flow)
+                more = self._next_chunk(flow, now) if flow.left > 0 else 0.0
                 if more > 0:  # the transport sends on at once: same links, same rate
                     flow.remaining, flow.last_s = more, now
                     flow.version += 1

@@ -103,16 +103,19 @@ shows how far this is from packet-level TCP (ns-3) and from Linux.
 
 Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
 A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
-for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round), less where rounds
-run in step (connections waking at one instant share a timer); a bandwidth-limited one none
-beyond the fluid model's. A connection alone on every link of its path there and back
-(under ``ideal``, every connection) costs one SimPy event per message however many rounds it
-takes (under ``maxmin``, from its second step, and not with ``hystart_delay_exit``, whose
-burst queue must see its rounds on the clock, nor with a bottleneck buffer): the
-model's rate for it cannot change while it is alone, so its rounds are run at once on a
-virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
-mechanism at the instant another connection's chunk starts on one of those links or the
-message is cut. Results equal the per-round mechanism's
+for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round that waits for its
+round's end), less where rounds run in step (connections waking at one instant share a timer);
+a bandwidth-limited one none beyond the fluid model's. A chunk whose end opens the next one at
+once (the rest after the round that filled the pipe; a window-capped round that the share
+holds below its cap) stays on its links with its rate (:meth:`TcpTransport._next_chunk`):
+equal to leaving and joining again within 1e-9 relative, without their two re-ratings.
+A connection alone on every link of its path there and back (under ``ideal``, every
+connection) costs one SimPy event per message however many rounds it takes (under ``maxmin``,
+from its second step, and not with ``hystart_delay_exit``, whose burst queue must see its
+rounds on the clock, nor with a bottleneck buffer): the model's rate for it cannot change while
+it is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
+round logic, and handed to the per-round mechanism at the instant another connection's chunk
+starts on one of those links or the message is cut. Results equal the per-round mechanism's
 within 1e-9 relative (``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form
 ramps").
 """
@@ -530,8 +533,8 @@ class TcpTransport(Network):
         if conn.queue:
             self._next_message(conn, conn.queue.popleft())
 
-    def _next_chunk(self, flow: Flow) -> float:
-        """The bytes of the head's next chunk when it starts the instant this one ends.
+    def _next_chunk(self, flow: Flow, now: float) -> float:
+        """The bytes of the head's next chunk when it starts at ``now``, as this one ends.
 
         The chunk keeps its place and its rate on its links (:meth:`sim.network.maxmin.
         MaxMinNetwork._next_chunk`): the round logic runs as at any chunk end, and when it
@@ -544,14 +547,14 @@ class TcpTransport(Network):
         same instant (HyStart's delay exit, the bottleneck buffer): then the chunk ends.
         """
         conn: Connection = flow.transport
-        if (not self.continued_chunks or flow.left <= 0 or self._burst_exits
-                or self._drop_tail):
+        if (flow.left <= 0 or not self.continued_chunks
+                or (conn.round_sent >= conn.round_window
+                    and now < conn.round_start_s + conn.rtt_s)
+                or self._burst_exits or self._drop_tail):
+            # (the wait of _step: a chunk that leaves bytes of its message was a window's,
+            # not the unlimited rest, and no round state changes while it is sent; without a
+            # buffer the round lasts the RTT)
             return 0.0
-        now = self.env.now
-        if now < conn.ready_s or (not self._unlimited(conn, flow)
-                                  and now < self._round_end_s(conn)
-                                  and conn.round_sent >= conn.round_window):
-            return 0.0  # (the waits of _step)
         if self.lone_ramps and self._alone(conn):
             return 0.0  # (_pump runs the rest in closed form)
         self._chunk_ended(conn, now)
@@ -665,7 +668,9 @@ class TcpTransport(Network):
         left = flow.left
         if left <= 0 or self._unlimited(conn, flow):
             return True, self._take(conn, flow, left, now)
-        next_round_s = self._round_end_s(conn)
+        next_round_s = conn.round_start_s + conn.rtt_s
+        if conn.cubic is not None:
+            next_round_s += conn.cubic.delay_s  # the round trip grows by the queue
         if now < next_round_s and conn.round_sent >= conn.round_window:
             return False, next_round_s  # the window is out: wait for its ACKs
         if now >= next_round_s:
@@ -673,13 +678,6 @@ class TcpTransport(Network):
             if self._unlimited(conn, flow):
                 return True, self._take(conn, flow, left, now)
         return True, self._take(conn, flow, min(left, conn.round_window - conn.round_sent), now)
-
-    @staticmethod
-    def _round_end_s(conn: Connection) -> float:
-        """When the open round ends: its start plus the RTT (plus the queue, with a buffer)."""
-        if conn.cubic is not None:
-            return conn.round_start_s + conn.rtt_s + conn.cubic.delay_s
-        return conn.round_start_s + conn.rtt_s
 
     def _new_round(self, conn: Connection, now: float) -> None:
         """Close the last round (grow cwnd or leave slow start) and open one now."""
