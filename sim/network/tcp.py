@@ -131,10 +131,11 @@ from typing import cast
 import simpy
 
 from sim.errors import FieldError
-from sim.network.base import INF, Flow, Network, Pair, Route
+from sim.network.base import INF, Flow, Network, Pair
 from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
 from sim.network.ideal import IdealNetwork
 from sim.network.maxmin import MaxMinNetwork
+from sim.timer import Timer
 
 FULL_ROUND = 1 - 1e-9
 """A round whose chunks kept the model busy this fraction of an RTT had a full pipe."""
@@ -342,7 +343,7 @@ class Connection(Pair):
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                  "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
                  "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
-                 "links", "back", "back_epoch", "cubic")
+                 "links", "cubic")
 
     def __init__(self, cwnd: float) -> None:
         super().__init__()
@@ -366,8 +367,6 @@ class Connection(Pair):
         self.used = False
         self.ramp: LoneRamp | None = None
         self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
-        self.back: Route | None = None  # the route back (for the RTT and the ACKs) ...
-        self.back_epoch = -1                                    # ... while this is routes_epoch
         self.cubic: CubicState | None = None
 
 
@@ -1052,7 +1051,7 @@ class TcpTransport(Network):
             ramp_on = self._ramp_on
             for link in conn.links:
                 ramp_on[link] = conn
-        simpy.Timeout(self.env, max(0.0, end_s - now), ramp).callbacks.append(self._on_ramp_end)
+        Timer(self.env, max(0.0, end_s - now), ramp, self._on_ramp_end)
 
     def _end_ramp(self, conn: Connection) -> LoneRamp:
         ramp = conn.ramp
@@ -1064,7 +1063,7 @@ class TcpTransport(Network):
                 del ramp_on[link]
         return ramp
 
-    def _on_ramp_end(self, timer: simpy.Timeout) -> None:
+    def _on_ramp_end(self, timer: Timer) -> None:
         ramp = cast(LoneRamp, timer.value)
         conn = ramp.conn
         if conn.ramp is not ramp:

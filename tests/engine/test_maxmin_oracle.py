@@ -18,6 +18,7 @@ import dataclasses
 import math
 import random
 
+import networkx as nx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ from sim.network.maxmin import ACK_SLACK, VECTOR_MIN_FLOWS, MaxMinNetwork
 from sim.network.tcp import TcpConfig, TcpMaxMinNetwork, TcpTransport
 from sim.world import World
 from topologies import clusters_of_clusters, uniform
+from topologies.topology import from_graph
 
 REL = 1e-6
 
@@ -691,3 +693,52 @@ def test_a_faster_flow_on_a_large_regions_link_joins_it_at_once(min_flows):
     world.env.run()
     twin.env.run()
     assert got == [pytest.approx(end, rel=COALESCE_REL) for end in want]
+
+
+# -- links no allocation can fill ----------------------------------------------------------------
+
+def leaves_world() -> World:
+    """Sites behind one hub ``h`` (edges of 5 B/s): ``a`` holds nodes 0 and 1 (access 2 B/s
+    each), ``b`` node 2 (2 B/s), ``c`` node 3 (8 B/s), ``d`` node 4 (no access limit), ``e``
+    node 5 (5 B/s, as fast as its edge)."""
+    graph = nx.Graph()
+    for site in "abcde":
+        graph.add_edge(site, "h", latency_s=0.001, bandwidth_Bps=5.0)
+    access = [2.0, 2.0, 2.0, 8.0, None, 5.0]
+    topo = from_graph(graph, ["a", "a", "b", "c", "d", "e"], uplink_Bps=access,
+                      downlink_Bps=access)
+    return World(topo, network=NetworkConfig(model="maxmin", transport="fluid"))
+
+
+def test_only_a_lone_nodes_edge_faster_than_its_access_link_is_left_out():
+    """Only node 2's site ``b`` qualifies: one node, one neighbour, an edge (5) faster than
+    its access links (2), so messages from and to node 2 never fill ``b->h`` and ``h->b``.
+    ``a``'s edge carries two nodes' messages; ``c``'s (8 > 5) and ``e``'s (5 = 5) edges can
+    fill; ``d`` has no access link. A message 2 -> 3 is rated on up:2, h->c and down:3."""
+    net = leaves_world().network
+    assert isinstance(net, MaxMinNetwork)
+    index = {name: i for i, name in enumerate(net.link_names)}
+    assert net._links_never_full() == {index["b->h"], index["h->b"]}
+    net.transfer(2, 3, 10.0)
+    (flow,) = net._flows.values()
+    assert flow.links == tuple(index[x] for x in ("up:2", "b->h", "h->c", "down:3"))
+    assert flow.rated_links == tuple(index[x] for x in ("up:2", "h->c", "down:3"))
+    acked = leaves_world().network
+    acked.ack_fraction = 0.0125
+    assert acked._links_never_full() == frozenset()  # (ACK demand moves capacities)
+
+
+@pytest.mark.parametrize("min_flows", [VECTOR_MIN_FLOWS, 1])
+def test_leaving_out_links_that_never_fill_keeps_the_oracles_completion_times(min_flows):
+    """Every pair of the six nodes sends, in two waves, across edges that can and cannot fill:
+    completion times equal those of the oracle (global water-filling over every link of every
+    path) to ``REL``, with the Python and the numpy filling."""
+    world = leaves_world()
+    world.network.vector_min_flows = min_flows
+    plan = [(0.5 * (a % 2), a, b, 3.0 + (a * 7 + b) % 5) for a in range(6) for b in range(6)
+            if a != b]
+    twin = twin_of(world, NaiveNetwork)
+    got, want = start(world, plan), start(twin, plan)
+    world.env.run()
+    twin.env.run()
+    assert got == [pytest.approx(end, rel=REL) for end in want]
