@@ -128,8 +128,6 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import cast
 
-import simpy
-
 from sim.errors import FieldError
 from sim.network.base import INF, Flow, Network, Pair
 from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
@@ -404,10 +402,9 @@ class _Wakes:
 
     __slots__ = ("at_s", "timer", "conns")
 
-    def __init__(self, at_s: float, timer: simpy.Timeout,
-                 conns: list[tuple[Connection, int]]) -> None:
+    def __init__(self, at_s: float, conns: list[tuple[Connection, int]]) -> None:
         self.at_s = at_s
-        self.timer = timer
+        self.timer: Timer | None = None  # (set once the batch exists: the timer carries it)
         self.conns = conns  # (connection, its token when it asked)
 
 
@@ -945,16 +942,16 @@ class TcpTransport(Network):
                 and self.shared_wakes and self._last_scheduled(at) is batch.timer):
             batch.conns.append((conn, conn.token))
             return
-        timer = simpy.Timeout(env, delay)
-        self._wakes = batch = _Wakes(at, timer, [(conn, conn.token)])
-        timer.callbacks.append(lambda _ev: self._on_wakes(batch))
+        self._wakes = batch = _Wakes(at, [(conn, conn.token)])
+        batch.timer = Timer(env, delay, batch, self._on_wakes)
 
-    def _on_wakes(self, batch: _Wakes) -> None:
-        """Pump the batch's connections in the order they asked for their wakes.
+    def _on_wakes(self, timer: Timer) -> None:
+        """Pump the timer's batch of connections in the order they asked for their wakes.
 
         A wake is stale when the connection's token moved since (it set a later wake, its
         message was stopped or took a ramp) or it has no message: those are skipped.
         """
+        batch = cast(_Wakes, timer.value)
         if self._wakes is batch:
             self._wakes = None  # later wakes at this instant take a new timer
         for conn, token in batch.conns:
