@@ -229,7 +229,7 @@ class _ScheduleRun:
     """The state of one schedule being run: where each member is, and what is still open.
 
     Each member keeps only the rounds it takes part in (``rounds[n]``, in order), with, for each
-    of them, the messages it sends (``sends[n][i]``: ``(dst, nbytes, i, j)`` where ``i`` and
+    of them, the messages it sends (``sends[n][i]``: ``(n, dst, nbytes, i, j)`` where ``i`` and
     ``j`` are the round's position in the sender's and the receiver's lists) and how many of its
     sends and receives are still open (``open_count[n][i]``). ``position[n]`` is the round it
     is working on; it moves on when that round has nothing open, sending as each round opens.
@@ -239,6 +239,11 @@ class _ScheduleRun:
     ``i`` as ``(sender, i, k)`` (the ``k``-th of ``sends[sender][i]``), and ``armed`` counts,
     per message not yet sent, which of its two conditions (round opened at the sender, notice
     arrived from the receiver) has happened. Storage is O(messages), not O(members x rounds).
+
+    A message in flight is found by its transfer event in ``in_flight``, which maps it to its
+    tuple of ``sends`` (a notice: to ``(receiver, sender, i, k)``), and every delivery calls the
+    one bound method ``_on_delivered``: no callable object is made per message (a round of
+    100,000 messages would keep 100,000 of them, touched again only at their delivery).
 
     A failure (a member down, a message cut) aborts the run at once when ``timeout_s`` is 0;
     otherwise it arms a timer of ``timeout_s`` (the first failure only) and the undeliverable
@@ -258,7 +263,7 @@ class _ScheduleRun:
         self.label = label
         self.start_s = self.env.now
         rounds: dict[int, list[int]] = {}
-        sends: dict[int, list[list[tuple[int, float, int, int]]]] = {}
+        sends: dict[int, list[list[tuple[int, int, float, int, int]]]] = {}
         open_count: dict[int, list[int]] = {}
         for r, rnd in enumerate(schedule):
             for src, dst, nbytes in rnd:
@@ -272,7 +277,8 @@ class _ScheduleRun:
                         open_count[node].append(1)
                     else:
                         open_count[node][-1] += 1
-                sends[src][-1].append((dst, nbytes, len(rounds[src]) - 1, len(rounds[dst]) - 1))
+                sends[src][-1].append((src, dst, nbytes, len(rounds[src]) - 1,
+                                       len(rounds[dst]) - 1))
         self.rounds, self.sends, self.open_count = rounds, sends, open_count
         self.recvs: dict[int, list[list[tuple[int, int, int]]]] | None = None
         self.armed: dict[tuple[int, int, int], int] = {}
@@ -280,7 +286,7 @@ class _ScheduleRun:
             self.recvs = {n: [[] for _ in rounds[n]] for n in rounds}
             for src, node_sends in sends.items():
                 for si, messages in enumerate(node_sends):
-                    for k, (dst, _nbytes, _si, di) in enumerate(messages):
+                    for k, (_src, dst, _nbytes, _si, di) in enumerate(messages):
                         self.recvs[dst][di].append((src, si, k))
         self.remaining = sum(len(rnd) for rnd in schedule)
         self.members = sorted(rounds)
@@ -293,7 +299,12 @@ class _ScheduleRun:
         # (failure event, its callback) of each member; members whose failure was seen
         self._watched: list[tuple[simpy.Event, Any]] = []
         self.failed_members: set[int] = set()
-        self.in_flight: dict[simpy.Event, int] = {}  # transfer event -> sender, until delivered
+        # transfer event -> its message (a notice: (receiver, sender, i, k)), until delivered
+        self.in_flight: dict[simpy.Event, tuple] = {}
+        # bound once, not once per message; they refer to the run, so :meth:`_unwatch` drops
+        # them when it ends (no reference cycle outlives the run)
+        self._on_delivered: Any = self._delivered
+        self._on_noticed: Any = self._noticed
 
     def start(self) -> None:
         """Watch every member for failures, then send the first round of each."""
@@ -332,14 +343,14 @@ class _ScheduleRun:
         transfer = self.world.network.transfer
         for src, si, k in self.recvs[node][i]:  # "ready to receive", to each sender
             ev = transfer(node, src, notice, self.label)
-            self.in_flight[ev] = node
-            ev.callbacks.append(partial(self._noticed, src, si, k))
+            self.in_flight[ev] = (node, src, si, k)
+            ev.callbacks.append(self._on_noticed)
 
     def _transfer(self, node: int, i: int, k: int) -> None:
-        dst, nbytes, si, di = self.sends[node][i][k]
-        ev = self.world.network.transfer(node, dst, nbytes, self.label)
-        self.in_flight[ev] = node
-        ev.callbacks.append(partial(self._delivered, node, dst, si, di))
+        message = self.sends[node][i][k]
+        ev = self.world.network.transfer(node, message[1], message[2], self.label)
+        self.in_flight[ev] = message
+        ev.callbacks.append(self._on_delivered)
 
     def _arm(self, node: int, i: int, k: int) -> None:
         """One of the two conditions of message ``k`` of ``node``'s round ``i`` is met."""
@@ -349,10 +360,11 @@ class _ScheduleRun:
         else:
             self.armed[key] = 1
 
-    def _noticed(self, src: int, si: int, k: int, ev: simpy.Event) -> None:
-        self.in_flight.pop(ev, None)
-        if self.aborted:
+    def _noticed(self, ev: simpy.Event) -> None:
+        notice = self.in_flight.pop(ev, None)
+        if self.aborted or notice is None:
             return
+        _node, src, si, k = notice
         if not ev.ok:
             ev.defused = True
             self._on_failure()  # the message it announced stays unsent: its ends wait
@@ -399,10 +411,11 @@ class _ScheduleRun:
             self._send(node, j)
             sent = True
 
-    def _delivered(self, src: int, dst: int, si: int, di: int, ev: simpy.Event) -> None:
-        self.in_flight.pop(ev, None)
-        if self.aborted:
+    def _delivered(self, ev: simpy.Event) -> None:
+        message = self.in_flight.pop(ev, None)
+        if self.aborted or message is None:
             return
+        src, dst, _nbytes, si, di = message
         if not ev.ok:
             ev.defused = True
             self._on_failure()  # the message stays open: whoever needs it waits
@@ -442,9 +455,9 @@ class _ScheduleRun:
         self._unwatch()
         # the messages still in flight are abandoned: cut them so they stop using bandwidth
         network = self.world.network
-        for ev, src in list(self.in_flight.items()):
+        for ev, message in list(self.in_flight.items()):
             if not ev.triggered:
-                network.cancel(src, ev, f"{self.name} aborted")
+                network.cancel(message[0], ev, f"{self.name} aborted")
         self.in_flight.clear()
         nodes = self.world.nodes
         failed = [n for n in self.members if not nodes[n].is_up or n in self.failed_members]
@@ -457,6 +470,7 @@ class _ScheduleRun:
             if event.callbacks is not None:  # (None once the failure has been processed)
                 event.callbacks.remove(watcher)
         self._watched = []
+        self._on_delivered = self._on_noticed = None  # (events still pending keep their own)
 
 
 # -- the collectives -------------------------------------------------------------------------

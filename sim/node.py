@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import simpy
 
 from sim.errors import NodeFailure
+from sim.timer import Timer
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -130,10 +131,10 @@ class Node:
         heapq.heapreplace(slots, end)
         self._tasks[event] = (start, end, self.world.recorder.interval(self.id, "busy", start, end,
                                                                        label))
-        simpy.Timeout(env, end - now, event).callbacks.append(self._finish)  # (no partial)
+        Timer(env, end - now, event, self._finish)  # (a method, not a partial; no Timeout)
         return event
 
-    def _finish(self, timer: simpy.Timeout) -> None:
+    def _finish(self, timer: Timer) -> None:
         event = cast(simpy.Event, timer.value)
         task = self._tasks.pop(event, None)
         if task is None:  # cancelled by a failure

@@ -27,6 +27,7 @@ import networkx as nx
 import simpy
 
 from sim.errors import TransferCut
+from sim.timer import Timer
 
 if TYPE_CHECKING:
     from sim.world import World
@@ -40,20 +41,26 @@ message reads its bottleneck from there, not from each link's capacity."""
 
 
 class Pair:
-    """What the network keeps for one ordered node pair: its route, and a transport's state.
+    """What the network keeps for one ordered node pair that sends: its routes, a transport's state.
 
     ``route`` is the pair's :data:`Route` (``None``: no working path) while ``epoch`` equals
-    the network's ``routes_epoch`` (a link change makes every route stale). A transport keeps
-    its state of the pair in a subclass (``tcp``: :class:`sim.network.tcp.Connection`), so a
-    message finds its route and its connection with one probe of the dict keyed by node pair:
-    at 100,000 nodes that dict has 200,000 entries and each probe of it misses the caches.
+    the network's ``routes_epoch`` (a link change makes every route stale); ``back`` is the
+    route the other way (``tcp``'s round trip, ``maxmin``'s ACK links) while ``back_epoch``
+    equals it. A transport keeps its state of the pair in a subclass (``tcp``:
+    :class:`sim.network.tcp.Connection`), so a message finds its route and its connection with
+    one probe of the dict keyed by node pair: at 100,000 nodes that dict has 200,000 entries
+    and each probe of it misses the caches. Only pairs that send get a record
+    (:meth:`Network.pair`); asking for a route (:meth:`Network.route`) makes none, so a planner
+    that prices all N^2 pairs holds no connection per pair.
     """
 
-    __slots__ = ("route", "epoch")
+    __slots__ = ("route", "epoch", "back", "back_epoch")
 
     def __init__(self) -> None:
         self.route: Route | None = None
         self.epoch = -1
+        self.back: Route | None = None
+        self.back_epoch = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +167,10 @@ class Network:
         # 1 while a node is up (kept by :meth:`node_failed` and :meth:`node_recovered`): a
         # message reads two bytes of a 100 KB array, not two ``Node`` objects spread over memory
         self.node_up = bytearray(b"\x01") * n
-        self._flows: dict[int, Flow] = {}
-        self._node_flows: list[dict[int, Flow]] = [dict() for _ in range(n)]
+        # the flows sending or propagating, by transfer event, in the order they started; no
+        # table per node (a node's flows are found by a pass over these at its failure, which
+        # is rare; the two per-node dicts a message touched were cold at 100,000 nodes)
+        self._flows: dict[simpy.Event, Flow] = {}
         self._flow_seq = 0
         self._link_change = self.env.event()
         self.flows_started = 0
@@ -182,14 +191,30 @@ class Network:
         """The links (finite ones only), the one-way latency and the bottleneck capacity.
 
         From ``src`` to ``dst`` (see :data:`Route`); ``None`` when no path of working links
-        exists. Kept in the pair's record until a link changes state.
+        exists. Kept in the pair's record, when the pair has sent, until a link changes state;
+        a pair that has not sent gets no record: its route is found again at each call (from
+        the routes between sites, which are kept).
         """
-        return self.pair(src, dst).route
+        pair = self._pairs.get((src, dst))
+        if pair is None:
+            return self._find_route(src, dst)
+        if pair.epoch != self.routes_epoch:
+            pair.route = self._find_route(src, dst)
+            pair.epoch = self.routes_epoch
+        return pair.route
+
+    def route_back(self, flow: Flow) -> Route | None:
+        """The route from ``flow.dst`` to ``flow.src``, kept in the flow's pair record."""
+        pair: Pair = flow.transport
+        if pair.back_epoch != self.routes_epoch:
+            pair.back = self.route(flow.dst, flow.src)
+            pair.back_epoch = self.routes_epoch
+        return pair.back
 
     def pair(self, src: int, dst: int) -> Pair:
         """The record of the ordered pair (``src``, ``dst``), its route up to date.
 
-        Made when first asked for (by :meth:`_new_pair`), kept for the run.
+        Made when the pair first sends (by :meth:`_new_pair`), kept for the run.
         """
         key = (src, dst)
         pair = self._pairs.get(key)
@@ -232,15 +257,15 @@ class Network:
             hub = self._hub.get(a)
             if hub is not None and hub != b:
                 # a leaf's only way out is the edge to its hub, so its shortest path to b is
-                # that edge followed by the hub's shortest path to b
+                # that edge followed by the hub's shortest path to b (kept); the leaf's own is
+                # not kept: with a node per site they are as many as the node pairs, which a
+                # planner asks for all of (a pair that sends keeps its route in its record)
                 first = self._edge_link[(a, hub)]
                 rest = self._site_route(hub, b)
                 if rest is None or not self.link_up[first]:
-                    self._routes[key] = None
-                else:
-                    links = (first, *rest[0])
-                    self._routes[key] = (links, sum(self.link_latency_s[x] for x in links))
-                return self._routes[key]
+                    return None
+                links = (first, *rest[0])
+                return links, sum(self.link_latency_s[x] for x in links)
             if a not in self._paths_from:  # one Dijkstra per source site gives every route
                 def weight(u: str, v: str, _attrs: dict) -> float | None:
                     return None if not self.link_up[self._edge_link[(u, v)]] else \
@@ -317,9 +342,7 @@ class Network:
                     rec.interval(src, "comm", now, INF, label or "send"),
                     rec.interval(dst, "comm", now, INF, label or "recv"),
                     remaining=nbytes, last_s=now, transport=pair)
-        self._flows[fid] = flow
-        self._node_flows[src][fid] = flow
-        self._node_flows[dst][fid] = flow
+        self._flows[event] = flow
         self.flows_started += 1
         self._start(flow)
 
@@ -329,12 +352,13 @@ class Network:
         flow.remaining = 0.0
         if flow.latency_s > 0:
             # the timer carries the flow: a bound method, not a closure (function, cells) per
-            # message, whose objects a round of 100,000 messages would touch again cold
-            simpy.Timeout(self.env, flow.latency_s, flow).callbacks.append(self._propagated)
+            # message, whose objects a round of 100,000 messages would touch again cold; and a
+            # lean :class:`Timer`, not a ``simpy.Timeout`` with its attribute dictionary
+            Timer(self.env, flow.latency_s, flow, self._propagated)
         else:
             self._deliver(flow)
 
-    def _propagated(self, timer: simpy.Timeout) -> None:
+    def _propagated(self, timer: Timer) -> None:
         self._deliver(cast(Flow, timer.value))
 
     def _deliver(self, flow: Flow) -> None:
@@ -354,11 +378,7 @@ class Network:
         flow.event.succeed(Delivery(flow.src, flow.dst, nbytes, flow.start_s, now, flow.label))
 
     def _forget(self, flow: Flow, now: float) -> None:
-        fid = flow.id
-        del self._flows[fid]
-        node_flows = self._node_flows
-        node_flows[flow.src].pop(fid, None)
-        node_flows[flow.dst].pop(fid, None)
+        del self._flows[flow.event]
         close = self.world.recorder.close_interval
         close(flow.send_interval, now)
         close(flow.recv_interval, now)
@@ -391,11 +411,12 @@ class Network:
 
         For senders that give up on a message (an aborted collective): its bytes count as cut.
         """
-        for flow in self._node_flows[_id(src)].values():
-            if flow.event is event:
-                self.cut(flow, reason)
-                return True
-        return False
+        flow = self._flows.get(event)
+        node = _id(src)
+        if flow is None or node not in (flow.src, flow.dst):
+            return False
+        self.cut(flow, reason)
+        return True
 
     def link_change_event(self) -> simpy.Event:
         """An event that fires at the next change of a link's state (value: (u, v, up))."""
@@ -404,7 +425,7 @@ class Network:
     def node_failed(self, node_id: int) -> None:
         """Cut every flow to or from a node that just failed; it sends and receives no more."""
         self.node_up[node_id] = 0
-        for flow in list(self._node_flows[node_id].values()):
+        for flow in [f for f in self._flows.values() if node_id in (f.src, f.dst)]:
             self.cut(flow, f"node {node_id} failed")
 
     def node_recovered(self, node_id: int) -> None:

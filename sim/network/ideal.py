@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import cast
 
-import simpy
-
 from sim.network.base import INF, Flow, Network
+from sim.timer import Timer
 
 
 class IdealNetwork(Network):
@@ -33,9 +32,9 @@ class IdealNetwork(Network):
         if duration == 0.0:
             self._transmitted(flow)
             return
-        simpy.Timeout(self.env, duration, flow).callbacks.append(self._sent)
+        Timer(self.env, duration, flow, self._sent)
 
-    def _sent(self, timer: simpy.Timeout) -> None:
+    def _sent(self, timer: Timer) -> None:
         flow = cast(Flow, timer.value)
         if flow.state == "sending":
             self._transmitted(flow)

@@ -269,6 +269,16 @@ class MaxMinNetwork(Network):
         self._push_finish(flow, self.env.now + flow.remaining / rate)
         self._arm_timer()
 
+    def _next_chunk(self, flow: Flow, now: float) -> float:
+        """Bytes a transport hands on at ``now``, when ``flow``'s bytes are all sent (0: none).
+
+        A transport that sends a message in chunks (``tcp``: ``flow.left`` bytes after this
+        one) may continue with the next one at the same instant; the flow then keeps its links
+        and its rate (what re-rating it would give, up to rounding) and only its bytes and
+        finish time move, with no re-rating. Asked only when ``flow.left > 0``.
+        """
+        return 0.0
+
     def _lone_rate(self, flow: Flow) -> float | None:
         """What :meth:`_start_alone` would give ``flow`` now; None when a link carries a flow."""
         on_link, usable = self._on_link, self._capacity
@@ -747,7 +757,7 @@ class MaxMinNetwork(Network):
 
     def _add_acks(self, flow: Flow) -> bool:
         """Put a new flow's ACKs on its reverse path; True when no data crosses those links."""
-        back = self.route(flow.dst, flow.src)
+        back = self.route_back(flow)
         flow.ack_links = links = back[0] if back is not None else ()
         quiet = True
         users, on_link = self._ack_users, self._on_link
@@ -842,7 +852,13 @@ class MaxMinNetwork(Network):
         while heap and heap[0][0] <= horizon:
             _, _, version, flow = heapq.heappop(heap)
             if flow.state == "sending" and version == flow.version:
-                done.append(flow)
+                more = self._next_chunk(flow, now) if flow.left > 0 else 0.0
+                if more > 0:  # the transport sends on at once: same links, same rate
+                    flow.remaining, flow.last_s = more, now
+                    flow.version += 1
+                    self._push_finish(flow, now + more / flow.rate)
+                else:
+                    done.append(flow)
         if done:
             self._detach(done)  # re-rates the survivors that shared links with them
             for flow in done:

@@ -202,7 +202,8 @@ def test_one_record_per_node_pair_holds_its_route_and_its_connection():
     Ring of 3 sites, one hop of 10 ms each (the oracle, by hand): 0 -> 1 is one hop. The
     flow's connection is the pair's record; with the edge 0-1 down the record's route goes
     round (two hops, 20 ms) and the message arrives after it; with the edge back, one hop
-    again. A pair whose route was only asked for has a record but no used connection.
+    again. The route back (for the round trip) is kept in the same record: the pair (1, 0),
+    which sends nothing, has none.
     """
     hop_s = 0.01
     world = _ring_of_three_under_tcp(hop_s)
@@ -218,9 +219,61 @@ def test_one_record_per_node_pair_holds_its_route_and_its_connection():
         assert flow.latency_s == net.route(0, 1)[1]
         env.run()
     assert latencies == pytest.approx([hop_s, 2 * hop_s, hop_s])
-    assert net.route(2, 0) is not None and (2, 0) in net._pairs  # asked for, never used
-    assert sorted(net._pairs) == [(0, 1), (1, 0), (2, 0)]  # (1, 0): the route back (RTT)
-    assert list(net._connections) == [(0, 1)]  # the connections that carried a message
+    assert net._pairs[(0, 1)].back == net.route(1, 0)  # the route back, in the same record
+    assert list(net._pairs) == [(0, 1)] == list(net._connections)  # only the pair that sent
+
+
+def test_asking_for_routes_makes_no_per_pair_record():
+    """A planner prices every ordered pair (N^2 routes); none of them gets a record.
+
+    Only a pair that sends keeps a record (under ``tcp`` its connection, ~230 bytes). On a
+    ring of 3 sites (10 ms per hop, by hand) every route is asked for, before and after the
+    edge 0-1 goes down (then 0 -> 1 goes round: 20 ms): the network holds no record; after a
+    message 0 -> 1, exactly one, whose latency is the route asked for.
+    """
+    hop_s = 0.01
+    world = _ring_of_three_under_tcp(hop_s)
+    net, env = world.network, world.env
+    pairs = [(i, j) for i in range(3) for j in range(3) if i != j]
+    assert all(net.route(i, j)[1] == pytest.approx(hop_s) for i, j in pairs)
+    assert net.path_latency_s(0, 1) == pytest.approx(hop_s) and not net._pairs
+    net.set_link_state(world.nodes[0].site, world.nodes[1].site, up=False)
+    assert net.route(0, 1)[1] == pytest.approx(2 * hop_s) and not net._pairs
+    net.transfer(0, 1, 1e3)
+    (flow,) = net._flows.values()
+    assert flow.latency_s == pytest.approx(2 * hop_s) and list(net._pairs) == [(0, 1)]
+    env.run()
+
+
+def test_asking_every_route_of_a_world_keeps_no_memory_per_pair():
+    """All N (N - 1) routes of 150 nodes, each at its own site behind one switch, asked once.
+
+    The routes from the switch to each node are kept (N of them: asked first, outside the
+    count); what asking the 22,350 node pairs then keeps, traced by ``tracemalloc``, is under
+    40 bytes per pair: a record per pair (a connection, ~230 bytes) or a route kept per pair
+    of sites (a tuple key and a route, ~200 bytes) would be 5 times more. (Not 0: CPython
+    keeps up to 2,000 freed tuples of each size for reuse, and tracemalloc counts them.)
+    """
+    import tracemalloc
+
+    n = 150
+    world = make_world(n, model="ideal", latency_s=0.01, bandwidth_Bps=1e9, transport="tcp",
+                       tcp=TcpConfig())
+    net = world.network
+    for j in range(1, n):
+        assert net.route(0, j)[1] == pytest.approx(0.01)
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    total_s = 0.0
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i, j in pairs:
+            total_s += net.path_latency_s(i, j)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert total_s == pytest.approx(0.01 * len(pairs))
+    assert kept < 40 * len(pairs) and not net._pairs
 
 
 def test_the_network_reads_up_flags_that_follow_failures_and_recoveries():
