@@ -8,21 +8,36 @@ events. Both transports run side by side in one process on the ``maxmin`` model,
 second time with every round on the clock (``per-round``: no closed-form ramps for connections
 alone on their links). Target: tcp at least half of fluid's events per second on 256 nodes.
 ``--hystart-delay-exit`` and ``--bottleneck-queue SIZE_OR_TIME`` run both tcp columns with
-those options (``TcpConfig``; docs/network-model.md); the last columns give SimPy events per
-flow event, fluid's and tcp's, where their cost shows.
+those options (``TcpConfig``; docs/network-model.md); the last columns give re-ratings of the
+max-min model and SimPy events per flow event, fluid's and tcp's, where their cost shows.
+
+``--instructions`` counts, instead of CPU time, the machine instructions of each run's timed
+flow events under valgrind's callgrind (each run in a fresh process, collection switched on
+and off around the timed window by ``compare_commits.py``'s client-request helper): a figure
+the load of a shared machine does not move (the CPU-time ratio moved 0.33x-0.60x between
+consecutive runs at load 1-4), at about 50x the run time. The ratio of instructions per flow
+event, fluid's over tcp's, stands for the speed ratio; it leaves out what caches add.
 
     python benchmarks/bench_transport_flows.py                  # 64 and 256 nodes
     python benchmarks/bench_transport_flows.py --nodes 256 --topology residential
     python benchmarks/bench_transport_flows.py --hystart-delay-exit --bottleneck-queue 40ms
+    python benchmarks/bench_transport_flows.py --nodes 256 --events 3000 --instructions
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 from bench_maxmin_flows import make_topology  # the same two topologies, one definition
+from compare_commits import build_toggle  # callgrind's switch around the timed window
 
 from sim import units
 from sim.config import NetworkConfig
@@ -32,11 +47,12 @@ from sim.world import World
 
 def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: int,
                  median_bytes: float, seed: int, lone_ramps: bool = True,
-                 tcp: TcpConfig | None = None) -> dict:
+                 tcp: TcpConfig | None = None, toggle: str | None = None) -> dict:
     """CPU time of ``flow_events`` message starts and ends after a warm-up.
 
     ``lone_ramps=False`` runs every tcp round on the clock (no closed-form ramps); ``tcp`` the
-    transport's parameters (its defaults if None).
+    transport's parameters (its defaults if None); ``toggle`` the callgrind helper library
+    (:func:`compare_commits.build_toggle`) that brackets the timed window.
     """
     network = NetworkConfig(model="maxmin", transport=transport, tcp=tcp or TcpConfig())
     world = World(topology, network=network, seed=seed)
@@ -58,21 +74,65 @@ def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: 
         world.env.step()
     first = net.flows_started + net.flows_finished
     sim_start = world.now
+    switch = ctypes.CDLL(toggle) if toggle else None
+    reallocations = net.reallocations
+    if switch is not None:
+        switch.cg_start()
     start = time.process_time()
     simpy_start = world.env.events_processed
     while net.flows_started + net.flows_finished - first < flow_events:
         world.env.step()
     cpu_s = time.process_time() - start
+    if switch is not None:
+        switch.cg_stop()
     events = net.flows_started + net.flows_finished - first
     return {"events_per_s": events / cpu_s, "sim_s": world.now - sim_start,
-            "rounds": getattr(net, "rounds_started", 0),
+            "rounds": getattr(net, "rounds_started", 0), "events": events,
+            "rerates_per_event": (net.reallocations - reallocations) / events,
             "simpy_per_event": (world.env.events_processed - simpy_start) / events}
 
 
-def buffer_arg(text: str) -> tuple[float, str]:
-    """``--bottleneck-queue``: a size or a time (:func:`sim.units.parse_size_or_duration`)."""
+VARIANTS = {"fluid": dict(transport="fluid"), "tcp": dict(transport="tcp"),
+            "per-round": dict(transport="tcp", lone_ramps=False)}
+"""The three runs of a row: fluid, tcp, and tcp with every round on the clock."""
+
+
+def counted(args: argparse.Namespace, variant: str, topology: str, nodes: int,
+            toggle: str) -> dict:
+    """One run in a fresh process under callgrind; its figures plus ``instructions``."""
+    handle, out_file = tempfile.mkstemp(prefix="callgrind.")
+    os.close(handle)
+    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
+           f"--callgrind-out-file={out_file}", sys.executable, __file__, "--child", variant,
+           "--toggle", toggle, "--topology", topology, "--nodes", str(nodes),
+           "--events", str(args.events), "--flows-per-node", str(args.flows_per_node),
+           "--median-bytes", str(args.median_bytes), "--seed", str(args.seed),
+           "--bottleneck-queue", args.bottleneck_queue[2]]
+    if args.hystart_delay_exit:
+        cmd.append("--hystart-delay-exit")
     try:
-        return units.parse_size_or_duration(text)
+        done = subprocess.run(cmd, capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONHASHSEED="0"))
+    finally:
+        for path in os.scandir(os.path.dirname(out_file)):
+            if path.name.startswith(os.path.basename(out_file)):
+                os.unlink(path.path)
+    if done.returncode:
+        raise SystemExit(f"bench_transport_flows: {variant} under callgrind failed: "
+                         f"{done.stderr[-2000:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    collected = [line for line in done.stderr.splitlines() if "Collected :" in line]
+    found["instructions"] = int(collected[-1].split(":")[-1].split()[0])
+    return found
+
+
+def buffer_arg(text: str) -> tuple[float, str, str]:
+    """``--bottleneck-queue``: a size or a time (:func:`sim.units.parse_size_or_duration`).
+
+    Returns the value, its unit's field suffix and the text (for a child process).
+    """
+    try:
+        return (*units.parse_size_or_duration(text), text)
     except ValueError as err:  # argparse prints the line and exits with 2
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -90,27 +150,51 @@ def main() -> None:
     parser.add_argument("--bottleneck-queue", type=buffer_arg, default="0B",
                         help="tcp with every link's drop-tail buffer: a size (504KB) or a time "
                              "at each link's rate (40ms); default none")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions under callgrind instead of timing (rates "
+                             "become instructions per flow event)")
+    parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument("--toggle", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    queue, unit = args.bottleneck_queue
+    queue, unit, _ = args.bottleneck_queue
     tcp_config = TcpConfig(hystart_delay_exit=args.hystart_delay_exit,
                            bottleneck_queue_bytes=queue if unit == "_bytes" else 0.0,
                            bottleneck_queue_s=queue if unit == "_s" else 0.0)
-    print(f"{'topology':<12} {'nodes':>5} {'fluid/s':>9} {'tcp/s':>9} {'tcp/fluid':>9} "
-          f"{'tcp rounds':>10} {'per-round/s':>11} {'per-round/fluid':>15} "
-          f"{'SimPy/event fluid':>17} {'tcp':>5}")
+    common = dict(flow_events=args.events, flows_per_node=args.flows_per_node,
+                  median_bytes=args.median_bytes, seed=args.seed)
+    if args.child:  # one run, for --instructions: its figures as a JSON line
+        found = run_workload(make_topology(args.topology[0], args.nodes[0], args.seed),
+                             tcp=tcp_config, toggle=args.toggle, **VARIANTS[args.child],
+                             **common)
+        print(json.dumps(found))
+        return
+    unit = "/s"
+    if args.instructions:
+        scratch = tempfile.TemporaryDirectory()
+        toggle = build_toggle(scratch.name)
+        unit = " ins"
+        print("ins: instructions per flow event (callgrind); x: fluid's over the column's")
+    print(f"{'topology':<12} {'nodes':>5} {'fluid' + unit:>9} {'tcp' + unit:>9} {'tcp/fluid':>9} "
+          f"{'tcp rounds':>10} {'per-round' + unit:>13} {'per-round/fluid':>15} "
+          f"{'re-ratings/event fluid':>22} {'tcp':>5} {'SimPy/event fluid':>17} {'tcp':>5}")
     for name in args.topology:
         for n in args.nodes:
-            topology = make_topology(name, n, args.seed)
-            common = dict(flow_events=args.events, flows_per_node=args.flows_per_node,
-                          median_bytes=args.median_bytes, seed=args.seed)
-            fluid = run_workload(topology, transport="fluid", **common)
-            tcp = run_workload(topology, transport="tcp", tcp=tcp_config, **common)
-            old = run_workload(topology, transport="tcp", lone_ramps=False, tcp=tcp_config,
-                               **common)
-            print(f"{name:<12} {n:>5} {fluid['events_per_s']:>9,.0f} {tcp['events_per_s']:>9,.0f} "
-                  f"{tcp['events_per_s'] / fluid['events_per_s']:>8.2f}x {tcp['rounds']:>10,} "
-                  f"{old['events_per_s']:>11,.0f} "
-                  f"{old['events_per_s'] / fluid['events_per_s']:>14.2f}x "
+            if args.instructions:
+                runs = {variant: counted(args, variant, name, n, toggle) for variant in VARIANTS}
+                rate = {variant: found["instructions"] / found["events"]
+                        for variant, found in runs.items()}
+                ratio = {variant: rate["fluid"] / rate[variant] for variant in VARIANTS}
+            else:
+                topology = make_topology(name, n, args.seed)
+                runs = {variant: run_workload(topology, tcp=tcp_config, **options, **common)
+                        for variant, options in VARIANTS.items()}
+                rate = {variant: found["events_per_s"] for variant, found in runs.items()}
+                ratio = {variant: rate[variant] / rate["fluid"] for variant in VARIANTS}
+            fluid, tcp = runs["fluid"], runs["tcp"]
+            print(f"{name:<12} {n:>5} {rate['fluid']:>9,.0f} {rate['tcp']:>9,.0f} "
+                  f"{ratio['tcp']:>8.2f}x {tcp['rounds']:>10,} {rate['per-round']:>13,.0f} "
+                  f"{ratio['per-round']:>14.2f}x "
+                  f"{fluid['rerates_per_event']:>22.2f} {tcp['rerates_per_event']:>5.2f} "
                   f"{fluid['simpy_per_event']:>17.2f} {tcp['simpy_per_event']:>5.2f}",
                   flush=True)
 

@@ -269,6 +269,16 @@ class MaxMinNetwork(Network):
         self._push_finish(flow, self.env.now + flow.remaining / rate)
         self._arm_timer()
 
+    def _next_chunk(self, flow: Flow, now: float) -> float:
+        """Bytes a transport hands on at ``now``, when ``flow``'s bytes are all sent (0: none).
+
+        A transport that sends a message in chunks (``tcp``: ``flow.left`` bytes after this
+        one) may continue with the next one at the same instant; the flow then keeps its links
+        and its rate (what re-rating it would give, up to rounding) and only its bytes and
+        finish time move, with no re-rating. Asked only when ``flow.left > 0``.
+        """
+        return 0.0
+
     def _lone_rate(self, flow: Flow) -> float | None:
         """What :meth:`_start_alone` would give ``flow`` now; None when a link carries a flow."""
         on_link, usable = self._on_link, self._capacity
@@ -665,14 +675,15 @@ class MaxMinNetwork(Network):
         the other changed links in ``shared`` (the region's links that carry one): the changed
         links, in order, less those whose flows are all in the region.
 
-        A *closed* region (no flow outside it on its links or on the seed links: ``loose`` and
-        ``shared`` empty) needs no test, and :meth:`_rerate_region` skips it: no flow outside
-        is on a changed link, and every region flow passes. Filling freezes all the flows
-        still unfrozen on a link at once, at that link's share, after every flow frozen earlier
-        at a lower level (up to the 1e-12 tie slack; the rounding snap moves rates by 1e-12 at
-        most), so the link is full and nobody on it is faster: the test's 1e-9 slack holds.
-        Half of the large re-ratings on clusters-of-clusters are closed: a tree round's chunks
-        alone on their WAN link.
+        A region flow can fail only where a flow outside the region shares its bottleneck link
+        (a link in ``shared``): filling freezes all the flows still unfrozen on a link at once,
+        at that link's share, after every flow frozen there earlier at a lower level (up to the
+        1e-12 tie slack; the rounding snap moves rates by 1e-12 at most), so the link is full
+        and no region flow on it is faster: the test's 1e-9 slack holds. So a *closed* region
+        (no flow outside it on its links or on the seed links: ``loose`` and ``shared`` empty)
+        needs no test at all, and :meth:`_rerate_region` skips it: no flow outside is on a
+        changed link either. Half of the large re-ratings on clusters-of-clusters are closed:
+        a tree round's chunks alone on their WAN link.
         """
         on_link, usable, held_by = self._on_link, self._capacity, self._bottleneck
         floors: dict[int, float] = {}  # link -> slowest rate it is a bottleneck for (inf: none)
@@ -691,8 +702,10 @@ class MaxMinNetwork(Network):
         changed.update(dict.fromkeys(chain.from_iterable(
             [flow.rated_links for fid, flow in region.items() if rates[fid] != flow.rate])))
         outside: dict[int, list[Flow]] = {}  # link -> its flows outside the region
-        for fid, flow in region.items():
+        for fid in region:
             own = bottleneck[fid]
+            if own not in shared:
+                continue  # no flow outside the region there: none faster than it (see below)
             if own not in changed and own == held_by.get(fid):
                 continue  # same rate, same bottleneck, and nothing changed there
             least = floors.get(own)
@@ -839,7 +852,13 @@ class MaxMinNetwork(Network):
         while heap and heap[0][0] <= horizon:
             _, _, version, flow = heapq.heappop(heap)
             if flow.state == "sending" and version == flow.version:
-                done.append(flow)
+                more = self._next_chunk(flow, now) if flow.left > 0 else 0.0
+                if more > 0:  # the transport sends on at once: same links, same rate
+                    flow.remaining, flow.last_s = more, now
+                    flow.version += 1
+                    self._push_finish(flow, now + more / flow.rate)
+                else:
+                    done.append(flow)
         if done:
             self._detach(done)  # re-rates the survivors that shared links with them
             for flow in done:

@@ -103,16 +103,19 @@ shows how far this is from packet-level TCP (ns-3) and from Linux.
 
 Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
 A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
-for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round), less where rounds
-run in step (connections waking at one instant share a timer); a bandwidth-limited one none
-beyond the fluid model's. A connection alone on every link of its path there and back
-(under ``ideal``, every connection) costs one SimPy event per message however many rounds it
-takes (under ``maxmin``, from its second step, and not with ``hystart_delay_exit``, whose
-burst queue must see its rounds on the clock, nor with a bottleneck buffer): the
-model's rate for it cannot change while it is alone, so its rounds are run at once on a
-virtual clock (:class:`LoneRamp`), by the same round logic, and handed to the per-round
-mechanism at the instant another connection's chunk starts on one of those links or the
-message is cut. Results equal the per-round mechanism's
+for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round that waits for its
+round's end), less where rounds run in step (connections waking at one instant share a timer);
+a bandwidth-limited one none beyond the fluid model's. A chunk whose end opens the next one at
+once (the rest after the round that filled the pipe; a window-capped round that the share
+holds below its cap) stays on its links with its rate (:meth:`TcpTransport._next_chunk`):
+equal to leaving and joining again within 1e-9 relative, without their two re-ratings.
+A connection alone on every link of its path there and back (under ``ideal``, every
+connection) costs one SimPy event per message however many rounds it takes (under ``maxmin``,
+from its second step, and not with ``hystart_delay_exit``, whose burst queue must see its
+rounds on the clock, nor with a bottleneck buffer): the model's rate for it cannot change while
+it is alone, so its rounds are run at once on a virtual clock (:class:`LoneRamp`), by the same
+round logic, and handed to the per-round mechanism at the instant another connection's chunk
+starts on one of those links or the message is cut. Results equal the per-round mechanism's
 within 1e-9 relative (``tests/engine/test_tcp_ramp.py``; docs/performance.md, "Closed-form
 ramps").
 """
@@ -124,8 +127,6 @@ from collections import deque
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import cast
-
-import simpy
 
 from sim.errors import FieldError
 from sim.network.base import INF, Flow, Network, Pair
@@ -401,10 +402,9 @@ class _Wakes:
 
     __slots__ = ("at_s", "timer", "conns")
 
-    def __init__(self, at_s: float, timer: simpy.Timeout,
-                 conns: list[tuple[Connection, int]]) -> None:
+    def __init__(self, at_s: float, conns: list[tuple[Connection, int]]) -> None:
         self.at_s = at_s
-        self.timer = timer
+        self.timer: Timer | None = None  # (set once the batch exists: the timer carries it)
         self.conns = conns  # (connection, its token when it asked)
 
 
@@ -442,6 +442,10 @@ class TcpTransport(Network):
 
     shared_wakes = True
     """Connections waking at one instant share a timer (False: one timer per wake)."""
+
+    continued_chunks = True
+    """A chunk followed at once by the head's next one stays on its links (False: it leaves
+    them and the next joins afresh; see :meth:`_next_chunk`)."""
 
     def __init__(self, *args, tcp: TcpConfig | None = None, **kwargs) -> None:
         self.tcp = tcp or TcpConfig()
@@ -524,6 +528,35 @@ class TcpTransport(Network):
         conn.token += 1
         if conn.queue:
             self._next_message(conn, conn.queue.popleft())
+
+    def _next_chunk(self, flow: Flow, now: float) -> float:
+        """The bytes of the head's next chunk when it starts at ``now``, as this one ends.
+
+        The chunk keeps its place and its rate on its links (:meth:`sim.network.maxmin.
+        MaxMinNetwork._next_chunk`): the round logic runs as at any chunk end, and when it
+        sends at once (the rest after a round that filled the pipe, or a window-capped round
+        that the share holds below its cap) the connection's rate cannot change, so leaving
+        its links and joining them again, two re-ratings of the model that give the same
+        rates up to rounding, is skipped (:attr:`continued_chunks`). 0 when the head waits
+        (the window is out until its round ends), when :meth:`_pump` would start a
+        closed-form ramp, or with an option whose rounds read the other connections' at the
+        same instant (HyStart's delay exit, the bottleneck buffer): then the chunk ends.
+        """
+        conn: Connection = flow.transport
+        if (flow.left <= 0 or not self.continued_chunks
+                or (conn.round_sent >= conn.round_window
+                    and now < conn.round_start_s + conn.rtt_s)
+                or self._burst_exits or self._drop_tail):
+            # (the wait of _step: a chunk that leaves bytes of its message was a window's,
+            # not the unlimited rest, and no round state changes while it is sent; without a
+            # buffer the round lasts the RTT)
+            return 0.0
+        if self.lone_ramps and self._alone(conn):
+            return 0.0  # (_pump runs the rest in closed form)
+        self._chunk_ended(conn, now)
+        send, nbytes = self._step(conn, flow, now)
+        assert send and nbytes > 0
+        return nbytes
 
     def _transmitted(self, flow: Flow) -> None:
         conn: Connection = flow.transport
@@ -909,16 +942,16 @@ class TcpTransport(Network):
                 and self.shared_wakes and self._last_scheduled(at) is batch.timer):
             batch.conns.append((conn, conn.token))
             return
-        timer = simpy.Timeout(env, delay)
-        self._wakes = batch = _Wakes(at, timer, [(conn, conn.token)])
-        timer.callbacks.append(lambda _ev: self._on_wakes(batch))
+        self._wakes = batch = _Wakes(at, [(conn, conn.token)])
+        batch.timer = Timer(env, delay, batch, self._on_wakes)
 
-    def _on_wakes(self, batch: _Wakes) -> None:
-        """Pump the batch's connections in the order they asked for their wakes.
+    def _on_wakes(self, timer: Timer) -> None:
+        """Pump the timer's batch of connections in the order they asked for their wakes.
 
         A wake is stale when the connection's token moved since (it set a later wake, its
         message was stopped or took a ramp) or it has no message: those are skipped.
         """
+        batch = cast(_Wakes, timer.value)
         if self._wakes is batch:
             self._wakes = None  # later wakes at this instant take a new timer
         for conn, token in batch.conns:

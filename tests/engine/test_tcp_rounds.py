@@ -4,20 +4,26 @@ Connections that wake at one instant (the end of a round that started together) 
 timer. The oracle is the same transport with ``shared_wakes = False`` (a timer per wake): every
 delivery and cut time, every byte count and the rounds must be equal **bit for bit** (the shared
 timer processes the same wakes in the same order, with nothing in between).
+
+A chunk followed at once by the connection's next one stays on its links (``continued_chunks``)
+instead of leaving them and joining again, two re-ratings that give the same rates up to
+rounding. The oracle is ``continued_chunks = False``; stated tolerance: times and bytes within
+``RAMP_REL = 1e-9`` relative (the closed-form ramps' tolerance), the same rounds.
 """
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.config import NetworkConfig
-from sim.network.tcp import Connection, TcpTransport
+from sim.network.tcp import Connection, TcpTransport, slow_start_send_time_s
 from sim.world import World
 from topologies import clusters_of_clusters
 
 from .conftest import make_world
-from .test_tcp_ramp import configs, faults, plans, run, topologies_
+from .test_tcp_ramp import EFF, RAMP_REL, configs, faults, plans, run, topologies_
 
 
 def run_shared(topology, model, tcp, plan, fault_plan, ramps, shared):
@@ -128,3 +134,74 @@ def test_the_engine_names_the_event_it_filed_last_at_an_instant():
     env.step()
     env.step()
     assert env.last_scheduled(1.0) is None and env.last_scheduled(2.0) is not None
+
+
+# -- a chunk followed at once by the next one ---------------------------------------------------
+
+def two_into_one_downlink(continued: bool) -> tuple[list[float], World]:
+    """Nodes 0 and 1 each send 2 MB into node 2's 100 Mbit/s downlink at t = 0, 10 ms one way."""
+    TcpTransport.continued_chunks = continued
+    try:
+        world = make_world(3, latency_s=0.01, downlink=(None, None, 12.5e6), transport="tcp")
+        events = [world.network.transfer(i, 2, 2e6) for i in (0, 1)]
+        world.env.run()
+    finally:
+        TcpTransport.continued_chunks = True
+    return [e.value.end_s for e in events], world
+
+
+def test_the_rest_after_a_full_round_stays_on_the_link():
+    """Hand-worked: each connection gets r = 12.5e6 x 1448/1514 / 2 = 5.98 MB/s. Rounds 0-3
+    (14,480 x 2^i B) take 2.4 to 19.4 ms of each 20 ms RTT and wait; round 4 (231,680 B) opens
+    at 80 ms and takes 38.7 ms: the pipe is full, so when its chunk ends (118.7 ms) the next
+    round opens at once and the rest goes as one chunk. Both chunks end together and go on
+    with the rest at the same rate. Leaving and joining instead, the first rest would start
+    alone on the emptied link (rated at once, a re-rating, with a finish timer that goes stale)
+    and the second join it (a coalesced re-rating, its event): two re-ratings and two events
+    saved. Each message ends at 80 ms + (2 MB - 217,200 B) / r + 10 ms either way.
+    """
+    r = 12.5e6 * EFF / 2
+    expected = slow_start_send_time_s(2e6, 0.02, r) + 0.01
+    assert expected == pytest.approx(0.08 + (2e6 - 14480 * 15) / r + 0.01, rel=1e-12)
+    ends, fast = two_into_one_downlink(continued=True)
+    ends_old, slow = two_into_one_downlink(continued=False)
+    assert ends == pytest.approx([expected, expected], rel=1e-12)
+    assert ends_old == pytest.approx([expected, expected], rel=1e-12)
+    assert fast.network.rounds_started == slow.network.rounds_started == 2 * 6
+    assert slow.network.reallocations - fast.network.reallocations == 2
+    assert slow.env.events_processed - fast.env.events_processed == 2
+
+
+def run_continued(topology, model, tcp, plan, fault_plan, ramps, continued):
+    """:func:`test_tcp_ramp.run` with continued chunks on or off."""
+    TcpTransport.continued_chunks = continued
+    try:
+        return run(topology, model, tcp, plan, fault_plan, ramps)
+    finally:
+        TcpTransport.continued_chunks = True
+
+
+@settings(max_examples=120, deadline=None)
+@given(topology=topologies_(), model=st.sampled_from(["ideal", "maxmin"]), tcp=configs,
+       plan=plans, fault_plan=faults, ramps=st.booleans())
+def test_continued_chunks_equal_chunks_that_leave_and_join(topology, model, tcp, plan,
+                                                           fault_plan, ramps):
+    """Random senders on shared links, failures cutting continued chunks, idle restarts, window
+    caps (rounds held below the cap by the share), HyStart's exits, ramps on and off: every
+    delivery and cut time and byte count within the stated tolerance, the same rounds."""
+    got, fast = run_continued(topology, model, tcp, plan, fault_plan, ramps, continued=True)
+    want, slow = run_continued(topology, model, tcp, plan, fault_plan, ramps, continued=False)
+    for a, b in zip(got, want, strict=True):
+        if isinstance(b, tuple):
+            assert a == ("cut", pytest.approx(b[1], rel=RAMP_REL, abs=1e-12))
+        else:
+            assert a == pytest.approx(b, rel=RAMP_REL, abs=1e-12)
+    assert fast.network.rounds_started == slow.network.rounds_started
+    for field in ("bytes_sent", "bytes_received", "bytes_cut"):
+        assert getattr(fast.recorder, field) == pytest.approx(getattr(slow.recorder, field),
+                                                              rel=RAMP_REL, abs=1e-9)
+    assert dict(fast.recorder.link_bytes) == pytest.approx(dict(slow.recorder.link_bytes),
+                                                           rel=RAMP_REL, abs=1e-9)
+    assert fast.network.active_flows == slow.network.active_flows == 0
+    if model == "maxmin":
+        assert fast.network.reallocations <= slow.network.reallocations
