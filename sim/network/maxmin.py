@@ -675,14 +675,15 @@ class MaxMinNetwork(Network):
         the other changed links in ``shared`` (the region's links that carry one): the changed
         links, in order, less those whose flows are all in the region.
 
-        A *closed* region (no flow outside it on its links or on the seed links: ``loose`` and
-        ``shared`` empty) needs no test, and :meth:`_rerate_region` skips it: no flow outside
-        is on a changed link, and every region flow passes. Filling freezes all the flows
-        still unfrozen on a link at once, at that link's share, after every flow frozen earlier
-        at a lower level (up to the 1e-12 tie slack; the rounding snap moves rates by 1e-12 at
-        most), so the link is full and nobody on it is faster: the test's 1e-9 slack holds.
-        Half of the large re-ratings on clusters-of-clusters are closed: a tree round's chunks
-        alone on their WAN link.
+        A region flow can fail only where a flow outside the region shares its bottleneck link
+        (a link in ``shared``): filling freezes all the flows still unfrozen on a link at once,
+        at that link's share, after every flow frozen there earlier at a lower level (up to the
+        1e-12 tie slack; the rounding snap moves rates by 1e-12 at most), so the link is full
+        and no region flow on it is faster: the test's 1e-9 slack holds. So a *closed* region
+        (no flow outside it on its links or on the seed links: ``loose`` and ``shared`` empty)
+        needs no test at all, and :meth:`_rerate_region` skips it: no flow outside is on a
+        changed link either. Half of the large re-ratings on clusters-of-clusters are closed:
+        a tree round's chunks alone on their WAN link.
         """
         on_link, usable, held_by = self._on_link, self._capacity, self._bottleneck
         floors: dict[int, float] = {}  # link -> slowest rate it is a bottleneck for (inf: none)
@@ -701,8 +702,10 @@ class MaxMinNetwork(Network):
         changed.update(dict.fromkeys(chain.from_iterable(
             [flow.rated_links for fid, flow in region.items() if rates[fid] != flow.rate])))
         outside: dict[int, list[Flow]] = {}  # link -> its flows outside the region
-        for fid, flow in region.items():
+        for fid in region:
             own = bottleneck[fid]
+            if own not in shared:
+                continue  # no flow outside the region there: none faster than it (see below)
             if own not in changed and own == held_by.get(fid):
                 continue  # same rate, same bottleneck, and nothing changed there
             least = floors.get(own)

@@ -732,7 +732,7 @@ def test_only_a_lone_nodes_edge_faster_than_its_access_link_is_left_out():
 def test_leaving_out_links_that_never_fill_keeps_the_oracles_completion_times(min_flows):
     """Every pair of the six nodes sends, in two waves, across edges that can and cannot fill:
     completion times equal those of the oracle (global water-filling over every link of every
-    path) to ``REL``, with the Python and the numpy filling."""
+    path) to ``COALESCE_REL``, with the Python and the numpy filling."""
     world = leaves_world()
     world.network.vector_min_flows = min_flows
     plan = [(0.5 * (a % 2), a, b, 3.0 + (a * 7 + b) % 5) for a in range(6) for b in range(6)
@@ -741,4 +741,4 @@ def test_leaving_out_links_that_never_fill_keeps_the_oracles_completion_times(mi
     got, want = start(world, plan), start(twin, plan)
     world.env.run()
     twin.env.run()
-    assert got == [pytest.approx(end, rel=REL) for end in want]
+    assert got == [pytest.approx(end, rel=COALESCE_REL) for end in want]
