@@ -77,6 +77,13 @@ class Environment(simpy.Environment):
         by reference counting; the hot path makes no reference cycles)."""
         self._keys: list[tuple[float, int]] = []  # heap of the distinct (time, priority)
         self._buckets: dict[tuple[float, int], deque[simpy.Event]] = {}
+        # the bucket filed into last, while queued: most events of a round go where the one
+        # before went (the same instant), found without a key tuple made and hashed
+        self._last_at, self._last_priority = math.nan, 0
+        self._last_bucket: deque[simpy.Event] = deque()
+        # the bucket at the head of the heap (its key object), found without a dict probe
+        self._head_key: tuple[float, int] | None = None
+        self._head_bucket: deque[simpy.Event] = deque()
         # simpy.Environment binds these once for speed; a subclass must do the same
         for name in ("event", "timeout", "process", "all_of", "any_of"):
             setattr(self, name, getattr(self, name))
@@ -84,13 +91,18 @@ class Environment(simpy.Environment):
     def schedule(self, event: simpy.Event, priority: int = simpy.core.NORMAL,
                  delay: float = 0) -> None:
         """Schedule ``event`` with ``priority`` after ``delay`` simulated seconds."""
-        key = (self._now + delay, priority)
+        at = self._now + delay
+        if at == self._last_at and priority == self._last_priority:
+            self._last_bucket.append(event)
+            return
+        key = (at, priority)
         bucket = self._buckets.get(key)
         if bucket is None:
-            self._buckets[key] = deque((event,))
+            bucket = self._buckets[key] = deque((event,))
             heapq.heappush(self._keys, key)
         else:
             bucket.append(event)
+        self._last_at, self._last_priority, self._last_bucket = at, priority, bucket
 
     def peek(self) -> float:
         """Time of the next scheduled event (``inf`` if there is none)."""
@@ -117,11 +129,18 @@ class Environment(simpy.Environment):
         if not keys:
             raise simpy.core.EmptySchedule
         key = keys[0]
-        bucket = self._buckets[key]
+        if key is self._head_key:
+            bucket = self._head_bucket
+        else:
+            bucket = self._head_bucket = self._buckets[key]
+            self._head_key = key
         event = bucket.popleft()
         if not bucket:
             heapq.heappop(keys)
             del self._buckets[key]
+            self._head_key = None
+            if bucket is self._last_bucket:
+                self._last_at = math.nan
         self._now = key[0]
         # as SimPy: callbacks detached first, a StopSimulation re-queues the remaining ones
         callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
