@@ -197,14 +197,21 @@ class MaxMinNetwork(Network):
             self._changed(links)
 
     def _rate_on(self, flow: Flow) -> tuple[int, ...]:
-        """Set ``flow.rated_links``: its links less those that can never fill (once per flow)."""
+        """Set ``flow.rated_links``: its links less those that can never fill (once per flow).
+
+        Kept per path where the topology has such links (one entry per path that carried a
+        flow, as many as the node pairs that send); elsewhere the flow's own links.
+        """
         links = flow.links
+        never = self._never_full
+        if never is None:
+            never = self._never_full = self._links_never_full()
+        if not never:
+            flow.rated_links = links
+            return links
         rated = self._rated_paths.get(links)
         if rated is None:
-            never = self._never_full
-            if never is None:
-                never = self._never_full = self._links_never_full()
-            rated = self._rated_paths[links] = tuple(x for x in links if x not in never)
+            rated = self._rated_paths[links] = tuple([x for x in links if x not in never])
         flow.rated_links = rated
         return rated
 
