@@ -552,6 +552,29 @@ def test_tcp_chunks_on_maxmin_equal_the_oracle(worlds, plan, kills):
             assert a == pytest.approx(b, rel=COALESCE_REL, abs=1e-12)
 
 
+def test_a_message_that_ends_with_its_round_opens_a_new_one_on_either_solver():
+    """The example hypothesis found: 2 -> 1 sends 60 bytes, then 20 on the same connection.
+
+    The 60-byte message's last chunk ends as its round does (0.0248 s + the 2 ms RTT, with 5
+    of the 8 window bytes sent); the solver puts that instant one ulp after the round's end
+    and the oracle one ulp before. Both must open a new window for the 20 bytes (the
+    transport's ``ROUND_END_SLACK``): without it the oracle finished the old round and
+    delivered at 0.0332 s, 0.3 ms after the solver.
+    """
+    plan = [(0.0, 0, 1, 20.0), (0.0, 2, 1, 60.0), (0.0, 2, 1, 20.0), (0.0, 2, 3, 60.0),
+            (0.001, 2, 0, 60.0)]
+    world = access_world(4, [None] * 4, [None, None, None, 2000.0], 7000.0)
+    twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
+    world.network = TcpMaxMinNetwork(world, world.topology, tcp=TINY_TCP)
+    world.network.ack_slack = 0.0
+    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=TINY_TCP)
+    got, want = start(world, plan), start(twin, plan)
+    world.env.run()
+    twin.env.run()
+    assert got == pytest.approx(want, rel=COALESCE_REL, abs=1e-12)
+    assert got[2] == pytest.approx(0.0329, rel=1e-9)  # a new window, as the exact tie says
+
+
 # -- bookkeeping that costs nothing in results -----------------------------------------------
 
 def test_a_message_alone_on_its_links_costs_three_events():
