@@ -23,16 +23,24 @@ from sim.world import World
 from topologies import clusters_of_clusters
 
 from .conftest import make_world
-from .test_tcp_ramp import EFF, RAMP_REL, configs, faults, plans, run, topologies_
+from .test_tcp_ramp import (
+    EFF,
+    assert_runs_agree,
+    configs,
+    faults,
+    plans,
+    run,
+    topologies_,
+)
 
 
-def run_shared(topology, model, tcp, plan, fault_plan, ramps, shared):
-    """:func:`test_tcp_ramp.run` with shared wake timers on or off."""
-    TcpTransport.shared_wakes = shared
+def run_with(switch: str, on: bool, topology, model, tcp, plan, fault_plan, ramps):
+    """:func:`test_tcp_ramp.run` with the transport's class switch ``switch`` on or off."""
+    setattr(TcpTransport, switch, on)
     try:
         return run(topology, model, tcp, plan, fault_plan, ramps)
     finally:
-        TcpTransport.shared_wakes = True
+        setattr(TcpTransport, switch, True)
 
 
 @settings(max_examples=120, deadline=None)
@@ -41,8 +49,8 @@ def run_shared(topology, model, tcp, plan, fault_plan, ramps, shared):
 def test_shared_wake_timers_change_no_bit(topology, model, tcp, plan, fault_plan, ramps):
     """Random senders (shared start instants, so rounds wake together), failures, idle restarts,
     window caps, HyStart's exit, with and without closed-form ramps: identical, not close."""
-    got, fast = run_shared(topology, model, tcp, plan, fault_plan, ramps, shared=True)
-    want, slow = run_shared(topology, model, tcp, plan, fault_plan, ramps, shared=False)
+    got, fast = run_with("shared_wakes", True, topology, model, tcp, plan, fault_plan, ramps)
+    want, slow = run_with("shared_wakes", False, topology, model, tcp, plan, fault_plan, ramps)
     assert got == want
     assert fast.network.rounds_started == slow.network.rounds_started
     for field in ("bytes_sent", "bytes_received", "bytes_cut"):
@@ -172,15 +180,6 @@ def test_the_rest_after_a_full_round_stays_on_the_link():
     assert slow.env.events_processed - fast.env.events_processed == 2
 
 
-def run_continued(topology, model, tcp, plan, fault_plan, ramps, continued):
-    """:func:`test_tcp_ramp.run` with continued chunks on or off."""
-    TcpTransport.continued_chunks = continued
-    try:
-        return run(topology, model, tcp, plan, fault_plan, ramps)
-    finally:
-        TcpTransport.continued_chunks = True
-
-
 @settings(max_examples=120, deadline=None)
 @given(topology=topologies_(), model=st.sampled_from(["ideal", "maxmin"]), tcp=configs,
        plan=plans, fault_plan=faults, ramps=st.booleans())
@@ -189,19 +188,9 @@ def test_continued_chunks_equal_chunks_that_leave_and_join(topology, model, tcp,
     """Random senders on shared links, failures cutting continued chunks, idle restarts, window
     caps (rounds held below the cap by the share), HyStart's exits, ramps on and off: every
     delivery and cut time and byte count within the stated tolerance, the same rounds."""
-    got, fast = run_continued(topology, model, tcp, plan, fault_plan, ramps, continued=True)
-    want, slow = run_continued(topology, model, tcp, plan, fault_plan, ramps, continued=False)
-    for a, b in zip(got, want, strict=True):
-        if isinstance(b, tuple):
-            assert a == ("cut", pytest.approx(b[1], rel=RAMP_REL, abs=1e-12))
-        else:
-            assert a == pytest.approx(b, rel=RAMP_REL, abs=1e-12)
-    assert fast.network.rounds_started == slow.network.rounds_started
-    for field in ("bytes_sent", "bytes_received", "bytes_cut"):
-        assert getattr(fast.recorder, field) == pytest.approx(getattr(slow.recorder, field),
-                                                              rel=RAMP_REL, abs=1e-9)
-    assert dict(fast.recorder.link_bytes) == pytest.approx(dict(slow.recorder.link_bytes),
-                                                           rel=RAMP_REL, abs=1e-9)
-    assert fast.network.active_flows == slow.network.active_flows == 0
+    got, fast = run_with("continued_chunks", True, topology, model, tcp, plan, fault_plan, ramps)
+    want, slow = run_with("continued_chunks", False, topology, model, tcp, plan, fault_plan,
+                          ramps)
+    assert_runs_agree(got, fast, want, slow)
     if model == "maxmin":
         assert fast.network.reallocations <= slow.network.reallocations
