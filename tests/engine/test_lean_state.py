@@ -319,3 +319,42 @@ def test_a_delivery_is_the_frozen_dataclass_its_constructor_makes():
     assert hash(done.value) == hash(expected) and repr(done.value) == repr(expected)
     with pytest.raises(dataclasses.FrozenInstanceError):
         done.value.nbytes = 0
+
+
+@pytest.mark.parametrize("model", ["ideal", "maxmin"])
+def test_a_failure_cuts_exactly_the_nodes_flows_in_flight_which_are_counted(model):
+    """Each node counts its flows in flight, so that a failure looks for them only while it has
+    some and stops at its last. Every node of five sends to every other; node 2 fails while
+    the messages fly: exactly the 8 to or from it are cut (the other 12 arrive), in the order
+    they started, and at every step each node's count equals a recount of the flows in flight.
+    """
+    from sim.errors import TransferCut
+
+    world = make_world(5, model=model, latency_s=0.01, bandwidth_Bps=1e6)
+    net, env = world.network, world.env
+    sent = {(a, b): net.transfer(a, b, 1e4) for a in range(5) for b in range(5) if a != b}
+    for event in sent.values():
+        event.defused = True
+
+    def counts_hold() -> bool:
+        recount = [0] * 5
+        for flow in net._flows.values():
+            recount[flow.src] += 1
+            recount[flow.dst] += 1
+        return net._flows_of_node == recount
+
+    assert counts_hold() and net._flows_of_node == [8] * 5
+    env.run(until=0.005)
+    cuts: list[tuple[int, int]] = []
+    world.recorder.event = lambda kind, **fields: (  # type: ignore[method-assign]
+        cuts.append((fields["node"], fields["peer"]))
+        if kind == "transfer_cut" and fields["role"] == "sender" else None)
+    world.nodes[2].fail("crash")
+    assert counts_hold() and net._flows_of_node[2] == 0
+    assert cuts == [(a, b) for (a, b) in sent if 2 in (a, b)]  # in the order they started
+    while env.peek() != float("inf"):
+        env.step()
+        assert counts_hold()
+    for (a, b), event in sent.items():
+        assert isinstance(event.value, TransferCut) == (2 in (a, b))
+    assert net._flows_of_node == [0] * 5
