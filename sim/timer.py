@@ -32,6 +32,8 @@ class Timer:
 
     def __init__(self, env: Any, delay: float, value: Any,
                  callback: Callable[[Timer], None]) -> None:
+        if delay < 0:  # (as simpy.Timeout: a clock that ran backwards would corrupt the run)
+            raise ValueError(f"Negative delay {delay}")
         self.callbacks: list[Callable[[Timer], None]] | None = [callback]
         self.value = value
         self._ok = True  # (what a step reads: a timer never fails)

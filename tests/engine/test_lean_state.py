@@ -196,6 +196,25 @@ def test_timers_carry_their_flow_and_call_a_method():
     assert flow.state == "done"
 
 
+def test_a_timer_refuses_a_negative_delay_as_simpy_does():
+    """The engine's own :class:`~sim.timer.Timer` stands in for ``simpy.Timeout``: it must not
+    move the clock back either (a bad speed or straggler factor would corrupt the run)."""
+    import simpy
+
+    from sim.timer import Timer
+
+    world = make_world(2, model="ideal", latency_s=0.01, bandwidth_Bps=1e6)
+    world.env.run(until=1.0)
+    with pytest.raises(ValueError, match="Negative delay"):
+        simpy.Timeout(world.env, -0.5)
+    with pytest.raises(ValueError, match="Negative delay"):
+        Timer(world.env, -0.5, None, lambda timer: None)
+    fired: list[float] = []
+    Timer(world.env, 0.0, None, lambda timer: fired.append(world.env.now))
+    world.env.run()
+    assert fired == [1.0]
+
+
 def test_one_record_per_node_pair_holds_its_route_and_its_connection():
     """A message finds its route and its ``tcp`` connection in one record per node pair.
 
