@@ -689,7 +689,7 @@ class MaxMinNetwork(Network):
         and no region flow on it is faster: the test's 1e-9 slack holds. So a *closed* region
         (no flow outside it on its links or on the seed links: ``loose`` and ``shared`` empty)
         needs no test at all, and :meth:`_rerate_region` skips it: no flow outside is on a
-        changed link either. Half of the large re-ratings on clusters-of-clusters are closed:
+        changed link either. About 40% of the large re-ratings on clusters-of-clusters are closed:
         a tree round's chunks alone on their WAN link.
         """
         on_link, usable, held_by = self._on_link, self._capacity, self._bottleneck
