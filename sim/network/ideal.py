@@ -27,7 +27,7 @@ class IdealNetwork(Network):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._caps: dict[int, float] = {}  # flow id -> its rate cap, bytes/s (see _set_cap)
-        self._timers: dict[int, Timer] = {}  # flow id -> the send timer of a capped flow
+        self._timers: dict[int, Timer] = {}  # flow id -> its send timer (see _set_cap)
 
     def _lone_rate(self, flow: Flow) -> float:
         """The bottleneck's usable capacity: every flow is alone here."""
@@ -48,9 +48,7 @@ class IdealNetwork(Network):
         if duration == 0.0:
             self._transmitted(flow)
             return
-        timer = Timer(self.env, duration, flow, self._sent)
-        if caps and flow.id in caps:
-            self._timers[flow.id] = timer  # (a cap may change: see _set_cap)
+        self._timers[flow.id] = Timer(self.env, duration, flow, self._sent)
 
     def _set_cap(self, flow: Flow, cap_Bps: float) -> None:
         """Hold ``flow`` at most at ``cap_Bps`` (bytes/s; ``math.inf``: no cap), now and on.

@@ -411,7 +411,7 @@ class Connection(Pair):
 
 ROUND_STATE = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
-               "last_sent_s")
+               "last_sent_s", "paced", "paced_from")
 """The fields of :class:`Connection` that the round logic changes."""
 
 _round_state = attrgetter(*ROUND_STATE)
@@ -449,7 +449,7 @@ class _Wakes:
         self.conns = conns  # (connection, its token when it asked)
 
 
-_SEND, _WAIT, _DONE = 0, 1, 2
+_SEND, _WAIT, _DONE, _PACED = 0, 1, 2, 3
 """What the round logic does next on a lone connection's virtual clock."""
 
 
@@ -485,7 +485,7 @@ class TcpTransport(Network):
     """Connections waking at one instant share a timer (False: one timer per wake)."""
 
     _set_cap: Callable[[Flow, float], None]
-    """The model's per-flow rate cap, bytes/s (``maxmin`` and ``ideal`` provide it: paced rounds)."""
+    """The model's per-flow rate cap, bytes/s (``maxmin`` and ``ideal`` have it: paced rounds)."""
 
     continued_chunks = True
     """A chunk followed at once by the head's next one stays on its links (False: it leaves
@@ -561,6 +561,14 @@ class TcpTransport(Network):
             return
         if conn.paced:  # (the round's bytes as one chunk from its start: see below)
             conn.paced = False
+            # the capped rounds this wake passed over (_paced_round), a window each, as alone;
+            # those it counted ahead and never reached are not counted
+            passed = math.ceil((self.env.now - conn.round_start_s) / conn.rtt_s) - 1
+            ahead = round(conn.round_sent / conn.round_window)
+            self.rounds_started -= ahead - 1 - passed
+            if passed > 0:
+                conn.round_start_s += passed * conn.rtt_s
+                conn.paced_from -= passed * conn.round_window
             conn.round_sent, conn.chunk_start_s = conn.paced_from, conn.round_start_s
         if attached:
             super()._stop(flow)  # brings flow.remaining up to date
@@ -714,90 +722,99 @@ class TcpTransport(Network):
 
     # -- paced rounds (TcpConfig.rounds = "paced") ---------------------------------------------
 
+    def _paces(self, conn: Connection, flow: Flow, nbytes: float, now: float) -> bool:
+        """Whether the chunk of ``nbytes`` the round logic just took opens a paced round.
+
+        It does when paced rounds are on, the round opened now with this chunk as its window,
+        and bytes of the message follow it (``flow.left``): not the rest of a round a message
+        joined, not the round that holds the message's last bytes, not the rest sent at the
+        share when the window no longer limits it (those are bursts, as in the burst model).
+        The same test on the simulator's clock and on a lone ramp's virtual one.
+        """
+        return (self._paced and flow.left > 0 and conn.round_start_s == now
+                and conn.round_sent == nbytes and bool(flow.links))
+
     def _paced_round(self, conn: Connection, flow: Flow, nbytes: float,
                      now: float) -> float | None:
-        """Pace the round that opened now, when ``nbytes`` is its window and bytes follow it.
+        """Pace the round that opened now, if :meth:`_paces`; the bytes handed to the model.
 
-        The head then stays on its links for the whole round with every byte of its message
-        not yet sent (``flow.left`` becomes 0) and a rate cap of window / RTT from the model
+        The head then stays on its links with every byte of its message not yet sent
+        (``flow.left`` becomes 0) and a rate cap of window / RTT from the model
         (:meth:`sim.network.maxmin.MaxMinNetwork._set_cap`), so it moves min(window, share x
         RTT) bytes in the round; the round's end (:meth:`_paced_round_end`) is a wake, as a
-        burst round's. Returns the bytes handed to the model, or None when the round is not
-        paced: it did not open now with this chunk (the rest of a round a message joined), it
-        holds the message's last bytes, or the window does not limit the message (then it is
-        a burst, as in ``rounds = "burst"``).
+        burst round's. Past slow start the window no longer changes, and the round that holds
+        the last bytes cannot open before ``ceil(rest / window) - 1`` rounds (a round moves at
+        most a window), so the connection wakes then, with no event between (the rounds are
+        counted). None when the round is not paced.
         """
-        if (flow.left <= 0 or conn.round_start_s != now or conn.round_sent != nbytes
-                or not flow.links):
+        if not self._paces(conn, flow, nbytes, now):
             return None
         rest = nbytes + flow.left
         flow.left = 0.0
         self.rounds_paced += 1
-        conn.paced = True
-        conn.paced_from = rest
-        self._set_cap(flow, conn.round_window / conn.rtt_s)
-        self._wake_at(conn, conn.round_start_s + conn.rtt_s)
+        window, rtt = conn.round_window, conn.rtt_s
+        ahead = 1
+        if not (conn.slow_start or conn.probing):
+            ahead = max(1, math.ceil(rest / (window * (1 + LAST_ROUND_SLACK))) - 1)
+            self.rounds_started += ahead - 1
+        conn.paced, conn.paced_from, conn.round_sent = True, rest, ahead * window
+        self._set_cap(flow, window / rtt)
+        self._wake_at(conn, conn.round_start_s + ahead * rtt)
         return rest
 
-    def _paced_round_end(self, conn: Connection) -> None:
-        """A paced round ends: grow the window by the burst model's rules and open the next.
+    def _close_paced_round(self, conn: Connection, flow: Flow, unsent: float,
+                           now: float) -> None:
+        """A paced round ends at ``now`` with ``unsent`` bytes of the message not yet sent.
 
         The bytes the round moved stand for the window a burst round would have sent (exactly
-        its window when its cap held it all along: rate x time moves it up to rounding, and a
-        message of whole windows must end as in the burst model, not a round later); the
+        its windows when its cap held it all along: rate x time moves them up to rounding, and
+        a message of whole windows must end as in the burst model, not a round later). The
         round was full (the share held it below its cap: slow start ends, as when a burst
-        round took the whole RTT) when it moved less than its window, or when its window would
-        take the RTT at the path's rate alone. The round's sending time, which HyStart's
-        short-RTT exit reads, is the window at the path's rate (exact for a connection alone,
-        whose share is that rate; for one that shares its path, the time alone). Then:
+        round took the whole RTT) when it moved less, or when its window would take the RTT at
+        the path's rate alone. Its sending time, which HyStart's short-RTT exit reads, is the
+        window at the path's rate (exact for a connection alone, whose share is that rate; for
+        one that shares its path, the time it would take alone). Then the window grows by the
+        burst model's rules (:meth:`_new_round`) and a round opens now with nothing taken yet:
+        ``flow.left`` is what is unsent (a window when within :data:`LAST_ROUND_SLACK` of it).
+        """
+        allowed = conn.round_sent  # (in a paced round: what its cap lets through, a window a round)
+        moved = conn.paced_from - unsent
+        if moved >= FULL_ROUND * allowed:  # held at its cap all along: its windows, exactly
+            moved, unsent = allowed, conn.paced_from - allowed
+        window, rtt = conn.round_window, conn.rtt_s
+        burst_s = window / (flow.bottleneck_Bps * self.efficiency)
+        full = moved < allowed or burst_s >= FULL_ROUND * rtt
+        conn.round_sent = moved if full else window
+        conn.round_busy_s = rtt if full else burst_s
+        conn.paced = False
+        self._new_round(conn, now)
+        window = conn.round_window
+        flow.left = window if window < unsent <= window * (1 + LAST_ROUND_SLACK) else unsent
 
-        - the rest of the message is at most the new window, or the window no longer limits
-          it: a burst, as in ``rounds = "burst"`` (the cap goes, one rate change);
-        - else a paced round with the new window's cap: one rate change when the cap moved,
-          none when it did not. Past slow start the window no longer changes, and the round
-          that holds the last bytes cannot open before ``ceil(rest / window) - 1`` rounds (a
-          round moves at most a window), so the connection wakes then, with no event between.
+    def _paced_round_end(self, conn: Connection) -> None:
+        """A paced round's wake: close it and go on from the round that opens now.
 
-        Alone on its links (and the closed forms on), the head leaves them and its rounds run
-        in closed form from here (:meth:`_start_ramp`), as after a burst round's chunk.
+        On the head's links: a paced round again (one rate change when its cap moved, none
+        when it did not), or the round that holds the last bytes, or the rest at the share
+        (the window no longer limits it): a burst, as in the burst model (the cap goes, one
+        rate change). Alone on its links (and the closed forms on), the head leaves them and
+        its rounds run in closed form from here (:meth:`_start_ramp`).
         """
         flow = conn.head
         assert flow is not None
         now = self.env.now
         unsent = flow.remaining - flow.rate * (now - flow.last_s)
-        unsent = unsent if unsent > 0.0 else 0.0
-        window, rtt = conn.round_window, conn.rtt_s
-        allowed = conn.round_sent  # (in a paced round: what its cap lets through, a window a round)
-        moved = conn.paced_from - unsent
-        if moved >= FULL_ROUND * allowed:  # held at its cap all along: its windows, exactly
-            moved, unsent = allowed, conn.paced_from - allowed
-        burst_s = window / (flow.bottleneck_Bps * self.efficiency)
-        full = moved < allowed or burst_s >= FULL_ROUND * rtt
-        conn.round_sent = moved if full else window
-        conn.round_busy_s = rtt if full else burst_s
-        self._new_round(conn, now)
-        window = conn.round_window
-        most = window * (1 + LAST_ROUND_SLACK)  # the most the last round may hold
+        self._close_paced_round(conn, flow, unsent if unsent > 0.0 else 0.0, now)
         if self.lone_ramps and self._alone(conn):
-            conn.paced = False
             super()._stop(flow)  # (alone: nobody to re-rate)
             flow.attached = False
-            flow.left = window if window < unsent <= most else unsent
             conn.last_sent_s = now
-            self._pump(conn)  # (the round opened now: its window, in closed form if it can)
+            self._pump(conn)
             return
-        if unsent <= most or self._unlimited(conn, flow):
-            conn.paced = False
-            conn.round_sent, conn.chunk_start_s = unsent, now
+        send, nbytes = self._step(conn, flow, now)
+        assert send
+        if self._paced_round(conn, flow, nbytes, now) is None:  # (the model has its bytes)
             self._set_cap(flow, INF)
-            return
-        self._set_cap(flow, window / rtt)
-        ahead = 1
-        if not (conn.slow_start or conn.probing):
-            ahead = max(1, math.ceil(unsent / most) - 1)
-            self.rounds_started += ahead - 1
-        conn.paced_from, conn.round_sent = unsent, ahead * window
-        self._wake_at(conn, conn.round_start_s + ahead * rtt)
 
     # -- the round logic (on any clock) --------------------------------------------------------
 
@@ -1143,12 +1160,28 @@ class TcpTransport(Network):
         and ``t + max(0, when - t)``, as the model's and :meth:`_wake_at`'s timers do). Stops
         at the first of them at or after ``until_s``, or when the message's last byte left
         (only with ``until_s`` infinite). Returns (``_SEND``, the chunk's start, its bytes),
-        (``_WAIT``, the timer's start, when it fires) or (``_DONE``, the end, 0).
+        (``_WAIT``, the timer's start, when it fires), (``_PACED``, the paced round's start,
+        the message's bytes unsent then: every byte sent at ``min(rate_Bps, window / RTT)``)
+        or (``_DONE``, the end, 0). A paced round runs one round at a time here (its end is a
+        step of this loop); its state is the one :meth:`_paced_round` sets.
         """
         step, ended = self._step, self._chunk_ended
         t = now
         while True:
+            if conn.paced:  # a paced round opened at t: its end, as _wake_at's timer falls
+                end_s = t + max(0.0, conn.round_start_s + conn.rtt_s - t)
+                if end_s >= until_s:
+                    return _PACED, t, conn.paced_from
+                cap = conn.round_window / conn.rtt_s
+                unsent = conn.paced_from - min(rate_Bps, cap) * (end_s - t)
+                self._close_paced_round(conn, flow, unsent if unsent > 0.0 else 0.0, end_s)
+                t = end_s
+                continue
             send, value = step(conn, flow, t)
+            if send and self._paces(conn, flow, value, t):  # (as _paced_round, on this clock)
+                conn.paced, conn.paced_from = True, value + flow.left
+                flow.left = 0.0
+                continue
             if send:
                 end_s = t + value / rate_Bps
                 if end_s >= until_s or (flow.left <= 0 and until_s < INF):
@@ -1239,6 +1272,15 @@ class TcpTransport(Network):
         flow.left = ramp.left
         now = self.env.now
         what, t, value = self._run_lone(conn, flow, ramp.rate_Bps, ramp.start_s, now)
+        if what == _PACED:  # in a paced round: on the links with its cap until the round's end
+            cap = conn.round_window / conn.rtt_s
+            unsent = max(0.0, value - min(ramp.rate_Bps, cap) * (now - t))
+            if attach:
+                self.rounds_paced += 1
+                self._set_cap(flow, cap)
+                self._attach(conn, flow, unsent)
+                self._wake_at(conn, conn.round_start_s + conn.rtt_s)
+            return unsent
         if what == _SEND:
             unsent = max(0.0, value - ramp.rate_Bps * (now - t))
             if attach:
