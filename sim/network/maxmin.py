@@ -194,7 +194,7 @@ class MaxMinNetwork(Network):
             alone = self._add_acks(flow) and alone
         if alone:
             self._start_alone(flow)
-        else:
+        elif not (self._caps and fid in self._caps and self._takes_cap(flow, self._caps[fid])):
             self._changed(links)
 
     def _rate_on(self, flow: Flow) -> tuple[int, ...]:
@@ -305,7 +305,8 @@ class MaxMinNetwork(Network):
 
         A flow already rated is re-rated (coalesced, as a start would be) only when the new cap
         is below its rate or its old cap held it; a flow held by a link keeps its rate when its
-        cap rises (the allocation stays max-min).
+        cap rises (the allocation stays max-min), and a flow held by its cap takes a higher cap
+        at once when no link of its path fills (:meth:`_takes_cap`).
         """
         caps, fid = self._caps, flow.id
         if cap_Bps == caps.get(fid, math.inf):
@@ -317,9 +318,46 @@ class MaxMinNetwork(Network):
         held = self._bottleneck.get(fid)
         if held is None:
             return  # not rated yet (this instant's re-rating or _start reads the cap)
+        if held < 0 and cap_Bps > flow.rate and self._takes_cap(flow, cap_Bps):
+            return
         if cap_Bps < flow.rate or held < 0:
             self._bottleneck[fid] = flow.rated_links[0]  # (joins the re-rating's region)
             self._changed(flow.rated_links)
+
+    def _takes_cap(self, flow: Flow, cap_Bps: float) -> bool:
+        """Rate ``flow`` at its cap now, without re-rating, if no link of its path fills.
+
+        Exact: every other flow keeps a full bottleneck link on which nobody is faster (a link
+        that is not full after the change was not full before, so it was nobody's bottleneck),
+        and the flow's own bottleneck is its cap. A link "fills" within :data:`TOLERANCE` of its
+        capacity, the bottleneck test's slack. For a new flow (rate 0) and for a flow held by
+        its cap whose cap rises; the caller has recorded the cap. Not under ACK demand (the
+        flow's ACKs move other links' capacities). False: nothing changed.
+        """
+        if self.ack_fraction:
+            return False
+        load, usable = self._load, self._capacity
+        old = flow.rate
+        delta = cap_Bps - old
+        links = flow.rated_links
+        for link in links:
+            if load[link] + delta > usable[link] * (1 - TOLERANCE):
+                return False
+        now = self.env.now
+        if old > 0:
+            remaining = flow.remaining - old * (now - flow.last_s)
+            flow.remaining = remaining if remaining > 0.0 else 0.0
+        flow.last_s = now
+        for link in links:
+            load[link] += delta
+        flow.rate = cap_Bps
+        self._bottleneck[flow.id] = ~flow.id
+        self.flows_rerated += 1
+        flow.version += 1
+        self._push_finish(flow, now + flow.remaining / cap_Bps)
+        if self._pending_event is None:  # (else the coalesced re-rating arms it)
+            self._arm_timer()
+        return True
 
     def _lone_rate(self, flow: Flow) -> float | None:
         """What :meth:`_start_alone` would give ``flow`` now; None when a link carries a flow."""
