@@ -340,8 +340,9 @@ class MaxMinNetwork(Network):
         old = flow.rate
         delta = cap_Bps - old
         links = flow.rated_links
+        full = 1 - TOLERANCE
         for link in links:
-            if load[link] + delta > usable[link] * (1 - TOLERANCE):
+            if load[link] + delta > usable[link] * full:
                 return False
         now = self.env.now
         if old > 0:
@@ -354,9 +355,10 @@ class MaxMinNetwork(Network):
         self._bottleneck[flow.id] = ~flow.id
         self.flows_rerated += 1
         flow.version += 1
-        self._push_finish(flow, now + flow.remaining / cap_Bps)
-        if self._pending_event is None:  # (else the coalesced re-rating arms it)
-            self._arm_timer()
+        finish = now + flow.remaining / cap_Bps
+        self._push_finish(flow, finish)
+        if finish < self._timer_at and self._pending_event is None:
+            self._arm_timer()  # (else the timer or the coalesced re-rating comes first)
         return True
 
     def _lone_rate(self, flow: Flow) -> float | None:

@@ -87,6 +87,20 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   -4.8%), but every start or end of a flow re-rates the network in extra passes (on the flow
   benchmark 49% more re-ratings; its tcp/fluid speed measured 0.27x -> 0.17x on residential and
   0.74x -> 0.32x on datacenters, figures that vary between runs: docs/performance.md).
+- **Paced rounds** (``rounds = "paced"``; ``"burst"`` by default). In the burst model a round
+  that waits for its ACKs puts its window on the links at the model's rate and takes it off
+  when sent: two rate changes per round for every flow sharing its links. Paced, such a round
+  (one that does not hold the message's last bytes) keeps the connection on its links for the
+  whole round at a rate cap of window / RTT (a per-flow cap in the model:
+  :meth:`sim.network.maxmin.MaxMinNetwork._set_cap`), so it moves min(window, share x RTT)
+  bytes, the burst round's bytes while the share is steady; at the round's end the window
+  grows by the same rules (a round that moved less than its window was full), and the cap
+  changes: one rate change per round, none while the window does not (window-capped rounds
+  past slow start wake once for all the rounds before the one that can hold the last bytes).
+  The round that holds the last bytes is a burst, so a connection alone ends its message at
+  the burst model's instant (tests: 1e-9). What differs is what the other flows see inside a
+  round: a steady W / RTT instead of the share for W / share, then nothing. Not with
+  HyStart's delay exit nor the bottleneck buffer (their rounds are bursts: refused).
 - **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
   WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
   maximum window; the share on a contended bottleneck is *not* multiplied (left out).
@@ -751,6 +765,11 @@ class TcpTransport(Network):
             return None
         rest = nbytes + flow.left
         flow.left = 0.0
+        self._open_paced(conn, flow, rest)
+        return rest
+
+    def _open_paced(self, conn: Connection, flow: Flow, rest: float) -> None:
+        """The round that opened now is paced, with ``rest`` bytes of the message unsent."""
         self.rounds_paced += 1
         window, rtt = conn.round_window, conn.rtt_s
         ahead = 1
@@ -760,7 +779,6 @@ class TcpTransport(Network):
         conn.paced, conn.paced_from, conn.round_sent = True, rest, ahead * window
         self._set_cap(flow, window / rtt)
         self._wake_at(conn, conn.round_start_s + ahead * rtt)
-        return rest
 
     def _close_paced_round(self, conn: Connection, flow: Flow, unsent: float,
                            now: float) -> None:
@@ -811,9 +829,14 @@ class TcpTransport(Network):
             conn.last_sent_s = now
             self._pump(conn)
             return
-        send, nbytes = self._step(conn, flow, now)
-        assert send
-        if self._paced_round(conn, flow, nbytes, now) is None:  # (the model has its bytes)
+        # what _step and _paced_round do with the round that opened now (nothing taken yet)
+        left = flow.left
+        flow.left = 0.0  # (the model has the bytes)
+        conn.chunk_start_s = now
+        if left > conn.round_window and not self._unlimited(conn, flow):
+            self._open_paced(conn, flow, left)
+        else:
+            conn.round_sent = left
             self._set_cap(flow, INF)
 
     # -- the round logic (on any clock) --------------------------------------------------------
