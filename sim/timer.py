@@ -26,15 +26,20 @@ class Timer:
     Scheduled on ``env`` at once (``delay`` >= 0, seconds), at normal priority, as
     ``simpy.Timeout(env, delay, value)`` with ``callback`` appended would be. More callbacks
     may be appended to ``callbacks`` before it fires; a process cannot yield it.
+
+    ``priority`` (SimPy's: 0 urgent, 1 normal; larger runs later among the events of one
+    instant) files it elsewhere in the instant, as ``env.schedule(event, priority, delay)`` of
+    a triggered :class:`simpy.Event` would (``maxmin``'s coalesced re-rating runs after every
+    other event of its instant).
     """
 
     __slots__ = ("callbacks", "value", "_ok")
 
     def __init__(self, env: Any, delay: float, value: Any,
-                 callback: Callable[[Timer], None]) -> None:
+                 callback: Callable[[Timer], None], priority: int = NORMAL) -> None:
         if delay < 0:  # (as simpy.Timeout: a clock that ran backwards would corrupt the run)
             raise ValueError(f"Negative delay {delay}")
         self.callbacks: list[Callable[[Timer], None]] | None = [callback]
         self.value = value
         self._ok = True  # (what a step reads: a timer never fails)
-        env.schedule(self, NORMAL, delay)
+        env.schedule(self, priority, delay)

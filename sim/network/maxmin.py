@@ -69,8 +69,9 @@ the same rates and bottlenecks (a message across data centres: 3 links instead o
 pass of a re-rating). Not under ACK demand, which moves capacities.
 
 Completion times live in one heap with a version per flow (a re-rated flow pushes a new entry,
-the old one goes stale) and one SimPy timer waits for the earliest of them, so re-rating costs
-heap pushes, not SimPy events. A flow whose rate did not change keeps its heap entry; when stale
+the old one goes stale) and one timer (a lean :class:`sim.timer.Timer`, as is the coalesced
+re-rating's event) waits for the earliest of them, so re-rating costs heap pushes, not SimPy
+events. A flow whose rate did not change keeps its heap entry; when stale
 entries outnumber live ones the heap is rebuilt from the live ones (same order). A flow that ends
 alone on its links leaves nobody to re-rate and schedules nothing (docs/performance.md, "The
 network hot path").
@@ -84,9 +85,9 @@ from collections.abc import Container, Iterable
 from itertools import chain, islice
 
 import numpy as np
-import simpy
 
 from sim.network.base import Flow, Network
+from sim.timer import Timer
 
 TOLERANCE = 1e-9
 """Relative slack of the bottleneck test ("full" and "no faster flow"), for rounding errors."""
@@ -162,9 +163,9 @@ class MaxMinNetwork(Network):
         self._bottleneck: dict[int, int] = {}  # flow id -> a link that is its bottleneck
         self._finish_heap: list[tuple[float, int, int, Flow]] = []  # (time_s, flow id, version)
         self._timer_at = math.inf
-        self._timer_token = 0
+        self._timer: Timer | None = None  # the finish timer armed last (earlier ones are stale)
         self._pending: dict[int, None] = {}  # links whose flows changed this instant, in order
-        self._pending_event: simpy.Event | None = None
+        self._pending_event: Timer | None = None  # the coalesced re-rating, while queued
         self._scratch: tuple[np.ndarray, np.ndarray] | None = None  # see _link_scratch
         self._never_full: frozenset[int] | None = None  # see _links_never_full (made once)
         self._rated_paths: dict[tuple[int, ...], tuple[int, ...]] = {}  # links -> rated links
@@ -233,6 +234,10 @@ class MaxMinNetwork(Network):
         and the bottleneck test's :data:`TOLERANCE`. None under ACK demand, which moves
         capacities (the edge and the access link lose the same ACK rate, but by steps of
         different size: kept exact the simple way).
+
+        Made once, on the first flow: capacities are fixed for a run. Anything that changes a
+        link's capacity at run time must reset ``_never_full`` to None, clear
+        ``_rated_paths`` and re-rate the flows in flight.
         """
         if self.ack_fraction:
             return frozenset()
@@ -418,14 +423,10 @@ class MaxMinNetwork(Network):
         pending = self._pending
         for link in links:
             pending[link] = None
-        if self._pending_event is None:
-            event = simpy.Event(self.env)
-            event._ok, event._value = True, None  # a triggered event, processed at LATE
-            event.callbacks.append(self._rerate_pending)
-            self.env.schedule(event, LATE)  # type: ignore[arg-type]  # simpy's int priority
-            self._pending_event = event
+        if self._pending_event is None:  # (queued as a triggered simpy.Event at LATE would be)
+            self._pending_event = Timer(self.env, 0.0, None, self._rerate_pending, LATE)
 
-    def _rerate_pending(self, _event: simpy.Event) -> None:
+    def _rerate_pending(self, _timer: Timer) -> None:
         """The coalesced re-rating: every link that changed during this instant, in one pass."""
         links, self._pending, self._pending_event = self._pending, {}, None
         self._reallocate(links)
@@ -932,6 +933,12 @@ class MaxMinNetwork(Network):
         self.heap_compactions += 1
 
     def _arm_timer(self) -> None:
+        """Set the finish timer for the earliest live entry, unless one is set at or before it.
+
+        A :class:`~sim.timer.Timer` (queued where the ``simpy.Timeout`` it replaces was, so the
+        run is event for event the same); one set earlier and overtaken goes stale (it fires
+        and does nothing).
+        """
         heap = self._finish_heap
         while heap:
             _, _, version, flow = heap[0]
@@ -940,16 +947,14 @@ class MaxMinNetwork(Network):
             heapq.heappop(heap)  # stale
         if not heap or heap[0][0] >= self._timer_at:
             return
-        self._timer_at = heap[0][0]
-        self._timer_token += 1
-        token = self._timer_token
-        timer = simpy.Timeout(self.env, max(0.0, heap[0][0] - self.env.now))
-        timer.callbacks.append(lambda _ev: self._on_timer(token))
+        self._timer_at = at = heap[0][0]
+        delay = at - self.env.now
+        self._timer = Timer(self.env, delay if delay > 0.0 else 0.0, None, self._on_timer)
 
-    def _on_timer(self, token: int) -> None:
-        if token != self._timer_token:
-            return
-        self._timer_at = math.inf
+    def _on_timer(self, timer: Timer) -> None:
+        if timer is not self._timer:
+            return  # overtaken by a timer set later for an earlier finish
+        self._timer, self._timer_at = None, math.inf
         now = self.env.now
         heap = self._finish_heap
         done: list[Flow] = []
