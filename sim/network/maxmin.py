@@ -261,9 +261,12 @@ class MaxMinNetwork(Network):
         collectives on a switched network (each message has its own uplink and downlink), and
         it skips the region search and the bottleneck test.
         """
-        usable = self._capacity
-        link = min(flow.rated_links, key=lambda x: (usable[x], x))
+        usable, links = self._capacity, flow.rated_links
+        link = links[0]
         rate = usable[link]
+        for other in links:  # (min(links, key=lambda x: (usable[x], x)), without the calls)
+            if usable[other] < rate or (usable[other] == rate and other < link):
+                link, rate = other, usable[other]
         self.reallocations += 1
         self.flows_rerated += 1
         self._bottleneck[flow.id] = link
@@ -856,7 +859,8 @@ class MaxMinNetwork(Network):
         now = self.env.now
         heap = self._finish_heap
         done: list[Flow] = []
-        horizon = now + 1e-12 * max(1.0, now)  # the timer may land a rounding error early
+        # the timer may land a rounding error early (max(1.0, now) without the builtin's call)
+        horizon = now + 1e-12 * (now if now > 1.0 else 1.0)
         while heap and heap[0][0] <= horizon:
             _, _, version, flow = heapq.heappop(heap)
             if flow.state == "sending" and version == flow.version:
