@@ -541,14 +541,15 @@ class MaxMinNetwork(Network):
         shared: set[int] = set()  # links with a flow outside the region
         on_link, load, usable = self._on_link, self._load, self._capacity
         for link, flows in members.items():
-            if len(flows) == len(on_link[link]):
+            count = len(flows)
+            if count == len(on_link[link]):
                 left = usable[link]  # the whole link is being re-rated
             else:  # minus what the flows outside the region use
                 left = usable[link] - (load[link] - sum([f.rate for f in flows]))
                 shared.add(link)
             capacity[link] = left
-            unfrozen[link] = len(flows)
-            heap.append((left / len(flows) if left > 0 else 0.0, link))
+            unfrozen[link] = count
+            heap.append((left / count if left > 0 else 0.0, link))
         rates: dict[int, float] = {}
         bottleneck: dict[int, int] = {}
         first_share, first = min(heap)
