@@ -15,6 +15,7 @@ with eigenvalue 1, found exactly by a linear solve.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,11 @@ class MarkovLanguage:
 
     def stationary(self) -> np.ndarray:
         """Stationary distribution pi (V,): pi P = pi, sum(pi) = 1, by a linear solve."""
+        return self._pi.copy()
+
+    @functools.cached_property
+    def _pi(self) -> np.ndarray:
+        """pi, solved once per chain: every batch drawn starts from it."""
         V = self.vocab
         # (P^T - I) pi = 0 with one equation replaced by sum(pi) = 1.
         a = self.transition.T - np.eye(V)
@@ -48,14 +54,20 @@ class MarkovLanguage:
         P = self.transition
         with np.errstate(divide="ignore", invalid="ignore"):
             row_entropy = -np.where(P > 0, P * np.log(P), 0.0).sum(axis=1)  # (V,)
-        return float(self.stationary() @ row_entropy)
+        return float(self._pi @ row_entropy)
+
+    @functools.cached_property
+    def _successor_cdf(self) -> np.ndarray:
+        """Row-wise cumulative P (V, V), last column exactly 1: a draw u < 1 picks a successor."""
+        cdf = np.cumsum(self.transition, axis=1)
+        cdf[:, -1] = 1.0
+        return cdf
 
     def sample(self, rng: np.random.Generator, num_seqs: int, length: int) -> np.ndarray:
         """Draw ``num_seqs`` sequences of ``length`` tokens, starting from pi; int64 (N, L)."""
-        cdf = np.cumsum(self.transition, axis=1)  # (V, V)
-        cdf[:, -1] = 1.0
+        cdf = self._successor_cdf
         out = np.empty((num_seqs, length), dtype=np.int64)
-        out[:, 0] = rng.choice(self.vocab, size=num_seqs, p=self.stationary())
+        out[:, 0] = rng.choice(self.vocab, size=num_seqs, p=self._pi)
         u = rng.random((num_seqs, length - 1))
         for t in range(1, length):
             rows = cdf[out[:, t - 1]]  # (N, V)

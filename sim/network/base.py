@@ -20,7 +20,7 @@ Every byte of a transfer is either delivered or cut: ``sent == delivered + cut``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
@@ -78,8 +78,11 @@ class Delivery:
     label: str = ""
 
 
-_SET_DELIVERY = tuple(getattr(Delivery, name).__set__ for name in
-                      ("src", "dst", "nbytes", "start_s", "end_s", "label"))
+_DELIVERY_FIELDS = ("src", "dst", "nbytes", "start_s", "end_s", "label")
+_SET_DELIVERY = tuple(getattr(Delivery, name).__set__ for name in _DELIVERY_FIELDS)
+# _delivery sets exactly these slots: a new Delivery field must be added there too, or it
+# would be left unset and raise AttributeError far from here.
+assert tuple(f.name for f in fields(Delivery)) == _DELIVERY_FIELDS
 
 
 def _delivery(src: int, dst: int, nbytes: float, start_s: float, end_s: float,

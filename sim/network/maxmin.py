@@ -233,6 +233,10 @@ class MaxMinNetwork(Network):
         and the bottleneck test's :data:`TOLERANCE`. None under ACK demand, which moves
         capacities (the edge and the access link lose the same ACK rate, but by steps of
         different size: kept exact the simple way).
+
+        Made once, on the first flow: capacities are fixed for a run. Anything that changes a
+        link's capacity at run time must reset ``_never_full`` to None, clear
+        ``_rated_paths`` and re-rate the flows in flight.
         """
         if self.ack_fraction:
             return frozenset()

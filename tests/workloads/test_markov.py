@@ -70,3 +70,13 @@ def test_trained_model_approaches_the_entropy_rate():
     assert wl.optimum_loss is not None
     assert end >= wl.optimum_loss - 0.05  # nothing beats the entropy rate (up to sampling noise)
     assert end - wl.optimum_loss < 0.1  # within 0.1 nat of the optimum
+
+
+def test_pi_solved_once_is_not_shared_with_callers():
+    """pi and the CDF are cached per chain: a caller that edits pi must not change later draws."""
+    chain = random_sparse_markov(32, branching=4, concentration=0.5, rng=np.random.default_rng(1))
+    twin = MarkovLanguage(chain.transition.copy())
+    chain.stationary()[:] = 0.0
+    np.testing.assert_array_equal(chain.sample(np.random.default_rng(5), 8, 16),
+                                  twin.sample(np.random.default_rng(5), 8, 16))
+    np.testing.assert_allclose(chain.stationary(), twin.stationary())
