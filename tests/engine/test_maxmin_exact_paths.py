@@ -10,6 +10,9 @@ meet at shared instants (round sizes over round bandwidths, processes waking at 
 times) must give the same deliveries at the same times in the same order, the same re-ratings
 and the same number of processed events, over both transports. A timer filed elsewhere in its
 instant (another priority, or ahead of the events already queued for it) changes the order.
+
+**A lone flow's bottleneck** is found by a loop instead of ``min`` with a key: the slowest of
+its links, the lowest index among equals, as progressive filling's heap pops it.
 """
 
 from __future__ import annotations
