@@ -266,9 +266,12 @@ class MaxMinNetwork(Network):
         collectives on a switched network (each message has its own uplink and downlink), and
         it skips the region search and the bottleneck test.
         """
-        usable = self._capacity
-        link = min(flow.rated_links, key=lambda x: (usable[x], x))
+        usable, links = self._capacity, flow.rated_links
+        link = links[0]
         rate = usable[link]
+        for other in links:  # (min(links, key=lambda x: (usable[x], x)), without the calls)
+            if usable[other] < rate or (usable[other] == rate and other < link):
+                link, rate = other, usable[other]
         if self._caps:
             cap = self._caps.get(flow.id, math.inf)
             if cap < rate:
@@ -619,14 +622,15 @@ class MaxMinNetwork(Network):
         shared: set[int] = set()  # links with a flow outside the region
         on_link, load, usable = self._on_link, self._load, self._capacity
         for link, flows in members.items():
-            if len(flows) == len(on_link[link]):
+            count = len(flows)
+            if count == len(on_link[link]):
                 left = usable[link]  # the whole link is being re-rated
             else:  # minus what the flows outside the region use
                 left = usable[link] - (load[link] - sum([f.rate for f in flows]))
                 shared.add(link)
             capacity[link] = left
-            unfrozen[link] = len(flows)
-            heap.append((left / len(flows) if left > 0 else 0.0, link))
+            unfrozen[link] = count
+            heap.append((left / count if left > 0 else 0.0, link))
         if self._caps:  # a capped flow's private link (see _set_cap), after its real ones
             caps = self._caps
             for fid in [fid for fid in region if fid in caps]:
@@ -958,7 +962,8 @@ class MaxMinNetwork(Network):
         now = self.env.now
         heap = self._finish_heap
         done: list[Flow] = []
-        horizon = now + 1e-12 * max(1.0, now)  # the timer may land a rounding error early
+        # the timer may land a rounding error early (max(1.0, now) without the builtin's call)
+        horizon = now + 1e-12 * (now if now > 1.0 else 1.0)
         while heap and heap[0][0] <= horizon:
             _, _, version, flow = heapq.heappop(heap)
             if flow.state == "sending" and version == flow.version:

@@ -117,3 +117,42 @@ def test_connections_reproduce_the_engine_for_messages_past_the_ramp(transport, 
     if transport == "tcp":  # somewhere a warm connection beat the cold price
         assert any(p - t < cold[s, d] - 1e-6 for (t, s, d, b), p in zip(messages, predicted)
                    if b == 32 * MIB)
+
+
+@pytest.mark.parametrize("transport", ["fluid", "tcp"])
+def test_path_matrices_read_each_route_once_and_equal_the_two_lookups(transport):
+    """One route lookup per ordered pair gives what the two path methods give one by one.
+
+    With some pairs unreachable (a data centre cut off: inf latency, 0 bandwidth), header
+    overhead on the bandwidth, and pairs that have sent (their route kept) beside pairs that
+    have not. The oracle is the two methods, asked per pair by the generic loop.
+    """
+    from sim.network.forecast import path_matrices  # noqa: PLC0415
+    from topologies import clusters_of_clusters  # noqa: PLC0415
+
+    topo = clusters_of_clusters(9, num_clusters=3, intra_latency_s=0.001,
+                                intra_bandwidth_Bps=1e9, wan_latency_s=0.03,
+                                wan_bandwidth_Bps=1e8)
+    efficiency = {"tcp_efficiency": 0.9} if transport == "fluid" else {}  # (tcp: its headers)
+    world = World(topo, network=NetworkConfig(model="maxmin", transport=transport,
+                                              **efficiency))
+    net = world.network
+    net.transfer(0, 4, 1e5)
+    world.env.run()
+    hub, site = next((u, v) for u, v in topo.graph.edges if topo.graph.degree(v) == 1)
+    net.set_link_state(hub, site, False)  # (a leaf cut off from its data centre)
+    asked = []
+    route = net.route
+    net.route = lambda src, dst: asked.append((src, dst)) or route(src, dst)
+    latency, bandwidth = path_matrices(net, 9)
+    assert len(asked) == 9 * 8  # once per ordered pair
+    assert np.isinf(latency).any() and (bandwidth == 0).any()
+
+    class Methods:  # only the two methods: path_matrices asks them per pair
+        path_latency_s = net.path_latency_s
+        path_bandwidth_Bps = net.path_bandwidth_Bps
+
+    expected = path_matrices(Methods(), 9)
+    assert len(asked) == 9 * 8 * 3
+    np.testing.assert_array_equal(latency, expected[0])
+    np.testing.assert_array_equal(bandwidth, expected[1])

@@ -1,4 +1,6 @@
-"""``maxmin``'s own timers keep SimPy's order of events at equal times.
+"""Paths of ``maxmin`` made cheaper without changing a result: checked against what they replace.
+
+**Its own timers keep SimPy's order of events at equal times.**
 
 The finish timer (one per earliest completion) and the coalesced re-rating (one per instant,
 at ``LATE`` priority) are lean :class:`sim.timer.Timer` objects. The oracle is what they
@@ -8,6 +10,9 @@ meet at shared instants (round sizes over round bandwidths, processes waking at 
 times) must give the same deliveries at the same times in the same order, the same re-ratings
 and the same number of processed events, over both transports. A timer filed elsewhere in its
 instant (another priority, or ahead of the events already queued for it) changes the order.
+
+**A lone flow's bottleneck** is found by a loop instead of ``min`` with a key: the slowest of
+its links, the lowest index among equals, as progressive filling's heap pops it.
 """
 
 from __future__ import annotations
@@ -92,3 +97,24 @@ def test_maxmin_timers_keep_simpys_order_at_equal_times(transport, monkeypatch):
         times = [entry[0] for entry in lean[0]]
         ties += len(times) - len(set(times))
     assert ties > 20  # (the programs do meet at shared instants: the test can see an order)
+
+
+@pytest.mark.parametrize(("up", "down", "held_by"), [
+    (5.0, 5.0, "up"), (5.0, 4.0, "down"), (4.0, 5.0, "up"), (5.0, None, "up")])
+def test_a_flow_alone_is_held_by_its_slowest_link_the_lowest_among_equals(up, down, held_by):
+    """A lone flow's rate and bottleneck, as progressive filling's heap gives them.
+
+    The filling pops the smallest (share, link index): among links of equal capacity the one
+    with the lowest index (a node's uplink is made before its downlink) holds the flow.
+    """
+    topo = dataclasses.replace(uniform(2, latency_s=0.001, bandwidth_Bps=1e18),
+                               uplink_Bps=(up, None), downlink_Bps=(None, down))
+    world = World(topo, network=NetworkConfig(model="maxmin", transport="fluid"))
+    net = world.network
+    event = net.transfer(0, 1, 10.0)
+    (fid,) = net._bottleneck
+    link = {"up": net._uplink[0], "down": net._downlink[1]}[held_by]
+    assert net._uplink[0] < net._downlink[1]
+    assert net._bottleneck[fid] == link
+    world.env.run()
+    assert event.value.end_s == pytest.approx(10.0 / min(up, down or up) + 0.001, rel=1e-12)
