@@ -47,7 +47,7 @@ from sim.config import (  # noqa: E402
     Scenario,
 )
 from sim.network.maxmin import VECTOR_MIN_FLOWS, MaxMinNetwork  # noqa: E402
-from sim.network.tcp import TcpTransport  # noqa: E402
+from sim.network.tcp import TcpConfig, TcpTransport  # noqa: E402
 from sim.runner import run  # noqa: E402
 from workloads import WorkloadConfig  # noqa: E402
 
@@ -109,7 +109,8 @@ def scenario(args: argparse.Namespace, network: str) -> Scenario:
         network=NetworkConfig(model=network, topology=args.topology, topology_params=topo_params,
                               uplink_Bps=args.bandwidth_Bps, downlink_Bps=args.bandwidth_Bps,
                               **({"transport": args.transport} if getattr(args, "transport", None)
-                                 else {})),
+                                 else {}),
+                              tcp=TcpConfig(rounds=getattr(args, "rounds", "burst"))),
         workload=WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=128),
         policy=PolicyConfig(name="diloco", params={}),
         # a node reports inner step H*S + 1 right after outer step S completes: S outer steps
@@ -127,8 +128,14 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
     ``ideal-own-ramps`` and ``maxmin-own-ramps`` run every lone ramp's own rounds, also where an
     equal ramp started at the same instant (``TcpTransport.shared_ramps = False``).
     ``maxmin-python`` fills every region in pure Python (``MaxMinNetwork.vector_min_flows =
-    inf``), the solver before numpy filled the large ones.
+    inf``), the solver before numpy filled the large ones. ``ideal-paced`` and ``maxmin-paced``
+    run the ``tcp`` transport with paced rounds (``TcpConfig.rounds = "paced"``).
     """
+    if network.endswith("-paced"):
+        found = measure(argparse.Namespace(**{**vars(args), "rounds": "paced"}),
+                        network.removesuffix("-paced"))
+        found.network = network
+        return found
     if network == "maxmin-python":
         MaxMinNetwork.vector_min_flows = math.inf
         try:
@@ -195,11 +202,12 @@ def main() -> None:
     parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"],
                         choices=["ideal", "maxmin", "maxmin-per-change", "ideal-per-round",
                                  "maxmin-per-round", "maxmin-python", "ideal-own-ramps",
-                                 "maxmin-own-ramps"],
+                                 "maxmin-own-ramps", "ideal-paced", "maxmin-paced"],
                         help="maxmin-per-change: re-rate at every flow start/end (no "
                              "coalescing); *-per-round: tcp without closed-form ramps; "
                              "maxmin-python: no numpy filling of large regions; *-own-ramps: "
-                             "tcp, no sharing of equal ramps' rounds")
+                             "tcp, no sharing of equal ramps' rounds; *-paced: tcp with paced "
+                             "rounds")
     parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
                         help="network.transport (default: the scenario default, tcp)")
     parser.add_argument("--seed", type=int, default=0)

@@ -108,7 +108,8 @@ def network_config(section: NetworkSection, num_nodes: int, base: Path) -> Netwo
                         hystart_delay_min_s=t.hystart_delay_min,
                         hystart_delay_max_s=t.hystart_delay_max,
                         bottleneck_queue_bytes=queue if queue_unit == "_bytes" else 0.0,
-                        bottleneck_queue_s=queue if queue_unit == "_s" else 0.0)
+                        bottleneck_queue_s=queue if queue_unit == "_s" else 0.0,
+                        rounds=t.rounds)
     except FieldError as err:  # name the scenario's keys, not the config's fields
         raise ScenarioError(f"network.tcp.{_TCP_KEYS.get(err.field, err.field)}",
                             err.message_naming(_TCP_KEYS)) from None

@@ -17,6 +17,8 @@ Linux before 5.7 (early on RTTs below ~4 ms), so dtsim runs with ``hystart_short
 ``--bottleneck-queue`` adds the case's drop-tail queue as the links' buffer
 (``bottleneck_queue_bytes`` = the case's ``queue_pkts`` x 1502 bytes, ns-3's device queue:
 ``sim.network.validation.with_bottleneck_queue``).
+``--rounds paced`` runs the tcp transport's paced rounds (``TcpConfig.rounds``: a round that
+waits for its ACKs is a rate cap of window / RTT; not with the two options above).
 ``--per-message TEXT`` prints, for the cases whose name contains TEXT, every message's duration
 (its delivery minus its own start) in ns-3 and in dtsim (the chosen tcp flags, and fluid).
 """
@@ -45,11 +47,12 @@ DELAY_EXITS = {"off": {}, "linux": {"hystart_delay_exit": True},
 """``--hystart-delay-exit``: the TcpConfig fields each choice sets."""
 
 
-def rows(csv_path: Path, delay_exit: str = "off", queue: bool = False) -> list[dict]:
+def rows(csv_path: Path, delay_exit: str = "off", queue: bool = False,
+         rounds: str = "burst") -> list[dict]:
     """One dict per case: reference, predictions and errors."""
     out = []
     for case, measured in read_reference(csv_path):
-        config = replace(ns3_tcp(case), **DELAY_EXITS[delay_exit])
+        config = replace(ns3_tcp(case), rounds=rounds, **DELAY_EXITS[delay_exit])
         tcp = predict(case, tcp=with_bottleneck_queue(case, config) if queue else config)
         fluid = predict(case, transport="fluid", tcp=None)
         ref = case.completion_s(measured)
@@ -83,10 +86,12 @@ def main(argv=None) -> int:
                         help="also HyStart's delay exit, with Linux's or ns-3's threshold")
     parser.add_argument("--bottleneck-queue", action="store_true",
                         help="also the case's drop-tail queue as the links' buffer")
+    parser.add_argument("--rounds", choices=["burst", "paced"], default="burst",
+                        help="the tcp transport's round model (TcpConfig.rounds)")
     parser.add_argument("--per-message", default="", metavar="TEXT",
                         help="also each message's duration, for cases whose name has TEXT")
     args = parser.parse_args(argv)
-    table = rows(Path(args.csv), args.hystart_delay_exit, args.bottleneck_queue)
+    table = rows(Path(args.csv), args.hystart_delay_exit, args.bottleneck_queue, args.rounds)
     if args.per_message:
         print_per_message([r for r in table if args.per_message in r["case"]])
     print("| case | ns-3 s | dtsim tcp s | error | worst message (tcp) | dtsim fluid s | error |")

@@ -59,7 +59,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -602,13 +602,16 @@ def lab_checks(case: Case, runs: list[dict], rtt: dict) -> dict:
 
 # -- the table ---------------------------------------------------------------------------------
 
-def row(case: Case, runs: list[dict], ns3: dict[str, list[float]]) -> dict:
+def row(case: Case, runs: list[dict], ns3: dict[str, list[float]],
+        rounds: str = "burst") -> dict:
     """Linux's median completion beside dtsim (tcp; with HyStart's short exit; with its delay
-    exit; with its delay exit and the bottleneck buffer; fluid), ns-3."""
+    exit; with its delay exit and the bottleneck buffer; fluid), ns-3. ``rounds`` is the round
+    model (``TcpConfig.rounds``) of the first two; the delay exit's columns are always burst
+    rounds (paced rounds refuse it)."""
     linux = [case.completion_s(r["delivered_s"]) for r in runs]
     med = statistics.median(linux)
-    tcp = case.completion_s(predict(case))
-    short = case.completion_s(predict(case, tcp=HYSTART_SHORT))
+    tcp = case.completion_s(predict(case, tcp=TcpConfig(rounds=rounds)))
+    short = case.completion_s(predict(case, tcp=replace(HYSTART_SHORT, rounds=rounds)))
     delay = case.completion_s(predict(case, tcp=HYSTART_DELAY))
     queue = case.completion_s(predict(case, tcp=with_bottleneck_queue(case, HYSTART_DELAY)))
     fluid = case.completion_s(predict(case, transport="fluid"))
@@ -720,6 +723,9 @@ def main(argv=None) -> int:
                              "shipped run), or gloo's write-until-EAGAIN, which fills the send "
                              "buffer")
     parser.add_argument("--save", default="", help="write every run here (JSON)")
+    parser.add_argument("--rounds", choices=("burst", "paced"), default="burst",
+                        help="the round model of the tcp and short-exit columns "
+                             "(TcpConfig.rounds; the delay exit's columns stay burst)")
     parser.add_argument("--table-from", default="",
                         help="measure nothing: the table of saved runs, predicted by this dtsim")
     args = parser.parse_args(argv)
@@ -743,7 +749,7 @@ def main(argv=None) -> int:
         measured, meta = load_runs(args.table_from)
         print(f"runs of {meta['date']} ({meta['kernel']}), load {meta['load_before']} -> "
               f"{meta['load_after']}: {meta['command']}")
-        rows = [row(case, runs, ns3) for case, runs, _ in measured]
+        rows = [row(case, runs, ns3, args.rounds) for case, runs, _ in measured]
         print(table(rows))
         print(summary(rows))
         for case, runs, rtt in measured:

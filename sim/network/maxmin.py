@@ -169,6 +169,7 @@ class MaxMinNetwork(Network):
         self._scratch: tuple[np.ndarray, np.ndarray] | None = None  # see _link_scratch
         self._never_full: frozenset[int] | None = None  # see _links_never_full (made once)
         self._rated_paths: dict[tuple[int, ...], tuple[int, ...]] = {}  # links -> rated links
+        self._caps: dict[int, float] = {}  # flow id -> its rate cap, bytes/s (see _set_cap)
         self.reallocations = 0
         self.flows_rerated = 0
         self.repair_rounds = 0
@@ -194,7 +195,7 @@ class MaxMinNetwork(Network):
             alone = self._add_acks(flow) and alone
         if alone:
             self._start_alone(flow)
-        else:
+        elif not (self._caps and fid in self._caps and self._takes_cap(flow, self._caps[fid])):
             self._changed(links)
 
     def _rate_on(self, flow: Flow) -> tuple[int, ...]:
@@ -271,6 +272,10 @@ class MaxMinNetwork(Network):
         for other in links:  # (min(links, key=lambda x: (usable[x], x)), without the calls)
             if usable[other] < rate or (usable[other] == rate and other < link):
                 link, rate = other, usable[other]
+        if self._caps:
+            cap = self._caps.get(flow.id, math.inf)
+            if cap < rate:
+                rate, link = cap, ~flow.id  # held by its cap (see _set_cap)
         self.reallocations += 1
         self.flows_rerated += 1
         self._bottleneck[flow.id] = link
@@ -294,6 +299,76 @@ class MaxMinNetwork(Network):
         """
         return 0.0
 
+    def _set_cap(self, flow: Flow, cap_Bps: float) -> None:
+        """Hold ``flow`` at most at ``cap_Bps`` (bytes/s; ``math.inf``: no cap), now and on.
+
+        Max-min fairness with per-flow caps is water-filling in which a flow also freezes when
+        the water reaches its cap: the same as a private link of capacity ``cap_Bps`` that only
+        it crosses. The filling (:meth:`_fill`, :meth:`_fill_arrays`, :meth:`_start_alone`)
+        adds such a link for each capped flow of the region, numbered ``~flow.id`` (negative:
+        never a real link, so never a seed, never shared, never in the bottleneck test: nobody
+        else is on it, so a flow held there is never beaten on it). Flows without a cap cost
+        nothing more: the caps live in one dict, empty under ``fluid``. The ``tcp`` transport
+        paces its rounds this way (``TcpConfig.rounds = "paced"``).
+
+        A flow already rated is re-rated (coalesced, as a start would be) only when the new cap
+        is below its rate or its old cap held it; a flow held by a link keeps its rate when its
+        cap rises (the allocation stays max-min), and a flow held by its cap takes a higher cap
+        at once when no link of its path fills (:meth:`_takes_cap`).
+        """
+        caps, fid = self._caps, flow.id
+        if cap_Bps == caps.get(fid, math.inf):
+            return
+        if cap_Bps < math.inf:
+            caps[fid] = cap_Bps
+        else:
+            del caps[fid]
+        held = self._bottleneck.get(fid)
+        if held is None:
+            return  # not rated yet (this instant's re-rating or _start reads the cap)
+        if held < 0 and cap_Bps > flow.rate and self._takes_cap(flow, cap_Bps):
+            return
+        if cap_Bps < flow.rate or held < 0:
+            self._bottleneck[fid] = flow.rated_links[0]  # (joins the re-rating's region)
+            self._changed(flow.rated_links)
+
+    def _takes_cap(self, flow: Flow, cap_Bps: float) -> bool:
+        """Rate ``flow`` at its cap now, without re-rating, if no link of its path fills.
+
+        Exact: every other flow keeps a full bottleneck link on which nobody is faster (a link
+        that is not full after the change was not full before, so it was nobody's bottleneck),
+        and the flow's own bottleneck is its cap. A link "fills" within :data:`TOLERANCE` of its
+        capacity, the bottleneck test's slack. For a new flow (rate 0) and for a flow held by
+        its cap whose cap rises; the caller has recorded the cap. Not under ACK demand (the
+        flow's ACKs move other links' capacities). False: nothing changed.
+        """
+        if self.ack_fraction:
+            return False
+        load, usable = self._load, self._capacity
+        old = flow.rate
+        delta = cap_Bps - old
+        links = flow.rated_links
+        full = 1 - TOLERANCE
+        for link in links:
+            if load[link] + delta > usable[link] * full:
+                return False
+        now = self.env.now
+        if old > 0:
+            remaining = flow.remaining - old * (now - flow.last_s)
+            flow.remaining = remaining if remaining > 0.0 else 0.0
+        flow.last_s = now
+        for link in links:
+            load[link] += delta
+        flow.rate = cap_Bps
+        self._bottleneck[flow.id] = ~flow.id
+        self.flows_rerated += 1
+        flow.version += 1
+        finish = now + flow.remaining / cap_Bps
+        self._push_finish(flow, finish)
+        if finish < self._timer_at and self._pending_event is None:
+            self._arm_timer()  # (else the timer or the coalesced re-rating comes first)
+        return True
+
     def _lone_rate(self, flow: Flow) -> float | None:
         """What :meth:`_start_alone` would give ``flow`` now; None when a link carries a flow."""
         on_link, usable = self._on_link, self._capacity
@@ -315,10 +390,12 @@ class MaxMinNetwork(Network):
         ends alone on its links costs no re-rating and no SimPy event.
         """
         now = self.env.now
-        on_link, load, bottleneck = self._on_link, self._load, self._bottleneck
+        on_link, load, bottleneck, caps = self._on_link, self._load, self._bottleneck, self._caps
         touched: list[int] = []
         for flow in flows:
             rate, fid = flow.rate, flow.id
+            if caps:
+                caps.pop(fid, None)
             left = flow.remaining - rate * (now - flow.last_s)
             flow.remaining = left if left > 0.0 else 0.0
             flow.last_s = now
@@ -554,6 +631,14 @@ class MaxMinNetwork(Network):
             capacity[link] = left
             unfrozen[link] = count
             heap.append((left / count if left > 0 else 0.0, link))
+        if self._caps:  # a capped flow's private link (see _set_cap), after its real ones
+            caps = self._caps
+            for fid in [fid for fid in region if fid in caps]:
+                cap = caps[fid]
+                members[~fid] = [region[fid]]
+                capacity[~fid] = cap
+                unfrozen[~fid] = 1
+                heap.append((cap, ~fid))
         rates: dict[int, float] = {}
         bottleneck: dict[int, int] = {}
         first_share, first = min(heap)
@@ -634,6 +719,19 @@ class MaxMinNetwork(Network):
             load = self._load
             outside = np.array([load[i] for i in links[partial].tolist()]) - inside[partial]
             left[partial] -= outside
+        if self._caps:  # a capped flow's private link (see _set_cap), as one more slot
+            caps = self._caps
+            capped = [i for i, flow in enumerate(flows) if flow.id in caps]
+            if capped:
+                k = len(capped)
+                inc_link = np.concatenate([inc_link, np.arange(count, count + k)])
+                inc_flow = np.concatenate([inc_flow, np.array(capped, dtype=np.intp)])
+                order = np.argsort(inc_flow, kind="stable")  # (a flow's incidences adjacent)
+                inc_link, inc_flow = inc_link[order], inc_flow[order]
+                left = np.concatenate([left, [caps[flows[i].id] for i in capped]])
+                crossing = np.concatenate([crossing, np.ones(k, dtype=crossing.dtype)])
+                links = np.concatenate([links, [~flows[i].id for i in capped]])
+                count += k
         unfrozen = crossing.astype(float)
         rate = np.empty(n)
         held = np.empty(n, dtype=np.intp)  # slot of each flow's bottleneck link

@@ -87,6 +87,20 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   -4.8%), but every start or end of a flow re-rates the network in extra passes (on the flow
   benchmark 49% more re-ratings; its tcp/fluid speed measured 0.27x -> 0.17x on residential and
   0.74x -> 0.32x on datacenters, figures that vary between runs: docs/performance.md).
+- **Paced rounds** (``rounds = "paced"``; ``"burst"`` by default). In the burst model a round
+  that waits for its ACKs puts its window on the links at the model's rate and takes it off
+  when sent: two rate changes per round for every flow sharing its links. Paced, such a round
+  (one that does not hold the message's last bytes) keeps the connection on its links for the
+  whole round at a rate cap of window / RTT (a per-flow cap in the model:
+  :meth:`sim.network.maxmin.MaxMinNetwork._set_cap`), so it moves min(window, share x RTT)
+  bytes, the burst round's bytes while the share is steady; at the round's end the window
+  grows by the same rules (a round that moved less than its window was full), and the cap
+  changes: one rate change per round, none while the window does not (window-capped rounds
+  past slow start wake once for all the rounds before the one that can hold the last bytes).
+  The round that holds the last bytes is a burst, so a connection alone ends its message at
+  the burst model's instant (tests: 1e-9). What differs is what the other flows see inside a
+  round: a steady W / RTT instead of the share for W / share, then nothing. Not with
+  HyStart's delay exit nor the bottleneck buffer (their rounds are bursts: refused).
 - **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
   WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
   maximum window; the share on a contended bottleneck is *not* multiplied (left out).
@@ -124,6 +138,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import cast
@@ -146,6 +161,14 @@ model; at a tie (a message that ends as its round does) the last bits of the chu
 decide it, and an incremental solver and the oracle differ in those bits. Found by
 ``test_tcp_chunks_on_maxmin_equal_the_oracle``: 0.0329 s against 0.0332 s."""
 
+LAST_ROUND_SLACK = 1e-9
+"""A paced round's end leaving at most a window and this fraction more holds the last bytes.
+
+A paced round held at its cap moves its window up to rounding (rate x RTT), so a message of a
+whole number of windows leaves exactly one window at a round's end, and the last bits decide
+whether it goes as the last round's burst or as one more paced round (a round trip later).
+Found by ``test_paced_tcp_rounds_on_maxmin_equal_the_oracle``: 0.0211 s against 0.0220 s."""
+
 HYSTART_LOW_WINDOW_SEGMENTS = 16
 """HyStart acts only on windows of at least this many segments (Linux and ns-3)."""
 
@@ -166,6 +189,14 @@ RENO_FRIENDLY_SEGMENTS_PER_RTT = 3 * (1 - CUBIC_BETA) / (1 + CUBIC_BETA)
 
 HYSTART_MIN_SAMPLES = 8
 """HyStart's delay test takes the minimum RTT of a round's first 8 ACKs (then tests it)."""
+
+ROUND_MODELS = ("burst", "paced")
+"""How a round that waits for its ACKs moves its window (``TcpConfig.rounds``).
+
+``burst``: the window at the model's rate, then off the links until the round's end (two rate
+changes per round). ``paced``: on the links for the whole round at a rate cap of window / RTT
+(one rate change per round, none while the window does not change); the round that holds the
+message's last bytes is a burst in both."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,6 +273,7 @@ class TcpConfig:
     hystart_delay_max_s: float = 0.016
     bottleneck_queue_bytes: float = 0.0
     bottleneck_queue_s: float = 0.0
+    rounds: str = "burst"
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
@@ -282,6 +314,19 @@ class TcpConfig:
             raise FieldError("bottleneck_queue_s",
                              f"give the buffer as a size or as a time, not both; got "
                              f"{self.bottleneck_queue_s} s and {self.bottleneck_queue_bytes} B")
+        if self.rounds not in ROUND_MODELS:
+            raise FieldError("rounds", f"must be one of {', '.join(map(repr, ROUND_MODELS))}, "
+                                       f"got {self.rounds!r}")
+        if self.rounds == "paced" and self.hystart_delay_exit:
+            raise FieldError("rounds", "'paced' cannot run with {hystart_delay_exit} (its burst "
+                                       "queue is made of burst rounds): use rounds = 'burst'",
+                             refs={"hystart_delay_exit": True})
+        if self.rounds == "paced" and self.models_bottleneck_buffer:
+            queue = ("bottleneck_queue_bytes" if self.bottleneck_queue_bytes > 0
+                     else "bottleneck_queue_s")
+            raise FieldError("rounds", f"'paced' cannot run with a buffer, {{{queue}}} (its "
+                                       f"rounds last RTT + the queueing delay): use rounds = "
+                                       f"'burst'", refs={queue: getattr(self, queue)})
 
     @property
     def models_bottleneck_buffer(self) -> bool:
@@ -349,7 +394,7 @@ class Connection(Pair):
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                  "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
                  "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
-                 "links", "cubic")
+                 "links", "cubic", "paced", "paced_from")
 
     def __init__(self, cwnd: float) -> None:
         super().__init__()
@@ -374,11 +419,13 @@ class Connection(Pair):
         self.ramp: LoneRamp | None = None
         self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
         self.cubic: CubicState | None = None
+        self.paced = False        # the head is on its links for a paced round (rounds = "paced")
+        self.paced_from = 0.0     # ... and had this many bytes unsent when the round opened
 
 
 ROUND_STATE = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
-               "last_sent_s")
+               "last_sent_s", "paced", "paced_from")
 """The fields of :class:`Connection` that the round logic changes."""
 
 _round_state = attrgetter(*ROUND_STATE)
@@ -416,7 +463,7 @@ class _Wakes:
         self.conns = conns  # (connection, its token when it asked)
 
 
-_SEND, _WAIT, _DONE = 0, 1, 2
+_SEND, _WAIT, _DONE, _PACED = 0, 1, 2, 3
 """What the round logic does next on a lone connection's virtual clock."""
 
 
@@ -451,6 +498,9 @@ class TcpTransport(Network):
     shared_wakes = True
     """Connections waking at one instant share a timer (False: one timer per wake)."""
 
+    _set_cap: Callable[[Flow, float], None]
+    """The model's per-flow rate cap, bytes/s (``maxmin`` and ``ideal`` have it: paced rounds)."""
+
     continued_chunks = True
     """A chunk followed at once by the head's next one stays on its links (False: it leaves
     them and the next joins afresh; see :meth:`_next_chunk`)."""
@@ -470,6 +520,7 @@ class TcpTransport(Network):
         # the environment's last event at an instant (sim.world.Environment), for _wake_at
         self._last_scheduled = getattr(self.env, "last_scheduled", None)
         self.rounds_started = 0
+        self.rounds_paced = 0  # rounds that opened paced (TcpConfig.rounds = "paced")
         self.ramps_started = 0
         self.ramps_interrupted = 0
         self.ramps_shared = 0  # ramps that took the rounds of an equal one at their instant
@@ -481,6 +532,7 @@ class TcpTransport(Network):
         # the bottleneck buffer: link -> its queue (TcpConfig.bottleneck_buffer_bytes)
         self._drop_tail = self.tcp.models_bottleneck_buffer and self.shares_links
         self._queues: dict[int, DropTail] = {}
+        self._paced = self.tcp.rounds == "paced"
 
     # -- the model's interface -----------------------------------------------------------------
 
@@ -521,6 +573,17 @@ class TcpTransport(Network):
             conn.queue.remove(flow)
             flow.remaining = flow.nbytes
             return
+        if conn.paced:  # (the round's bytes as one chunk from its start: see below)
+            conn.paced = False
+            # the capped rounds this wake passed over (_paced_round), a window each, as alone;
+            # those it counted ahead and never reached are not counted
+            passed = math.ceil((self.env.now - conn.round_start_s) / conn.rtt_s) - 1
+            ahead = round(conn.round_sent / conn.round_window)
+            self.rounds_started -= ahead - 1 - passed
+            if passed > 0:
+                conn.round_start_s += passed * conn.rtt_s
+                conn.paced_from -= passed * conn.round_window
+            conn.round_sent, conn.chunk_start_s = conn.paced_from, conn.round_start_s
         if attached:
             super()._stop(flow)  # brings flow.remaining up to date
             unsent = flow.remaining
@@ -564,11 +627,19 @@ class TcpTransport(Network):
         self._chunk_ended(conn, now)
         send, nbytes = self._step(conn, flow, now)
         assert send and nbytes > 0
+        if self._paced:
+            rest = self._paced_round(conn, flow, nbytes, now)
+            if rest is not None:
+                return rest
         return nbytes
 
     def _transmitted(self, flow: Flow) -> None:
         conn: Connection = flow.transport
         flow.attached = False
+        if conn.paced:  # the last bytes left within a paced round (by rounding): it ends here
+            conn.paced = False
+            conn.token += 1  # (its round's wake is stale)
+            conn.round_sent, conn.chunk_start_s = conn.paced_from, conn.round_start_s
         self._chunk_ended(conn, self.env.now)
         if flow.left > 0:
             self._pump(conn)
@@ -654,10 +725,119 @@ class TcpTransport(Network):
                 self._start_ramp(conn, flow, rate, now)
                 return
         send, value = self._step(conn, flow, now)
-        if send:
-            self._attach(conn, flow, value)
-        else:
+        if not send:
             self._wake_at(conn, value)
+            return
+        if self._paced:
+            rest = self._paced_round(conn, flow, value, now)
+            if rest is not None:
+                value = rest
+        self._attach(conn, flow, value)
+
+    # -- paced rounds (TcpConfig.rounds = "paced") ---------------------------------------------
+
+    def _paces(self, conn: Connection, flow: Flow, nbytes: float, now: float) -> bool:
+        """Whether the chunk of ``nbytes`` the round logic just took opens a paced round.
+
+        It does when paced rounds are on, the round opened now with this chunk as its window,
+        and bytes of the message follow it (``flow.left``): not the rest of a round a message
+        joined, not the round that holds the message's last bytes, not the rest sent at the
+        share when the window no longer limits it (those are bursts, as in the burst model).
+        The same test on the simulator's clock and on a lone ramp's virtual one.
+        """
+        return (self._paced and flow.left > 0 and conn.round_start_s == now
+                and conn.round_sent == nbytes and bool(flow.links))
+
+    def _paced_round(self, conn: Connection, flow: Flow, nbytes: float,
+                     now: float) -> float | None:
+        """Pace the round that opened now, if :meth:`_paces`; the bytes handed to the model.
+
+        The head then stays on its links with every byte of its message not yet sent
+        (``flow.left`` becomes 0) and a rate cap of window / RTT from the model
+        (:meth:`sim.network.maxmin.MaxMinNetwork._set_cap`), so it moves min(window, share x
+        RTT) bytes in the round; the round's end (:meth:`_paced_round_end`) is a wake, as a
+        burst round's. Past slow start the window no longer changes, and the round that holds
+        the last bytes cannot open before ``ceil(rest / window) - 1`` rounds (a round moves at
+        most a window), so the connection wakes then, with no event between (the rounds are
+        counted). None when the round is not paced.
+        """
+        if not self._paces(conn, flow, nbytes, now):
+            return None
+        rest = nbytes + flow.left
+        flow.left = 0.0
+        self._open_paced(conn, flow, rest)
+        return rest
+
+    def _open_paced(self, conn: Connection, flow: Flow, rest: float) -> None:
+        """The round that opened now is paced, with ``rest`` bytes of the message unsent."""
+        self.rounds_paced += 1
+        window, rtt = conn.round_window, conn.rtt_s
+        ahead = 1
+        if not (conn.slow_start or conn.probing):
+            ahead = max(1, math.ceil(rest / (window * (1 + LAST_ROUND_SLACK))) - 1)
+            self.rounds_started += ahead - 1
+        conn.paced, conn.paced_from, conn.round_sent = True, rest, ahead * window
+        self._set_cap(flow, window / rtt)
+        self._wake_at(conn, conn.round_start_s + ahead * rtt)
+
+    def _close_paced_round(self, conn: Connection, flow: Flow, unsent: float,
+                           now: float) -> None:
+        """A paced round ends at ``now`` with ``unsent`` bytes of the message not yet sent.
+
+        The bytes the round moved stand for the window a burst round would have sent (exactly
+        its windows when its cap held it all along: rate x time moves them up to rounding, and
+        a message of whole windows must end as in the burst model, not a round later). The
+        round was full (the share held it below its cap: slow start ends, as when a burst
+        round took the whole RTT) when it moved less, or when its window would take the RTT at
+        the path's rate alone. Its sending time, which HyStart's short-RTT exit reads, is the
+        window at the path's rate (exact for a connection alone, whose share is that rate; for
+        one that shares its path, the time it would take alone). Then the window grows by the
+        burst model's rules (:meth:`_new_round`) and a round opens now with nothing taken yet:
+        ``flow.left`` is what is unsent (a window when within :data:`LAST_ROUND_SLACK` of it).
+        """
+        allowed = conn.round_sent  # (in a paced round: what its cap lets through, a window a round)
+        moved = conn.paced_from - unsent
+        if moved >= FULL_ROUND * allowed:  # held at its cap all along: its windows, exactly
+            moved, unsent = allowed, conn.paced_from - allowed
+        window, rtt = conn.round_window, conn.rtt_s
+        burst_s = window / (flow.bottleneck_Bps * self.efficiency)
+        full = moved < allowed or burst_s >= FULL_ROUND * rtt
+        conn.round_sent = moved if full else window
+        conn.round_busy_s = rtt if full else burst_s
+        conn.paced = False
+        self._new_round(conn, now)
+        window = conn.round_window
+        flow.left = window if window < unsent <= window * (1 + LAST_ROUND_SLACK) else unsent
+
+    def _paced_round_end(self, conn: Connection) -> None:
+        """A paced round's wake: close it and go on from the round that opens now.
+
+        On the head's links: a paced round again (one rate change when its cap moved, none
+        when it did not), or the round that holds the last bytes, or the rest at the share
+        (the window no longer limits it): a burst, as in the burst model (the cap goes, one
+        rate change). Alone on its links (and the closed forms on), the head leaves them and
+        its rounds run in closed form from here (:meth:`_start_ramp`).
+        """
+        flow = conn.head
+        assert flow is not None
+        now = self.env.now
+        unsent = flow.remaining - flow.rate * (now - flow.last_s)
+        self._close_paced_round(conn, flow, unsent if unsent > 0.0 else 0.0, now)
+        if self.lone_ramps and self._alone(conn):
+            super()._stop(flow)  # (alone: nobody to re-rate)
+            flow.attached = False
+            conn.last_sent_s = now
+            self._pump(conn)
+            return
+        # what _step and _paced_round do with the round that opened now (nothing taken yet)
+        left = flow.left
+        flow.left = 0.0  # (the model has the bytes)
+        conn.chunk_start_s = now
+        if left > conn.round_window and not self._unlimited(conn, flow):
+            self._open_paced(conn, flow, left)
+        else:
+            conn.round_sent = left
+            self._set_cap(flow, INF)
 
     # -- the round logic (on any clock) --------------------------------------------------------
 
@@ -964,7 +1144,10 @@ class TcpTransport(Network):
             self._wakes = None  # later wakes at this instant take a new timer
         for conn, token in batch.conns:
             if token == conn.token and conn.head is not None:
-                self._pump(conn)
+                if conn.paced:
+                    self._paced_round_end(conn)
+                else:
+                    self._pump(conn)
 
     # -- on a virtual clock: a connection alone on its links -------------------------------
 
@@ -1000,12 +1183,28 @@ class TcpTransport(Network):
         and ``t + max(0, when - t)``, as the model's and :meth:`_wake_at`'s timers do). Stops
         at the first of them at or after ``until_s``, or when the message's last byte left
         (only with ``until_s`` infinite). Returns (``_SEND``, the chunk's start, its bytes),
-        (``_WAIT``, the timer's start, when it fires) or (``_DONE``, the end, 0).
+        (``_WAIT``, the timer's start, when it fires), (``_PACED``, the paced round's start,
+        the message's bytes unsent then: every byte sent at ``min(rate_Bps, window / RTT)``)
+        or (``_DONE``, the end, 0). A paced round runs one round at a time here (its end is a
+        step of this loop); its state is the one :meth:`_paced_round` sets.
         """
         step, ended = self._step, self._chunk_ended
         t = now
         while True:
+            if conn.paced:  # a paced round opened at t: its end, as _wake_at's timer falls
+                end_s = t + max(0.0, conn.round_start_s + conn.rtt_s - t)
+                if end_s >= until_s:
+                    return _PACED, t, conn.paced_from
+                cap = conn.round_window / conn.rtt_s
+                unsent = conn.paced_from - min(rate_Bps, cap) * (end_s - t)
+                self._close_paced_round(conn, flow, unsent if unsent > 0.0 else 0.0, end_s)
+                t = end_s
+                continue
             send, value = step(conn, flow, t)
+            if send and self._paces(conn, flow, value, t):  # (as _paced_round, on this clock)
+                conn.paced, conn.paced_from = True, value + flow.left
+                flow.left = 0.0
+                continue
             if send:
                 end_s = t + value / rate_Bps
                 if end_s >= until_s or (flow.left <= 0 and until_s < INF):
@@ -1096,6 +1295,15 @@ class TcpTransport(Network):
         flow.left = ramp.left
         now = self.env.now
         what, t, value = self._run_lone(conn, flow, ramp.rate_Bps, ramp.start_s, now)
+        if what == _PACED:  # in a paced round: on the links with its cap until the round's end
+            cap = conn.round_window / conn.rtt_s
+            unsent = max(0.0, value - min(ramp.rate_Bps, cap) * (now - t))
+            if attach:
+                self.rounds_paced += 1
+                self._set_cap(flow, cap)
+                self._attach(conn, flow, unsent)
+                self._wake_at(conn, conn.round_start_s + conn.rtt_s)
+            return unsent
         if what == _SEND:
             unsent = max(0.0, value - ramp.rate_Bps * (now - t))
             if attach:

@@ -88,10 +88,18 @@ def ack_links(net: Network, flow: Flow) -> tuple[int, ...]:
 
 
 def expected_rates(net: Network, sending: list[Flow]) -> dict[int, float]:
-    """The oracle's rates of the ``sending`` flows of ``net`` (with its ACK demand)."""
-    flows = [(f.id, f.links, ack_links(net, f) if net.ack_fraction else ()) for f in sending]
+    """The oracle's rates of the ``sending`` flows of ``net`` (with its ACK demand).
+
+    A flow with a rate cap (``net._caps``: the tcp transport's paced rounds) crosses one more
+    link of its own, ``("cap", flow id)``, whose capacity is the cap: water-filling with caps.
+    """
+    caps = getattr(net, "_caps", {})
+    flows = [(f.id, f.links + ((("cap", f.id),) if f.id in caps else ()),
+              ack_links(net, f) if net.ack_fraction else ()) for f in sending]
     capacity = {link: net.capacity_Bps[link] * net.efficiency
-                for _, links, back in flows for link in (*links, *back)}
+                for _, links, back in flows for link in (*links, *back)
+                if not isinstance(link, tuple)}
+    capacity.update({("cap", fid): cap for fid, cap in caps.items()})
     return oracle_rates_with_acks(flows, capacity, net.ack_fraction)
 
 
@@ -103,7 +111,17 @@ class NaiveNetwork(Network):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._sending: dict[int, Flow] = {}
+        self._caps: dict[int, float] = {}  # flow id -> rate cap (see expected_rates)
         self._token = 0
+
+    def _set_cap(self, flow: Flow, cap_Bps: float) -> None:
+        self._advance()
+        if cap_Bps < math.inf:
+            self._caps[flow.id] = cap_Bps
+        else:
+            self._caps.pop(flow.id, None)
+        if flow.id in self._sending:
+            self._rerate()
 
     def _start(self, flow: Flow) -> None:
         if flow.nbytes == 0 or not flow.links:
@@ -116,6 +134,7 @@ class NaiveNetwork(Network):
     def _stop(self, flow: Flow) -> None:
         self._advance()
         del self._sending[flow.id]
+        self._caps.pop(flow.id, None)
         self._rerate()
 
     def _advance(self) -> None:
@@ -144,6 +163,7 @@ class NaiveNetwork(Network):
                 if f.remaining <= f.rate * slack_s + 1e-9 * f.nbytes]
         for flow in done:
             del self._sending[flow.id]
+            self._caps.pop(flow.id, None)
         self._rerate()
         for flow in done:
             self._transmitted(flow)
@@ -511,17 +531,18 @@ tcp_bandwidth = st.one_of(st.none(), st.sampled_from([1000.0, 2000.0, 5000.0, 80
 
 
 @st.composite
-def tcp_worlds(draw) -> tuple[World, World]:
+def tcp_worlds(draw, rounds: str = "burst") -> tuple[World, World]:
     """The same switched world twice: tcp over ``maxmin``, and tcp over the oracle."""
+    tcp = dataclasses.replace(TINY_TCP, rounds=rounds)
     n = draw(st.integers(2, 7))
     world = access_world(n, draw(st.lists(tcp_bandwidth, min_size=n, max_size=n)),
                          draw(st.lists(tcp_bandwidth, min_size=n, max_size=n)),
                          draw(st.sampled_from([4000.0, 7000.0, 1e18])))
     twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
-    world.network = TcpMaxMinNetwork(world, world.topology, tcp=TINY_TCP)
+    world.network = TcpMaxMinNetwork(world, world.topology, tcp=tcp)
     world.network.ack_slack = 0.0  # exact (the default's lag is checked on its own below)
     world.network.vector_min_flows = draw(fillings)
-    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=TINY_TCP)
+    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=tcp)
     return world, twin
 
 
@@ -538,7 +559,23 @@ def test_tcp_chunks_on_maxmin_equal_the_oracle(worlds, plan, kills):
     """Slow-start and window-capped rounds start and end chunks at many instants, several of
     them shared; completion times equal the oracle's (global water-filling at every chunk
     start and end) to ``COALESCE_REL``, with node failures cutting chunks and queues."""
-    world, twin = worlds
+    assert_tcp_equals_the_oracle(*worlds, plan, kills)
+
+
+@settings(max_examples=60, deadline=None)
+@given(worlds=tcp_worlds(rounds="paced"), plan=tcp_transfers,
+       kills=st.lists(st.tuples(st.floats(0, 0.05), st.integers(0, 7)), max_size=1))
+def test_paced_tcp_rounds_on_maxmin_equal_the_oracle(worlds, plan, kills):
+    """Paced rounds (``rounds = "paced"``): every slow-start and window-capped round that does
+    not hold its message's last bytes is a rate cap of window / RTT. The solver's caps (private
+    links in its filling, re-rated only when a cap binds) against the oracle's global
+    water-filling with each cap as a link of one flow, at every chunk start and end and every
+    cap change: completion times equal to ``COALESCE_REL``, failures included."""
+    assert_tcp_equals_the_oracle(*worlds, plan, kills)
+
+
+def assert_tcp_equals_the_oracle(world: World, twin: World, plan: list, kills: list) -> None:
+    """Run ``plan`` and ``kills`` on both; every delivery or cut at the same instant."""
     got, want = start(world, plan, kills), start(twin, plan, kills)
     world.env.run()
     twin.env.run()
