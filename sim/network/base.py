@@ -270,11 +270,17 @@ class Network:
                 return None
             core, core_lat = found
         links = (self._uplink[src], *core, self._downlink[dst])
-        if not all(self.link_up[link] for link in links):
-            return None
+        up, capacity = self.link_up, self.capacity_Bps
+        for link in links:  # (loops, not generators: a planner asks this N^2 times)
+            if not up[link]:
+                return None
         latency = self._access_latency[src] + core_lat + self._access_latency[dst]
-        finite = tuple(link for link in links if self.capacity_Bps[link] < INF)
-        return finite, latency, min((self.capacity_Bps[link] for link in finite), default=INF)
+        finite = tuple([link for link in links if capacity[link] < INF])
+        bottleneck = INF
+        for link in finite:  # (the smallest: min(..., default=INF))
+            if capacity[link] < bottleneck:
+                bottleneck = capacity[link]
+        return finite, latency, bottleneck
 
     def _site_route(self, a: str, b: str) -> tuple[tuple[int, ...], float] | None:
         key = (a, b)
@@ -294,7 +300,7 @@ class Network:
                 if rest is None or not self.link_up[first]:
                     return None
                 links = (first, *rest[0])
-                return links, sum(self.link_latency_s[x] for x in links)
+                return links, sum([self.link_latency_s[x] for x in links])
             if a not in self._paths_from:  # one Dijkstra per source site gives every route
                 def weight(u: str, v: str, _attrs: dict) -> float | None:
                     return None if not self.link_up[self._edge_link[(u, v)]] else \
