@@ -553,6 +553,10 @@ class TcpTransport(Network):
         self._drop_tail = self.tcp.models_bottleneck_buffer and self.shares_links
         self._queues: dict[int, DropTail] = {}
         self._paced = self.tcp.round_model == "paced"
+        self._window_cap_bytes = self.tcp.window_cap_bytes  # (read every round: no property call)
+        # HyStart's short-RTT exit needs at least this window, bytes (read every round)
+        self._hystart_low_window_bytes = (HYSTART_LOW_WINDOW_SEGMENTS * self.tcp.mss_bytes
+                                          * self.tcp.parallel_streams)
 
     # -- the model's interface -----------------------------------------------------------------
 
@@ -719,7 +723,7 @@ class TcpTransport(Network):
             return True
         if conn.slow_start or conn.probing:
             return False
-        return flow.bottleneck_Bps * self.efficiency * conn.rtt_s <= self.tcp.window_cap_bytes
+        return flow.bottleneck_Bps * self.efficiency * conn.rtt_s <= self._window_cap_bytes
 
     def _pump(self, conn: Connection, first: bool = False) -> None:
         """Hand the head message's next chunk to the model, or wait for the next round.
@@ -853,7 +857,10 @@ class TcpTransport(Network):
         left = flow.left
         flow.left = 0.0  # (the model has the bytes)
         conn.chunk_start_s = now
-        if left > conn.round_window and not self._unlimited(conn, flow):
+        # (a paced round had a cap window / RTT, so RTT > 0: in slow start or probing the
+        # window limits the message, as _unlimited says, without the call)
+        if left > conn.round_window and (conn.slow_start or conn.probing
+                                         or not self._unlimited(conn, flow)):
             self._open_paced(conn, flow, left)
         else:
             conn.round_sent = left
@@ -881,12 +888,13 @@ class TcpTransport(Network):
             self._new_round(conn, now)
             if self._unlimited(conn, flow):
                 return True, self._take(conn, flow, left, now)
-        return True, self._take(conn, flow, min(left, conn.round_window - conn.round_sent), now)
+        room = conn.round_window - conn.round_sent
+        return True, self._take(conn, flow, room if room < left else left, now)  # (min, no call)
 
     def _new_round(self, conn: Connection, now: float) -> None:
         """Close the last round (grow cwnd or leave slow start) and open one now."""
         tcp = self.tcp
-        cap = tcp.window_cap_bytes
+        cap = self._window_cap_bytes
         cubic = conn.cubic  # (None without the bottleneck buffer)
         if cubic is not None and cubic.loss_pending and conn.round_window > 0:
             self._answer_loss(conn, cubic, now)
@@ -905,14 +913,14 @@ class TcpTransport(Network):
                 conn.cwnd = min(conn.round_window + samples, cap)
                 self._leave_slow_start(conn, now)
             else:
-                conn.cwnd = min(conn.cwnd + conn.round_sent, cap)  # +1 byte per byte ACKed
-                if conn.cwnd >= cap and cubic is not None:
+                cwnd = conn.cwnd + conn.round_sent  # +1 byte per byte ACKed, up to the cap
+                conn.cwnd = cwnd = cap if cap < cwnd else cwnd  # (min(cwnd, cap), no call)
+                if cwnd >= cap and cubic is not None:
                     self._leave_slow_start(conn, now)  # the window keeps ruling, at the cap
-                elif conn.cwnd >= cap:
+                elif cwnd >= cap:
                     conn.slow_start = False
                 elif (tcp.hystart_short_rtt_exit and conn.round_sent >= conn.round_window
-                      and conn.cwnd >= HYSTART_LOW_WINDOW_SEGMENTS * tcp.mss_bytes
-                      * tcp.parallel_streams
+                      and cwnd >= self._hystart_low_window_bytes
                       and conn.rtt_s - conn.round_busy_s <= HYSTART_ACK_DELTA_S):
                     self._leave_slow_start(conn, now)  # the ACK train never broke
         conn.round_start_s = now
@@ -1143,7 +1151,9 @@ class TcpTransport(Network):
         conn.token += 1
         env = self.env
         now = env.now
-        delay = max(0.0, when_s - now)
+        delay = when_s - now
+        if delay < 0.0:
+            delay = 0.0
         at = now + delay  # the instant the queue files the timer under
         batch = self._wakes
         if (batch is not None and batch.at_s == at and self._last_scheduled is not None
@@ -1159,7 +1169,7 @@ class TcpTransport(Network):
         A wake is stale when the connection's token moved since (it set a later wake, its
         message was stopped or took a ramp) or it has no message: those are skipped.
         """
-        batch = cast(_Wakes, timer.value)
+        batch: _Wakes = timer.value  # (an annotation, not typing.cast: no call per wake)
         if self._wakes is batch:
             self._wakes = None  # later wakes at this instant take a new timer
         for conn, token in batch.conns:
