@@ -750,13 +750,13 @@ class TcpTransport(Network):
                 return
         send, value = self._step(conn, flow, now)
         if not send:
-            self._wake_at(conn, value)
+            self._wake_at(conn, value, now)
             return
         if self._paced:
             rest = self._paced_round(conn, flow, value, now)
             if rest is not None:
                 value = rest
-        self._attach(conn, flow, value)
+        self._attach(conn, flow, value, now)
 
     # -- paced rounds (TcpConfig.rounds = "paced") ---------------------------------------------
 
@@ -789,11 +789,11 @@ class TcpTransport(Network):
             return None
         rest = nbytes + flow.left
         flow.left = 0.0
-        self._open_paced(conn, flow, rest)
+        self._open_paced(conn, flow, rest, now)
         return rest
 
-    def _open_paced(self, conn: Connection, flow: Flow, rest: float) -> None:
-        """The round that opened now is paced, with ``rest`` bytes of the message unsent."""
+    def _open_paced(self, conn: Connection, flow: Flow, rest: float, now: float) -> None:
+        """The round that opened ``now`` is paced, with ``rest`` bytes of the message unsent."""
         self.rounds_paced += 1
         window, rtt = conn.round_window, conn.rtt_s
         ahead = 1
@@ -802,7 +802,7 @@ class TcpTransport(Network):
             self.rounds_started += ahead - 1
         conn.paced, conn.paced_from, conn.round_sent = True, rest, ahead * window
         self._set_cap(flow, window / rtt)
-        self._wake_at(conn, conn.round_start_s + ahead * rtt)
+        self._wake_at(conn, conn.round_start_s + ahead * rtt, now)
 
     def _close_paced_round(self, conn: Connection, flow: Flow, unsent: float,
                            now: float) -> None:
@@ -833,7 +833,7 @@ class TcpTransport(Network):
         window = conn.round_window
         flow.left = window if window < unsent <= window * (1 + LAST_ROUND_SLACK) else unsent
 
-    def _paced_round_end(self, conn: Connection) -> None:
+    def _paced_round_end(self, conn: Connection, now: float) -> None:
         """A paced round's wake: close it and go on from the round that opens now.
 
         On the head's links: a paced round again (one rate change when its cap moved, none
@@ -844,7 +844,6 @@ class TcpTransport(Network):
         """
         flow = conn.head
         assert flow is not None
-        now = self.env.now
         unsent = flow.remaining - flow.rate * (now - flow.last_s)
         self._close_paced_round(conn, flow, unsent if unsent > 0.0 else 0.0, now)
         if self.lone_ramps and self._alone(conn):
@@ -861,7 +860,7 @@ class TcpTransport(Network):
         # window limits the message, as _unlimited says, without the call)
         if left > conn.round_window and (conn.slow_start or conn.probing
                                          or not self._unlimited(conn, flow)):
-            self._open_paced(conn, flow, left)
+            self._open_paced(conn, flow, left, now)
         else:
             conn.round_sent = left
             self._set_cap(flow, INF)
@@ -1120,21 +1119,23 @@ class TcpTransport(Network):
 
     # -- on the simulator's clock --------------------------------------------------------------
 
-    def _attach(self, conn: Connection, flow: Flow, nbytes: float) -> None:
-        """Hand ``nbytes`` of the head to the model now (the chunk's bookkeeping is done)."""
+    def _attach(self, conn: Connection, flow: Flow, nbytes: float, now: float) -> None:
+        """Hand ``nbytes`` of the head to the model at ``now``, the simulator's time (the
+        chunk's bookkeeping is done)."""
         if self._ramp_on:
             for link in conn.links:  # a ramp there is no longer alone
                 other = self._ramp_on.get(link)
                 if other is not None:
                     self._materialise(other)
         flow.remaining = nbytes
-        flow.last_s = self.env.now
+        flow.last_s = now
         flow.rate = 0.0  # a chunk joins its links as a new flow (the model rates it afresh)
         flow.attached = True
         super()._start(flow)
 
-    def _wake_at(self, conn: Connection, when_s: float) -> None:
-        """Pump ``conn`` again at ``when_s`` (its round's or its handshake's end).
+    def _wake_at(self, conn: Connection, when_s: float, now: float) -> None:
+        """Pump ``conn`` again at ``when_s`` (its round's or its handshake's end); ``now`` is
+        the simulator's time.
 
         Connections that wake at the same instant share one SimPy timer, as long as nothing
         else was scheduled at that instant after it: the simulator would have processed their
@@ -1150,7 +1151,6 @@ class TcpTransport(Network):
         """
         conn.token += 1
         env = self.env
-        now = env.now
         delay = when_s - now
         if delay < 0.0:
             delay = 0.0
@@ -1172,10 +1172,11 @@ class TcpTransport(Network):
         batch: _Wakes = timer.value  # (an annotation, not typing.cast: no call per wake)
         if self._wakes is batch:
             self._wakes = None  # later wakes at this instant take a new timer
+        now = self.env.now
         for conn, token in batch.conns:
             if token == conn.token and conn.head is not None:
                 if conn.paced:
-                    self._paced_round_end(conn)
+                    self._paced_round_end(conn, now)
                 else:
                     self._pump(conn)
 
@@ -1331,16 +1332,16 @@ class TcpTransport(Network):
             if attach:
                 self.rounds_paced += 1
                 self._set_cap(flow, cap)
-                self._attach(conn, flow, unsent)
-                self._wake_at(conn, conn.round_start_s + conn.rtt_s)
+                self._attach(conn, flow, unsent, now)
+                self._wake_at(conn, conn.round_start_s + conn.rtt_s, now)
             return unsent
         if what == _SEND:
             unsent = max(0.0, value - ramp.rate_Bps * (now - t))
             if attach:
-                self._attach(conn, flow, unsent)
+                self._attach(conn, flow, unsent, now)
             return unsent
         if attach:
-            self._wake_at(conn, value)
+            self._wake_at(conn, value, now)
         return None
 
 

@@ -107,11 +107,11 @@ def test_a_wake_set_after_another_event_at_its_instant_keeps_its_place():
     a, b, c, d = (Connection(1.0) for _ in range(4))
     for conn in (a, b, c, d):
         conn.head = object()
-    net._wake_at(a, 1.0)
-    net._wake_at(b, 1.0)
+    net._wake_at(a, 1.0, world.now)
+    net._wake_at(b, 1.0, world.now)
     world.env.timeout(1.0).callbacks.append(lambda _ev: order.append("other"))
-    net._wake_at(c, 1.0)
-    net._wake_at(d, 1.0)
+    net._wake_at(c, 1.0, world.now)
+    net._wake_at(d, 1.0, world.now)
     world.env.run()
     assert order == [a, b, "other", c, d]
     assert world.env.events_processed == 3 + 1  # two shared timers, the other event, the end
