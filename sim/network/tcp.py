@@ -472,17 +472,6 @@ class LoneRamp:
         self.rounds = 0
 
 
-class _Wakes:
-    """Connections waking at one instant, in the order they set their wake, and its timer."""
-
-    __slots__ = ("at_s", "timer", "conns")
-
-    def __init__(self, at_s: float, conns: list[tuple[Connection, int]]) -> None:
-        self.at_s = at_s
-        self.timer: Timer | None = None  # (set once the batch exists: the timer carries it)
-        self.conns = conns  # (connection, its token when it asked)
-
-
 _SEND, _WAIT, _DONE, _PACED = 0, 1, 2, 3
 """What the round logic does next on a lone connection's virtual clock."""
 
@@ -536,7 +525,10 @@ class TcpTransport(Network):
         self.ack_fraction = self.tcp.ack_fraction  # the model reserves it on reverse paths
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
         self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
-        self._wakes: _Wakes | None = None  # the last timer of waking connections
+        # the last timer of waking connections (its value: (connection, its token when it
+        # asked), in the order they asked) and the instant it is filed under
+        self._wakes: Timer | None = None
+        self._wakes_at_s = math.nan
         # the environment's last event at an instant (sim.world.Environment), for _wake_at
         self._last_scheduled = getattr(self.env, "last_scheduled", None)
         self.rounds_started = 0
@@ -1155,13 +1147,13 @@ class TcpTransport(Network):
         if delay < 0.0:
             delay = 0.0
         at = now + delay  # the instant the queue files the timer under
-        batch = self._wakes
-        if (batch is not None and batch.at_s == at and self._last_scheduled is not None
-                and self.shared_wakes and self._last_scheduled(at) is batch.timer):
-            batch.conns.append((conn, conn.token))
+        wakes = self._wakes
+        if (wakes is not None and self._wakes_at_s == at and self._last_scheduled is not None
+                and self.shared_wakes and self._last_scheduled(at) is wakes):
+            wakes.value.append((conn, conn.token))
             return
-        self._wakes = batch = _Wakes(at, [(conn, conn.token)])
-        batch.timer = Timer(env, delay, batch, self._on_wakes)
+        self._wakes = Timer(env, delay, [(conn, conn.token)], self._on_wakes)
+        self._wakes_at_s = at
 
     def _on_wakes(self, timer: Timer) -> None:
         """Pump the timer's batch of connections in the order they asked for their wakes.
@@ -1169,11 +1161,11 @@ class TcpTransport(Network):
         A wake is stale when the connection's token moved since (it set a later wake, its
         message was stopped or took a ramp) or it has no message: those are skipped.
         """
-        batch: _Wakes = timer.value  # (an annotation, not typing.cast: no call per wake)
-        if self._wakes is batch:
+        if self._wakes is timer:
             self._wakes = None  # later wakes at this instant take a new timer
         now = self.env.now
-        for conn, token in batch.conns:
+        conns: list[tuple[Connection, int]] = timer.value
+        for conn, token in conns:
             if token == conn.token and conn.head is not None:
                 if conn.paced:
                     self._paced_round_end(conn, now)
