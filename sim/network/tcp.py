@@ -1112,8 +1112,10 @@ class TcpTransport(Network):
     # -- on the simulator's clock --------------------------------------------------------------
 
     def _attach(self, conn: Connection, flow: Flow, nbytes: float, now: float) -> None:
-        """Hand ``nbytes`` of the head to the model at ``now``, the simulator's time (the
-        chunk's bookkeeping is done)."""
+        """Hand ``nbytes`` of the head to the model at ``now`` (the chunk's bookkeeping is done).
+
+        ``now`` is the simulator's time, which the caller has read already.
+        """
         if self._ramp_on:
             for link in conn.links:  # a ramp there is no longer alone
                 other = self._ramp_on.get(link)
@@ -1126,8 +1128,9 @@ class TcpTransport(Network):
         super()._start(flow)
 
     def _wake_at(self, conn: Connection, when_s: float, now: float) -> None:
-        """Pump ``conn`` again at ``when_s`` (its round's or its handshake's end); ``now`` is
-        the simulator's time.
+        """Pump ``conn`` again at ``when_s`` (its round's or its handshake's end).
+
+        ``now`` is the simulator's time, which the caller has read already.
 
         Connections that wake at the same instant share one SimPy timer, as long as nothing
         else was scheduled at that instant after it: the simulator would have processed their
