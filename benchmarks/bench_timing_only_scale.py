@@ -110,7 +110,7 @@ def scenario(args: argparse.Namespace, network: str) -> Scenario:
                               uplink_Bps=args.bandwidth_Bps, downlink_Bps=args.bandwidth_Bps,
                               **({"transport": args.transport} if getattr(args, "transport", None)
                                  else {}),
-                              tcp=TcpConfig(rounds=getattr(args, "rounds", "burst"))),
+                              tcp=TcpConfig(rounds=getattr(args, "rounds", None))),
         workload=WorkloadConfig(learner="tiny-llama", timing="llama-125m", batch=8, seq=128),
         policy=PolicyConfig(name="diloco", params={}),
         # a node reports inner step H*S + 1 right after outer step S completes: S outer steps
@@ -128,12 +128,15 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
     ``ideal-own-ramps`` and ``maxmin-own-ramps`` run every lone ramp's own rounds, also where an
     equal ramp started at the same instant (``TcpTransport.shared_ramps = False``).
     ``maxmin-python`` fills every region in pure Python (``MaxMinNetwork.vector_min_flows =
-    inf``), the solver before numpy filled the large ones. ``ideal-paced`` and ``maxmin-paced``
-    run the ``tcp`` transport with paced rounds (``TcpConfig.rounds = "paced"``).
+    inf``), the solver before numpy filled the large ones. ``ideal-burst`` and ``maxmin-burst``
+    run the ``tcp`` transport with burst rounds (``TcpConfig.rounds = "burst"``; the default,
+    paced rounds, since session 9), ``*-paced`` with paced rounds.
     """
-    if network.endswith("-paced"):
-        found = measure(argparse.Namespace(**{**vars(args), "rounds": "paced"}),
-                        network.removesuffix("-paced"))
+    for rounds in ("burst", "paced"):
+        if not network.endswith(f"-{rounds}"):
+            continue
+        found = measure(argparse.Namespace(**{**vars(args), "rounds": rounds}),
+                        network.removesuffix(f"-{rounds}"))
         found.network = network
         return found
     if network == "maxmin-python":
@@ -202,12 +205,13 @@ def main() -> None:
     parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"],
                         choices=["ideal", "maxmin", "maxmin-per-change", "ideal-per-round",
                                  "maxmin-per-round", "maxmin-python", "ideal-own-ramps",
-                                 "maxmin-own-ramps", "ideal-paced", "maxmin-paced"],
+                                 "maxmin-own-ramps", "ideal-paced", "maxmin-paced",
+                                 "ideal-burst", "maxmin-burst"],
                         help="maxmin-per-change: re-rate at every flow start/end (no "
                              "coalescing); *-per-round: tcp without closed-form ramps; "
                              "maxmin-python: no numpy filling of large regions; *-own-ramps: "
-                             "tcp, no sharing of equal ramps' rounds; *-paced: tcp with paced "
-                             "rounds")
+                             "tcp, no sharing of equal ramps' rounds; *-paced / *-burst: tcp "
+                             "with paced (the default) / burst rounds")
     parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
                         help="network.transport (default: the scenario default, tcp)")
     parser.add_argument("--seed", type=int, default=0)

@@ -6,10 +6,11 @@ next one as soon as it is delivered. A *flow event* is a message's start or end;
 transport's extra work (slow-start rounds, window-capped rounds, in-order queues) is cost, not
 events. Both transports run side by side in one process on the ``maxmin`` model, and tcp a
 second time with every round on the clock (``per-round``: no closed-form ramps for connections
-alone on their links), and a third time with paced rounds (``paced``: ``TcpConfig.rounds =
-"paced"``, a round that waits for its ACKs is a rate cap of window / RTT; not with the two
-options below, which it refuses). Target: tcp at least half of fluid's events per second on
-256 nodes.
+alone on their links), and a third time with burst rounds (``burst``: ``TcpConfig.rounds =
+"burst"``, a round's window at the share, then a wait for its ACKs; the ``tcp`` column runs the
+default, paced rounds, a rate cap of window / RTT for the round, since session 9; with either
+option below the default is burst, so the ``burst`` column is left out). Target: tcp at least
+half of fluid's events per second on 256 nodes.
 ``--hystart-delay-exit`` and ``--bottleneck-queue SIZE_OR_TIME`` run both tcp columns with
 those options (``TcpConfig``; docs/network-model.md); the last columns give re-ratings of the
 max-min model and SimPy events per flow event, fluid's and tcp's, where their cost shows.
@@ -104,8 +105,9 @@ def run_workload(topology, *, transport: str, flow_events: int, flows_per_node: 
 
 VARIANTS = {"fluid": dict(transport="fluid"), "tcp": dict(transport="tcp"),
             "per-round": dict(transport="tcp", lone_ramps=False),
-            "paced": dict(transport="tcp", rounds="paced")}
-"""The runs of a row: fluid, tcp, tcp with every round on the clock, tcp with paced rounds."""
+            "burst": dict(transport="tcp", rounds="burst")}
+"""The runs of a row: fluid, tcp (its default rounds), tcp with every round on the clock, tcp
+with burst rounds."""
 
 
 def counted(args: argparse.Namespace, variant: str, topology: str, nodes: int,
@@ -173,8 +175,8 @@ def main() -> None:
                            bottleneck_queue_s=queue if unit == "_s" else 0.0)
     common = dict(flow_events=args.events, flows_per_node=args.flows_per_node,
                   median_bytes=args.median_bytes, seed=args.seed)
-    variants = [v for v in VARIANTS  # (paced rounds refuse these two options)
-                if v != "paced" or not (args.hystart_delay_exit or queue > 0)]
+    variants = [v for v in VARIANTS  # (with these two options tcp's default is burst)
+                if v != "burst" or tcp_config.round_model != "burst"]
     if args.child:  # one run, for --instructions: its figures as a JSON line
         found = run_workload(make_topology(args.topology[0], args.nodes[0], args.seed),
                              tcp=tcp_config, toggle=args.toggle, **VARIANTS[args.child],
@@ -189,9 +191,9 @@ def main() -> None:
         print("ins: instructions per flow event (callgrind); x: fluid's over the column's")
     print(f"{'topology':<12} {'nodes':>5} {'fluid' + unit:>9} {'tcp' + unit:>9} {'tcp/fluid':>9} "
           f"{'tcp rounds':>10} {'per-round' + unit:>13} {'per-round/fluid':>15} "
-          f"{'paced' + unit:>9} {'paced/fluid':>11} "
-          f"{'re-ratings/event fluid':>22} {'tcp':>5} {'paced':>5} "
-          f"{'SimPy/event fluid':>17} {'tcp':>5} {'paced':>5}")
+          f"{'burst' + unit:>9} {'burst/fluid':>11} "
+          f"{'re-ratings/event fluid':>22} {'tcp':>5} {'burst':>5} "
+          f"{'SimPy/event fluid':>17} {'tcp':>5} {'burst':>5}")
     for name in args.topology:
         for n in args.nodes:
             if args.instructions:
@@ -207,16 +209,16 @@ def main() -> None:
                 rate = {variant: found["events_per_s"] for variant, found in runs.items()}
                 ratio = {variant: rate[variant] / rate["fluid"] for variant in variants}
             fluid, tcp = runs["fluid"], runs["tcp"]
-            paced = runs.get("paced", {"rerates_per_event": math.nan,
+            burst = runs.get("burst", {"rerates_per_event": math.nan,
                                        "simpy_per_event": math.nan})
             print(f"{name:<12} {n:>5} {rate['fluid']:>9,.0f} {rate['tcp']:>9,.0f} "
                   f"{ratio['tcp']:>8.2f}x {tcp['rounds']:>10,} {rate['per-round']:>13,.0f} "
                   f"{ratio['per-round']:>14.2f}x "
-                  f"{rate.get('paced', math.nan):>9,.0f} {ratio.get('paced', math.nan):>10.2f}x "
+                  f"{rate.get('burst', math.nan):>9,.0f} {ratio.get('burst', math.nan):>10.2f}x "
                   f"{fluid['rerates_per_event']:>22.2f} {tcp['rerates_per_event']:>5.2f} "
-                  f"{paced['rerates_per_event']:>5.2f} "
+                  f"{burst['rerates_per_event']:>5.2f} "
                   f"{fluid['simpy_per_event']:>17.2f} {tcp['simpy_per_event']:>5.2f} "
-                  f"{paced['simpy_per_event']:>5.2f}",
+                  f"{burst['simpy_per_event']:>5.2f}",
                   flush=True)
 
 if __name__ == "__main__":

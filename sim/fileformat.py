@@ -90,8 +90,9 @@ class TcpSection(_Section):
     hystart_delay_max: Duration = 0.016
     # every link's drop-tail buffer: wire bytes, or a time (x each link's rate); 0: none modelled
     bottleneck_queue: SizeOrDuration = (0.0, "_bytes")
-    # "burst" (a round's window at the share, then a wait) or "paced" (window / RTT all round)
-    rounds: Literal["burst", "paced"] = "burst"
+    # "burst" (a round's window at the share, then a wait) or "paced" (window / RTT all round);
+    # unset: paced, or burst with hystart_delay_exit or a bottleneck_queue (TcpConfig.rounds)
+    rounds: Literal["burst", "paced"] | None = None
 
 
 class NetworkSection(_Section):

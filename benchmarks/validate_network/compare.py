@@ -17,8 +17,9 @@ Linux before 5.7 (early on RTTs below ~4 ms), so dtsim runs with ``hystart_short
 ``--bottleneck-queue`` adds the case's drop-tail queue as the links' buffer
 (``bottleneck_queue_bytes`` = the case's ``queue_pkts`` x 1502 bytes, ns-3's device queue:
 ``sim.network.validation.with_bottleneck_queue``).
-``--rounds paced`` runs the tcp transport's paced rounds (``TcpConfig.rounds``: a round that
-waits for its ACKs is a rate cap of window / RTT; not with the two options above).
+``--rounds burst`` or ``paced`` chooses the tcp transport's round model (``TcpConfig.rounds``);
+by default the transport's own: paced (a round that waits for its ACKs is a rate cap of window
+/ RTT), or burst with either option above (paced rounds refuse them).
 ``--per-message TEXT`` prints, for the cases whose name contains TEXT, every message's duration
 (its delivery minus its own start) in ns-3 and in dtsim (the chosen tcp flags, and fluid).
 """
@@ -48,7 +49,7 @@ DELAY_EXITS = {"off": {}, "linux": {"hystart_delay_exit": True},
 
 
 def rows(csv_path: Path, delay_exit: str = "off", queue: bool = False,
-         rounds: str = "burst") -> list[dict]:
+         rounds: str | None = None) -> list[dict]:
     """One dict per case: reference, predictions and errors."""
     out = []
     for case, measured in read_reference(csv_path):
@@ -86,8 +87,9 @@ def main(argv=None) -> int:
                         help="also HyStart's delay exit, with Linux's or ns-3's threshold")
     parser.add_argument("--bottleneck-queue", action="store_true",
                         help="also the case's drop-tail queue as the links' buffer")
-    parser.add_argument("--rounds", choices=["burst", "paced"], default="burst",
-                        help="the tcp transport's round model (TcpConfig.rounds)")
+    parser.add_argument("--rounds", choices=["burst", "paced"], default=None,
+                        help="the tcp transport's round model (TcpConfig.rounds; default: the "
+                             "transport's, paced, or burst with the options above)")
     parser.add_argument("--per-message", default="", metavar="TEXT",
                         help="also each message's duration, for cases whose name has TEXT")
     args = parser.parse_args(argv)

@@ -603,11 +603,11 @@ def lab_checks(case: Case, runs: list[dict], rtt: dict) -> dict:
 # -- the table ---------------------------------------------------------------------------------
 
 def row(case: Case, runs: list[dict], ns3: dict[str, list[float]],
-        rounds: str = "burst") -> dict:
+        rounds: str | None = None) -> dict:
     """Linux's median completion beside dtsim (tcp; with HyStart's short exit; with its delay
     exit; with its delay exit and the bottleneck buffer; fluid), ns-3. ``rounds`` is the round
-    model (``TcpConfig.rounds``) of the first two; the delay exit's columns are always burst
-    rounds (paced rounds refuse it)."""
+    model (``TcpConfig.rounds``; None: the default, paced) of the first two; the delay exit's
+    columns are always burst rounds (paced rounds refuse it)."""
     linux = [case.completion_s(r["delivered_s"]) for r in runs]
     med = statistics.median(linux)
     tcp = case.completion_s(predict(case, tcp=TcpConfig(rounds=rounds)))
@@ -723,9 +723,10 @@ def main(argv=None) -> int:
                              "shipped run), or gloo's write-until-EAGAIN, which fills the send "
                              "buffer")
     parser.add_argument("--save", default="", help="write every run here (JSON)")
-    parser.add_argument("--rounds", choices=("burst", "paced"), default="burst",
+    parser.add_argument("--rounds", choices=("burst", "paced"), default=None,
                         help="the round model of the tcp and short-exit columns "
-                             "(TcpConfig.rounds; the delay exit's columns stay burst)")
+                             "(TcpConfig.rounds; default: the transport's, paced; the delay "
+                             "exit's columns stay burst)")
     parser.add_argument("--table-from", default="",
                         help="measure nothing: the table of saved runs, predicted by this dtsim")
     args = parser.parse_args(argv)

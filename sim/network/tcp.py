@@ -87,20 +87,21 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   -4.8%), but every start or end of a flow re-rates the network in extra passes (on the flow
   benchmark 49% more re-ratings; its tcp/fluid speed measured 0.27x -> 0.17x on residential and
   0.74x -> 0.32x on datacenters, figures that vary between runs: docs/performance.md).
-- **Paced rounds** (``rounds = "paced"``; ``"burst"`` by default). In the burst model a round
-  that waits for its ACKs puts its window on the links at the model's rate and takes it off
-  when sent: two rate changes per round for every flow sharing its links. Paced, such a round
-  (one that does not hold the message's last bytes) keeps the connection on its links for the
-  whole round at a rate cap of window / RTT (a per-flow cap in the model:
+- **Paced rounds** (``rounds = "paced"``, the default since session 9 wherever neither HyStart's
+  delay exit nor a bottleneck buffer is on; ``"burst"`` otherwise). In the burst model a round
+  that waits for its ACKs puts its window on the links at the model's rate and takes it off when
+  sent: two rate changes per round for every flow sharing its links. Paced, such a round (one
+  that does not hold the message's last bytes) keeps the connection on its links for the whole
+  round at a rate cap of window / RTT (a per-flow cap in the model:
   :meth:`sim.network.maxmin.MaxMinNetwork._set_cap`), so it moves min(window, share x RTT)
-  bytes, the burst round's bytes while the share is steady; at the round's end the window
-  grows by the same rules (a round that moved less than its window was full), and the cap
-  changes: one rate change per round, none while the window does not (window-capped rounds
-  past slow start wake once for all the rounds before the one that can hold the last bytes).
-  The round that holds the last bytes is a burst, so a connection alone ends its message at
-  the burst model's instant (tests: 1e-9). What differs is what the other flows see inside a
-  round: a steady W / RTT instead of the share for W / share, then nothing. Not with
-  HyStart's delay exit nor the bottleneck buffer (their rounds are bursts: refused).
+  bytes, the burst round's bytes while the share is steady; at the round's end the window grows
+  by the same rules (a round that moved less than its window was full), and the cap changes: one
+  rate change per round, none while the window does not (window-capped rounds past slow start
+  wake once for all the rounds before the one that can hold the last bytes). The round that
+  holds the last bytes is a burst, so a connection alone ends its message at the burst model's
+  instant (tests: 1e-9). What differs is what the other flows see inside a round: a steady W /
+  RTT instead of the share for W / share, then nothing. Not with HyStart's delay exit nor the
+  bottleneck buffer (their rounds are bursts: refused).
 - **Parallel streams** (``parallel_streams = n``): a transfer split over n connections, as
   WAN tools (GridFTP, bbcp) do. Modelled as one connection with n times the initial and the
   maximum window; the share on a contended bottleneck is *not* multiplied (left out).
@@ -254,6 +255,14 @@ class TcpConfig:
         bytes/s) times this, the way router buffers are sized (one RTT of the link's rate), so
         one setting means the same on a 10 Mbit/s and a 10 Gbit/s link. 0 (the default): the
         buffer is ``bottleneck_queue_bytes``; at most one of the two may be above 0.
+    rounds:
+        How a round that waits for its ACKs moves its window (:data:`ROUND_MODELS`): ``"paced"``
+        (window / RTT for the whole round, one rate change per round) or ``"burst"`` (the
+        window at the share, then a wait: two). None (the default) is ``"paced"``, or
+        ``"burst"`` where ``hystart_delay_exit`` or a bottleneck buffer is on (their rounds are
+        bursts); :attr:`round_model` says which. Both give a lone connection the same times
+        and the same counts on the ns-3 and delay-line tables (docs/network-model.md, "Paced
+        rounds"); paced costs fewer re-ratings where connections share links.
     """
 
     mss_bytes: int = 1448
@@ -273,7 +282,7 @@ class TcpConfig:
     hystart_delay_max_s: float = 0.016
     bottleneck_queue_bytes: float = 0.0
     bottleneck_queue_s: float = 0.0
-    rounds: str = "burst"
+    rounds: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.mss_bytes <= self.frame_bytes:
@@ -314,7 +323,7 @@ class TcpConfig:
             raise FieldError("bottleneck_queue_s",
                              f"give the buffer as a size or as a time, not both; got "
                              f"{self.bottleneck_queue_s} s and {self.bottleneck_queue_bytes} B")
-        if self.rounds not in ROUND_MODELS:
+        if self.rounds is not None and self.rounds not in ROUND_MODELS:
             raise FieldError("rounds", f"must be one of {', '.join(map(repr, ROUND_MODELS))}, "
                                        f"got {self.rounds!r}")
         if self.rounds == "paced" and self.hystart_delay_exit:
@@ -332,6 +341,17 @@ class TcpConfig:
     def models_bottleneck_buffer(self) -> bool:
         """Whether links have a drop-tail buffer (``bottleneck_queue_bytes`` or ``_s`` > 0)."""
         return self.bottleneck_queue_bytes > 0 or self.bottleneck_queue_s > 0
+
+    @property
+    def round_model(self) -> str:
+        """The round model that runs: ``rounds``, or by default ``"paced"``.
+
+        Burst by default where an option that needs burst rounds is on (HyStart's delay exit, a
+        bottleneck buffer).
+        """
+        if self.rounds is not None:
+            return self.rounds
+        return "burst" if self.hystart_delay_exit or self.models_bottleneck_buffer else "paced"
 
     def bottleneck_buffer_bytes(self, capacity_Bps: float) -> float:
         """The drop-tail buffer of a link of ``capacity_Bps`` (wire bytes/s), wire bytes.
@@ -532,7 +552,7 @@ class TcpTransport(Network):
         # the bottleneck buffer: link -> its queue (TcpConfig.bottleneck_buffer_bytes)
         self._drop_tail = self.tcp.models_bottleneck_buffer and self.shares_links
         self._queues: dict[int, DropTail] = {}
-        self._paced = self.tcp.rounds == "paced"
+        self._paced = self.tcp.round_model == "paced"
 
     # -- the model's interface -----------------------------------------------------------------
 

@@ -602,9 +602,10 @@ def test_a_message_that_ends_with_its_round_opens_a_new_one_on_either_solver():
             (0.001, 2, 0, 60.0)]
     world = access_world(4, [None] * 4, [None, None, None, 2000.0], 7000.0)
     twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
-    world.network = TcpMaxMinNetwork(world, world.topology, tcp=TINY_TCP)
+    burst = dataclasses.replace(TINY_TCP, rounds="burst")  # chunks, as hypothesis drew them
+    world.network = TcpMaxMinNetwork(world, world.topology, tcp=burst)
     world.network.ack_slack = 0.0
-    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=TINY_TCP)
+    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=burst)
     got, want = start(world, plan), start(twin, plan)
     world.env.run()
     twin.env.run()

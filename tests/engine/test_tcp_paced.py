@@ -240,7 +240,15 @@ def test_an_unknown_round_model_is_refused_naming_the_field():
         TcpConfig(rounds="smooth")
 
 
-def test_paced_rounds_are_off_by_default():
-    assert TcpConfig().rounds == "burst"
+def test_paced_rounds_are_the_default_except_where_an_option_needs_bursts():
+    """Unset, ``rounds`` is paced; HyStart's delay exit or a buffer (either unit) runs bursts."""
+    assert TcpConfig().rounds is None and TcpConfig().round_model == "paced"
     world = World(uniform(2), network=NetworkConfig(transport="tcp"))
-    assert isinstance(world.network, TcpTransport) and not world.network._paced
+    assert isinstance(world.network, TcpTransport) and world.network._paced
+    for options in ({"hystart_delay_exit": True}, {"bottleneck_queue_bytes": 5e5},
+                    {"bottleneck_queue_s": 0.04}):
+        assert TcpConfig(**options).round_model == "burst"
+        world = World(uniform(2), network=NetworkConfig(transport="tcp", tcp=TcpConfig(**options)))
+        assert not world.network._paced
+    assert TcpConfig(rounds="burst").round_model == "burst"
+    assert TcpConfig(rounds="paced").round_model == "paced"

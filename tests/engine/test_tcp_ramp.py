@@ -44,7 +44,8 @@ def test_a_lone_10MB_message_costs_three_or_four_events_instead_of_eighteen(mode
                                                                            monkeypatch):
     """100 Mbit/s, 75 ms one way (the slow-start example of test_tcp.py).
 
-    Per round: rounds 0-6 send 14,480 * 2^i bytes, each a chunk end and a timer for the next
+    Burst rounds (the hand count is theirs; paced rounds: test_tcp_paced.py). Per round:
+    rounds 0-6 send 14,480 * 2^i bytes, each a chunk end and a timer for the next
     round (14 events); round 7's 1,853,440 B take longer than the RTT (the pipe is full: one
     chunk end), and the rest goes as one chunk (one more); then the propagation timer and the
     delivery: 18. Closed form: one timer at the message's last byte, propagation, delivery: 3.
@@ -53,7 +54,8 @@ def test_a_lone_10MB_message_costs_three_or_four_events_instead_of_eighteen(mode
     empty one that ends the run.
     """
     monkeypatch.setattr(TcpTransport, "lone_ramps", ramps)
-    world = make_world(2, model=model, latency_s=0.075, bandwidth_Bps=12.5e6, transport="tcp")
+    world = make_world(2, model=model, latency_s=0.075, bandwidth_Bps=12.5e6, transport="tcp",
+                       tcp=TcpConfig(rounds="burst"))
     event = world.network.transfer(0, 1, 10e6)
     world.env.run()
     expected = slow_start_send_time_s(10e6, 0.15, 12.5e6 * EFF) + 0.075

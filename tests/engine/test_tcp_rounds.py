@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.config import NetworkConfig
-from sim.network.tcp import Connection, TcpTransport, slow_start_send_time_s
+from sim.network.tcp import Connection, TcpConfig, TcpTransport, slow_start_send_time_s
 from sim.world import World
 from topologies import clusters_of_clusters
 
@@ -147,10 +147,14 @@ def test_the_engine_names_the_event_it_filed_last_at_an_instant():
 # -- a chunk followed at once by the next one ---------------------------------------------------
 
 def two_into_one_downlink(continued: bool) -> tuple[list[float], World]:
-    """Nodes 0 and 1 each send 2 MB into node 2's 100 Mbit/s downlink at t = 0, 10 ms one way."""
+    """Nodes 0 and 1 each send 2 MB into node 2's 100 Mbit/s downlink at t = 0, 10 ms one way.
+
+    Burst rounds: a chunk that goes on at once is theirs (a paced round stays on its links).
+    """
     TcpTransport.continued_chunks = continued
     try:
-        world = make_world(3, latency_s=0.01, downlink=(None, None, 12.5e6), transport="tcp")
+        world = make_world(3, latency_s=0.01, downlink=(None, None, 12.5e6), transport="tcp",
+                           tcp=TcpConfig(rounds="burst"))
         events = [world.network.transfer(i, 2, 2e6) for i in (0, 1)]
         world.env.run()
     finally:
