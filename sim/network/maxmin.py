@@ -808,9 +808,11 @@ class MaxMinNetwork(Network):
             return least
 
         failed: dict[int, Flow] = {}
-        changed = dict.fromkeys(seed_links)
-        changed.update(dict.fromkeys(chain.from_iterable(
-            [flow.rated_links for fid, flow in region.items() if rates[fid] != flow.rate])))
+        changed = seed_links.copy()  # then the links of every region flow whose rate moved
+        for fid, flow in region.items():  # (in order, each once: dict.fromkeys of their chain)
+            if rates[fid] != flow.rate:
+                for link in flow.rated_links:
+                    changed[link] = None
         outside: dict[int, list[Flow]] = {}  # link -> its flows outside the region
         for fid in region:
             own = bottleneck[fid]
