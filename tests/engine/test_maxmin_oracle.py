@@ -533,7 +533,9 @@ tcp_bandwidth = st.one_of(st.none(), st.sampled_from([1000.0, 2000.0, 5000.0, 80
 @st.composite
 def tcp_worlds(draw, rounds: str = "burst") -> tuple[World, World]:
     """The same switched world twice: tcp over ``maxmin``, and tcp over the oracle."""
-    tcp = dataclasses.replace(TINY_TCP, rounds=rounds)
+    # with and without ACK demand: a cap that rises takes it at once only without (_takes_cap)
+    tcp = dataclasses.replace(TINY_TCP, rounds=rounds,
+                              ack_frame_bytes=draw(st.sampled_from([0, 1])))
     n = draw(st.integers(2, 7))
     world = access_world(n, draw(st.lists(tcp_bandwidth, min_size=n, max_size=n)),
                          draw(st.lists(tcp_bandwidth, min_size=n, max_size=n)),

@@ -252,3 +252,49 @@ def test_paced_rounds_are_the_default_except_where_an_option_needs_bursts():
         assert not world.network._paced
     assert TcpConfig(rounds="burst").round_model == "burst"
     assert TcpConfig(rounds="paced").round_model == "paced"
+
+
+def test_a_cut_inside_a_wake_over_several_shared_rounds_leaves_the_next_message_one_window():
+    """Found by review: 0 -> 1 sends 20 MB with 2 MB queued behind it on a 65,536 B window
+    (20 ms RTT, cap 3.3 MB/s: past slow start one wake covers many rounds). Three fan-ins into
+    node 1 hold it below its cap from 0.3 s; the 20 MB is cancelled at 1.007 s, inside such a
+    wake. The rounds passed over count a window each but moved less; the count of the round
+    in progress must not go below zero, or the 2 MB would take more than a window at once
+    (it arrived 57 ms early: 1.5763 s against 1.6128 s)."""
+    world = make_world(5, model="maxmin", latency_s=0.01, bandwidth_Bps=12.5e6, transport="tcp",
+                       tcp=TcpConfig(rounds="paced", max_window_bytes=65536.0))
+    net, env = world.network, world.env
+    seen: dict = {}
+
+    def scenario():
+        first, second = net.transfer(0, 1, 20e6), net.transfer(0, 1, 2e6)
+        yield env.timeout(0.3)
+        for sender in (2, 3, 4):
+            net.transfer(sender, 1, 1.5e6)
+        yield env.timeout(0.707)
+        net.cancel(0, first)
+        conn = net._connections[(0, 1)]
+        seen["round_sent"], seen["window"] = conn.round_sent, conn.round_window
+        seen["end_s"] = (yield second).end_s
+
+    env.process(scenario())
+    env.run()
+    assert 0.0 <= seen["round_sent"] <= seen["window"]
+    assert seen["end_s"] > 1.6  # one window in the round in progress, not 2.7 of them
+    recorder = world.recorder
+    assert sum(recorder.bytes_sent) == pytest.approx(
+        sum(recorder.bytes_received) + sum(recorder.bytes_cut), rel=1e-12)
+
+
+@pytest.mark.parametrize("model", ["ideal", "maxmin"])
+@pytest.mark.parametrize("eps", [0.0, 5e-10, 2e-9])
+def test_a_rest_just_above_a_window_goes_a_round_later_as_in_the_burst_model(model, eps):
+    """Found by review: 14,480 + 28,960 x (1 + eps) bytes, 100 Mbit/s, 10 ms one way. Round 0
+    sends 14,480 B, round 1 leaves 28,960 (1 + eps): a whole window when eps = 0 (the last
+    round, 32.4 ms); above it, a window and the tiny rest a round trip later (50 ms), as the
+    closed form has it. The tie slack is rounding (1e-12), not 1e-9."""
+    nbytes = 14480 + 28960 * (1 + eps)
+    expected = slow_start_send_time_s(nbytes, 0.02, 12.5e6 * EFF) + 0.01
+    end_s, _ = lone_end(model, "paced", nbytes, 12.5e6, 0.01, 4 * 2**20, ramps=False)
+    assert end_s == pytest.approx(expected, rel=1e-9)
+    assert end_s == pytest.approx(0.032422 if eps == 0 else 0.05, abs=1e-6)
