@@ -15,11 +15,13 @@ Mechanisms (each one a field of :class:`TcpConfig`):
   competing flows.
 - **Slow start.** A new connection's window ``cwnd`` starts at ``initial_window_segments *
   mss_bytes`` (IW, RFC 6928: 10 segments). The connection sends in *rounds* of one RTT: in a
-  round it may send ``cwnd`` bytes, at the rate the fluid model gives it, then waits for the
-  round to end (the ACKs of the first bytes to come back). Every byte acknowledged in slow start
-  grows ``cwnd`` by one byte, so full rounds double it. Slow start ends when a round's window
-  takes a whole RTT to send at the flow's fair share: the pipe is full, ``cwnd`` stays at that
-  window, and from then on the connection sends at its share (the fluid model alone decides).
+  round it may send ``cwnd`` bytes, paced over the round at ``cwnd / RTT`` or less (the
+  default, paced rounds, below), or at the rate the fluid model gives it and then waiting for
+  the round to end (the ACKs of the first bytes to come back: burst rounds). Every byte
+  acknowledged in slow start grows ``cwnd`` by one byte, so full rounds double it. Slow start
+  ends when a round's window takes a whole RTT to send at the flow's fair share: the pipe is
+  full, ``cwnd`` stays at that window, and from then on the connection sends at its share
+  (the fluid model alone decides).
 - **Window cap.** In flight never exceeds ``max_window_bytes`` (4 MiB: Linux's autotuning
   maximum ``net.ipv4.tcp_wmem``), so rate <= max_window_bytes / RTT. On paths where the cap can
   bind (usable bottleneck > cap / RTT) the connection keeps sending in rounds of the capped window.
@@ -116,10 +118,12 @@ and the growth of CUBIC's window when a
 connection's share grows after slow start (it gets the new share at once). docs/network-model.md
 shows how far this is from packet-level TCP (ns-3) and from Linux.
 
-Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks.
-A connection that shares a link with another costs two re-ratings and two SimPy events per RTT
-for its ``log2(BDP / IW)`` slow-start rounds (and per window-capped round that waits for its
-round's end), less where rounds run in step (connections waking at one instant share a timer);
+Every re-rating is still the fluid model's; this layer only starts and stops a flow's chunks and
+sets per-flow rate caps (paced rounds). A connection that shares a link with another costs one
+re-rating per RTT for its ``log2(BDP / IW)`` slow-start rounds with paced rounds (the default;
+a window-capped connection past slow start wakes once for many rounds), two re-ratings and two
+SimPy events per RTT with burst rounds (and per window-capped round that waits for its round's
+end); less where rounds run in step (connections waking at one instant share a timer);
 a bandwidth-limited one none beyond the fluid model's. A chunk whose end opens the next one at
 once (the rest after the round that filled the pipe; a window-capped round that the share
 holds below its cap) stays on its links with its rate (:meth:`TcpTransport._next_chunk`):
