@@ -35,3 +35,21 @@ def make_world(num_nodes: int, *, model: str = "maxmin", latency_s: float = 0.0,
 @pytest.fixture(params=["ideal", "maxmin"])
 def model(request):
     return request.param
+
+
+def ring_run_summary(tmp_path, tcp_lines: str, name: str = "s") -> tuple[dict, str]:
+    """A whole scenario run: DDP's ring over 4 nodes behind 100 Mbit/s access links, 10 ms,
+    ``maxmin``, with ``tcp_lines`` as its ``[network.tcp]`` table; its summary without the wall
+    time, and its trace hash (for same-result and same-trace checks of transport options)."""
+    from sim import run
+    from sim.scenario import load
+    from tests.product.test_field_errors import MINIMAL_TOML
+
+    text = MINIMAL_TOML.replace('model = "ideal"', 'model = "maxmin"').format(
+        nodes=4, policy="ddp",
+        network='uplink = "100Mbit/s"\ndownlink = "100Mbit/s"\nlatency = "10ms"',
+        tail=f"[network.tcp]\n{tcp_lines}")
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    result = run(load(path), "ddp")
+    return {k: v for k, v in result.summary.items() if k != "wall_time_s"}, result.trace_hash()

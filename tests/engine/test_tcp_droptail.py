@@ -18,7 +18,7 @@ from sim.network.droptail import CubicState, queueing_delay_s, reduced_window_by
 from sim.network.tcp import Connection, TcpConfig, TcpTransport, cubic_window_segments
 from sim.network.validation import Case, Message, predict, with_bottleneck_queue
 
-from .conftest import make_world
+from .conftest import make_world, ring_run_summary
 from .test_tcp_hystart_delay import fan_in
 
 SEG = 1448
@@ -430,20 +430,9 @@ def test_a_scenario_with_a_buffer_in_time_runs_as_with_the_bytes(tmp_path):
     """A whole run (4 nodes, DDP's ring over 100 Mbit/s access links, 20 ms each way, maxmin):
     ``bottleneck_queue = "40ms"`` and ``"500000B"`` give the same summary (events included)
     and the same trace hash, and differ from the run without a buffer."""
-    from sim import run
-    from sim.scenario import load
-    from tests.product.test_field_errors import MINIMAL_TOML
-
     def summary(queue: str) -> tuple[dict, str]:
-        text = MINIMAL_TOML.replace('model = "ideal"', 'model = "maxmin"').format(
-            nodes=4, policy="ddp",
-            network='uplink = "100Mbit/s"\ndownlink = "100Mbit/s"\nlatency = "10ms"',
-            tail=f'[network.tcp]\nhystart_delay_exit = true\nbottleneck_queue = "{queue}"\n')
-        path = tmp_path / "s.toml"
-        path.write_text(text)
-        result = run(load(path), "ddp")
-        figures = {k: v for k, v in result.summary.items() if k != "wall_time_s"}
-        return figures, result.trace_hash()
+        return ring_run_summary(
+            tmp_path, f'hystart_delay_exit = true\nbottleneck_queue = "{queue}"\n')
 
     timed = summary("40ms")
     assert timed == summary("500000B")

@@ -33,7 +33,7 @@ from sim.scenario import load
 from sim.world import World
 from topologies import uniform
 
-from .conftest import make_world
+from .conftest import make_world, ring_run_summary
 from .test_tcp_ramp import EFF, assert_runs_agree, configs, faults, plans, run, topologies_
 
 PACED_REL = 1e-9
@@ -189,19 +189,8 @@ def test_paced_rounds_keep_every_byte_accounted_for(topology, tcp, plan, fault_p
 def test_the_same_seed_gives_the_same_trace(tmp_path):
     """A whole run (4 nodes, DDP's ring over 100 Mbit/s access links, 10 ms, maxmin) with paced
     rounds: the same summary and trace hash twice, and not the burst model's events."""
-    from sim import run as run_scenario
-    from tests.product.test_field_errors import MINIMAL_TOML
-
     def summary(rounds: str) -> tuple[dict, str]:
-        text = MINIMAL_TOML.replace('model = "ideal"', 'model = "maxmin"').format(
-            nodes=4, policy="ddp",
-            network='uplink = "100Mbit/s"\ndownlink = "100Mbit/s"\nlatency = "10ms"',
-            tail=f'[network.tcp]\nrounds = "{rounds}"\n')
-        path = tmp_path / f"{rounds}.toml"
-        path.write_text(text)
-        result = run_scenario(load(path), "ddp")
-        figures = {k: v for k, v in result.summary.items() if k != "wall_time_s"}
-        return figures, result.trace_hash()
+        return ring_run_summary(tmp_path, f'rounds = "{rounds}"\n', rounds)
 
     paced = summary("paced")
     assert paced == summary("paced")
