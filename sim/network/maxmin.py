@@ -631,24 +631,31 @@ class MaxMinNetwork(Network):
             capacity[link] = left
             unfrozen[link] = count
             heap.append((left / count if left > 0 else 0.0, link))
-        if self._caps:  # a capped flow's private link (see _set_cap), after its real ones
-            caps = self._caps
-            for fid in [fid for fid in region if fid in caps]:
-                cap = caps[fid]
-                members[~fid] = [region[fid]]
-                capacity[~fid] = cap
-                unfrozen[~fid] = 1
-                heap.append((cap, ~fid))
+        capped: list[tuple[float, int]] = []  # (cap, private link) of the capped flows
+        caps = self._caps
+        if caps:  # (see _set_cap; the order their private links would pop from the heap)
+            for fid in region:
+                if fid in caps:
+                    capped.append((caps[fid], ~fid))
+            capped.sort()
         rates: dict[int, float] = {}
         bottleneck: dict[int, int] = {}
-        first_share, first = min(heap)
+        first_share, first = min(heap)  # the real link that fills first
         if len(members[first]) == len(region):
-            # Every flow crosses the link that fills first: all freeze there at one share (what
-            # the heap below would do in its first pop), e.g. flows sharing one WAN link.
-            for fid in region:
-                rates[fid] = first_share
-                bottleneck[fid] = first
-            return rates, bottleneck, shared
+            # Every flow crosses it, e.g. flows sharing one WAN link or one uplink
+            if not capped:  # all freeze there at one share (the heap's first pop below)
+                for fid in region:
+                    rates[fid] = first_share
+                    bottleneck[fid] = first
+                return rates, bottleneck, shared
+            if self._fill_one_link(region, first, first_share, capacity[first], capped, heap,
+                                   rates, bottleneck):
+                return rates, bottleneck, shared
+        for cap, private in capped:  # a capped flow's private link, after its real ones
+            members[private] = [region[~private]]
+            capacity[private] = cap
+            unfrozen[private] = 1
+            heap.append((cap, private))
         heapq.heapify(heap)
         pop, push = heapq.heappop, heapq.heappush
         todo = len(region)
@@ -673,6 +680,61 @@ class MaxMinNetwork(Network):
                     capacity[other] -= actual
                     unfrozen[other] -= 1
         return rates, bottleneck, shared
+
+    @staticmethod
+    def _fill_one_link(region: dict[int, Flow], link: int, share: float, left: float,
+                       capped: list[tuple[float, int]], entries: list[tuple[float, int]],
+                       rates: dict[int, float], bottleneck: dict[int, int]) -> bool:
+        """:meth:`_fill` when every flow of ``region`` crosses ``link``, the first to fill.
+
+        Water-filling on one link with per-flow caps: the flows whose cap is below the level
+        freeze at their caps, lowest first, and the rest share what they leave, all in one
+        pass over the caps instead of the heap's pops. ``share`` is the link's entry in the
+        heap (``left`` bytes/s over the region's flows), ``capped`` the (cap, private link)
+        entries of the capped flows in the heap's order, ``entries`` every real link's entry.
+        The steps are the heap's, in its order and with its arithmetic (a cap pops before the
+        link's entry when it is not above it: a private link's number is negative; a stale
+        entry is pushed again at the share left), so the rates and bottlenecks are the same to
+        the bit. The tcp transport's paced rounds make this the common region: a connection's
+        cap rise takes capacity from the others on its uplink (docs/performance.md).
+
+        Fills ``rates`` and ``bottleneck`` (bytes/s and the link that froze each flow) and
+        returns True; False, with both untouched, when another link's entry would pop before
+        ``link``'s last one (its level rose past it as capped flows froze below it): then the
+        heap decides.
+        """
+        count = len(region)
+        entry = share  # the link's entry in the heap
+        frozen: list[tuple[float, int]] = []  # the caps that pop before the link's last entry
+        actual = 0.0
+        for cap, private in capped:
+            if cap > entry:  # the link's entry pops first
+                actual = left / count if left > 0 else 0.0
+                if actual <= entry * (1 + 1e-12) + 1e-300:
+                    break  # the flows left freeze there
+                entry = actual  # stale: pushed again at its share now
+                if cap > entry:
+                    break  # (and popped again: they freeze there)
+            frozen.append((cap, private))  # the cap pops first: its flow freezes at it
+            left -= cap
+            count -= 1
+        else:
+            if count:  # (else every flow froze at its cap)
+                actual = left / count if left > 0 else 0.0
+                if actual > entry * (1 + 1e-12) + 1e-300:
+                    entry = actual  # (pushed again, then popped at the same share)
+        if entry != share:  # (else: no other link's entry is below the first one's)
+            for other_share, other in entries:
+                if other != link and (other_share, other) < (entry, link):
+                    return False
+        for cap, private in frozen:
+            rates[~private] = cap
+            bottleneck[~private] = private
+        for fid in region:
+            if fid not in rates:
+                rates[fid] = actual
+                bottleneck[fid] = link
+        return True
 
     def _fill_arrays(self, region: dict[int, Flow],
                      ) -> tuple[dict[int, float], dict[int, int], set[int]]:

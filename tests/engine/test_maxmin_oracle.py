@@ -695,6 +695,51 @@ def test_numpy_filling_equals_the_python_filling_on_large_regions(seed):
                                         if not set(net._on_link[link]) <= set(region)}
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_one_link_filling_with_caps_equals_the_heap_to_the_bit(seed, monkeypatch):
+    """Regions whose flows all cross one link (the flows of a link, with random rate caps on
+    some, as the tcp transport's paced rounds set them): the one-pass water-filling of that
+    link gives the heap's rates and bottlenecks to the bit (also where a cap equals the link's
+    share: the heap pops the cap first), and hands back to the heap when another link would
+    fill first; both happen, and flows are held both at their caps and at links."""
+    world = crowded_world(seed)
+    start(world, [(0.0, a, b, size) for _, a, b, size in crowded_plan(seed, 300)])
+    settle(world)
+    net = world.network
+    net.vector_min_flows = math.inf
+    rng = random.Random(seed)
+    regions = []  # (the link's share when the region is all its flows, the region)
+    for link, flows in enumerate(net._on_link):
+        if len(flows) > 1:
+            regions.append((net._capacity[link] / len(flows), dict(flows)))
+            for _ in range(4):
+                regions.append((0.0, dict(rng.sample(sorted(flows.items()),
+                                                     rng.randint(1, len(flows))))))
+    outcomes: list[bool] = []
+    one_link = MaxMinNetwork._fill_one_link
+
+    def counted(*args):
+        outcomes.append(one_link(*args))
+        return outcomes[-1]
+
+    held = {"cap": 0, "link": 0}
+    for share, region in regions:
+        net._caps = {fid: flow.rate * rng.choice([0.2, 0.5, 0.9, 1.0, 1.5, 4.0])
+                     for fid, flow in region.items() if rng.random() < 0.6}
+        if share and rng.random() < 0.5:  # a cap equal to the link's share: the cap pops first
+            net._caps[rng.choice(sorted(region))] = share
+        monkeypatch.setattr(MaxMinNetwork, "_fill_one_link", staticmethod(counted))
+        got = net._fill(region)
+        monkeypatch.setattr(MaxMinNetwork, "_fill_one_link",
+                            staticmethod(lambda *args: False))  # the heap decides
+        want = net._fill(region)
+        assert got == want
+        for link in got[1].values():
+            held["cap" if link < 0 else "link"] += 1
+    assert outcomes.count(True) > 20 and outcomes.count(False) > 0
+    assert held["cap"] > 20 and held["link"] > 20
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_numpy_and_python_filling_give_the_same_completion_times(seed):
     """400 flows starting at five instants (regions of hundreds of flows), one node failing:
