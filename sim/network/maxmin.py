@@ -128,6 +128,13 @@ MAX_ACK_PASSES = 64
 NEVER_FULL_MARGIN = 1e-6
 """A link faster than the access link its flows all cross by this much (relative) never fills."""
 
+CAP_FILL_MAX_FLOWS = 16
+"""A rising cap that fills one link re-rates that link's flows on the spot
+(:meth:`MaxMinNetwork._cap_fills_link`) only when the link carries at most this many flows.
+
+On a long WAN link the flows of a collective's round raise their caps together at the round's
+end: one coalesced re-rating of them all costs less than one local re-rating per flow."""
+
 VECTOR_MIN_FLOWS = 64
 """Regions of at least this many flows are filled with numpy (:meth:`MaxMinNetwork._fill_arrays`).
 
@@ -175,6 +182,7 @@ class MaxMinNetwork(Network):
         self.repair_rounds = 0
         self.array_fills = 0  # regions filled by _fill_arrays
         self.heap_compactions = 0
+        self.caps_filled = 0  # rising caps re-rated on the spot (see _cap_fills_link)
         self.ack_passes = 0
 
     # -- flow life -------------------------------------------------------------------------
@@ -340,7 +348,9 @@ class MaxMinNetwork(Network):
         and the flow's own bottleneck is its cap. A link "fills" within :data:`TOLERANCE` of its
         capacity, the bottleneck test's slack. For a new flow (rate 0) and for a flow held by
         its cap whose cap rises; the caller has recorded the cap. Not under ACK demand (the
-        flow's ACKs move other links' capacities). False: nothing changed.
+        flow's ACKs move other links' capacities). When exactly one link fills, that link's
+        flows may be re-rated on the spot instead (:meth:`_cap_fills_link`). False: nothing
+        changed.
         """
         if self.ack_fraction:
             return False
@@ -349,9 +359,14 @@ class MaxMinNetwork(Network):
         delta = cap_Bps - old
         links = flow.rated_links
         full = 1 - TOLERANCE
+        fills = -1  # the link that fills (-1: none; link numbers are >= 0)
         for link in links:
             if load[link] + delta > usable[link] * full:
-                return False
+                if fills >= 0:
+                    return False
+                fills = link
+        if fills >= 0:
+            return self._cap_fills_link(flow, cap_Bps, fills)
         now = self.env.now
         if old > 0:
             remaining = flow.remaining - old * (now - flow.last_s)
@@ -367,6 +382,80 @@ class MaxMinNetwork(Network):
         self._push_finish(flow, finish)
         if finish < self._timer_at and self._pending_event is None:
             self._arm_timer()  # (else the timer or the coalesced re-rating comes first)
+        return True
+
+    def _cap_fills_link(self, flow: Flow, cap_Bps: float, link: int) -> bool:
+        """Re-rate on the spot for ``flow``'s new cap, which fills ``link`` and no other link.
+
+        The flow rises towards ``cap_Bps`` and takes capacity from the flows held at ``link``
+        (whose bottleneck it is): water-filling of that one link, with the rates of the flows
+        held elsewhere that cross it fixed. The flow's level there is what the link leaves
+        over it and the held flows (bytes/s); if its cap is lower it stops at its cap and the
+        held flows share the rest. Every other flow keeps its rate. That is the max-min
+        allocation, what the coalesced re-rating would give, when the bottleneck test holds
+        for every flow, which needs, besides the filling:
+
+        - nobody faster than the level on ``link`` among the flows held elsewhere (else they
+          would have to slow down too);
+        - the held flows slow down (or keep their rates), and nobody is held at their other
+          links, where they leave capacity free (else someone there would speed up);
+        - no held flow's cap at or below the level (the filling would freeze it at its cap:
+          the same rate, another bottleneck);
+        - nobody is held at the flow's other links, which do not fill (the caller's test: a
+          link that is not full was nobody's bottleneck).
+
+        Every recorded bottleneck must hold for the test to be read from them, so only while
+        no re-rating is pending this instant, and on a link of at most
+        :data:`CAP_FILL_MAX_FLOWS` flows. In the tcp transport's paced rounds this is the
+        common case: a connection in slow start on an uplink with two other senders doubles
+        its cap every round trip, and they share what it leaves (docs/performance.md).
+        False, with nothing changed, when a condition fails: the caller re-rates the region
+        at the instant's end.
+        """
+        flows = self._on_link[link]
+        if self._pending_event is not None or len(flows) > CAP_FILL_MAX_FLOWS:
+            return False
+        held_by, on_link = self._bottleneck, self._on_link
+        fid = flow.id
+        held: list[Flow] = []  # the flows held at the link
+        used = flow.rate  # bytes/s the flow and the held flows take of the link
+        faster = 0.0  # the fastest flow held elsewhere that crosses it
+        for other_id, other in flows.items():
+            if other_id == fid:
+                continue
+            if held_by.get(other_id) == link:
+                held.append(other)
+                used += other.rate
+            elif other.rate > faster:
+                faster = other.rate
+        left = self._capacity[link] - (self._load[link] - used)
+        level = left / (len(held) + 1)
+        own = link  # the flow's bottleneck
+        if cap_Bps <= level:
+            own, level = ~fid, (left - cap_Bps) / len(held) if held else cap_Bps
+        if (held or own == link) and faster * (1 - TOLERANCE) > level:
+            return False
+        caps = self._caps
+        for other in held:
+            if level > other.rate or caps.get(other.id, math.inf) <= level:
+                return False
+            for beyond in other.rated_links:
+                if beyond != link:
+                    for gid in on_link[beyond]:
+                        if held_by.get(gid) == beyond:
+                            return False
+        region = {fid: flow}
+        rates = {fid: cap_Bps if own < 0 else level}
+        bottleneck = {fid: own}
+        for other in held:
+            region[other.id] = other
+            rates[other.id] = level
+            bottleneck[other.id] = link
+        self._snap(region, rates)
+        self.reallocations += 1
+        self.caps_filled += 1
+        self._apply(region, rates, bottleneck)
+        self._arm_timer()
         return True
 
     def _lone_rate(self, flow: Flow) -> float | None:
