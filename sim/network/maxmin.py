@@ -397,12 +397,14 @@ class MaxMinNetwork(Network):
 
         - nobody faster than the level on ``link`` among the flows held elsewhere (else they
           would have to slow down too);
-        - the held flows slow down (or keep their rates), and nobody is held at their other
-          links, where they leave capacity free (else someone there would speed up);
-        - no held flow's cap at or below the level (the filling would freeze it at its cap:
-          the same rate, another bottleneck);
+        - the held flows slow down (or keep their rates: they always do unless the link had
+          room within the test's slack), and nobody is held at their other links, where they
+          leave capacity free (else someone there would speed up);
         - nobody is held at the flow's other links, which do not fill (the caller's test: a
           link that is not full was nobody's bottleneck).
+
+        (A held flow whose cap equals the new level is held both by its cap and by the link;
+        the link is recorded.)
 
         Every recorded bottleneck must hold for the test to be read from them, so only while
         no re-rating is pending this instant, and on a link of at most
@@ -435,9 +437,8 @@ class MaxMinNetwork(Network):
             own, level = ~fid, (left - cap_Bps) / len(held) if held else cap_Bps
         if (held or own == link) and faster * (1 - TOLERANCE) > level:
             return False
-        caps = self._caps
         for other in held:
-            if level > other.rate or caps.get(other.id, math.inf) <= level:
+            if level > other.rate:
                 return False
             for beyond in other.rated_links:
                 if beyond != link:
