@@ -338,11 +338,12 @@ class TcpConfig:
                                        "queue is made of burst rounds): use rounds = 'burst'",
                              refs={"hystart_delay_exit": True})
         if self.rounds == "paced" and self.models_bottleneck_buffer:
-            queue = ("bottleneck_queue_bytes" if self.bottleneck_queue_bytes > 0
-                     else "bottleneck_queue_s")
+            queue, size = (("bottleneck_queue_bytes", f"{self.bottleneck_queue_bytes:g} B")
+                           if self.bottleneck_queue_bytes > 0 else
+                           ("bottleneck_queue_s", f"{self.bottleneck_queue_s * 1e3:g} ms"))
             raise FieldError("rounds", f"'paced' cannot run with a buffer, {{{queue}}} (its "
                                        f"rounds last RTT + the queueing delay): use rounds = "
-                                       f"'burst'", refs={queue: getattr(self, queue)})
+                                       f"'burst'", refs={queue: size})
 
     @property
     def models_bottleneck_buffer(self) -> bool:

@@ -201,8 +201,8 @@ def test_the_same_seed_gives_the_same_trace(tmp_path):
 
 @pytest.mark.parametrize(("tail", "words"), [
     ('rounds = "paced"\nhystart_delay_exit = true', "hystart_delay_exit=True"),
-    ('rounds = "paced"\nbottleneck_queue = "40ms"', "bottleneck_queue=0.04"),
-    ('rounds = "paced"\nbottleneck_queue = "500000B"', "bottleneck_queue=500000"),
+    ('rounds = "paced"\nbottleneck_queue = "40ms"', "bottleneck_queue=40 ms"),
+    ('rounds = "paced"\nbottleneck_queue = "500000B"', "bottleneck_queue=500000 B"),
 ])
 def test_paced_rounds_refuse_the_options_made_of_burst_rounds(tmp_path, capsys, tail, words):
     """HyStart's delay exit (its burst queue) and the bottleneck buffer (rounds of RTT + the
