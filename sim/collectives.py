@@ -225,18 +225,41 @@ def _execute(world: World, schedule: Schedule, name: str, label: str, window: in
     return (yield run.finished)
 
 
+class _Member:
+    """One member's part of a schedule being run (see :class:`_ScheduleRun`).
+
+    Kept in one record per member, so that a delivery finds everything it reads of its two
+    ends with one dict probe each: a round of a 100,000-node all-reduce touches each member
+    once, long after the last time, so every separate per-node table it reads is a cache miss.
+    """
+
+    __slots__ = ("id", "rounds", "sends", "open_count", "position", "issued", "fence", "recvs")
+
+    def __init__(self, node: int, first_round: int) -> None:
+        self.id = node
+        self.rounds = [first_round]  # the schedule's rounds it takes part in, in order
+        # per round of its own: the messages it sends, (id, dst, nbytes, i, j)
+        self.sends: list[list[tuple[int, int, float, int, int]]] = [[]]
+        self.open_count = [1]  # per round of its own: sends and receives still open
+        self.position = 0  # the round it is working on
+        self.issued = 1  # rounds sent (round 0 at start)
+        self.fence: list[bool] | None = None  # per round of its own: a fence round
+        self.recvs: list[list[tuple[int, int, int]]] | None = None  # with a rendezvous
+
+
 class _ScheduleRun:
     """The state of one schedule being run: where each member is, and what is still open.
 
-    Each member keeps only the rounds it takes part in (``rounds[n]``, in order), with, for each
-    of them, the messages it sends (``sends[n][i]``: ``(n, dst, nbytes, i, j)`` where ``i`` and
-    ``j`` are the round's position in the sender's and the receiver's lists) and how many of its
-    sends and receives are still open (``open_count[n][i]``). ``position[n]`` is the round it
-    is working on; it moves on when that round has nothing open, sending as each round opens.
-    With a window ``w > 1`` a node has sent the rounds up to ``issued[n] - 1``, at most
-    ``position + w - 1``; a fence round is sent only once it is the node's position.
-    With a rendezvous, ``recvs[n][i]`` lists the messages node ``n`` receives in its round
-    ``i`` as ``(sender, i, k)`` (the ``k``-th of ``sends[sender][i]``), and ``armed`` counts,
+    Each member ``n`` has a record (``member[n]``, a :class:`_Member`) that keeps only the
+    rounds it takes part in (``rounds``, in order), with, for each of them, the messages it
+    sends (``sends[i]``: ``(n, dst, nbytes, i, j)`` where ``i`` and ``j`` are the round's
+    position in the sender's and the receiver's lists) and how many of its sends and receives
+    are still open (``open_count[i]``). ``position`` is the round it is working on; it moves
+    on when that round has nothing open, sending as each round opens. With a window
+    ``w > 1`` a node has sent the rounds up to ``issued - 1``, at most ``position + w - 1``;
+    a fence round is sent only once it is the node's position. With a rendezvous,
+    ``recvs[i]`` lists the messages node ``n`` receives in its round ``i`` as
+    ``(sender, i, k)`` (the ``k``-th of the sender's ``sends[i]``), and ``armed`` counts,
     per message not yet sent, which of its two conditions (round opened at the sender, notice
     arrived from the receiver) has happened. Storage is O(messages), not O(members x rounds).
 
@@ -262,38 +285,36 @@ class _ScheduleRun:
         self.name = name
         self.label = label
         self.start_s = self.env.now
-        rounds: dict[int, list[int]] = {}
-        sends: dict[int, list[list[tuple[int, int, float, int, int]]]] = {}
-        open_count: dict[int, list[int]] = {}
+        member: dict[int, _Member] = {}
         for r, rnd in enumerate(schedule):
             for src, dst, nbytes in rnd:
                 for node in (src, dst):  # count the message in this round of both ends
-                    node_rounds = rounds.get(node)
-                    if node_rounds is None:
-                        rounds[node], sends[node], open_count[node] = [r], [[]], [1]
-                    elif node_rounds[-1] != r:
-                        node_rounds.append(r)
-                        sends[node].append([])
-                        open_count[node].append(1)
+                    m = member.get(node)
+                    if m is None:
+                        member[node] = _Member(node, r)
+                    elif m.rounds[-1] != r:
+                        m.rounds.append(r)
+                        m.sends.append([])
+                        m.open_count.append(1)
                     else:
-                        open_count[node][-1] += 1
-                sends[src][-1].append((src, dst, nbytes, len(rounds[src]) - 1,
-                                       len(rounds[dst]) - 1))
-        self.rounds, self.sends, self.open_count = rounds, sends, open_count
-        self.recvs: dict[int, list[list[tuple[int, int, int]]]] | None = None
+                        m.open_count[-1] += 1
+                sender = member[src]
+                sender.sends[-1].append((src, dst, nbytes, len(sender.rounds) - 1,
+                                         len(member[dst].rounds) - 1))
+        self.member = member
         self.armed: dict[tuple[int, int, int], int] = {}
         if notice_bytes is not None:
-            self.recvs = {n: [[] for _ in rounds[n]] for n in rounds}
-            for src, node_sends in sends.items():
-                for si, messages in enumerate(node_sends):
+            for m in member.values():
+                m.recvs = [[] for _ in m.rounds]
+            for src, m in member.items():
+                for si, messages in enumerate(m.sends):
                     for k, (_src, dst, _nbytes, _si, di) in enumerate(messages):
-                        self.recvs[dst][di].append((src, si, k))
+                        member[dst].recvs[di].append((src, si, k))  # type: ignore[index]
         self.remaining = sum(len(rnd) for rnd in schedule)
-        self.members = sorted(rounds)
-        self.position = dict.fromkeys(self.members, 0)
-        self.issued = dict.fromkeys(self.members, 1)  # rounds sent (round 0 at start)
-        self.fence = {n: [r in fences for r in rounds[n]] for n in self.members} \
-            if fences else None
+        self.members = sorted(member)
+        if fences:
+            for m in member.values():
+                m.fence = [r in fences for r in m.rounds]
         self.finished = simpy.Event(self.env)
         self.aborted = False
         # (failure event, its callback) of each member; members whose failure was seen
@@ -320,35 +341,39 @@ class _ScheduleRun:
             watcher = partial(self._on_member_failure, n)
             failed.callbacks.append(watcher)
             self._watched.append((failed, watcher))
+        member = self.member
         for n in self.members:  # members whose first round is round 0 send at once
-            if self.rounds[n][0] == 0:
-                self._send(n, 0)
+            m = member[n]
+            if m.rounds[0] == 0:
+                self._send(m, 0)
                 if self.window > 1:
-                    self._advance_window(n)
+                    self._advance_window(m)
         for n in self.members:  # the others start their first round after them
-            if self.rounds[n][0] != 0:
-                self._send(n, 0)
+            m = member[n]
+            if m.rounds[0] != 0:
+                self._send(m, 0)
                 if self.window > 1:
-                    self._advance_window(n)
+                    self._advance_window(m)
 
-    def _send(self, node: int, i: int) -> None:
-        """``node`` opens its round ``i``: send its messages (or arm them, and send notices)."""
+    def _send(self, m: _Member, i: int) -> None:
+        """Member ``m`` opens its round ``i``: send its messages (or arm them, send notices)."""
         notice = self.notice_bytes
-        if self.recvs is None or notice is None:
-            for k in range(len(self.sends[node][i])):
-                self._transfer(node, i, k)
+        if notice is None:
+            for k in range(len(m.sends[i])):
+                self._transfer(m, i, k)
             return
-        for k in range(len(self.sends[node][i])):
+        node = m.id
+        for k in range(len(m.sends[i])):
             self._arm(node, i, k)
         transfer = self.world.network.transfer
-        for src, si, k in self.recvs[node][i]:  # "ready to receive", to each sender
+        for src, si, k in m.recvs[i]:  # type: ignore[index]  # "ready to receive", to each sender
             ev = transfer(node, src, notice, self.label)
             self.in_flight[ev] = (node, src, si, k)
             ev.callbacks.append(self._on_noticed)
 
-    def _transfer(self, node: int, i: int, k: int) -> None:
-        message = self.sends[node][i][k]
-        ev = self.world.network.transfer(node, message[1], message[2], self.label)
+    def _transfer(self, m: _Member, i: int, k: int) -> None:
+        message = m.sends[i][k]
+        ev = self.world.network.transfer(m.id, message[1], message[2], self.label)
         self.in_flight[ev] = message
         ev.callbacks.append(self._on_delivered)
 
@@ -356,7 +381,7 @@ class _ScheduleRun:
         """One of the two conditions of message ``k`` of ``node``'s round ``i`` is met."""
         key = (node, i, k)
         if self.armed.pop(key, 0):
-            self._transfer(node, i, k)
+            self._transfer(self.member[node], i, k)
         else:
             self.armed[key] = 1
 
@@ -371,44 +396,44 @@ class _ScheduleRun:
             return
         self._arm(src, si, k)
 
-    def _advance(self, node: int) -> None:
-        """Move ``node`` past rounds with nothing left open, sending as each round opens."""
+    def _advance(self, m: _Member) -> None:
+        """Move ``m`` past rounds with nothing left open, sending as each round opens."""
         if self.window > 1:
-            self._advance_window(node)
+            self._advance_window(m)
             return
-        open_count, last = self.open_count[node], len(self.rounds[node]) - 1
-        i = self.position[node]
+        open_count, last = m.open_count, len(m.rounds) - 1
+        i = m.position
         while i <= last and open_count[i] == 0:
             i += 1
-            self.position[node] = i
+            m.position = i
             if i <= last:
-                self._send(node, i)
+                self._send(m, i)
 
-    def _advance_window(self, node: int) -> None:
-        open_count, last = self.open_count[node], len(self.rounds[node]) - 1
+    def _advance_window(self, m: _Member) -> None:
+        open_count, last = m.open_count, len(m.rounds) - 1
         while True:
-            i = self.position[node]
-            while i <= last and i < self.issued[node] and open_count[i] == 0:
+            i = m.position
+            while i <= last and i < m.issued and open_count[i] == 0:
                 i += 1
-            self.position[node] = i
-            if not self._fill_window(node):
+            m.position = i
+            if not self._fill_window(m):
                 return
 
-    def _fill_window(self, node: int) -> bool:
-        """Send the node's next rounds while fewer than ``window`` are open; True if any."""
+    def _fill_window(self, m: _Member) -> bool:
+        """Send the member's next rounds while fewer than ``window`` are open; True if any."""
         if self.window == 1:
             return False
-        last = len(self.rounds[node]) - 1
-        fence = self.fence[node] if self.fence is not None else None
+        last = len(m.rounds) - 1
+        fence = m.fence
         sent = False
         while True:
-            j = self.issued[node]
-            if j > last or j >= self.position[node] + self.window:
+            j = m.issued
+            if j > last or j >= m.position + self.window:
                 return sent
-            if fence is not None and fence[j] and j != self.position[node]:
+            if fence is not None and fence[j] and j != m.position:
                 return sent
-            self.issued[node] = j + 1
-            self._send(node, j)
+            m.issued = j + 1
+            self._send(m, j)
             sent = True
 
     def _delivered(self, ev: simpy.Event) -> None:
@@ -420,17 +445,19 @@ class _ScheduleRun:
             ev.defused = True
             self._on_failure()  # the message stays open: whoever needs it waits
             return
-        self.open_count[src][si] -= 1
-        self.open_count[dst][di] -= 1
+        member = self.member
+        sender, receiver = member[src], member[dst]
+        sender.open_count[si] -= 1
+        receiver.open_count[di] -= 1
         self.remaining -= 1
         if self.remaining == 0:
             self._unwatch()
             self.finished.succeed(self.env.now - self.start_s)
             return
-        if si == self.position[src]:
-            self._advance(src)
-        if dst != src and di == self.position[dst]:
-            self._advance(dst)
+        if si == sender.position:
+            self._advance(sender)
+        if dst != src and di == receiver.position:
+            self._advance(receiver)
 
     def _on_member_failure(self, node: int, _failure: simpy.Event) -> None:
         self.failed_members.add(node)  # (it may be back before the timeout expires)
