@@ -414,15 +414,18 @@ class Connection(Pair):
     waiting behind it, made when one first waits (``None`` before): most connections carry one
     message at a time, and an empty ``deque`` costs about 600 bytes, the largest part of a
     world of 100,000 nodes before. ``ramp`` is set while the head's rounds run in closed form
-    (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
-    ``cubic`` is the state the bottleneck buffer needs (``TcpConfig.models_bottleneck_buffer``),
-    None without it.
+    (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back,
+    and ``rtt_s`` its round trip: both made from the head's forward links ``path_links`` and
+    one-way latency ``path_latency_s`` and the way back (:attr:`Pair.back`), and kept while
+    those hold (a warm connection's messages take one route: its path is made once, not per
+    message). ``cubic`` is the state the bottleneck buffer needs
+    (``TcpConfig.models_bottleneck_buffer``), None without it.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                  "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
                  "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
-                 "links", "cubic", "paced", "paced_from")
+                 "links", "cubic", "paced", "paced_from", "path_links", "path_latency_s")
 
     def __init__(self, cwnd: float) -> None:
         super().__init__()
@@ -449,6 +452,8 @@ class Connection(Pair):
         self.cubic: CubicState | None = None
         self.paced = False        # the head is on its links for a paced round (rounds = "paced")
         self.paced_from = 0.0     # ... and had this many bytes unsent when the round opened
+        self.path_links: tuple[int, ...] | None = None  # ``links`` and ``rtt_s`` were made ...
+        self.path_latency_s = 0.0  # ... from a head with these links and latency (None: never)
 
 
 ROUND_STATE = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
@@ -554,6 +559,10 @@ class TcpTransport(Network):
         self._queues: dict[int, DropTail] = {}
         self._paced = self.tcp.round_model == "paced"
         self._window_cap_bytes = self.tcp.window_cap_bytes  # (read every round: no property call)
+        # read at every message's start (no property call, no lookup in the config)
+        self._initial_window_bytes = self.tcp.initial_window_bytes
+        self._restarts_after_idle = self.tcp.slow_start_after_idle
+        self._min_rto_s = self.tcp.min_rto_s
         # HyStart's short-RTT exit needs at least this window, bytes (read every round)
         self._hystart_low_window_bytes = (HYSTART_LOW_WINDOW_SEGMENTS * self.tcp.mss_bytes
                                           * self.tcp.parallel_streams)
@@ -672,9 +681,10 @@ class TcpTransport(Network):
             conn.paced = False
             conn.token += 1  # (its round's wake is stale)
             conn.round_sent, conn.chunk_start_s = conn.paced_from, conn.round_start_s
-        self._chunk_ended(conn, self.env.now)
+        now = self.env.now
+        self._chunk_ended(conn, now)
         if flow.left > 0:
-            self._pump(conn)
+            self._pump(conn, now)
             return
         self._message_sent(conn, flow)
 
@@ -694,36 +704,50 @@ class TcpTransport(Network):
         """Make ``flow`` the head: idle restart, handshake, then send."""
         conn.head = flow
         now = self.env.now
-        if conn.back_epoch == self.routes_epoch:
-            back = conn.back  # (the network's route, kept here: one dict probe less per message)
-        else:
-            back = conn.back = self.route(flow.dst, flow.src)
-            conn.back_epoch = self.routes_epoch
-        conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
+        if (flow.links is not conn.path_links or flow.latency_s != conn.path_latency_s
+                or conn.back_epoch != self.routes_epoch):
+            self._make_path(conn, flow)
         if self.shares_links:
-            conn.links = flow.links + back[0] if back is not None else flow.links
             self._count_head(conn, 1)
             if conn.cubic is not None:
                 self._join_queue(conn, flow)
-        tcp = self.tcp
         if not conn.used:
             conn.used = True
-            if tcp.handshake:
+            if self.tcp.handshake:
                 conn.ready_s = now + conn.rtt_s
-        elif tcp.slow_start_after_idle and conn.rtt_s > 0:
-            rto = conn.rtt_s + tcp.min_rto_s
+        elif self._restarts_after_idle and conn.rtt_s > 0:
+            rto = conn.rtt_s + self._min_rto_s
             idle = now - conn.last_sent_s
             if idle > rto:
                 if conn.cubic is not None and conn.cubic.loss_pending:
                     # a drop in the last message's rounds: recovered before the gap
                     self._answer_loss(conn, conn.cubic, conn.last_sent_s)
                 conn.cwnd = idle_restart_window_bytes(conn.cwnd, idle, rto,
-                                                      tcp.initial_window_bytes)
+                                                      self._initial_window_bytes)
                 conn.slow_start = True
                 conn.probing = conn.queued = False
                 conn.round_start_s = -INF  # a new round starts with the message
                 conn.round_window = conn.round_sent = 0.0
-        self._pump(conn, first=True)
+        self._pump(conn, now, first=True)
+
+    def _make_path(self, conn: Connection, flow: Flow) -> None:
+        """Make the head's round trip ``rtt_s`` and its ``links`` there and back.
+
+        Per connection, not per message: kept until a head comes with other forward links or
+        latency (:attr:`Connection.path_links`, compared by identity: a route's links are
+        made once per route) or a link change makes the way back stale (the network's
+        ``routes_epoch``). The way back is the network's route, kept on the pair (one dict
+        probe less per message).
+        """
+        if conn.back_epoch == self.routes_epoch:
+            back = conn.back
+        else:
+            back = conn.back = self.route(flow.dst, flow.src)
+            conn.back_epoch = self.routes_epoch
+        conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
+        if self.shares_links:
+            conn.links = flow.links + back[0] if back is not None else flow.links
+        conn.path_links, conn.path_latency_s = flow.links, flow.latency_s
 
     def _unlimited(self, conn: Connection, flow: Flow) -> bool:
         """True when the window cannot limit this message: send it as one fluid flow."""
@@ -733,8 +757,10 @@ class TcpTransport(Network):
             return False
         return flow.bottleneck_Bps * self.efficiency * conn.rtt_s <= self._window_cap_bytes
 
-    def _pump(self, conn: Connection, first: bool = False) -> None:
-        """Hand the head message's next chunk to the model, or wait for the next round.
+    def _pump(self, conn: Connection, now: float, first: bool = False) -> None:
+        """Hand the head message's next chunk to the model at ``now``, or wait for its round.
+
+        ``now`` is the simulator's time, which the caller has read already.
 
         A message alone on its links runs its rounds in closed form (:meth:`_start_ramp`);
         where links are shared, only from its second step on (``first``: its start), so that
@@ -748,7 +774,6 @@ class TcpTransport(Network):
         """
         flow = conn.head
         assert flow is not None
-        now = self.env.now
         if (self.lone_ramps and not (first and self.shares_links) and not self._burst_exits
                 and not self._drop_tail
                 and flow.left > 0 and flow.links and self._alone(conn)):
@@ -858,7 +883,7 @@ class TcpTransport(Network):
             super()._stop(flow)  # (alone: nobody to re-rate)
             flow.attached = False
             conn.last_sent_s = now
-            self._pump(conn)
+            self._pump(conn, now)
             return
         # what _step and _paced_round do with the round that opened now (nothing taken yet)
         left = flow.left
@@ -1189,7 +1214,7 @@ class TcpTransport(Network):
                 if conn.paced:
                     self._paced_round_end(conn, now)
                 else:
-                    self._pump(conn)
+                    self._pump(conn, now)
 
     # -- on a virtual clock: a connection alone on its links -------------------------------
 
