@@ -414,12 +414,13 @@ class Connection(Pair):
     waiting behind it, made when one first waits (``None`` before): most connections carry one
     message at a time, and an empty ``deque`` costs about 600 bytes, the largest part of a
     world of 100,000 nodes before. ``ramp`` is set while the head's rounds run in closed form
-    (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back,
-    and ``rtt_s`` its round trip: both made from the head's forward links ``path_links`` and
-    one-way latency ``path_latency_s`` and the way back (:attr:`Pair.back`), and kept while
-    those hold (a warm connection's messages take one route: its path is made once, not per
-    message). ``cubic`` is the state the bottleneck buffer needs
-    (``TcpConfig.models_bottleneck_buffer``), None without it.
+    (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back
+    whose senders are counted (:meth:`TcpTransport._count_head`; without the edges of one-node
+    leaf sites, :meth:`TcpTransport._leaf_edges`), and ``rtt_s`` its round trip: both made
+    from the head's forward links ``path_links`` and one-way latency ``path_latency_s`` and
+    the way back (:attr:`Pair.back`), and kept while those hold (a warm connection's messages
+    take one route: its path is made once, not per message). ``cubic`` is the state the
+    bottleneck buffer needs (``TcpConfig.models_bottleneck_buffer``), None without it.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
@@ -448,7 +449,7 @@ class Connection(Pair):
         self.token = 0            # invalidates a pending round timer
         self.used = False
         self.ramp: LoneRamp | None = None
-        self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
+        self.links: tuple[int, ...] = ()  # the head's counted links there and back (``maxmin``)
         self.cubic: CubicState | None = None
         self.paced = False        # the head is on its links for a paced round (rounds = "paced")
         self.paced_from = 0.0     # ... and had this many bytes unsent when the round opened
@@ -527,6 +528,10 @@ class TcpTransport(Network):
     """A chunk followed at once by the head's next one stays on its links (False: it leaves
     them and the next joins afresh; see :meth:`_next_chunk`)."""
 
+    counts_leaf_edges = False
+    """Count the senders on the edges of one-node leaf sites too (False: on their access links
+    only, which always carry the same messages; see :meth:`_leaf_edges`)."""
+
     def __init__(self, *args, tcp: TcpConfig | None = None, **kwargs) -> None:
         self.tcp = tcp or TcpConfig()
         if kwargs.get("tcp_efficiency", 1.0) != 1.0:
@@ -538,6 +543,7 @@ class TcpTransport(Network):
         self.ack_fraction = self.tcp.ack_fraction  # the model reserves it on reverse paths
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
         self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
+        self._uncounted = frozenset() if self.counts_leaf_edges else self._leaf_edges()
         # the last timer of waking connections (its value: (connection, its token when it
         # asked), in the order they asked) and the instant it is filed under
         self._wakes: Timer | None = None
@@ -746,7 +752,9 @@ class TcpTransport(Network):
             conn.back_epoch = self.routes_epoch
         conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
         if self.shares_links:
-            conn.links = flow.links + back[0] if back is not None else flow.links
+            links = flow.links + back[0] if back is not None else flow.links
+            uncounted = self._uncounted
+            conn.links = tuple([x for x in links if x not in uncounted]) if uncounted else links
         conn.path_links, conn.path_latency_s = flow.links, flow.latency_s
 
     def _unlimited(self, conn: Connection, flow: Flow) -> bool:
@@ -1217,6 +1225,37 @@ class TcpTransport(Network):
                     self._pump(conn, now)
 
     # -- on a virtual clock: a connection alone on its links -------------------------------
+
+    def _leaf_edges(self) -> frozenset[int]:
+        """Edges that carry the same messages as an access link: their senders are not counted.
+
+        A site with one node and one neighbour (each node of ``clusters-of-clusters`` and of
+        ``uniform``, behind its data centre's core or the switch) is left only by that node's
+        messages, which all cross its uplink first, and entered only by messages to it, which
+        all cross its downlink last (a shortest path never passes through a leaf). So a path
+        there and back crosses the edge out of such a site exactly when it crosses the node's
+        uplink, and the edge into it exactly when it crosses the downlink: the two links'
+        sender counts are always equal, and :meth:`_alone` and the ramps' link table
+        (:meth:`_attach`, :meth:`_start_ramp`) find the same connections on the access link
+        alone. Only where the access link is finite (a path holds its finite links only). A
+        message across data centres then counts 6 links there and back instead of 10, and
+        so does every test of its being alone (at each paced round's end).
+        """
+        nodes_at: dict[str, list[int]] = {}
+        for node, site in enumerate(self.node_sites):
+            nodes_at.setdefault(site, []).append(node)
+        graph, capacity = self.graph, self.capacity_Bps
+        edges: set[int] = set()
+        for site, nodes in nodes_at.items():
+            if len(nodes) != 1 or graph.degree(site) != 1:
+                continue
+            (hub,) = graph.neighbors(site)
+            (node,) = nodes
+            for access, edge in ((self._uplink[node], self._edge_link[(site, hub)]),
+                                 (self._downlink[node], self._edge_link[(hub, site)])):
+                if capacity[access] < INF:
+                    edges.add(edge)
+        return frozenset(edges)
 
     def _count_head(self, conn: Connection, delta: int) -> None:
         """The head starts (+1) or stops (-1) being sent across its links there and back."""
