@@ -128,6 +128,13 @@ MAX_ACK_PASSES = 64
 NEVER_FULL_MARGIN = 1e-6
 """A link faster than the access link its flows all cross by this much (relative) never fills."""
 
+CAP_FILL_MAX_FLOWS = 16
+"""A rising cap that fills one link re-rates that link's flows on the spot
+(:meth:`MaxMinNetwork._cap_fills_link`) only when the link carries at most this many flows.
+
+On a long WAN link the flows of a collective's round raise their caps together at the round's
+end: one coalesced re-rating of them all costs less than one local re-rating per flow."""
+
 VECTOR_MIN_FLOWS = 64
 """Regions of at least this many flows are filled with numpy (:meth:`MaxMinNetwork._fill_arrays`).
 
@@ -175,6 +182,7 @@ class MaxMinNetwork(Network):
         self.repair_rounds = 0
         self.array_fills = 0  # regions filled by _fill_arrays
         self.heap_compactions = 0
+        self.caps_filled = 0  # rising caps re-rated on the spot (see _cap_fills_link)
         self.ack_passes = 0
 
     # -- flow life -------------------------------------------------------------------------
@@ -340,7 +348,9 @@ class MaxMinNetwork(Network):
         and the flow's own bottleneck is its cap. A link "fills" within :data:`TOLERANCE` of its
         capacity, the bottleneck test's slack. For a new flow (rate 0) and for a flow held by
         its cap whose cap rises; the caller has recorded the cap. Not under ACK demand (the
-        flow's ACKs move other links' capacities). False: nothing changed.
+        flow's ACKs move other links' capacities). When exactly one link fills, that link's
+        flows may be re-rated on the spot instead (:meth:`_cap_fills_link`). False: nothing
+        changed.
         """
         if self.ack_fraction:
             return False
@@ -349,9 +359,14 @@ class MaxMinNetwork(Network):
         delta = cap_Bps - old
         links = flow.rated_links
         full = 1 - TOLERANCE
+        fills = -1  # the link that fills (-1: none; link numbers are >= 0)
         for link in links:
             if load[link] + delta > usable[link] * full:
-                return False
+                if fills >= 0:
+                    return False
+                fills = link
+        if fills >= 0:
+            return self._cap_fills_link(flow, cap_Bps, fills)
         now = self.env.now
         if old > 0:
             remaining = flow.remaining - old * (now - flow.last_s)
@@ -367,6 +382,81 @@ class MaxMinNetwork(Network):
         self._push_finish(flow, finish)
         if finish < self._timer_at and self._pending_event is None:
             self._arm_timer()  # (else the timer or the coalesced re-rating comes first)
+        return True
+
+    def _cap_fills_link(self, flow: Flow, cap_Bps: float, link: int) -> bool:
+        """Re-rate on the spot for ``flow``'s new cap, which fills ``link`` and no other link.
+
+        The flow rises towards ``cap_Bps`` and takes capacity from the flows held at ``link``
+        (whose bottleneck it is): water-filling of that one link, with the rates of the flows
+        held elsewhere that cross it fixed. The flow's level there is what the link leaves
+        over it and the held flows (bytes/s); if its cap is lower it stops at its cap and the
+        held flows share the rest. Every other flow keeps its rate. That is the max-min
+        allocation, what the coalesced re-rating would give, when the bottleneck test holds
+        for every flow, which needs, besides the filling:
+
+        - nobody faster than the level on ``link`` among the flows held elsewhere (else they
+          would have to slow down too);
+        - the held flows slow down (or keep their rates: they always do unless the link had
+          room within the test's slack), and nobody is held at their other links, where they
+          leave capacity free (else someone there would speed up);
+        - nobody is held at the flow's other links, which do not fill (the caller's test: a
+          link that is not full was nobody's bottleneck).
+
+        (A held flow whose cap equals the new level is held both by its cap and by the link;
+        the link is recorded.)
+
+        Every recorded bottleneck must hold for the test to be read from them, so only while
+        no re-rating is pending this instant, and on a link of at most
+        :data:`CAP_FILL_MAX_FLOWS` flows. In the tcp transport's paced rounds this is the
+        common case: a connection in slow start on an uplink with two other senders doubles
+        its cap every round trip, and they share what it leaves (docs/performance.md).
+        False, with nothing changed, when a condition fails: the caller re-rates the region
+        at the instant's end.
+        """
+        flows = self._on_link[link]
+        if self._pending_event is not None or len(flows) > CAP_FILL_MAX_FLOWS:
+            return False
+        held_by, on_link = self._bottleneck, self._on_link
+        fid = flow.id
+        held: list[Flow] = []  # the flows held at the link
+        used = flow.rate  # bytes/s the flow and the held flows take of the link
+        faster = 0.0  # the fastest flow held elsewhere that crosses it
+        for other_id, other in flows.items():
+            if other_id == fid:
+                continue
+            if held_by.get(other_id) == link:
+                held.append(other)
+                used += other.rate
+            elif other.rate > faster:
+                faster = other.rate
+        left = self._capacity[link] - (self._load[link] - used)
+        level = left / (len(held) + 1)
+        own = link  # the flow's bottleneck
+        if cap_Bps <= level:
+            own, level = ~fid, (left - cap_Bps) / len(held) if held else cap_Bps
+        if (held or own == link) and faster * (1 - TOLERANCE) > level:
+            return False
+        for other in held:
+            if level > other.rate:
+                return False
+            for beyond in other.rated_links:
+                if beyond != link:
+                    for gid in on_link[beyond]:
+                        if held_by.get(gid) == beyond:
+                            return False
+        region = {fid: flow}
+        rates = {fid: cap_Bps if own < 0 else level}
+        bottleneck = {fid: own}
+        for other in held:
+            region[other.id] = other
+            rates[other.id] = level
+            bottleneck[other.id] = link
+        self._snap(region, rates)
+        self.reallocations += 1
+        self.caps_filled += 1
+        self._apply(region, rates, bottleneck)
+        self._arm_timer()
         return True
 
     def _lone_rate(self, flow: Flow) -> float | None:
@@ -631,24 +721,31 @@ class MaxMinNetwork(Network):
             capacity[link] = left
             unfrozen[link] = count
             heap.append((left / count if left > 0 else 0.0, link))
-        if self._caps:  # a capped flow's private link (see _set_cap), after its real ones
-            caps = self._caps
-            for fid in [fid for fid in region if fid in caps]:
-                cap = caps[fid]
-                members[~fid] = [region[fid]]
-                capacity[~fid] = cap
-                unfrozen[~fid] = 1
-                heap.append((cap, ~fid))
+        capped: list[tuple[float, int]] = []  # (cap, private link) of the capped flows
+        caps = self._caps
+        if caps:  # (see _set_cap; the order their private links would pop from the heap)
+            for fid in region:
+                if fid in caps:
+                    capped.append((caps[fid], ~fid))
+            capped.sort()
         rates: dict[int, float] = {}
         bottleneck: dict[int, int] = {}
-        first_share, first = min(heap)
+        first_share, first = min(heap)  # the real link that fills first
         if len(members[first]) == len(region):
-            # Every flow crosses the link that fills first: all freeze there at one share (what
-            # the heap below would do in its first pop), e.g. flows sharing one WAN link.
-            for fid in region:
-                rates[fid] = first_share
-                bottleneck[fid] = first
-            return rates, bottleneck, shared
+            # Every flow crosses it, e.g. flows sharing one WAN link or one uplink
+            if not capped:  # all freeze there at one share (the heap's first pop below)
+                for fid in region:
+                    rates[fid] = first_share
+                    bottleneck[fid] = first
+                return rates, bottleneck, shared
+            if self._fill_one_link(region, first, first_share, capacity[first], capped, heap,
+                                   rates, bottleneck):
+                return rates, bottleneck, shared
+        for cap, private in capped:  # a capped flow's private link, after its real ones
+            members[private] = [region[~private]]
+            capacity[private] = cap
+            unfrozen[private] = 1
+            heap.append((cap, private))
         heapq.heapify(heap)
         pop, push = heapq.heappop, heapq.heappush
         todo = len(region)
@@ -673,6 +770,61 @@ class MaxMinNetwork(Network):
                     capacity[other] -= actual
                     unfrozen[other] -= 1
         return rates, bottleneck, shared
+
+    @staticmethod
+    def _fill_one_link(region: dict[int, Flow], link: int, share: float, left: float,
+                       capped: list[tuple[float, int]], entries: list[tuple[float, int]],
+                       rates: dict[int, float], bottleneck: dict[int, int]) -> bool:
+        """:meth:`_fill` when every flow of ``region`` crosses ``link``, the first to fill.
+
+        Water-filling on one link with per-flow caps: the flows whose cap is below the level
+        freeze at their caps, lowest first, and the rest share what they leave, all in one
+        pass over the caps instead of the heap's pops. ``share`` is the link's entry in the
+        heap (``left`` bytes/s over the region's flows), ``capped`` the (cap, private link)
+        entries of the capped flows in the heap's order, ``entries`` every real link's entry.
+        The steps are the heap's, in its order and with its arithmetic (a cap pops before the
+        link's entry when it is not above it: a private link's number is negative; a stale
+        entry is pushed again at the share left), so the rates and bottlenecks are the same to
+        the bit. The tcp transport's paced rounds make this the common region: a connection's
+        cap rise takes capacity from the others on its uplink (docs/performance.md).
+
+        Fills ``rates`` and ``bottleneck`` (bytes/s and the link that froze each flow) and
+        returns True; False, with both untouched, when another link's entry would pop before
+        ``link``'s last one (its level rose past it as capped flows froze below it): then the
+        heap decides.
+        """
+        count = len(region)
+        entry = share  # the link's entry in the heap
+        frozen: list[tuple[float, int]] = []  # the caps that pop before the link's last entry
+        actual = 0.0
+        for cap, private in capped:
+            if cap > entry:  # the link's entry pops first
+                actual = left / count if left > 0 else 0.0
+                if actual <= entry * (1 + 1e-12) + 1e-300:
+                    break  # the flows left freeze there
+                entry = actual  # stale: pushed again at its share now
+                if cap > entry:
+                    break  # (and popped again: they freeze there)
+            frozen.append((cap, private))  # the cap pops first: its flow freezes at it
+            left -= cap
+            count -= 1
+        else:
+            if count:  # (else every flow froze at its cap)
+                actual = left / count if left > 0 else 0.0
+                if actual > entry * (1 + 1e-12) + 1e-300:
+                    entry = actual  # (pushed again, then popped at the same share)
+        if entry != share:  # (else: no other link's entry is below the first one's)
+            for other_share, other in entries:
+                if other != link and (other_share, other) < (entry, link):
+                    return False
+        for cap, private in frozen:
+            rates[~private] = cap
+            bottleneck[~private] = private
+        for fid in region:
+            if fid not in rates:
+                rates[fid] = actual
+                bottleneck[fid] = link
+        return True
 
     def _fill_arrays(self, region: dict[int, Flow],
                      ) -> tuple[dict[int, float], dict[int, int], set[int]]:

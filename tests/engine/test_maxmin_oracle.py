@@ -576,6 +576,26 @@ def test_paced_tcp_rounds_on_maxmin_equal_the_oracle(worlds, plan, kills):
     assert_tcp_equals_the_oracle(*worlds, plan, kills)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_paced_rounds_on_shared_uplinks_equal_the_oracle(seed):
+    """Three senders on each node's slow uplink (the flow benchmark's residential case), paced
+    rounds: a slow-start round's cap rise fills the uplink and takes capacity from the other
+    two, re-rated on the spot (:meth:`MaxMinNetwork._cap_fills_link`). Completion times equal
+    the oracle's to ``COALESCE_REL``; the spot re-rating happened."""
+    rng = random.Random(seed)
+    n = 6
+    tcp = dataclasses.replace(TINY_TCP, rounds="paced", ack_frame_bytes=0)
+    world = access_world(n, [rng.choice([1000.0, 2000.0, 3000.0]) for _ in range(n)],
+                         [rng.choice([None, 8000.0]) for _ in range(n)], 1e18)
+    twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
+    world.network = TcpMaxMinNetwork(world, world.topology, tcp=tcp)
+    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=tcp)
+    plan = [(rng.choice([0.0, 0.001, 0.003]), src, (src + rng.randrange(1, n)) % n,
+             rng.choice([60.0, 150.0, 400.0])) for src in range(n) for _ in range(3)]
+    assert_tcp_equals_the_oracle(world, twin, plan, [])
+    assert world.network.caps_filled > 3
+
+
 def assert_tcp_equals_the_oracle(world: World, twin: World, plan: list, kills: list) -> None:
     """Run ``plan`` and ``kills`` on both; every delivery or cut at the same instant."""
     got, want = start(world, plan, kills), start(twin, plan, kills)
@@ -648,6 +668,95 @@ def test_the_finish_heap_is_compacted_and_completions_still_equal_the_oracle(min
     assert got == [pytest.approx(w, rel=COALESCE_REL, abs=1e-12) for w in want]
 
 
+# -- a rising cap re-rated on the spot ---------------------------------------------------------
+
+def test_a_rising_cap_that_fills_one_link_rerates_it_on_the_spot():
+    """Node 0's uplink 10 B/s carries a, b, c (to nodes 1, 2, 3; other links unlimited). With a
+    capped at 2: a = 2, b = c = 4 (the uplink's rest). Its cap raised to 3 fills the uplink
+    and nothing else: a = 3, b = c = 3.5 at once, with no re-rating left for the instant's
+    end; raised to 5, above the uplink's share of 10/3: all three at 10/3, a held by the
+    uplink. The rise waits for the coalesced re-rating when another change is pending this
+    instant (a fourth flow on the uplink: all four at 2.5), and when node 3's downlink
+    (12 B/s) also carries e (5 -> 3), held there at 8 (c is slower): c's slowing lets e speed
+    up; the coalesced re-rating gives a = 3, b = c = 3.5, e = 8.5."""
+    def three_senders(down3: float | None):
+        world = access_world(6, [10.0] + [None] * 5, [None, None, None, down3, None, None],
+                             1e18)
+        net = world.network
+        events = [net.transfer(src, dst, 1e6) for src, dst in ((0, 1), (0, 2), (0, 3), (5, 3))]
+        settle(world)
+        flows = [net._flows[event] for event in events]
+        net._set_cap(flows[0], 2.0)
+        settle(world)
+        return world, net, flows
+
+    world, net, flows = three_senders(None)
+    assert [f.rate for f in flows] == pytest.approx([2.0, 4.0, 4.0, 1e18], rel=1e-12)
+    before = net.reallocations
+    net._set_cap(flows[0], 3.0)
+    assert net._pending_event is None and net.caps_filled == 1
+    assert net.reallocations == before + 1
+    assert [f.rate for f in flows[:3]] == pytest.approx([3.0, 3.5, 3.5], rel=1e-12)
+    net._set_cap(flows[0], 5.0)
+    assert net.caps_filled == 2
+    assert [f.rate for f in flows[:3]] == pytest.approx([10 / 3] * 3, rel=1e-12)
+    assert net._bottleneck[flows[0].id] == net._uplink[0]
+    net._set_cap(flows[0], 2.0)
+    settle(world)
+    net.transfer(0, 4, 1e6)  # another change this instant: bottlenecks are not all known
+    net._set_cap(flows[0], 3.0)
+    assert net.caps_filled == 2 and net._pending_event is not None
+    settle(world)
+    assert [f.rate for f in flows[:3]] == pytest.approx([2.5] * 3, rel=1e-12)
+
+    world, net, flows = three_senders(12.0)
+    assert [f.rate for f in flows] == pytest.approx([2.0, 4.0, 4.0, 8.0], rel=1e-12)
+    net._set_cap(flows[0], 3.0)
+    assert net.caps_filled == 0 and net._pending_event is not None
+    settle(world)
+    assert [f.rate for f in flows] == pytest.approx([3.0, 3.5, 3.5, 8.5], rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_rising_caps_rerated_on_the_spot_equal_the_oracle(seed):
+    """Random access links, 30 long flows, half of them capped below their rates; then 80
+    times a capped flow's cap rises (by 1.2-4x, or goes): right after each rise, before the
+    instant ends, every flow's rate equals global water-filling with the caps (the oracle),
+    to 1e-9, whether the rise was re-rated on the spot or waits for the coalesced re-rating
+    (then read after it). Both happen."""
+    rng = random.Random(seed)
+    n = 10
+    world = access_world(n, [rng.choice([2.0, 3.0, 5.0, 8.0]) for _ in range(n)],
+                         [rng.choice([None, 4.0, 6.0, 9.0]) for _ in range(n)], 1e18)
+    net = world.network
+    plan = [(a, (a + rng.randrange(1, n)) % n) for a in (rng.randrange(n) for _ in range(30))]
+    events = [net.transfer(src, dst, 1e9) for src, dst in plan]
+    settle(world)
+    sending = [net._flows[event] for event in events]
+    spot = coalesced = 0
+    for step in range(80):
+        if step % 10 == 0:  # (re-)cap half of the flows below their rates
+            for flow in rng.sample(sending, len(sending) // 2):
+                net._set_cap(flow, flow.rate * rng.uniform(0.3, 0.9))
+            settle(world)
+        capped = [f for f in sending if net._bottleneck[f.id] < 0]
+        if not capped:
+            continue
+        flow = rng.choice(capped)
+        before = net.caps_filled
+        net._set_cap(flow, flow.rate * rng.choice([1.2, 1.5, 2.0, 4.0, math.inf]))
+        if net.caps_filled > before:
+            spot += 1
+            assert net._pending_event is None
+        else:
+            coalesced += 1
+            settle(world)
+        want = expected_rates(net, sending)
+        assert [f.rate for f in sending] == [pytest.approx(want[f.id], rel=1e-9)
+                                             for f in sending]
+    assert spot > 10 and coalesced > 10
+
+
 # -- numpy filling of large regions ------------------------------------------------------------
 
 def crowded_world(seed: int) -> World:
@@ -693,6 +802,51 @@ def test_numpy_filling_equals_the_python_filling_on_large_regions(seed):
         crossed = {link for flow in region.values() for link in flow.links}
         assert shared == got_shared == {link for link in crossed
                                         if not set(net._on_link[link]) <= set(region)}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_link_filling_with_caps_equals_the_heap_to_the_bit(seed, monkeypatch):
+    """Regions whose flows all cross one link (the flows of a link, with random rate caps on
+    some, as the tcp transport's paced rounds set them): the one-pass water-filling of that
+    link gives the heap's rates and bottlenecks to the bit (also where a cap equals the link's
+    share: the heap pops the cap first), and hands back to the heap when another link would
+    fill first; both happen, and flows are held both at their caps and at links."""
+    world = crowded_world(seed)
+    start(world, [(0.0, a, b, size) for _, a, b, size in crowded_plan(seed, 300)])
+    settle(world)
+    net = world.network
+    net.vector_min_flows = math.inf
+    rng = random.Random(seed)
+    regions = []  # (the link's share when the region is all its flows, the region)
+    for link, flows in enumerate(net._on_link):
+        if len(flows) > 1:
+            regions.append((net._capacity[link] / len(flows), dict(flows)))
+            for _ in range(4):
+                regions.append((0.0, dict(rng.sample(sorted(flows.items()),
+                                                     rng.randint(1, len(flows))))))
+    outcomes: list[bool] = []
+    one_link = MaxMinNetwork._fill_one_link
+
+    def counted(*args):
+        outcomes.append(one_link(*args))
+        return outcomes[-1]
+
+    held = {"cap": 0, "link": 0}
+    for share, region in regions:
+        net._caps = {fid: flow.rate * rng.choice([0.2, 0.5, 0.9, 1.0, 1.5, 4.0])
+                     for fid, flow in region.items() if rng.random() < 0.6}
+        if share and rng.random() < 0.5:  # a cap equal to the link's share: the cap pops first
+            net._caps[rng.choice(sorted(region))] = share
+        monkeypatch.setattr(MaxMinNetwork, "_fill_one_link", staticmethod(counted))
+        got = net._fill(region)
+        monkeypatch.setattr(MaxMinNetwork, "_fill_one_link",
+                            staticmethod(lambda *args: False))  # the heap decides
+        want = net._fill(region)
+        assert got == want
+        for link in got[1].values():
+            held["cap" if link < 0 else "link"] += 1
+    assert outcomes.count(True) > 20 and outcomes.count(False) > 0
+    assert held["cap"] > 20 and held["link"] > 20
 
 
 @pytest.mark.parametrize("seed", range(4))
