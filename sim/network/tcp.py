@@ -1495,10 +1495,19 @@ def idle_restart_window_bytes(cwnd_bytes: float, idle_s: float, rto_s: float,
     Linux ``tcp_cwnd_restart``: once the connection has been idle longer than its RTO the window
     is halved once per RTO of idleness, but not below the restart window ``min(IW, cwnd)``.
     ``idle_s <= rto_s`` leaves the window as it is (and slow start is not restarted).
+
+    The halvings stop at the restart window after h = ceil(log2(cwnd / restart)) of them, and
+    H = log2(cwnd / restart) + 2 bounds h from above (a rounded log2 is far within 1 of its
+    value). An idle time of more than 2 (H + 1) RTOs (a message after a training step) gives
+    the restart window without the loop, exactly: h halvings take h RTOs off the idle time,
+    and the loop's float subtractions lose at most a 2^-53 part of it each, far less than the
+    margin, so the loop would reach the restart window as well.
     """
     if idle_s <= rto_s:
         return cwnd_bytes
     restart = min(initial_window_bytes, cwnd_bytes)
+    if idle_s > 2 * (math.log2(cwnd_bytes / restart) + 3) * rto_s:
+        return restart  # (the loop below, which would end at the restart window)
     cwnd = cwnd_bytes
     while idle_s > rto_s and cwnd > restart:
         cwnd /= 2
