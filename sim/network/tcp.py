@@ -1271,7 +1271,9 @@ class TcpTransport(Network):
         two rounds would take a ramp over at its next round, so a ramp is not worth starting.
         The way back counts too: a model may load it (ACKs), so a flow there could change
         this one's rate or this one its. A path whose two ways share a link counts twice on
-        it, so it never ramps (its own ACKs could slow it).
+        it, so it never ramps (its own ACKs could slow it). The edges of one-node leaf sites
+        are tested through their access links, which carry the same messages
+        (:meth:`_leaf_edges`).
         """
         if not self.shares_links:
             return True
