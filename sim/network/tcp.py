@@ -414,15 +414,19 @@ class Connection(Pair):
     waiting behind it, made when one first waits (``None`` before): most connections carry one
     message at a time, and an empty ``deque`` costs about 600 bytes, the largest part of a
     world of 100,000 nodes before. ``ramp`` is set while the head's rounds run in closed form
-    (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back.
-    ``cubic`` is the state the bottleneck buffer needs (``TcpConfig.models_bottleneck_buffer``),
-    None without it.
+    (see :class:`LoneRamp`); ``links`` are the finite links of the head's path there and back
+    whose senders are counted (:meth:`TcpTransport._count_head`; without the edges of one-node
+    leaf sites, :meth:`TcpTransport._leaf_edges`), and ``rtt_s`` its round trip: both made
+    from the head's forward links ``path_links`` and one-way latency ``path_latency_s`` and
+    the way back (:attr:`Pair.back`), and kept while those hold (a warm connection's messages
+    take one route: its path is made once, not per message). ``cubic`` is the state the
+    bottleneck buffer needs (``TcpConfig.models_bottleneck_buffer``), None without it.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                  "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
                  "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
-                 "links", "cubic", "paced", "paced_from")
+                 "links", "cubic", "paced", "paced_from", "path_links", "path_latency_s")
 
     def __init__(self, cwnd: float) -> None:
         super().__init__()
@@ -445,10 +449,12 @@ class Connection(Pair):
         self.token = 0            # invalidates a pending round timer
         self.used = False
         self.ramp: LoneRamp | None = None
-        self.links: tuple[int, ...] = ()  # the head's path there and back (``maxmin`` only)
+        self.links: tuple[int, ...] = ()  # the head's counted links there and back (``maxmin``)
         self.cubic: CubicState | None = None
         self.paced = False        # the head is on its links for a paced round (rounds = "paced")
         self.paced_from = 0.0     # ... and had this many bytes unsent when the round opened
+        self.path_links: tuple[int, ...] | None = None  # ``links`` and ``rtt_s`` were made ...
+        self.path_latency_s = 0.0  # ... from a head with these links and latency (None: never)
 
 
 ROUND_STATE = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
@@ -522,6 +528,10 @@ class TcpTransport(Network):
     """A chunk followed at once by the head's next one stays on its links (False: it leaves
     them and the next joins afresh; see :meth:`_next_chunk`)."""
 
+    counts_leaf_edges = False
+    """Count the senders on the edges of one-node leaf sites too (False: on their access links
+    only, which always carry the same messages; see :meth:`_leaf_edges`)."""
+
     def __init__(self, *args, tcp: TcpConfig | None = None, **kwargs) -> None:
         self.tcp = tcp or TcpConfig()
         if kwargs.get("tcp_efficiency", 1.0) != 1.0:
@@ -533,6 +543,7 @@ class TcpTransport(Network):
         self.ack_fraction = self.tcp.ack_fraction  # the model reserves it on reverse paths
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
         self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
+        self._uncounted = frozenset() if self.counts_leaf_edges else self._leaf_edges()
         # the last timer of waking connections (its value: (connection, its token when it
         # asked), in the order they asked) and the instant it is filed under
         self._wakes: Timer | None = None
@@ -554,6 +565,10 @@ class TcpTransport(Network):
         self._queues: dict[int, DropTail] = {}
         self._paced = self.tcp.round_model == "paced"
         self._window_cap_bytes = self.tcp.window_cap_bytes  # (read every round: no property call)
+        # read at every message's start (no property call, no lookup in the config)
+        self._initial_window_bytes = self.tcp.initial_window_bytes
+        self._restarts_after_idle = self.tcp.slow_start_after_idle
+        self._min_rto_s = self.tcp.min_rto_s
         # HyStart's short-RTT exit needs at least this window, bytes (read every round)
         self._hystart_low_window_bytes = (HYSTART_LOW_WINDOW_SEGMENTS * self.tcp.mss_bytes
                                           * self.tcp.parallel_streams)
@@ -672,9 +687,10 @@ class TcpTransport(Network):
             conn.paced = False
             conn.token += 1  # (its round's wake is stale)
             conn.round_sent, conn.chunk_start_s = conn.paced_from, conn.round_start_s
-        self._chunk_ended(conn, self.env.now)
+        now = self.env.now
+        self._chunk_ended(conn, now)
         if flow.left > 0:
-            self._pump(conn)
+            self._pump(conn, now)
             return
         self._message_sent(conn, flow)
 
@@ -694,36 +710,52 @@ class TcpTransport(Network):
         """Make ``flow`` the head: idle restart, handshake, then send."""
         conn.head = flow
         now = self.env.now
-        if conn.back_epoch == self.routes_epoch:
-            back = conn.back  # (the network's route, kept here: one dict probe less per message)
-        else:
-            back = conn.back = self.route(flow.dst, flow.src)
-            conn.back_epoch = self.routes_epoch
-        conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
+        if (flow.links is not conn.path_links or flow.latency_s != conn.path_latency_s
+                or conn.back_epoch != self.routes_epoch):
+            self._make_path(conn, flow)
         if self.shares_links:
-            conn.links = flow.links + back[0] if back is not None else flow.links
             self._count_head(conn, 1)
             if conn.cubic is not None:
                 self._join_queue(conn, flow)
-        tcp = self.tcp
         if not conn.used:
             conn.used = True
-            if tcp.handshake:
+            if self.tcp.handshake:
                 conn.ready_s = now + conn.rtt_s
-        elif tcp.slow_start_after_idle and conn.rtt_s > 0:
-            rto = conn.rtt_s + tcp.min_rto_s
+        elif self._restarts_after_idle and conn.rtt_s > 0:
+            rto = conn.rtt_s + self._min_rto_s
             idle = now - conn.last_sent_s
             if idle > rto:
                 if conn.cubic is not None and conn.cubic.loss_pending:
                     # a drop in the last message's rounds: recovered before the gap
                     self._answer_loss(conn, conn.cubic, conn.last_sent_s)
                 conn.cwnd = idle_restart_window_bytes(conn.cwnd, idle, rto,
-                                                      tcp.initial_window_bytes)
+                                                      self._initial_window_bytes)
                 conn.slow_start = True
                 conn.probing = conn.queued = False
                 conn.round_start_s = -INF  # a new round starts with the message
                 conn.round_window = conn.round_sent = 0.0
-        self._pump(conn, first=True)
+        self._pump(conn, now, first=True)
+
+    def _make_path(self, conn: Connection, flow: Flow) -> None:
+        """Make the head's round trip ``rtt_s`` and its ``links`` there and back.
+
+        Per connection, not per message: kept until a head comes with other forward links or
+        latency (:attr:`Connection.path_links`, compared by identity: a route's links are
+        made once per route) or a link change makes the way back stale (the network's
+        ``routes_epoch``). The way back is the network's route, kept on the pair (one dict
+        probe less per message).
+        """
+        if conn.back_epoch == self.routes_epoch:
+            back = conn.back
+        else:
+            back = conn.back = self.route(flow.dst, flow.src)
+            conn.back_epoch = self.routes_epoch
+        conn.rtt_s = flow.latency_s + (back[1] if back is not None else flow.latency_s)
+        if self.shares_links:
+            links = flow.links + back[0] if back is not None else flow.links
+            uncounted = self._uncounted
+            conn.links = tuple([x for x in links if x not in uncounted]) if uncounted else links
+        conn.path_links, conn.path_latency_s = flow.links, flow.latency_s
 
     def _unlimited(self, conn: Connection, flow: Flow) -> bool:
         """True when the window cannot limit this message: send it as one fluid flow."""
@@ -733,8 +765,10 @@ class TcpTransport(Network):
             return False
         return flow.bottleneck_Bps * self.efficiency * conn.rtt_s <= self._window_cap_bytes
 
-    def _pump(self, conn: Connection, first: bool = False) -> None:
-        """Hand the head message's next chunk to the model, or wait for the next round.
+    def _pump(self, conn: Connection, now: float, first: bool = False) -> None:
+        """Hand the head message's next chunk to the model at ``now``, or wait for its round.
+
+        ``now`` is the simulator's time, which the caller has read already.
 
         A message alone on its links runs its rounds in closed form (:meth:`_start_ramp`);
         where links are shared, only from its second step on (``first``: its start), so that
@@ -748,7 +782,6 @@ class TcpTransport(Network):
         """
         flow = conn.head
         assert flow is not None
-        now = self.env.now
         if (self.lone_ramps and not (first and self.shares_links) and not self._burst_exits
                 and not self._drop_tail
                 and flow.left > 0 and flow.links and self._alone(conn)):
@@ -858,7 +891,7 @@ class TcpTransport(Network):
             super()._stop(flow)  # (alone: nobody to re-rate)
             flow.attached = False
             conn.last_sent_s = now
-            self._pump(conn)
+            self._pump(conn, now)
             return
         # what _step and _paced_round do with the round that opened now (nothing taken yet)
         left = flow.left
@@ -1189,9 +1222,40 @@ class TcpTransport(Network):
                 if conn.paced:
                     self._paced_round_end(conn, now)
                 else:
-                    self._pump(conn)
+                    self._pump(conn, now)
 
     # -- on a virtual clock: a connection alone on its links -------------------------------
+
+    def _leaf_edges(self) -> frozenset[int]:
+        """Edges that carry the same messages as an access link: their senders are not counted.
+
+        A site with one node and one neighbour (each node of ``clusters-of-clusters`` and of
+        ``uniform``, behind its data centre's core or the switch) is left only by that node's
+        messages, which all cross its uplink first, and entered only by messages to it, which
+        all cross its downlink last (a shortest path never passes through a leaf). So a path
+        there and back crosses the edge out of such a site exactly when it crosses the node's
+        uplink, and the edge into it exactly when it crosses the downlink: the two links'
+        sender counts are always equal, and :meth:`_alone` and the ramps' link table
+        (:meth:`_attach`, :meth:`_start_ramp`) find the same connections on the access link
+        alone. Only where the access link is finite (a path holds its finite links only). A
+        message across data centres then counts 6 links there and back instead of 10, and
+        so does every test of its being alone (at each paced round's end).
+        """
+        nodes_at: dict[str, list[int]] = {}
+        for node, site in enumerate(self.node_sites):
+            nodes_at.setdefault(site, []).append(node)
+        graph, capacity = self.graph, self.capacity_Bps
+        edges: set[int] = set()
+        for site, nodes in nodes_at.items():
+            if len(nodes) != 1 or graph.degree(site) != 1:
+                continue
+            (hub,) = graph.neighbors(site)
+            (node,) = nodes
+            for access, edge in ((self._uplink[node], self._edge_link[(site, hub)]),
+                                 (self._downlink[node], self._edge_link[(hub, site)])):
+                if capacity[access] < INF:
+                    edges.add(edge)
+        return frozenset(edges)
 
     def _count_head(self, conn: Connection, delta: int) -> None:
         """The head starts (+1) or stops (-1) being sent across its links there and back."""
@@ -1207,7 +1271,9 @@ class TcpTransport(Network):
         two rounds would take a ramp over at its next round, so a ramp is not worth starting.
         The way back counts too: a model may load it (ACKs), so a flow there could change
         this one's rate or this one its. A path whose two ways share a link counts twice on
-        it, so it never ramps (its own ACKs could slow it).
+        it, so it never ramps (its own ACKs could slow it). The edges of one-node leaf sites
+        are tested through their access links, which carry the same messages
+        (:meth:`_leaf_edges`).
         """
         if not self.shares_links:
             return True
@@ -1431,10 +1497,19 @@ def idle_restart_window_bytes(cwnd_bytes: float, idle_s: float, rto_s: float,
     Linux ``tcp_cwnd_restart``: once the connection has been idle longer than its RTO the window
     is halved once per RTO of idleness, but not below the restart window ``min(IW, cwnd)``.
     ``idle_s <= rto_s`` leaves the window as it is (and slow start is not restarted).
+
+    The halvings stop at the restart window after h = ceil(log2(cwnd / restart)) of them, and
+    H = log2(cwnd / restart) + 2 bounds h from above (a rounded log2 is far within 1 of its
+    value). An idle time of more than 2 (H + 1) RTOs (a message after a training step) gives
+    the restart window without the loop, exactly: h halvings take h RTOs off the idle time,
+    and the loop's float subtractions lose at most a 2^-53 part of it each, far less than the
+    margin, so the loop would reach the restart window as well.
     """
     if idle_s <= rto_s:
         return cwnd_bytes
     restart = min(initial_window_bytes, cwnd_bytes)
+    if idle_s > 2 * (math.log2(cwnd_bytes / restart) + 3) * rto_s:
+        return restart  # (the loop below, which would end at the restart window)
     cwnd = cwnd_bytes
     while idle_s > rto_s and cwnd > restart:
         cwnd /= 2

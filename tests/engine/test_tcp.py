@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from sim.errors import TransferCut
-from sim.network.tcp import TcpConfig, slow_start_send_time_s
+from sim.network.tcp import TcpConfig, idle_restart_window_bytes, slow_start_send_time_s
 
 from .conftest import make_world
 
@@ -261,3 +263,38 @@ def test_hystart_short_rtt_exit_leaves_paths_with_longer_gaps_alone(model):
     world.env.run()
     assert ev.value.end_s == pytest.approx(
         slow_start_send_time_s(10e6, 0.15, 12.5e6 * EFF) + 0.075, rel=1e-12)
+
+
+def linux_cwnd_restart(cwnd: float, idle_s: float, rto_s: float, iw: float) -> float:
+    """Linux's ``tcp_cwnd_restart`` in floats, the oracle: halve once per RTO of idleness past
+    the first, down to ``min(IW, cwnd)``."""
+    if idle_s <= rto_s:
+        return cwnd
+    restart = min(iw, cwnd)
+    while idle_s > rto_s and cwnd > restart:
+        cwnd /= 2
+        idle_s -= rto_s
+    return max(cwnd, restart)
+
+
+@settings(max_examples=400, deadline=None)
+@example(cwnd=33.0, iw=1.0, rto=1.0, rtos=0.0, near=None, halvings=0.56)  # 5 halvings of 6
+@example(cwnd=33 * IW, iw=IW, rto=0.2, rtos=0.0, near=None, halvings=1.5)
+@given(cwnd=st.floats(1.0, 1e12), iw=st.sampled_from([1.0, 3.0, IW, 4 * IW]),
+       rto=st.floats(1e-6, 10.0),
+       rtos=st.one_of(st.floats(0.0, 200.0), st.sampled_from([1e6, 1e18, math.inf])),
+       near=st.sampled_from([None, 1 - 1e-12, 1.0, 1 + 1e-12]),
+       halvings=st.one_of(st.none(), st.floats(-1.0, 3.0)))
+def test_idle_restart_after_a_long_idle_equals_the_kernels_loop(cwnd, iw, rto, rtos, near,
+                                                                halvings):
+    """The restart window without the loop (an idle of more than 2 (H + 1) RTOs) is the loop's,
+    bit for bit: random windows and idle times, idle times at the shortcut's threshold, and
+    idle times about as many RTOs as the halvings down to the restart window (log2(cwnd /
+    restart)), where a loop stopped by the idle time ends above it."""
+    idle = rtos * rto
+    if near is not None:  # at the threshold, within rounding either way
+        idle = 2 * (math.log2(cwnd / min(iw, cwnd)) + 3) * rto * near
+    elif halvings is not None:
+        idle = (math.log2(cwnd / min(iw, cwnd)) + halvings) * rto
+    assert idle_restart_window_bytes(cwnd, idle, rto, iw) == linux_cwnd_restart(cwnd, idle, rto,
+                                                                                 iw)

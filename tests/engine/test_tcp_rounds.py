@@ -5,6 +5,9 @@ timer. The oracle is the same transport with ``shared_wakes = False`` (a timer p
 delivery and cut time, every byte count and the rounds must be equal **bit for bit** (the shared
 timer processes the same wakes in the same order, with nothing in between).
 
+The edges of one-node leaf sites carry the same messages as those nodes' access links, so their
+senders are not counted (``counts_leaf_edges = False``); the oracle counts them: bit for bit.
+
 A chunk followed at once by the connection's next one stays on its links (``continued_chunks``)
 instead of leaving them and joining again, two re-ratings that give the same rates up to
 rounding. The oracle is ``continued_chunks = False``; stated tolerance: times and bytes within
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import networkx as nx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +27,7 @@ from sim.config import NetworkConfig
 from sim.network.tcp import Connection, TcpConfig, TcpTransport, slow_start_send_time_s
 from sim.world import World
 from topologies import clusters_of_clusters
+from topologies.topology import from_graph
 
 from .conftest import make_world
 from .test_tcp_ramp import (
@@ -38,11 +43,12 @@ from .test_tcp_ramp import (
 
 def run_with(switch: str, on: bool, topology, model, tcp, plan, fault_plan, ramps):
     """:func:`test_tcp_ramp.run` with the transport's class switch ``switch`` on or off."""
+    before = getattr(TcpTransport, switch)
     setattr(TcpTransport, switch, on)
     try:
         return run(topology, model, tcp, plan, fault_plan, ramps)
     finally:
-        setattr(TcpTransport, switch, True)
+        setattr(TcpTransport, switch, before)
 
 
 @settings(max_examples=120, deadline=None)
@@ -202,3 +208,114 @@ def test_continued_chunks_equal_chunks_that_leave_and_join(topology, model, tcp,
     assert_runs_agree(got, fast, want, slow)
     if model == "maxmin":
         assert fast.network.reallocations <= slow.network.reallocations
+
+
+@settings(max_examples=120, deadline=None)
+@given(topology=topologies_(), model=st.sampled_from(["ideal", "maxmin"]), tcp=configs,
+       plan=plans, fault_plan=faults, ramps=st.booleans())
+def test_leaf_edges_left_uncounted_change_no_bit(topology, model, tcp, plan, fault_plan, ramps):
+    """Random senders on switches and data centres (access links finite or not), failures, links
+    down and up again (routes that change under a warm connection), idle restarts, ramps on and
+    off: counting a path's senders without the leaf edges is the same run, not a close one."""
+    got, fast = run_with("counts_leaf_edges", False, topology, model, tcp, plan, fault_plan,
+                         ramps)
+    want, slow = run_with("counts_leaf_edges", True, topology, model, tcp, plan, fault_plan,
+                          ramps)
+    assert got == want
+    for name in ("rounds_started", "ramps_started", "ramps_interrupted", "ramps_shared"):
+        assert getattr(fast.network, name) == getattr(slow.network, name)
+    for field in ("bytes_sent", "bytes_received", "bytes_cut"):
+        assert list(getattr(fast.recorder, field)) == list(getattr(slow.recorder, field))
+    assert fast.env.events_processed == slow.env.events_processed
+
+
+def coc_world(n: int = 6, *, access_Bps: float | None = 1e6) -> World:
+    """Three data centres of two one-node sites each, access links of ``access_Bps``."""
+    topology = clusters_of_clusters(n, num_clusters=3, intra_latency_s=0.002,
+                                    intra_bandwidth_Bps=1e9, wan_latency_s=0.01,
+                                    wan_bandwidth_Bps=1e7)
+    return World(topology, network=NetworkConfig(model="maxmin", transport="tcp",
+                                                 uplink_Bps=access_Bps, downlink_Bps=access_Bps))
+
+
+def test_a_path_counts_its_access_links_not_the_leaf_edges_behind_them():
+    """Hand example: node 0 (data centre 0) to node 2 (data centre 1). There: up:0, n0->dc0,
+    dc0->dc1, dc1->n2, down:2; back the same from node 2. Counted: the access links and the WAN
+    links, 6 of 10; the edges are left in when the access links are infinite (not on the path).
+    With every link counted, each leaf edge has as many senders as its access link throughout."""
+    world = coc_world()
+    world.network.transfer(0, 2, 1e5)
+    conn = world.network._pairs[(0, 2)]
+    names = [world.network.link_names[x] for x in conn.links]
+    assert names == ["up:0", "dc0->dc1", "down:2", "up:2", "dc1->dc0", "down:0"]
+    open_access = coc_world(access_Bps=None)
+    open_access.network.transfer(0, 2, 1e5)
+    conn = open_access.network._pairs[(0, 2)]
+    names = [open_access.network.link_names[x] for x in conn.links]
+    assert names == ["n0->dc0", "dc0->dc1", "dc1->n2", "n2->dc1", "dc1->dc0", "dc0->n0"]
+    # a leaf site of two nodes: its edge carries both nodes' messages, so it stays counted
+    graph = nx.Graph()
+    graph.add_edge("a", "hub", latency_s=0.001, bandwidth_Bps=1e6)
+    graph.add_edge("b", "hub", latency_s=0.001, bandwidth_Bps=1e6)
+    shared = World(from_graph(graph, ["a", "a", "b"]),
+                   network=NetworkConfig(model="maxmin", transport="tcp", uplink_Bps=1e6,
+                                         downlink_Bps=1e6))
+    net = shared.network
+    assert {net.link_names[x] for x in net._uncounted} == {"b->hub", "hub->b"}
+    TcpTransport.counts_leaf_edges = True
+    try:
+        world = coc_world()
+    finally:
+        TcpTransport.counts_leaf_edges = False
+    net = world.network
+    pairs = [(0, 2), (1, 2), (3, 0), (4, 1), (2, 5), (5, 3)]
+    for src, dst in pairs:
+        net.transfer(src, dst, 2e5)
+    access = {}  # leaf edge -> its node's access link
+    for node, site in enumerate(net.node_sites):
+        (hub,) = net.graph.neighbors(site)
+        access[net._edge_link[(site, hub)]] = net._uplink[node]
+        access[net._edge_link[(hub, site)]] = net._downlink[node]
+    checked = 0
+    while world.env.peek() < float("inf"):
+        world.env.step()
+        assert all(net._senders[e] == net._senders[a] for e, a in access.items())
+        checked += any(net._senders[e] > 0 for e in access)
+    assert checked > 10 and sum(net._senders) == 0
+
+
+def test_a_warm_connection_keeps_its_path_until_a_route_changes():
+    """The round trip and counted links are made once per connection: a second message finds
+    them (the same tuple), and a WAN link down makes them again from the detour (node 0 to
+    node 2 through data centre 2: two WAN hops of 10 ms each way, RTT 2 x 22 ms), and up again
+    from the direct route (RTT 2 x 12 ms)."""
+    world = coc_world()
+    net = world.network
+    ends = []
+
+    def sender():
+        for when in (0.0, 5.0, 10.0):
+            yield world.env.timeout(when - world.now)
+            if when == 5.0:
+                net.set_link_state("dc0", "dc1", False)
+            if when == 10.0:
+                net.set_link_state("dc0", "dc1", True)
+            conn = net._pairs.get((0, 2))
+            before = conn.links if conn is not None else None
+            delivery = yield net.transfer(0, 2, 1e4)
+            ends.append((net._pairs[(0, 2)].rtt_s, net._pairs[(0, 2)].links is before))
+            assert delivery.end_s > when
+
+    def warm():
+        yield world.env.timeout(1.0)
+        before = net._pairs[(0, 2)].links
+        yield net.transfer(0, 2, 1e4)
+        ends.append(("warm", net._pairs[(0, 2)].links is before))
+
+    world.env.process(sender())
+    world.env.process(warm())
+    world.env.run()
+    assert ends[0] == (pytest.approx(2 * 0.012, rel=1e-12), False)
+    assert ends[1] == ("warm", True)
+    assert ends[2] == (pytest.approx(2 * 0.022, rel=1e-12), False)
+    assert ends[3] == (pytest.approx(2 * 0.012, rel=1e-12), False)
