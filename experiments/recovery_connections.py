@@ -35,13 +35,12 @@ def logging_connections(log: list[dict[str, Any]]) -> Iterator[None]:
 
     def logged(base: type) -> type:
         class Logged(base):  # type: ignore[misc, valid-type]
-            def _next_message(self, conn: Any) -> None:
-                flow = conn.queue[0]
+            def _next_message(self, conn: Any, flow: Any) -> None:
                 now = self.env.now
                 record = dict(src=flow.src, dst=flow.dst, label=flow.label or "-",
                               nbytes=flow.nbytes, waited_s=now - flow.start_s,
                               idle_s=now - conn.last_sent_s, cold=not conn.used)
-                super()._next_message(conn)
+                super()._next_message(conn, flow)
                 record["rto_s"] = conn.rtt_s + self.tcp.min_rto_s
                 log.append(record)
         Logged.__name__ = f"Logged{base.__name__}"
