@@ -418,15 +418,17 @@ class Connection(Pair):
     whose senders are counted (:meth:`TcpTransport._count_head`; without the edges of one-node
     leaf sites, :meth:`TcpTransport._leaf_edges`), and ``rtt_s`` its round trip: both made
     from the head's forward links ``path_links`` and one-way latency ``path_latency_s`` and
-    the way back (:attr:`Pair.back`), and kept while those hold (a warm connection's messages
-    take one route: its path is made once, not per message). ``cubic`` is the state the
+    the way back (:attr:`Pair.back`) of the ``routes_epoch`` in ``path_epoch``, and kept while
+    those hold (a warm connection's messages take one route: its path is made once, not per
+    message). ``cubic`` is the state the
     bottleneck buffer needs (``TcpConfig.models_bottleneck_buffer``), None without it.
     """
 
     __slots__ = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
                  "round_start_s", "round_window", "round_sent", "round_busy_s", "chunk_start_s",
                  "last_sent_s", "ready_s", "head", "queue", "rtt_s", "token", "used", "ramp",
-                 "links", "cubic", "paced", "paced_from", "path_links", "path_latency_s")
+                 "links", "cubic", "paced", "paced_from", "path_links", "path_latency_s",
+                 "path_epoch")
 
     def __init__(self, cwnd: float) -> None:
         super().__init__()
@@ -455,6 +457,7 @@ class Connection(Pair):
         self.paced_from = 0.0     # ... and had this many bytes unsent when the round opened
         self.path_links: tuple[int, ...] | None = None  # ``links`` and ``rtt_s`` were made ...
         self.path_latency_s = 0.0  # ... from a head with these links and latency (None: never)
+        self.path_epoch = -1      # ... and the way back of this ``routes_epoch``
 
 
 ROUND_STATE = ("cwnd", "slow_start", "probing", "queued", "ca_start_s", "ca_origin",
@@ -711,7 +714,7 @@ class TcpTransport(Network):
         conn.head = flow
         now = self.env.now
         if (flow.links is not conn.path_links or flow.latency_s != conn.path_latency_s
-                or conn.back_epoch != self.routes_epoch):
+                or conn.path_epoch != self.routes_epoch):
             self._make_path(conn, flow)
         if self.shares_links:
             self._count_head(conn, 1)
@@ -742,8 +745,10 @@ class TcpTransport(Network):
         Per connection, not per message: kept until a head comes with other forward links or
         latency (:attr:`Connection.path_links`, compared by identity: a route's links are
         made once per route) or a link change makes the way back stale (the network's
-        ``routes_epoch``). The way back is the network's route, kept on the pair (one dict
-        probe less per message).
+        ``routes_epoch``, kept as ``path_epoch``: not the pair's ``back_epoch``, which the
+        model's ACK links also renew, so a message queued on an older route would keep the old
+        way back's RTT). The way back is the network's route, kept on the pair (one dict probe
+        less per message).
         """
         if conn.back_epoch == self.routes_epoch:
             back = conn.back
@@ -756,6 +761,7 @@ class TcpTransport(Network):
             uncounted = self._uncounted
             conn.links = tuple([x for x in links if x not in uncounted]) if uncounted else links
         conn.path_links, conn.path_latency_s = flow.links, flow.latency_s
+        conn.path_epoch = self.routes_epoch
 
     def _unlimited(self, conn: Connection, flow: Flow) -> bool:
         """True when the window cannot limit this message: send it as one fluid flow."""

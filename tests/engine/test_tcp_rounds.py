@@ -262,11 +262,11 @@ def test_a_path_counts_its_access_links_not_the_leaf_edges_behind_them():
                                          downlink_Bps=1e6))
     net = shared.network
     assert {net.link_names[x] for x in net._uncounted} == {"b->hub", "hub->b"}
-    TcpTransport.counts_leaf_edges = True
+    saved, TcpTransport.counts_leaf_edges = TcpTransport.counts_leaf_edges, True
     try:
         world = coc_world()
     finally:
-        TcpTransport.counts_leaf_edges = False
+        TcpTransport.counts_leaf_edges = saved
     net = world.network
     pairs = [(0, 2), (1, 2), (3, 0), (4, 1), (2, 5), (5, 3)]
     for src, dst in pairs:
@@ -319,3 +319,51 @@ def test_a_warm_connection_keeps_its_path_until_a_route_changes():
     assert ends[1] == ("warm", True)
     assert ends[2] == (pytest.approx(2 * 0.022, rel=1e-12), False)
     assert ends[3] == (pytest.approx(2 * 0.012, rel=1e-12), False)
+
+
+@pytest.mark.parametrize("ack_frame", [0, 66])
+def test_a_message_queued_on_an_older_route_takes_the_way_back_of_now(ack_frame):
+    """A message made on the detour (link dc0-dc1 down: node 0 -> dc0 -> dc2 -> dc1 -> node 2,
+    22 ms one way) waits behind another on its connection while the link comes back up; when
+    it starts, its round trip is its own detour out and today's direct way back: 22 + 12 ms.
+    Under ACK demand the model renews the pair's way back on its own (``Pair.back_epoch``),
+    which once left the connection's kept path stale: 22 + 22 ms, and a delivery 12% late.
+    The delivery equals the one with the path made again for every message."""
+
+    def run(remake_every_message: bool) -> tuple[float, float]:
+        topology = clusters_of_clusters(6, num_clusters=3, intra_latency_s=0.002,
+                                        intra_bandwidth_Bps=1e9, wan_latency_s=0.01,
+                                        wan_bandwidth_Bps=1e7)
+        world = World(topology, network=NetworkConfig(
+            model="maxmin", transport="tcp", uplink_Bps=1e8, downlink_Bps=1e8,
+            tcp=TcpConfig(ack_frame_bytes=ack_frame, rounds="burst", max_window_bytes=65536)))
+        net = world.network
+        if remake_every_message:
+            plain = net._next_message
+
+            def remade(conn, flow):
+                conn.path_links = None  # no kept path: made from this message's route
+                plain(conn, flow)
+            net._next_message = remade
+        out = []
+
+        def sender():
+            net.set_link_state("dc0", "dc1", False)
+            yield world.env.timeout(0.1)
+            first = net.transfer(0, 2, 1e6)
+            second = net.transfer(0, 2, 1e6)  # queued behind the first, on the detour
+            for src, dst in ((0, 1), (3, 2), (1, 2)):
+                net.transfer(src, dst, 1e8)
+            yield world.env.timeout(0.1)
+            net.set_link_state("dc0", "dc1", True)
+            yield first
+            delivery = yield second
+            out.extend((net._pairs[(0, 2)].rtt_s, delivery.end_s))
+
+        world.env.process(sender())
+        world.env.run()
+        return out[0], out[1]
+
+    rtt_s, end_s = run(remake_every_message=False)
+    assert rtt_s == pytest.approx(0.022 + 0.012, rel=1e-12)
+    assert (rtt_s, end_s) == run(remake_every_message=True)
