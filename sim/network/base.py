@@ -216,6 +216,30 @@ class Network:
 
     # -- routing ---------------------------------------------------------------------------
 
+    def _leaf_access_edges(self) -> list[tuple[int, int]]:
+        """``(access link, edge)`` of every site with one node and one neighbour, both ways.
+
+        Such a site (each node of ``clusters-of-clusters`` and of ``uniform``, behind its data
+        centre's core or the switch) is left only by its node's messages, which all cross the
+        node's uplink first, and entered only by messages to it, which all cross its downlink
+        last (a shortest path never passes through a leaf): the edge out to the neighbour
+        carries exactly the uplink's messages, the edge in exactly the downlink's. ``maxmin``
+        leaves such an edge out of the filling when it is faster than the access link
+        (``_links_never_full``), ``tcp`` leaves it out of its sender counts (``_leaf_edges``).
+        """
+        nodes_at: dict[str, list[int]] = {}
+        for node, site in enumerate(self.node_sites):
+            nodes_at.setdefault(site, []).append(node)
+        pairs = []
+        for site, nodes in nodes_at.items():
+            if len(nodes) != 1 or self.graph.degree(site) != 1:
+                continue
+            (hub,) = self.graph.neighbors(site)
+            (node,) = nodes
+            pairs.append((self._uplink[node], self._edge_link[(site, hub)]))
+            pairs.append((self._downlink[node], self._edge_link[(hub, site)]))
+        return pairs
+
     def route(self, src: int, dst: int) -> Route | None:
         """The links (finite ones only), the one-way latency and the bottleneck capacity.
 

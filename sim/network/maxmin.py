@@ -228,10 +228,8 @@ class MaxMinNetwork(Network):
     def _links_never_full(self) -> frozenset[int]:
         """Links no allocation can fill: every flow on one also crosses a slower link.
 
-        A site with one node and one neighbour (each node of ``clusters-of-clusters`` and of
-        ``uniform`` is one, behind its data centre's core or the switch) is left only by that
-        node's messages, which all cross its uplink first, and entered only by messages to it,
-        which all cross its downlink next. When the edge to the neighbour is faster than the
+        The edge of a site with one node and one neighbour carries exactly its node's access
+        link's messages (:meth:`Network._leaf_access_edges`). When that edge is faster than the
         access link, the flows on it never sum to its capacity (at most to the access link's),
         so no allocation fills it: progressive filling never freezes a flow there and the
         bottleneck test never finds it full. Rating flows without it gives the same rates and
@@ -249,21 +247,9 @@ class MaxMinNetwork(Network):
         """
         if self.ack_fraction:
             return frozenset()
-        graph, capacity = self.graph, self.capacity_Bps
-        nodes_at: dict[str, list[int]] = {}
-        for node, site in enumerate(self.node_sites):
-            nodes_at.setdefault(site, []).append(node)
-        never: set[int] = set()
-        for site, nodes in nodes_at.items():
-            if len(nodes) != 1 or graph.degree(site) != 1:
-                continue
-            (hub,) = graph.neighbors(site)
-            (node,) = nodes
-            for access, edge in ((self._uplink[node], self._edge_link[(site, hub)]),
-                                 (self._downlink[node], self._edge_link[(hub, site)])):
-                if capacity[edge] > capacity[access] * (1 + NEVER_FULL_MARGIN):
-                    never.add(edge)
-        return frozenset(never)
+        capacity = self.capacity_Bps
+        return frozenset(edge for access, edge in self._leaf_access_edges()
+                         if capacity[edge] > capacity[access] * (1 + NEVER_FULL_MARGIN))
 
     def _start_alone(self, flow: Flow) -> None:
         """Rate a new flow that shares none of its links: what :meth:`_reallocate` would do.

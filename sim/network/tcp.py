@@ -1235,33 +1235,18 @@ class TcpTransport(Network):
     def _leaf_edges(self) -> frozenset[int]:
         """Edges that carry the same messages as an access link: their senders are not counted.
 
-        A site with one node and one neighbour (each node of ``clusters-of-clusters`` and of
-        ``uniform``, behind its data centre's core or the switch) is left only by that node's
-        messages, which all cross its uplink first, and entered only by messages to it, which
-        all cross its downlink last (a shortest path never passes through a leaf). So a path
-        there and back crosses the edge out of such a site exactly when it crosses the node's
-        uplink, and the edge into it exactly when it crosses the downlink: the two links'
-        sender counts are always equal, and :meth:`_alone` and the ramps' link table
+        The edge of a site with one node and one neighbour carries exactly its node's access
+        link's messages (:meth:`Network._leaf_access_edges`), so a path there and back crosses
+        the edge exactly when it crosses the access link: the two links' sender counts are
+        always equal, and :meth:`_alone` and the ramps' link table
         (:meth:`_attach`, :meth:`_start_ramp`) find the same connections on the access link
         alone. Only where the access link is finite (a path holds its finite links only). A
         message across data centres then counts 6 links there and back instead of 10, and
         so does every test of its being alone (at each paced round's end).
         """
-        nodes_at: dict[str, list[int]] = {}
-        for node, site in enumerate(self.node_sites):
-            nodes_at.setdefault(site, []).append(node)
-        graph, capacity = self.graph, self.capacity_Bps
-        edges: set[int] = set()
-        for site, nodes in nodes_at.items():
-            if len(nodes) != 1 or graph.degree(site) != 1:
-                continue
-            (hub,) = graph.neighbors(site)
-            (node,) = nodes
-            for access, edge in ((self._uplink[node], self._edge_link[(site, hub)]),
-                                 (self._downlink[node], self._edge_link[(hub, site)])):
-                if capacity[access] < INF:
-                    edges.add(edge)
-        return frozenset(edges)
+        capacity = self.capacity_Bps
+        return frozenset(edge for access, edge in self._leaf_access_edges()
+                         if capacity[access] < INF)
 
     def _count_head(self, conn: Connection, delta: int) -> None:
         """The head starts (+1) or stops (-1) being sent across its links there and back."""
