@@ -309,7 +309,9 @@ class _ScheduleRun:
             for src, m in member.items():
                 for si, messages in enumerate(m.sends):
                     for k, (_src, dst, _nbytes, _si, di) in enumerate(messages):
-                        member[dst].recvs[di].append((src, si, k))  # type: ignore[index]
+                        recvs = member[dst].recvs
+                        assert recvs is not None  # (made for every member just above)
+                        recvs[di].append((src, si, k))
         self.remaining = sum(len(rnd) for rnd in schedule)
         self.members = sorted(member)
         if fences:
@@ -366,7 +368,8 @@ class _ScheduleRun:
         for k in range(len(m.sends[i])):
             self._arm(node, i, k)
         transfer = self.world.network.transfer
-        for src, si, k in m.recvs[i]:  # type: ignore[index]  # "ready to receive", to each sender
+        assert m.recvs is not None  # (a rendezvous makes them: notice_bytes)
+        for src, si, k in m.recvs[i]:  # "ready to receive", to each sender
             ev = transfer(node, src, notice, self.label)
             self.in_flight[ev] = (node, src, si, k)
             ev.callbacks.append(self._on_noticed)

@@ -95,6 +95,13 @@ TOLERANCE = 1e-9
 SAME_RATE = 1e-12
 """A new rate this close (relative) to the old one is rounding noise; the flow keeps its rate."""
 
+FILL_TIE = 1 + 1e-12
+"""Progressive filling: a link's share at most this factor (plus 1e-300) above the level it was
+filed at is that level (a tie of rounding), not a stale entry.
+
+One constant for every filling (:meth:`MaxMinNetwork._fill`, ``_fill_one_link``,
+``_fill_arrays``): the one-link pass replays the heap's steps to the bit only with its slack."""
+
 MAX_REPAIR_ROUNDS = 4
 """Rounds of growing the region before re-rating the flow's whole connected component."""
 
@@ -733,7 +740,7 @@ class MaxMinNetwork(Network):
             unfrozen[private] = 1
             heap.append((cap, private))
         heapq.heapify(heap)
-        pop, push = heapq.heappop, heapq.heappush
+        pop, push, tie = heapq.heappop, heapq.heappush, FILL_TIE
         todo = len(region)
         while todo:  # (once every flow is frozen, every link left in the heap has none unfrozen)
             share, link = pop(heap)
@@ -742,7 +749,7 @@ class MaxMinNetwork(Network):
                 continue
             left = capacity[link]
             actual = left / count if left > 0 else 0.0
-            if actual > share * (1 + 1e-12) + 1e-300:
+            if actual > share * tie + 1e-300:
                 push(heap, (actual, link))
                 continue
             for flow in members[link]:
@@ -786,7 +793,7 @@ class MaxMinNetwork(Network):
         for cap, private in capped:
             if cap > entry:  # the link's entry pops first
                 actual = left / count if left > 0 else 0.0
-                if actual <= entry * (1 + 1e-12) + 1e-300:
+                if actual <= entry * FILL_TIE + 1e-300:
                     break  # the flows left freeze there
                 entry = actual  # stale: pushed again at its share now
                 if cap > entry:
@@ -797,7 +804,7 @@ class MaxMinNetwork(Network):
         else:
             if count:  # (else every flow froze at its cap)
                 actual = left / count if left > 0 else 0.0
-                if actual > entry * (1 + 1e-12) + 1e-300:
+                if actual > entry * FILL_TIE + 1e-300:
                     entry = actual  # (pushed again, then popped at the same share)
         if entry != share:  # (else: no other link's entry is below the first one's)
             for other_share, other in entries:
@@ -879,7 +886,7 @@ class MaxMinNetwork(Network):
             share.fill(np.inf)  # (a link with no unfrozen flow never fills)
             np.divide(np.maximum(left, 0.0), unfrozen, out=share, where=unfrozen > 0)
             level = share.min()
-            hit = share[inc_link] <= level * (1 + 1e-12) + 1e-300
+            hit = share[inc_link] <= level * FILL_TIE + 1e-300
             new, at = inc_flow[hit], inc_link[hit]  # (flows in order: repeats are adjacent)
             if new.size > 1 and (new[1:] == new[:-1]).any():
                 # a flow on several full links: the smallest (share, link) freezes it
