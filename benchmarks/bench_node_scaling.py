@@ -164,6 +164,9 @@ def main() -> None:
     print(f"timing-only DiLoCo, H = 1, tree all-reduce, uniform topology, {args.steps} outer "
           f"steps per run{least}, cost over the steps after the first {args.warmup}, "
           f"{args.repeat} runs per size (interleaved); each run in its own process; CPU time")
+    from benchmarks.machine import describe  # (the parent's header; the children need none)
+
+    print(describe())
     sizes = sorted(args.sizes)
     codes = {"this": ROOT}
     for other in args.baseline:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import describe  # noqa: E402
 from policies.data_parallel.diloco import DiLoCo  # noqa: E402
 from sim.config import (  # noqa: E402
     ClusterConfig,
@@ -223,6 +224,7 @@ def main() -> None:
     print(f"timing-only DiLoCo: {args.nodes} nodes, H={args.inner_steps}, {args.allreduce} "
           f"all-reduce, {args.topology} topology, {transport} transport, {args.steps} outer "
           f"steps per run")
+    print(describe())
     rows = [measure(args, network) for network in args.networks]
     header = ("network", "outer steps", "events", "flows", "first step s (cpu)",
               "later steps ms (cpu)", "whole run s (wall / cpu)", "events/s (cpu)",

@@ -30,7 +30,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pandas as pd
 import torch
@@ -50,20 +50,9 @@ from sim.scenario import (
 )
 from sim.sweep import sweep
 from sim.threads import check_threads
+from sim.usage import EXIT_BAD_INPUT, OneLineParser, UsageError
 
-EXIT_BAD_INPUT = 2
 DEFAULT_OUT = "dtsim-out"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (and still exit code 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{message} (see {self.prog} --help)")
-
-
-class _UsageError(Exception):
-    pass
 
 
 def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -111,8 +100,8 @@ def _add_backend_options(parser: argparse.ArgumentParser, *, top_level: bool,
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (exposed for docs and tests)."""
-    parser = _Parser(prog="dtsim", description="Simulate decentralized training over slow "
-                     "networks. With no command: the built-in default comparison.")
+    parser = OneLineParser(prog="dtsim", description="Simulate decentralized training over "
+                           "slow networks. With no command: the built-in default comparison.")
     _add_common_options(parser, top_level=True)
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for plots (default: "
                         "%(default)s)")
@@ -121,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_processes = ("worker processes for the policies (default: one per policy, up to the "
                          "CPUs; 1: one after another in this process)")
     _add_backend_options(parser, top_level=True, processes_help=compare_processes)
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     keep: dict[str, Any] = {"default": argparse.SUPPRESS}
 
     run = commands.add_parser("run", help="run one policy on a scenario")
@@ -384,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "list":  # each command passes it on to the library's threads=
             check_threads(args.threads, "--threads")
         return COMMANDS[args.command](args)
-    except (ScenarioError, _UsageError) as exc:
+    except (ScenarioError, UsageError) as exc:
         print(f"dtsim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import numpy as np
 
 from sim.runner import RunFailed, run
 from sim.scenario import scenario_from_dict
+from sim.usage import EXIT_BAD_INPUT, OneLineParser, UsageError
 
 FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "data_parallel": [("ddp", {}), ("diloco", {"inner_steps": 3}),
@@ -259,18 +261,43 @@ def fuzz(families: list[str], runs: int, *, first_seed: int = 0, repeat_every: i
     return outcomes
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sim.fuzz``: fuzz the families and print a table per family."""
-    parser = argparse.ArgumentParser(prog="python -m sim.fuzz", description=__doc__.split("\n")[0])
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse and check the command line; a refusal is a :class:`UsageError` naming the option."""
+    parser = OneLineParser(prog="python -m sim.fuzz", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20, help="cases per family")
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--first-seed", type=int, default=0, help="seed of the first case")
+    parser.add_argument("--families", default=",".join(FAMILIES),
+                        help="comma-separated families (default: all)")
     parser.add_argument("--wall-limit", type=float, default=60.0, help="seconds per run")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        raise UsageError(f"--runs: must be an integer >= 1, got {args.runs}")
+    if args.first_seed < 0:  # a case's seed seeds numpy, which takes no negative seed
+        raise UsageError(f"--first-seed: must be an integer >= 0, got {args.first_seed}")
+    if not (math.isfinite(args.wall_limit) and args.wall_limit > 0):
+        raise UsageError(f"--wall-limit: must be a number of seconds > 0, got {args.wall_limit}")
+    args.families = [f for f in args.families.split(",") if f]
+    unknown = [f for f in args.families if f not in FAMILIES]
+    if unknown or not args.families:
+        name = f"unknown family {unknown[0]!r}" if unknown else "no family given"
+        raise UsageError(f"--families: {name}; allowed: {', '.join(FAMILIES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim.fuzz``: fuzz the families and print a table per family.
+
+    Exit code 0 when every case held, 1 when one did not, 2 for a command line it refuses.
+    """
+    try:
+        args = _parse(argv)
+    except UsageError as exc:
+        print(f"python -m sim.fuzz: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     import torch  # deferred: heavy; `import sim` does not load it
 
     torch.set_num_threads(1)  # tiny learners: one thread is fastest, more fight over cores
-    families = [f for f in args.families.split(",") if f]
+    families = args.families
     outcomes = fuzz(families, args.runs, first_seed=args.first_seed,
                     wall_limit_s=args.wall_limit, log=print)
     print(f"\n{'family':<16} {'runs':>5} {'policies':>8} {'repeated':>8} {'crashes':>8} "

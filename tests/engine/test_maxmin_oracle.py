@@ -717,6 +717,31 @@ def test_a_rising_cap_that_fills_one_link_rerates_it_on_the_spot():
     assert [f.rate for f in flows] == pytest.approx([3.0, 3.5, 3.5, 8.5], rel=1e-12)
 
 
+def test_a_rising_cap_waits_when_a_flow_held_at_the_link_would_speed_up():
+    """The spot re-rating only slows the held flows down (or keeps them): its test that nobody
+    at their other links would speed up holds only then. A link counts as full within
+    TOLERANCE of its capacity, so it may have room: node 0's uplink carries a (capped at 2),
+    b and c (held there at 4 each) and is set to 10 + 5e-9 B/s, still full. a's cap rising by
+    2e-9 fills it, and the level left for b and c, 4 + 1.5e-9, is above their rates: the
+    rise waits for the coalesced re-rating, which gives b and c the link's rest, 4 + 1.5e-9."""
+    world = access_world(4, [10.0, None, None, None], [None] * 4, 1e18)
+    net = world.network
+    events = [net.transfer(0, dst, 1e6) for dst in (1, 2, 3)]
+    settle(world)
+    a, b, c = (net._flows[event] for event in events)
+    net._set_cap(a, 2.0)
+    settle(world)
+    assert [f.rate for f in (a, b, c)] == pytest.approx([2.0, 4.0, 4.0], rel=1e-12)
+    uplink = net._uplink[0]
+    assert net._bottleneck[b.id] == net._bottleneck[c.id] == uplink
+    net._capacity[uplink] = 10.0 + 5e-9  # room within the slack: the link is still full
+    net._set_cap(a, 2.0 + 2e-9)
+    assert net.caps_filled == 0 and net._pending_event is not None
+    settle(world)
+    rest = (10.0 + 5e-9 - (2.0 + 2e-9)) / 2
+    assert [f.rate for f in (a, b, c)] == pytest.approx([2.0 + 2e-9, rest, rest], rel=1e-15)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_rising_caps_rerated_on_the_spot_equal_the_oracle(seed):
     """Random access links, 30 long flows, half of them capped below their rates; then 80

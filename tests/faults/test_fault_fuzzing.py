@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.fuzz import FAMILIES, Case, check_result, fuzz, make_case, run_case
+from sim.fuzz import FAMILIES, Case, check_result, fuzz, main, make_case, run_case
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -34,6 +34,24 @@ def test_each_family_survives_many_random_faults(family):
     outcomes = fuzz([family], runs=24, first_seed=0, repeat_every=4, wall_limit_s=300)
     problems = [f"{o.case.describe()}: {o.problem}" for o in outcomes if o.problem]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--families", "bogus"], "--families: unknown family 'bogus'; allowed: data_parallel, "),
+    (["--families", ","], "--families: no family given; allowed: "),
+    (["--runs", "0"], "--runs: must be an integer >= 1, got 0"),
+    (["--first-seed", "-5"], "--first-seed: must be an integer >= 0, got -5"),
+    (["--wall-limit", "-1"], "--wall-limit: must be a number of seconds > 0, got -1.0"),
+    (["--wall-limit", "nan"], "--wall-limit: must be a number of seconds > 0, got nan"),
+    (["--runs", "x"], "argument --runs: invalid int value: 'x'"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_the_command_refuses_bad_arguments_in_one_line(capsys, argv, line):
+    """Before: a traceback and exit 1 (an unknown family, --runs 0, a negative seed or limit)."""
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith(f"python -m sim.fuzz: error: {line}")
 
 
 def test_cases_are_drawn_from_their_seed_alone():
