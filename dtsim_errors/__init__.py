@@ -1,4 +1,4 @@
-"""The refusal every layer of dtsim may raise: an error that names the field it refuses.
+"""The refusals every layer of dtsim may raise: a bad value and a bad command line, one line each.
 
 A bad value is reported as one line, ``<field>: <message>``, and the code that reports it takes
 the field from the exception's ``field`` attribute, never from its text. The engine (``sim``),
@@ -7,13 +7,27 @@ so it lives below all of them: this package imports nothing of the project, and 
 may import it (``tests/engine/test_imports.py`` checks both). The engine re-exports
 :class:`FieldError` as ``sim.errors.FieldError`` and derives its ``ScenarioError`` from
 :class:`FieldRefusal`.
+
+A command line that cannot be run is refused the same way: one line on stderr,
+``<prog>: error: <option>: <message>``, and exit code :data:`EXIT_BAD_INPUT` (2), never
+argparse's usage block or a traceback. :class:`OneLineParser` and :class:`UsageError` live here,
+not in the engine, so that a leaf package's own command (``python -m workloads.calibrate``)
+refuses its arguments exactly like ``dtsim`` without importing the engine; ``sim.usage``
+re-exports them with the checks the engine's commands share.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Mapping
+from typing import NoReturn
 
-__all__ = ["FieldError", "FieldRefusal"]
+__all__ = ["EXIT_BAD_INPUT", "FieldError", "FieldRefusal", "OneLineParser", "UsageError",
+           "refused"]
+
+#: Exit code of a command that refused its input.
+EXIT_BAD_INPUT = 2
 
 
 class FieldRefusal(ValueError):
@@ -61,3 +75,25 @@ def _rebuild(cls: type[FieldRefusal], field: str, template: str,
              refs: dict[str, object]) -> FieldRefusal:
     """Unpickle a refusal (``refs`` is keyword-only in the constructor)."""
     return cls(field, template, refs=refs)
+
+
+class UsageError(Exception):
+    """A command line that cannot be run; the message is the one line to print."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error raises :class:`UsageError` (one line) instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        """Refuse the command line in one line (argparse's hook; it must not return)."""
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def refused(prog: str, refusal: Exception) -> int:
+    """Print a command's refusal as its one line on stderr; the exit code for ``main`` to return.
+
+    ``refusal`` is a :class:`UsageError` or a :class:`FieldRefusal`: either one's text is the
+    line's message (``--runs: must be an integer >= 1, got 0``, ``network.uplink: ...``).
+    """
+    print(f"{prog}: error: {refusal}", file=sys.stderr)
+    return EXIT_BAD_INPUT

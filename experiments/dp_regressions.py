@@ -9,15 +9,17 @@ the same checks are in tests/data_parallel/test_dp_regressions.py.
 
 from __future__ import annotations
 
+import argparse
 import math
-import sys
 from pathlib import Path
 
 import torch
 
+from sim.errors import ScenarioError
 from sim.policy import get_policy
 from sim.runner import run
 from sim.scenario import load, resolve_policies
+from sim.usage import OneLineParser, UsageError, known, refused
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 OVERRIDES: list[str] = []
@@ -215,12 +217,40 @@ EXPERIMENTS = {"bytes": byte_ratio, "slow-wan": slow_wan, "sync-vs-nodes": sync_
                "stdlib": stdlib_proxy, "dp-pp": dp_pp,
                "dp-pp-fixed": lambda: dp_pp(("fixed",))}
 
+PROG = "python -m experiments.dp_regressions"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The experiments to run and the overrides; a bad name is a :class:`UsageError`.
+
+    Everything after ``--set`` is an override (``--set a=1 b=2``), as the docs write it.
+    """
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"experiments to run (default: all): {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
+                        metavar="KEY=VALUE", help="override keys of every scenario file run")
+    args = parser.parse_args(argv)
+    if args.names in ([], ["all"]):
+        args.names = list(EXPERIMENTS)
+    known("NAME", args.names, EXPERIMENTS, "experiment")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the named experiments (default: all) and print their figures."""
+    try:
+        args = parse_command_line(argv)
+        OVERRIDES[:] = args.overrides  # read by run_file, which every experiment calls
+        torch.set_num_threads(1)
+        for name in args.names:
+            EXPERIMENTS[name]()
+    except (UsageError, ScenarioError) as exc:  # a bad --set is found when its file is read
+        return refused(PROG, exc)
+    finally:
+        OVERRIDES.clear()
+    return 0
+
+
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    args = sys.argv[1:]
-    if "--set" in args:
-        OVERRIDES.extend(args[args.index("--set") + 1:])
-        args = args[:args.index("--set")]
-    chosen = args or ["all"]
-    for name in (list(EXPERIMENTS) if chosen == ["all"] else chosen):
-        EXPERIMENTS[name]()
+    raise SystemExit(main())

@@ -18,6 +18,9 @@ from typing import Any
 from policies.gradient_coding.sequential import SCHEMES
 from policies.gradient_coding.tuned_compare import describe_tuning, tuned_spec
 from policies.gradient_coding.tuning import Tuning
+from sim.compare import PLOT_FORMATS, compare
+from sim.errors import ScenarioError
+from sim.usage import OneLineParser, UsageError, check_output_file, checked, known, refused
 
 
 def plot_tuning(tuning: Tuning, comparison: Any, labels: Sequence[str], path: str | Path) -> None:
@@ -49,22 +52,38 @@ def plot_tuning(tuning: Tuning, comparison: Any, labels: Sequence[str], path: st
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Probe, tune, run every scheme; print the table (and write the figure with --plot)."""
-    from sim.compare import compare
+PROG = "python -m experiments.gc_tuned_compare"
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+def parse_command_line(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, checked before the probe runs: a bad value is a :class:`UsageError`."""
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("scenario")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--max-W", type=int, default=3)
+    parser.add_argument("--max-W", type=int, default=3, help="largest window tried (>= 2)")
     parser.add_argument("--common-slope", action="store_true",
                         help="the authors' one load slope for all cells (default: per cell)")
-    parser.add_argument("--plot", help="write the two-panel figure here (png)")
+    parser.add_argument("--plot", help="write the two-panel figure to this file "
+                                       f"({', '.join(PLOT_FORMATS)})")
     parser.add_argument("--no-fixed", action="store_true",
                         help="run only the tuned schemes (not the file's fixed-parameter extra)")
     args = parser.parse_args(argv)
-    spec, profile, tuning = tuned_spec(args.scenario, args.overrides, max_W=args.max_W,
-                                       per_cell=not args.common_slope)
+    checked("--max-W", args.max_W, lambda rounds: rounds >= 2, "an integer >= 2 (rounds)")
+    if args.plot is not None:  # refused now, not after the runs
+        check_output_file("--plot", args.plot)
+        known("--plot", [Path(args.plot).suffix.lstrip(".").lower()], PLOT_FORMATS,
+              "figure format")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Probe, tune, run every scheme; print the table (and write the figure with --plot)."""
+    try:
+        args = parse_command_line(argv)
+        spec, profile, tuning = tuned_spec(args.scenario, args.overrides, max_W=args.max_W,
+                                           per_cell=not args.common_slope)
+    except (UsageError, ScenarioError) as exc:  # the file and --set are read before the probe
+        return refused(PROG, exc)
     n = spec.scenario.cluster.num_nodes - 1
     print(f"probe: {profile.num_workers} workers x {profile.num_rounds} rounds, "
           f"median base delay {float(_median(profile.base_s)):.3f} s, "

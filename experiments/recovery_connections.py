@@ -25,7 +25,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from experiments.recovery_family import ci_setup, params_for, scenario_of
+from policies.recovery.policies import RECOVERY_POLICIES
 from sim.network import tcp as tcp_module
+from sim.usage import OneLineParser, UsageError, known, positive_seconds, refused
 
 
 @contextlib.contextmanager
@@ -97,19 +99,35 @@ def connection_report(name: str, *, transport: str = "tcp", until_s: float = 60.
         print(f"  {label}: {nbytes / 1e6:.1f} MB")
 
 
-def main() -> None:
-    """Command line: methods, transport, simulated seconds."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=["checkfree", "checkfree_plus"])
+PROG = "python -m experiments.recovery_connections"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """Methods, transport, simulated seconds; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["checkfree", "checkfree_plus"],
+                        help=f"recovery methods to run (of {', '.join(RECOVERY_POLICIES)})")
     parser.add_argument("--transport", choices=["tcp", "fluid"], default="tcp")
-    parser.add_argument("--until-s", type=float, default=60.0)
-    args = parser.parse_args()
+    parser.add_argument("--until-s", type=float, default=60.0, help="simulated seconds per run")
+    args = parser.parse_args(argv)
+    known("--methods", args.methods, RECOVERY_POLICIES, "method")
+    positive_seconds("--until-s", args.until_s)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run and report each method of the command line (one line and exit code 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     for name in args.methods:
         connection_report(name, transport=args.transport, until_s=args.until_s)
         if name == "checkfree_plus":
             connection_report(name, transport=args.transport, until_s=args.until_s,
                               changes={"embedding_copy_every": 0})
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

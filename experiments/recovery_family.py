@@ -33,6 +33,7 @@ from policies.recovery.policies import RECOVERY_POLICIES
 from sim.config import ClusterConfig, FaultsConfig, NetworkConfig, RunConfig, Scenario
 from sim.faults.stages import StageFailuresConfig
 from sim.policy import get_policy
+from sim.usage import OneLineParser, UsageError, checked_list, refused
 
 PAPER_P_ITER = {0.05: 0.0009, 0.10: 0.002, 0.16: 0.004}
 """Per-iteration failure probability per stage in the authors' 500M configuration."""
@@ -263,20 +264,34 @@ def time_to_loss(result: Any, target: float) -> float:
     return float(hit.time_s.iloc[0]) if len(hit) else math.inf
 
 
+PROG = "python -m experiments.recovery_family"
+
+
+def parse_command_line(argv: list[str] | None) -> tuple[list[int], list[float]]:
+    """The seeds and failure rates to run; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description="CI-size recovery comparison, several seeds")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (integers >= 0)")
+    parser.add_argument("--rates", default="0.05,0.10",
+                        help="comma-separated stage failure probabilities per hour, in [0, 1)")
+    args = parser.parse_args(argv)
+    seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0, "integers >= 0")
+    rates = checked_list("--rates", args.rates, float, lambda p: 0 <= p < 1,
+                         "probabilities per hour in [0, 1)")
+    return seeds, rates
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the CI-size times to target: ``python -m experiments.recovery_family``."""
-    import argparse
-
+    try:
+        seeds, rates = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     import torch
 
-    parser = argparse.ArgumentParser(description="CI-size recovery comparison, several seeds")
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--rates", default="0.05,0.10")
-    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seeds:
         baseline = None
-        for p_hour in (float(p) for p in args.rates.split(",")):
+        for p_hour in rates:
             setup = ci_setup(p_hour, seed=seed)
             runs = run_family(setup, baseline=baseline)
             baseline = runs["no_failure"]

@@ -17,11 +17,31 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 from typing import Any
 
+from sim.compare import compare
+from sim.errors import ScenarioError
+from sim.scenario import load, resolve_policies
+from sim.usage import (
+    OneLineParser,
+    UsageError,
+    check_output_folder,
+    checked,
+    checked_list,
+    refused,
+)
+
 RATES_PCT = (5, 10, 16)
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def point_spec(pct: int, scenarios_dir: Path, seed: int | None = None,
+               extra: tuple[str, ...] = ()) -> Any:
+    """The scenario of one (rate, seed) point: ``checkfree-<pct>pct.toml`` with its overrides."""
+    overrides = ([] if seed is None else [f"seed={seed}"]) + list(extra)
+    return load(scenarios_dir / f"checkfree-{pct}pct.toml", overrides)
 
 
 def run_rate(pct: int, scenarios_dir: Path, seed: int | None = None,
@@ -30,11 +50,7 @@ def run_rate(pct: int, scenarios_dir: Path, seed: int | None = None,
 
     ``methods``: the labels to run (default: every ``[policies.<label>]`` table of the file).
     """
-    from sim.compare import compare
-    from sim.scenario import load
-
-    overrides = ([] if seed is None else [f"seed={seed}"]) + list(extra)
-    spec = load(scenarios_dir / f"checkfree-{pct}pct.toml", overrides)
+    spec = point_spec(pct, scenarios_dir, seed, extra)
     comparison = compare(spec, list(methods) or None,
                          processes=1)  # the points may already run in worker processes
     return spec, {run.label: run.result for run in comparison.runs}
@@ -77,20 +93,30 @@ def summary_rows(pct: int, spec: object, runs: dict) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run, plot, print."""
-    import multiprocessing
+PROG = "python -m experiments.recovery_figures"
 
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
+def rates_in(scenarios_dir: Path) -> list[int]:
+    """The failure rates (percent per stage-hour) with a ``checkfree-<rate>pct.toml`` file here."""
+    names = (re.fullmatch(r"checkfree-(\d+)pct", path.stem)
+             for path in scenarios_dir.glob("checkfree-*pct.toml"))
+    return sorted(int(name.group(1)) for name in names if name)
 
-    parser = argparse.ArgumentParser(description=__doc__)
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, every point's scenario included, checked before anything runs.
+
+    Each (rate, seed) point's file is read with its overrides and ``--methods`` is checked
+    against it, so a typo is refused at once rather than by a worker after other points ran.
+    Raises :class:`UsageError` naming the option, or :class:`~sim.errors.ScenarioError` naming
+    the scenario key (of ``--set``) or the option (``--methods``).
+    """
+    parser = OneLineParser(prog=PROG, description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "docs/methods/recovery-checkfree"))
-    parser.add_argument("--scenarios", default=str(ROOT / "scenarios"))
-    parser.add_argument("--rates", default=",".join(map(str, RATES_PCT)))
+    parser.add_argument("--scenarios", default=str(ROOT / "scenarios"),
+                        help="folder of the checkfree-<rate>pct.toml files")
+    parser.add_argument("--rates", default=",".join(map(str, RATES_PCT)),
+                        help="comma-separated failure rates, percent per stage-hour")
     parser.add_argument("--seeds", default="0", help="comma-separated; the figure shows the first")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--methods", default="",
@@ -98,11 +124,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="scenario override for every file, e.g. network.transport=fluid")
     args = parser.parse_args(argv)
+    check_output_folder("--out", args.out)
+    scenarios = Path(checked("--scenarios", args.scenarios, lambda path: Path(path).is_dir(),
+                             "an existing folder"))
+    shipped = rates_in(scenarios)
+    args.rates = checked_list("--rates", args.rates, int, lambda pct: pct in shipped,
+                              f"rates with a file checkfree-<rate>pct.toml in {scenarios} "
+                              f"({', '.join(map(str, shipped))})")
+    args.seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0,
+                              "integers >= 0")
+    checked("--processes", args.processes, lambda n: n >= 1, "an integer >= 1")
+    args.methods = tuple(m for m in args.methods.split(",") if m)
+    for pct in args.rates:
+        for seed in args.seeds:
+            spec = point_spec(pct, scenarios, seed, tuple(args.set))
+            resolve_policies(spec, list(args.methods) or None, flag="--methods")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, plot, print."""
+    import multiprocessing
+
+    try:
+        args = parse_command_line(argv)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rates = [int(r) for r in args.rates.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
-    methods = tuple(m for m in args.methods.split(",") if m)
+    rates, seeds, methods = args.rates, args.seeds, args.methods
     jobs = [(pct, seed, args.scenarios, tuple(args.set), methods)
             for seed in seeds for pct in rates]
     points_csv = out / "points.csv"  # one row per run, appended as each point finishes

@@ -50,7 +50,13 @@ from sim.scenario import (
 )
 from sim.sweep import sweep
 from sim.threads import check_threads
-from sim.usage import EXIT_BAD_INPUT, OneLineParser, UsageError
+from sim.usage import (
+    OneLineParser,
+    UsageError,
+    check_output_file,
+    check_output_folder,
+    refused,
+)
 
 DEFAULT_OUT = "dtsim-out"
 
@@ -244,38 +250,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_output_file(flag: str, path: str | None) -> None:
-    """Refuse an output file that cannot be written, before the run (not after it)."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise ScenarioError(flag, f"{path!r} is a folder; give a file name such as "
-                                  f"{str(target / 'trace.json')!r}")
-    folder = target.parent
-    if not folder.is_dir():
-        raise ScenarioError(flag, f"folder {str(folder)!r} does not exist; create it first or "
-                                  f"give a path in an existing folder")
-    if not os.access(folder, os.W_OK):
-        raise ScenarioError(flag, f"folder {str(folder)!r} is not writable")
-
-
-def check_output_folder(flag: str, path: str | None) -> None:
-    """Refuse an output folder that is a file or cannot be created, before the run."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise ScenarioError(flag, f"{path!r} is a file, not a folder")
-    existing = target
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ScenarioError(flag, f"{str(existing)!r} is a file, not a folder")
-    if not os.access(existing, os.W_OK):
-        raise ScenarioError(flag, f"folder {str(existing)!r} is not writable")
-
-
 def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     """``["network.uplink=10Mbit/s,100Mbit/s"]`` -> ``{"network.uplink": ["10Mbit/s", ...]}``."""
     grid: dict[str, list[Any]] = {}
@@ -374,8 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_threads(args.threads, "--threads")
         return COMMANDS[args.command](args)
     except (ScenarioError, UsageError) as exc:
-        print(f"dtsim: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return refused("dtsim", exc)
     except KeyboardInterrupt:
         print("dtsim: interrupted", file=sys.stderr)
         return 130

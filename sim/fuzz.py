@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import numpy as np
 
 from sim.runner import RunFailed, run
 from sim.scenario import scenario_from_dict
-from sim.usage import EXIT_BAD_INPUT, OneLineParser, UsageError
+from sim.usage import OneLineParser, UsageError, checked, known, positive_seconds, refused
 
 FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "data_parallel": [("ddp", {}), ("diloco", {"inner_steps": 3}),
@@ -270,17 +269,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated families (default: all)")
     parser.add_argument("--wall-limit", type=float, default=60.0, help="seconds per run")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        raise UsageError(f"--runs: must be an integer >= 1, got {args.runs}")
-    if args.first_seed < 0:  # a case's seed seeds numpy, which takes no negative seed
-        raise UsageError(f"--first-seed: must be an integer >= 0, got {args.first_seed}")
-    if not (math.isfinite(args.wall_limit) and args.wall_limit > 0):
-        raise UsageError(f"--wall-limit: must be a number of seconds > 0, got {args.wall_limit}")
-    args.families = [f for f in args.families.split(",") if f]
-    unknown = [f for f in args.families if f not in FAMILIES]
-    if unknown or not args.families:
-        name = f"unknown family {unknown[0]!r}" if unknown else "no family given"
-        raise UsageError(f"--families: {name}; allowed: {', '.join(FAMILIES)}")
+    checked("--runs", args.runs, lambda runs: runs >= 1, "an integer >= 1")
+    # a case's seed seeds numpy, which takes no negative seed
+    checked("--first-seed", args.first_seed, lambda seed: seed >= 0, "an integer >= 0")
+    positive_seconds("--wall-limit", args.wall_limit)
+    args.families = known("--families", [f for f in args.families.split(",") if f], FAMILIES,
+                          "family")
     return args
 
 
@@ -292,8 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse(argv)
     except UsageError as exc:
-        print(f"python -m sim.fuzz: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return refused("python -m sim.fuzz", exc)
     import torch  # deferred: heavy; `import sim` does not load it
 
     torch.set_num_threads(1)  # tiny learners: one thread is fastest, more fight over cores

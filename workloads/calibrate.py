@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from dtsim_errors import OneLineParser, UsageError, refused
 from workloads.devices import DeviceProfile, get_device
 from workloads.timing import ReferenceRow, preset_timing, reference_rows
 
@@ -71,8 +72,21 @@ def fit_h100(blend_powers: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -
     return best[1]
 
 
-def main() -> None:
-    """Print the fitted H100 parameters and the error on every reference row."""
+PROG = "python -m workloads.calibrate"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the fitted H100 parameters and the error on every reference row.
+
+    The command takes no arguments; any is refused in one line with exit code 2 (rather than
+    ignored), through the parser every dtsim command uses (:mod:`dtsim_errors`: this leaf
+    package may not import the engine's ``sim.usage``).
+    """
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    try:
+        parser.parse_args(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     dev = fit_h100()
     print(
         f"efficiency={dev.efficiency:.4f} "
@@ -85,7 +99,8 @@ def main() -> None:
             f"{row.model:11s} {row.batch}x{row.seq:<5d} measured {row.fwd_bwd_s:.5f} s  "
             f"error {100 * err:+6.1f}%"
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Fixtures of the product-layer tests: small scenario files on disk."""
+"""Fixtures of the product-layer tests: small scenario files on disk, a guard against runs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from product_helpers import FAST_TOML, SMALL_TOML
+
+from sim.world import Environment
 
 
 @pytest.fixture
@@ -30,3 +32,13 @@ def small_toml(write) -> Path:
 @pytest.fixture
 def fast_toml(write) -> Path:
     return write("fast.toml", FAST_TOML)
+
+
+@pytest.fixture
+def no_simulation(monkeypatch):
+    """Make any simulated time a test failure: refusals happen before the run."""
+
+    def refuse_to_run(self, until=None):
+        raise AssertionError("simulated time ran: the input should have been refused first")
+
+    monkeypatch.setattr(Environment, "run", refuse_to_run)

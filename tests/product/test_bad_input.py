@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from sim.cli import main
-from sim.world import Environment
 
 BASE_TOML = """
 name = "bad-input"
@@ -49,16 +48,6 @@ eval_every = "2min"
 """
 
 EDGES_HEADER = "site_a,site_b,latency_s,bandwidth_Bps\n"
-
-
-@pytest.fixture
-def no_simulation(monkeypatch):
-    """Make any simulated time a test failure: refusals happen before the run."""
-
-    def refuse_to_run(self, until=None):
-        raise AssertionError("simulated time ran: the input should have been refused first")
-
-    monkeypatch.setattr(Environment, "run", refuse_to_run)
 
 
 @pytest.fixture
