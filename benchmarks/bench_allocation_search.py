@@ -18,6 +18,9 @@ import time
 
 import numpy as np
 
+from sim.usage import OneLineParser, UsageError, checked_list, refused
+
+PROG = "benchmarks/bench_allocation_search.py"
 
 def reference_problem() -> tuple[np.ndarray, list[int], float]:
     """Hop costs, stage sizes and the authors' dp_weight of the 20-node reference."""
@@ -37,17 +40,28 @@ def reference_problem() -> tuple[np.ndarray, list[int], float]:
     return hop, sizes, dp_weight
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run both searches per seed and print their costs."""
-    from policies.pipeline.allocation import genetic_allocation, search_allocation
-
-    parser = argparse.ArgumentParser(description=__doc__)
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The seeds to search with; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__)
     parser.add_argument("--seeds", default="0,1,2,3,4")
     args = parser.parse_args(argv)
+    args.seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0,
+                              "integers >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both searches per seed and print their costs (one line and exit code 2 if refused)."""
+    from policies.pipeline.allocation import genetic_allocation, search_allocation
+
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     hop, sizes, dp_weight = reference_problem()
     print(f"dp_weight (the authors' FACTOR) = {dp_weight:.3f}")
     print(f"{'seed':>4} {'hill climbing s':>16} {'wall s':>7} {'genetic s':>10} {'wall s':>7}")
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in args.seeds:
         t0 = time.perf_counter()
         hill = search_allocation(hop, sizes, np.random.default_rng(seed), restarts=8,
                                  dp_weight=dp_weight)

@@ -24,17 +24,32 @@ import time
 import torch
 
 from sim.compare import NONDETERMINISTIC_KEYS, compare
+from sim.errors import ScenarioError
 from sim.scenario import default_scenario_path, load
+from sim.usage import OneLineParser, UsageError, at_least, refused
+
+PROG = "benchmarks/bench_compare_parallel.py"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """Overrides and processes; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a key of the default scenario")
     parser.add_argument("--processes", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    at_least("--processes", args.processes, 1)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison both ways and print the table (one line and exit code 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+        spec = load(default_scenario_path(), args.overrides)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
     torch.set_num_threads(1)
-    spec = load(default_scenario_path(), args.overrides)
     labels = [label for label, _ in spec.policies]
     print(f"default comparison ({', '.join(labels)}), {os.cpu_count()} CPUs, "
           f"parallel with {args.processes} processes")
@@ -68,7 +83,8 @@ def main() -> None:
             if diff:
                 print(f"  {one['label']}: (sequential, parallel) {diff}")
     print(comparisons["parallel"].format_table())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -36,6 +36,7 @@ import numpy as np
 import simpy
 
 from sim.config import NetworkConfig
+from sim.usage import OneLineParser, UsageError, at_least, checked, refused
 from sim.world import World
 from topologies import uniform
 
@@ -90,8 +91,12 @@ def engine(scenario: str, processes: int, per_process: int, seed: int) -> tuple[
     return time.process_time() - start, world.env.events_processed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+PROG = "benchmarks/bench_engine_events.py"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--processes", type=int, default=200)
     parser.add_argument("--operations", type=int, default=100_000,
                         help="waits in all, per scenario")
@@ -102,7 +107,23 @@ def main() -> None:
                              "whole run (default: Python's, 700); the engine keeps every "
                              "interval it records, and the collector's walks over them cost "
                              "a quarter of a compute")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    at_least("--processes", args.processes, 2)  # (a transfer goes to another process's node)
+    checked("--operations", args.operations, lambda n: n >= args.processes,
+            f"an integer >= --processes ({args.processes})")
+    at_least("--repeats", args.repeats, 1)
+    at_least("--seed", args.seed, 0)
+    if args.gc_gen0 is not None:
+        at_least("--gc-gen0", args.gc_gen0, 0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time every scenario and print the table (one line and exit code 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     if args.gc_gen0 is not None:
         gc.set_threshold(args.gc_gen0, 20, 100)
     per_process = args.operations // args.processes
@@ -127,7 +148,8 @@ def main() -> None:
         print(f"{scenario:<16} {ops_per_s:>13,.0f} {events / cpu_s:>11,.0f} "
               f"{events / operations:>9.2f} {baseline / ops_per_s:>8.2f}x "
               f"{baseline_events / (events / cpu_s):>10.2f}x", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

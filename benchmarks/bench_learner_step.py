@@ -34,6 +34,7 @@ from torch import nn
 from policies.data_parallel.outer import nesterov_outer_step
 from sim.config import ClusterConfig, NetworkConfig, PolicyConfig, RunConfig, Scenario
 from sim.runner import run
+from sim.usage import OneLineParser, UsageError, at_least, refused
 from workloads import WorkloadConfig, build_workload
 
 H = 20
@@ -105,13 +106,30 @@ def time_bare(nodes: int, outer_steps: int) -> tuple[float, int]:
     return time.perf_counter() - start, node_steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+PROG = "benchmarks/bench_learner_step.py"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """Node counts, outer steps, repeats, device; a bad value is a :class:`UsageError`."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--outer-steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for nodes in args.nodes:
+        at_least("--nodes", nodes, 2)  # (DiLoCo averages over at least two nodes)
+    at_least("--outer-steps", args.outer_steps, 1)
+    at_least("--repeats", args.repeats, 1)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time both sides per node count and print the table (one line and exit 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     global DEVICE
     DEVICE = args.device
     torch.set_num_threads(1)
@@ -130,7 +148,8 @@ def main() -> None:
                 best[name] = max(best[name], node_steps / seconds)
         print(f"| {nodes} | {steps['sim']:,} (bare {steps['bare']:,}) | {best['sim']:,.0f} | "
               f"{best['bare']:,.0f} | {best['sim'] / best['bare']:.2f} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

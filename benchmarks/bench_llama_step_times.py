@@ -31,7 +31,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from workloads.devices import DeviceProfile, get_device
+from sim.errors import ScenarioError
+from sim.usage import OneLineParser, UsageError, at_least, check_output_file, known, refused
+from workloads.devices import DEVICES, DeviceProfile, get_device
 from workloads.llama import Llama
 from workloads.timing import preset_config, preset_timing, reference_rows
 
@@ -72,9 +74,15 @@ def time_row(model: torch.nn.Module, tokens: torch.Tensor, warmup: int, repeats:
             median_seconds(forward_backward, warmup, repeats, device))
 
 
-def main() -> None:
-    """Time each reference shape and print measured, reference and predicted seconds."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "benchmarks/bench_llama_step_times.py"
+
+PROFILES = [name for name, profile in DEVICES.items() if isinstance(profile, DeviceProfile)]
+"""The device profiles that predict from FLOP/s (every one but 'emulator')."""
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    ap = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--profile", default="h100", help="device profile to predict with")
     ap.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
@@ -86,12 +94,31 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true",
                     help="time torch.compile(model) (compilation is in the warm-up)")
     ap.add_argument("--csv", default=None, help="also write the table here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    known("--profile", [args.profile.lower()], PROFILES, "device profile")
+    at_least("--warmup", args.warmup, 0)
+    at_least("--repeats", args.repeats, 1)
+    if args.only:
+        rows = [name for row in reference_rows()
+                for name in (row.model, f"{row.model}:{row.batch}")]
+        known("--only", args.only, list(dict.fromkeys(rows)), "row")
+    check_output_file("--csv", args.csv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time each reference shape and print measured, reference and predicted seconds.
+
+    One line and exit code 2 if the command line is refused.
+    """
+    try:
+        args = parse_command_line(argv)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
 
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     profile = get_device(args.profile)
-    assert isinstance(profile, DeviceProfile), "--profile: a FLOP/s profile, not 'emulator'"
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"torch {torch.__version__}, {name}, {args.dtype}"
           f"{', torch.compile' if args.compile else ', eager'}, median of {args.repeats} "
@@ -134,7 +161,8 @@ def main() -> None:
             out.flush()
     if out:
         out.close()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -35,8 +35,12 @@ import numpy as np
 from sim.config import NetworkConfig
 from sim.network.base import Flow
 from sim.network.maxmin import MaxMinNetwork
+from sim.usage import OneLineParser, UsageError, at_least, known, positive, refused
 from sim.world import World
 from topologies import clusters_of_clusters, residential
+
+TOPOLOGIES = ("residential", "datacenters")
+"""The benchmark's topologies (see the module docstring)."""
 
 
 class GlobalRecomputeNetwork(MaxMinNetwork):
@@ -71,7 +75,7 @@ def make_topology(name: str, num_nodes: int, seed: int):
         return clusters_of_clusters(num_nodes, num_clusters=min(8, num_nodes),
                                     intra_latency_s=0.5e-3, intra_bandwidth_Bps=10e9 / 8,
                                     wan_latency_s=30e-3, wan_bandwidth_Bps=1e9 / 8)
-    raise ValueError(f"--topology: unknown {name!r}; allowed: residential, datacenters")
+    raise ValueError(f"--topology: unknown {name!r}; allowed: {', '.join(TOPOLOGIES)}")
 
 
 def run_workload(topology, *, naive: bool, flow_events: int, flows_per_node: int,
@@ -133,10 +137,29 @@ def max_relative_difference(a: dict, b: dict) -> tuple[float, int]:
     return worst, len(common)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def check_workload(args: argparse.Namespace) -> None:
+    """Refuse a workload option that cannot run (shared with ``bench_transport_flows.py``).
+
+    At least two nodes (a sender's peer is another node), a known topology, at least one flow
+    per node, positive message sizes, at least one timed flow event, a seed >= 0.
+    """
+    for nodes in args.nodes:
+        at_least("--nodes", nodes, 2)
+    known("--topology", args.topology, TOPOLOGIES, "topology")
+    at_least("--flows-per-node", args.flows_per_node, 1)
+    positive("--median-bytes", args.median_bytes, "bytes")
+    at_least("--events", args.events, 1)
+    at_least("--seed", args.seed, 0)
+
+
+PROG = "benchmarks/bench_maxmin_flows.py"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[16, 64, 256])
-    parser.add_argument("--topology", nargs="+", default=["residential", "datacenters"])
+    parser.add_argument("--topology", nargs="+", default=list(TOPOLOGIES))
     parser.add_argument("--flows-per-node", type=int, default=3)
     parser.add_argument("--median-bytes", type=float, default=1e6)
     parser.add_argument("--events", type=int, default=20000,
@@ -147,7 +170,20 @@ def main() -> None:
     parser.add_argument("--gc-gen0", type=int, default=None,
                         help="first-generation threshold of Python's garbage collector for the "
                              "whole run (default: Python's, 700)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    check_workload(args)
+    at_least("--naive-events", args.naive_events, 1)
+    if args.gc_gen0 is not None:
+        at_least("--gc-gen0", args.gc_gen0, 0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time both variants per topology and size (one line and exit code 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     if args.gc_gen0 is not None:
         gc.set_threshold(args.gc_gen0, 20, 100)
     print(f"{'topology':<12} {'nodes':>5} {'active':>7} {'incremental/s':>14} {'naive/s':>9} "
@@ -166,7 +202,8 @@ def main() -> None:
                   f"{fast['events_per_s'] / slow['events_per_s']:>7.1f}x "
                   f"{fast['rerated_per_event']:>8.1f} {fast['repairs_per_event']:>8.2f} "
                   f"{diff:>9.1e} ({compared} flows)", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

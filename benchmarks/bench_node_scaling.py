@@ -67,6 +67,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sim.usage import (  # noqa: E402
+    OneLineParser,
+    UsageError,
+    at_least,
+    checked,
+    positive_seconds,
+    refused,
+)
+
+PROG = "benchmarks/bench_node_scaling.py"
+
 TARGET_RATIO = 1.5
 """The issue's target: cost per node-step at the largest size within 1.5x of the smallest."""
 
@@ -128,8 +139,14 @@ def run_child(nodes: int, level: str, network: str, args: argparse.Namespace,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def is_checkout(path: Path) -> bool:
+    """Whether ``path`` is a checkout of dtsim (a folder with this benchmark in it)."""
+    return (path / "benchmarks" / Path(__file__).name).is_file()
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--steps", type=int, default=5, help="outer steps per run (>= 2)")
     parser.add_argument("--min-node-steps", type=int, default=0, metavar="K",
@@ -148,16 +165,36 @@ def main() -> None:
                         help="other checkouts (e.g. older commits) to run alongside")
     parser.add_argument("--child", nargs=3, metavar=("NODES", "LEVEL", "NETWORK"),
                         help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for nodes in args.sizes:
+        at_least("--sizes", nodes, 2)  # (DiLoCo averages over at least two nodes)
+    at_least("--steps", args.steps, 2)
+    at_least("--min-node-steps", args.min_node_steps, 0)
+    checked("--warmup", args.warmup, lambda warmup: 1 <= warmup < args.steps,
+            f"an integer >= 1 and < --steps ({args.steps})")
+    at_least("--repeat", args.repeat, 1)
+    positive_seconds("--timeout-s", args.timeout_s)
+    for other in args.baseline:
+        checked("--baseline", other, is_checkout, "a checkout of dtsim (a folder with "
+                f"benchmarks/{Path(__file__).name})")
+    names = [other.resolve().name for other in args.baseline]
+    if len(set(names) - {"this"}) != len(names):  # (each checkout's rows are named by its folder)
+        raise UsageError("--baseline: give checkouts whose folders have distinct names, other "
+                         f"than 'this', got {' '.join(names)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every size in its own process and print the table (exit code 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     if args.child:
         nodes, level, network = args.child
         print(json.dumps(child(int(nodes), level, network, args.steps, args.transport,
                                args.warmup)))
-        return
-    if not 1 <= args.warmup < args.steps:
-        print(f"bench_node_scaling: --warmup must be >= 1 and < --steps ({args.steps}), got "
-              f"{args.warmup}", file=sys.stderr)
-        raise SystemExit(2)
+        return 0
 
     least = f" (at least {args.min_node_steps:,} node-steps after the warm-up)" \
         if args.min_node_steps else ""
@@ -173,9 +210,6 @@ def main() -> None:
         codes[other.resolve().name] = other.resolve()
     if args.baseline:
         print(", ".join(f"{code} = {root}" for code, root in codes.items()))
-    if len(codes) != 1 + len(args.baseline):
-        parser.error("--baseline: give checkouts whose directories have distinct names, "
-                     "other than 'this'")
     runs: dict[tuple[str, str, str, int], list[dict | None]] = {}
     for network in args.networks:
         for level in args.levels:
@@ -235,6 +269,7 @@ def main() -> None:
                     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
                     print(f"  {code}, {network}, record={level}: {n:,} nodes at {ratio:.2f}x "
                           f"-> {verdict}")
+    return 0
 
 
 def _median(values: list[float]) -> float:
@@ -242,4 +277,4 @@ def _median(values: list[float]) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

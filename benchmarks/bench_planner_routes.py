@@ -31,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+PROG = "benchmarks/bench_planner_routes.py"
+
 
 def child(root: Path, nodes: int, topology: str) -> dict:
     """Build the world from the checkout at ``root``, ask every route once; the figures."""
@@ -58,23 +60,43 @@ def child(root: Path, nodes: int, topology: str) -> dict:
             "checksum": f"{forecast.latency_s.sum():.9e} {finite.sum():.9e}"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_command_line(argv: list[str]) -> argparse.Namespace:
+    """Nodes, topologies, baselines; a bad value is a :class:`UsageError` naming it."""
+    from sim.usage import OneLineParser, at_least, checked  # noqa: PLC0415 (see main)
+
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--topologies", nargs="+", default=["uniform", "gcp"],
                         choices=["uniform", "gcp"])
     parser.add_argument("--baseline", type=Path, nargs="+", default=[], metavar="DIR",
                         help="other checkouts (e.g. older commits) to run alongside")
-    parser.add_argument("--child", nargs=3, metavar=("ROOT", "NODES", "TOPOLOGY"),
-                        help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        root, nodes, topology = args.child
+    args = parser.parse_args(argv)
+    at_least("--nodes", args.nodes, 2)
+    for other in args.baseline:
+        checked("--baseline", other, lambda root: (root / "sim").is_dir(),
+                "a checkout of dtsim (a folder with sim/)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run each (checkout, topology) in its own process and print the table (exit 2 if refused).
+
+    ``--child ROOT NODES TOPOLOGY`` is one such run, started by this script: it imports the
+    engine of the checkout at ROOT, so nothing of this checkout's engine may be imported
+    before it (the command line's checks are imported only on the parent's path).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        root, nodes, topology = argv[1:]
         print(json.dumps(child(Path(root), int(nodes), topology)))
-        return
-    if args.nodes < 2:
-        print(f"bench_planner_routes: --nodes must be >= 2, got {args.nodes}", file=sys.stderr)
-        raise SystemExit(2)
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from sim.usage import UsageError, refused  # noqa: PLC0415
+
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     codes = {"this": ROOT, **{str(other): other.resolve() for other in args.baseline}}
     print(f"MessageForecast.of_network on {args.nodes:,} nodes, tcp over ideal; each run in "
           "its own process")
@@ -91,7 +113,8 @@ def main() -> None:
             print(f"| {code} | {topology} | {r['cpu_s']:.2f} | {r['peak_rise_MiB']:,.0f} | "
                   f"{r['pair_records']:,} | {r['site_routes']:,} | {r['checksum']} |",
                   flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

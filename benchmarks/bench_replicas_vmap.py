@@ -20,7 +20,11 @@ from importlib import resources
 
 import torch
 
+from dtsim_errors import FieldRefusal
+from sim.usage import OneLineParser, UsageError, at_least, refused
 from workloads import ReplicaGroup, WorkloadConfig, build_workload
+
+PROG = "benchmarks/bench_replicas_vmap.py"
 
 
 def reference_speedups() -> dict[int, float]:
@@ -60,9 +64,9 @@ def attention_backend(name: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def main() -> None:
-    """Print loop and vmap seconds per step and their ratio for each replica count."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    ap = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 8, 64])
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
@@ -75,11 +79,21 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    for replicas in args.replicas:
+        at_least("--replicas", replicas, 1)
+    for option, value in (("--d-model", args.d_model), ("--layers", args.layers),
+                          ("--batch", args.batch), ("--seq", args.seq),
+                          ("--repeats", args.repeats)):
+        at_least(option, value, 1)
     if args.threads is not None:
-        torch.set_num_threads(args.threads)
+        at_least("--threads", args.threads, 1)
+    return args
 
-    cfg = WorkloadConfig(
+
+def workload_config(args: argparse.Namespace) -> WorkloadConfig:
+    """The LLaMA both paths train: the options' shape, 4 heads."""
+    return WorkloadConfig(
         learner="llama",
         d_model=args.d_model,
         n_layers=args.layers,
@@ -88,6 +102,22 @@ def main() -> None:
         seq=args.seq,
         device=args.device,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print loop and vmap seconds per step and their ratio for each replica count.
+
+    One line and exit code 2 if the command line is refused (an option, or the workload it
+    describes).
+    """
+    try:
+        args = parse_command_line(argv)
+        cfg = workload_config(args)
+    except (UsageError, FieldRefusal) as exc:
+        return refused(PROG, exc)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
     reference = reference_speedups()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
           f"attention {args.sdpa}")
@@ -107,7 +137,8 @@ def main() -> None:
         ref = reference.get(R)
         ref_text = f"{ref:.2f}" if ref is not None else "-"
         print(f"{R:>8} {loop_s:>9.4f} {vmap_s:>9.4f} {loop_s / vmap_s:>8.2f} {ref_text:>9}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -32,7 +32,18 @@ from typing import Any
 
 import numpy as np
 
+from sim.errors import ScenarioError
+from sim.scenario import load
+from sim.usage import OneLineParser, UsageError, at_least, checked_list, refused
+
 ROOT = Path(__file__).resolve().parents[1]
+
+PROG = "benchmarks/bench_skippipe_schedule.py"
+
+
+def reference_scenario(network: str) -> Path:
+    """The scenario file of the reference on the ``network`` model (``ideal``, ``maxmin``)."""
+    return ROOT / "scenarios" / f"skippipe-reference-{network}.toml"
 
 
 def planner_costs(n: int, transport: str) -> tuple[np.ndarray, Any]:
@@ -173,7 +184,7 @@ def scenario_budget(network: str, overrides: list[str]) -> None:
     from sim.scenario import load
     from sim.world import World
 
-    spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml", overrides)
+    spec = load(reference_scenario(network), overrides)
     print(f"transport {spec.network.transport}; seconds")
     print(f"{'method':<15} {'iteration':>9} {'no collisions':>13} {'no m limit':>10} "
           f"{'slowest alone':>13}")
@@ -201,7 +212,7 @@ def reference_table(network: str, overrides: list[str] | None = None) -> None:
     from sim.compare import compare
     from sim.scenario import load
 
-    spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml", overrides or [])
+    spec = load(reference_scenario(network), overrides or [])
     comparison = compare(spec)
     rows = [(run.label, run.result) for run in comparison.runs]
     base = None
@@ -227,7 +238,7 @@ def gains_over_seeds(network: str, seeds: list[int], overrides: list[str]) -> No
           f"{'awareness':>10}")
     sched, aware_gain = [], []
     for seed in seeds:
-        spec = load(ROOT / "scenarios" / f"skippipe-reference-{network}.toml",
+        spec = load(reference_scenario(network),
                     [*overrides, f"seed={seed}", "run.steps=1"])
         times = {}
         for run in compare(spec, ["random_skip", "skippipe_blind", "skippipe"],
@@ -263,8 +274,9 @@ def training_table() -> None:
               f"{math.exp(full):8.3f} {math.exp(half):9.3f} {math.exp(half - full):10.3f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference", choices=["ideal", "maxmin"], default=None)
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -282,7 +294,22 @@ def main() -> None:
                              "prices hops with (the table's: --set network.transport=tcp)")
     parser.add_argument("--training", action="store_true",
                         help="real training: scenarios/skippipe-training.toml")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    at_least("--seed", args.seed, 0)
+    if args.seeds is not None:
+        args.seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0,
+                                  "integers >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time the schedule, or print the table asked for (one line and exit 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+        if args.reference:  # (its overrides, refused before the runs)
+            load(reference_scenario(args.reference), args.overrides)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
     if args.collisions:
         n, sizes = (12, [2] * 6) if args.collisions == "ci" else (20, [5, 3, 3, 3, 3, 3])
         collision_budget(n, sizes, args.seed, args.transport)
@@ -291,13 +318,13 @@ def main() -> None:
     elif args.reference and args.budget:
         scenario_budget(args.reference, args.overrides)
     elif args.reference and args.seeds:
-        gains_over_seeds(args.reference, [int(x) for x in args.seeds.split(",")],
-                         args.overrides)
+        gains_over_seeds(args.reference, args.seeds, args.overrides)
     elif args.reference:
         reference_table(args.reference, args.overrides)
     else:
         bench_schedule(args.seed, args.transport)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

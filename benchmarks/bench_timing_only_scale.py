@@ -50,6 +50,15 @@ from sim.config import (  # noqa: E402
 from sim.network.maxmin import VECTOR_MIN_FLOWS, MaxMinNetwork  # noqa: E402
 from sim.network.tcp import TcpConfig, TcpTransport  # noqa: E402
 from sim.runner import run  # noqa: E402
+from sim.usage import (  # noqa: E402
+    OneLineParser,
+    UsageError,
+    at_least,
+    checked,
+    positive,
+    positive_seconds,
+    refused,
+)
 from workloads import WorkloadConfig  # noqa: E402
 
 TARGET_S = 60.0
@@ -190,8 +199,12 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
         peak_rss_MiB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+PROG = "benchmarks/bench_timing_only_scale.py"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=30, help="outer steps to run")
     parser.add_argument("--inner-steps", type=int, default=1, help="H, inner steps per outer step")
@@ -218,7 +231,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the top N functions of a cProfile of each run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    at_least("--nodes", args.nodes, 2)  # (DiLoCo averages over at least two nodes)
+    at_least("--steps", args.steps, 2)  # (the later steps' mean needs a second one)
+    at_least("--inner-steps", args.inner_steps, 1)
+    if args.topology == "clusters-of-clusters":
+        checked("--clusters", args.clusters, lambda k: 1 <= k <= args.nodes,
+                f"an integer from 1 to --nodes ({args.nodes})")
+    positive_seconds("--latency-s", args.latency_s)
+    positive("--bandwidth-Bps", args.bandwidth_Bps, "bytes per second")
+    at_least("--seed", args.seed, 0)
+    at_least("--profile", args.profile, 0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure each network and print the table (one line and exit code 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
 
     transport = args.transport or NetworkConfig().transport
     print(f"timing-only DiLoCo: {args.nodes} nodes, H={args.inner_steps}, {args.allreduce} "
@@ -246,7 +278,8 @@ def main() -> None:
         verdict = "meets" if measured < TARGET_S else "misses"
         print(f"  {m.network}: {measured:.1f} s of CPU ({how}; {args.nodes} nodes) -> "
               f"{verdict} the target")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

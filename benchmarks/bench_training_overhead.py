@@ -31,6 +31,7 @@ import torch
 
 from sim.runner import run
 from sim.scenario import default_scenario_path, load
+from sim.usage import OneLineParser, UsageError, at_least, known, refused
 from workloads.learner import Learner
 
 TORCH_METHODS = ("compute_grad", "optimizer_step", "train_step", "eval_loss", "get_flat",
@@ -84,24 +85,43 @@ def measure(policy: str, steps: int) -> tuple[float, float, int]:
     return total, clock.seconds, result.steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+PROG = "benchmarks/bench_training_overhead.py"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """Steps, policies, threads, warm-up; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--policies", default="ddp,diloco,noloco")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=2,
                         help="untimed steps each policy runs first (0: none)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    at_least("--steps", args.steps, 1)
+    labels = [label for label, _ in load(default_scenario_path()).policies]
+    args.policies = known("--policies", args.policies.split(","), labels, "policy")
+    at_least("--threads", args.threads, 1)
+    at_least("--warmup", args.warmup, 0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure each policy and print the table (one line and exit code 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     torch.set_num_threads(args.threads)
     print(f"default scenario, {args.steps} steps, torch threads {args.threads}")
     print(f"{'policy':8} {'steps':>6} {'run_s':>8} {'torch_s':>8} {'ratio':>7}  {'warmup_s':>9}"
           f"  (target: ratio <= 1.10)")
-    for policy in args.policies.split(","):
+    for policy in args.policies:
         warmup_s = measure(policy, args.warmup)[0] if args.warmup else 0.0
         total, torch_s, steps = measure(policy, args.steps)
         print(f"{policy:8} {steps:6d} {total:8.2f} {torch_s:8.2f} {total / torch_s:7.3f}"
               f"  {warmup_s:9.2f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -42,12 +42,17 @@ import tempfile
 import time
 
 import numpy as np
-from bench_maxmin_flows import make_topology  # the same two topologies, one definition
+from bench_maxmin_flows import (  # the same two topologies and their checks, one definition
+    TOPOLOGIES,
+    check_workload,
+    make_topology,
+)
 from compare_commits import build_toggle  # callgrind's switch around the timed window
 
 from sim import units
 from sim.config import NetworkConfig
 from sim.network.tcp import TcpConfig
+from sim.usage import OneLineParser, UsageError, refused
 from sim.world import World
 
 
@@ -150,10 +155,14 @@ def buffer_arg(text: str) -> tuple[float, str, str]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+PROG = "benchmarks/bench_transport_flows.py"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--topology", nargs="+", default=["residential", "datacenters"])
+    parser.add_argument("--topology", nargs="+", default=list(TOPOLOGIES))
     parser.add_argument("--flows-per-node", type=int, default=3)
     parser.add_argument("--median-bytes", type=float, default=1e6)
     parser.add_argument("--events", type=int, default=20000)
@@ -168,7 +177,17 @@ def main() -> None:
                              "become instructions per flow event)")
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--toggle", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    check_workload(args)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every variant per topology and size (one line and exit code 2 if refused)."""
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     queue, unit, _ = args.bottleneck_queue
     tcp_config = TcpConfig(hystart_delay_exit=args.hystart_delay_exit,
                            bottleneck_queue_bytes=queue if unit == "_bytes" else 0.0,
@@ -182,7 +201,7 @@ def main() -> None:
                              tcp=tcp_config, toggle=args.toggle, **VARIANTS[args.child],
                              **common)
         print(json.dumps(found))
-        return
+        return 0
     unit = "/s"
     if args.instructions:
         scratch = tempfile.TemporaryDirectory()
@@ -220,6 +239,8 @@ def main() -> None:
                   f"{fluid['simpy_per_event']:>17.2f} {tcp['simpy_per_event']:>5.2f} "
                   f"{burst['simpy_per_event']:>5.2f}",
                   flush=True)
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -42,6 +42,10 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
+PROG = "benchmarks/compare_commits.py"
+
 TOGGLE_C = r"""
 #include <valgrind/callgrind.h>
 void cg_start(void) {
@@ -145,8 +149,9 @@ def build_toggle(where: str) -> str:
     return str(library)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def command_line_parser(parser_class: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """The options of the command and of its child runs (``--child``, ``--toggle``)."""
+    parser = parser_class(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("checkouts", nargs="*", help="checkout directories (the first is the "
                         "base of the ratios)")
     parser.add_argument("--nodes", type=int, default=1000)
@@ -164,26 +169,52 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=3600.0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--toggle", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args)
-        return 0
+    return parser
+
+
+def parse_command_line(argv: list[str]) -> argparse.Namespace:
+    """The command's options; a bad value is a :class:`UsageError` naming it."""
+    from sim.usage import (  # noqa: PLC0415 (see main)
+        OneLineParser,
+        UsageError,
+        at_least,
+        checked,
+        positive_seconds,
+    )
+
+    args = command_line_parser(OneLineParser).parse_args(argv)
     if not args.checkouts:
-        parser.error("give at least one checkout")
+        raise UsageError("checkouts: give at least one checkout")
+    for checkout in args.checkouts:
+        checked("checkouts", checkout, lambda c: (Path(c) / "sim").is_dir(),
+                "a checkout of dtsim (a folder with sim/)")
     if args.cache_misses and not args.instructions:
-        print("compare_commits: --cache-misses counts under callgrind: give --instructions too",
-              file=sys.stderr)
-        return 2
-    for name, value, least in (("--nodes", args.nodes, 2), ("--steps", args.steps, 2),
-                               ("--repeat", args.repeat, 1)):
-        if value < least:  # (a later step's time needs two outer steps)
-            print(f"compare_commits: {name} must be >= {least}, got {value}", file=sys.stderr)
-            return 2
-    missing = [c for c in args.checkouts if not (Path(c) / "sim").is_dir()]
-    if missing:
-        print(f"compare_commits: not a checkout of dtsim (no sim/): {missing[0]}",
-              file=sys.stderr)
-        return 2
+        raise UsageError("--cache-misses: counts under callgrind: give --instructions too")
+    at_least("--nodes", args.nodes, 2)
+    at_least("--steps", args.steps, 2)  # (a later step's time needs two outer steps)
+    at_least("--repeat", args.repeat, 1)
+    positive_seconds("--timeout-s", args.timeout_s)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every checkout, interleaved, and print the table (exit code 2 if refused).
+
+    ``--child CHECKOUT`` is one run, started by this script: it imports the engine of that
+    checkout, so it parses with plain argparse and nothing of this checkout's engine is
+    imported before it (the command line's checks are imported only on the parent's path).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        child(command_line_parser(argparse.ArgumentParser).parse_args(argv))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from sim.usage import UsageError, refused  # noqa: PLC0415
+
+    try:
+        args = parse_command_line(argv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     print(f"{args.nodes} nodes, {args.topology}, {args.steps} outer steps, {args.network}, "
           f"{args.transport} (where the checkout has it)")
     with tempfile.TemporaryDirectory() as scratch:

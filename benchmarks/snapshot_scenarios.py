@@ -30,6 +30,20 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.errors import ScenarioError  # noqa: E402
+from sim.usage import (  # noqa: E402
+    OneLineParser,
+    UsageError,
+    at_least,
+    check_output_file,
+    checked,
+    existing_file,
+    refused,
+)
+
+PROG = "benchmarks/snapshot_scenarios.py"
 
 #: ``--set`` overrides per scenario file stem that bound a run to a few seconds.
 BOUNDS: dict[str, list[str]] = {
@@ -124,14 +138,35 @@ def diff(before: dict, after: dict) -> int:
     return bad
 
 
-def main() -> int:
-    """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The snapshot to write or the two to compare; a bad value is a :class:`UsageError`."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("out", nargs="?")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="keys (or key prefixes) to run")
     parser.add_argument("--diff", nargs=2, metavar=("BEFORE", "AFTER"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.diff:
+        for path in args.diff:
+            existing_file("--diff", path)
+        return args
+    if args.out is None:
+        raise UsageError("out: give the file to write the snapshot to (or --diff BEFORE AFTER)")
+    check_output_file("out", args.out)
+    at_least("--jobs", args.jobs, 1)
+    keys = [key for key, _ in jobs()]
+    for prefix in args.only or []:
+        checked("--only", prefix, lambda p: any(key.startswith(p) for key in keys),
+                "a key or key prefix of a run, e.g. default or gc-bursty")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point (one line and exit code 2 if the command line is refused)."""
+    try:
+        args = parse_command_line(argv)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
     if args.diff:
         before, after = (json.loads(Path(p).read_text()) for p in args.diff)
         return 1 if diff(before, after) else 0

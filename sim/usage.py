@@ -25,9 +25,9 @@ from typing import TypeVar
 from dtsim_errors import EXIT_BAD_INPUT, OneLineParser, UsageError, refused
 from sim.errors import ScenarioError
 
-__all__ = ["EXIT_BAD_INPUT", "OneLineParser", "UsageError", "check_output_file",
-           "check_output_folder", "checked", "checked_list", "known", "positive_seconds",
-           "refused"]
+__all__ = ["EXIT_BAD_INPUT", "OneLineParser", "UsageError", "at_least", "check_output_file",
+           "check_output_folder", "checked", "checked_list", "existing_file", "known", "positive",
+           "positive_seconds", "refused"]
 
 T = TypeVar("T")
 
@@ -39,9 +39,19 @@ def checked(option: str, value: T, allowed: Callable[[T], bool], what: str) -> T
     return value
 
 
+def at_least(option: str, value: int, least: int) -> int:
+    """``value`` if it is an integer >= ``least`` (a count, a size, a seed); else refuse it."""
+    return checked(option, value, lambda n: n >= least, f"an integer >= {least}")
+
+
+def positive(option: str, value: float, unit: str) -> float:
+    """``value`` if it is a number of ``unit`` > 0 (finite: not NaN, not inf); else refuse it."""
+    return checked(option, value, lambda x: math.isfinite(x) and x > 0, f"a number of {unit} > 0")
+
+
 def positive_seconds(option: str, value: float) -> float:
     """``value`` if it is a number of seconds > 0 (finite: not NaN, not inf); else refuse it."""
-    return checked(option, value, lambda s: math.isfinite(s) and s > 0, "a number of seconds > 0")
+    return positive(option, value, "seconds")
 
 
 def checked_list(option: str, text: str, convert: Callable[[str], T],
@@ -72,6 +82,11 @@ def known(option: str, names: Sequence[str], allowed: Collection[str], what: str
         problem = f"unknown {what} {unknown[0]!r}" if unknown else f"no {what} given"
         raise UsageError(f"{option}: {problem}; allowed: {', '.join(allowed)}")
     return list(names)
+
+
+def existing_file(option: str, path: str) -> str:
+    """``path`` if it names an existing file (an input to read); else refuse it."""
+    return checked(option, path, lambda p: Path(p).is_file(), "an existing file")
 
 
 def check_output_file(flag: str, path: str | None) -> None:

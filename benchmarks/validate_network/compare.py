@@ -26,7 +26,6 @@ by default the transport's own: paced (a round that waits for its ACKs is a rate
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -41,6 +40,9 @@ from sim.network.validation import (  # noqa: E402
     read_reference,
     with_bottleneck_queue,
 )
+from sim.usage import OneLineParser, UsageError, existing_file, refused  # noqa: E402
+
+PROG = "benchmarks/validate_network/compare.py"
 
 DELAY_EXITS = {"off": {}, "linux": {"hystart_delay_exit": True},
                "ns3": {"hystart_delay_exit": True, "hystart_delay_rtt_fraction": 1.0,
@@ -81,7 +83,7 @@ def print_per_message(table: list[dict]) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(HERE / "ns3_reference.csv"))
     parser.add_argument("--hystart-delay-exit", choices=sorted(DELAY_EXITS), default="off",
                         help="also HyStart's delay exit, with Linux's or ns-3's threshold")
@@ -92,7 +94,11 @@ def main(argv=None) -> int:
                              "transport's, paced, or burst with the options above)")
     parser.add_argument("--per-message", default="", metavar="TEXT",
                         help="also each message's duration, for cases whose name has TEXT")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        existing_file("--csv", args.csv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     table = rows(Path(args.csv), args.hystart_delay_exit, args.bottleneck_queue, args.rounds)
     if args.per_message:
         print_per_message([r for r in table if args.per_message in r["case"]])

@@ -69,6 +69,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from cases import FAST, MB, all_cases  # noqa: E402
 from labtools import probe, reap, remove_namespaces, sh  # noqa: E402
 
+from sim.errors import ScenarioError  # noqa: E402
 from sim.network.tcp import TcpConfig  # noqa: E402
 from sim.network.validation import (  # noqa: E402
     Case,
@@ -76,6 +77,14 @@ from sim.network.validation import (  # noqa: E402
     predict,
     read_reference,
     with_bottleneck_queue,
+)
+from sim.usage import (  # noqa: E402
+    OneLineParser,
+    UsageError,
+    check_output_file,
+    checked,
+    existing_file,
+    refused,
 )
 
 NET = "10.214"
@@ -700,8 +709,12 @@ def load_runs(path: str | Path) -> tuple[list[tuple[Case, list[dict], dict]], di
     return [(by_name[c["case"]], c["runs"], c["rtt"]) for c in data["cases"]], data["meta"]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PROG = "benchmarks/validate_network/delayline_reference.py"
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The lab's options; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="",
                         help="run only cases whose name contains this ('a|b': a or b)")
@@ -730,21 +743,23 @@ def main(argv=None) -> int:
     parser.add_argument("--table-from", default="",
                         help="measure nothing: the table of saved runs, predicted by this dtsim")
     args = parser.parse_args(argv)
-    if not 1 <= args.repeats <= 20:
-        print("delayline_reference: --repeats must be 1 to 20", file=sys.stderr)
-        return 2
-    if not 65536 <= args.wmem_max <= 64 * 2**20:
-        print("delayline_reference: --wmem-max must be 65536 to 67108864 bytes",
-              file=sys.stderr)
-        return 2
-    if not 65536 <= args.rmem_max <= 64 * 2**20:
-        print("delayline_reference: --rmem-max must be 65536 to 67108864 bytes",
-              file=sys.stderr)
-        return 2
-    if not 4096 <= args.rmem_default <= args.rmem_max:
-        print(f"delayline_reference: --rmem-default must be 4096 to {args.rmem_max} bytes "
-              "(--rmem-max)", file=sys.stderr)
-        return 2
+    checked("--repeats", args.repeats, lambda n: 1 <= n <= 20, "an integer from 1 to 20")
+    for option, value in (("--wmem-max", args.wmem_max), ("--rmem-max", args.rmem_max)):
+        checked(option, value, lambda size: 65536 <= size <= 64 * 2**20,
+                "65536 to 67108864 bytes")
+    checked("--rmem-default", args.rmem_default, lambda size: 4096 <= size <= args.rmem_max,
+            f"4096 to --rmem-max ({args.rmem_max}) bytes")
+    check_output_file("--save", args.save or None)
+    if args.table_from:
+        existing_file("--table-from", args.table_from)
+    return args
+
+
+def main(argv=None) -> int:
+    try:
+        args = parse_command_line(argv)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
     ns3 = ns3_rows()
     if args.table_from:
         measured, meta = load_runs(args.table_from)
@@ -760,8 +775,7 @@ def main(argv=None) -> int:
     cases = [c for c in chosen if any(part in c.name
                                                     for part in args.only.split("|"))]
     if not cases:
-        print(f"delayline_reference: --only {args.only!r} matches no case", file=sys.stderr)
-        return 2
+        return refused(PROG, UsageError(f"--only: {args.only!r} matches no case"))
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")

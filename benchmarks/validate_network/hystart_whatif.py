@@ -33,8 +33,7 @@ Linux on these cases, the delay-line table's ``tcp + delay exit + queue`` column
 
 from __future__ import annotations
 
-import argparse
-import sys
+import math
 from dataclasses import dataclass
 
 from sim.network.tcp import (
@@ -45,6 +44,9 @@ from sim.network.tcp import (
     HYSTART_MIN_SAMPLES,
     RENO_FRIENDLY_SEGMENTS_PER_RTT,
 )
+from sim.usage import OneLineParser, UsageError, checked, refused
+
+PROG = "benchmarks/validate_network/hystart_whatif.py"
 
 MSS = 1448
 C, BETA = CUBIC_C, CUBIC_BETA
@@ -120,14 +122,15 @@ def completion_times(k: int, *, rate_Bps: float = 12.5e6 * 1448 / 1514, rtt_s: f
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--queue-pkts", type=float, default=333,
                         help="the bottleneck's drop-tail queue, packets (the lab's: 333)")
-    args = parser.parse_args(argv)
-    if not args.queue_pkts >= 0:
-        print(f"hystart_whatif: --queue-pkts must be >= 0 packets, got {args.queue_pkts}",
-              file=sys.stderr)
-        return 2
+    try:
+        args = parser.parse_args(argv)
+        checked("--queue-pkts", args.queue_pkts, lambda q: 0 <= q < math.inf,
+                "a number of packets >= 0")
+    except UsageError as exc:
+        return refused(PROG, exc)
     print("| flows | what-if s | Linux median s | error | each connection ends (s) |")
     print("|---|---|---|---|---|")
     for k, linux in LINUX_MEDIAN_S.items():

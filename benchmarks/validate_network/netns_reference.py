@@ -29,7 +29,6 @@ Usage (as root)::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -50,8 +49,19 @@ from dataclasses import dataclass, replace  # noqa: E402
 from labtools import probe, reap, remove_namespaces, sh  # noqa: E402
 
 from sim.collectives import GLOO_WINDOW, gloo_ring_allreduce_schedule  # noqa: E402
+from sim.errors import ScenarioError  # noqa: E402
 from sim.network.tcp import TcpConfig  # noqa: E402
 from sim.network.validation import Case, Message, predict, schedule_messages  # noqa: E402
+from sim.usage import (  # noqa: E402
+    OneLineParser,
+    UsageError,
+    check_output_file,
+    checked,
+    existing_file,
+    refused,
+)
+
+PROG = "benchmarks/validate_network/netns_reference.py"
 
 MB = 1e6
 SUBNET = "10.213.0"
@@ -433,7 +443,7 @@ def load_runs(path: str | Path) -> tuple[list[tuple[Case, list[Run]]], dict]:
 
 def main(argv=None) -> int:
     """Run the table (as root); print it, and write it to ``--out`` if given."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="", help="also write the markdown table here")
     parser.add_argument("--only", default="", help="run only cases whose name contains this")
@@ -445,13 +455,17 @@ def main(argv=None) -> int:
     parser.add_argument("--table-from", default="",
                         help="measure nothing: the table of runs saved with --save, predicted "
                              "by this dtsim (no root needed)")
-    args = parser.parse_args(argv)
-    if not 1 <= args.repeats <= 50:
-        print("netns_reference: --repeats must be 1 to 50", file=sys.stderr)
-        return 2
-    if not 1.0 <= args.queue_ms <= 1000.0:
-        print("netns_reference: --queue-ms must be 1 to 1000", file=sys.stderr)
-        return 2
+    try:
+        args = parser.parse_args(argv)
+        checked("--repeats", args.repeats, lambda n: 1 <= n <= 50, "an integer from 1 to 50")
+        checked("--queue-ms", args.queue_ms, lambda ms: 1.0 <= ms <= 1000.0,
+                "1 to 1000 milliseconds")
+        for option, path in (("--out", args.out), ("--save", args.save)):
+            check_output_file(option, path or None)
+        if args.table_from:
+            existing_file("--table-from", args.table_from)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
     if args.table_from:
         measured, meta = load_runs(args.table_from)
         print(f"runs of {meta['date']}: {meta['repeats']} repeats, congestion control "

@@ -20,7 +20,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import replace
@@ -32,7 +31,17 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from cases import all_cases  # noqa: E402
 
+from sim.errors import ScenarioError  # noqa: E402
 from sim.network.validation import read_reference, write_reference  # noqa: E402
+from sim.usage import (  # noqa: E402
+    OneLineParser,
+    UsageError,
+    check_output_file,
+    positive_seconds,
+    refused,
+)
+
+PROG = "benchmarks/validate_network/ns3_reference.py"
 
 MSS_BYTES = 1448
 SNDBUF_BYTES = 4 * 1024 * 1024
@@ -105,7 +114,7 @@ def print_trace(case, delivered: list[float], events) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(HERE / "ns3_reference.csv"))
     parser.add_argument("--only", default="", help="run only cases whose kind is this")
     parser.add_argument("--resume", action="store_true",
@@ -126,7 +135,12 @@ def main(argv=None) -> int:
                              "the shipped CSV) or Linux's (the min RTT / 8 clamped to 4-16 ms)")
     parser.add_argument("--limit-s", type=float, default=3600.0,
                         help="stop starting new cases after this many wall seconds")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        check_output_file("--out", args.out)
+        positive_seconds("--limit-s", args.limit_s)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
     cppyy, ref = load_ns3()
     suffix = ""
     if args.ack_every_segment:

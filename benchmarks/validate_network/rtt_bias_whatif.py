@@ -24,7 +24,6 @@ predict. With k = 0, an efficiency of 1 and no cap it is dtsim's ``fluid`` trans
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -32,6 +31,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from sim.network.validation import Case, read_reference  # noqa: E402
+from sim.usage import OneLineParser, UsageError, existing_file, refused  # noqa: E402
+
+PROG = "benchmarks/validate_network/rtt_bias_whatif.py"
 
 MSS, FRAME = 1448, 1502  # the reference's PPP framing
 MAX_WINDOW_BYTES = 4 * 1024 * 1024
@@ -100,9 +102,13 @@ def is_unequal_rtt_fan_in(case: Case) -> bool:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(HERE / "ns3_reference.csv"))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        existing_file("--csv", args.csv)
+    except UsageError as exc:
+        return refused(PROG, exc)
     rows = [(c, d) for c, d in read_reference(args.csv) if is_unequal_rtt_fan_in(c)]
     print("| case | message (RTT) | ns-3 s | " + " | ".join(v[0] for v in VARIANTS) + " |")
     print("|---|---|---|" + "---|" * len(VARIANTS))
