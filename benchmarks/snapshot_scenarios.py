@@ -26,23 +26,11 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NoReturn
 
 import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from sim.errors import ScenarioError  # noqa: E402
-from sim.usage import (  # noqa: E402
-    OneLineParser,
-    UsageError,
-    at_least,
-    check_output_file,
-    checked,
-    existing_file,
-    refused,
-)
-
 PROG = "benchmarks/snapshot_scenarios.py"
 
 #: ``--set`` overrides per scenario file stem that bound a run to a few seconds.
@@ -138,9 +126,25 @@ def diff(before: dict, after: dict) -> int:
     return bad
 
 
+class Refused(Exception):
+    """A command line this script cannot run; the message is the one line to print."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like ``sim.usage.OneLineParser``.
+
+    This script imports nothing of the project (it is copied into an older checkout to snapshot
+    the code before a change, which may predate ``sim.usage``), so it has its own.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Refuse the command line in one line (argparse's hook; it must not return)."""
+        raise Refused(f"{message} (see {self.prog} --help)")
+
+
 def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
-    """The snapshot to write or the two to compare; a bad value is a :class:`UsageError`."""
-    parser = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
+    """The snapshot to write or the two to compare; a bad value is :class:`Refused`."""
+    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0])
     parser.add_argument("out", nargs="?")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="keys (or key prefixes) to run")
@@ -148,16 +152,21 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.diff:
         for path in args.diff:
-            existing_file("--diff", path)
+            if not Path(path).is_file():
+                raise Refused(f"--diff: must be an existing file, got {path}")
         return args
     if args.out is None:
-        raise UsageError("out: give the file to write the snapshot to (or --diff BEFORE AFTER)")
-    check_output_file("out", args.out)
-    at_least("--jobs", args.jobs, 1)
+        raise Refused("out: give the file to write the snapshot to (or --diff BEFORE AFTER)")
+    folder = Path(args.out).resolve().parent
+    if Path(args.out).is_dir() or not folder.is_dir():
+        raise Refused(f"out: must be a file in an existing folder, got {args.out}")
+    if args.jobs < 1:
+        raise Refused(f"--jobs: must be an integer >= 1, got {args.jobs}")
     keys = [key for key, _ in jobs()]
     for prefix in args.only or []:
-        checked("--only", prefix, lambda p: any(key.startswith(p) for key in keys),
-                "a key or key prefix of a run, e.g. default or gc-bursty")
+        if not any(key.startswith(prefix) for key in keys):
+            raise Refused(f"--only: must be a key or key prefix of a run, e.g. default or "
+                          f"gc-bursty, got {prefix}")
     return args
 
 
@@ -165,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point (one line and exit code 2 if the command line is refused)."""
     try:
         args = parse_command_line(argv)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
+    except Refused as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     if args.diff:
         before, after = (json.loads(Path(p).read_text()) for p in args.diff)
         return 1 if diff(before, after) else 0

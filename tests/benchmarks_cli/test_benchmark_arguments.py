@@ -109,6 +109,7 @@ CASES = {
         (["{out}/snapshot.json", "--only", "bogus"], "--only: must be a key or key prefix"),
         (["--diff", "/nonexistent.json", "/nonexistent.json"],
          "--diff: must be an existing file, got /nonexistent.json"),
+        (["no/such/folder/snapshot.json"], "out: must be a file in an existing folder"),
     ],
     "bench_node_scaling.py": [
         ANY_OPTION,
@@ -189,3 +190,18 @@ def test_the_benchmark_refuses_a_bad_argument_in_one_line(capsys, monkeypatch, t
     assert (code, out) == (2, ""), err
     assert err.count("\n") == 1, err
     assert err.startswith(f"benchmarks/{script}: error: {line}"), err
+
+
+def test_the_snapshot_script_imports_nothing_of_the_project():
+    """``snapshot_scenarios.py`` is copied into an older checkout to snapshot the code before a
+    change (docs/architecture.md, "Behaviour-preserving changes"), which may predate any module
+    of today's: it uses the standard library and the command line only."""
+    import ast
+
+    tree = ast.parse((BENCHMARKS / "snapshot_scenarios.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    project = {path.name for path in ROOT.iterdir() if (path / "__init__.py").is_file()}
+    assert imported and not imported & project, imported & project
