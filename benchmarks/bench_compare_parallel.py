@@ -22,6 +22,7 @@ import os
 import time
 
 import torch
+from machine import describe  # benchmarks/machine.py, beside this script
 
 from sim.compare import NONDETERMINISTIC_KEYS, compare
 from sim.errors import ScenarioError
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return refused(PROG, exc)
     torch.set_num_threads(1)
     labels = [label for label, _ in spec.policies]
+    print(describe())
     print(f"default comparison ({', '.join(labels)}), {os.cpu_count()} CPUs, "
           f"parallel with {args.processes} processes")
     timings = {}

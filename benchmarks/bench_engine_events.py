@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 import simpy
+from machine import describe  # benchmarks/machine.py, beside this script
 
 from sim.config import NetworkConfig
 from sim.usage import OneLineParser, UsageError, at_least, checked, refused
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     per_process = args.operations // args.processes
     operations = per_process * args.processes
     scenarios = ["simpy-timeout", "node-compute", "transfer-ideal", "transfer-maxmin"]
+    print(describe())
     print(f"{args.processes} processes, {operations:,} operations each scenario, best of "
           f"{args.repeats}, gc thresholds {gc.get_threshold()}")
     print(f"{'scenario':<16} {'operations/s':>13} {'events/s':>11} {'events/op':>9} "

@@ -33,6 +33,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from machine import describe  # benchmarks/machine.py, beside this script
 from torch import nn
 
 from policies.data_parallel.outer import nesterov_outer_step
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     global DEVICE
     DEVICE = args.device
     torch.set_num_threads(1)
+    print(describe())
     print(f"MLP 64-256-256-10, batch 16, DiLoCo H = {H}, {args.outer_steps} outer steps, "
           f"1 torch thread, best of {args.repeats}, device {args.device}")
     print("\n| nodes | node-steps | sim node-steps/s | bare torch node-steps/s | sim / bare "

@@ -31,6 +31,7 @@ import math
 import time
 
 import numpy as np
+from machine import describe  # benchmarks/machine.py, beside this script
 
 from sim.config import NetworkConfig
 from sim.network.base import Flow
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return refused(PROG, exc)
     if args.gc_gen0 is not None:
         gc.set_threshold(args.gc_gen0, 20, 100)
+    print(describe())
     print(f"{'topology':<12} {'nodes':>5} {'active':>7} {'incremental/s':>14} {'naive/s':>9} "
           f"{'speedup':>8} {'rerated':>8} {'repairs':>8} {'max rel diff':>13}")
     for name in args.topology:

@@ -28,6 +28,7 @@ import functools
 import time
 
 import torch
+from machine import describe  # benchmarks/machine.py, beside this script
 
 from sim.runner import run
 from sim.scenario import default_scenario_path, load
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return refused(PROG, exc)
     torch.set_num_threads(args.threads)
+    print(describe())
     print(f"default scenario, {args.steps} steps, torch threads {args.threads}")
     print(f"{'policy':8} {'steps':>6} {'run_s':>8} {'torch_s':>8} {'ratio':>7}  {'warmup_s':>9}"
           f"  (target: ratio <= 1.10)")

@@ -48,6 +48,7 @@ from bench_maxmin_flows import (  # the same two topologies and their checks, on
     make_topology,
 )
 from compare_commits import build_toggle  # callgrind's switch around the timed window
+from machine import describe  # benchmarks/machine.py, beside this script
 
 from sim import units
 from sim.config import NetworkConfig
@@ -208,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         toggle = build_toggle(scratch.name)
         unit = " ins"
         print("ins: instructions per flow event (callgrind); x: fluid's over the column's")
+    print(describe())
     print(f"{'topology':<12} {'nodes':>5} {'fluid' + unit:>9} {'tcp' + unit:>9} {'tcp/fluid':>9} "
           f"{'tcp rounds':>10} {'per-round' + unit:>13} {'per-round/fluid':>15} "
           f"{'burst' + unit:>9} {'burst/fluid':>11} "

@@ -109,8 +109,8 @@ CACHE_SIM = ["--cache-sim=yes", "--LL=2097152,16,64", "--D1=32768,8,64", "--I1=3
 
 def run_child(args: argparse.Namespace, checkout: str, toggle: str | None) -> dict:
     """One fresh process on ``checkout``; its JSON line (plus ``instructions`` if counted)."""
-    cmd = [sys.executable, __file__, "--child", checkout, "--nodes", str(args.nodes),
-           "--steps", str(args.steps), "--network", args.network,
+    cmd = [sys.executable, __file__, "--child", str(Path(checkout).resolve()),  # (run in /tmp)
+           "--nodes", str(args.nodes), "--steps", str(args.steps), "--network", args.network,
            "--transport", args.transport, "--topology", args.topology]
     env = dict(os.environ, PYTHONHASHSEED="0")
     out_file = None
@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_command_line(argv)
     except UsageError as exc:
         return refused(PROG, exc)
+    from benchmarks.machine import describe  # noqa: PLC0415 (the parent's header only)
+
+    print(describe())
     print(f"{args.nodes} nodes, {args.topology}, {args.steps} outer steps, {args.network}, "
           f"{args.transport} (where the checkout has it)")
     with tempfile.TemporaryDirectory() as scratch:

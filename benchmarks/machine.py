@@ -2,8 +2,8 @@
 
 Seconds measured on one machine do not transfer to another: the same commit ran the
 clusters-of-clusters ``tcp`` benchmark in 112 s of CPU on session 10's machine and in 241 s on
-session 11's (docs/performance.md, "The same code on another machine"). Every timing benchmark
-prints :func:`describe` in its header, so that a figure is read with its machine: the CPU model,
+session 11's (docs/performance.md, "The same code on another machine"). The timing benchmarks
+print :func:`describe` in their headers, so that a figure is read with its machine: the CPU model,
 the cores, the Python build, and the CPU time of a fixed *reference work* -- a pure-Python
 loop of what the engine's hot path does (a heap of timed events, dict lookups, attribute
 updates on slotted objects) -- which puts two machines side by side in one number.
@@ -67,7 +67,7 @@ def _cpu_model() -> str:
 def describe() -> str:
     """One line: CPU model, cores, Python and its build flags, the reference work's CPU time."""
     optimized = "--enable-optimizations" in (sysconfig.get_config_var("CONFIG_ARGS") or "")
-    build = "PGO/LTO build" if optimized else "built without --enable-optimizations"
+    build = "a PGO build" if optimized else "built without --enable-optimizations"
     return (f"machine: {_cpu_model()}, {os.cpu_count()} cores; Python "
             f"{platform.python_version()} ({platform.python_implementation()}, {build}); "
             f"reference work {reference_work_ms():.0f} ms CPU (benchmarks/machine.py)")

@@ -217,6 +217,15 @@ EXPERIMENTS = {"bytes": byte_ratio, "slow-wan": slow_wan, "sync-vs-nodes": sync_
                "stdlib": stdlib_proxy, "dp-pp": dp_pp,
                "dp-pp-fixed": lambda: dp_pp(("fixed",))}
 
+#: The scenario files (``scenarios/<name>.toml``) each experiment reads through :func:`run_file`:
+#: the command line's ``--set`` overrides are checked against them before anything runs.
+FILES = {"bytes": ["dp-byte-ratio"], "slow-wan": ["dp-slow-wan"],
+         "sync-vs-nodes": ["dp-sync-vs-nodes"], "stragglers": ["dp-stragglers"],
+         "streaming": ["dp-streaming-bytes"], "palsgd": ["dp-palsgd"],
+         "outer-drop": ["dp-slow-wan"], "outer-drop-seeds": ["dp-slow-wan"],
+         "hetero-gossip": ["dp-hetero-gossip"], "stdlib": ["dp-slow-wan"],
+         "dp-pp": ["dp-pp-noloco"], "dp-pp-fixed": ["dp-pp-noloco"]}
+
 PROG = "python -m experiments.dp_regressions"
 
 
@@ -234,6 +243,8 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     if args.names in ([], ["all"]):
         args.names = list(EXPERIMENTS)
     known("NAME", args.names, EXPERIMENTS, "experiment")
+    for file in dict.fromkeys(f for name in args.names for f in FILES[name]):
+        load(SCENARIOS / f"{file}.toml", args.overrides)  # a bad --set: ScenarioError, now
     return args
 
 
@@ -241,12 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the named experiments (default: all) and print their figures."""
     try:
         args = parse_command_line(argv)
-        OVERRIDES[:] = args.overrides  # read by run_file, which every experiment calls
-        torch.set_num_threads(1)
+    except (UsageError, ScenarioError) as exc:
+        return refused(PROG, exc)
+    OVERRIDES[:] = args.overrides  # read by run_file, which every experiment calls
+    torch.set_num_threads(1)
+    try:
         for name in args.names:
             EXPERIMENTS[name]()
-    except (UsageError, ScenarioError) as exc:  # a bad --set is found when its file is read
-        return refused(PROG, exc)
     finally:
         OVERRIDES.clear()
     return 0

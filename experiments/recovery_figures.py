@@ -27,6 +27,7 @@ from sim.scenario import load, resolve_policies
 from sim.usage import (
     OneLineParser,
     UsageError,
+    at_least,
     check_output_folder,
     checked,
     checked_list,
@@ -133,7 +134,7 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
                               f"({', '.join(map(str, shipped))})")
     args.seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0,
                               "integers >= 0")
-    checked("--processes", args.processes, lambda n: n >= 1, "an integer >= 1")
+    at_least("--processes", args.processes, 1)
     args.methods = tuple(m for m in args.methods.split(",") if m)
     for pct in args.rates:
         for seed in args.seeds:

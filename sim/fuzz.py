@@ -29,7 +29,7 @@ import numpy as np
 
 from sim.runner import RunFailed, run
 from sim.scenario import scenario_from_dict
-from sim.usage import OneLineParser, UsageError, checked, known, positive_seconds, refused
+from sim.usage import OneLineParser, UsageError, at_least, known, positive_seconds, refused
 
 FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "data_parallel": [("ddp", {}), ("diloco", {"inner_steps": 3}),
@@ -269,9 +269,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated families (default: all)")
     parser.add_argument("--wall-limit", type=float, default=60.0, help="seconds per run")
     args = parser.parse_args(argv)
-    checked("--runs", args.runs, lambda runs: runs >= 1, "an integer >= 1")
+    at_least("--runs", args.runs, 1)
     # a case's seed seeds numpy, which takes no negative seed
-    checked("--first-seed", args.first_seed, lambda seed: seed >= 0, "an integer >= 0")
+    at_least("--first-seed", args.first_seed, 0)
     positive_seconds("--wall-limit", args.wall_limit)
     args.families = known("--families", [f for f in args.families.split(",") if f], FAMILIES,
                           "family")

@@ -205,3 +205,26 @@ def test_the_snapshot_script_imports_nothing_of_the_project():
                  if isinstance(node, ast.ImportFrom) and node.module}
     project = {path.name for path in ROOT.iterdir() if (path / "__init__.py").is_file()}
     assert imported and not imported & project, imported & project
+
+
+def test_compare_commits_runs_the_checkout_it_was_given(monkeypatch, tmp_path):
+    """Its child runs in the temporary folder, so a relative checkout (``.``) is passed on
+    resolved: before session 12 the child looked for ``./sim`` there, found none and measured
+    whatever ``import sim`` found (the editable install), whatever checkout was named."""
+    import argparse
+
+    compare_commits = load_script(BENCHMARKS / "compare_commits.py")
+    started = []
+
+    def run(cmd, **kwargs):
+        started.append((cmd, kwargs["cwd"]))
+        return subprocess.CompletedProcess(cmd, 0, stdout='{"later_ms": 1.0}\n', stderr="")
+
+    monkeypatch.setattr(compare_commits.subprocess, "run", run)
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(nodes=10, steps=2, network="ideal", transport="fluid",
+                              topology="uniform", timeout_s=60.0, cache_misses=False)
+    compare_commits.run_child(args, ".", None)
+    (cmd, cwd), = started
+    child = cmd[cmd.index("--child") + 1]
+    assert Path(cwd) != tmp_path and child == str(tmp_path.resolve())

@@ -3,7 +3,7 @@
 Fast CI versions of scenarios/co2-overlap.toml, scenarios/compressed-ef.toml and
 scenarios/dp-goodput.toml; the full runs
 and their figures are in docs/methods/async-compressed.md
-(``python -m experiments.dp_regressions co2 compressed``).
+(``python -m sim compare scenarios/co2-overlap.toml``, ``... compressed-ef.toml``).
 """
 
 from pathlib import Path

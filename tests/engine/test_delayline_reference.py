@@ -635,23 +635,24 @@ def _leftovers(prefix: str) -> list[str]:
         [line for line in procs.stdout.splitlines() if prefix in line]
 
 
-def _disturbed(case: Case, run: dict) -> str | None:
-    """Why a lab run does not measure the network (None: it does): a sender that began late,
-    or a delay line that wrote packets late, because the machine was busy elsewhere."""
+def _lab_state(case: Case, run: dict) -> str:
+    """How undisturbed a lab run was: its sender's start lateness and the delay line's late
+    writes (a busy machine -- the test suite's other worker -- delays both)."""
     late_start = max(b - m.start_s for m, b in zip(case.messages, run["begins_s"], strict=True))
-    if late_start > 0.005:
-        return f"a sender began {late_start * 1e3:.1f} ms late"
-    late = sum(d.get("late_over_4ms", 0) for d in run["checks"]["delayline"])
-    if late:
-        return f"the delay line wrote {late} packets more than 4 ms late"
-    return None
+    directions = run["checks"]["delayline"]
+    return (f"sender began {late_start * 1e3:.1f} ms late, "
+            f"{sum(d.get('late_over_4ms', 0) for d in directions)} of "
+            f"{sum(d['out'] for d in directions)} packets written > 4 ms late")
 
 
 def test_one_case_end_to_end_on_real_tcp(tmp_path):
     """As root: 4 MB over 100 Mbit/s with 10 ms each way (a queue too deep to overflow).
 
-    A run the lab reports as disturbed (the test suite's other worker keeps the CPUs busy) is
-    measured again, up to three rounds of two runs; every run counts in the checks."""
+    The model's completion is within 10% of Linux's median of two runs. A machine busy with
+    other work delays the userspace delay line and the sender (once in a full test run:
+    Linux 0.661 s against the model's 0.407 s; alone, 1-2% apart), so a round that misses is
+    measured again, at most three rounds; the failure lists every round with the lab's own
+    account of how late its packets and sender were."""
     reason = lab.why_not()
     if reason:
         pytest.skip(f"delay-line lab cannot run here: {reason}")
@@ -659,8 +660,8 @@ def test_one_case_end_to_end_on_real_tcp(tmp_path):
                 queue_pkts=(3000, 3000),
                 messages=(Message(src=0, dst=1, nbytes=4e6, start_s=1.0),))
     binary = lab.compile_delayline(str(tmp_path))
-    good: list[dict] = []
-    disturbed: list[str] = []
+    tcp = case.completion_s(predict(case))
+    rounds = []
     for _ in range(3):
         runs, rtt = lab.measure(case, binary, repeats=2)
         saved = [lab.run_to_json(r) for r in runs]
@@ -669,19 +670,11 @@ def test_one_case_end_to_end_on_real_tcp(tmp_path):
         assert 0.0 <= checks["rtt_excess_ms"] <= 2.0, checks
         assert checks["unbalanced"] == 0 and checks["delayline_dropped"] == 0, checks
         assert checks["max_packet"] == 1500 and checks["cc"] == ["cubic"], checks
-        for run in saved:
-            why = _disturbed(case, run)
-            if why:
-                disturbed.append(why)
-            else:
-                good.append(run)
-        if len(good) >= 2:
-            break
-    if not good:
-        pytest.skip(f"every lab run was disturbed by the machine's load: {disturbed}")
-    measured = statistics.median(case.completion_s(r["delivered_s"]) for r in good)
-    tcp = case.completion_s(predict(case))
-    assert abs(tcp / measured - 1) <= 0.10, (tcp, [r["delivered_s"] for r in good], disturbed)
+        measured = statistics.median(case.completion_s(r["delivered_s"]) for r in saved)
+        rounds.append(f"Linux {measured:.4f} s ({'; '.join(_lab_state(case, r) for r in saved)})")
+        if abs(tcp / measured - 1) <= 0.10:
+            return
+    pytest.fail(f"model {tcp:.4f} s, not within 10% of Linux in any round: " + " | ".join(rounds))
 
 
 def test_lab_removes_everything_when_terminated():

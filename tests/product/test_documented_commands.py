@@ -83,3 +83,41 @@ def test_the_command_refuses_a_bad_argument_in_one_line(capsys, tmp_path, no_sim
     assert out == ""
     assert err.count("\n") == 1
     assert err.startswith(f"python -m {module}: error: {line}")
+
+
+def test_every_quoted_data_parallel_experiment_exists():
+    """Each ``python -m experiments.dp_regressions NAME`` written in the docs, the scenario
+    files' comments or the tests names an experiment the module has (before session 12, two
+    scenario files pointed at ``co2`` and ``compressed``, which it never had)."""
+    import re
+
+    from experiments.dp_regressions import EXPERIMENTS
+
+    quoted = {}
+    texts = [*ROOT.glob("*.md"), *ROOT.glob("docs/**/*.md"), *ROOT.glob("scenarios/*.toml"),
+             *ROOT.glob("tests/**/*.py")]
+    for path in texts:
+        for name in re.findall(r"-m experiments\.dp_regressions ((?:[a-z][a-z0-9-]* ?)+)",
+                               path.read_text()):
+            for word in name.split():
+                quoted.setdefault(word, path.relative_to(ROOT))
+    assert quoted  # the docs do quote some
+    unknown = {word: str(path) for word, path in quoted.items()
+               if word not in EXPERIMENTS and word != "all"}
+    assert not unknown, unknown
+
+
+def test_each_data_parallel_experiment_lists_the_files_it_reads():
+    """``dp_regressions`` checks ``--set`` against each chosen experiment's scenario files
+    before it runs any (``FILES``); the list must be the files its function reads."""
+    import inspect
+    import re
+
+    from experiments import dp_regressions
+
+    assert set(dp_regressions.FILES) == set(dp_regressions.EXPERIMENTS)
+    for name, function in dp_regressions.EXPERIMENTS.items():
+        if function.__name__ == "<lambda>":  # dp-pp-fixed: dp_pp with one routing
+            function = dp_regressions.dp_pp
+        read = re.findall(r'run_file\("([^"]+)"', inspect.getsource(function))
+        assert sorted(set(read)) == sorted(dp_regressions.FILES[name]), name
