@@ -648,11 +648,14 @@ def _lab_state(case: Case, run: dict) -> str:
 def test_one_case_end_to_end_on_real_tcp(tmp_path):
     """As root: 4 MB over 100 Mbit/s with 10 ms each way (a queue too deep to overflow).
 
-    The model's completion is within 10% of Linux's median of two runs. A machine busy with
-    other work delays the userspace delay line and the sender (once in a full test run:
-    Linux 0.661 s against the model's 0.407 s; alone, 1-2% apart), so a round that misses is
-    measured again, at most three rounds; the failure lists every round with the lab's own
-    account of how late its packets and sender were."""
+    The model's completion is within 10% of Linux's faster of two runs. A machine busy with
+    other work makes the userspace delay line write packets late: the RTT grows, HyStart ends
+    slow start early and the run is slower (measured on an idle machine, 60 runs: 0.408-0.43 s
+    with no write over 4 ms late, 0.45-0.57 s with 114-166 such writes; in one full test run
+    0.661 s against the model's 0.407 s). Lateness never makes a run faster, so the faster run
+    of a round is the less disturbed one; a round that misses is measured again, at most three
+    rounds, and the failure lists every round with the lab's own account of how late its
+    packets and sender were."""
     reason = lab.why_not()
     if reason:
         pytest.skip(f"delay-line lab cannot run here: {reason}")
@@ -670,7 +673,7 @@ def test_one_case_end_to_end_on_real_tcp(tmp_path):
         assert 0.0 <= checks["rtt_excess_ms"] <= 2.0, checks
         assert checks["unbalanced"] == 0 and checks["delayline_dropped"] == 0, checks
         assert checks["max_packet"] == 1500 and checks["cc"] == ["cubic"], checks
-        measured = statistics.median(case.completion_s(r["delivered_s"]) for r in saved)
+        measured = min(case.completion_s(r["delivered_s"]) for r in saved)
         rounds.append(f"Linux {measured:.4f} s ({'; '.join(_lab_state(case, r) for r in saved)})")
         if abs(tcp / measured - 1) <= 0.10:
             return
