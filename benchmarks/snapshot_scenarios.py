@@ -153,20 +153,20 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     if args.diff:
         for path in args.diff:
             if not Path(path).is_file():
-                raise Refused(f"--diff: must be an existing file, got {path}")
+                raise Refused(f"--diff: must be an existing file, got {path!r}")
         return args
     if args.out is None:
         raise Refused("out: give the file to write the snapshot to (or --diff BEFORE AFTER)")
     folder = Path(args.out).resolve().parent
     if Path(args.out).is_dir() or not folder.is_dir():
-        raise Refused(f"out: must be a file in an existing folder, got {args.out}")
+        raise Refused(f"out: must be a file in an existing folder, got {args.out!r}")
     if args.jobs < 1:
         raise Refused(f"--jobs: must be an integer >= 1, got {args.jobs}")
     keys = [key for key, _ in jobs()]
     for prefix in args.only or []:
         if not any(key.startswith(prefix) for key in keys):
             raise Refused(f"--only: must be a key or key prefix of a run, e.g. default or "
-                          f"gc-bursty, got {prefix}")
+                          f"gc-bursty, got {prefix!r}")
     return args
 
 

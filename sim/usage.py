@@ -33,9 +33,16 @@ T = TypeVar("T")
 
 
 def checked(option: str, value: T, allowed: Callable[[T], bool], what: str) -> T:
-    """``value`` if ``allowed(value)``, else refused: ``<option>: must be <what>, got <value>``."""
+    """``value`` if ``allowed(value)``, else refused: ``<option>: must be <what>, got <value>``.
+
+    A text (a path, a name) is shown quoted, so that the refusal stays one line whatever it
+    holds; a number as it is.
+    """
     if not allowed(value):
-        raise UsageError(f"{option}: must be {what}, got {value}")
+        shown: object = value
+        if isinstance(value, str | os.PathLike):
+            shown = repr(str(value))
+        raise UsageError(f"{option}: must be {what}, got {shown}")
     return value
 
 

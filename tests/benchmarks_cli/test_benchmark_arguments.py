@@ -108,7 +108,7 @@ CASES = {
         (["{out}/snapshot.json", "--jobs", "0"], "--jobs: must be an integer >= 1, got 0"),
         (["{out}/snapshot.json", "--only", "bogus"], "--only: must be a key or key prefix"),
         (["--diff", "/nonexistent.json", "/nonexistent.json"],
-         "--diff: must be an existing file, got /nonexistent.json"),
+         "--diff: must be an existing file, got '/nonexistent.json'"),
         (["no/such/folder/snapshot.json"], "out: must be a file in an existing folder"),
     ],
     "bench_node_scaling.py": [
@@ -133,11 +133,11 @@ CASES = {
     ],
     "validate_network/compare.py": [
         ANY_OPTION,
-        (["--csv", "/nonexistent.csv"], "--csv: must be an existing file, got /nonexistent.csv"),
+        (["--csv", "/nonexistent.csv"], "--csv: must be an existing file, got '/nonexistent.csv'"),
     ],
     "validate_network/rtt_bias_whatif.py": [
         ANY_OPTION,
-        (["--csv", "/nonexistent.csv"], "--csv: must be an existing file, got /nonexistent.csv"),
+        (["--csv", "/nonexistent.csv"], "--csv: must be an existing file, got '/nonexistent.csv'"),
     ],
     "validate_network/hystart_whatif.py": [
         ANY_OPTION,

@@ -60,7 +60,7 @@ CASES = {
         (["--out", "{out}", "--processes", "0"], "--processes: must be an integer >= 1, got 0"),
         (["--out", "{out}", "--methods", "bogus"], "--methods: unknown policy 'bogus'"),
         (["--out", "{out}", "--scenarios", "no/such/folder"],
-         "--scenarios: must be an existing folder, got no/such/folder"),
+         "--scenarios: must be an existing folder, got 'no/such/folder'"),
         (["--out", "{out}", "--rates", "5", "--set", "bogus=1"], "bogus: unknown key"),
         (["--out", "{a_file}/figures"], "--out: "),
     ],
