@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from sim.usage import OneLineParser, UsageError, checked_list, refused
+from sim.usage import OneLineParser, checked_list, refusing
 
 PROG = "benchmarks/bench_allocation_search.py"
 
@@ -50,14 +50,12 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run both searches per seed and print their costs (one line and exit code 2 if refused)."""
     from policies.pipeline.allocation import genetic_allocation, search_allocation
 
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     hop, sizes, dp_weight = reference_problem()
     print(f"dp_weight (the authors' FACTOR) = {dp_weight:.3f}")
     print(f"{'seed':>4} {'hill climbing s':>16} {'wall s':>7} {'genetic s':>10} {'wall s':>7}")

@@ -37,7 +37,7 @@ import simpy
 from machine import describe  # benchmarks/machine.py, beside this script
 
 from sim.config import NetworkConfig
-from sim.usage import OneLineParser, UsageError, at_least, checked, refused
+from sim.usage import OneLineParser, at_least, checked, refusing
 from sim.world import World
 from topologies import uniform
 
@@ -119,12 +119,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Time every scenario and print the table (one line and exit code 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     if args.gc_gen0 is not None:
         gc.set_threshold(args.gc_gen0, 20, 100)
     per_process = args.operations // args.processes

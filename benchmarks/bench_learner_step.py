@@ -39,7 +39,7 @@ from torch import nn
 from policies.data_parallel.outer import nesterov_outer_step
 from sim.config import ClusterConfig, NetworkConfig, PolicyConfig, RunConfig, Scenario
 from sim.runner import run
-from sim.usage import OneLineParser, UsageError, at_least, refused
+from sim.usage import OneLineParser, at_least, refusing
 from workloads import WorkloadConfig, build_workload
 
 H = 20
@@ -129,12 +129,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Time both sides per node count and print the table (one line and exit 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     global DEVICE
     DEVICE = args.device
     torch.set_num_threads(1)

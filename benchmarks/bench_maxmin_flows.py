@@ -36,7 +36,7 @@ from machine import describe  # benchmarks/machine.py, beside this script
 from sim.config import NetworkConfig
 from sim.network.base import Flow
 from sim.network.maxmin import MaxMinNetwork
-from sim.usage import OneLineParser, UsageError, at_least, known, positive, refused
+from sim.usage import OneLineParser, at_least, known, positive, refusing
 from sim.world import World
 from topologies import clusters_of_clusters, residential
 
@@ -179,12 +179,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Time both variants per topology and size (one line and exit code 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     if args.gc_gen0 is not None:
         gc.set_threshold(args.gc_gen0, 20, 100)
     print(describe())

@@ -73,7 +73,7 @@ from sim.usage import (  # noqa: E402
     at_least,
     checked,
     positive_seconds,
-    refused,
+    refusing,
 )
 
 PROG = "benchmarks/bench_node_scaling.py"
@@ -184,12 +184,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run every size in its own process and print the table (exit code 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     if args.child:
         nodes, level, network = args.child
         print(json.dumps(child(int(nodes), level, network, args.steps, args.transport,

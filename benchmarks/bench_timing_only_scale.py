@@ -52,12 +52,11 @@ from sim.network.tcp import TcpConfig, TcpTransport  # noqa: E402
 from sim.runner import run  # noqa: E402
 from sim.usage import (  # noqa: E402
     OneLineParser,
-    UsageError,
     at_least,
     checked,
     positive,
     positive_seconds,
-    refused,
+    refusing,
 )
 from workloads import WorkloadConfig  # noqa: E402
 
@@ -245,12 +244,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Measure each network and print the table (one line and exit code 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
 
     transport = args.transport or NetworkConfig().transport
     print(f"timing-only DiLoCo: {args.nodes} nodes, H={args.inner_steps}, {args.allreduce} "

@@ -32,7 +32,7 @@ from machine import describe  # benchmarks/machine.py, beside this script
 
 from sim.runner import run
 from sim.scenario import default_scenario_path, load
-from sim.usage import OneLineParser, UsageError, at_least, known, refused
+from sim.usage import OneLineParser, at_least, known, refusing
 from workloads.learner import Learner
 
 TORCH_METHODS = ("compute_grad", "optimizer_step", "train_step", "eval_loss", "get_flat",
@@ -106,12 +106,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Measure each policy and print the table (one line and exit code 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     torch.set_num_threads(args.threads)
     print(describe())
     print(f"default scenario, {args.steps} steps, torch threads {args.threads}")

@@ -53,7 +53,7 @@ from machine import describe  # benchmarks/machine.py, beside this script
 from sim import units
 from sim.config import NetworkConfig
 from sim.network.tcp import TcpConfig
-from sim.usage import OneLineParser, UsageError, refused
+from sim.usage import OneLineParser, refusing
 from sim.world import World
 
 
@@ -183,12 +183,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run every variant per topology and size (one line and exit code 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     queue, unit, _ = args.bottleneck_queue
     tcp_config = TcpConfig(hystart_delay_exit=args.hystart_delay_exit,
                            bottleneck_queue_bytes=queue if unit == "_bytes" else 0.0,

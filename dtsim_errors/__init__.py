@@ -19,12 +19,15 @@ re-exports them with the checks the engine's commands share.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Mapping
-from typing import NoReturn
+from collections.abc import Callable, Mapping
+from typing import NoReturn, ParamSpec
 
 __all__ = ["EXIT_BAD_INPUT", "FieldError", "FieldRefusal", "OneLineParser", "UsageError",
-           "refused"]
+           "refused", "refusing"]
+
+P = ParamSpec("P")
 
 #: Exit code of a command that refused its input.
 EXIT_BAD_INPUT = 2
@@ -97,3 +100,23 @@ def refused(prog: str, refusal: Exception) -> int:
     """
     print(f"{prog}: error: {refusal}", file=sys.stderr)
     return EXIT_BAD_INPUT
+
+
+def refusing(prog: str) -> Callable[[Callable[P, int]], Callable[P, int]]:
+    """Decorate a command's ``main``: a :class:`UsageError` it raises is :func:`refused`.
+
+    Only a command line's checks raise :class:`UsageError` (the parser and the checks made
+    right after parsing), so nothing the command's work raises is turned into exit code 2.
+    """
+
+    def decorate(main: Callable[P, int]) -> Callable[P, int]:
+        @functools.wraps(main)
+        def refusing_main(*args: P.args, **kwargs: P.kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except UsageError as exc:
+                return refused(prog, exc)
+
+        return refusing_main
+
+    return decorate

@@ -27,7 +27,7 @@ from typing import Any
 from experiments.recovery_family import ci_setup, params_for, scenario_of
 from policies.recovery.policies import RECOVERY_POLICIES
 from sim.network import tcp as tcp_module
-from sim.usage import OneLineParser, UsageError, known, positive_seconds, refused
+from sim.usage import OneLineParser, known, positive_seconds, refusing
 
 
 @contextlib.contextmanager
@@ -115,12 +115,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run and report each method of the command line (one line and exit code 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     for name in args.methods:
         connection_report(name, transport=args.transport, until_s=args.until_s)
         if name == "checkfree_plus":

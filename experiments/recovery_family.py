@@ -33,7 +33,7 @@ from policies.recovery.policies import RECOVERY_POLICIES
 from sim.config import ClusterConfig, FaultsConfig, NetworkConfig, RunConfig, Scenario
 from sim.faults.stages import StageFailuresConfig
 from sim.policy import get_policy
-from sim.usage import OneLineParser, UsageError, checked_list, refused
+from sim.usage import OneLineParser, checked_list, refusing
 
 PAPER_P_ITER = {0.05: 0.0009, 0.10: 0.002, 0.16: 0.004}
 """Per-iteration failure probability per stage in the authors' 500M configuration."""
@@ -280,12 +280,10 @@ def parse_command_line(argv: list[str] | None) -> tuple[list[int], list[float]]:
     return seeds, rates
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Print the CI-size times to target: ``python -m experiments.recovery_family``."""
-    try:
-        seeds, rates = parse_command_line(argv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    seeds, rates = parse_command_line(argv)
     import torch
 
     torch.set_num_threads(1)

@@ -29,7 +29,13 @@ import numpy as np
 
 from sim.runner import RunFailed, run
 from sim.scenario import scenario_from_dict
-from sim.usage import OneLineParser, UsageError, at_least, known, positive_seconds, refused
+from sim.usage import (
+    OneLineParser,
+    at_least,
+    known,
+    positive_seconds,
+    refusing,
+)
 
 FAMILIES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "data_parallel": [("ddp", {}), ("diloco", {"inner_steps": 3}),
@@ -278,15 +284,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing("python -m sim.fuzz")
 def main(argv: list[str] | None = None) -> int:
     """``python -m sim.fuzz``: fuzz the families and print a table per family.
 
     Exit code 0 when every case held, 1 when one did not, 2 for a command line it refuses.
     """
-    try:
-        args = _parse(argv)
-    except UsageError as exc:
-        return refused("python -m sim.fuzz", exc)
+    args = _parse(argv)
     import torch  # deferred: heavy; `import sim` does not load it
 
     torch.set_num_threads(1)  # tiny learners: one thread is fastest, more fight over cores

@@ -4,9 +4,11 @@ argparse reports a usage error as the usage block and a message, then exits; dts
 (``dtsim``, ``python -m sim.fuzz``, the ``python -m experiments.<name>`` scripts) report every
 refusal -- argparse's own and the checks their ``main`` makes after parsing -- as one line,
 ``<prog>: error: <message>``, and return exit code 2. :class:`OneLineParser` turns argparse's
-error into :class:`UsageError`, which the command's ``main`` catches together with
-:class:`~sim.errors.ScenarioError` and hands to :func:`refused`. Those three are defined in the
-leaf package :mod:`dtsim_errors` (so that ``python -m workloads.calibrate`` refuses the same way
+error into :class:`UsageError`; a ``main`` decorated with :func:`refusing` hands every
+:class:`UsageError` to :func:`refused`. A command that also reads a scenario while it checks
+its command line catches :class:`~sim.errors.ScenarioError` around that part alone (not
+around the run: a scenario error there is not bad input). These four are defined in the leaf
+package :mod:`dtsim_errors` (so that ``python -m workloads.calibrate`` refuses the same way
 without importing the engine) and re-exported here.
 
 The checks below are the ones a ``main`` makes after parsing: each names the option, says what
@@ -22,12 +24,12 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from dtsim_errors import EXIT_BAD_INPUT, OneLineParser, UsageError, refused
+from dtsim_errors import EXIT_BAD_INPUT, OneLineParser, UsageError, refused, refusing
 from sim.errors import ScenarioError
 
 __all__ = ["EXIT_BAD_INPUT", "OneLineParser", "UsageError", "at_least", "check_output_file",
            "check_output_folder", "checked", "checked_list", "existing_file", "known", "positive",
-           "positive_seconds", "refused"]
+           "positive_seconds", "refused", "refusing"]
 
 T = TypeVar("T")
 

@@ -40,7 +40,7 @@ from sim.network.validation import (  # noqa: E402
     read_reference,
     with_bottleneck_queue,
 )
-from sim.usage import OneLineParser, UsageError, existing_file, refused  # noqa: E402
+from sim.usage import OneLineParser, existing_file, refusing  # noqa: E402
 
 PROG = "benchmarks/validate_network/compare.py"
 
@@ -82,6 +82,7 @@ def print_per_message(table: list[dict]) -> None:
     print()
 
 
+@refusing(PROG)
 def main(argv=None) -> int:
     parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(HERE / "ns3_reference.csv"))
@@ -94,11 +95,8 @@ def main(argv=None) -> int:
                              "transport's, paced, or burst with the options above)")
     parser.add_argument("--per-message", default="", metavar="TEXT",
                         help="also each message's duration, for cases whose name has TEXT")
-    try:
-        args = parser.parse_args(argv)
-        existing_file("--csv", args.csv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parser.parse_args(argv)
+    existing_file("--csv", args.csv)
     table = rows(Path(args.csv), args.hystart_delay_exit, args.bottleneck_queue, args.rounds)
     if args.per_message:
         print_per_message([r for r in table if args.per_message in r["case"]])

@@ -44,7 +44,7 @@ from sim.network.tcp import (
     HYSTART_MIN_SAMPLES,
     RENO_FRIENDLY_SEGMENTS_PER_RTT,
 )
-from sim.usage import OneLineParser, UsageError, checked, refused
+from sim.usage import OneLineParser, checked, refusing
 
 PROG = "benchmarks/validate_network/hystart_whatif.py"
 
@@ -121,16 +121,14 @@ def completion_times(k: int, *, rate_Bps: float = 12.5e6 * 1448 / 1514, rtt_s: f
     return sorted(s.done_s for s in senders if s.done_s is not None)
 
 
+@refusing(PROG)
 def main(argv=None) -> int:
     parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--queue-pkts", type=float, default=333,
                         help="the bottleneck's drop-tail queue, packets (the lab's: 333)")
-    try:
-        args = parser.parse_args(argv)
-        checked("--queue-pkts", args.queue_pkts, lambda q: 0 <= q < math.inf,
-                "a number of packets >= 0")
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parser.parse_args(argv)
+    checked("--queue-pkts", args.queue_pkts, lambda q: 0 <= q < math.inf,
+            "a number of packets >= 0")
     print("| flows | what-if s | Linux median s | error | each connection ends (s) |")
     print("|---|---|---|---|---|")
     for k, linux in LINUX_MEDIAN_S.items():

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from sim.network.validation import Case, read_reference  # noqa: E402
-from sim.usage import OneLineParser, UsageError, existing_file, refused  # noqa: E402
+from sim.usage import OneLineParser, existing_file, refusing  # noqa: E402
 
 PROG = "benchmarks/validate_network/rtt_bias_whatif.py"
 
@@ -101,14 +101,12 @@ def is_unequal_rtt_fan_in(case: Case) -> bool:
     return case.kind == "shared" and len({case.delay_s[s] for s in srcs}) > 1
 
 
+@refusing(PROG)
 def main(argv=None) -> int:
     parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(HERE / "ns3_reference.csv"))
-    try:
-        args = parser.parse_args(argv)
-        existing_file("--csv", args.csv)
-    except UsageError as exc:
-        return refused(PROG, exc)
+    args = parser.parse_args(argv)
+    existing_file("--csv", args.csv)
     rows = [(c, d) for c, d in read_reference(args.csv) if is_unequal_rtt_fan_in(c)]
     print("| case | message (RTT) | ns-3 s | " + " | ".join(v[0] for v in VARIANTS) + " |")
     print("|---|---|---|" + "---|" * len(VARIANTS))
