@@ -25,9 +25,8 @@ import torch
 from machine import describe  # benchmarks/machine.py, beside this script
 
 from sim.compare import NONDETERMINISTIC_KEYS, compare
-from sim.errors import ScenarioError
 from sim.scenario import default_scenario_path, load
-from sim.usage import OneLineParser, UsageError, at_least, refused
+from sim.usage import OneLineParser, at_least, command_line_checks, refusing
 
 PROG = "benchmarks/bench_compare_parallel.py"
 
@@ -43,13 +42,12 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison both ways and print the table (one line and exit code 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
+    args = parse_command_line(argv)
+    with command_line_checks():
         spec = load(default_scenario_path(), args.overrides)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
     torch.set_num_threads(1)
     labels = [label for label, _ in spec.policies]
     print(describe())

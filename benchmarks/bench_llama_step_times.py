@@ -31,8 +31,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from sim.errors import ScenarioError
-from sim.usage import OneLineParser, UsageError, at_least, check_output_file, known, refused
+from sim.usage import (
+    OneLineParser,
+    at_least,
+    check_output_file,
+    known,
+    refusing,
+)
 from workloads.devices import DEVICES, DeviceProfile, get_device
 from workloads.llama import Llama
 from workloads.timing import preset_config, preset_timing, reference_rows
@@ -106,15 +111,13 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Time each reference shape and print measured, reference and predicted seconds.
 
     One line and exit code 2 if the command line is refused.
     """
-    try:
-        args = parse_command_line(argv)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
 
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)

@@ -20,8 +20,7 @@ from importlib import resources
 
 import torch
 
-from dtsim_errors import FieldRefusal
-from sim.usage import OneLineParser, UsageError, at_least, refused
+from sim.usage import OneLineParser, at_least, command_line_checks, refusing
 from workloads import ReplicaGroup, WorkloadConfig, build_workload
 
 PROG = "benchmarks/bench_replicas_vmap.py"
@@ -104,17 +103,16 @@ def workload_config(args: argparse.Namespace) -> WorkloadConfig:
     )
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Print loop and vmap seconds per step and their ratio for each replica count.
 
     One line and exit code 2 if the command line is refused (an option, or the workload it
     describes).
     """
-    try:
-        args = parse_command_line(argv)
+    args = parse_command_line(argv)
+    with command_line_checks():
         cfg = workload_config(args)
-    except (UsageError, FieldRefusal) as exc:
-        return refused(PROG, exc)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 

@@ -32,9 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from sim.errors import ScenarioError
 from sim.scenario import load
-from sim.usage import OneLineParser, UsageError, at_least, checked_list, refused
+from sim.usage import (
+    OneLineParser,
+    at_least,
+    checked_list,
+    command_line_checks,
+    refusing,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -302,14 +307,13 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Time the schedule, or print the table asked for (one line and exit 2 if refused)."""
-    try:
-        args = parse_command_line(argv)
-        if args.reference:  # (its overrides, refused before the runs)
+    args = parse_command_line(argv)
+    if args.reference:  # (its overrides, refused before the runs)
+        with command_line_checks():
             load(reference_scenario(args.reference), args.overrides)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
     if args.collisions:
         n, sizes = (12, [2] * 6) if args.collisions == "ci" else (20, [5, 3, 3, 3, 3, 3])
         collision_budget(n, sizes, args.seed, args.transport)

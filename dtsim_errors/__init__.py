@@ -10,7 +10,8 @@ may import it (``tests/engine/test_imports.py`` checks both). The engine re-expo
 
 A command line that cannot be run is refused the same way: one line on stderr,
 ``<prog>: error: <option>: <message>``, and exit code :data:`EXIT_BAD_INPUT` (2), never
-argparse's usage block or a traceback. :class:`OneLineParser` and :class:`UsageError` live here,
+argparse's usage block or a traceback. :class:`OneLineParser`, :class:`UsageError`, the
+``main`` decorator :func:`refusing` and :func:`command_line_checks` live here,
 not in the engine, so that a leaf package's own command (``python -m workloads.calibrate``)
 refuses its arguments exactly like ``dtsim`` without importing the engine; ``sim.usage``
 re-exports them with the checks the engine's commands share.
@@ -19,13 +20,14 @@ re-exports them with the checks the engine's commands share.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import NoReturn, ParamSpec
 
 __all__ = ["EXIT_BAD_INPUT", "FieldError", "FieldRefusal", "OneLineParser", "UsageError",
-           "refused", "refusing"]
+           "command_line_checks", "refused", "refusing"]
 
 P = ParamSpec("P")
 
@@ -120,3 +122,18 @@ def refusing(prog: str) -> Callable[[Callable[P, int]], Callable[P, int]]:
         return refusing_main
 
     return decorate
+
+
+@contextlib.contextmanager
+def command_line_checks() -> Iterator[None]:
+    """Inside a command's checks, a :class:`FieldRefusal` is a refusal of its command line.
+
+    A command that reads a scenario file or builds a Config from its arguments before it works
+    (a ``--set`` key that does not exist, a value a Config refuses) wraps that part alone, so
+    that :func:`refusing` answers it in one line; the same error raised later, by the work
+    itself, is not bad input and keeps its traceback.
+    """
+    try:
+        yield
+    except FieldRefusal as exc:
+        raise UsageError(str(exc)) from exc

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import torch
 
-from sim.errors import ScenarioError
 from sim.policy import get_policy
 from sim.runner import run
 from sim.scenario import load, resolve_policies
-from sim.usage import OneLineParser, UsageError, known, refused
+from sim.usage import OneLineParser, command_line_checks, known, refusing
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 OVERRIDES: list[str] = []
@@ -243,17 +242,16 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     if args.names in ([], ["all"]):
         args.names = list(EXPERIMENTS)
     known("NAME", args.names, EXPERIMENTS, "experiment")
-    for file in dict.fromkeys(f for name in args.names for f in FILES[name]):
-        load(SCENARIOS / f"{file}.toml", args.overrides)  # a bad --set: ScenarioError, now
+    with command_line_checks():  # a bad --set is refused now, before any experiment runs
+        for file in dict.fromkeys(f for name in args.names for f in FILES[name]):
+            load(SCENARIOS / f"{file}.toml", args.overrides)
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run the named experiments (default: all) and print their figures."""
-    try:
-        args = parse_command_line(argv)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     OVERRIDES[:] = args.overrides  # read by run_file, which every experiment calls
     torch.set_num_threads(1)
     try:

@@ -19,8 +19,14 @@ from policies.gradient_coding.sequential import SCHEMES
 from policies.gradient_coding.tuned_compare import describe_tuning, tuned_spec
 from policies.gradient_coding.tuning import Tuning
 from sim.compare import PLOT_FORMATS, compare
-from sim.errors import ScenarioError
-from sim.usage import OneLineParser, UsageError, check_output_file, checked, known, refused
+from sim.usage import (
+    OneLineParser,
+    check_output_file,
+    checked,
+    command_line_checks,
+    known,
+    refusing,
+)
 
 
 def plot_tuning(tuning: Tuning, comparison: Any, labels: Sequence[str], path: str | Path) -> None:
@@ -76,14 +82,13 @@ def parse_command_line(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     """Probe, tune, run every scheme; print the table (and write the figure with --plot)."""
-    try:
-        args = parse_command_line(argv)
+    args = parse_command_line(argv)
+    with command_line_checks():  # the file and --set are read before the probe
         spec, profile, tuning = tuned_spec(args.scenario, args.overrides, max_W=args.max_W,
                                            per_cell=not args.common_slope)
-    except (UsageError, ScenarioError) as exc:  # the file and --set are read before the probe
-        return refused(PROG, exc)
     n = spec.scenario.cluster.num_nodes - 1
     print(f"probe: {profile.num_workers} workers x {profile.num_rounds} rounds, "
           f"median base delay {float(_median(profile.base_s)):.3f} s, "

@@ -22,16 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from sim.compare import compare
-from sim.errors import ScenarioError
 from sim.scenario import load, resolve_policies
 from sim.usage import (
     OneLineParser,
-    UsageError,
     at_least,
     check_output_folder,
     checked,
     checked_list,
-    refused,
+    command_line_checks,
+    refusing,
 )
 
 RATES_PCT = (5, 10, 16)
@@ -109,8 +108,7 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
 
     Each (rate, seed) point's file is read with its overrides and ``--methods`` is checked
     against it, so a typo is refused at once rather than by a worker after other points ran.
-    Raises :class:`UsageError` naming the option, or :class:`~sim.errors.ScenarioError` naming
-    the scenario key (of ``--set``) or the option (``--methods``).
+    Raises :class:`UsageError` naming the option, or the scenario key of a ``--set``.
     """
     parser = OneLineParser(prog=PROG, description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "docs/methods/recovery-checkfree"))
@@ -136,21 +134,20 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
                               "integers >= 0")
     at_least("--processes", args.processes, 1)
     args.methods = tuple(m for m in args.methods.split(",") if m)
-    for pct in args.rates:
-        for seed in args.seeds:
-            spec = point_spec(pct, scenarios, seed, tuple(args.set))
-            resolve_policies(spec, list(args.methods) or None, flag="--methods")
+    with command_line_checks():
+        for pct in args.rates:
+            for seed in args.seeds:
+                spec = point_spec(pct, scenarios, seed, tuple(args.set))
+                resolve_policies(spec, list(args.methods) or None, flag="--methods")
     return args
 
 
+@refusing(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Run, plot, print."""
     import multiprocessing
 
-    try:
-        args = parse_command_line(argv)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     import matplotlib
 
     matplotlib.use("Agg")

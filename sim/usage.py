@@ -6,8 +6,9 @@ refusal -- argparse's own and the checks their ``main`` makes after parsing -- a
 ``<prog>: error: <message>``, and return exit code 2. :class:`OneLineParser` turns argparse's
 error into :class:`UsageError`; a ``main`` decorated with :func:`refusing` hands every
 :class:`UsageError` to :func:`refused`. A command that also reads a scenario while it checks
-its command line catches :class:`~sim.errors.ScenarioError` around that part alone (not
-around the run: a scenario error there is not bad input). These four are defined in the leaf
+its command line wraps that part alone in :func:`command_line_checks`, which makes a
+:class:`~sim.errors.ScenarioError` there a :class:`UsageError` (the same error raised by the
+run is not bad input). These five are defined in the leaf
 package :mod:`dtsim_errors` (so that ``python -m workloads.calibrate`` refuses the same way
 without importing the engine) and re-exported here.
 
@@ -24,12 +25,18 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from dtsim_errors import EXIT_BAD_INPUT, OneLineParser, UsageError, refused, refusing
-from sim.errors import ScenarioError
+from dtsim_errors import (
+    EXIT_BAD_INPUT,
+    OneLineParser,
+    UsageError,
+    command_line_checks,
+    refused,
+    refusing,
+)
 
 __all__ = ["EXIT_BAD_INPUT", "OneLineParser", "UsageError", "at_least", "check_output_file",
-           "check_output_folder", "checked", "checked_list", "existing_file", "known", "positive",
-           "positive_seconds", "refused", "refusing"]
+           "check_output_folder", "checked", "checked_list", "command_line_checks",
+           "existing_file", "known", "positive", "positive_seconds", "refused", "refusing"]
 
 T = TypeVar("T")
 
@@ -104,14 +111,14 @@ def check_output_file(flag: str, path: str | None) -> None:
         return
     target = Path(path)
     if target.is_dir():
-        raise ScenarioError(flag, f"{path!r} is a folder; give a file name such as "
-                                  f"{str(target / 'trace.json')!r}")
+        raise UsageError(f"{flag}: {path!r} is a folder; give a file name such as "
+                         f"{str(target / 'trace.json')!r}")
     folder = target.parent
     if not folder.is_dir():
-        raise ScenarioError(flag, f"folder {str(folder)!r} does not exist; create it first or "
-                                  f"give a path in an existing folder")
+        raise UsageError(f"{flag}: folder {str(folder)!r} does not exist; create it first or "
+                         f"give a path in an existing folder")
     if not os.access(folder, os.W_OK):
-        raise ScenarioError(flag, f"folder {str(folder)!r} is not writable")
+        raise UsageError(f"{flag}: folder {str(folder)!r} is not writable")
 
 
 def check_output_folder(flag: str, path: str | None) -> None:
@@ -120,11 +127,11 @@ def check_output_folder(flag: str, path: str | None) -> None:
         return
     target = Path(path)
     if target.exists() and not target.is_dir():
-        raise ScenarioError(flag, f"{path!r} is a file, not a folder")
+        raise UsageError(f"{flag}: {path!r} is a file, not a folder")
     existing = target
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ScenarioError(flag, f"{str(existing)!r} is a file, not a folder")
+        raise UsageError(f"{flag}: {str(existing)!r} is a file, not a folder")
     if not os.access(existing, os.W_OK):
-        raise ScenarioError(flag, f"folder {str(existing)!r} is not writable")
+        raise UsageError(f"{flag}: folder {str(existing)!r} is not writable")

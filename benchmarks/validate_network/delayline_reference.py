@@ -69,7 +69,6 @@ sys.path.insert(0, str(HERE.parents[1]))
 from cases import FAST, MB, all_cases  # noqa: E402
 from labtools import probe, reap, remove_namespaces, sh  # noqa: E402
 
-from sim.errors import ScenarioError  # noqa: E402
 from sim.network.tcp import TcpConfig  # noqa: E402
 from sim.network.validation import (  # noqa: E402
     Case,
@@ -85,6 +84,7 @@ from sim.usage import (  # noqa: E402
     checked,
     existing_file,
     refused,
+    refusing,
 )
 
 NET = "10.214"
@@ -755,11 +755,9 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@refusing(PROG)
 def main(argv=None) -> int:
-    try:
-        args = parse_command_line(argv)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
+    args = parse_command_line(argv)
     ns3 = ns3_rows()
     if args.table_from:
         measured, meta = load_runs(args.table_from)

@@ -49,16 +49,14 @@ from dataclasses import dataclass, replace  # noqa: E402
 from labtools import probe, reap, remove_namespaces, sh  # noqa: E402
 
 from sim.collectives import GLOO_WINDOW, gloo_ring_allreduce_schedule  # noqa: E402
-from sim.errors import ScenarioError  # noqa: E402
 from sim.network.tcp import TcpConfig  # noqa: E402
 from sim.network.validation import Case, Message, predict, schedule_messages  # noqa: E402
 from sim.usage import (  # noqa: E402
     OneLineParser,
-    UsageError,
     check_output_file,
     checked,
     existing_file,
-    refused,
+    refusing,
 )
 
 PROG = "benchmarks/validate_network/netns_reference.py"
@@ -441,6 +439,7 @@ def load_runs(path: str | Path) -> tuple[list[tuple[Case, list[Run]]], dict]:
     return measured, data["meta"]
 
 
+@refusing(PROG)
 def main(argv=None) -> int:
     """Run the table (as root); print it, and write it to ``--out`` if given."""
     parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
@@ -455,17 +454,13 @@ def main(argv=None) -> int:
     parser.add_argument("--table-from", default="",
                         help="measure nothing: the table of runs saved with --save, predicted "
                              "by this dtsim (no root needed)")
-    try:
-        args = parser.parse_args(argv)
-        checked("--repeats", args.repeats, lambda n: 1 <= n <= 50, "an integer from 1 to 50")
-        checked("--queue-ms", args.queue_ms, lambda ms: 1.0 <= ms <= 1000.0,
-                "1 to 1000 milliseconds")
-        for option, path in (("--out", args.out), ("--save", args.save)):
-            check_output_file(option, path or None)
-        if args.table_from:
-            existing_file("--table-from", args.table_from)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
+    args = parser.parse_args(argv)
+    checked("--repeats", args.repeats, lambda n: 1 <= n <= 50, "an integer from 1 to 50")
+    checked("--queue-ms", args.queue_ms, lambda ms: 1.0 <= ms <= 1000.0, "1 to 1000 milliseconds")
+    for option, path in (("--out", args.out), ("--save", args.save)):
+        check_output_file(option, path or None)
+    if args.table_from:
+        existing_file("--table-from", args.table_from)
     if args.table_from:
         measured, meta = load_runs(args.table_from)
         print(f"runs of {meta['date']}: {meta['repeats']} repeats, congestion control "

@@ -31,14 +31,12 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from cases import all_cases  # noqa: E402
 
-from sim.errors import ScenarioError  # noqa: E402
 from sim.network.validation import read_reference, write_reference  # noqa: E402
 from sim.usage import (  # noqa: E402
     OneLineParser,
-    UsageError,
     check_output_file,
     positive_seconds,
-    refused,
+    refusing,
 )
 
 PROG = "benchmarks/validate_network/ns3_reference.py"
@@ -113,6 +111,7 @@ def print_trace(case, delivered: list[float], events) -> None:
         print(f"queue full ({where} end): {spans}")
 
 
+@refusing(PROG)
 def main(argv=None) -> int:
     parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(HERE / "ns3_reference.csv"))
@@ -135,12 +134,9 @@ def main(argv=None) -> int:
                              "the shipped CSV) or Linux's (the min RTT / 8 clamped to 4-16 ms)")
     parser.add_argument("--limit-s", type=float, default=3600.0,
                         help="stop starting new cases after this many wall seconds")
-    try:
-        args = parser.parse_args(argv)
-        check_output_file("--out", args.out)
-        positive_seconds("--limit-s", args.limit_s)
-    except (UsageError, ScenarioError) as exc:
-        return refused(PROG, exc)
+    args = parser.parse_args(argv)
+    check_output_file("--out", args.out)
+    positive_seconds("--limit-s", args.limit_s)
     cppyy, ref = load_ns3()
     suffix = ""
     if args.ack_every_segment:
