@@ -201,11 +201,10 @@ def measure(args: argparse.Namespace, network: str) -> Measurement:
 PROG = "benchmarks/bench_timing_only_scale.py"
 
 
-def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
-    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
-    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
+def add_scenario_options(parser: argparse.ArgumentParser, steps: int) -> None:
+    """The options of :func:`scenario` (``--steps`` defaults to ``steps``)."""
     parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=30, help="outer steps to run")
+    parser.add_argument("--steps", type=int, default=steps, help="outer steps to run")
     parser.add_argument("--inner-steps", type=int, default=1, help="H, inner steps per outer step")
     parser.add_argument("--allreduce", default="tree", choices=["tree", "ring",
                                                                  "halving_doubling"])
@@ -215,6 +214,26 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-s", type=float, default=0.01,
                         help="one-way node-node latency (WAN latency on clusters), s")
     parser.add_argument("--bandwidth-Bps", type=float, default=1.25e8, help="access links, bytes/s")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def check_scenario_options(args: argparse.Namespace, least_steps: int) -> None:
+    """Refuse a scenario option out of range (a :class:`UsageError` naming it)."""
+    at_least("--nodes", args.nodes, 2)  # (DiLoCo averages over at least two nodes)
+    at_least("--steps", args.steps, least_steps)
+    at_least("--inner-steps", args.inner_steps, 1)
+    if args.topology == "clusters-of-clusters":
+        checked("--clusters", args.clusters, lambda k: 1 <= k <= args.nodes,
+                f"an integer from 1 to --nodes ({args.nodes})")
+    positive_seconds("--latency-s", args.latency_s)
+    positive("--bandwidth-Bps", args.bandwidth_Bps, "bytes per second")
+    at_least("--seed", args.seed, 0)
+
+
+def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    """The benchmark's options; a bad value is a :class:`UsageError` naming it."""
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    add_scenario_options(parser, steps=30)
     parser.add_argument("--networks", nargs="+", default=["ideal", "maxmin"],
                         choices=["ideal", "maxmin", "maxmin-per-change", "ideal-per-round",
                                  "maxmin-per-round", "maxmin-python", "ideal-own-ramps",
@@ -227,19 +246,10 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
                              "with paced (the default) / burst rounds")
     parser.add_argument("--transport", choices=["fluid", "tcp"], default=None,
                         help="network.transport (default: the scenario default, tcp)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the top N functions of a cProfile of each run")
     args = parser.parse_args(argv)
-    at_least("--nodes", args.nodes, 2)  # (DiLoCo averages over at least two nodes)
-    at_least("--steps", args.steps, 2)  # (the later steps' mean needs a second one)
-    at_least("--inner-steps", args.inner_steps, 1)
-    if args.topology == "clusters-of-clusters":
-        checked("--clusters", args.clusters, lambda k: 1 <= k <= args.nodes,
-                f"an integer from 1 to --nodes ({args.nodes})")
-    positive_seconds("--latency-s", args.latency_s)
-    positive("--bandwidth-Bps", args.bandwidth_Bps, "bytes per second")
-    at_least("--seed", args.seed, 0)
+    check_scenario_options(args, least_steps=2)  # (the later steps' mean needs a second one)
     at_least("--profile", args.profile, 0)
     return args
 

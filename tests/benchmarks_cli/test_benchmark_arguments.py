@@ -57,6 +57,13 @@ CASES = {
          "--clusters: must be an integer from 1 to --nodes (4), got 8"),
         (["--networks", "bogus"], "argument --networks: invalid choice: 'bogus'"),
     ],
+    "census_paced_rounds.py": [
+        ANY_OPTION,
+        (["--nodes", "-1"], "--nodes: must be an integer >= 2, got -1"),
+        (["--steps", "0"], "--steps: must be an integer >= 1, got 0"),
+        (["--nodes", "4"], "--clusters: must be an integer from 1 to --nodes (4), got 8"),
+        (["--allreduce", "bogus"], "argument --allreduce: invalid choice: 'bogus'"),
+    ],
     "bench_maxmin_flows.py": [
         ANY_OPTION,
         (["--nodes", "-1"], "--nodes: must be an integer >= 2, got -1"),
