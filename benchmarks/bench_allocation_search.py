@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from sim.usage import OneLineParser, checked_list, refusing
+from sim.usage import OneLineParser, refusing, seed_list
 
 PROG = "benchmarks/bench_allocation_search.py"
 
@@ -45,8 +45,7 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineParser(prog=PROG, description=__doc__)
     parser.add_argument("--seeds", default="0,1,2,3,4")
     args = parser.parse_args(argv)
-    args.seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0,
-                              "integers >= 0")
+    args.seeds = seed_list("--seeds", args.seeds)
     return args
 
 

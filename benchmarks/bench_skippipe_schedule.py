@@ -36,9 +36,9 @@ from sim.scenario import load
 from sim.usage import (
     OneLineParser,
     at_least,
-    checked_list,
     command_line_checks,
     refusing,
+    seed_list,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -302,8 +302,7 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     at_least("--seed", args.seed, 0)
     if args.seeds is not None:
-        args.seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0,
-                                  "integers >= 0")
+        args.seeds = seed_list("--seeds", args.seeds)
     return args
 
 

@@ -33,7 +33,7 @@ from policies.recovery.policies import RECOVERY_POLICIES
 from sim.config import ClusterConfig, FaultsConfig, NetworkConfig, RunConfig, Scenario
 from sim.faults.stages import StageFailuresConfig
 from sim.policy import get_policy
-from sim.usage import OneLineParser, checked_list, refusing
+from sim.usage import OneLineParser, checked_list, refusing, seed_list
 
 PAPER_P_ITER = {0.05: 0.0009, 0.10: 0.002, 0.16: 0.004}
 """Per-iteration failure probability per stage in the authors' 500M configuration."""
@@ -274,7 +274,7 @@ def parse_command_line(argv: list[str] | None) -> tuple[list[int], list[float]]:
     parser.add_argument("--rates", default="0.05,0.10",
                         help="comma-separated stage failure probabilities per hour, in [0, 1)")
     args = parser.parse_args(argv)
-    seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0, "integers >= 0")
+    seeds = seed_list("--seeds", args.seeds)
     rates = checked_list("--rates", args.rates, float, lambda p: 0 <= p < 1,
                          "probabilities per hour in [0, 1)")
     return seeds, rates

@@ -31,6 +31,7 @@ from sim.usage import (
     checked_list,
     command_line_checks,
     refusing,
+    seed_list,
 )
 
 RATES_PCT = (5, 10, 16)
@@ -130,8 +131,7 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     args.rates = checked_list("--rates", args.rates, int, lambda pct: pct in shipped,
                               f"rates with a file checkfree-<rate>pct.toml in {scenarios} "
                               f"({', '.join(map(str, shipped))})")
-    args.seeds = checked_list("--seeds", args.seeds, int, lambda seed: seed >= 0,
-                              "integers >= 0")
+    args.seeds = seed_list("--seeds", args.seeds)
     at_least("--processes", args.processes, 1)
     args.methods = tuple(m for m in args.methods.split(",") if m)
     with command_line_checks():

@@ -87,6 +87,11 @@ def checked_list(option: str, text: str, convert: Callable[[str], T],
     return values
 
 
+def seed_list(option: str, text: str) -> list[int]:
+    """Comma-separated seeds (integers >= 0), as :func:`checked_list` checks and refuses them."""
+    return checked_list(option, text, int, lambda seed: seed >= 0, "integers >= 0")
+
+
 def known(option: str, names: Sequence[str], allowed: Collection[str], what: str) -> list[str]:
     """``names`` if there is at least one and each is in ``allowed``; else refuse them.
 
