@@ -134,11 +134,11 @@ class Census:
 
     @property
     def twinned(self) -> int:
-        """Round ends that shared their instant and state with another one."""
-        self._close_instant()
+        """Round ends that shared their instant and state with another one (after the run)."""
         return sum(size * groups for size, groups in self.twin_groups.items() if size > 1)
 
     def _close_instant(self) -> None:
+        """Count the instant's round ends into ``twin_groups`` by their state."""
         self.twin_groups.update(Counter(self._ended.values()).values())
         self._ended.clear()
 
@@ -174,6 +174,7 @@ class Census:
             yield self
         finally:
             TcpTransport._paced_round_end = original  # type: ignore[method-assign]
+            self._close_instant()  # (the run's last instant)
 
 
 def take_census(args: argparse.Namespace) -> tuple[Census, int]:
