@@ -36,7 +36,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# after the installed packages: in a virtual environment with the compiled engine (``DTSIM_COMPILE=1
+# pip install .``), that engine runs; with the checkout's editable install, the checkout's
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import describe  # noqa: E402
 from policies.data_parallel.diloco import DiLoCo  # noqa: E402

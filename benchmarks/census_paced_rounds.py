@@ -53,7 +53,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import bench_timing_only_scale as bench  # noqa: E402
-from sim.network.tcp import Connection, TcpMaxMinNetwork, TcpTransport, _round_state  # noqa: E402
+from sim.network.maxmin import MaxMinNetwork  # noqa: E402
+from sim.network.tcp import Connection, TcpTransport, _round_state  # noqa: E402
 from sim.runner import run  # noqa: E402
 from sim.usage import OneLineParser, refusing  # noqa: E402
 
@@ -75,7 +76,7 @@ def in_step_key(conn: Connection) -> tuple[object, ...]:
             conn.ready_s, flow.bottleneck_Bps)
 
 
-def component(network: TcpMaxMinNetwork, conn: Connection,
+def component(network: MaxMinNetwork, conn: Connection,
               ended: dict[Connection, tuple[object, ...]]) -> tuple[list[Connection] | None, str]:
     """The cohort ``conn`` is in step with, or None and the kind of mixed component.
 
@@ -142,7 +143,7 @@ class Census:
         self.twin_groups.update(Counter(self._ended.values()).values())
         self._ended.clear()
 
-    def classify(self, network: TcpMaxMinNetwork, conn: Connection, now: float) -> None:
+    def classify(self, network: MaxMinNetwork, conn: Connection, now: float) -> None:
         """Count the round end of ``conn`` at ``now``, before the transport handles it."""
         if now != self._at_s:
             self._close_instant()
@@ -165,7 +166,7 @@ class Census:
         """Classify every paced round end of the runs inside the block (then restore)."""
         original = TcpTransport._paced_round_end
 
-        def counted(network: TcpMaxMinNetwork, conn: Connection, now: float) -> None:
+        def counted(network: MaxMinNetwork, conn: Connection, now: float) -> None:
             self.classify(network, conn, now)
             original(network, conn, now)
 

@@ -17,7 +17,7 @@ import platform
 import sysconfig
 import time
 
-__all__ = ["describe", "reference_work_ms"]
+__all__ = ["describe", "engine", "reference_work_ms"]
 
 
 class _Flow:
@@ -65,12 +65,21 @@ def _cpu_model() -> str:
 
 
 def describe() -> str:
-    """One line: CPU model, cores, Python and its build flags, the reference work's CPU time."""
+    """One line: CPU model, cores, Python and its build flags, the reference work's CPU time,
+    and whether the engine ran compiled."""
     optimized = "--enable-optimizations" in (sysconfig.get_config_var("CONFIG_ARGS") or "")
     build = "a PGO build" if optimized else "built without --enable-optimizations"
     return (f"machine: {_cpu_model()}, {os.cpu_count()} cores; Python "
             f"{platform.python_version()} ({platform.python_implementation()}, {build}); "
-            f"reference work {reference_work_ms():.0f} ms CPU (benchmarks/machine.py)")
+            f"reference work {reference_work_ms():.0f} ms CPU (benchmarks/machine.py); "
+            f"engine: {engine()}")
+
+
+def engine() -> str:
+    """Which engine this process imported: ``compiled (mypyc)`` or ``plain Python`` (setup.py)."""
+    from sim.network import COMPILED
+
+    return "compiled (mypyc)" if COMPILED else "plain Python"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ kind and connection state (docs/methods/recovery-checkfree.md, "CheckFree+ under
 
 The log comes from a subclass of each tcp network model that records a message before the
 transport's own ``_next_message`` handles it; :func:`logging_connections` installs it in
-``sim.network.tcp.TCP_MODELS`` for the duration of a run and restores the originals.
+``sim.network.MODELS`` for the duration of a run and restores the originals.
 """
 
 from __future__ import annotations
@@ -24,16 +24,20 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+import sim.network as network_module
 from experiments.recovery_family import ci_setup, params_for, scenario_of
 from policies.recovery.policies import RECOVERY_POLICIES
-from sim.network import tcp as tcp_module
 from sim.usage import OneLineParser, known, positive_seconds, refusing
 
 
 @contextlib.contextmanager
 def logging_connections(log: list[dict[str, Any]]) -> Iterator[None]:
-    """Within the block, every tcp network appends one record per message to ``log``."""
-    originals = dict(tcp_module.TCP_MODELS)
+    """Within the block, every tcp network appends one record per message to ``log``.
+
+    (Every model's class carries both transports; ``_next_message`` is reached under ``tcp``
+    only, so a ``fluid`` run logs nothing.)
+    """
+    originals = dict(network_module.MODELS)
 
     def logged(base: type) -> type:
         class Logged(base):  # type: ignore[misc, valid-type]
@@ -50,10 +54,10 @@ def logging_connections(log: list[dict[str, Any]]) -> Iterator[None]:
 
     try:
         for name, cls in originals.items():
-            tcp_module.TCP_MODELS[name] = logged(cls)
+            network_module.MODELS[name] = logged(cls)
         yield
     finally:
-        tcp_module.TCP_MODELS.update(originals)
+        network_module.MODELS.update(originals)
 
 
 def connection_report(name: str, *, transport: str = "tcp", until_s: float = 60.0,

@@ -27,7 +27,7 @@ from sim.errors import ScenarioError
 from sim.faults import FailureEvent, make_failure_model, make_straggler_model, speed_multipliers
 from sim.faults.injector import start_injector
 from sim.faults.stages import STAGE_STREAM, StageFailuresConfig, draw_stage_schedule
-from sim.network import network_class
+from sim.network import TcpConfig, network_class
 from sim.node import Node
 from sim.recorder import make_recorder
 from sim.seeds import SeedTree
@@ -232,7 +232,8 @@ class World:
         self.recorder = make_recorder(self.env, names, record)
         self.nodes: list[Node] = []
         net = NetworkConfig(model=network) if isinstance(network, str) else network
-        extra = {"tcp": net.tcp} if net.transport == "tcp" else {}
+        # (the model's class carries both transports: a TcpConfig makes it tcp)
+        extra = {"tcp": net.tcp or TcpConfig()} if net.transport == "tcp" else {}
         self.network = network_class(net.model, net.transport)(
             self, topology, uplink_Bps=net.uplink_Bps, downlink_Bps=net.downlink_Bps,
             access_latency_s=net.access_latency_s, tcp_efficiency=net.tcp_efficiency, **extra)

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 INF = math.inf
 
+COMPILED = not __file__.endswith(".py")
+"""True when this module runs as a C extension compiled by mypyc (``DTSIM_COMPILE=1 pip install
+.``: setup.py), False as plain Python. Results are the same; benchmarks print which ran."""
+
 Route = tuple[tuple[int, ...], float, float]
 """A path between two nodes: its finite-capacity links, its one-way latency (s) and the smallest
 capacity on it (bytes/s, ``inf`` when it has no finite link), kept with the route so that a
@@ -93,6 +97,8 @@ def _delivery(src: int, dst: int, nbytes: float, start_s: float, end_s: float,
     message, 1.4 µs); this sets the slots through their descriptors: the same object (equal,
     same hash, still frozen), 0.8 µs.
     """
+    if COMPILED:  # (a native class: its own constructor is the fast one, and the only one)
+        return Delivery(src, dst, nbytes, start_s, end_s, label)
     delivery = object.__new__(Delivery)
     set_src, set_dst, set_nbytes, set_start, set_end, set_label = _SET_DELIVERY
     set_src(delivery, src)
@@ -204,6 +210,7 @@ class Network:
         self._link_change = self.env.event()
         self.flows_started = 0
         self.flows_finished = 0
+        self._init_model()
 
     def _add_link(self, name: str, bandwidth_Bps: float | None, latency_s: float) -> int:
         index = len(self.link_names)
@@ -406,7 +413,7 @@ class Network:
         flows_of_node[src] += 1
         flows_of_node[dst] += 1
         self.flows_started += 1
-        self._start(flow)
+        self._send_message(flow)
 
     def _transmitted(self, flow: Flow) -> None:
         """Called by a model when the last byte of ``flow`` has left: now it propagates."""
@@ -454,7 +461,7 @@ class Network:
             return
         now = self.env.now
         if flow.state == "sending":
-            self._stop(flow)
+            self._stop_message(flow)
             transmitted = flow.nbytes - flow.remaining
         else:
             transmitted = flow.nbytes
@@ -533,7 +540,30 @@ class Network:
         """Bytes of the messages not yet delivered nor cut (sent = delivered + cut + these)."""
         return float(sum(flow.nbytes for flow in self._flows.values()))
 
+    # -- what a transport provides (sim.network.tcp.TcpTransport; these are ``fluid``'s) -----
+
+    def _send_message(self, flow: Flow) -> None:
+        """A new message: ``fluid`` hands it to the model whole, at once."""
+        self._start(flow)
+
+    def _stop_message(self, flow: Flow) -> None:
+        """Cut a sending message and bring ``flow.remaining`` up to date."""
+        self._stop(flow)
+
+    def _next_chunk(self, flow: Flow, now: float) -> float:
+        """Bytes a transport hands on at ``now``, when ``flow``'s bytes are all sent (0: none).
+
+        A transport that sends a message in chunks (``tcp``: ``flow.left`` bytes after this
+        one) may continue with the next one at the same instant; the flow then keeps its links
+        and its rate (what re-rating it would give, up to rounding) and only its bytes and
+        finish time move, with no re-rating. Asked only when ``flow.left > 0`` (by ``maxmin``).
+        """
+        return 0.0
+
     # -- what a model provides ---------------------------------------------------------------
+
+    def _init_model(self) -> None:
+        """Make the model's state; called at the end of :meth:`__init__` (links are known)."""
 
     def _start(self, flow: Flow) -> None:
         raise NotImplementedError
@@ -553,6 +583,13 @@ class Network:
         :mod:`sim.network.tcp`); the rate must be exactly what the model would give the flow.
         """
         return None
+
+    def _set_cap(self, flow: Flow, cap_Bps: float) -> None:
+        """Hold ``flow`` at most at ``cap_Bps`` (bytes/s; ``math.inf``: no cap), now and on.
+
+        What the ``tcp`` transport's paced rounds need of a model (``ideal`` and ``maxmin``).
+        """
+        raise NotImplementedError
 
 
 def _hubs(graph: nx.Graph) -> dict[str, str]:

@@ -110,7 +110,7 @@ class MessageForecast:
     @classmethod
     def of_network(cls, network: Any, num_nodes: int) -> MessageForecast:
         """The forecast for an engine network: its paths and, for ``tcp``, its TCP settings."""
-        tcp = network.tcp if isinstance(network, TcpTransport) else None
+        tcp = network.tcp if isinstance(network, TcpTransport) and network.is_tcp else None
         return cls(*path_matrices(network, num_nodes), tcp=tcp)
 
     @property

@@ -13,19 +13,19 @@ from __future__ import annotations
 import math
 from typing import cast
 
-from sim.network.base import INF, Flow, Network
+from sim.network.base import INF, Flow
+from sim.network.tcp import TcpTransport
 from sim.timer import Timer
 
 
-class IdealNetwork(Network):
+class IdealNetwork(TcpTransport):
     """Alpha-beta cost per message; flows never slow each other down."""
 
     model_name = "ideal"
 
     shares_links = False
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def _init_model(self) -> None:
         self._caps: dict[int, float] = {}  # flow id -> its rate cap, bytes/s (see _set_cap)
         self._timers: dict[int, Timer] = {}  # flow id -> its send timer (see _set_cap)
 

@@ -86,7 +86,8 @@ from itertools import chain, islice
 
 import numpy as np
 
-from sim.network.base import Flow, Network
+from sim.network.base import Flow
+from sim.network.tcp import TcpTransport
 from sim.timer import Timer
 
 TOLERANCE = 1e-9
@@ -149,7 +150,7 @@ Below it the pure-Python filling is faster (its cost is a few dictionary operati
 flow-link incidence; numpy's is a fixed ~50 us of array set-up plus a little per incidence)."""
 
 
-class MaxMinNetwork(Network):
+class MaxMinNetwork(TcpTransport):
     """Max-min fair bandwidth sharing with local, verified re-rating."""
 
     model_name = "maxmin"
@@ -163,8 +164,7 @@ class MaxMinNetwork(Network):
     vector_min_flows: float = VECTOR_MIN_FLOWS
     """Fill regions of at least this many flows with numpy (``math.inf``: never; 1: always)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def _init_model(self) -> None:
         self._on_link: list[dict[int, Flow]] = [dict() for _ in self.link_names]
         self._usable = [c * self.efficiency for c in self.capacity_Bps]  # bytes/s of payload
         self._capacity = list(self._usable)  # usable minus the ACK demand on it, bytes/s
@@ -289,16 +289,6 @@ class MaxMinNetwork(Network):
         flow.version += 1
         self._push_finish(flow, self.env.now + flow.remaining / rate)
         self._arm_timer()
-
-    def _next_chunk(self, flow: Flow, now: float) -> float:
-        """Bytes a transport hands on at ``now``, when ``flow``'s bytes are all sent (0: none).
-
-        A transport that sends a message in chunks (``tcp``: ``flow.left`` bytes after this
-        one) may continue with the next one at the same instant; the flow then keeps its links
-        and its rate (what re-rating it would give, up to rounding) and only its bytes and
-        finish time move, with no re-rating. Asked only when ``flow.left > 0``.
-        """
-        return 0.0
 
     def _set_cap(self, flow: Flow, cap_Bps: float) -> None:
         """Hold ``flow`` at most at ``cap_Bps`` (bytes/s; ``math.inf``: no cap), now and on.

@@ -143,17 +143,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sim.errors import FieldError
 from sim.network.base import INF, Flow, Network, Pair
 from sim.network.droptail import CubicState, DropTail, queueing_delay_s, reduced_window_bytes
-from sim.network.ideal import IdealNetwork
-from sim.network.maxmin import MaxMinNetwork
 from sim.timer import Timer
+
+if TYPE_CHECKING:
+    from sim.world import World
 
 FULL_ROUND = 1 - 1e-9
 """A round whose chunks kept the model busy this fraction of an RTT had a full pipe."""
@@ -496,7 +496,17 @@ _SEND, _WAIT, _DONE, _PACED = 0, 1, 2, 3
 class TcpTransport(Network):
     """Connections, slow start, window cap and idle restart over a fluid model's rates.
 
-    A mixin: ``TcpMaxMinNetwork(TcpTransport, MaxMinNetwork)``. A message's :class:`Flow` is
+    The transport layer of every network, between :class:`Network` and the model below it:
+    ``Network -> TcpTransport -> IdealNetwork | MaxMinNetwork``. Built with ``tcp`` (a
+    :class:`TcpConfig`) it is the ``tcp`` transport; without, ``fluid``: its hooks
+    (:meth:`_send_message`, :meth:`_stop_message`, :meth:`_transmitted`, :meth:`_new_pair`)
+    hand each message to the model whole, as :class:`Network`'s do. One line of classes, not a
+    mixin over each model, because the compiled build (docs/performance.md, "A compiled
+    engine") compiles only single inheritance. The model's half of a chunk is reached through
+    its own methods (``self._start``, ``self._stop``, ``self._set_cap``), which the models
+    define below this class.
+
+    A message's :class:`Flow` is
     handed to the model in *chunks* (``flow.remaining`` set to the chunk's bytes); the bytes of
     the message after the current chunk are ``flow.left``. ``flow.transport`` is the flow's
     connection.
@@ -512,7 +522,8 @@ class TcpTransport(Network):
     the per-round mechanism (:meth:`_materialise`).
     """
 
-    transport_name = "tcp"
+    transport_name: str
+    """``"tcp"`` or ``"fluid"`` (set by :meth:`__init__`; ``is_tcp`` is the same, as a bool)."""
 
     lone_ramps = True
     """Run a lone connection's rounds in closed form (False: every round on the clock)."""
@@ -524,9 +535,6 @@ class TcpTransport(Network):
     shared_wakes = True
     """Connections waking at one instant share a timer (False: one timer per wake)."""
 
-    _set_cap: Callable[[Flow, float], None]
-    """The model's per-flow rate cap, bytes/s (``maxmin`` and ``ideal`` have it: paced rounds)."""
-
     continued_chunks = True
     """A chunk followed at once by the head's next one stays on its links (False: it leaves
     them and the next joins afresh; see :meth:`_next_chunk`)."""
@@ -535,14 +543,22 @@ class TcpTransport(Network):
     """Count the senders on the edges of one-node leaf sites too (False: on their access links
     only, which always carry the same messages; see :meth:`_leaf_edges`)."""
 
-    def __init__(self, *args, tcp: TcpConfig | None = None, **kwargs) -> None:
-        self.tcp = tcp or TcpConfig()
-        if kwargs.get("tcp_efficiency", 1.0) != 1.0:
-            raise ValueError("network.tcp_efficiency: only for transport = 'fluid'; the tcp "
-                             "transport takes its efficiency from network.tcp.mss_bytes / "
-                             "frame_bytes")
-        kwargs["tcp_efficiency"] = self.tcp.efficiency
-        super().__init__(*args, **kwargs)
+    def __init__(self, world: World, topology: Any, *, uplink_Bps: float | None = None,
+                 downlink_Bps: float | None = None, access_latency_s: float = 0.0,
+                 tcp_efficiency: float = 1.0, tcp: TcpConfig | None = None) -> None:
+        self.is_tcp = tcp is not None
+        self.transport_name = "tcp" if tcp is not None else "fluid"
+        self.tcp = tcp if tcp is not None else TcpConfig()  # (read only with is_tcp)
+        if tcp is not None:
+            if tcp_efficiency != 1.0:
+                raise ValueError("network.tcp_efficiency: only for transport = 'fluid'; the tcp "
+                                 "transport takes its efficiency from network.tcp.mss_bytes / "
+                                 "frame_bytes")
+            tcp_efficiency = tcp.efficiency
+        super().__init__(world, topology, uplink_Bps=uplink_Bps, downlink_Bps=downlink_Bps,
+                         access_latency_s=access_latency_s, tcp_efficiency=tcp_efficiency)
+        if tcp is None:
+            return  # fluid: every hook below hands the message to the model as it is
         self.ack_fraction = self.tcp.ack_fraction  # the model reserves it on reverse paths
         self._ramp_on: dict[int, Connection] = {}  # link -> the connection ramping alone on it
         self._senders = [0 for _ in self.link_names]  # link -> messages being sent across it
@@ -578,8 +594,10 @@ class TcpTransport(Network):
 
     # -- the model's interface -----------------------------------------------------------------
 
-    def _new_pair(self) -> Connection:
+    def _new_pair(self) -> Pair:
         """A node pair's record is its connection (cold: nothing sent yet)."""
+        if not self.is_tcp:
+            return Pair()
         conn = Connection(self.tcp.initial_window_bytes)
         if self._drop_tail:
             conn.cubic = CubicState()
@@ -594,7 +612,10 @@ class TcpTransport(Network):
         pairs = cast(dict[tuple[int, int], Connection], self._pairs)
         return {key: conn for key, conn in pairs.items() if conn.used}
 
-    def _start(self, flow: Flow) -> None:
+    def _send_message(self, flow: Flow) -> None:
+        if not self.is_tcp:
+            self._start(flow)
+            return
         conn: Connection = flow.transport  # (the pair's record: see _new_pair)
         flow.left = flow.nbytes
         if conn.head is None:  # (nothing waits behind an idle connection)
@@ -604,7 +625,10 @@ class TcpTransport(Network):
         else:
             conn.queue.append(flow)
 
-    def _stop(self, flow: Flow) -> None:
+    def _stop_message(self, flow: Flow) -> None:
+        if not self.is_tcp:
+            self._stop(flow)
+            return
         conn: Connection = flow.transport
         unsent = None  # bytes of the chunk being sent that have not left
         if conn.head is flow and conn.ramp is not None:
@@ -629,7 +653,7 @@ class TcpTransport(Network):
                 conn.paced_from -= passed * conn.round_window
             conn.round_sent, conn.chunk_start_s = conn.paced_from, conn.round_start_s
         if attached:
-            super()._stop(flow)  # brings flow.remaining up to date
+            self._stop(flow)  # (the model's) brings flow.remaining up to date
             unsent = flow.remaining
         if unsent is not None:
             conn.round_sent -= unsent  # the unsent part of the chunk was never sent
@@ -684,6 +708,9 @@ class TcpTransport(Network):
         return nbytes
 
     def _transmitted(self, flow: Flow) -> None:
+        if not self.is_tcp:
+            super()._transmitted(flow)
+            return
         conn: Connection = flow.transport
         flow.attached = False
         if conn.paced:  # the last bytes left within a paced round (by rounding): it ends here
@@ -894,7 +921,7 @@ class TcpTransport(Network):
         unsent = flow.remaining - flow.rate * (now - flow.last_s)
         self._close_paced_round(conn, flow, unsent if unsent > 0.0 else 0.0, now)
         if self.lone_ramps and self._alone(conn):
-            super()._stop(flow)  # (alone: nobody to re-rate)
+            self._stop(flow)  # (the model's; alone: nobody to re-rate)
             flow.attached = False
             conn.last_sent_s = now
             self._pump(conn, now)
@@ -1180,7 +1207,7 @@ class TcpTransport(Network):
         flow.last_s = now
         flow.rate = 0.0  # a chunk joins its links as a new flow (the model rates it afresh)
         flow.attached = True
-        super()._start(flow)
+        self._start(flow)  # (the model's)
 
     def _wake_at(self, conn: Connection, when_s: float, now: float) -> None:
         """Pump ``conn`` again at ``when_s`` (its round's or its handshake's end).
@@ -1411,17 +1438,6 @@ class TcpTransport(Network):
         if attach:
             self._wake_at(conn, value, now)
         return None
-
-
-class TcpIdealNetwork(TcpTransport, IdealNetwork):
-    """The ``tcp`` transport over the ``ideal`` model (no sharing between flows)."""
-
-
-class TcpMaxMinNetwork(TcpTransport, MaxMinNetwork):
-    """The ``tcp`` transport over the ``maxmin`` model (max-min fair sharing)."""
-
-
-TCP_MODELS: dict[str, type[Network]] = {"ideal": TcpIdealNetwork, "maxmin": TcpMaxMinNetwork}
 
 
 def slow_start_send_time_s(nbytes: float, rtt_s: float, rate_Bps: float,

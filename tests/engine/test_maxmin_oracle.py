@@ -27,7 +27,7 @@ from sim.config import NetworkConfig
 from sim.errors import SimFailure
 from sim.network.base import Flow, Network
 from sim.network.maxmin import ACK_SLACK, VECTOR_MIN_FLOWS, MaxMinNetwork
-from sim.network.tcp import TcpConfig, TcpMaxMinNetwork, TcpTransport
+from sim.network.tcp import TcpConfig, TcpTransport
 from sim.world import World
 from topologies import clusters_of_clusters, uniform
 from topologies.topology import from_graph
@@ -103,13 +103,15 @@ def expected_rates(net: Network, sending: list[Flow]) -> dict[int, float]:
     return oracle_rates_with_acks(flows, capacity, net.ack_fraction)
 
 
-class NaiveNetwork(Network):
-    """Every flow start or end: bring all flows up to now and re-rate all of them (oracle)."""
+class NaiveNetwork(TcpTransport):
+    """Every flow start or end: bring all flows up to now and re-rate all of them (oracle).
+
+    A model like ``maxmin``: under the transport layer, ``fluid`` unless built with ``tcp=``.
+    """
 
     model_name = "naive"
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def _init_model(self) -> None:
         self._sending: dict[int, Flow] = {}
         self._caps: dict[int, float] = {}  # flow id -> rate cap (see expected_rates)
         self._token = 0
@@ -517,10 +519,6 @@ def test_flows_starting_together_are_rerated_once():
 
 # -- the tcp transport's chunks on the same solver ---------------------------------------------
 
-class NaiveTcpNetwork(TcpTransport, NaiveNetwork):
-    """The tcp transport over the oracle: every chunk start and end re-rates every flow."""
-
-
 TINY_TCP = TcpConfig(mss_bytes=1, frame_bytes=1, initial_window_segments=1,
                      max_window_bytes=8, min_rto_s=0.0, ack_frame_bytes=1, segments_per_ack=20)
 """1-byte segments on B/s links 2 ms apart: slow start (1, 2, 4, 8 bytes) and window-capped
@@ -541,10 +539,10 @@ def tcp_worlds(draw, rounds: str = "burst") -> tuple[World, World]:
                          draw(st.lists(tcp_bandwidth, min_size=n, max_size=n)),
                          draw(st.sampled_from([4000.0, 7000.0, 1e18])))
     twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
-    world.network = TcpMaxMinNetwork(world, world.topology, tcp=tcp)
+    world.network = MaxMinNetwork(world, world.topology, tcp=tcp)
     world.network.ack_slack = 0.0  # exact (the default's lag is checked on its own below)
     world.network.vector_min_flows = draw(fillings)
-    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=tcp)
+    twin.network = NaiveNetwork(twin, twin.topology, tcp=tcp)
     return world, twin
 
 
@@ -588,8 +586,8 @@ def test_paced_rounds_on_shared_uplinks_equal_the_oracle(seed):
     world = access_world(n, [rng.choice([1000.0, 2000.0, 3000.0]) for _ in range(n)],
                          [rng.choice([None, 8000.0]) for _ in range(n)], 1e18)
     twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
-    world.network = TcpMaxMinNetwork(world, world.topology, tcp=tcp)
-    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=tcp)
+    world.network = MaxMinNetwork(world, world.topology, tcp=tcp)
+    twin.network = NaiveNetwork(twin, twin.topology, tcp=tcp)
     plan = [(rng.choice([0.0, 0.001, 0.003]), src, (src + rng.randrange(1, n)) % n,
              rng.choice([60.0, 150.0, 400.0])) for src in range(n) for _ in range(3)]
     assert_tcp_equals_the_oracle(world, twin, plan, [])
@@ -625,9 +623,9 @@ def test_a_message_that_ends_with_its_round_opens_a_new_one_on_either_solver():
     world = access_world(4, [None] * 4, [None, None, None, 2000.0], 7000.0)
     twin = World(world.topology, network=NetworkConfig(model="maxmin", transport="fluid"))
     burst = dataclasses.replace(TINY_TCP, rounds="burst")  # chunks, as hypothesis drew them
-    world.network = TcpMaxMinNetwork(world, world.topology, tcp=burst)
+    world.network = MaxMinNetwork(world, world.topology, tcp=burst)
     world.network.ack_slack = 0.0
-    twin.network = NaiveTcpNetwork(twin, twin.topology, tcp=burst)
+    twin.network = NaiveNetwork(twin, twin.topology, tcp=burst)
     got, want = start(world, plan), start(twin, plan)
     world.env.run()
     twin.env.run()

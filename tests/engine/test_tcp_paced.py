@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from sim.cli import main
 from sim.config import NetworkConfig
 from sim.errors import FieldError, ScenarioError
-from sim.network.tcp import TcpConfig, TcpTransport, slow_start_send_time_s
+from sim.network.tcp import TcpConfig, slow_start_send_time_s
 from sim.scenario import load
 from sim.world import World
 from topologies import uniform
@@ -233,7 +233,7 @@ def test_paced_rounds_are_the_default_except_where_an_option_needs_bursts():
     """Unset, ``rounds`` is paced; HyStart's delay exit or a buffer (either unit) runs bursts."""
     assert TcpConfig().rounds is None and TcpConfig().round_model == "paced"
     world = World(uniform(2), network=NetworkConfig(transport="tcp"))
-    assert isinstance(world.network, TcpTransport) and world.network._paced
+    assert world.network.is_tcp and world.network._paced
     for options in ({"hystart_delay_exit": True}, {"bottleneck_queue_bytes": 5e5},
                     {"bottleneck_queue_s": 0.04}):
         assert TcpConfig(**options).round_model == "burst"

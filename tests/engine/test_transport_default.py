@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from sim.config import NetworkConfig
 from sim.network import MaxMinNetwork, network_class
-from sim.network.tcp import TcpMaxMinNetwork
+from sim.network.base import Pair
 from sim.policy import get_policy
 from sim.runner import run
 from sim.scenario import default_scenario_path, load, resolve_policies
+from sim.world import World
+from topologies import uniform
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FLUID = {"skippipe-reference-ideal.toml", "skippipe-reference-maxmin.toml",
@@ -32,9 +35,19 @@ def test_every_scenario_runs_tcp_except_the_simulator_reproductions(path):
     assert load(path).scenario.network.transport == expected
 
 
-def test_the_default_network_class_is_tcp_over_maxmin():
-    assert network_class("maxmin") is TcpMaxMinNetwork
+def test_the_default_network_is_tcp_over_maxmin():
+    assert network_class("maxmin") is MaxMinNetwork
     assert network_class("maxmin", "fluid") is MaxMinNetwork
+    world = World(uniform(2))
+    assert isinstance(world.network, MaxMinNetwork) and world.network.transport_name == "tcp"
+    assert world.network.is_tcp
+
+
+def test_fluid_is_the_same_class_built_without_tcp():
+    world = World(uniform(2), network=NetworkConfig(transport="fluid"))
+    assert isinstance(world.network, MaxMinNetwork) and not world.network.is_tcp
+    assert world.network.transport_name == "fluid"
+    assert type(world.network.pair(0, 1)) is Pair  # (tcp's pair record is its Connection)
 
 
 @pytest.mark.parametrize(("name", "overrides", "label", "pre_tcp_hash"), [

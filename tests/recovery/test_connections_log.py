@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import sim.network as network_module
 from experiments.recovery_connections import logging_connections
 from experiments.recovery_family import ci_setup, params_for, scenario_of
-from sim.network import tcp as tcp_module
 from sim.policy import get_policy
 from sim.runner import run
 
 
 def test_every_connection_starts_cold_once_and_the_models_are_restored():
-    originals = dict(tcp_module.TCP_MODELS)
+    originals = dict(network_module.MODELS)
     setup = dataclasses.replace(ci_setup(0.05), transport="tcp", until_s=20.0, target_loss=0.0)
     log: list[dict] = []
     with logging_connections(log):
         run(scenario_of(setup), get_policy("checkfree")(**params_for("checkfree", setup, {})))
-    assert tcp_module.TCP_MODELS == originals
+    assert network_module.MODELS == originals
     pairs = {(r["src"], r["dst"]) for r in log}
     assert len(log) > len(pairs) > 0  # messages on warm or restarted connections too
     cold = [(r["src"], r["dst"]) for r in log if r["cold"]]
