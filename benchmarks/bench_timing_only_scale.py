@@ -49,11 +49,13 @@ from sim.config import (  # noqa: E402
     RunConfig,
     Scenario,
 )
+from sim.network import COMPILED  # noqa: E402
 from sim.network.maxmin import VECTOR_MIN_FLOWS, MaxMinNetwork  # noqa: E402
 from sim.network.tcp import TcpConfig, TcpTransport  # noqa: E402
 from sim.runner import run  # noqa: E402
 from sim.usage import (  # noqa: E402
     OneLineParser,
+    UsageError,
     at_least,
     checked,
     positive,
@@ -253,6 +255,13 @@ def parse_command_line(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     check_scenario_options(args, least_steps=2)  # (the later steps' mean needs a second one)
     at_least("--profile", args.profile, 0)
+    switched = [n for n in args.networks if n not in ("ideal", "maxmin")
+                and not n.endswith(("-paced", "-burst"))]
+    if COMPILED and switched:
+        # (they set attributes of the engine's classes, which compiled classes do not allow)
+        raise UsageError(f"--networks {switched[0]}: switches a mechanism of the engine's "
+                         "classes, which only the plain-Python engine allows; this process "
+                         "imported the compiled one (run it from the checkout's environment)")
     return args
 
 

@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from setuptools import build_meta
 from setuptools.build_meta import *  # noqa: F403  (every hook not redefined here is setuptools')
 
-MYPYC = "mypy>=1.10"
-"""mypyc ships inside mypy's wheels."""
+MYPYC = "mypy>=2.4,<3"
+"""mypyc ships inside mypy's wheels (built and tested with 2.4.1)."""
 
 
 def compiling() -> bool:
@@ -38,12 +38,21 @@ def get_requires_for_build_wheel(config_settings=None):  # noqa: ANN001, ANN201,
     return build_meta.get_requires_for_build_wheel(config_settings)
 
 
+EDITABLE_REFUSED = ("DTSIM_COMPILE=1: the compiled engine installs with `pip install .` into "
+                    "its own virtual environment, not with -e (its extensions would shadow the "
+                    "sources you edit)")
+
+
 def get_requires_for_build_editable(config_settings=None):  # noqa: ANN001, ANN201, D103
     if compiling():
-        raise SystemExit("DTSIM_COMPILE=1: the compiled engine installs with `pip install .` "
-                         "into its own virtual environment, not with -e (its extensions would "
-                         "shadow the sources you edit)")
+        raise SystemExit(EDITABLE_REFUSED)
     return build_meta.get_requires_for_build_editable(config_settings)
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):  # noqa: ANN001, ANN201, D103
+    if compiling():  # (pip skips the hook above with --no-build-isolation, not this one)
+        raise SystemExit(EDITABLE_REFUSED)
+    return build_meta.build_editable(wheel_directory, config_settings, metadata_directory)
 
 
 @contextmanager
@@ -62,3 +71,13 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None): 
     # for it too, and mypyc would type-check and translate the engine twice
     with _plain():
         return build_meta.prepare_metadata_for_build_wheel(metadata_directory, config_settings)
+
+
+def get_requires_for_build_sdist(config_settings=None):  # noqa: ANN001, ANN201, D103
+    with _plain():  # (a source distribution carries no extension: setup.py runs without mypyc)
+        return build_meta.get_requires_for_build_sdist(config_settings)
+
+
+def build_sdist(sdist_directory, config_settings=None):  # noqa: ANN001, ANN201, D103
+    with _plain():
+        return build_meta.build_sdist(sdist_directory, config_settings)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from importlib.machinery import EXTENSION_SUFFIXES
 from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 INF = math.inf
 
-COMPILED = not __file__.endswith(".py")
+COMPILED = __file__.endswith(tuple(EXTENSION_SUFFIXES))
 """True when this module runs as a C extension compiled by mypyc (``DTSIM_COMPILE=1 pip install
 .``: setup.py), False as plain Python. Results are the same; benchmarks print which ran."""
 

@@ -677,8 +677,8 @@ class TcpTransport(Network):
     def _next_chunk(self, flow: Flow, now: float) -> float:
         """The bytes of the head's next chunk when it starts at ``now``, as this one ends.
 
-        The chunk keeps its place and its rate on its links (:meth:`sim.network.maxmin.
-        MaxMinNetwork._next_chunk`): the round logic runs as at any chunk end, and when it
+        The chunk keeps its place and its rate on its links (:meth:`sim.network.base.
+        Network._next_chunk`): the round logic runs as at any chunk end, and when it
         sends at once (the rest after a round that filled the pipe, or a window-capped round
         that the share holds below its cap) the connection's rate cannot change, so leaving
         its links and joining them again, two re-ratings of the model that give the same

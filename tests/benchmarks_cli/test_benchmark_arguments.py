@@ -235,3 +235,21 @@ def test_compare_commits_runs_the_checkout_it_was_given(monkeypatch, tmp_path):
     (cmd, cwd), = started
     child = cmd[cmd.index("--child") + 1]
     assert Path(cwd) != tmp_path and child == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize("network", ["maxmin-python", "maxmin-per-change", "ideal-per-round",
+                                     "maxmin-own-ramps"])
+def test_the_switched_variants_are_refused_under_the_compiled_engine(capsys, monkeypatch,
+                                                                     no_measurement, network):
+    """They set attributes of the engine's classes, which compiled classes do not allow; the
+    plain variants and the round models (a TcpConfig field) run either way."""
+    path = BENCHMARKS / "bench_timing_only_scale.py"
+    monkeypatch.syspath_prepend(str(path.parent))
+    bench = load_script(path)
+    monkeypatch.setattr(bench, "COMPILED", True)
+    assert bench.main(["--networks", "maxmin", network, "--steps", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"benchmarks/bench_timing_only_scale.py: error: --networks {network}: "
+                          "switches a mechanism of the engine's classes"), err
+    assert bench.parse_command_line(["--networks", "maxmin", "ideal-burst", "--steps", "2"])

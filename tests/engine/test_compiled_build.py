@@ -9,9 +9,10 @@ models, both transports, real training, and the fuzzer's failure and straggler s
 every policy family (cuts, recoveries, stalls).
 
 The compiled install is where ``DTSIM_COMPILED_SITE`` points (a ``pip install --target`` of the
-wheel; ``.ci/run`` builds one); without it the test is skipped. The child refuses to answer
-unless the engine it imported is the compiled one, so the comparison cannot silently be plain
-against plain.
+wheel; ``.ci/run`` builds one); without it the test is skipped. Each child reports which engine
+it imported (``sim.network.COMPILED``) and the test requires the compiled one from the compiled
+install, so the comparison cannot silently be plain against plain; every plain case must also
+have run cleanly (a hash, not a fuzz finding), so two equal failures cannot pass as equal runs.
 
     DTSIM_COMPILE=1 pip wheel --no-deps -w /tmp/wheel .
     pip install --no-deps --target /tmp/compiled /tmp/wheel/dtsim-*.whl
@@ -99,6 +100,7 @@ def test_the_compiled_engine_gives_the_same_traces_as_plain_python():
     assert compiled["compiled"] is True, "the compiled install imported plain modules"
     assert plain["compiled"] is False
     assert len(plain["hashes"]) == 8 + 3 + 4 * len(FUZZ_SEEDS)
+    assert all(len(h) == 64 for h in plain["hashes"].values()), plain["hashes"]
     differing = {case: (compiled["hashes"].get(case), want)
                  for case, want in plain["hashes"].items() if compiled["hashes"].get(case) != want}
     assert not differing
