@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from importlib.machinery import EXTENSION_SUFFIXES
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
@@ -35,9 +35,17 @@ if TYPE_CHECKING:
 
 INF = math.inf
 
-COMPILED = __file__.endswith(tuple(EXTENSION_SUFFIXES))
+
+
+def _probe() -> None:
+    """A function of this module, to tell whether the module was compiled (see COMPILED)."""
+
+
+COMPILED = not isinstance(_probe, FunctionType)
 """True when this module runs as a C extension compiled by mypyc (``DTSIM_COMPILE=1 pip install
-.``: setup.py), False as plain Python. Results are the same; benchmarks print which ran."""
+.``: setup.py), False as plain Python. Results are the same; benchmarks print which ran. (Read
+from a function's type: compiled, it is a native function, not a Python one; the module's
+``__file__`` is not yet set while a compiled module runs its top level.)"""
 
 Route = tuple[tuple[int, ...], float, float]
 """A path between two nodes: its finite-capacity links, its one-way latency (s) and the smallest
