@@ -20,10 +20,12 @@ COMPILED_MODULES = [
     "sim/network/ideal.py",
     "sim/network/droptail.py",
     "sim/timer.py",
-    "sim/recorder.py",
     "sim/collectives.py",
 ]
-"""The engine's hot path: flows, the transport, the models, timers and the recorder."""
+"""The engine's hot path: flows, the transport, the models, timers and the collectives. Not what
+travels between processes: ``sim/network/tcp_config.py`` (a scenario's ``TcpConfig`` is pickled
+to worker processes, and a compiled frozen dataclass cannot be unpickled) nor ``sim/recorder.py``
+(a finished run's recorder is copied and pickled back; compiled classes cannot be copied)."""
 
 ext_modules = []
 if os.environ.get("DTSIM_COMPILE", "0") == "1":

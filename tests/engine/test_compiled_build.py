@@ -5,8 +5,9 @@ same source runs either way, so every simulated time must come out bit for bit t
 test runs one set of cases twice, each in a fresh process, once from the checkout (plain
 Python) and once from a compiled install, and compares their trace hashes (every recorded
 interval, event and metric; :meth:`sim.runner.RunResult.trace_hash`). The cases cover both
-models, both transports, real training, and the fuzzer's failure and straggler schedules over
-every policy family (cuts, recoveries, stalls).
+models, both transports, real training (in this process and in worker processes, as ``dtsim``
+runs a comparison: scenarios pickled there, results back), and the fuzzer's failure and
+straggler schedules over every policy family (cuts, recoveries, stalls).
 
 The compiled install is where ``DTSIM_COMPILED_SITE`` points (a ``pip install --target`` of the
 wheel; ``.ci/run`` builds one); without it the test is skipped. Each child reports which engine
@@ -31,6 +32,7 @@ import pytest
 import torch
 
 import sim.network
+from sim.compare import compare
 from sim.config import ClusterConfig, NetworkConfig, PolicyConfig, RunConfig, Scenario
 from sim.fuzz import FAMILIES, make_case, run_case
 from sim.policy import get_policy
@@ -76,6 +78,10 @@ def child() -> None:
     for label, pc in resolve_policies(spec):
         hashes[f"default/{label}"] = run(spec.scenario,
                                          get_policy(pc.name)(**pc.params)).trace_hash()
+    # the same comparison in worker processes: scenarios (TcpConfig) pickled there, results
+    # (the recorder) pickled back, as `dtsim` does
+    for policy_run in compare(spec, processes=2).runs:
+        hashes[f"processes/{policy_run.label}"] = policy_run.result.trace_hash()
     for family in sorted(FAMILIES):
         for seed in FUZZ_SEEDS:
             out = run_case(make_case(seed, family), wall_limit_s=120.0)
@@ -99,7 +105,9 @@ def test_the_compiled_engine_gives_the_same_traces_as_plain_python():
     compiled, plain = hashes_of(SITE), hashes_of(None)
     assert compiled["compiled"] is True, "the compiled install imported plain modules"
     assert plain["compiled"] is False
-    assert len(plain["hashes"]) == 8 + 3 + 4 * len(FUZZ_SEEDS)
+    assert len(plain["hashes"]) == 8 + 3 + 3 + 4 * len(FUZZ_SEEDS)
+    for label in ("ddp", "diloco", "noloco"):  # (a worker process runs what this one does)
+        assert plain["hashes"][f"processes/{label}"] == plain["hashes"][f"default/{label}"]
     assert all(len(h) == 64 for h in plain["hashes"].values()), plain["hashes"]
     differing = {case: (compiled["hashes"].get(case), want)
                  for case, want in plain["hashes"].items() if compiled["hashes"].get(case) != want}
