@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 INF = math.inf
 
 
-
 def _probe() -> None:
     """A function of this module, to tell whether the module was compiled (see COMPILED)."""
 
